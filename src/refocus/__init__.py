@@ -1,0 +1,34 @@
+"""refocus: change the focus of a photo after it was taken.
+
+Stages (each a plain function over arrays, with a small typed config):
+
+* :mod:`refocus.depth` - where the depth comes from (files, embedded, networks);
+* :mod:`refocus.deblur` - DeblurNet: all-in-focus image and defocus map;
+* :mod:`refocus.render` - the bokeh renderer (BokehNet stage);
+* :mod:`refocus.pipeline` - the stages composed.
+
+Conventions: images are float32 H x W x 3 sRGB in [0, 1]; rendering happens in
+linear light; disparity is "larger = nearer"; CoC is a signed radius in pixels,
+positive in front of the focal plane.
+"""
+
+from refocus.aperture import ApertureConfig
+from refocus.errors import RefocusError
+from refocus.render import RenderConfig, render_bokeh
+
+__version__ = "0.1.0"
+
+__all__ = ["ApertureConfig", "RefocusError", "RenderConfig", "render_bokeh", "__version__"]
+
+
+def __getattr__(name):
+    # Heavier stages are imported on first use so that `import refocus` stays fast.
+    if name == "deblur":
+        from refocus.deblur import deblur
+
+        return deblur
+    if name == "refocus":
+        from refocus.pipeline import refocus
+
+        return refocus
+    raise AttributeError(f"module 'refocus' has no attribute {name!r}")

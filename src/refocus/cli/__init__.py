@@ -1,0 +1,71 @@
+"""The ``refocus`` command-line tool.
+
+Thin by design: each ``cmd_*.py`` module in this package adds its commands to the
+shared Typer app through a ``register(app)`` function and calls into the library.
+Errors a user can cause (:class:`refocus.errors.RefocusError`) are printed as one
+line on stderr with exit code 2; set ``REFOCUS_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="refocus",
+    help="Change the focus of a photo after it was taken.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if mod.name.startswith("cmd_"):
+            importlib.import_module(f"{__name__}.{mod.name}").register(app)
+    _registered = True
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error and exit (for checks inside commands)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``refocus`` script."""
+    from refocus.errors import RefocusError
+
+    _register()
+    debug = os.environ.get("REFOCUS_DEBUG") == "1"
+    try:
+        app(args=argv, standalone_mode=True)
+    except SystemExit:
+        raise
+    except RefocusError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except MemoryError:
+        typer.echo("error: out of memory; try a smaller image or --device cpu with fewer layers", err=True)
+        sys.exit(3)
+    except Exception as exc:  # last resort: never show a traceback to a user
+        if debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(f"error: {exc.__class__.__name__}: {msg} (set REFOCUS_DEBUG=1 for details)", err=True)
+        sys.exit(1)

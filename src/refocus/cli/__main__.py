@@ -1,0 +1,3 @@
+from refocus.cli import main
+
+main()

@@ -1,0 +1,16 @@
+"""Input and output: photos, depth maps, colour transfer functions."""
+
+from refocus.io.color import linear_to_srgb, luminance, srgb_to_linear
+from refocus.io.depthfile import read_depth_file
+from refocus.io.image import ImageInfo, atomic_write_bytes, read_image, write_image
+
+__all__ = [
+    "ImageInfo",
+    "atomic_write_bytes",
+    "linear_to_srgb",
+    "luminance",
+    "read_depth_file",
+    "read_image",
+    "srgb_to_linear",
+    "write_image",
+]

@@ -1,0 +1,230 @@
+"""Bokeh rendering (the paper's BokehNet stage, done physically).
+
+Conventions (used everywhere in the project):
+
+* images are float32 H x W x 3 sRGB in [0, 1]; blurring happens in linear light;
+* disparity is "larger = nearer"; relative maps are min-max normalised to [0, 1];
+* the circle of confusion is a signed *radius* in pixels,
+  ``coc_px = K * (disparity - focus_disparity)``: positive in front of the focal
+  plane, negative behind it. With normalised disparity, K (``strength``) is the CoC
+  radius difference between the nearest and the farthest point.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import numpy as np
+
+from refocus.aperture import ApertureConfig
+from refocus.errors import RefocusError
+from refocus.render.config import RenderConfig
+from refocus.render.layered import render_layers
+
+__all__ = [
+    "RenderConfig",
+    "coc_map",
+    "focus_at_point",
+    "prepare_disparity",
+    "render_bokeh",
+    "render_layers",
+    "render_linear",
+]
+
+
+def prepare_disparity(
+    depth: np.ndarray,
+    kind: Literal["disparity", "depth"] = "disparity",
+    normalize: bool = True,
+    shape: tuple[int, int] | None = None,
+    guide: np.ndarray | None = None,
+) -> np.ndarray:
+    """Turn a depth or disparity map into the renderer's disparity.
+
+    ``kind="depth"`` converts distance to disparity with 1/z. Non-finite values are
+    filled from their neighbours (an all-invalid map is an error). With
+    ``normalize`` the result is min-max scaled to [0, 1]; a constant map becomes all
+    zeros (everything on one plane: nothing will blur) with a warning. When
+    ``shape`` differs from the map's, it is resampled to it (edge-aware when a
+    ``guide`` image is given), with a warning.
+    """
+    d = np.asarray(depth, dtype=np.float32)
+    if d.ndim == 3 and d.shape[2] in (1, 3, 4):
+        d = d[..., 0]
+    if d.ndim != 2 or d.size == 0:
+        raise RefocusError(f"depth map must be 2-D and non-empty, got shape {d.shape}")
+    finite = np.isfinite(d)
+    if kind == "depth":
+        finite &= d > 0
+    if not finite.any():
+        raise RefocusError("depth map has no valid (finite) values")
+    if not finite.all():
+        n_bad = int((~finite).sum())
+        warnings.warn(f"depth map has {n_bad} invalid values (NaN/inf/non-positive); filled from neighbours", stacklevel=2)
+        from scipy.ndimage import distance_transform_edt
+
+        idx = distance_transform_edt(~finite, return_distances=False, return_indices=True)
+        d = d[tuple(idx)]
+    if kind == "depth":
+        d = 1.0 / d
+    elif kind != "disparity":
+        raise RefocusError(f"unknown depth kind {kind!r}: use disparity or depth")
+    if shape is not None and tuple(shape) != d.shape:
+        warnings.warn(f"depth map is {d.shape[1]}x{d.shape[0]}, image is {shape[1]}x{shape[0]}: resampling the depth", stacklevel=2)
+        d = resample_depth(d, shape, guide)
+    if normalize:
+        lo, hi = float(d.min()), float(d.max())
+        if hi - lo < 1e-12:
+            warnings.warn("depth map is constant: the whole image lies on one plane", stacklevel=2)
+            return np.zeros_like(d)
+        d = (d - lo) / (hi - lo)
+    return d.astype(np.float32)
+
+
+def resample_depth(d: np.ndarray, shape: tuple[int, int], guide: np.ndarray | None = None) -> np.ndarray:
+    """Resize a depth map to ``shape`` (H, W); edge-aware when a guide image is given."""
+    try:
+        from refocus.depth.refine import upsample_to_guide  # provided by the depth stage
+    except Exception:  # pragma: no cover - the depth stage may not define it
+        upsample_to_guide = None
+    if guide is not None and upsample_to_guide is not None:
+        return upsample_to_guide(d, guide)
+    from PIL import Image
+
+    img = Image.fromarray(d.astype(np.float32), mode="F")
+    return np.asarray(img.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float32)
+
+
+def focus_at_point(disparity: np.ndarray, x: float, y: float, radius_px: int | None = None) -> float:
+    """Disparity of the surface under pixel (x, y): a robust local median.
+
+    The window (default: 1.5 % of the image diagonal, at least 3 px) is restricted to
+    the pixels on the same side of any depth edge as the clicked one, so clicking
+    just inside a subject's outline focuses on the subject, not the background.
+    """
+    h, w = disparity.shape
+    if not (0 <= x < w and 0 <= y < h):
+        raise RefocusError(f"focus point ({x:g}, {y:g}) is outside the {w}x{h} image")
+    if radius_px is None:
+        radius_px = max(3, int(round(0.015 * np.hypot(h, w))))
+    xi, yi = int(x), int(y)
+    win = disparity[max(0, yi - radius_px) : yi + radius_px + 1, max(0, xi - radius_px) : xi + radius_px + 1]
+    centre = float(disparity[yi, xi])
+    vals = win[np.isfinite(win)].ravel()
+    spread = float(np.percentile(vals, 90) - np.percentile(vals, 10)) if vals.size else 0.0
+    if spread > 0:
+        # Keep the cluster the clicked pixel belongs to.
+        near = vals[np.abs(vals - centre) <= 0.25 * spread + 1e-6]
+        if near.size >= 3:
+            vals = near
+    return float(np.median(vals))
+
+
+def coc_map(disparity: np.ndarray, focus_disparity: float, strength: float) -> np.ndarray:
+    """Signed CoC radius in pixels: ``strength * (disparity - focus_disparity)``."""
+    if not np.isfinite(strength) or strength < 0:
+        raise RefocusError(f"strength must be a finite number >= 0, got {strength}")
+    return (np.float32(strength) * (disparity - np.float32(focus_disparity))).astype(np.float32)
+
+
+def render_linear(image_linear: np.ndarray, coc_px: np.ndarray, config: RenderConfig | None = None) -> np.ndarray:
+    """Render from a *linear* image and a signed CoC map (the core entry point)."""
+    config = config or RenderConfig()
+    image_linear = np.asarray(image_linear, dtype=np.float32)
+    coc_px = np.asarray(coc_px, dtype=np.float32)
+    if image_linear.ndim != 3 or image_linear.shape[2] != 3:
+        raise RefocusError(f"image must be H x W x 3, got shape {image_linear.shape}")
+    if image_linear.shape[:2] != coc_px.shape:
+        raise RefocusError(f"CoC map shape {coc_px.shape} does not match image {image_linear.shape[:2]}")
+    if image_linear.size == 0:
+        raise RefocusError("image is empty")
+    if not np.isfinite(coc_px).all():
+        raise RefocusError("CoC map contains NaN or infinite values")
+    if float(np.abs(coc_px).max()) < 0.05:
+        return image_linear.copy()
+    return render_layers(image_linear, coc_px, config)
+
+
+def render_bokeh(
+    image: np.ndarray,
+    disparity: np.ndarray,
+    *,
+    strength: float,
+    focus_disparity: float | None = None,
+    focus_xy: tuple[float, float] | None = None,
+    aperture: ApertureConfig | str | None = None,
+    depth_kind: Literal["disparity", "depth"] = "disparity",
+    normalize: bool = True,
+    highlight_threshold: float | None = None,
+    highlight_gain: float | None = None,
+    cats_eye: float | None = None,
+    quality: Literal["fast", "balanced", "high"] = "balanced",
+    device: str = "cpu",
+    return_coc: bool = False,
+):
+    """Render a new depth of field onto an all-in-focus photo.
+
+    Parameters
+    ----------
+    image:
+        H x W x 3 float32 sRGB in [0, 1] (uint8/uint16 are accepted and scaled).
+    disparity:
+        Disparity (larger = nearer), or distance with ``depth_kind="depth"``. Another
+        size is resampled to the image's, with a warning.
+    strength:
+        K, in pixels: CoC radius per unit of (normalised) disparity.
+    focus_disparity, focus_xy:
+        The focal plane, as a disparity in the renderer's units (normalised to [0, 1]
+        by default) or as a pixel (x, y) whose local median disparity is used. With
+        neither, the disparity median is used.
+    aperture:
+        An :class:`ApertureConfig`, or ``"disc"``, ``"polygon"`` or an image path.
+    highlight_threshold, highlight_gain, cats_eye, quality, device:
+        See :class:`RenderConfig` and :class:`ApertureConfig`.
+    return_coc:
+        Also return the signed CoC map (px).
+
+    Returns
+    -------
+    The rendered photo, float32 H x W x 3 sRGB in [0, 1] (and the CoC map).
+    """
+    from refocus.aperture import aperture_from_spec
+    from refocus.io.color import linear_to_srgb, srgb_to_linear
+
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
+    elif img.dtype == np.uint16:
+        img = img.astype(np.float32) / 65535.0
+    img = np.asarray(img, dtype=np.float32)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.size == 0:
+        raise RefocusError(f"image must be H x W x 3 and non-empty, got shape {img.shape}")
+    img = np.clip(np.nan_to_num(img[..., :3], nan=0.0), 0.0, 1.0)
+    disp = prepare_disparity(disparity, depth_kind, normalize, shape=img.shape[:2], guide=img)
+    if focus_disparity is None:
+        focus_disparity = focus_at_point(disp, *focus_xy) if focus_xy is not None else float(np.median(disp))
+    if not np.isfinite(focus_disparity):
+        raise RefocusError("focus disparity must be finite")
+    if aperture is None:
+        aperture = ApertureConfig()
+    elif isinstance(aperture, str):
+        aperture = aperture_from_spec(aperture)
+    if cats_eye is not None:
+        aperture = aperture.model_copy(update={"cats_eye": float(cats_eye)})
+    overrides = {"aperture": aperture, "quality": quality, "device": device}
+    if highlight_threshold is not None:
+        overrides["highlight_threshold"] = highlight_threshold
+    if highlight_gain is not None:
+        overrides["highlight_gain"] = highlight_gain
+    try:
+        cfg = RenderConfig(**overrides)
+    except Exception as exc:
+        raise RefocusError(f"invalid render settings: {str(exc).splitlines()[0]}") from None
+    coc = coc_map(disp, focus_disparity, strength)
+    out_lin = render_linear(srgb_to_linear(img), coc, cfg)
+    out = linear_to_srgb(out_lin)
+    # Pixels exactly on the focal plane are returned bit-exact.
+    return (out, coc) if return_coc else out

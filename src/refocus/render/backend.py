@@ -1,0 +1,205 @@
+"""The few array operations the renderer needs, for numpy and for torch.
+
+The layered renderer (:mod:`refocus.render.layered`) is written once against this
+interface, so the CPU (numpy/scipy) and GPU (torch) paths run the same algorithm and
+agree to float32 round-off. Arrays are channel-first ``(C, H, W)`` float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _bilinear_taps(n_out: int, n_in: int, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and weights of half-pixel-centred linear interpolation (align_corners=False)."""
+    src = (np.arange(n_out) + 0.5) / scale - 0.5
+    src = np.clip(src, 0, n_in - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = (src - i0).astype(np.float32)
+    return i0, i1, w1
+
+
+class NumpyBackend:
+    """CPU path: numpy + scipy.signal (overlap-add FFT convolution)."""
+
+    name = "numpy"
+
+    def asarray(self, x) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def to_numpy(self, x) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    def zeros(self, shape) -> np.ndarray:
+        return np.zeros(shape, dtype=np.float32)
+
+    def scalar_max(self, x) -> float:
+        return float(x.max()) if x.size else 0.0
+
+    def concat(self, xs) -> np.ndarray:
+        return np.concatenate(xs, axis=0)
+
+    def where(self, cond, a, b):
+        return np.where(cond, a, b).astype(np.float32)
+
+    def clip(self, x, lo, hi):
+        return np.clip(x, lo, hi)
+
+    def pad_edge(self, x, top, bottom, left, right):
+        return np.pad(x, ((0, 0), (top, bottom), (left, right)), mode="edge")
+
+    def downsample(self, x: np.ndarray, s: int) -> np.ndarray:
+        """Area average over s x s blocks (edges replicated to a multiple of s)."""
+        if s == 1:
+            return x
+        c, h, w = x.shape
+        ph, pw = (-h) % s, (-w) % s
+        if ph or pw:
+            x = self.pad_edge(x, 0, ph, 0, pw)
+        c, h2, w2 = x.shape
+        return x.reshape(c, h2 // s, s, w2 // s, s).mean(axis=(2, 4), dtype=np.float32)
+
+    def upsample(self, x: np.ndarray, s: int, h: int, w: int) -> np.ndarray:
+        """Bilinear upsampling by s (half-pixel centres), cropped to (h, w)."""
+        if s == 1:
+            return x[:, :h, :w]
+        c, hs, ws = x.shape
+        r0, r1, wr = _bilinear_taps(hs * s, hs, s)
+        c0, c1, wc = _bilinear_taps(ws * s, ws, s)
+        r0, r1, wr = r0[:h], r1[:h], wr[:h]
+        c0, c1, wc = c0[:w], c1[:w], wc[:w]
+        rows = x[:, r0, :] * (1 - wr)[None, :, None] + x[:, r1, :] * wr[None, :, None]
+        return rows[:, :, c0] * (1 - wc)[None, None, :] + rows[:, :, c1] * wc[None, None, :]
+
+    def conv(self, x: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """'Same' convolution (scatter semantics) with edge-replicated borders."""
+        kh, kw = k.shape
+        if kh == 1 and kw == 1:
+            return x * float(k[0, 0])
+        from scipy.signal import oaconvolve
+
+        ry, rx = kh // 2, kw // 2
+        xp = self.pad_edge(x, ry, ry, rx, rx)
+        out = oaconvolve(xp, np.asarray(k, dtype=np.float32)[None], mode="valid", axes=(1, 2))
+        return out.astype(np.float32, copy=False)
+
+    def interp(self, x, xp: np.ndarray, fp: np.ndarray):
+        return np.interp(x, xp, fp).astype(np.float32)
+
+
+class TorchBackend:
+    """GPU (or torch-CPU) path."""
+
+    name = "torch"
+
+    def __init__(self, device: str = "cuda"):
+        import torch
+        import torch.nn.functional as F
+
+        self.torch = torch
+        self.F = F
+        self.device = torch.device(device)
+
+    def asarray(self, x):
+        t = self.torch
+        if isinstance(x, t.Tensor):
+            return x.to(self.device, t.float32)
+        return t.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=self.device)
+
+    def to_numpy(self, x) -> np.ndarray:
+        return x.detach().float().cpu().numpy()
+
+    def zeros(self, shape):
+        return self.torch.zeros(shape, dtype=self.torch.float32, device=self.device)
+
+    def scalar_max(self, x) -> float:
+        return float(x.max()) if x.numel() else 0.0
+
+    def concat(self, xs):
+        return self.torch.cat(xs, dim=0)
+
+    def where(self, cond, a, b):
+        t = self.torch
+        a = a if isinstance(a, t.Tensor) else t.tensor(a, dtype=t.float32, device=self.device)
+        b = b if isinstance(b, t.Tensor) else t.tensor(b, dtype=t.float32, device=self.device)
+        return t.where(cond, a, b)
+
+    def clip(self, x, lo, hi):
+        return self.torch.clamp(x, lo, hi)
+
+    def pad_edge(self, x, top, bottom, left, right):
+        return self.F.pad(x[None], (left, right, top, bottom), mode="replicate")[0]
+
+    def downsample(self, x, s: int):
+        if s == 1:
+            return x
+        c, h, w = x.shape
+        ph, pw = (-h) % s, (-w) % s
+        if ph or pw:
+            x = self.pad_edge(x, 0, ph, 0, pw)
+        return self.F.avg_pool2d(x[None], s)[0]
+
+    def upsample(self, x, s: int, h: int, w: int):
+        if s == 1:
+            return x[:, :h, :w]
+        c, hs, ws = x.shape
+        up = self.F.interpolate(x[None], size=(hs * s, ws * s), mode="bilinear", align_corners=False)[0]
+        return up[:, :h, :w]
+
+    def conv(self, x, k):
+        kh, kw = k.shape
+        if kh == 1 and kw == 1:
+            return x * float(k[0, 0])
+        t = self.torch
+        ry, rx = kh // 2, kw // 2
+        xp = self.pad_edge(x, ry, ry, rx, rx)
+        # conv2d correlates; flip for scatter (true convolution) semantics.
+        weight = t.as_tensor(np.ascontiguousarray(k[::-1, ::-1]), dtype=t.float32, device=self.device)
+        if kh * kw > 32 * 32 and self.device.type == "cuda":
+            return self._fft_conv(xp, weight, kh, kw)
+        return self.F.conv2d(xp[:, None], weight[None, None])[:, 0]
+
+    def _fft_conv(self, xp, weight, kh, kw):
+        t = self.torch
+        c, hp, wp = xp.shape
+        fh, fw = hp, wp
+        X = t.fft.rfft2(xp, s=(fh, fw))
+        K = t.fft.rfft2(t.flip(weight, dims=(0, 1)), s=(fh, fw))
+        full = t.fft.irfft2(X * K[None], s=(fh, fw))
+        return full[:, kh - 1 : hp, kw - 1 : wp]
+
+    def interp(self, x, xp: np.ndarray, fp: np.ndarray):
+        t = self.torch
+        xp_t = t.as_tensor(xp, dtype=t.float32, device=self.device)
+        fp_t = t.as_tensor(fp, dtype=t.float32, device=self.device)
+        xc = t.clamp(x, xp_t[0], xp_t[-1])
+        idx = t.clamp(t.searchsorted(xp_t, xc.contiguous(), right=True) - 1, 0, len(xp) - 2)
+        x0, x1 = xp_t[idx], xp_t[idx + 1]
+        f0, f1 = fp_t[idx], fp_t[idx + 1]
+        w = (xc - x0) / t.clamp(x1 - x0, min=1e-12)
+        return f0 + w * (f1 - f0)
+
+
+def get_backend(device: str):
+    """``"cpu"`` -> numpy; ``"cuda"``/``"torch-cpu"`` -> torch; ``"auto"`` picks CUDA if present."""
+    from refocus.errors import RefocusError
+
+    if device == "auto":
+        try:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        except Exception:
+            device = "cpu"
+    if device == "cpu":
+        return NumpyBackend()
+    if device == "torch-cpu":
+        return TorchBackend("cpu")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RefocusError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        return TorchBackend("cuda")
+    raise RefocusError(f"unknown device {device!r}: use cpu, cuda or auto")

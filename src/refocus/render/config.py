@@ -1,0 +1,49 @@
+"""Configuration of the bokeh renderer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from refocus.aperture import ApertureConfig
+
+
+class RenderConfig(BaseModel):
+    """How to turn an all-in-focus image and a signed CoC map into a lens photo.
+
+    Attributes
+    ----------
+    aperture:
+        Aperture shape (see :class:`refocus.aperture.ApertureConfig`).
+    highlight_threshold:
+        sRGB luminance above which pixels are treated as clipped highlights whose
+        true brightness was higher, 0..1. Below it nothing is boosted.
+    highlight_gain:
+        How much brighter a fully clipped pixel (luminance 1) is taken to be: its
+        linear radiance is multiplied by ``1 + highlight_gain``. 0 turns it off.
+        The boost is inverted after blurring, so in-focus pixels are unchanged.
+    quality:
+        ``"fast"``, ``"balanced"`` or ``"high"``: how large a blur is rendered at
+        full resolution before switching to reduced-resolution layers, and how finely
+        the CoC range is cut into layers.
+    device:
+        ``"cpu"`` uses the numpy path; ``"cuda"`` (or ``"torch-cpu"``) the torch path.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    aperture: ApertureConfig = Field(default_factory=ApertureConfig)
+    highlight_threshold: float = Field(0.92, ge=0.0, le=1.0)
+    highlight_gain: float = Field(2.0, ge=0.0, le=1000.0)
+    quality: Literal["fast", "balanced", "high"] = "balanced"
+    device: Literal["cpu", "cuda", "torch-cpu", "auto"] = "cpu"
+
+    # Derived settings per quality level.
+    def full_res_max_radius(self) -> float:
+        """Largest |CoC| (px) rendered at full resolution; larger ones are downsampled."""
+        return {"fast": 3.0, "balanced": 6.0, "high": 12.0}[self.quality]
+
+    def layer_step(self) -> tuple[float, float]:
+        """(minimum spacing in px, relative spacing) between adjacent CoC layers."""
+        return {"fast": (1.0, 0.2), "balanced": (0.5, 0.1), "high": (0.25, 0.05)}[self.quality]

@@ -1,0 +1,16 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REFOCUS_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only shared data folder; tests that need it skip when it is absent."""
+    p = SHARED / "data"
+    if not p.exists():
+        pytest.skip(f"shared data not found at {p} (set REFOCUS_SHARED)")
+    return p
