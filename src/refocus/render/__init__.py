@@ -96,29 +96,8 @@ def resample_depth(d: np.ndarray, shape: tuple[int, int], guide: np.ndarray | No
     return np.asarray(img.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float32)
 
 
-def focus_at_point(disparity: np.ndarray, x: float, y: float, radius_px: int | None = None) -> float:
-    """Disparity of the surface under pixel (x, y): a robust local median.
-
-    The window (default: 1.5 % of the image diagonal, at least 3 px) is restricted to
-    the pixels on the same side of any depth edge as the clicked one, so clicking
-    just inside a subject's outline focuses on the subject, not the background.
-    """
-    h, w = disparity.shape
-    if not (0 <= x < w and 0 <= y < h):
-        raise RefocusError(f"focus point ({x:g}, {y:g}) is outside the {w}x{h} image")
-    if radius_px is None:
-        radius_px = max(3, int(round(0.015 * np.hypot(h, w))))
-    xi, yi = int(x), int(y)
-    win = disparity[max(0, yi - radius_px) : yi + radius_px + 1, max(0, xi - radius_px) : xi + radius_px + 1]
-    centre = float(disparity[yi, xi])
-    vals = win[np.isfinite(win)].ravel()
-    spread = float(np.percentile(vals, 90) - np.percentile(vals, 10)) if vals.size else 0.0
-    if spread > 0:
-        # Keep the cluster the clicked pixel belongs to.
-        near = vals[np.abs(vals - centre) <= 0.25 * spread + 1e-6]
-        if near.size >= 3:
-            vals = near
-    return float(np.median(vals))
+# The focus logic lives in the depth stage; re-exported here for existing callers.
+from refocus.depth.focus import focus_at_point  # noqa: E402
 
 
 def coc_map(disparity: np.ndarray, focus_disparity: float, strength: float) -> np.ndarray:

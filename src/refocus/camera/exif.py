@@ -1,0 +1,221 @@
+"""What the photo's metadata says about the camera that took it.
+
+Reads EXIF (JPEG, HEIC, PNG, TIFF, WebP through Pillow/pillow-heif) and, for the
+focus distance, the XMP ``aux:ApproximateFocusDistance`` that Adobe tools and some
+cameras write. Everything is optional: a missing tag is ``None``, never an error;
+only an unreadable file raises :class:`RefocusError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from refocus.camera.lens import FULL_FRAME_WIDTH_MM, sensor_width_from_35mm, strength_from_camera
+from refocus.errors import RefocusError
+
+# EXIF tag numbers (CIPA DC-008).
+_MAKE, _MODEL, _ORIENTATION = 0x010F, 0x0110, 0x0112
+_EXIF_IFD = 0x8769
+_F_NUMBER, _SUBJECT_DISTANCE, _FOCAL_LENGTH = 0x829D, 0x9206, 0x920A
+_FOCAL_35, _SUBJECT_DISTANCE_RANGE = 0xA405, 0xA40C
+_LENS_MAKE, _LENS_MODEL = 0xA433, 0xA434
+_PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
+_FP_XRES, _FP_UNIT = 0xA20E, 0xA210
+_FP_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, um
+
+
+@dataclass
+class CameraInfo:
+    """Camera settings of one photo; fields are ``None`` when the file does not say.
+
+    Attributes
+    ----------
+    width_px, height_px : int
+        Image size in pixels, upright (EXIF orientation applied).
+    f_number : float or None
+        Aperture f-number N.
+    focal_length_mm : float or None
+        Real focal length in mm.
+    focal_length_35mm : float or None
+        35 mm equivalent focal length in mm.
+    sensor_width_mm : float or None
+        Sensor width along the image's long side, in mm; ``sensor_width_source`` says
+        how it was derived.
+    focus_distance_m : float or None
+        Focus (subject) distance in m; ``focus_distance_source`` names the tag.
+    """
+
+    width_px: int = 0
+    height_px: int = 0
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    f_number: float | None = None
+    focal_length_mm: float | None = None
+    focal_length_35mm: float | None = None
+    sensor_width_mm: float | None = None
+    sensor_width_source: str | None = None
+    focus_distance_m: float | None = None
+    focus_distance_source: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def camera(self) -> str | None:
+        """Make and model in one string (the make is dropped when the model repeats it)."""
+        make, model = (self.make or "").strip(), (self.model or "").strip()
+        if model and make and model.lower().startswith(make.split()[0].lower()):
+            return model
+        return " ".join(p for p in (make, model) if p) or None
+
+    def missing_for_strength(self) -> list[str]:
+        """Names of the settings that :meth:`strength` still needs."""
+        need = {
+            "f-number": self.f_number,
+            "focal length": self.focal_length_mm,
+            "sensor width (or 35 mm equivalent focal length)": self.sensor_width_mm,
+            "focus distance": self.focus_distance_m,
+            "image width": self.width_px or None,
+        }
+        return [k for k, v in need.items() if v is None]
+
+    def strength(self, width_px: int | None = None, f_number: float | None = None) -> float | None:
+        """Thin-lens gain K (px·m, for disparity in 1/m), or ``None`` when settings are missing.
+
+        ``width_px`` rescales to another image width (e.g. a downscaled working copy);
+        ``f_number`` overrides the photo's (to simulate another aperture).
+        """
+        n = f_number if f_number is not None else self.f_number
+        if self.missing_for_strength() and not (f_number is not None and self.missing_for_strength() == ["f-number"]):
+            return None
+        return strength_from_camera(
+            n, self.focal_length_mm, self.sensor_width_mm, self.focus_distance_m, width_px or max(self.width_px, self.height_px)
+        )
+
+
+def _num(v) -> float | None:
+    """EXIF rationals come as IFDRational, tuples or numbers; undefined ones as 0/0."""
+    try:
+        if isinstance(v, tuple) and len(v) == 2:
+            v = v[0] / v[1] if v[1] else float("nan")
+        x = float(v)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return x if math.isfinite(x) and x > 0 else None
+
+
+def _text(v) -> str | None:
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if v is None:
+        return None
+    s = str(v).replace("\x00", "").strip()
+    return s or None
+
+
+_XMP_FOCUS = re.compile(rb"ApproximateFocusDistance\s*(?:=\s*[\"']|>)\s*([0-9./]+)")
+
+
+def _xmp_focus_distance(xmp: bytes) -> float | None:
+    m = _XMP_FOCUS.search(xmp)
+    if not m:
+        return None
+    s = m.group(1).decode("ascii", "replace")
+    try:
+        if "/" in s:
+            a, b = s.split("/", 1)
+            v = float(a) / float(b)
+        else:
+            v = float(s)
+    except (ValueError, ZeroDivisionError):
+        return None
+    # 4294967295/1 (0xFFFFFFFF) means infinity in Adobe's convention.
+    return v if math.isfinite(v) and 0 < v < 1e6 else None
+
+
+def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None) -> CameraInfo:
+    """Build a :class:`CameraInfo` from a ``PIL.Image.Exif`` and the stored (W, H)."""
+    w, h = size
+    info = CameraInfo()
+    sub = {}
+    try:
+        sub = dict(exif.get_ifd(_EXIF_IFD))
+    except Exception:
+        sub = {}
+    orientation = exif.get(_ORIENTATION, 1)
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    info.width_px, info.height_px = int(w), int(h)
+    info.make = _text(exif.get(_MAKE))
+    info.model = _text(exif.get(_MODEL))
+    lens_make, lens_model = _text(sub.get(_LENS_MAKE)), _text(sub.get(_LENS_MODEL))
+    info.lens = lens_model if (lens_model and (not lens_make or lens_make in lens_model)) else (
+        " ".join(p for p in (lens_make, lens_model) if p) or None
+    )
+    info.f_number = _num(sub.get(_F_NUMBER))
+    info.focal_length_mm = _num(sub.get(_FOCAL_LENGTH))
+    info.focal_length_35mm = _num(sub.get(_FOCAL_35))
+    if info.focal_length_mm and info.focal_length_35mm:
+        info.sensor_width_mm = sensor_width_from_35mm(info.focal_length_mm, info.focal_length_35mm)
+        info.sensor_width_source = "35 mm equivalent focal length"
+    else:
+        # Focal-plane resolution is pixels per unit on the sensor, for the stored size.
+        xres, unit = _num(sub.get(_FP_XRES)), sub.get(_FP_UNIT, 2)
+        pix_x = _num(sub.get(_PIXEL_X)) or float(size[0])
+        if xres and unit in _FP_UNIT_MM:
+            width_mm = pix_x / xres * _FP_UNIT_MM[unit]
+            if 1.0 < width_mm < 200.0:
+                info.sensor_width_mm = width_mm
+                info.sensor_width_source = "focal plane resolution"
+        if info.sensor_width_mm and info.focal_length_mm and not info.focal_length_35mm:
+            info.focal_length_35mm = info.focal_length_mm * FULL_FRAME_WIDTH_MM / info.sensor_width_mm
+    dist = _num(sub.get(_SUBJECT_DISTANCE))
+    # 0xFFFFFFFF/1 means infinity; 0 means unknown (dropped by _num).
+    if dist is not None and dist < 1e6:
+        info.focus_distance_m = dist
+        info.focus_distance_source = "EXIF SubjectDistance"
+    elif xmp:
+        d = _xmp_focus_distance(xmp)
+        if d is not None:
+            info.focus_distance_m = d
+            info.focus_distance_source = "XMP ApproximateFocusDistance"
+    if info.sensor_width_mm is not None and info.sensor_width_mm > 0 and h > w:
+        info.notes.append("portrait orientation: the sensor width is taken along the long side")
+    return info
+
+
+def read_camera_info(path: str | os.PathLike) -> CameraInfo:
+    """Read the camera settings of a photo file.
+
+    Raises
+    ------
+    RefocusError
+        When the file does not exist or is not an image Pillow can open.
+    """
+    from PIL import Image
+
+    import refocus.io.image  # noqa: F401  (registers the HEIF opener)
+
+    path = Path(path)
+    if not path.exists():
+        raise RefocusError(f"image not found: {path}")
+    try:
+        with Image.open(path) as img:
+            exif = img.getexif()
+            xmp = img.info.get("xmp")
+            if isinstance(xmp, str):
+                xmp = xmp.encode("utf-8", "replace")
+            size = img.size
+    except Exception as exc:
+        raise RefocusError(f"cannot read image {path.name}: {exc.__class__.__name__}") from None
+    if xmp is None and path.suffix.lower() in (".jpg", ".jpeg"):
+        try:
+            from refocus.depth.jpeg import read_xmp
+
+            xmp = read_xmp(path.read_bytes())[0] or None
+        except Exception:
+            xmp = None
+    return camera_from_exif(exif, size, xmp)

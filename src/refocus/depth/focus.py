@@ -1,0 +1,257 @@
+"""Choosing the focal plane: one module shared by the CLI, the Python API and the UI.
+
+Every function takes the renderer's disparity (larger = nearer, normally min-max
+normalised to [0, 1]) and returns a ``focus_disparity`` in the same units, to be used
+as ``coc_px = K * (disparity - focus_disparity)``. :func:`select_focus` dispatches on
+what the user gave (a point, a box, a mask, a value, nothing) and says what it did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from refocus.errors import RefocusError
+
+
+@dataclass
+class FocusChoice:
+    """A chosen focal plane and how it was chosen.
+
+    Attributes
+    ----------
+    focus_disparity : float
+        In the units of the disparity map it was computed on.
+    method : str
+        ``"point"``, ``"box"``, ``"mask"``, ``"value"``, ``"defocus"`` or ``"auto"``.
+    detail : str
+        One line for the user, e.g. ``"point (412, 300)"``.
+    region : (H, W) bool array or None
+        The pixels the value was taken from (for display), when there is one.
+    """
+
+    focus_disparity: float
+    method: str
+    detail: str
+    region: np.ndarray | None = None
+
+
+def _as_map(disparity: np.ndarray) -> np.ndarray:
+    d = np.asarray(disparity, dtype=np.float32)
+    if d.ndim != 2 or d.size == 0:
+        raise RefocusError(f"disparity map must be 2-D and non-empty, got shape {d.shape}")
+    return d
+
+
+def _finite_median(vals: np.ndarray, what: str) -> float:
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        raise RefocusError(f"no valid depth values in the {what}")
+    return float(np.median(vals))
+
+
+def focus_at_point(disparity: np.ndarray, x: float, y: float, radius_px: int | None = None) -> float:
+    """Disparity of the surface under pixel (x, y): a robust local median.
+
+    Parameters
+    ----------
+    disparity : (H, W) array
+        Disparity map (larger = nearer).
+    x, y : float
+        Pixel column and row (0-based, may be fractional).
+    radius_px : int, optional
+        Half-size of the window; default 1.5 % of the image diagonal, at least 3 px.
+
+    Returns
+    -------
+    float
+        The median of the window's pixels that lie on the same side of any depth
+        edge as the clicked one, so clicking just inside a subject's outline focuses
+        on the subject, not the background behind it.
+    """
+    d = _as_map(disparity)
+    h, w = d.shape
+    if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < w and 0 <= y < h):
+        raise RefocusError(f"focus point ({x:g}, {y:g}) is outside the {w}x{h} image")
+    if radius_px is None:
+        radius_px = max(3, int(round(0.015 * np.hypot(h, w))))
+    radius_px = max(0, int(radius_px))
+    xi, yi = int(x), int(y)
+    win = d[max(0, yi - radius_px) : yi + radius_px + 1, max(0, xi - radius_px) : xi + radius_px + 1]
+    centre = float(d[yi, xi])
+    vals = win[np.isfinite(win)].ravel()
+    if not np.isfinite(centre):
+        return _finite_median(vals, "focus window")
+    spread = float(np.percentile(vals, 90) - np.percentile(vals, 10)) if vals.size else 0.0
+    if spread > 0:
+        # Keep the cluster the clicked pixel belongs to.
+        near = vals[np.abs(vals - centre) <= 0.25 * spread + 1e-6]
+        if near.size >= 3:
+            vals = near
+    return float(np.median(vals))
+
+
+def _otsu_threshold(vals: np.ndarray, bins: int = 64) -> float:
+    hist, edges = np.histogram(vals, bins=bins)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    s0 = np.cumsum(hist * centres)
+    m0 = s0 / np.maximum(w0, 1)
+    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(edges[int(np.argmax(between[:-1])) + 1])
+
+
+def focus_in_box(disparity: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, np.ndarray]:
+    """Focus on the subject framed by a box (x0, y0, x1, y1), in pixels, x1/y1 exclusive.
+
+    A box around a subject also holds background in its corners, so the box's
+    disparities are split in two (Otsu) and the class that dominates the central half
+    of the box is taken; its median is returned with the chosen pixels.
+    """
+    d = _as_map(disparity)
+    h, w = d.shape
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise RefocusError(f"focus box must be four numbers x0,y0,x1,y1, got {box!r}") from None
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    c0, c1 = int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.ceil(x1), 0, w))
+    r0, r1 = int(np.clip(np.floor(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
+    if c1 <= c0 or r1 <= r0:
+        raise RefocusError(f"focus box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) does not overlap the {w}x{h} image")
+    sub = d[r0:r1, c0:c1]
+    region = np.zeros_like(d, dtype=bool)
+    vals = sub[np.isfinite(sub)]
+    if vals.size == 0:
+        raise RefocusError("no valid depth values in the focus box")
+    keep = np.isfinite(sub)
+    if float(np.percentile(vals, 95) - np.percentile(vals, 5)) > 1e-6:
+        t = _otsu_threshold(vals)
+        hi_cls = sub >= t
+        bh, bw = sub.shape
+        centre = np.zeros_like(hi_cls)
+        centre[bh // 4 : bh - bh // 4 or bh, bw // 4 : bw - bw // 4 or bw] = True
+        centre &= keep
+        frac_hi = float(hi_cls[centre].mean()) if centre.any() else 0.5
+        keep &= hi_cls if frac_hi >= 0.5 else ~hi_cls
+    region[r0:r1, c0:c1] = keep
+    return float(np.median(sub[keep])), region
+
+
+def focus_in_mask(disparity: np.ndarray, mask: np.ndarray) -> float:
+    """Median disparity inside a mask (bool, or weights in [0, 1] thresholded at 0.5)."""
+    d = _as_map(disparity)
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m[..., 0]
+    if m.shape != d.shape:
+        raise RefocusError(f"focus mask is {m.shape[1]}x{m.shape[0]} but the depth map is {d.shape[1]}x{d.shape[0]}")
+    m = m > (0.5 if m.dtype.kind == "f" else (127 if m.dtype == np.uint8 else 0))
+    if not m.any():
+        raise RefocusError("focus mask is empty")
+    return _finite_median(d[m], "focus mask")
+
+
+def focus_in_focus_region(disparity: np.ndarray, defocus_px: np.ndarray) -> tuple[float, np.ndarray]:
+    """The plane the input photo was focused on, from its (unsigned) defocus map.
+
+    Pixels whose estimated blur radius is within 0.5 px of the sharpest 5 % (and
+    at most 1.5 px) form the in-focus region; its largest connected part (the
+    subject, not scattered sharp-looking flat areas) gives the median disparity.
+    """
+    d = _as_map(disparity)
+    b = np.asarray(defocus_px, dtype=np.float32)
+    if b.shape != d.shape:
+        raise RefocusError(f"defocus map is {b.shape[::-1]} but the depth map is {d.shape[::-1]}")
+    valid = np.isfinite(b) & np.isfinite(d)
+    if not valid.any():
+        raise RefocusError("defocus map has no valid values")
+    thr = min(float(np.percentile(np.abs(b[valid]), 5)) + 0.5, max(1.5, float(np.abs(b[valid]).min()) + 0.5))
+    sharp = valid & (np.abs(b) <= thr)
+    region = _largest_component(sharp)
+    return float(np.median(d[region])), region
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
+    return labels == (int(np.argmax(sizes)) + 1)
+
+
+def auto_focus(disparity: np.ndarray) -> tuple[float, np.ndarray]:
+    """The nearest large region near the image centre (the usual subject).
+
+    Pixels are weighted by a Gaussian around the centre (sigma = 1/4 of the
+    diagonal); the nearest 20 % of that weighted mass, cleaned of specks, forms
+    candidate regions, and the one with the most centre weight gives the median.
+    """
+    d = _as_map(disparity)
+    h, w = d.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    sigma = 0.25 * float(np.hypot(h, w))
+    weight = np.exp(-(((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (2 * sigma**2)))
+    valid = np.isfinite(d)
+    if not valid.any():
+        raise RefocusError("disparity map has no valid values")
+    vals, wts = d[valid], weight[valid]
+    order = np.argsort(vals)
+    cum = np.cumsum(wts[order])
+    t = float(vals[order][np.searchsorted(cum, 0.8 * cum[-1])])
+    near = valid & (d >= t)
+    opened = ndimage.binary_opening(near, iterations=max(1, int(0.005 * np.hypot(h, w))))
+    if opened.any():
+        near = opened
+    labels, n = ndimage.label(near)
+    if n > 1:
+        score = ndimage.sum_labels(weight, labels, index=np.arange(1, n + 1))
+        near = labels == (int(np.argmax(score)) + 1)
+    return float(np.median(d[near])), near
+
+
+def select_focus(
+    disparity: np.ndarray,
+    *,
+    point: tuple[float, float] | None = None,
+    box: tuple[float, float, float, float] | None = None,
+    mask: np.ndarray | None = None,
+    value: float | None = None,
+    defocus_px: np.ndarray | None = None,
+) -> FocusChoice:
+    """Pick the focal plane from whatever the user gave; at most one of point/box/mask/value.
+
+    With none of them: the in-focus region of the input when ``defocus_px`` (its
+    unsigned blur radius map, px) is given, else :func:`auto_focus`.
+    """
+    given = [n for n, v in (("point", point), ("box", box), ("mask", mask), ("value", value)) if v is not None]
+    if len(given) > 1:
+        raise RefocusError(f"give only one way to set the focus, got {' and '.join(given)}")
+    d = _as_map(disparity)
+    if point is not None:
+        try:
+            x, y = (float(v) for v in point)
+        except (TypeError, ValueError):
+            raise RefocusError(f"focus point must be two numbers x,y, got {point!r}") from None
+        return FocusChoice(focus_at_point(d, x, y), "point", f"point ({x:g}, {y:g})")
+    if box is not None:
+        f, region = focus_in_box(d, box)
+        return FocusChoice(f, "box", "box ({:g}, {:g}, {:g}, {:g})".format(*box), region)
+    if mask is not None:
+        f = focus_in_mask(d, mask)
+        return FocusChoice(f, "mask", "median inside the mask", np.asarray(mask) > 0)
+    if value is not None:
+        v = float(value)
+        if not np.isfinite(v):
+            raise RefocusError(f"focus value must be finite, got {value}")
+        return FocusChoice(v, "value", f"disparity {v:g}")
+    if defocus_px is not None:
+        f, region = focus_in_focus_region(d, defocus_px)
+        return FocusChoice(f, "defocus", "the input photo's in-focus region", region)
+    f, region = auto_focus(d)
+    return FocusChoice(f, "auto", "the nearest large region near the centre", region)
