@@ -1,0 +1,96 @@
+"""The one configuration object shared by the CLI, the Python API and the UI."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from refocus.aperture import ApertureConfig
+from refocus.errors import RefocusError
+
+
+class RefocusConfig(BaseModel):
+    """Everything that decides how a photo is refocused.
+
+    Attributes
+    ----------
+    focus_xy:
+        Focus on the surface under this pixel ``(x, y)``, in pixels of the upright
+        (EXIF-rotated) input image.
+    focus_value:
+        Focus on this normalised disparity, 0 (farthest) .. 1 (nearest).
+    focus_box:
+        Focus on the median disparity inside ``(x0, y0, x1, y1)``, pixels.
+        With none of the three focus settings, the focus is chosen automatically.
+    strength:
+        K, the blur strength in pixels at the input's resolution: the CoC radius
+        difference between the nearest and the farthest point. ``None`` (with no
+        ``f_number``) means 1.5 % of the image's long side.
+    f_number:
+        Derive K from the camera (EXIF focal length and sensor size) at this f-number
+        instead of giving ``strength``.
+    aperture:
+        Aperture shape of the new lens.
+    depth_path, depth_kind:
+        A depth/disparity map file and what its values mean (``"disparity"``: larger
+        = nearer, ``"depth"``: distance). Without a file the depth stage estimates one.
+    deblur:
+        ``"auto"``: run DeblurNet where it can help, fall back to the input with a
+        note when it is not installed; ``"always"``: require it; ``"never"``.
+    keep_sharp_px:
+        Where the new |CoC| is below this radius (px) and the input was sharp there,
+        the input pixels are kept (a refocus must never make such a region worse).
+    quality, highlight_gain, device:
+        Passed to the renderer (see :class:`refocus.render.RenderConfig`); ``device``
+        is also used by DeblurNet.
+    max_megapixels:
+        Refuse larger inputs (a clear error instead of running out of memory).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    focus_xy: tuple[float, float] | None = None
+    focus_value: float | None = Field(None, ge=0.0, le=1.0)
+    focus_box: tuple[float, float, float, float] | None = None
+    strength: float | None = Field(None, ge=0.0, le=1000.0)
+    f_number: float | None = Field(None, gt=0.0, le=128.0)
+    aperture: ApertureConfig = Field(default_factory=ApertureConfig)
+    depth_path: str | None = None
+    depth_kind: Literal["disparity", "depth"] | None = None
+    deblur: Literal["auto", "always", "never"] = "auto"
+    keep_sharp_px: float = Field(0.5, ge=0.0, le=10.0)
+    quality: Literal["fast", "balanced", "high"] = "balanced"
+    highlight_gain: float | None = Field(None, ge=0.0, le=1000.0)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    max_megapixels: float = Field(100.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _one_of_each(self):
+        given = [n for n in ("focus_xy", "focus_value", "focus_box") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one focus setting, got {' and '.join(given)}")
+        if self.strength is not None and self.f_number is not None:
+            raise ValueError("give either strength or f_number, not both")
+        return self
+
+    @classmethod
+    def build(cls, **kwargs) -> "RefocusConfig":
+        """Like the constructor, but invalid settings raise a one-line :class:`RefocusError`."""
+        try:
+            return cls(**kwargs)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+            msg = err.get("msg", str(exc)).removeprefix("Value error, ")
+            raise RefocusError(f"invalid setting {where}: {msg}" if where else f"invalid settings: {msg}") from None
+
+    def focus_description(self) -> str:
+        """The focus setting, as a user would write it."""
+        if self.focus_xy is not None:
+            return f"point {self.focus_xy[0]:g},{self.focus_xy[1]:g}"
+        if self.focus_value is not None:
+            return f"disparity {self.focus_value:g}"
+        if self.focus_box is not None:
+            return "box " + ",".join(f"{v:g}" for v in self.focus_box)
+        return "auto"

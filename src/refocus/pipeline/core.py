@@ -1,0 +1,468 @@
+"""The stages composed: depth -> DeblurNet -> bokeh renderer.
+
+:class:`PreparedPhoto` holds what is expensive and does not depend on the focus
+(the photo, its disparity, its estimated input blur, the all-in-focus image once
+computed), so that the UI and focus pulls re-render without recomputing them.
+:func:`refocus` is the one-shot API behind ``refocus refocus``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from refocus.errors import RefocusError
+from refocus.io import ImageInfo, linear_to_srgb, read_image, srgb_to_linear
+from refocus.pipeline.config import RefocusConfig
+
+#: Input blur radius (px) under which the input counts as sharp.
+SHARP_INPUT_PX = 1.0
+
+
+@dataclass
+class PreparedPhoto:
+    """A photo with everything the focus does not change.
+
+    Attributes
+    ----------
+    image : (H, W, 3) float32 sRGB in [0, 1]
+        The input photo, upright.
+    disparity : (H, W) float32 in [0, 1]
+        Larger = nearer, same size as ``image``.
+    input_blur_px : (H, W) float32
+        How blurred the input already is (disc radius, px): DeblurNet's defocus map
+        once it ran, before that a cheap estimate (:mod:`refocus.pipeline.sharpness`).
+    all_in_focus : (H, W, 3) float32 sRGB, or None
+        DeblurNet's output, once computed.
+    """
+
+    image: np.ndarray
+    disparity: np.ndarray
+    input_blur_px: np.ndarray
+    info: ImageInfo | None = None
+    depth_source: str = ""
+    all_in_focus: np.ndarray | None = None
+    deblur_note: str = ""
+    exif_camera: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _linear: np.ndarray | None = field(default=None, repr=False)
+    _aif_linear: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape[:2]
+
+    @property
+    def linear(self) -> np.ndarray:
+        if self._linear is None:
+            self._linear = srgb_to_linear(self.image)
+        return self._linear
+
+    @property
+    def aif_linear(self) -> np.ndarray | None:
+        if self.all_in_focus is None:
+            return None
+        if self._aif_linear is None:
+            self._aif_linear = srgb_to_linear(self.all_in_focus)
+        return self._aif_linear
+
+    # -- focus and strength -------------------------------------------------
+    def focus_disparity(self, cfg: RefocusConfig) -> float:
+        """The focal plane's normalised disparity for ``cfg``'s focus setting."""
+        return select_focus(self.disparity, cfg, image=self.image)
+
+    def strength(self, cfg: RefocusConfig, focus_disparity: float) -> float:
+        """K in pixels of this photo (see :attr:`RefocusConfig.strength`)."""
+        if cfg.strength is not None:
+            return float(cfg.strength)
+        if cfg.f_number is not None:
+            return strength_from_f_number(self, cfg.f_number, focus_disparity)
+        return 0.015 * max(self.shape)
+
+    # -- deblurring -----------------------------------------------------------
+    def needs_deblur(self, coc_px: np.ndarray, keep_sharp_px: float = 0.5) -> bool:
+        """Whether an all-in-focus image can improve this render.
+
+        It cannot when the new blur is at least the input's everywhere: the input
+        then only needs the extra blur, and where the new blur is tiny the input is
+        already sharp and is kept.
+        """
+        need = np.abs(coc_px) + 0.5 < self.input_blur_px
+        # A handful of pixels (noise in the estimate) is not worth a network pass.
+        return bool(need.mean() > 0.002)
+
+    def ensure_all_in_focus(self, mode: str = "auto", device: str = "cpu") -> bool:
+        """Run DeblurNet once (cached). Returns whether an all-in-focus image exists.
+
+        With ``mode="auto"`` a missing DeblurNet is a note, not an error; with
+        ``"always"`` it is an error; ``"never"`` does nothing.
+        """
+        if self.all_in_focus is not None:
+            return True
+        if mode == "never" or self.deblur_note:
+            return False
+        try:
+            aif, defocus = run_deblur(self.image, device=device)
+        except RefocusError as exc:
+            if mode == "always":
+                raise
+            self.deblur_note = str(exc)
+            self.notes.append(f"{exc}; rendering from the input photo, with only the blur it lacks")
+            return False
+        self.all_in_focus = aif
+        self._aif_linear = None
+        if defocus is not None and np.shape(defocus) == self.shape:
+            self.input_blur_px = np.abs(np.asarray(defocus, dtype=np.float32))
+        return True
+
+    # -- rendering ------------------------------------------------------------
+    def render(
+        self,
+        cfg: RefocusConfig,
+        focus_disparity: float | None = None,
+        strength: float | None = None,
+        use_all_in_focus: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Render the photo with a new focus.
+
+        Parameters
+        ----------
+        cfg : the settings (aperture, quality, keep_sharp_px...).
+        focus_disparity, strength : override the ones derived from ``cfg``.
+        use_all_in_focus : render from DeblurNet's output (default: when it exists).
+
+        Returns
+        -------
+        image : (H, W, 3) float32 sRGB in [0, 1]
+        coc_px : (H, W) float32, the signed CoC asked for (px).
+        """
+        from refocus.render import RenderConfig, coc_map, render_linear
+
+        fd = self.focus_disparity(cfg) if focus_disparity is None else float(focus_disparity)
+        k = self.strength(cfg, fd) if strength is None else float(strength)
+        coc = coc_map(self.disparity, fd, k)
+        if use_all_in_focus is None:
+            use_all_in_focus = self.all_in_focus is not None
+        if use_all_in_focus and self.aif_linear is not None:
+            base, coc_eff = self.aif_linear, coc
+        else:
+            # The input already carries its own blur b: adding a blur of radius
+            # sqrt(c^2 - b^2) gives about c in total (radii of successive blurs add
+            # in quadrature for the second moments of disc kernels).
+            b = np.where(np.isfinite(self.input_blur_px), self.input_blur_px, 0.0)
+            base = self.linear
+            coc_eff = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - b * b, 0.0))).astype(np.float32)
+        overrides = {"aperture": cfg.aperture, "quality": cfg.quality, "device": _render_device(cfg.device)}
+        if cfg.highlight_gain is not None:
+            overrides["highlight_gain"] = cfg.highlight_gain
+        out_lin = render_linear(base, coc_eff, RenderConfig(**overrides))
+        out_lin = keep_sharp_input(out_lin, self.linear, coc, self.input_blur_px, cfg.keep_sharp_px)
+        return linear_to_srgb(out_lin), coc
+
+    def resized(self, max_pixels: int) -> "PreparedPhoto":
+        """A copy at most ``max_pixels`` large (for interactive previews).
+
+        Blur radii scale with the image, so the preview renders with ``strength``
+        scaled by the same factor (see :attr:`scale`).
+        """
+        h, w = self.shape
+        if h * w <= max_pixels:
+            return self
+        s = float(np.sqrt(max_pixels / (h * w)))
+        nh, nw = max(1, int(h * s)), max(1, int(w * s))
+        aif = None if self.all_in_focus is None else _resize(self.all_in_focus, (nh, nw))
+        blur = _resize(np.where(np.isfinite(self.input_blur_px), self.input_blur_px, 1e6), (nh, nw)) * (nw / w)
+        return replace(
+            self,
+            image=_resize(self.image, (nh, nw)),
+            disparity=_resize(self.disparity, (nh, nw)),
+            input_blur_px=blur.astype(np.float32),
+            all_in_focus=aif,
+            info=None,
+            notes=list(self.notes),
+            _linear=None,
+            _aif_linear=None,
+        )
+
+
+def _render_device(device: str) -> str:
+    return {"cpu": "cpu", "cuda": "cuda", "auto": "auto"}.get(device, "cpu")
+
+
+def _resize(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 2:
+        return np.asarray(Image.fromarray(a, "F").resize((hw[1], hw[0]), Image.BILINEAR), dtype=np.float32)
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(a[..., c]), "F").resize((hw[1], hw[0]), Image.BILINEAR)) for c in range(a.shape[2])]
+    return np.clip(np.stack(chans, axis=2), 0, 1).astype(np.float32)
+
+
+def keep_sharp_input(
+    rendered_linear: np.ndarray, input_linear: np.ndarray, coc_px: np.ndarray, input_blur_px: np.ndarray, keep_sharp_px: float
+) -> np.ndarray:
+    """Put the input's own pixels back where they are already what was asked for.
+
+    Weight 1 where the new |CoC| <= ``keep_sharp_px`` and the input was sharp
+    there, falling linearly to 0 at twice that radius (no visible seam).
+    """
+    if keep_sharp_px <= 0:
+        return rendered_linear
+    a = np.abs(coc_px)
+    w = np.clip((2.0 * keep_sharp_px - a) / keep_sharp_px, 0.0, 1.0)
+    w = w * (np.nan_to_num(input_blur_px, nan=np.inf, posinf=1e6) <= SHARP_INPUT_PX)
+    if not w.any():
+        return rendered_linear
+    w = w[..., None].astype(np.float32)
+    return (rendered_linear * (1.0 - w) + input_linear * w).astype(np.float32)
+
+
+# -- stages (lazy imports: the stage packages are optional) ------------------
+
+
+def run_deblur(image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """Call DeblurNet; a missing or unusable one raises :class:`RefocusError`."""
+    try:
+        from refocus.deblur import deblur
+    except ImportError:
+        raise RefocusError("DeblurNet is not available in this installation (refocus.deblur.deblur missing)") from None
+    dev = "cpu" if device == "auto" else device
+    try:
+        aif, defocus = deblur(image, device=dev)
+    except RefocusError:
+        raise
+    except (FileNotFoundError, ImportError, NotImplementedError) as exc:
+        raise RefocusError(f"DeblurNet is not available: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
+    if aif.shape != image.shape:
+        raise RefocusError(f"DeblurNet returned shape {aif.shape} for an image of shape {image.shape}")
+    return aif, defocus
+
+
+def load_disparity(
+    image: np.ndarray, image_path: str | os.PathLike | None, cfg: RefocusConfig, notes: list[str]
+) -> tuple[np.ndarray, str]:
+    """Normalised disparity (larger = nearer, [0, 1]) at the image's size, and its source."""
+    from refocus.render import prepare_disparity
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            from refocus.depth import get_depth
+        except ImportError:
+            get_depth = None
+        if get_depth is not None:
+            res = get_depth(
+                image_path,
+                depth_path=cfg.depth_path,
+                depth_kind=cfg.depth_kind,
+                allow_estimate=True,
+                image=image,
+            )
+            d = np.asarray(res.disparity(), dtype=np.float32)
+            source = str(getattr(res, "source", "depth"))
+            if d.shape != image.shape[:2]:
+                d = prepare_disparity(d, "disparity", True, shape=image.shape[:2], guide=image)
+        else:
+            if cfg.depth_path is None:
+                raise RefocusError(
+                    "no depth map: pass --depth FILE (depth estimation is not available in this installation)"
+                )
+            from refocus.io import read_depth_file
+
+            raw = read_depth_file(cfg.depth_path)
+            d = prepare_disparity(raw, cfg.depth_kind or "disparity", True, shape=image.shape[:2], guide=image)
+            source = f"file {Path(cfg.depth_path).name} ({cfg.depth_kind or 'disparity'})"
+    for w in caught:
+        notes.append(str(w.message).splitlines()[0])
+    if not np.isfinite(d).all():
+        raise RefocusError("depth stage returned non-finite disparity")
+    return np.clip(d, 0, 1).astype(np.float32), source
+
+
+def select_focus(disparity: np.ndarray, cfg: RefocusConfig, image: np.ndarray | None = None) -> float:
+    """Focal-plane disparity for the focus setting of ``cfg`` (point, box, value or auto)."""
+    from refocus.render import focus_at_point
+
+    if cfg.focus_value is not None:
+        return float(cfg.focus_value)
+    if cfg.focus_xy is not None:
+        x, y = cfg.focus_xy
+        return float(focus_at_point(disparity, x, y))
+    h, w = disparity.shape
+    if cfg.focus_box is not None:
+        x0, y0, x1, y1 = cfg.focus_box
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        xi0, yi0 = max(0, int(x0)), max(0, int(y0))
+        xi1, yi1 = min(w, int(np.ceil(x1)) + 1), min(h, int(np.ceil(y1)) + 1)
+        if xi1 <= xi0 or yi1 <= yi0:
+            raise RefocusError(f"focus box {cfg.focus_description()} does not overlap the {w}x{h} image")
+        return float(np.median(disparity[yi0:yi1, xi0:xi1]))
+    try:
+        from refocus.depth.focus import auto_focus  # the depth stage's saliency-aware choice
+    except ImportError:
+        auto_focus = None
+    if auto_focus is not None:
+        return float(auto_focus(disparity, image=image))
+    # Fallback: the nearest sizeable surface in the central half of the frame
+    # (what a photographer most often focuses on), i.e. a high percentile there.
+    c = disparity[h // 4 : h - h // 4 or h, w // 4 : w - w // 4 or w]
+    return float(np.percentile(c, 80))
+
+
+def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparity: float) -> float:
+    """K (px) of this photo's camera at ``f_number``, from the camera stage."""
+    try:
+        from refocus.camera import strength_from_camera
+    except ImportError:
+        raise RefocusError("--f-number needs the camera stage (refocus.camera), not available; use --strength") from None
+    try:
+        return float(
+            strength_from_camera(
+                f_number=f_number,
+                exif=photo.info.exif if photo.info is not None else None,
+                image_shape=photo.shape,
+                disparity=photo.disparity,
+                focus_disparity=focus_disparity,
+            )
+        )
+    except TypeError as exc:  # the camera stage's signature changed under us
+        raise RefocusError(f"cannot derive the strength from the f-number: {exc}") from None
+
+
+# -- the one-shot API ----------------------------------------------------------
+
+
+@dataclass
+class RefocusResult:
+    """What :func:`refocus` produced.
+
+    Attributes
+    ----------
+    image : (H, W, 3) float32 sRGB, the refocused photo.
+    all_in_focus : the image the blur was rendered from (DeblurNet's output, or
+        the input when deblurring was skipped or unavailable).
+    disparity, coc_px : (H, W) float32 maps used.
+    focus_disparity, strength : the focal plane and K (px) used.
+    deblurred : whether DeblurNet's output was used.
+    notes : one-line remarks for the user (fallbacks, resampling).
+    timings_s : seconds per stage.
+    """
+
+    image: np.ndarray
+    all_in_focus: np.ndarray
+    disparity: np.ndarray
+    coc_px: np.ndarray
+    input_blur_px: np.ndarray
+    focus_disparity: float
+    strength: float
+    deblurred: bool
+    info: ImageInfo | None
+    config: RefocusConfig
+    depth_source: str = ""
+    notes: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def load_photo(image, cfg: RefocusConfig) -> tuple[np.ndarray, ImageInfo | None, Path | None]:
+    """Accept a path or an array; return (sRGB float32 H x W x 3, info, path)."""
+    if isinstance(image, (str, os.PathLike)):
+        rgb, info = read_image(image, max_pixels=int(cfg.max_megapixels * 1e6))
+        return rgb, info, Path(image)
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    arr = np.asarray(arr, dtype=np.float32)
+    alpha = None
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr, alpha = arr[..., :3], arr[..., 3]
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
+        raise RefocusError(f"image must be H x W x 3 (or 4), got shape {arr.shape}")
+    if arr.shape[0] * arr.shape[1] > cfg.max_megapixels * 1e6:
+        raise RefocusError(f"image has {arr.shape[0] * arr.shape[1] / 1e6:.0f} megapixels, over the limit of {cfg.max_megapixels:g}")
+    info = ImageInfo(alpha=None if alpha is None else np.clip(alpha, 0, 1).astype(np.float32))
+    return np.ascontiguousarray(np.clip(np.nan_to_num(arr), 0, 1)), info, None
+
+
+def prepare(image, cfg: RefocusConfig | None = None, **kwargs) -> PreparedPhoto:
+    """Load a photo and its depth, and estimate its blur (no deblurring yet).
+
+    ``image`` is a path or an H x W x 3 array; ``kwargs`` are :class:`RefocusConfig`
+    fields.
+    """
+    cfg = cfg or RefocusConfig.build(**kwargs)
+    from refocus.pipeline.sharpness import input_blur_map
+
+    rgb, info, path = load_photo(image, cfg)
+    notes: list[str] = []
+    disp, source = load_disparity(rgb, path, cfg, notes)
+    blur = input_blur_map(rgb, disp)
+    return PreparedPhoto(image=rgb, disparity=disp, input_blur_px=blur, info=info, depth_source=source, notes=notes)
+
+
+def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResult:
+    """Refocus a photo: depth -> DeblurNet (where it helps) -> bokeh renderer.
+
+    Parameters
+    ----------
+    image : path or (H, W, 3) array (float in [0, 1], uint8 or uint16)
+        The photo. A path keeps EXIF, ICC profile and alpha for writing.
+    config : RefocusConfig, optional
+        All settings; alternatively give them as keyword arguments
+        (``focus_xy=(x, y)``, ``strength=20``, ``depth_path=...``, ...).
+
+    Returns
+    -------
+    RefocusResult
+        ``result.image`` is the new photo (float32 sRGB); write it with
+        ``refocus.io.write_image(path, result.image, result.info)``.
+    """
+    if config is not None and kwargs:
+        config = config.model_copy(update=kwargs)
+        config = RefocusConfig.build(**config.model_dump(exclude={"aperture"}), aperture=config.aperture)
+    cfg = config or RefocusConfig.build(**kwargs)
+    t = {}
+    t0 = time.perf_counter()
+    photo = prepare(image, cfg)
+    t["load_and_depth"] = time.perf_counter() - t0
+    fd = photo.focus_disparity(cfg)
+    k = photo.strength(cfg, fd)
+    from refocus.render import coc_map
+
+    coc = coc_map(photo.disparity, fd, k)
+    t0 = time.perf_counter()
+    deblurred = False
+    if cfg.deblur != "never" and (cfg.deblur == "always" or photo.needs_deblur(coc, cfg.keep_sharp_px)):
+        deblurred = photo.ensure_all_in_focus(cfg.deblur, cfg.device)
+    elif cfg.deblur == "auto":
+        photo.notes.append("the input is already at most as blurred as asked everywhere: deblurring skipped")
+    t["deblur"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out, coc = photo.render(cfg, fd, k, use_all_in_focus=deblurred)
+    t["render"] = time.perf_counter() - t0
+    return RefocusResult(
+        image=out,
+        all_in_focus=photo.all_in_focus if deblurred else photo.image,
+        disparity=photo.disparity,
+        coc_px=coc,
+        input_blur_px=photo.input_blur_px,
+        focus_disparity=fd,
+        strength=k,
+        deblurred=deblurred,
+        info=photo.info,
+        config=cfg,
+        depth_source=photo.depth_source,
+        notes=photo.notes,
+        timings_s=t,
+    )
