@@ -39,6 +39,11 @@ class PreparedPhoto:
         once it ran, before that a cheap estimate (:mod:`refocus.pipeline.sharpness`).
     all_in_focus : (H, W, 3) float32 sRGB, or None
         DeblurNet's output, once computed.
+    metric_range : (lo, hi) or None
+        Disparity in 1/m at normalised disparity 0 and 1, when the depth is metric.
+    scale : float
+        Size of this copy relative to the photo (1, or less for previews): focus
+        points and strengths in a config are in the photo's pixels and are scaled.
     """
 
     image: np.ndarray
@@ -48,7 +53,8 @@ class PreparedPhoto:
     depth_source: str = ""
     all_in_focus: np.ndarray | None = None
     deblur_note: str = ""
-    exif_camera: dict = field(default_factory=dict)
+    metric_range: tuple[float, float] | None = None
+    scale: float = 1.0
     notes: list[str] = field(default_factory=list)
     _linear: np.ndarray | None = field(default=None, repr=False)
     _aif_linear: np.ndarray | None = field(default=None, repr=False)
@@ -74,14 +80,18 @@ class PreparedPhoto:
     # -- focus and strength -------------------------------------------------
     def focus_disparity(self, cfg: RefocusConfig) -> float:
         """The focal plane's normalised disparity for ``cfg``'s focus setting."""
+        if self.scale != 1.0 and (cfg.focus_xy is not None or cfg.focus_box is not None):
+            s = self.scale
+            upd = {"focus_xy": tuple(v * s for v in cfg.focus_xy)} if cfg.focus_xy is not None else {"focus_box": tuple(v * s for v in cfg.focus_box)}
+            cfg = cfg.model_copy(update=upd)
         return select_focus(self.disparity, cfg, image=self.image)
 
     def strength(self, cfg: RefocusConfig, focus_disparity: float) -> float:
         """K in pixels of this photo (see :attr:`RefocusConfig.strength`)."""
         if cfg.strength is not None:
-            return float(cfg.strength)
+            return float(cfg.strength) * self.scale
         if cfg.f_number is not None:
-            return strength_from_f_number(self, cfg.f_number, focus_disparity)
+            return strength_from_f_number(self, cfg.f_number, focus_disparity) * self.scale
         return 0.015 * max(self.shape)
 
     # -- deblurring -----------------------------------------------------------
@@ -167,8 +177,8 @@ class PreparedPhoto:
     def resized(self, max_pixels: int) -> "PreparedPhoto":
         """A copy at most ``max_pixels`` large (for interactive previews).
 
-        Blur radii scale with the image, so the preview renders with ``strength``
-        scaled by the same factor (see :attr:`scale`).
+        Blur radii scale with the image, so the copy renders with ``strength``
+        and focus points scaled by the same factor (its :attr:`scale`).
         """
         h, w = self.shape
         if h * w <= max_pixels:
@@ -187,6 +197,7 @@ class PreparedPhoto:
             notes=list(self.notes),
             _linear=None,
             _aif_linear=None,
+            scale=self.scale * nw / w,
         )
 
 
@@ -247,8 +258,9 @@ def run_deblur(image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.n
 
 def load_disparity(
     image: np.ndarray, image_path: str | os.PathLike | None, cfg: RefocusConfig, notes: list[str]
-) -> tuple[np.ndarray, str]:
-    """Normalised disparity (larger = nearer, [0, 1]) at the image's size, and its source."""
+) -> tuple[np.ndarray, str, tuple[float, float] | None]:
+    """Normalised disparity (larger = nearer, [0, 1]) at the image's size, its source,
+    and the metric disparity range (1/m) when the depth is known in metres."""
     from refocus.render import prepare_disparity
 
     with warnings.catch_warnings(record=True) as caught:
@@ -267,6 +279,7 @@ def load_disparity(
             )
             d = np.asarray(res.disparity(), dtype=np.float32)
             source = str(getattr(res, "source", "depth"))
+            metric = _metric_range(np.asarray(res.values), res.kind) if getattr(res, "metric", False) else None
             if d.shape != image.shape[:2]:
                 d = prepare_disparity(d, "disparity", True, shape=image.shape[:2], guide=image)
         else:
@@ -277,64 +290,57 @@ def load_disparity(
             from refocus.io import read_depth_file
 
             raw = read_depth_file(cfg.depth_path)
+            # Float distance maps are taken to be in metres (integer PNGs rarely are).
+            metric = _metric_range(raw, "depth") if cfg.depth_kind == "depth" and not Path(cfg.depth_path).suffix.lower() == ".png" else None
             d = prepare_disparity(raw, cfg.depth_kind or "disparity", True, shape=image.shape[:2], guide=image)
             source = f"file {Path(cfg.depth_path).name} ({cfg.depth_kind or 'disparity'})"
     for w in caught:
         notes.append(str(w.message).splitlines()[0])
     if not np.isfinite(d).all():
         raise RefocusError("depth stage returned non-finite disparity")
-    return np.clip(d, 0, 1).astype(np.float32), source
+    return np.clip(d, 0, 1).astype(np.float32), source, metric
+
+
+def _metric_range(values: np.ndarray, kind: str) -> tuple[float, float] | None:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return None
+    disp = 1.0 / v if kind == "depth" else v
+    lo, hi = float(disp.min()), float(disp.max())
+    return (lo, hi) if hi > lo else None
 
 
 def select_focus(disparity: np.ndarray, cfg: RefocusConfig, image: np.ndarray | None = None) -> float:
     """Focal-plane disparity for the focus setting of ``cfg`` (point, box, value or auto)."""
-    from refocus.render import focus_at_point
+    from refocus.depth.focus import select_focus as _select
 
-    if cfg.focus_value is not None:
-        return float(cfg.focus_value)
-    if cfg.focus_xy is not None:
-        x, y = cfg.focus_xy
-        return float(focus_at_point(disparity, x, y))
-    h, w = disparity.shape
-    if cfg.focus_box is not None:
-        x0, y0, x1, y1 = cfg.focus_box
-        x0, x1 = sorted((x0, x1))
-        y0, y1 = sorted((y0, y1))
-        xi0, yi0 = max(0, int(x0)), max(0, int(y0))
-        xi1, yi1 = min(w, int(np.ceil(x1)) + 1), min(h, int(np.ceil(y1)) + 1)
-        if xi1 <= xi0 or yi1 <= yi0:
-            raise RefocusError(f"focus box {cfg.focus_description()} does not overlap the {w}x{h} image")
-        return float(np.median(disparity[yi0:yi1, xi0:xi1]))
-    try:
-        from refocus.depth.focus import auto_focus  # the depth stage's saliency-aware choice
-    except ImportError:
-        auto_focus = None
-    if auto_focus is not None:
-        return float(auto_focus(disparity, image=image))
-    # Fallback: the nearest sizeable surface in the central half of the frame
-    # (what a photographer most often focuses on), i.e. a high percentile there.
-    c = disparity[h // 4 : h - h // 4 or h, w // 4 : w - w // 4 or w]
-    return float(np.percentile(c, 80))
+    choice = _select(disparity, point=cfg.focus_xy, box=cfg.focus_box, value=cfg.focus_value)
+    return float(choice.focus_disparity)
 
 
 def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparity: float) -> float:
-    """K (px) of this photo's camera at ``f_number``, from the camera stage."""
-    try:
-        from refocus.camera import strength_from_camera
-    except ImportError:
-        raise RefocusError("--f-number needs the camera stage (refocus.camera), not available; use --strength") from None
-    try:
-        return float(
-            strength_from_camera(
-                f_number=f_number,
-                exif=photo.info.exif if photo.info is not None else None,
-                image_shape=photo.shape,
-                disparity=photo.disparity,
-                focus_disparity=focus_disparity,
-            )
-        )
-    except TypeError as exc:  # the camera stage's signature changed under us
-        raise RefocusError(f"cannot derive the strength from the f-number: {exc}") from None
+    """K (px, for the normalised disparity) of this photo's camera at ``f_number``.
+
+    Needs metric depth (to know the disparity span in 1/m and the focus distance)
+    and the EXIF focal length and sensor size.
+    """
+    from refocus.camera import camera_from_exif, strength_for_normalised_disparity, strength_from_camera
+
+    if photo.metric_range is None:
+        raise RefocusError("--f-number needs metric depth (a distance map in metres: --depth FILE --depth-kind depth); use --strength")
+    exif = photo.info.exif if photo.info is not None else None
+    h, w = photo.shape
+    cam = camera_from_exif(exif, (round(w / photo.scale), round(h / photo.scale))) if exif else None
+    if cam is None or cam.focal_length_mm is None or cam.sensor_width_mm is None:
+        raise RefocusError("--f-number needs the focal length and sensor size from EXIF, which this photo lacks; use --strength")
+    lo, hi = photo.metric_range
+    focus_per_m = lo + float(focus_disparity) * (hi - lo)
+    if focus_per_m <= 0:
+        raise RefocusError("the focal plane is at infinity; --f-number cannot be used there, use --strength")
+    # K for the full photo; render() applies this copy's scale.
+    k_metric = strength_from_camera(f_number, cam.focal_length_mm, cam.sensor_width_mm, 1.0 / focus_per_m, round(max(w, h) / photo.scale))
+    return strength_for_normalised_disparity(k_metric, lo, hi)
 
 
 # -- the one-shot API ----------------------------------------------------------
@@ -406,9 +412,11 @@ def prepare(image, cfg: RefocusConfig | None = None, **kwargs) -> PreparedPhoto:
 
     rgb, info, path = load_photo(image, cfg)
     notes: list[str] = []
-    disp, source = load_disparity(rgb, path, cfg, notes)
+    disp, source, metric = load_disparity(rgb, path, cfg, notes)
     blur = input_blur_map(rgb, disp)
-    return PreparedPhoto(image=rgb, disparity=disp, input_blur_px=blur, info=info, depth_source=source, notes=notes)
+    return PreparedPhoto(
+        image=rgb, disparity=disp, input_blur_px=blur, info=info, depth_source=source, notes=notes, metric_range=metric
+    )
 
 
 def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResult:

@@ -1,0 +1,87 @@
+"""``refocus refocus``: one photo, a new focus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+# Options shared with ``animate`` and ``batch`` (they import them from here).
+FocusOpt = typer.Option(None, "--focus", help="Focus point X,Y (pixels), box X0,Y0,X1,Y1, or 'auto' (default).")
+FocusValueOpt = typer.Option(None, "--focus-value", help="Focus on this normalised disparity, 0 (far) .. 1 (near).")
+StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC radius in px between nearest and farthest point (default 1.5% of the long side).")
+FNumberOpt = typer.Option(None, "--f-number", help="Derive the strength from EXIF at this f-number (needs metric depth).")
+ApertureOpt = typer.Option("disc", "--aperture", help="disc, polygon, or a grayscale image of the aperture shape.")
+BladesOpt = typer.Option(6, "--blades", help="Diaphragm blades (polygon), 3..16.")
+RotationOpt = typer.Option(0.0, "--rotation", help="Aperture rotation, degrees counter-clockwise.")
+CurvatureOpt = typer.Option(0.0, "--curvature", help="Blade curvature, 0 (straight) .. 1 (disc).")
+CatsEyeOpt = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1.")
+DepthOpt = typer.Option(None, "--depth", help="Depth or disparity map (.png, .npy, .pfm, .tif, .exr).")
+DepthKindOpt = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer) or depth (distance).")
+NoDeblurOpt = typer.Option(False, "--no-deblur", help="Render from the input photo as it is (skip DeblurNet).")
+DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
+QualityOpt = typer.Option("balanced", "--quality", help="Renderer quality: fast, balanced or high.")
+HighlightOpt = typer.Option(None, "--highlight-gain", help="Boost of clipped highlights (0 = physically exact).")
+MaxMpOpt = typer.Option(100.0, "--max-megapixels", help="Refuse larger images (megapixels).")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("refocus")
+    def refocus_cmd(
+        image: Path = typer.Argument(..., help="The photo (JPEG, PNG, TIFF, WebP, HEIC...)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output file (.png, .jpg, .tif, .webp)."),
+        focus: Optional[str] = FocusOpt,
+        focus_value: Optional[float] = FocusValueOpt,
+        strength: Optional[float] = StrengthOpt,
+        f_number: Optional[float] = FNumberOpt,
+        aperture: str = ApertureOpt,
+        blades: int = BladesOpt,
+        rotation: float = RotationOpt,
+        curvature: float = CurvatureOpt,
+        cats_eye: float = CatsEyeOpt,
+        depth: Optional[Path] = DepthOpt,
+        depth_kind: Optional[str] = DepthKindOpt,
+        no_deblur: bool = NoDeblurOpt,
+        save_intermediate: Optional[Path] = typer.Option(
+            None, "--save-intermediate", help="Folder for the all-in-focus image, depth and signed CoC map (PNG + .npy)."
+        ),
+        device: str = DeviceOpt,
+        quality: str = QualityOpt,
+        highlight_gain: Optional[float] = HighlightOpt,
+        bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (PNG/TIFF); default: the input's."),
+        max_megapixels: float = MaxMpOpt,
+    ) -> None:
+        """Refocus IMAGE: depth -> DeblurNet -> bokeh renderer, written to -o."""
+        from rich.console import Console
+
+        from refocus.errors import RefocusError
+        from refocus.io import write_image
+        from refocus.pipeline import refocus, save_intermediates
+        from refocus.pipeline.options import build_config, check_output
+
+        if bit_depth not in (None, 8, 16):
+            raise RefocusError(f"--bit-depth must be 8 or 16, got {bit_depth}")
+        check_output(output, [image, depth])
+        cfg = build_config(
+            focus=focus, focus_value=focus_value, strength=strength, f_number=f_number, aperture=aperture,
+            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
+            depth_kind=depth_kind, no_deblur=no_deblur, device=device, quality=quality,
+            highlight_gain=highlight_gain, max_megapixels=max_megapixels,
+        )
+        console = Console(stderr=True, soft_wrap=True)
+        with console.status("refocusing..."):
+            result = refocus(image, cfg)
+            write_image(output, result.image, result.info, bit_depth=bit_depth)
+            if save_intermediate is not None:
+                save_intermediates(result, save_intermediate)
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        h, w = result.image.shape[:2]
+        console.print(
+            f"wrote {output} ({w}x{h}): focus {cfg.focus_description()} -> disparity {result.focus_disparity:.3f}, "
+            f"strength {result.strength:.1f} px, {'deblurred' if result.deblurred else 'no deblurring'}, "
+            f"depth from {result.depth_source}, {sum(result.timings_s.values()):.1f} s"
+        )
+        if save_intermediate is not None:
+            console.print(f"intermediates in {save_intermediate}/")

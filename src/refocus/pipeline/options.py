@@ -1,0 +1,116 @@
+"""Turning command-line style option values into :class:`RefocusConfig` (shared by
+``refocus refocus``, ``animate``, ``batch`` and the UI)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from refocus.errors import RefocusError
+from refocus.pipeline.config import RefocusConfig
+
+#: Output formats :func:`refocus.io.write_image` can write.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+def parse_numbers(text: str, n: int, what: str) -> tuple[float, ...]:
+    """``"12,34"`` -> (12.0, 34.0); a one-line error otherwise."""
+    parts = [p for p in str(text).replace(";", ",").split(",")]
+    try:
+        vals = tuple(float(p) for p in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != n or not all(v == v and abs(v) != float("inf") for v in vals):
+        example = ",".join(["12", "34", "56", "78"][:n])
+        raise RefocusError(f"{what} must be {n} numbers like {example}, got {text!r}")
+    return vals
+
+
+def parse_focus(focus: str | None) -> dict:
+    """``--focus`` value -> config fields: ``"X,Y"``, ``"x0,y0,x1,y1"`` (box) or ``"auto"``."""
+    if focus is None or str(focus).strip().lower() in ("", "auto"):
+        return {}
+    n = len(str(focus).split(","))
+    if n == 4:
+        return {"focus_box": parse_numbers(focus, 4, "--focus box")}
+    return {"focus_xy": parse_numbers(focus, 2, "--focus")}
+
+
+def build_aperture(aperture: str = "disc", blades: int = 6, rotation: float = 0.0, curvature: float = 0.0, cats_eye: float = 0.0):
+    """``--aperture disc|polygon|PATH.png`` and its shape options -> ApertureConfig."""
+    from refocus.aperture import aperture_from_spec
+
+    spec = str(aperture)
+    if spec not in ("disc", "circle", "polygon", "blades") and not Path(spec).exists():
+        raise RefocusError(f"--aperture must be disc, polygon or an image file; {spec!r} is none of them")
+    try:
+        return aperture_from_spec(spec, blades=blades, rotation_deg=rotation, curvature=curvature, cats_eye=cats_eye)
+    except RefocusError:
+        raise
+    except Exception as exc:  # pydantic validation: out-of-range blades, curvature...
+        errs = getattr(exc, "errors", lambda: [])()
+        if errs:
+            detail = f"{'.'.join(str(p) for p in errs[0].get('loc', ()))}: {errs[0].get('msg', '')}"
+        else:
+            detail = str(exc).splitlines()[0]
+        raise RefocusError(f"invalid aperture {detail}") from None
+
+
+def build_config(
+    *,
+    focus: str | None = None,
+    focus_value: float | None = None,
+    strength: float | None = None,
+    f_number: float | None = None,
+    aperture: str = "disc",
+    blades: int = 6,
+    rotation: float = 0.0,
+    curvature: float = 0.0,
+    cats_eye: float = 0.0,
+    depth: str | os.PathLike | None = None,
+    depth_kind: str | None = None,
+    no_deblur: bool = False,
+    device: str = "cpu",
+    quality: str = "balanced",
+    highlight_gain: float | None = None,
+    max_megapixels: float = 100.0,
+) -> RefocusConfig:
+    """All CLI options -> one validated :class:`RefocusConfig`."""
+    fields = parse_focus(focus)
+    if focus_value is not None:
+        if fields:
+            raise RefocusError("give either --focus or --focus-value, not both")
+        fields["focus_value"] = focus_value
+    if depth is not None and not Path(depth).exists():
+        raise RefocusError(f"depth map not found: {depth}")
+    return RefocusConfig.build(
+        **fields,
+        strength=strength,
+        f_number=f_number,
+        aperture=build_aperture(aperture, blades, rotation, curvature, cats_eye),
+        depth_path=None if depth is None else str(depth),
+        depth_kind=depth_kind,
+        deblur="never" if no_deblur else "auto",
+        device=device,
+        quality=quality,
+        highlight_gain=highlight_gain,
+        max_megapixels=max_megapixels,
+    )
+
+
+def check_output(output: str | os.PathLike, inputs: list[str | os.PathLike] = (), suffixes=IMAGE_SUFFIXES) -> Path:
+    """Refuse, before any work, an output that cannot be written or would hit an input."""
+    out = Path(output)
+    if out.suffix.lower() not in suffixes:
+        raise RefocusError(f"unsupported output format {out.suffix or '(none)'} for {out.name}: use {', '.join(suffixes)}")
+    if out.is_dir():
+        raise RefocusError(f"output {out} is a folder; give a file name")
+    for p in inputs:
+        if p is not None and out.resolve() == Path(p).resolve():
+            raise RefocusError(f"refusing to overwrite the input {Path(p).name}; choose another output path")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.exists():
+        raise RefocusError(f"output folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise RefocusError(f"output folder is not writable: {parent}")
+    return out
