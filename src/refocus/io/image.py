@@ -166,6 +166,11 @@ def atomic_write_bytes(path: str | os.PathLike, write_fn) -> Path:
     tmp = _atomic_target(path)
     try:
         write_fn(tmp)
+        # mkstemp creates the file private (0600); a result should get the
+        # permissions any new file of the user gets.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,74 @@
+"""``refocus animate``: a focus pull between two points, as MP4 or GIF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from refocus.cli.cmd_refocus import (
+    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthOpt, DeviceOpt, FNumberOpt,
+    HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("animate")
+    def animate_cmd(
+        image: Path = typer.Argument(..., help="The photo."),
+        start: str = typer.Option(..., "--from", help="Start focus: X,Y (pixels) or a disparity 0..1."),
+        end: str = typer.Option(..., "--to", help="End focus: X,Y (pixels) or a disparity 0..1."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output .mp4 or .gif."),
+        frames: int = typer.Option(24, "--frames", help="Number of frames."),
+        fps: float = typer.Option(12.0, "--fps", help="Frames per second."),
+        max_size: int = typer.Option(1280, "--max-size", help="Longest side of the frames in px (0 = full size)."),
+        strength: Optional[float] = StrengthOpt,
+        f_number: Optional[float] = FNumberOpt,
+        aperture: str = ApertureOpt,
+        blades: int = BladesOpt,
+        rotation: float = RotationOpt,
+        curvature: float = CurvatureOpt,
+        cats_eye: float = CatsEyeOpt,
+        depth: Optional[Path] = DepthOpt,
+        depth_kind: Optional[str] = DepthKindOpt,
+        no_deblur: bool = NoDeblurOpt,
+        device: str = DeviceOpt,
+        quality: str = QualityOpt,
+        highlight_gain: Optional[float] = HighlightOpt,
+        max_megapixels: float = MaxMpOpt,
+    ) -> None:
+        """Render a focus pull of IMAGE from --from to --to (one depth, one deblur: no flicker)."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from refocus.errors import RefocusError
+        from refocus.pipeline import prepare
+        from refocus.pipeline.animate import VIDEO_SUFFIXES, focus_pull, parse_endpoint, write_animation
+        from refocus.pipeline.options import build_config, check_output
+
+        check_output(output, [image, depth], suffixes=VIDEO_SUFFIXES)
+        if not 2 <= frames <= 2000:
+            raise RefocusError(f"--frames must be in 2..2000, got {frames}")
+        if max_size < 0:
+            raise RefocusError(f"--max-size must be >= 0, got {max_size}")
+        a, b = parse_endpoint(start), parse_endpoint(end)
+        cfg = build_config(
+            strength=strength, f_number=f_number, aperture=aperture, blades=blades, rotation=rotation,
+            curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, no_deblur=no_deblur,
+            device=device, quality=quality, highlight_gain=highlight_gain, max_megapixels=max_megapixels,
+        )
+        console = Console(stderr=True, soft_wrap=True)
+        with console.status("reading the photo and its depth..."):
+            photo = prepare(image, cfg)
+            if max_size and max(photo.shape) > max_size:
+                s = max_size / max(photo.shape)
+                photo = photo.resized(int(photo.shape[0] * photo.shape[1] * s * s) + 1)
+        with Progress(console=console) as prog:
+            task = prog.add_task("rendering frames", total=frames)
+            out, fds = focus_pull(photo, cfg, a, b, frames, progress=lambda i, n: prog.update(task, completed=i))
+        write_animation(output, out, fps)
+        for note in photo.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        h, w = out[0].shape[:2]
+        console.print(f"wrote {output}: {frames} frames {w}x{h} at {fps:g} fps, focus disparity {fds[0]:.3f} -> {fds[-1]:.3f}")

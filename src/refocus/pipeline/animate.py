@@ -1,0 +1,130 @@
+"""Focus pulls: the focal plane moving between two points, as a video or GIF.
+
+Every frame is rendered from the *same* prepared photo (one depth map, one
+all-in-focus image), so only the focal plane changes from frame to frame and
+nothing else can flicker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from refocus.errors import RefocusError
+from refocus.pipeline.config import RefocusConfig
+from refocus.pipeline.core import PreparedPhoto
+
+VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov")
+
+
+def parse_endpoint(text: str) -> dict:
+    """``"X,Y"`` (a pixel) or ``"V"`` (a normalised disparity) -> config focus fields."""
+    from refocus.pipeline.options import parse_numbers
+
+    t = str(text).strip()
+    if "," in t:
+        return {"focus_xy": parse_numbers(t, 2, "focus point")}
+    try:
+        v = float(t)
+    except ValueError:
+        raise RefocusError(f"focus end must be X,Y (pixels) or a disparity 0..1, got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise RefocusError(f"focus disparity must be in 0..1, got {v:g}")
+    return {"focus_value": v}
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    # A focus puller eases in and out; a linear ramp looks mechanical.
+    return t * t * (3.0 - 2.0 * t)
+
+
+def focus_pull(
+    photo: PreparedPhoto,
+    cfg: RefocusConfig,
+    start: dict,
+    end: dict,
+    frames: int = 24,
+    ease: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Render a focus pull.
+
+    Parameters
+    ----------
+    photo : the prepared photo (depth and, when needed, all-in-focus computed once).
+    cfg : settings (strength, aperture...); its own focus is ignored.
+    start, end : focus fields (``{"focus_xy": (x, y)}`` or ``{"focus_value": v}``).
+    frames : number of frames, >= 2.
+    progress : called with (done, total) after each frame.
+
+    Returns
+    -------
+    frames : list of (H, W, 3) float32 sRGB images.
+    focus_disparities : (frames,) the focal plane of each frame.
+    """
+    if frames < 2:
+        raise RefocusError(f"--frames must be at least 2, got {frames}")
+    clear = {"focus_xy": None, "focus_value": None, "focus_box": None}
+    fa = photo.focus_disparity(cfg.model_copy(update={**clear, **start}))
+    fb = photo.focus_disparity(cfg.model_copy(update={**clear, **end}))
+    t = np.linspace(0.0, 1.0, frames)
+    fds = fa + (fb - fa) * (_smoothstep(t) if ease else t)
+    if cfg.deblur != "never":
+        from refocus.render import coc_map
+
+        need = cfg.deblur == "always" or any(
+            photo.needs_deblur(coc_map(photo.disparity, float(f), photo.strength(cfg, float(f))), cfg.keep_sharp_px) for f in (fa, fb, fds[frames // 2])
+        )
+        use_aif = photo.ensure_all_in_focus(cfg.deblur, cfg.device) if need else False
+    else:
+        use_aif = False
+    out = []
+    for i, fd in enumerate(fds):
+        img, _ = photo.render(cfg, float(fd), photo.strength(cfg, float(fd)), use_all_in_focus=use_aif)
+        out.append(img)
+        if progress is not None:
+            progress(i + 1, frames)
+    return out, fds.astype(np.float32)
+
+
+def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float = 12.0) -> Path:
+    """Write frames (float sRGB) as MP4/WebM/MKV/MOV (ffmpeg) or GIF, atomically."""
+    from refocus.io import atomic_write_bytes
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise RefocusError(f"unsupported animation format {suffix or '(none)'}: use .mp4 or .gif")
+    if not frames:
+        raise RefocusError("no frames to write")
+    if not (0 < fps <= 120):
+        raise RefocusError(f"--fps must be in (0, 120], got {fps:g}")
+    arr = [np.round(np.clip(f, 0, 1) * 255).astype(np.uint8) for f in frames]
+
+    def _write(tmp: Path) -> None:
+        if suffix == ".gif":
+            from PIL import Image
+
+            imgs = [Image.fromarray(a) for a in arr]
+            imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=int(round(1000 / fps)), loop=0, optimize=False)
+            return
+        import imageio.v2 as imageio
+
+        h, w = arr[0].shape[:2]
+        # yuv420p (what players accept) needs even sizes: pad by one edge pixel.
+        ph, pw = h % 2, w % 2
+        codec = {".webm": "libvpx-vp9"}.get(suffix, "libx264")
+        try:
+            writer = imageio.get_writer(
+                tmp, format="FFMPEG", mode="I", fps=fps, codec=codec, quality=8, macro_block_size=1, pixelformat="yuv420p"
+            )
+        except Exception as exc:
+            raise RefocusError(f"cannot write {suffix} video (ffmpeg unavailable?): {exc}".splitlines()[0]) from None
+        with writer:
+            for a in arr:
+                writer.append_data(np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else a)
+
+    return atomic_write_bytes(path, _write)
