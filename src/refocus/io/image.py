@@ -160,6 +160,19 @@ def _atomic_target(path: Path) -> Path:
     return Path(tmp)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, write_fn) -> Path:
     """Call ``write_fn(tmp_path)`` then rename the temporary file onto ``path``."""
     path = Path(path)
@@ -168,9 +181,7 @@ def atomic_write_bytes(path: str | os.PathLike, write_fn) -> Path:
         write_fn(tmp)
         # mkstemp creates the file private (0600); a result should get the
         # permissions any new file of the user gets.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
