@@ -84,6 +84,9 @@ class Case:
         Focal plane of the input (deblur, refocus) when known.
     crop_px:
         Border excluded from the metrics, px.
+    aperture:
+        The aperture of the target's lens (:class:`refocus.aperture.ApertureConfig`),
+        None for a disc.
     meta:
         Free-form details written to the JSON report (R, percentile names...).
     """
@@ -98,6 +101,7 @@ class Case:
     focus_disparity: float | None = None
     input_focus_disparity: float | None = None
     crop_px: int = 0
+    aperture: object | None = None
     meta: dict = field(default_factory=dict)
 
     def coc_px(self, focus: float | None = None) -> np.ndarray:
@@ -257,7 +261,9 @@ def _renderer(quality: str) -> Callable[[Case], np.ndarray]:
         from refocus.io.color import linear_to_srgb, srgb_to_linear
         from refocus.render import RenderConfig, render_linear
 
-        cfg = RenderConfig(highlight_gain=0.0, quality=quality)
+        from refocus.aperture import ApertureConfig
+
+        cfg = RenderConfig(highlight_gain=0.0, quality=quality, aperture=case.aperture or ApertureConfig())
         out = render_linear(srgb_to_linear(case.input), case.coc_px(), cfg)
         return np.clip(linear_to_srgb(out), 0.0, 1.0).astype(np.float32)
 

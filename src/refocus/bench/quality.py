@@ -1,0 +1,388 @@
+"""``refocus bench quality``: every registered method on every case, scored.
+
+Data sources (``--data``):
+
+``lightfield``
+    ``hci-antinous`` from the shared data (``$REFOCUS_SHARED/data`` or
+    ``../shared/data`` relative to the current directory or the repository) at
+    half resolution, with the protocol of :func:`refocus.bench.lightfield.lightfield_cases`:
+    R in {2, 4}, focus at the 95th/50th/5th disparity percentile; bokeh, deblur and
+    refocus cases (refocus also as a no-depth track).
+``lightfield:DIR``
+    Any folder of views (``input_CamNNN.png``, square grid, ``gt_disp_lowres.pfm``)
+    at full resolution, same protocol.
+``synthetic``
+    Ray-traced dead-leaves scenes (:func:`refocus.bench.synthetic.frozen_test_set`):
+    bokeh (all-in-focus -> lens photo) and deblur (lens photo -> all-in-focus).
+``paired:DIR``
+    A DPDD/RealDOF-style folder (:mod:`refocus.bench.paired`): deblur only.
+``all``
+    ``lightfield`` and ``synthetic``.
+
+``quick`` keeps only a few small cases (R = 2; near and far focus; a 128 x 128 centre
+of each light-field view; two 96 x 96 synthetic scenes; 2 paired images cropped
+to 256 px) so the whole run takes well under a minute; its numbers are for smoke
+tests, not for comparison with the full protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from refocus.errors import RefocusError
+
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+HCI_NAME = "hci-antinous"
+
+
+def shared_data_dir() -> Path | None:
+    """The shared data folder, or None: ``$REFOCUS_SHARED/data``, then ``../shared/data`` from cwd and repo."""
+    env = os.environ.get("REFOCUS_SHARED")
+    candidates = [Path(env) / "data"] if env else []
+    candidates += [Path.cwd().parent / "shared" / "data", _REPO_ROOT.parent / "shared" / "data"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to show progress (no-ops by default)."""
+
+    start: Callable[[int], None] = lambda total: None
+    advance: Callable[[str], None] = lambda description: None
+    status: Callable[[str], None] = lambda message: None
+
+
+@dataclass
+class QualityRun:
+    """Everything a report is made of.
+
+    Attributes
+    ----------
+    cases:
+        Per case: task, dataset, name, crop_px, meta, and per method its metrics
+        (``psnr`` dB, ``ssim``, ``lpips``, ``seconds``).
+    notes:
+        Skipped methods, failures, data sources that were unavailable.
+    images:
+        For the contact sheets: task -> list of (case, {method: output image}).
+    """
+
+    cases: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    images: dict[str, list] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    descriptions: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _parse_list(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise RefocusError(f"empty {what} list")
+    if "all" in items:
+        return list(allowed)
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise RefocusError(f"unknown {what} {bad[0]!r}; expected one of {', '.join(allowed)} or all")
+    return items
+
+
+def parse_tasks(value: str) -> list[str]:
+    """``"bokeh,deblur"`` or ``"all"`` -> list of tasks."""
+    from refocus.bench.methods import TASKS
+
+    return _parse_list(value, TASKS, "task")
+
+
+def parse_data(value: str) -> list[str]:
+    """``--data`` value -> list of source specs (``lightfield``, ``lightfield:DIR``, ``synthetic``, ``paired:DIR``)."""
+    specs = []
+    for item in [v.strip() for v in value.split(",") if v.strip()]:
+        if item == "all":
+            specs += ["lightfield", "synthetic"]
+        elif item in ("lightfield", "synthetic"):
+            specs.append(item)
+        elif item.startswith("lightfield:") or item.startswith("paired:"):
+            kind, _, path = item.partition(":")
+            if not path:
+                raise RefocusError(f"--data {kind}: needs a folder, e.g. {kind}:/path/to/dir")
+            if not Path(path).is_dir():
+                raise RefocusError(f"--data {item}: folder not found")
+            specs.append(item)
+        else:
+            raise RefocusError(f"unknown data source {item!r}; use lightfield, lightfield:DIR, synthetic, paired:DIR or all")
+    if not specs:
+        raise RefocusError("no data source given")
+    return list(dict.fromkeys(specs))
+
+
+def _lightfield_cases(spec: str, tasks: list[str], quick: bool, progress: Progress) -> tuple[list, list[str]]:
+    from refocus.bench import lightfield as lfm
+
+    notes: list[str] = []
+    if spec == "lightfield":
+        shared = shared_data_dir()
+        folder = shared / "lightfields" / HCI_NAME if shared else None
+        if folder is None or not folder.is_dir():
+            return [], [f"lightfield: {HCI_NAME} not found (set REFOCUS_SHARED to the folder holding data/); skipped"]
+        half = True
+    else:
+        folder, half = Path(spec.partition(":")[2]), False
+    progress.status(f"loading light field {folder.name}")
+    lf = lfm.load_lightfield(folder, half=half)
+    if quick:
+        h, w = lf.shape
+        side = min(128, h, w)
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        lf = lfm.LightField(
+            lf.views_linear[:, :, y0 : y0 + side, x0 : x0 + side].copy(),
+            None if lf.disparity is None else lf.disparity[y0 : y0 + side, x0 : x0 + side].copy(),
+            lf.name,
+        )
+    radii = (2,) if quick else lfm.RADII
+    radii = tuple(r for r in radii if r <= lf.centre)
+    if not radii:
+        return [], [f"lightfield {lf.name}: a {lf.grid}x{lf.grid} grid is too small for R = 2; skipped"]
+    focus_names = ("near", "far") if quick else ("near", "middle", "far")
+    pairs = lfm.REFOCUS_PAIRS[:1] if quick else lfm.REFOCUS_PAIRS
+    dataset = f"lightfield:{lf.name}" + ("/2" if half else "")
+    cases = []
+    for task in tasks:
+        progress.status(f"ground truth for {task} on {lf.name}")
+        cases += lfm.lightfield_cases(lf, task, radii, focus_names, pairs, dataset=dataset)
+        if task == "refocus":
+            cases += lfm.lightfield_cases(lf, task, radii, focus_names, pairs, with_depth=False, dataset=dataset + " (no depth)")
+    return cases, notes
+
+
+def _synthetic_cases(tasks: list[str], quick: bool, progress: Progress) -> tuple[list, list[str]]:
+    from refocus.bench.methods import Case
+
+    wanted = [t for t in tasks if t in ("bokeh", "deblur")]
+    notes = []
+    if "refocus" in tasks:
+        notes.append("synthetic: no refocus cases (a scene is rendered at one focus only)")
+    if not wanted:
+        return [], notes
+    try:
+        from refocus.bench.synthetic import frozen_test_set
+    except ImportError as exc:
+        return [], notes + [f"synthetic: scene generator unavailable ({exc}); skipped"]
+    progress.status("ray tracing synthetic scenes")
+    if quick:
+        scenes = frozen_test_set(n=2, size=(96, 96), max_coc_px=(4.0, 8.0))
+    else:
+        scenes = frozen_test_set(n=6, size=(256, 256))
+    cases = []
+    for i, sc in enumerate(scenes):
+        meta = {"seed": sc.seed, "K": sc.K, "focus_disparity": sc.focus_disparity, "aperture": sc.aperture.shape,
+                "max_coc_px": float(np.abs(sc.coc_px).max())}
+        name = f"scene{i:02d}-{sc.aperture.shape}"
+        lens = np.clip(sc.lens, 0, 1).astype(np.float32)
+        aif = np.clip(sc.all_in_focus, 0, 1).astype(np.float32)
+        if "bokeh" in wanted:
+            cases.append(Case("bokeh", "synthetic", name, aif, lens, sc.disparity, sc.K, focus_disparity=sc.focus_disparity,
+                              aperture=sc.aperture, meta=meta))
+        if "deblur" in wanted:
+            cases.append(Case("deblur", "synthetic", name, lens, aif, sc.disparity, sc.K,
+                              input_focus_disparity=sc.focus_disparity, aperture=sc.aperture, meta=meta))
+    return cases, notes
+
+
+def _paired_cases(spec: str, tasks: list[str], quick: bool) -> tuple[list, list[str]]:
+    from refocus.bench.paired import paired_cases
+
+    if "deblur" not in tasks:
+        return [], [f"{spec}: paired data only has deblur cases; skipped"]
+    folder = spec.partition(":")[2]
+    return paired_cases(folder, limit=2 if quick else None, max_side=256 if quick else None), []
+
+
+def build_cases(tasks: list[str], data: list[str], quick: bool = False, progress: Progress | None = None):
+    """All cases for the requested tasks and data sources, plus notes on what was skipped."""
+    progress = progress or Progress()
+    cases, notes = [], []
+    for spec in data:
+        if spec == "lightfield" or spec.startswith("lightfield:"):
+            c, n = _lightfield_cases(spec, tasks, quick, progress)
+        elif spec == "synthetic":
+            c, n = _synthetic_cases(tasks, quick, progress)
+        elif spec.startswith("paired:"):
+            c, n = _paired_cases(spec, tasks, quick)
+        else:
+            raise RefocusError(f"unknown data source {spec!r}")
+        cases += c
+        notes += n
+    return cases, notes
+
+
+def _machine() -> dict:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_quality(
+    tasks: list[str],
+    data: list[str],
+    methods: list[str] | None = None,
+    quick: bool = False,
+    lpips_weights: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    sheet_cases: int = 3,
+) -> QualityRun:
+    """Run the quality benchmark (no files written; see :mod:`refocus.bench.report`).
+
+    Parameters
+    ----------
+    tasks:
+        Subset of ``bokeh``, ``deblur``, ``refocus``.
+    data:
+        Source specs (see :func:`parse_data`).
+    methods:
+        Only these method names (any task); None runs every registered method.
+    quick:
+        Few small cases (smoke test).
+    lpips_weights:
+        LPIPS weights file; when None and none is found, LPIPS is left out with a note.
+    progress:
+        Progress callbacks.
+    sheet_cases:
+        Cases per task kept (with every method's output) for the contact sheet.
+
+    Returns
+    -------
+    :class:`QualityRun`.
+    """
+    from refocus.bench import methods as mreg
+    from refocus.bench.lpips import find_weights, get_lpips
+    from refocus.bench.metrics import compute_metrics
+
+    progress = progress or Progress()
+    run = QualityRun()
+    run.notes += mreg.load_plugins()
+    if methods is not None:
+        unknown = [m for m in methods if m not in mreg.all_method_names()]
+        if unknown:
+            raise RefocusError(f"unknown method {unknown[0]!r}; registered: {', '.join(sorted(mreg.all_method_names()))}")
+    with_lpips = True
+    try:
+        weights = find_weights(lpips_weights)
+        get_lpips(weights)
+    except RefocusError as exc:
+        if lpips_weights is not None:
+            raise
+        with_lpips, weights = False, None
+        run.notes.append(f"LPIPS left out: {exc}")
+    t0 = time.perf_counter()
+    cases, notes = build_cases(tasks, data, quick, progress)
+    run.notes += notes
+    run.meta = {
+        "tasks": tasks,
+        "data": data,
+        "quick": quick,
+        "lpips_weights": str(weights) if weights else None,
+        "machine": _machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "ground_truth_seconds": round(time.perf_counter() - t0, 2),
+        "psnr_cap_db": 100.0,
+    }
+    plan = [(c, m) for c in cases for m in mreg.methods_for(c.task, methods)]
+    progress.start(len(plan))
+    skipped: set[tuple[str, str, str]] = set()
+    by_case: dict[int, dict] = {}
+    sheets: dict[str, list] = {}
+    on_sheet = _sheet_selection(cases, sheet_cases)
+    for case, method in plan:
+        progress.advance(f"{case.task} {case.dataset} {case.name}: {method.name}")
+        run.descriptions.setdefault(case.task, {})[method.name] = method.description
+        rec = by_case.setdefault(id(case), {
+            "task": case.task, "dataset": case.dataset, "case": case.name, "crop_px": case.crop_px,
+            "meta": case.meta, "results": {},
+        })
+        key = (case.task, case.dataset, method.name)
+        if method.needs_disparity and case.disparity is None:
+            if key not in skipped:
+                run.notes.append(f"{case.task} / {case.dataset}: {method.name} skipped (needs depth)")
+                skipped.add(key)
+            continue
+        t = time.perf_counter()
+        try:
+            out = method.fn(case)
+        except mreg.MethodUnavailable as exc:
+            if key not in skipped:
+                run.notes.append(f"{case.task} / {case.dataset}: {method.name} skipped ({exc})")
+                skipped.add(key)
+            continue
+        except Exception as exc:  # one failing method must not lose the others' results
+            run.notes.append(f"{case.task} / {case.dataset} / {case.name}: {method.name} failed "
+                             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            continue
+        seconds = time.perf_counter() - t
+        out = np.asarray(out, dtype=np.float32)
+        if out.shape != case.target.shape:
+            run.notes.append(f"{case.task} / {case.dataset} / {case.name}: {method.name} returned shape {out.shape}, "
+                             f"expected {case.target.shape}; not scored")
+            continue
+        m = compute_metrics(out, case.target, case.crop_px, with_lpips=with_lpips, lpips_weights=weights)
+        m["seconds"] = round(seconds, 3)
+        rec["results"][method.name] = m
+        if id(case) in on_sheet:
+            kept = sheets.setdefault(case.task, [])
+            entry = next((e for e in kept if e[0] is case), None)
+            if entry is None:
+                entry = (case, {})
+                kept.append(entry)
+            entry[1][method.name] = out
+    run.cases = [by_case[id(c)] for c in cases if id(c) in by_case]
+    run.images = sheets
+    run.meta["total_seconds"] = round(time.perf_counter() - t0, 2)
+    return run
+
+
+def _sheet_selection(cases: list, per_task: int) -> set[int]:
+    """Ids of the cases shown on the contact sheets: per task, one per dataset (up to
+    ``per_task``), the one with the widest crop, i.e. the strongest blur, where
+    differences between methods are easiest to see."""
+    chosen: set[int] = set()
+    for task in dict.fromkeys(c.task for c in cases):
+        best: dict[str, object] = {}
+        for c in cases:
+            if c.task == task and (c.dataset not in best or c.crop_px > best[c.dataset].crop_px):
+                best[c.dataset] = c
+        chosen.update(id(c) for c in list(best.values())[:per_task])
+    return chosen
+
+
+def summarise(run: QualityRun) -> dict:
+    """Mean metrics per task, dataset and method: ``{task: {dataset: {method: {...}}}}``."""
+    acc: dict = {}
+    for rec in run.cases:
+        for name, m in rec["results"].items():
+            acc.setdefault(rec["task"], {}).setdefault(rec["dataset"], {}).setdefault(name, []).append(m)
+    out: dict = {}
+    for task, per_ds in acc.items():
+        for ds, per_m in per_ds.items():
+            for name, ms in per_m.items():
+                row = {"n": len(ms)}
+                for k in ("psnr", "ssim", "lpips", "seconds"):
+                    vals = [x[k] for x in ms if x.get(k) is not None]
+                    row[k] = float(np.mean(vals)) if vals else None
+                out.setdefault(task, {}).setdefault(ds, {})[name] = row
+    return out

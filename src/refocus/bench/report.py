@@ -1,0 +1,220 @@
+"""Writing a quality run: ``report.md``, ``report.json`` and contact sheets.
+
+``report.json`` layout::
+
+    {"meta": {...machine, date, tasks, data, quick, lpips_weights...},
+     "summary": {task: {dataset: {method: {"n", "psnr", "ssim", "lpips", "seconds"}}}},
+     "cases": [{"task", "dataset", "case", "crop_px", "meta",
+                "results": {method: {"psnr", "ssim", "lpips", "seconds"}}}],
+     "methods": {task: {method: description}},
+     "notes": [...],
+     "reference": {...numbers quoted from the issues for the light-field protocol}}
+
+PSNR is in dB, capped at 100 for identical images (so JSON never holds Infinity);
+``lpips`` is ``null`` when the weights were not available. ``seconds`` is the
+method's wall time per case on the machine in ``meta.machine``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from refocus.bench.quality import QualityRun, summarise
+
+#: Published/issue reference means on hci-antinous at half resolution (6 cases each):
+#: (PSNR dB, LPIPS). Quoted so a run can be checked against them at a glance.
+REFERENCE = {
+    "bokeh": {
+        "input": (33.30, 0.240),
+        "gaussian blur by CoC, no occlusion handling (issue)": (37.73, 0.066),
+        "BokehMe (issue)": (41.06, 0.049),
+    },
+    "refocus": {
+        "input": (30.43, 0.262),
+        "naive: blur the input by the new CoC (issue)": (32.34, 0.204),
+    },
+}
+
+
+def _fmt(v, digits: int) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def write_report(run: QualityRun, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.md``, ``report.json`` and ``contact-<task>.png`` into ``out_dir``.
+
+    Returns
+    -------
+    ``{"md": path, "json": path, "sheets": [paths...]}``-like dict of written files.
+    """
+    from refocus.io import atomic_write_bytes
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(run)
+    payload = {
+        "meta": run.meta,
+        "summary": summary,
+        "cases": run.cases,
+        "methods": run.descriptions,
+        "notes": run.notes,
+        "reference": {t: {k: {"psnr": v[0], "lpips": v[1]} for k, v in r.items()} for t, r in REFERENCE.items()},
+    }
+    text = json.dumps(payload, indent=1, default=_json_default, allow_nan=False)
+    json_path = atomic_write_bytes(out / "report.json", lambda p: Path(p).write_text(text + "\n"))
+    sheets = []
+    for task, entries in run.images.items():
+        if entries:
+            sheets.append(write_contact_sheet(task, entries, out / f"contact-{task}.png"))
+    md = render_markdown(run, summary, [s.name for s in sheets])
+    md_path = atomic_write_bytes(out / "report.md", lambda p: Path(p).write_text(md))
+    return {"md": Path(md_path), "json": Path(json_path), "sheets": sheets}
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def render_markdown(run: QualityRun, summary: dict, sheet_names: list[str]) -> str:
+    """The human-readable report."""
+    m = run.meta
+    mach = m.get("machine", {})
+    lines = [
+        "# Quality benchmark",
+        "",
+        f"- date: {m.get('date')}; tasks: {', '.join(m.get('tasks', []))}; data: {', '.join(m.get('data', []))}"
+        + ("; **quick mode (smoke test, not the protocol)**" if m.get("quick") else ""),
+        f"- machine: {mach.get('processor')}, {mach.get('cpu_count')} CPUs, {mach.get('platform')}, "
+        f"python {mach.get('python')}, torch {mach.get('torch')} ({mach.get('torch_threads')} threads)",
+        f"- time: {m.get('total_seconds')} s in all ({m.get('ground_truth_seconds')} s for ground truth)",
+        "- metrics on sRGB in [0, 1] after cropping each case's border; PSNR (dB, higher is better, capped at 100), "
+        "SSIM (higher is better), LPIPS AlexNet v0.1 (lower is better); s/case = the method's wall time per case.",
+        "",
+    ]
+    for task in ("bokeh", "deblur", "refocus"):
+        if task not in summary:
+            continue
+        lines += [f"## {task}", ""]
+        for ds, rows in summary[task].items():
+            lines += [f"### {ds}", "", "| method | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | s/case |", "|---|---:|---:|---:|---:|---:|"]
+            for name, r in rows.items():
+                lines.append(f"| {name} | {r['n']} | {_fmt(r['psnr'], 2)} | {_fmt(r['ssim'], 4)} | {_fmt(r['lpips'], 3)} | {_fmt(r['seconds'], 2)} |")
+            lines.append("")
+            if ds.startswith("lightfield:hci-antinous/2") and task in REFERENCE and not m.get("quick") and "no depth" not in ds:
+                lines += ["Reference means quoted in the issues for this exact protocol:", "",
+                          "| reference | PSNR | LPIPS |", "|---|---:|---:|"]
+                lines += [f"| {k} | {v[0]:.2f} | {v[1]:.3f} |" for k, v in REFERENCE[task].items()]
+                lines.append("")
+        desc = run.descriptions.get(task, {})
+        if desc:
+            lines += ["Methods:", ""] + [f"- `{k}`: {v or '(no description)'}" for k, v in desc.items()] + [""]
+    if sheet_names:
+        lines += ["## Contact sheets", ""]
+        lines += [f"- `{n}`: per case, top row input | ground truth | each method; bottom row |error| x4 "
+                  "(mean over channels, black = 0) under each image" for n in sheet_names]
+        lines.append("")
+    if run.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in run.notes] + [""]
+    lines += [
+        "## Protocol",
+        "",
+        "- light field: hci-antinous at half resolution (views 2x2 area-averaged in linear light, disparity halved); "
+        "ground truth = mean of the views within a disc of radius R view steps, each shifted so disparity s aligns "
+        "(bilinear), in linear light; R in {2, 4}; s = 95th/50th/5th percentile (near/middle/far) of the disparity; "
+        "CoC = R (d - s) px; crop ceil(R max|d - s|) + 2 px.",
+        "- bokeh: centre view + true disparity -> refocused at s. deblur: refocused at s -> centre view. "
+        "refocus: refocused at s1 -> refocused at s2 for near->far, far->near, middle->near (crop over both planes); "
+        "the no-depth track gets no disparity.",
+        "- synthetic: ray-traced dead-leaves scenes (refocus.bench.synthetic.frozen_test_set), no crop.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _thumb(img: np.ndarray, width: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    if w == width:
+        return img
+    height = max(1, int(round(h * width / w)))
+    pil = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+    return np.asarray(pil.resize((width, height), Image.LANCZOS), dtype=np.float32) / 255.0
+
+
+def _error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # A black-to-yellow-to-white ramp: small errors stay visible, large ones saturate.
+    e = np.clip(np.abs(a - b).mean(axis=2) * 4.0, 0, 1)
+    return np.stack([np.clip(3 * e, 0, 1), np.clip(3 * e - 1, 0, 1), np.clip(3 * e - 2, 0, 1)], axis=2).astype(np.float32)
+
+
+def write_contact_sheet(task: str, entries: list, path: str | Path, tile: int = 192) -> Path:
+    """One PNG: per case, a row of images (input | ground truth | methods) and a row of error maps.
+
+    Parameters
+    ----------
+    task:
+        Shown in the title.
+    entries:
+        ``[(case, {method: output image})]``.
+    path:
+        Output PNG (written atomically).
+    tile:
+        Width of each image, px.
+    """
+    from PIL import Image, ImageDraw
+
+    from refocus.io import write_image
+
+    label_h, pad = 14, 4
+    columns = ["input", "ground truth"]
+    for _, outs in entries:
+        for name in outs:
+            if name not in columns and name != "input":
+                columns.append(name)
+    blocks = []
+    for case, outs in entries:
+        tgt = case.target
+        cells = [(case.input, _error_map(case.input, tgt)), (tgt, np.zeros_like(tgt))]
+        for name in columns[2:]:
+            if name in outs:
+                cells.append((outs[name], _error_map(outs[name], tgt)))
+            else:
+                cells.append((np.full_like(tgt, 0.5), np.full_like(tgt, 0.5)))
+        top = [_thumb(c[0], tile) for c in cells]
+        bot = [_thumb(c[1], tile) for c in cells]
+        th = top[0].shape[0]
+        width = len(cells) * (tile + pad) + pad
+        block = np.ones((label_h + 2 * th + 3 * pad, width, 3), dtype=np.float32)
+        for i, (a, b) in enumerate(zip(top, bot)):
+            x = pad + i * (tile + pad)
+            block[label_h + pad : label_h + pad + th, x : x + tile] = a
+            block[label_h + 2 * pad + th : label_h + 2 * pad + 2 * th, x : x + tile] = b
+        blocks.append((f"{case.dataset} / {case.name} (crop {case.crop_px} px)", block))
+    width = max(b.shape[1] for _, b in blocks)
+    header_h = 2 * label_h + pad
+    height = header_h + sum(b.shape[0] for _, b in blocks)
+    sheet = np.ones((height, width, 3), dtype=np.float32)
+    y = header_h
+    for _, b in blocks:
+        sheet[y : y + b.shape[0], : b.shape[1]] = b
+        y += b.shape[0]
+    pil = Image.fromarray((sheet * 255 + 0.5).astype(np.uint8))
+    draw = ImageDraw.Draw(pil)
+    draw.text((pad, 2), f"{task}: top = image, bottom = |error vs ground truth| x4", fill=(0, 0, 0))
+    for i, name in enumerate(columns):
+        draw.text((pad + i * (tile + pad), label_h + 2), name[: tile // 6], fill=(0, 0, 0))
+    y = header_h
+    for label, b in blocks:
+        draw.text((pad, y + 1), label, fill=(80, 80, 80))
+        y += b.shape[0]
+    path = Path(path)
+    write_image(path, np.asarray(pil, dtype=np.float32) / 255.0, bit_depth=8)
+    return path

@@ -1,0 +1,92 @@
+"""``refocus bench quality`` and ``refocus bench speed``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+bench_app = typer.Typer(help="Benchmarks: image quality against ground truth, and speed.", no_args_is_help=True)
+
+
+@bench_app.command("quality")
+def quality_cmd(
+    task: str = typer.Option("all", "--task", help="bokeh, deblur, refocus, a comma-separated list, or all."),
+    data: str = typer.Option(
+        "lightfield",
+        "--data",
+        help="lightfield (hci-antinous, half res), lightfield:DIR, synthetic, paired:DIR (inputC/ + target/), or all; comma-separated.",
+    ),
+    out: Path = typer.Option(Path("bench-out/quality"), "--out", help="Folder for report.md, report.json and contact sheets."),
+    quick: bool = typer.Option(False, "--quick", help="A few small cases (smoke test, under a minute)."),
+    methods: Optional[str] = typer.Option(None, "--methods", help="Only these methods, comma-separated (default: all registered)."),
+    lpips_weights: Optional[Path] = typer.Option(
+        None, "--lpips-weights", help="LPIPS AlexNet weights (default: $REFOCUS_LPIPS_WEIGHTS or ../shared/data/lpips/alexnet.ckpt)."
+    ),
+) -> None:
+    """Score every registered method on every case; write report.md, report.json and contact-<task>.png."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from refocus.bench import quality as q
+    from refocus.bench.report import write_report
+
+    tasks = q.parse_tasks(task)
+    specs = q.parse_data(data)
+    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    console = Console(stderr=True)
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*cols, console=console, transient=True) as prog:
+        bar = prog.add_task("preparing", total=None)
+        cb = q.Progress(
+            start=lambda total: prog.update(bar, total=total, completed=0, description="scoring"),
+            advance=lambda desc: prog.update(bar, advance=1, description=desc[:70]),
+            status=lambda msg: prog.update(bar, description=msg[:70]),
+        )
+        run = q.run_quality(tasks, specs, names, quick=quick, lpips_weights=lpips_weights, progress=cb)
+    written = write_report(run, out)
+    summary = q.summarise(run)
+    for t, per_ds in summary.items():
+        for ds, rows in per_ds.items():
+            table = Table(title=f"{t} / {ds}")
+            for col in ("method", "n", "PSNR", "SSIM", "LPIPS", "s/case"):
+                table.add_column(col, justify="left" if col == "method" else "right")
+            for name, r in rows.items():
+                table.add_row(
+                    name,
+                    str(r["n"]),
+                    f"{r['psnr']:.2f}",
+                    f"{r['ssim']:.4f}",
+                    "–" if r["lpips"] is None else f"{r['lpips']:.3f}",
+                    f"{r['seconds']:.2f}",
+                )
+            Console().print(table)
+    if not summary:
+        console.print("[yellow]nothing was scored[/yellow] (see the notes in the report)")
+    for note in run.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+    console.print(f"wrote {written['md']}, {written['json']}" + "".join(f", {p}" for p in written["sheets"]))
+
+
+@bench_app.command("speed")
+def speed_cmd(
+    out: Path = typer.Option(Path("bench-out/speed"), "--out", help="Folder for the speed report."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes and few repeats (smoke test)."),
+) -> None:
+    """Time the renderer and the pipeline at several image sizes."""
+    from refocus.errors import RefocusError
+
+    if device not in ("cpu", "cuda", "auto"):
+        raise RefocusError(f"--device must be cpu, cuda or auto, got {device!r}")
+    try:
+        from refocus.bench.speed import run_speed
+    except ImportError as exc:
+        raise RefocusError(f"the speed benchmark is not available in this installation ({exc})") from None
+    run_speed(out_dir=out, device=device, quick=quick)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
