@@ -14,3 +14,10 @@ def shared_data() -> Path:
     if not p.exists():
         pytest.skip(f"shared data not found at {p} (set REFOCUS_SHARED)")
     return p
+
+
+@pytest.fixture
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(1234)

@@ -26,6 +26,12 @@ app = typer.Typer(
 _registered = False
 
 
+@app.callback()
+def _root() -> None:
+    """Change the focus of a photo after it was taken."""
+    # A callback keeps `refocus` a command group even while only one command exists.
+
+
 def _register() -> None:
     global _registered
     if _registered:

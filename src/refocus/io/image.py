@@ -82,6 +82,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     if path.is_dir():
         raise RefocusError(f"expected an image file, got a folder: {path}")
     suffix = path.suffix.lower()
+    if suffix == ".png":
+        png16 = _read_png16(path, max_pixels)
+        if png16 is not None:
+            return png16
     if suffix in (".tif", ".tiff"):
         rgb, info = _read_tiff(path, max_pixels)
         if rgb is not None:
@@ -115,6 +119,26 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise RefocusError(f"{path.name} is an empty image")
     info = ImageInfo(path=path, bit_depth=max(bit_depth, depth_bits), alpha=alpha, exif=exif, icc_profile=icc, mode=mode)
     return np.ascontiguousarray(rgb, dtype=np.float32), info
+
+
+def _read_png16(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo] | None:
+    """16-bit colour PNGs, which Pillow reads only as 8 bit; None for other PNGs."""
+    with open(path, "rb") as f:
+        head = f.read(33)
+    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[24] != 16 or head[25] not in (2, 6):
+        return None
+    w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if w * h > max_pixels:
+        raise RefocusError(f"{path.name} has {w * h / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f}; raise it with --max-megapixels")
+    try:
+        import imagecodecs
+
+        arr = imagecodecs.png_decode(path.read_bytes())
+    except Exception as exc:
+        raise RefocusError(f"cannot read image {path.name}: {exc.__class__.__name__}: {exc}".split("\n")[0]) from None
+    x = arr.astype(np.float32) / 65535.0
+    alpha = x[..., 3].copy() if x.shape[2] == 4 else None
+    return np.ascontiguousarray(x[..., :3]), ImageInfo(path=path, bit_depth=16, alpha=alpha, mode="RGB;16")
 
 
 def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInfo]:

@@ -47,7 +47,8 @@ def prepare_disparity(
     ``normalize`` the result is min-max scaled to [0, 1]; a constant map becomes all
     zeros (everything on one plane: nothing will blur) with a warning. When
     ``shape`` differs from the map's, it is resampled to it (edge-aware when a
-    ``guide`` image is given), with a warning.
+    ``guide`` image is given), with a warning. (:func:`render_bokeh` returns the
+    image unchanged for a constant relative map.)
     """
     d = np.asarray(depth, dtype=np.float32)
     if d.ndim == 3 and d.shape[2] in (1, 3, 4):
@@ -182,7 +183,14 @@ def render_bokeh(
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.size == 0:
         raise RefocusError(f"image must be H x W x 3 and non-empty, got shape {img.shape}")
     img = np.clip(np.nan_to_num(img[..., :3], nan=0.0), 0.0, 1.0)
+    if not np.isfinite(strength) or strength < 0:
+        raise RefocusError(f"strength must be a finite number >= 0, got {strength}")
     disp = prepare_disparity(disparity, depth_kind, normalize, shape=img.shape[:2], guide=img)
+    if normalize and float(disp.max()) == float(disp.min()):
+        # A constant map (already warned about) puts everything on one plane: with
+        # relative depth there is no second plane to blur, whatever the focus.
+        coc = np.zeros(img.shape[:2], np.float32)
+        return (img.copy(), coc) if return_coc else img.copy()
     if focus_disparity is None:
         focus_disparity = focus_at_point(disp, *focus_xy) if focus_xy is not None else float(np.median(disp))
     if not np.isfinite(focus_disparity):

@@ -1,0 +1,112 @@
+"""``refocus render``: new depth of field from an all-in-focus photo and its depth."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from refocus.errors import RefocusError
+
+
+def parse_xy(text: str) -> tuple[float, float]:
+    """Parse ``"X,Y"`` (pixels) into a tuple."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise RefocusError(f"--focus expects X,Y in pixels, got {text!r}") from None
+    return x, y
+
+
+def build_aperture(aperture: str, blades: int, rotation: float, curvature: float, cats_eye: float):
+    """ApertureConfig from CLI options (a clear error on bad values)."""
+    from refocus.aperture import aperture_from_spec
+
+    if not 3 <= blades <= 16:
+        raise RefocusError(f"--blades must be between 3 and 16, got {blades}")
+    if not 0 <= curvature <= 1:
+        raise RefocusError(f"--curvature must be between 0 and 1, got {curvature}")
+    if not 0 <= cats_eye <= 1:
+        raise RefocusError(f"--cats-eye must be between 0 and 1, got {cats_eye}")
+    kwargs = dict(blades=blades, rotation_deg=rotation, curvature=curvature, cats_eye=cats_eye)
+    if aperture not in ("disc", "circle", "polygon", "blades") and not Path(aperture).exists():
+        raise RefocusError(f"unknown aperture {aperture!r}: use disc, polygon or the path of a kernel image")
+    return aperture_from_spec(aperture, **kwargs)
+
+
+def render_cmd(
+    image: Path = typer.Argument(..., help="All-in-focus photo (PNG, JPEG, TIFF, HEIC, WebP; 8 or 16 bit)."),
+    depth: Path = typer.Option(..., "--depth", "-d", help="Depth or disparity map: .npy, .pfm, 8/16-bit PNG, float TIFF."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output image path (.png, .jpg, .tif, .webp)."),
+    depth_kind: str = typer.Option("disparity", "--depth-kind", help="disparity (larger = nearer) or depth (distance)."),
+    focus: Optional[str] = typer.Option(None, "--focus", help="Focus on the surface under pixel X,Y."),
+    focus_value: Optional[float] = typer.Option(None, "--focus-value", help="Focus at this disparity (normalised 0..1 by default)."),
+    strength: float = typer.Option(..., "--strength", "-k", help="K: CoC radius in px per unit of normalised disparity."),
+    aperture: str = typer.Option("disc", "--aperture", help="disc, polygon, or a grayscale kernel image (PNG)."),
+    blades: int = typer.Option(6, "--blades", help="Polygon blades, 3..16."),
+    rotation: float = typer.Option(0.0, "--rotation", help="Aperture rotation, degrees."),
+    curvature: float = typer.Option(0.0, "--curvature", help="Blade curvature, 0 straight .. 1 round."),
+    highlight_threshold: float = typer.Option(0.92, "--highlight-threshold", help="sRGB luminance treated as clipped, 0..1."),
+    highlight_gain: float = typer.Option(2.0, "--highlight-gain", help="Extra brightness of clipped highlights (0 = off)."),
+    cats_eye: float = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1."),
+    quality: str = typer.Option("balanced", "--quality", help="fast, balanced or high."),
+    no_normalize: bool = typer.Option(False, "--no-normalize", help="Use disparity values as they are (no min-max scaling)."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (default: as the input)."),
+    device: str = typer.Option("cpu", "--device", help="cpu (numpy), cuda, or auto."),
+) -> None:
+    """Render a new depth of field: blur by signed CoC = K * (disparity - focus)."""
+    from rich.console import Console
+
+    from refocus.io import read_depth_file, read_image, write_image
+    from refocus.render import render_bokeh
+
+    console = Console(stderr=True)
+    if focus is not None and focus_value is not None:
+        raise RefocusError("give either --focus X,Y or --focus-value V, not both")
+    if focus is None and focus_value is None:
+        raise RefocusError("say where to focus: --focus X,Y (pixel) or --focus-value V (disparity)")
+    if strength < 0 or strength != strength:
+        raise RefocusError(f"--strength must be >= 0, got {strength}")
+    if quality not in ("fast", "balanced", "high"):
+        raise RefocusError(f"--quality must be fast, balanced or high, got {quality!r}")
+    if depth_kind not in ("disparity", "depth"):
+        raise RefocusError(f"--depth-kind must be disparity or depth, got {depth_kind!r}")
+    if bit_depth not in (None, 8, 16):
+        raise RefocusError("--bit-depth must be 8 or 16")
+    if output.resolve() == image.resolve():
+        raise RefocusError("the output path is the input image; choose another path")
+    aper = build_aperture(aperture, blades, rotation, curvature, cats_eye)
+    rgb, info = read_image(image)
+    disp_raw = read_depth_file(depth)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, coc = render_bokeh(
+            rgb,
+            disp_raw,
+            strength=strength,
+            focus_disparity=focus_value,
+            focus_xy=parse_xy(focus) if focus else None,
+            aperture=aper,
+            depth_kind=depth_kind,
+            normalize=not no_normalize,
+            highlight_threshold=highlight_threshold,
+            highlight_gain=highlight_gain,
+            quality=quality,
+            device=device,
+            return_coc=True,
+        )
+    for w in caught:
+        console.print(f"[yellow]warning:[/] {w.message}")
+    elapsed = time.perf_counter() - t0
+    write_image(output, out, info=info, bit_depth=bit_depth)
+    console.print(
+        f"wrote {output} ({rgb.shape[1]}x{rgb.shape[0]}, CoC {float(coc.min()):+.1f}..{float(coc.max()):+.1f} px, {elapsed:.2f} s)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("render")(render_cmd)

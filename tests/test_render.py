@@ -1,0 +1,265 @@
+"""The bokeh renderer: physics it must get right, and how it treats bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from refocus.aperture import ApertureConfig, kernel
+from refocus.errors import RefocusError
+from refocus.io.color import linear_to_srgb, srgb_to_linear
+from refocus.render import RenderConfig, render_bokeh, render_linear
+
+EXACT = RenderConfig(highlight_gain=0.0)
+
+
+def point_light(size: int = 97, value: float = 1.0) -> np.ndarray:
+    img = np.zeros((size, size, 3), np.float32)
+    img[size // 2, size // 2] = value
+    return img
+
+
+def half_max_mask(a: np.ndarray) -> np.ndarray:
+    return a > 0.5 * a.max()
+
+
+@pytest.mark.parametrize("radius", [4.0, 9.5, 21.0])
+@pytest.mark.parametrize("shape", ["disc", "polygon"])
+def test_point_light_renders_to_the_kernel(radius, shape):
+    cfg = RenderConfig(highlight_gain=0.0, aperture=ApertureConfig(shape=shape, blades=5))
+    img = point_light()
+    coc = np.full(img.shape[:2], -radius, np.float32)  # behind the focal plane
+    out = render_linear(img, coc, cfg)[..., 0]
+    assert abs(out.sum() - 1.0) < 0.02, "energy must be conserved within 2 %"
+    ref = kernel(cfg.aperture, radius)
+    ref_img = np.zeros_like(out)
+    h = ref.shape[0] // 2
+    c = out.shape[0] // 2
+    ref_img[c - h : c + h + 1, c - h : c + h + 1] = ref
+    m_out, m_ref = half_max_mask(out), half_max_mask(ref_img)
+    iou = (m_out & m_ref).sum() / (m_out | m_ref).sum()
+    assert iou > 0.9, f"shape differs from the aperture kernel (IoU {iou:.3f})"
+    # Radius of the half-maximum region, against the kernel's own area at that radius.
+    r_out = np.sqrt(m_out.sum() / np.pi)
+    r_ref = np.sqrt(m_ref.sum() / np.pi)
+    assert abs(r_out - r_ref) <= 0.5
+    if shape == "disc":
+        assert abs(r_out - radius) <= 0.5
+
+
+@pytest.mark.parametrize("radius", [5.0, 14.0])
+def test_point_in_front_is_rotated_180_degrees(radius):
+    cfg = RenderConfig(highlight_gain=0.0, aperture=ApertureConfig(shape="polygon", blades=5))
+    img = point_light()
+    behind = render_linear(img, np.full(img.shape[:2], -radius, np.float32), cfg)[..., 0]
+    front = render_linear(img, np.full(img.shape[:2], radius, np.float32), cfg)[..., 0]
+    # Exact at full resolution; within resampling error where the layer is downsampled.
+    tol = 1e-5 if radius < cfg.full_res_max_radius() else 0.1 * behind.max()
+    np.testing.assert_allclose(front, behind[::-1, ::-1], atol=tol)
+    assert np.abs(front - behind).max() > 0.2 * behind.max(), "a 5-blade kernel is not symmetric under 180 degrees"
+
+
+def test_point_light_in_front_of_sharp_background_conserves_energy():
+    img = point_light(81)
+    coc = np.zeros(img.shape[:2], np.float32)
+    coc[40, 40] = 10.0
+    out = render_linear(img, coc, EXACT)[..., 0]
+    assert abs(out.sum() - 1.0) < 0.02
+    assert np.sqrt(half_max_mask(out).sum() / np.pi) == pytest.approx(10.0, abs=0.5)
+
+
+def test_strength_zero_and_focal_plane_are_unchanged(rng):
+    img = rng.random((64, 80, 3)).astype(np.float32)
+    disp = np.zeros((64, 80), np.float32)
+    disp[20:44, 20:60] = 1.0
+    out = render_bokeh(img, disp, strength=0.0, focus_disparity=0.0)
+    assert np.abs(out - img).max() <= 1 / 255
+    # Focus on the background: its pixels farther than max CoC from the square stay put.
+    out = render_bokeh(img, disp, strength=6.0, focus_disparity=0.0)
+    # Beyond the square's CoC (6 px) plus the resampling reach of its half-size layer.
+    far = ndimage.distance_transform_edt(disp == 0) > 11
+    assert np.abs(out - img)[far].max() <= 1 / 255
+    assert np.abs(out - img)[disp == 1].max() > 0.05  # and the square did blur
+
+
+@pytest.mark.parametrize("radius", [-4.3, 3.0])
+def test_constant_disparity_equals_reference_convolution(rng, radius):
+    aper = ApertureConfig(shape="polygon", blades=6, curvature=0.3, rotation_deg=10)
+    cfg = RenderConfig(highlight_gain=0.0, aperture=aper)
+    img = rng.random((48, 56, 3)).astype(np.float32)
+    coc = np.full(img.shape[:2], radius, np.float32)
+    out = render_linear(img, coc, cfg)
+    k = kernel(aper, abs(radius), front=radius > 0)
+    ref = np.stack([ndimage.convolve(img[..., c], k, mode="nearest") for c in range(3)], axis=2)
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def two_planes(fg_coc: float, bg_coc: float, size: int = 96):
+    img = np.zeros((size, size, 3), np.float32)
+    img[...] = (0.8, 0.05, 0.05)  # red background
+    sq = np.zeros((size, size), bool)
+    sq[28:68, 28:68] = True
+    img[sq] = (0.05, 0.8, 0.05)  # green square in front
+    coc = np.where(sq, fg_coc, bg_coc).astype(np.float32)
+    return img, coc, sq
+
+
+def test_sharp_foreground_is_not_eaten_by_blurred_background():
+    img, coc, sq = two_planes(0.0, -8.0)
+    out = render_linear(img, coc, EXACT)
+    assert np.abs(out[sq] - img[sq]).max() < 1 / 255, "background leaked into the sharp square"
+    # Outside, the background next to the square blurs but must not pick up green.
+    ring = ndimage.binary_dilation(sq, iterations=6) & ~sq
+    assert out[ring][:, 1].max() < 0.06
+
+
+def test_blurred_foreground_edge_is_semi_transparent_with_the_right_width():
+    r = 8.0
+    img, coc, sq = two_planes(r, 0.0)
+    out = render_linear(img, coc, EXACT)
+    # Green fraction along a row through the square's middle, across its left edge (x = 28).
+    row = out[48, :, 1]
+    alpha = (row - 0.05) / (0.8 - 0.05)
+    k = kernel(ApertureConfig(), r, front=True)
+    esf = np.cumsum(k.sum(axis=0))  # edge-spread function of the disc, from the left
+    expected = np.zeros(96)
+    for x in range(96):
+        # Coverage by the square of a disc centred at x: integrate the kernel columns x-28 >= -dx.
+        dx = np.arange(-int(r), int(r) + 1)
+        expected[x] = k.sum(axis=0)[(x + dx >= 28) & (x + dx < 68)].sum()
+    np.testing.assert_allclose(alpha[10:48], expected[10:48], atol=0.04)
+    # The band revealed just inside the edge shows background red, not dark, not green only.
+    assert out[48, 29, 0] > 0.3
+    assert out[48, 29, 1] < 0.6
+    # Far from the square the sharp background is untouched.
+    assert np.abs(out[:, :10] - img[:, :10]).max() < 1 / 255
+    assert esf[-1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_torch_path_agrees_with_numpy(rng):
+    pytest.importorskip("torch")
+    import torch
+
+    img = rng.random((70, 90, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:70, 0:90]
+    disp = (0.5 + 0.5 * np.sin(xx / 9.0) * np.cos(yy / 13.0)).astype(np.float32)
+    disp[20:50, 30:60] = 1.0
+    devices = ["torch-cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for aper in (ApertureConfig(), ApertureConfig(shape="polygon", blades=7, cats_eye=0.5)):
+        ref = render_bokeh(img, disp, strength=18.0, focus_disparity=0.5, aperture=aper, device="cpu")
+        for dev in devices:
+            out = render_bokeh(img, disp, strength=18.0, focus_disparity=0.5, aperture=aper, device=dev)
+            assert np.abs(out - ref).max() < 1e-3, dev
+
+
+def test_highlights_bloom_but_in_focus_pixels_do_not_change():
+    img = np.full((80, 80, 3), 0.2, np.float32)
+    img[40, 40] = 1.0
+    disp = np.zeros((80, 80), np.float32)
+    plain = render_bokeh(img, disp, strength=0, focus_disparity=0.0, normalize=False)
+    assert np.abs(plain - img).max() <= 1 / 255
+    coc_disp = np.full((80, 80), 1.0, np.float32)
+    dim = render_bokeh(img, coc_disp, strength=6, focus_disparity=0.0, normalize=False, highlight_gain=0.0)
+    bright = render_bokeh(img, coc_disp, strength=6, focus_disparity=0.0, normalize=False, highlight_gain=8.0)
+    assert bright[40, 40].mean() > dim[40, 40].mean() + 0.03
+    assert np.abs(bright[5:15, 5:15] - dim[5:15, 5:15]).max() < 1e-4  # no highlight there
+
+
+def test_cats_eye_clips_highlights_towards_the_corners():
+    aper = ApertureConfig(cats_eye=0.8)
+    cfg = RenderConfig(highlight_gain=0.0, aperture=aper)
+    img = np.zeros((121, 121, 3), np.float32)
+    img[60, 60] = 1.0
+    img[12, 12] = 1.0
+    out = render_linear(img, np.full((121, 121), -7.0, np.float32), cfg)[..., 0]
+    centre = half_max_mask(out[45:76, 45:76]).sum()
+    corner = half_max_mask(out[0:28, 0:28]).sum()
+    assert corner < 0.85 * centre, "the corner highlight must be clipped into a cat's eye"
+
+
+def test_custom_kernel_image_sets_the_bokeh_shape():
+    shape = np.zeros((32, 32), np.float32)
+    shape[4:28, 4:12] = 1.0  # an off-centre bar: asymmetric
+    aper = ApertureConfig(shape="custom", image=shape)
+    img = point_light(61)
+    out = render_linear(img, np.full((61, 61), -12.0, np.float32), RenderConfig(highlight_gain=0.0, aperture=aper))[..., 0]
+    ys, xs = np.nonzero(half_max_mask(out))
+    assert xs.mean() < 30 - 4, "the bar is on the left of the kernel image, and upright behind the focal plane"
+    assert (ys.max() - ys.min()) > 2 * (xs.max() - xs.min())
+
+
+def test_bad_inputs_raise_clear_errors(rng):
+    img = rng.random((20, 20, 3)).astype(np.float32)
+    with pytest.raises(RefocusError):
+        render_bokeh(img, np.zeros((20, 20)), strength=-1.0, focus_disparity=0.0)
+    with pytest.raises(RefocusError):
+        render_bokeh(np.zeros((0, 0, 3), np.float32), np.zeros((0, 0)), strength=1.0, focus_disparity=0.0)
+    with pytest.raises(RefocusError):
+        render_bokeh(img, np.full((20, 20), np.nan), strength=1.0, focus_disparity=0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d = rng.random((10, 10)).astype(np.float32)
+        d[3, 3] = np.inf
+        out = render_bokeh(img, d, strength=3.0, focus_disparity=0.5)
+    assert out.shape == img.shape
+    msgs = " ".join(str(w.message) for w in caught)
+    assert "resampling" in msgs and "invalid" in msgs
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = render_bokeh(img, np.ones((20, 20)), strength=5.0, focus_disparity=0.3)
+    assert np.abs(out - img).max() <= 1 / 255, "a constant map is one plane: nothing to blur after normalising"
+    assert any("constant" in str(w.message) for w in caught)
+
+
+def test_sixteen_bit_input_keeps_precision(tmp_path):
+    from refocus.io import read_image, write_image
+
+    ramp = np.linspace(0, 1, 64 * 48 * 3, dtype=np.float32).reshape(48, 64, 3)
+    p = tmp_path / "in16.png"
+    write_image(p, ramp, bit_depth=16)
+    back, info = read_image(p)
+    assert info.bit_depth == 16
+    assert np.abs(back - ramp).max() < 1e-4
+    out = render_bokeh(back, np.zeros((48, 64)), strength=0.0, focus_disparity=0.0)
+    write_image(tmp_path / "out16.png", out, info=info)
+    again, info2 = read_image(tmp_path / "out16.png")
+    assert info2.bit_depth == 16 and np.abs(again - ramp).max() < 1e-4
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "refocus.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_render_and_its_errors(tmp_path, rng):
+    from PIL import Image
+
+    img = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    d = np.zeros((40, 50), np.float32)
+    d[10:30, 10:40] = 1
+    np.save(tmp_path / "d.npy", d)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    ok = run_cli("render", str(tmp_path / "a.png"), "--depth", str(tmp_path / "d.npy"), "-o", str(tmp_path / "o.png"),
+                 "--focus", "5,5", "--strength", "6", "--aperture", "polygon", "--blades", "5")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "o.png").exists()
+    cases = [
+        ["--strength", "-3", "--focus", "5,5"],
+        ["--strength", "3"],  # no focus
+        ["--strength", "3", "--focus", "5,5", "--aperture", str(tmp_path / "nope.png")],
+        ["--strength", "3", "--focus-value", "0.5", "--blades", "40", "--aperture", "polygon"],
+    ]
+    for extra in cases:
+        r = run_cli("render", str(tmp_path / "a.png"), "--depth", str(tmp_path / "d.npy"), "-o", str(tmp_path / "x.png"), *extra)
+        assert r.returncode != 0 and "Traceback" not in r.stderr and "error" in r.stderr.lower(), (extra, r.stderr)
+    r = run_cli("render", str(tmp_path / "broken.png"), "--depth", str(tmp_path / "d.npy"), "-o", str(tmp_path / "x.png"),
+                "--strength", "3", "--focus-value", "0.5")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    r = run_cli("render", str(tmp_path / "a.png"), "--depth", str(tmp_path / "d.npy"), "-o", str(tmp_path / "a.png"),
+                "--strength", "3", "--focus-value", "0.5")
+    assert r.returncode == 2 and "input" in r.stderr
