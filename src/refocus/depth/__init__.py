@@ -1,1 +1,283 @@
-"""depth stage."""
+"""Depth for refocusing: where it comes from, how it is aligned, where to focus.
+
+:func:`get_depth` finds a depth map for a photo, trying in order
+
+1. an explicit file (``depth_path``: .npy, .pfm, 8/16-bit PNG, TIFF, EXR);
+2. depth embedded in the photo (iPhone HEIC auxiliary depth, iPhone JPEG MPF
+   disparity, Google GDepth XMP, Android Dynamic Depth);
+3. a monocular network through ``transformers`` (Depth Anything V2 by default);
+4. the photo's own defocus map from the deblurring stage (relative, assumes the
+   nearest subject was in focus);
+
+then brings it to the photo's size and aligns its edges with the photo's
+(:func:`refocus.depth.refine.upsample_to_guide`). Each decision is recorded in
+``DepthResult.notes`` for the user. Focus selection lives in
+:mod:`refocus.depth.focus`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from refocus.errors import RefocusError
+
+__all__ = ["DepthResult", "get_depth", "to_disparity"]
+
+#: Largest aspect-ratio mismatch (relative) accepted between depth map and photo.
+ASPECT_TOLERANCE = 0.03
+_FLOAT_SUFFIXES = {".npy", ".pfm", ".exr", ".tif", ".tiff"}
+
+
+def to_disparity(values: np.ndarray, kind: str) -> np.ndarray:
+    """Disparity (larger = nearer) from depth (``1/z``) or disparity, invalid values filled.
+
+    Non-finite values, and non-positive distances, are replaced by their nearest
+    valid neighbour.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    v = np.asarray(values, dtype=np.float32)
+    valid = np.isfinite(v)
+    if kind == "depth":
+        valid &= v > 0
+    elif kind != "disparity":
+        raise RefocusError(f"unknown depth kind {kind!r}: use disparity or depth")
+    if not valid.any():
+        raise RefocusError("depth map has no valid values")
+    if not valid.all():
+        idx = distance_transform_edt(~valid, return_distances=False, return_indices=True)
+        v = v[tuple(idx)]
+    return (1.0 / v).astype(np.float32) if kind == "depth" else v
+
+
+@dataclass
+class DepthResult:
+    """A depth map for one photo and where it came from.
+
+    Attributes
+    ----------
+    values : (H, W) float32
+        At the photo's size (after edge-aware upsampling). Distances in m
+        (``kind="depth"``, ``metric``), disparity in 1/m (``kind="disparity"``,
+        ``metric``), or relative values.
+    kind : str
+        ``"disparity"`` (larger = nearer) or ``"depth"`` (distance).
+    metric : bool
+        True when the values are metric (m, or 1/m for disparity).
+    source : str
+        Where it came from, e.g. ``"file d.png"``, ``"GDepth XMP (RangeInverse)"``.
+    notes : list of str
+        Every decision taken on the way (sources tried and why they were skipped,
+        resampling), one line each, for the user.
+    raw_shape : (int, int)
+        (H, W) of the map as found, before upsampling.
+    """
+
+    values: np.ndarray
+    kind: str
+    metric: bool
+    source: str
+    notes: list[str] = field(default_factory=list)
+    raw_shape: tuple[int, int] = (0, 0)
+
+    def disparity(self) -> np.ndarray:
+        """The renderer's disparity: larger = nearer, min-max normalised to [0, 1].
+
+        A constant map gives all zeros (one plane: nothing will blur).
+        """
+        d = to_disparity(self.values, self.kind)
+        lo, hi = float(d.min()), float(d.max())
+        if hi - lo < 1e-12:
+            return np.zeros_like(d)
+        return ((d - lo) / (hi - lo)).astype(np.float32)
+
+    def disparity_range(self) -> tuple[float, float]:
+        """(min, max) of the un-normalised disparity (1/m when ``metric``)."""
+        d = to_disparity(self.values, self.kind)
+        return float(d.min()), float(d.max())
+
+    def metric_disparity(self) -> np.ndarray:
+        """Disparity in 1/m (only for metric maps), for :func:`refocus.camera.strength_from_camera`."""
+        if not self.metric:
+            raise RefocusError(f"the depth from {self.source} is relative, not metric")
+        return to_disparity(self.values, self.kind)
+
+    def focus_disparity_for_distance(self, distance_m: float) -> float:
+        """Normalised disparity (as :meth:`disparity`) of a focus distance in metres.
+
+        Raises
+        ------
+        RefocusError
+            When the map is relative (a distance means nothing on it).
+        """
+        if not self.metric:
+            raise RefocusError(
+                f"cannot focus at a distance in metres: the depth from {self.source} is relative; focus on a point instead"
+            )
+        if not (np.isfinite(distance_m) and distance_m > 0):
+            raise RefocusError(f"focus distance must be > 0 m, got {distance_m}")
+        lo, hi = self.disparity_range()
+        if hi - lo < 1e-12:
+            return 0.0
+        return float((1.0 / distance_m - lo) / (hi - lo))
+
+    def strength_for(self, k_metric: float) -> float:
+        """Gain for :meth:`disparity` (normalised) equal to a metric gain K (px·m)."""
+        from refocus.camera.lens import strength_for_normalised_disparity
+
+        lo, hi = self.disparity_range()
+        return strength_for_normalised_disparity(k_metric, lo, hi)
+
+
+def _check_aspect(shape: tuple[int, int], image_shape: tuple[int, int], what: str) -> None:
+    (h, w), (H, W) = shape, image_shape
+    a, A = w / h, W / H
+    if abs(a / A - 1.0) <= ASPECT_TOLERANCE:
+        return
+    hint = " (rotated by 90 degrees?)" if abs((h / w) / A - 1.0) <= ASPECT_TOLERANCE else ""
+    raise RefocusError(f"{what} is {w}x{h} but the photo is {W}x{H}: different aspect ratio{hint}")
+
+
+def _align(values: np.ndarray, kind: str, image: np.ndarray, refine: bool) -> np.ndarray:
+    """Bring a map to the photo's size; edge-aware in disparity space, then back to ``kind``."""
+    from refocus.depth.refine import _resize, upsample_to_guide
+
+    H, W = image.shape[:2]
+    disp = to_disparity(values, kind)
+    out = upsample_to_guide(disp, image) if refine else _resize(disp, (H, W))
+    if kind == "depth":
+        out = 1.0 / np.maximum(out, np.float32(1e-12))
+    return out.astype(np.float32)
+
+
+def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list[str]]:
+    from refocus.io.depthfile import read_depth_file
+
+    p = Path(depth_path)
+    arr = read_depth_file(p)
+    kind = depth_kind or "disparity"
+    notes = []
+    if depth_kind is None:
+        notes.append(f"{p.name}: read as disparity (larger = nearer); pass --depth-kind depth if it holds distances")
+    metric = kind == "depth" and p.suffix.lower() in _FLOAT_SUFFIXES
+    if metric:
+        notes.append(f"{p.name}: float distances, taken to be in metres")
+    return arr, kind, metric, f"file {p.name}", notes
+
+
+def get_depth(
+    image_path: str | os.PathLike | None,
+    *,
+    depth_path: str | os.PathLike | None = None,
+    depth_kind: str | None = None,
+    model: str | os.PathLike | None = None,
+    allow_estimate: bool = True,
+    image: np.ndarray | None = None,
+    refine: bool = True,
+    device: str = "cpu",
+) -> DepthResult:
+    """Find the depth of a photo (file, embedded, network, defocus; in that order).
+
+    Parameters
+    ----------
+    image_path : path or None
+        The photo (for embedded depth); may be None when ``image`` and another
+        source are given.
+    depth_path : path, optional
+        An explicit depth/disparity map; used as is (no fallback if unreadable).
+    depth_kind : {"disparity", "depth"}, optional
+        What ``depth_path`` holds (default disparity).
+    model : str or path, optional
+        A transformers depth model (hub id or folder); given explicitly, it is used
+        instead of any embedded depth, and a failure to load it is an error.
+    allow_estimate : bool
+        Allow the network and the defocus estimate when nothing is stored.
+    image : (H, W, 3) float32, optional
+        The photo's pixels (sRGB [0, 1]) when already loaded.
+    refine : bool
+        Align the map's edges with the photo (guided filter); otherwise bilinear.
+    device : str
+        Torch device for the network.
+
+    Raises
+    ------
+    RefocusError
+        When no source gives a usable map, with what the user can do about it.
+    """
+    from refocus.io import read_image
+
+    if depth_kind not in (None, "disparity", "depth"):
+        raise RefocusError(f"unknown depth kind {depth_kind!r}: use disparity or depth")
+    if image is None:
+        if image_path is None:
+            raise RefocusError("get_depth needs an image path or the image")
+        image, _ = read_image(image_path)
+    image = np.asarray(image, dtype=np.float32)
+    H, W = image.shape[:2]
+    notes: list[str] = []
+    found = None  # (values, kind, metric, source)
+
+    if depth_path is not None:
+        arr, kind, metric, source, more = _from_file(depth_path, depth_kind)
+        notes += more
+        _check_aspect(arr.shape, (H, W), f"depth map {Path(depth_path).name}")
+        found = (arr, kind, metric, source)
+    elif depth_kind is not None:
+        raise RefocusError("--depth-kind applies to a --depth file; none was given")
+
+    if found is None and model is None and image_path is not None:
+        from refocus.depth.embedded import find_embedded_depth
+
+        emb, messages = find_embedded_depth(image_path)
+        notes += [f"embedded depth skipped: {m}" for m in messages]
+        if emb is not None:
+            try:
+                _check_aspect(emb.values.shape, (H, W), f"embedded depth ({emb.source})")
+                notes += emb.notes
+                found = (emb.values, emb.kind, emb.metric, emb.source)
+            except RefocusError as exc:
+                notes.append(f"embedded depth skipped: {exc}")
+        elif not messages:
+            notes.append("no depth map embedded in the photo")
+
+    if found is None and (model is not None or allow_estimate):
+        from refocus.depth.estimate import DEFAULT_DEPTH_MODEL, estimate_depth_network
+
+        try:
+            net = estimate_depth_network(image, model, device=device, local_only=model is None)
+            _check_aspect(net.values.shape, (H, W), "network depth")
+            desc = "metric depth" if net.metric else "relative disparity"
+            found = (net.values, net.kind, net.metric, f"{net.model_type} network via transformers ({net.model}, {desc})")
+        except RefocusError as exc:
+            if model is not None:
+                raise
+            notes.append(f"monocular network skipped: {exc}")
+
+    if found is None and allow_estimate:
+        from refocus.depth.estimate import estimate_depth_from_defocus
+
+        try:
+            disp = estimate_depth_from_defocus(image)
+            found = (disp, "disparity", False, "defocus estimate")
+            notes.append("depth from the photo's own blur: assumes the nearest subject was in focus (relative only)")
+        except RefocusError as exc:
+            notes.append(f"defocus estimate skipped: {exc}")
+
+    if found is None:
+        why = "; ".join(notes) if notes else "nothing found"
+        raise RefocusError(
+            f"no depth for this photo ({why}); pass --depth FILE with a depth or disparity map, "
+            "or install a depth network with pip install 'refocus[depth]'"
+        )
+    values, kind, metric, source = found
+    raw_shape = tuple(int(s) for s in np.shape(values))
+    if raw_shape != (H, W):
+        notes.append(f"depth {raw_shape[1]}x{raw_shape[0]} resampled to the photo's {W}x{H}" + (" along its edges" if refine else ""))
+    elif refine:
+        notes.append("depth edges aligned with the photo's edges (guided filter)")
+    aligned = _align(values, kind, image, refine)
+    return DepthResult(aligned, kind, metric, source, notes, raw_shape)

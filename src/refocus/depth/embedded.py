@@ -1,0 +1,354 @@
+"""Depth maps stored inside photos.
+
+Supported, tried in this order for a JPEG:
+
+* **Google GDepth** (``http://ns.google.com/photos/1.0/depthmap/``, Lens Blur and
+  older Pixel portraits): ``GDepth:Format`` RangeLinear or RangeInverse with
+  ``Near``/``Far`` and a base64 PNG/JPEG in ``GDepth:Data``, usually in Extended XMP.
+* **Android Dynamic Depth 1.0**: ``Device:Container`` lists items appended after the
+  primary JPEG (lengths from ``Item:Length``, ``Item:Padding``); the depth item is
+  the one whose ``Item:DataURI`` is the camera's ``DepthMap:DepthURI``.
+* **iPhone "most compatible" JPEG**: the disparity map is a secondary image of the
+  Multi-Picture Format index, labelled by Apple's ``depthData`` XMP (HDR gain maps
+  and portrait mattes, also stored there, are skipped).
+
+and for HEIC/HEIF the auxiliary depth image libheif exposes (pillow-heif's
+``info["depth_images"]``). Maps are returned in the photo's upright orientation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from refocus.depth import jpeg as jp
+from refocus.depth import xmp as xm
+from refocus.depth.refine import align_orientation
+from refocus.errors import RefocusError
+
+#: Largest embedded depth image decoded, in pixels.
+MAX_DEPTH_PIXELS = 50_000_000
+
+
+@dataclass
+class EmbeddedDepth:
+    """A depth map found in a photo file.
+
+    Attributes
+    ----------
+    values : (h, w) float32
+        Distances (``kind="depth"``) or disparities, upright; in metres / 1/m when
+        ``metric``, else in arbitrary relative units.
+    kind : str
+        ``"depth"`` or ``"disparity"``.
+    metric : bool
+        Whether the values are in metres (depth) or 1/m (disparity).
+    source : str
+        Short description, e.g. ``"GDepth XMP (RangeInverse)"``.
+    """
+
+    values: np.ndarray
+    kind: str
+    metric: bool
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _decode_map(blob: bytes, what: str) -> np.ndarray:
+    """Decode an embedded PNG/JPEG depth image to values normalised to [0, 1]."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(blob)) as img:
+            w, h = img.size
+            if w * h > MAX_DEPTH_PIXELS or w == 0 or h == 0:
+                raise RefocusError(f"{what} has an implausible size {w}x{h}")
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+                arr, scale = np.asarray(img, dtype=np.float32), 65535.0
+            elif img.mode == "I":
+                arr = np.asarray(img, dtype=np.float32)
+                scale = 65535.0 if arr.max() > 255 else 255.0
+            elif img.mode == "F":
+                arr, scale = np.asarray(img, dtype=np.float32), 1.0
+            else:
+                arr, scale = np.asarray(img.convert("L"), dtype=np.float32), 255.0
+    except RefocusError:
+        raise
+    except Exception as exc:
+        raise RefocusError(f"{what} cannot be decoded ({exc.__class__.__name__})") from None
+    return np.ascontiguousarray(arr / scale, dtype=np.float32)
+
+
+def _float(props: dict, key: str, what: str) -> float:
+    if key not in props:
+        raise RefocusError(f"{what} lacks {key}")
+    try:
+        v = float(props[key])
+    except ValueError:
+        raise RefocusError(f"{what} has a non-numeric {key}: {props[key][:20]!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise RefocusError(f"{what} has an invalid {key} = {props[key][:20]}")
+    return v
+
+
+def decode_range(dn: np.ndarray, fmt: str, near: float, far: float) -> np.ndarray:
+    """Distances from a normalised range image (GDepth / Dynamic Depth encodings).
+
+    RangeLinear: ``d = dn (far - near) + near``;
+    RangeInverse: ``d = far near / (far - dn (far - near))`` (dn = 0 is ``near``).
+    """
+    if not far > near:
+        raise RefocusError(f"depth range is invalid: Far ({far:g}) must exceed Near ({near:g})")
+    dn = np.clip(dn.astype(np.float64), 0.0, 1.0)
+    if fmt == "RangeLinear":
+        d = dn * (far - near) + near
+    elif fmt == "RangeInverse":
+        d = far * near / (far - dn * (far - near))
+    else:
+        raise RefocusError(f"unknown depth format {fmt!r} (expected RangeLinear or RangeInverse)")
+    return d.astype(np.float32)
+
+
+_METRIC_UNITS = {"m": 1.0, "meters": 1.0, "metres": 1.0, "mm": 0.001, "millimeters": 0.001, "millimetres": 0.001}
+
+
+def _orientation(data: bytes) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        return 1
+
+
+def read_gdepth(data: bytes) -> EmbeddedDepth | None:
+    """GDepth depth map of a JPEG, ``None`` when it has none.
+
+    Raises
+    ------
+    RefocusError
+        When GDepth metadata is present but unusable (missing data, bad base64,
+        missing Near/Far, undecodable image, broken Extended XMP).
+    """
+    main, ext, notes = jp.read_xmp(data)
+    if main is None or xm.GDEPTH_NS.encode() not in main + (ext or b""):
+        return None
+    props: dict[str, str] = {}
+    for packet in (main, ext):
+        if packet:
+            for k, v in xm.properties(xm.parse_xmp(packet), xm.GDEPTH_NS).items():
+                props.setdefault(k, v)
+    if "Data" not in props:
+        raise RefocusError("GDepth metadata without depth data (GDepth:Data missing; Extended XMP lost?)")
+    fmt = props.get("Format", "RangeInverse")
+    near = _float(props, "Near", "GDepth")
+    far = _float(props, "Far", "GDepth")
+    try:
+        blob = base64.b64decode("".join(props["Data"].split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise RefocusError("GDepth:Data is not valid base64") from None
+    dn = _decode_map(blob, "GDepth image")
+    d = decode_range(dn, fmt, near, far)
+    units = props.get("Units", "").strip().lower()
+    metric = units in _METRIC_UNITS
+    if metric:
+        d = d * np.float32(_METRIC_UNITS[units])
+    d = align_orientation(d, _orientation(data))
+    return EmbeddedDepth(d, "depth", metric, f"GDepth XMP ({fmt})", notes)
+
+
+def read_dynamic_depth(data: bytes) -> EmbeddedDepth | None:
+    """Android Dynamic Depth map of a JPEG, ``None`` when the file has none."""
+    main, ext, notes = jp.read_xmp(data)
+    if main is None:
+        return None
+    packets = [p for p in (main, ext) if p]
+    if not any(xm.DD_DEPTHMAP_NS.encode() in p for p in packets):
+        return None
+    items: list[dict] = []
+    depth_props: dict[str, str] = {}
+    for p in packets:
+        root = xm.parse_xmp(p)
+        for ns in (xm.DD_ITEM_NS, xm.GCONTAINER_ITEM_NS):
+            items.extend(r for r in xm.records(root, ns) if "Mime" in r)
+        for rec in xm.records(root, xm.DD_DEPTHMAP_NS):
+            if "DepthURI" in rec and not depth_props:
+                depth_props = rec
+    if not depth_props:
+        raise RefocusError("Dynamic Depth metadata has no DepthMap with a DepthURI")
+    if not items:
+        raise RefocusError("Dynamic Depth metadata has no Container items")
+    pos = jp.jpeg_end(data)
+    uri = depth_props["DepthURI"]
+    blob = None
+    for i, it in enumerate(items):
+        try:
+            length = int(it.get("Length", "0"))
+            padding = int(it.get("Padding", "0"))
+        except ValueError:
+            raise RefocusError("Dynamic Depth item has a non-integer Length/Padding") from None
+        if length < 0 or padding < 0:
+            raise RefocusError("Dynamic Depth item has a negative Length/Padding")
+        if i == 0:
+            # The primary image is the JPEG itself; its Length may be 0 (unknown).
+            pos += padding
+            continue
+        if pos + length > len(data):
+            raise RefocusError(f"Dynamic Depth item {it.get('DataURI', i)!r} runs past the end of the file (truncated?)")
+        if it.get("DataURI") == uri:
+            blob = data[pos : pos + length]
+            break
+        pos += length + padding
+    if blob is None:
+        raise RefocusError(f"Dynamic Depth: no container item has DataURI {uri!r}")
+    fmt = depth_props.get("Format", "RangeLinear")
+    near = _float(depth_props, "Near", "Dynamic Depth map")
+    far = _float(depth_props, "Far", "Dynamic Depth map")
+    d = decode_range(_decode_map(blob, "Dynamic Depth image"), fmt, near, far)
+    units = depth_props.get("Units", "").strip().lower()
+    metric = units in _METRIC_UNITS
+    if metric:
+        d = d * np.float32(_METRIC_UNITS[units])
+    d = align_orientation(d, _orientation(data))
+    return EmbeddedDepth(d, "depth", metric, f"Android Dynamic Depth ({fmt})", notes)
+
+
+_SKIP_AUX = (b"hdrgainmap", b"portraiteffectsmatte", b"semanticsegmentation", b"ns.adobe.com/hdr-gain-map", b"hdrgm")
+# Apple CoreVideo pixel formats (four-character codes as integers) of depth data.
+_APPLE_DEPTH_FORMATS = {1751410032, 1717855600}  # 'hdep', 'fdep' (distance in m)
+
+
+def read_mpf_depth(data: bytes) -> EmbeddedDepth | None:
+    """iPhone disparity stored as a secondary MPF image, ``None`` when there is none."""
+    entries = jp.read_mpf(data)
+    for e in entries[1:]:
+        blob = data[e.offset : e.offset + e.size]
+        if not jp.is_jpeg(blob):
+            continue
+        try:
+            main, _, _ = jp.read_xmp(blob)
+        except RefocusError:
+            main = None
+        meta = main or b""
+        if any(s in meta for s in _SKIP_AUX):
+            continue
+        apple = xm.APPLE_DEPTH_NS.encode() in meta or b"depthData" in meta
+        if not apple:
+            continue
+        props: dict[str, str] = {}
+        try:
+            props = xm.properties(xm.parse_xmp(meta), xm.APPLE_DEPTH_NS)
+        except RefocusError:
+            props = {}
+        dn = _decode_map(blob, "MPF depth image")
+        kind = "disparity"
+        try:
+            if int(props.get("PixelFormat", "0")) in _APPLE_DEPTH_FORMATS:
+                kind = "depth"
+        except ValueError:
+            pass
+        metric = False
+        try:
+            lo, hi = float(props["FloatMinValue"]), float(props["FloatMaxValue"])
+            if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+                dn = lo + dn * (hi - lo)
+                metric = props.get("Accuracy", "").lower() == "absolute"
+        except (KeyError, ValueError):
+            pass
+        d = align_orientation(dn.astype(np.float32), _orientation(data))
+        return EmbeddedDepth(d, kind, metric, f"iPhone JPEG {kind} (MPF image {e.index + 1})")
+    return None
+
+
+def read_heic_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
+    """The auxiliary depth image of a HEIC/HEIF photo, ``None`` when there is none."""
+    try:
+        import pillow_heif
+    except Exception:  # pragma: no cover - pillow-heif is a core dependency
+        return None
+    try:
+        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
+        primary = heif[heif.primary_index] if hasattr(heif, "primary_index") else heif[0]
+        depths = primary.info.get("depth_images") or []
+        if not depths:
+            return None
+        dimg = depths[0]
+        meta = dict(dimg.info.get("metadata") or {})
+        pil = dimg.to_pillow()
+        exif = primary.info.get("exif")
+    except Exception as exc:
+        raise RefocusError(f"HEIC auxiliary depth image cannot be decoded ({exc.__class__.__name__})") from None
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    dn = _decode_map(buf.getvalue(), "HEIC depth image")
+    rep = meta.get("representation_type")
+    kind, metric = "disparity", False
+    z_near, z_far = meta.get("z_near"), meta.get("z_far")
+    if rep == 2:  # uniform Z: distance linear in the value
+        kind = "depth"
+        if z_near and z_far and z_far > z_near > 0:
+            dn = z_near + dn * (z_far - z_near)
+            metric = True
+    elif rep == 0 and z_near and z_far and z_far > z_near > 0:  # uniform 1/Z
+        dn = 1.0 / z_far + dn * (1.0 / z_near - 1.0 / z_far)
+        metric = True
+    src = "iPhone HEIC auxiliary depth" if rep in (None, 1, 3) else "HEIC auxiliary depth"
+    values = dn.astype(np.float32)
+    notes = []
+    if exif:
+        from PIL import Image
+
+        try:
+            e = Image.Exif()
+            e.load(exif)
+            o = int(e.get(0x0112, 1) or 1)
+        except Exception:
+            o = 1
+        if o != 1 and (values.shape[0] > values.shape[1]) != (primary.size[1] > primary.size[0]):
+            values = align_orientation(values, o)
+            notes.append(f"depth rotated by the EXIF orientation {o}")
+    return EmbeddedDepth(values, kind, metric, src, notes)
+
+
+def find_embedded_depth(path: str | os.PathLike) -> tuple[EmbeddedDepth | None, list[str]]:
+    """Look for a depth map inside a photo.
+
+    Returns
+    -------
+    depth, messages
+        The first usable map (or ``None``) and one line per format that was present
+        but unusable (``"GDepth XMP: lacks Near"``), for the user.
+    """
+    path = Path(path)
+    messages: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError as exc:
+        raise RefocusError(f"cannot read {path.name}: {exc.strerror}") from None
+    if head[:3] == b"\xff\xd8\xff":
+        data = path.read_bytes()
+        for name, fn in (("GDepth XMP", read_gdepth), ("Dynamic Depth", read_dynamic_depth), ("MPF depth image", read_mpf_depth)):
+            try:
+                got = fn(data)
+            except RefocusError as exc:
+                messages.append(f"{name}: {exc}")
+                continue
+            if got is not None:
+                return got, messages
+        return None, messages
+    if head[4:8] == b"ftyp":
+        try:
+            return read_heic_depth(path), messages
+        except RefocusError as exc:
+            messages.append(f"HEIC depth: {exc}")
+    return None, messages
