@@ -1,1 +1,22 @@
-"""deblur stage."""
+"""DeblurNet: all-in-focus recovery and a defocus map from a defocused photo.
+
+``deblur(image) -> (all_in_focus, defocus_px)`` runs the compact restoration network
+shipped in ``refocus/weights/deblurnet.pt`` (see ``docs/deblurnet.md``), in tiles of
+bounded memory, on CPU or CUDA. A generative refiner can be chained after it through
+the :class:`Refiner` protocol. ``refocus.deblur.classical`` holds the classical
+baselines (Wiener deconvolution driven by a defocus map, unsharp masking).
+"""
+
+from refocus.deblur.infer import Refiner, default_weights_path, deblur, load_model, predict
+from refocus.deblur.model import DeblurNet, DeblurNetConfig, count_parameters
+
+__all__ = [
+    "DeblurNet",
+    "DeblurNetConfig",
+    "Refiner",
+    "count_parameters",
+    "deblur",
+    "default_weights_path",
+    "load_model",
+    "predict",
+]

@@ -1,0 +1,246 @@
+"""DeblurNet inference: weights loading, tiled prediction, the optional refiner hook."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from refocus.deblur.model import DeblurNet, DeblurNetConfig
+from refocus.errors import RefocusError
+
+#: File name of the shipped weights inside the package folder ``refocus/weights``.
+WEIGHTS_NAME = "deblurnet.pt"
+
+_cache: dict[tuple[str, str], DeblurNet] = {}
+_lock = threading.Lock()
+
+
+@runtime_checkable
+class Refiner(Protocol):
+    """A second stage run after DeblurNet, e.g. a conditional diffusion model.
+
+    It receives the defocused input and DeblurNet's prediction and returns its own
+    (all_in_focus, defocus_px), same shapes and conventions (float32 H x W x 3 sRGB
+    in [0, 1]; float32 H x W unsigned CoC radius in px). DeblurNet's output is a
+    good starting point / condition for a generative model, which can add the
+    texture a regression network averages away.
+    """
+
+    def refine(
+        self, image: np.ndarray, all_in_focus: np.ndarray, defocus_px: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def default_weights_path() -> Path:
+    """Path of the weights shipped in the package (may not exist in a bare checkout)."""
+    from importlib import resources
+
+    return Path(str(resources.files("refocus").joinpath("weights", WEIGHTS_NAME)))
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` -> a usable torch device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RefocusError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+        return torch.device(device)
+    if device != "cpu":
+        raise RefocusError(f"unknown device {device!r}: use cpu, cuda or auto")
+    return torch.device("cpu")
+
+
+def load_model(weights: str | Path | None = None, device: str = "cpu") -> DeblurNet:
+    """Load DeblurNet weights (default: the shipped ones), cached per (file, device).
+
+    Raises
+    ------
+    RefocusError
+        When the file is missing or is not a DeblurNet weights file.
+    """
+    path = Path(weights) if weights is not None else default_weights_path()
+    dev = resolve_device(device)
+    key = (str(path.resolve()), str(dev))
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        if not path.is_file():
+            hint = "pass --weights PATH" if weights is None else "check the path"
+            raise RefocusError(f"DeblurNet weights not found: {path} ({hint})")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=False)
+            model = DeblurNet(DeblurNetConfig.from_dict(blob["config"]))
+            model.load_state_dict(blob["state_dict"])
+        except Exception as exc:
+            raise RefocusError(f"{path} is not a DeblurNet weights file ({exc.__class__.__name__})") from None
+        model.eval().to(dev)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        _cache[key] = model
+        return model
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
+    elif img.dtype == np.uint16:
+        img = img.astype(np.float32) / 65535.0
+    img = np.asarray(img, dtype=np.float32)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] == 0 or img.shape[1] == 0:
+        raise RefocusError(f"image must be H x W x 3 and non-empty, got shape {img.shape}")
+    if not np.isfinite(img[..., :3]).all():
+        raise RefocusError("image contains NaN or infinite values")
+    return np.clip(img[..., :3], 0.0, 1.0)
+
+
+def _window_weight(n: int, start: int, size: int, total: int, overlap: int) -> np.ndarray:
+    """1-D blending weight of a window along one axis.
+
+    Inside the image the outer ``overlap // 4`` px of a window get weight 0 (their
+    context is cut off by the window), then a raised cosine rises to 1 over
+    ``overlap // 2`` px; sides on the image border keep weight 1.
+    """
+    w = np.ones(size, np.float32)
+    margin, ramp = overlap // 4, max(1, overlap // 2)
+    x = np.arange(size, dtype=np.float32)
+    rise = np.clip((x - margin + 0.5) / ramp, 0.0, 1.0)
+    rise = 0.5 - 0.5 * np.cos(np.pi * rise)
+    if start > 0:
+        w = np.minimum(w, rise)
+    if start + size < total:
+        w = np.minimum(w, rise[::-1])
+    return w
+
+
+def _starts(total: int, tile: int, stride: int, align: int) -> list[int]:
+    """Window starts, multiples of ``align``, covering [0, total) with windows of ``tile``."""
+    if total <= tile:
+        return [0]
+    starts, s = [], 0
+    while True:
+        starts.append(s)
+        if s + tile >= total:
+            break
+        s = min(s + stride, total - tile)
+        s -= s % align
+    return starts
+
+
+@torch.inference_mode()
+def predict(model: DeblurNet, image: np.ndarray, tile: int | None = 512, overlap: int = 64, progress=None):
+    """Run DeblurNet on an image of any size, in overlapping tiles with smooth blending.
+
+    Parameters
+    ----------
+    model: a loaded :class:`DeblurNet` (its device is used).
+    image: float32 H x W x 3 sRGB in [0, 1].
+    tile: window side in px (rounded to the network's multiple), or None for one pass.
+        Peak memory grows with ``tile**2``, not with the image size.
+    overlap: overlap between neighbouring windows, px (>= 16 recommended).
+    progress: optional callable ``progress(done, total)`` called after each window.
+
+    Returns
+    -------
+    (all_in_focus, defocus_px): float32 H x W x 3 clipped to [0, 1]; float32 H x W >= 0 (px).
+    """
+    dev = next(model.parameters()).device
+    h, w = image.shape[:2]
+    m = model.config.multiple
+    # Pad once, as the network itself would, so that every window sits on the same
+    # downsampling grid as a whole-image pass (tiles then agree with it).
+    ph, pw = (-h) % m, (-w) % m
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(dev)
+    if ph or pw:
+        mode = "reflect" if (ph < h and pw < w) else "replicate"
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+    H, W = h + ph, w + pw
+    if tile is None or (H <= tile and W <= tile):
+        y, d = model(x)
+        out, dmap = y[0], d[0, 0]
+    else:
+        tile = max(m, int(math.ceil(tile / m)) * m)
+        overlap = min(max(0, overlap), tile // 2)
+        stride = max(m, tile - overlap)
+        ys, xs = _starts(H, tile, stride, m), _starts(W, tile, stride, m)
+        out = torch.zeros(3, H, W, device=dev)
+        dmap = torch.zeros(H, W, device=dev)
+        wsum = torch.zeros(H, W, device=dev)
+        n, done = len(ys) * len(xs), 0
+        for y0 in ys:
+            th = min(tile, H - y0)
+            wy = _window_weight(H, y0, th, H, overlap)
+            for x0 in xs:
+                tw = min(tile, W - x0)
+                wx = _window_weight(W, x0, tw, W, overlap)
+                wgt = torch.from_numpy(np.outer(wy, wx)).to(dev)
+                yt, dt = model(x[..., y0 : y0 + th, x0 : x0 + tw])
+                out[:, y0 : y0 + th, x0 : x0 + tw] += yt[0] * wgt
+                dmap[y0 : y0 + th, x0 : x0 + tw] += dt[0, 0] * wgt
+                wsum[y0 : y0 + th, x0 : x0 + tw] += wgt
+                done += 1
+                if progress is not None:
+                    progress(done, n)
+        out = out / wsum.clamp_min(1e-8)
+        dmap = dmap / wsum.clamp_min(1e-8)
+    aif = out[:, :h, :w].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
+    defocus = dmap[:h, :w].clamp_min(0).float().cpu().numpy()
+    return np.ascontiguousarray(aif, dtype=np.float32), np.ascontiguousarray(defocus, dtype=np.float32)
+
+
+def deblur(
+    image: np.ndarray,
+    *,
+    weights: str | Path | None = None,
+    device: str = "cpu",
+    tile: int | None = 512,
+    overlap: int = 64,
+    refiner: Refiner | None = None,
+    progress=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recover the all-in-focus photo and a defocus map from a defocused photo.
+
+    Parameters
+    ----------
+    image:
+        H x W x 3 sRGB in [0, 1] (float32; uint8/uint16 are scaled; grayscale is
+        expanded; an alpha channel is dropped).
+    weights:
+        A DeblurNet weights file; default: the ones shipped with the package.
+    device:
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    tile, overlap:
+        Tiled inference window and overlap, px (None: one pass over the whole image).
+    refiner:
+        Optional second stage (see :class:`Refiner`) applied to DeblurNet's output.
+    progress:
+        Optional callable ``progress(done, total)`` (windows processed).
+
+    Returns
+    -------
+    all_in_focus:
+        float32 H x W x 3 sRGB in [0, 1].
+    defocus_px:
+        float32 H x W, the unsigned circle-of-confusion radius of each pixel in px
+        (0 = in focus). Defocus grows with the distance from the focal plane on
+        either side, so it is a relative depth only up to that fold. The network
+        saw radii up to 12 px in training; larger blurs are underestimated.
+    """
+    img = _as_rgb(image)
+    model = load_model(weights, device)
+    aif, defocus = predict(model, img, tile=tile, overlap=overlap, progress=progress)
+    if refiner is not None:
+        aif, defocus = refiner.refine(img, aif, defocus)
+        aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
+        defocus = np.asarray(defocus, dtype=np.float32)
+        if aif.shape != img.shape or defocus.shape != img.shape[:2]:
+            raise RefocusError(f"refiner returned shapes {aif.shape}, {defocus.shape}; expected {img.shape}, {img.shape[:2]}")
+    return aif, defocus
