@@ -276,7 +276,9 @@ def load_disparity(
                 depth_kind=cfg.depth_kind,
                 allow_estimate=True,
                 image=image,
+                device="cpu" if cfg.device == "auto" else cfg.device,
             )
+            notes.extend(str(n) for n in getattr(res, "notes", []))
             d = np.asarray(res.disparity(), dtype=np.float32)
             source = str(getattr(res, "source", "depth"))
             metric = _metric_range(np.asarray(res.values), res.kind) if getattr(res, "metric", False) else None

@@ -1,0 +1,85 @@
+"""``refocus batch``: every photo of a folder, in parallel, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from refocus.cli.cmd_refocus import (
+    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DeviceOpt, FNumberOpt, FocusOpt,
+    FocusValueOpt, HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("batch")
+    def batch_cmd(
+        folder: Path = typer.Argument(..., help="Folder of photos."),
+        output_dir: Path = typer.Option(..., "--output", "-o", help="Output folder (created if missing)."),
+        focus: Optional[str] = FocusOpt,
+        focus_value: Optional[float] = FocusValueOpt,
+        strength: Optional[float] = StrengthOpt,
+        f_number: Optional[float] = FNumberOpt,
+        aperture: str = ApertureOpt,
+        blades: int = BladesOpt,
+        rotation: float = RotationOpt,
+        curvature: float = CurvatureOpt,
+        cats_eye: float = CatsEyeOpt,
+        depth_dir: Optional[Path] = typer.Option(None, "--depth-dir", help="Folder of depth maps (default: next to the photos)."),
+        depth_suffix: str = typer.Option("-disparity", "--depth-suffix", help="Depth map of PHOTO.jpg is PHOTO<suffix>.png/.npy/..."),
+        depth_kind: Optional[str] = DepthKindOpt,
+        no_deblur: bool = NoDeblurOpt,
+        device: str = DeviceOpt,
+        quality: str = QualityOpt,
+        highlight_gain: Optional[float] = HighlightOpt,
+        max_megapixels: float = MaxMpOpt,
+        fmt: Optional[str] = typer.Option(None, "--format", help="Output format (jpg, png, tif, webp); default: the input's."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Parallel processes (default: CPU cores)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose output already exists."),
+    ) -> None:
+        """Refocus every photo in FOLDER into --output (existing outputs are kept: reruns resume)."""
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from refocus.errors import RefocusError
+        from refocus.pipeline.batch import run_batch
+        from refocus.pipeline.options import build_config
+
+        if workers is not None and workers < 1:
+            raise RefocusError(f"--workers must be >= 1, got {workers}")
+        if depth_dir is not None and not depth_dir.is_dir():
+            raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
+        cfg = build_config(
+            focus=focus, focus_value=focus_value, strength=strength, f_number=f_number, aperture=aperture,
+            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind,
+            no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain,
+            max_megapixels=max_megapixels,
+        )
+        console = Console(stderr=True, soft_wrap=True)
+        cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*cols, console=console) as prog:
+            task = prog.add_task("refocusing", total=None)
+
+            def started(n: int) -> None:
+                prog.update(task, total=n)
+
+            def progressed(name: str, status: str, msg: str) -> None:
+                prog.advance(task)
+                if status != "done":
+                    prog.console.print(f"[red]failed[/] {name}: {msg}")
+
+            summary = run_batch(
+                folder, output_dir, cfg, workers=workers, depth_dir=depth_dir, depth_suffix=depth_suffix,
+                fmt=fmt, overwrite=overwrite, on_start=started, on_progress=progressed,
+            )
+        console.print(
+            f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.failed)} failed "
+            f"-> {output_dir} in {summary.seconds:.0f} s"
+        )
+        if summary.failed:
+            console.print("failed:")
+            for name, msg in summary.failed:
+                console.print(f"  {name}: {msg}")
+            raise typer.Exit(1)

@@ -1,0 +1,197 @@
+"""Refocusing every photo of a folder, in parallel processes, resumably.
+
+* Each photo is written to ``OUTDIR/<stem><ext>`` atomically, so an output that
+  exists is complete: a rerun keeps it and does only what is missing.
+* A photo that fails (unreadable, no depth, ...) is listed with its one-line
+  reason; the others go on.
+* Depth maps are looked up next to each photo (or in ``depth_dir``) as
+  ``<stem><depth_suffix>.<ext>``; such files are not treated as photos.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from refocus.errors import RefocusError
+from refocus.pipeline.config import RefocusConfig
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".bmp")
+DEPTH_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr")
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did; ``failed`` holds (file name, one-line reason)."""
+
+    done: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def find_photos(folder: str | os.PathLike, depth_suffix: str = "-disparity") -> list[Path]:
+    """Photos in ``folder`` (not recursive, sorted), skipping depth maps and hidden files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RefocusError(f"not a folder: {folder}")
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in PHOTO_SUFFIXES:
+            continue
+        if depth_suffix and p.stem.endswith(depth_suffix):
+            continue
+        out.append(p)
+    return out
+
+
+def find_depth(photo: Path, depth_dir: Path | None, depth_suffix: str) -> Path | None:
+    """The depth map of ``photo``, if there is one."""
+    folder = depth_dir or photo.parent
+    for ext in DEPTH_SUFFIXES:
+        cand = folder / f"{photo.stem}{depth_suffix}{ext}"
+        if cand.exists():
+            return cand
+    return None
+
+
+def output_for(photo: Path, out_dir: Path, fmt: str | None) -> Path:
+    """Where the result of ``photo`` goes; HEIC/BMP inputs become JPEG/PNG."""
+    ext = fmt or photo.suffix.lower()
+    if not ext.startswith("."):
+        ext = "." + ext
+    ext = {".heic": ".jpg", ".heif": ".jpg", ".bmp": ".png"}.get(ext, ext)
+    return out_dir / f"{photo.stem}{ext}"
+
+
+def _init_worker() -> None:
+    # Processes already give the parallelism; more threads per process would
+    # only fight over the same cores.
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:
+        pass
+
+
+def process_one(photo: str, output: str, cfg_json: str, depth: str | None) -> tuple[str, str]:
+    """Refocus one photo (runs in a worker process). Returns (status, message)."""
+    from refocus.io import write_image
+    from refocus.pipeline.core import refocus
+
+    try:
+        cfg = RefocusConfig.model_validate_json(cfg_json)
+        if depth is not None:
+            cfg = cfg.model_copy(update={"depth_path": depth})
+        res = refocus(photo, cfg)
+        write_image(output, res.image, res.info)
+        return "done", "; ".join(res.notes)
+    except RefocusError as exc:
+        return "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except MemoryError:
+        return "failed", "out of memory"
+    except Exception as exc:  # one bad file must not stop the batch
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        return "failed", f"{type(exc).__name__}: {msg}"
+
+
+def run_batch(
+    folder: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    cfg: RefocusConfig,
+    *,
+    workers: int | None = None,
+    depth_dir: str | os.PathLike | None = None,
+    depth_suffix: str = "-disparity",
+    fmt: str | None = None,
+    overwrite: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[str, str, str], None] | None = None,
+) -> BatchSummary:
+    """Refocus every photo of ``folder`` into ``out_dir``.
+
+    Parameters
+    ----------
+    cfg : the settings for every photo (a focus point is in each photo's pixels).
+    workers : processes (default: the number of CPU cores available, at most the
+        number of photos).
+    depth_dir, depth_suffix : where depth maps are found (see module docs).
+    fmt : output extension (default: the input's).
+    overwrite : redo photos whose output exists (default: keep them).
+    on_start : called with the number of photos to process.
+    on_progress : called with (file name, status, message) as each finishes.
+    """
+    from refocus.pipeline.options import IMAGE_SUFFIXES
+
+    t0 = time.perf_counter()
+    folder, out_dir = Path(folder), Path(out_dir)
+    if fmt is not None and ("." + fmt.lstrip(".")).lower() not in IMAGE_SUFFIXES:
+        raise RefocusError(f"unsupported output format {fmt}: use {', '.join(IMAGE_SUFFIXES)}")
+    photos = find_photos(folder, depth_suffix)
+    if not photos:
+        raise RefocusError(f"no photos in {folder} ({', '.join(PHOTO_SUFFIXES)})")
+    if out_dir.resolve() == folder.resolve():
+        raise RefocusError("the output folder must differ from the input folder (inputs are never overwritten)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RefocusError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise RefocusError(f"output folder is not writable: {out_dir}")
+    ddir = Path(depth_dir) if depth_dir is not None else None
+    summary = BatchSummary()
+    todo = []
+    for p in photos:
+        out = output_for(p, out_dir, fmt)
+        if out.exists() and not overwrite:
+            summary.kept.append(p.name)
+            continue
+        depth = find_depth(p, ddir, depth_suffix)
+        todo.append((str(p), str(out), None if depth is None else str(depth)))
+    if on_start is not None:
+        on_start(len(todo))
+    cfg_json = cfg.model_dump_json()
+    if cfg.aperture.shape == "custom" and cfg.aperture.image is not None and not cfg.aperture.image_path:
+        raise RefocusError("a custom aperture in batch mode must come from a file (--aperture PATH.png)")
+    n_workers = max(1, min(workers or _cpu_count(), len(todo) or 1))
+
+    def record(name: str, status: str, msg: str) -> None:
+        if status == "done":
+            summary.done.append(name)
+        else:
+            summary.failed.append((name, msg))
+        if on_progress is not None:
+            on_progress(name, status, msg)
+
+    if n_workers == 1:
+        for photo, out, depth in todo:
+            status, msg = process_one(photo, out, cfg_json, depth)
+            record(Path(photo).name, status, msg)
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
+            pending = {pool.submit(process_one, photo, out, cfg_json, depth): Path(photo).name for photo, out, depth in todo}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    name = pending.pop(fut)
+                    try:
+                        status, msg = fut.result()
+                    except Exception as exc:  # a worker died (killed for memory...)
+                        status, msg = "failed", f"worker crashed: {type(exc).__name__}"
+                    record(name, status, msg)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
