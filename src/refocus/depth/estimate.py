@@ -91,6 +91,7 @@ def load_depth_model(model: str | os.PathLike | None = None, device: str = "cpu"
             "monocular depth needs the optional 'transformers' package: pip install 'refocus[depth]'"
         ) from None
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     try:
         processor = AutoImageProcessor.from_pretrained(name, local_files_only=local_only)
         net = AutoModelForDepthEstimation.from_pretrained(name, local_files_only=local_only)
