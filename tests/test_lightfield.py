@@ -1,0 +1,171 @@
+import math
+
+import numpy as np
+import pytest
+
+from refocus.bench import lightfield as lfm
+from refocus.errors import RefocusError
+from refocus.io.color import srgb_to_linear
+
+
+def plane_lightfield(texture: np.ndarray, d: float, grid: int = 9) -> lfm.LightField:
+    """A light field of one textured plane of disparity d (project convention):
+    the point seen at x in the centre view is at x - d*(u - c) in view (u, v)."""
+    c = (grid - 1) / 2
+    views = np.empty((grid, grid) + texture.shape, np.float32)
+    for v in range(grid):
+        for u in range(grid):
+            # view(y) = tex(y + d*du): shift_image samples img(x - dx).
+            views[v, u] = lfm.shift_image(texture, -d * (u - c), -d * (v - c))
+    return lfm.LightField(views, np.full(texture.shape[:2], d, np.float32), "plane")
+
+
+def test_in_focus_plane_is_exact():
+    rng = np.random.default_rng(1)
+    tex = rng.random((40, 40, 3), dtype=np.float32)
+    lf = plane_lightfield(tex, 2.0)
+    out = lfm.refocus_linear(lf, 2.0, 4)
+    # Within R*|s| = 8 px of the edge the views were clamped, elsewhere it is exact.
+    np.testing.assert_allclose(out[8:-8, 8:-8], tex[8:-8, 8:-8], atol=1e-6)
+
+
+@pytest.mark.parametrize("radius,d,s", [(2, 1.0, -1.0), (4, 0.0, 1.0), (3, -1.0, 0.0)])
+def test_point_blurs_to_disc_of_radius_R_times_d_minus_s(radius, d, s):
+    tex = np.zeros((61, 61, 3), np.float32)
+    tex[30, 30] = 1.0
+    lf = plane_lightfield(tex, d)
+    out = lfm.refocus_linear(lf, s, radius)[..., 0]
+    ys, xs = np.nonzero(out > 1e-6)
+    r = np.hypot(xs - 30, ys - 30)
+    # Integer shifts: every aperture sample is one exact copy of the point.
+    offs = lfm.aperture_offsets(9, radius)
+    assert len(ys) == len(offs)
+    assert r.max() == pytest.approx(radius * abs(d - s))
+    np.testing.assert_allclose(out[ys, xs], 1.0 / len(offs), rtol=1e-5)
+    assert out.sum() == pytest.approx(1.0, rel=1e-5)  # energy preserved
+    # The copies lie at p - (d - s)*(du, dv): a disc with the analytic radius R|d - s|.
+    expected = {(30 - (d - s) * dv, 30 - (d - s) * du) for du, dv in offs}
+    assert {(float(y), float(x)) for y, x in zip(ys, xs)} == expected
+
+
+def test_subpixel_focus_is_bilinear_and_conserves_energy():
+    tex = np.zeros((41, 41, 3), np.float32)
+    tex[20, 20] = 1.0
+    lf = plane_lightfield(tex, 0.0)
+    out = lfm.refocus_linear(lf, 0.3, 2)[..., 0]
+    assert out.sum() == pytest.approx(1.0, rel=1e-5)
+    ys, xs = np.nonzero(out > 1e-6)
+    assert np.hypot(xs - 20, ys - 20).max() <= 2 * 0.3 * math.sqrt(2) + 1.5
+
+
+def test_aperture_offsets():
+    assert len(lfm.aperture_offsets(9, 0)) == 1
+    assert len(lfm.aperture_offsets(9, 2)) == 13
+    assert len(lfm.aperture_offsets(9, 4)) == 49
+    with pytest.raises(RefocusError, match="does not fit"):
+        lfm.aperture_offsets(5, 3)
+
+
+def test_protocol_helpers():
+    disp = np.linspace(-1.0, 1.0, 101, dtype=np.float32).reshape(1, -1)
+    f = lfm.focus_disparities(disp)
+    assert f["near"] == pytest.approx(0.9) and f["middle"] == pytest.approx(0.0) and f["far"] == pytest.approx(-0.9)
+    assert lfm.crop_border_px(2, disp, 0.5) == math.ceil(2 * 1.5) + 2
+    assert lfm.crop_border_px(4, disp, 0.9, -0.9) == math.ceil(4 * 1.9) + 2
+
+
+def _write_lf(folder, views_srgb, disparity=None):
+    from refocus.io import write_image
+    from refocus.io.depthfile import write_pfm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n = views_srgb.shape[0]
+    for v in range(n):
+        for u in range(n):
+            write_image(folder / f"input_Cam{v * n + u:03d}.png", views_srgb[v, u], bit_depth=16)
+    if disparity is not None:
+        write_pfm(folder / "gt_disp_lowres.pfm", disparity)
+
+
+def test_loader_grid_half_and_pfm_orientation(tmp_path):
+    rng = np.random.default_rng(2)
+    views = rng.random((5, 5, 8, 10, 3), dtype=np.float32)
+    disp = np.arange(80, dtype=np.float32).reshape(8, 10)  # asymmetric: catches a row flip
+    _write_lf(tmp_path / "lf", views, disp)
+    lf = lfm.load_lightfield(tmp_path / "lf")
+    assert lf.grid == 5 and lf.shape == (8, 10)
+    np.testing.assert_allclose(lf.disparity, disp)
+    np.testing.assert_allclose(lf.centre_view_srgb(), views[2, 2], atol=2e-4)
+    np.testing.assert_allclose(lf.views_linear[1, 3], srgb_to_linear(views[1, 3]), atol=2e-4)
+    half = lfm.load_lightfield(tmp_path / "lf", half=True)
+    assert half.shape == (4, 5)
+    np.testing.assert_allclose(half.disparity[0, 0], (0 + 1 + 10 + 11) / 4 / 2)
+    np.testing.assert_allclose(half.views_linear[0, 0, 0, 0], lf.views_linear[0, 0, :2, :2].mean(axis=(0, 1)), atol=1e-6)
+    with pytest.raises(RefocusError, match="expected views"):
+        lfm.load_lightfield(tmp_path / "lf", grid=4)
+    (tmp_path / "lf" / "input_Cam024.png").unlink()
+    with pytest.raises(RefocusError, match="not a square grid"):
+        lfm.load_lightfield(tmp_path / "lf")
+    with pytest.raises(RefocusError, match="not found"):
+        lfm.load_lightfield(tmp_path / "nothing")
+
+
+@pytest.fixture(scope="module")
+def hci(shared_data):
+    return lfm.load_lightfield(shared_data / "lightfields" / "hci-antinous", half=True)
+
+
+def _sharpness(img, mask):
+    g = np.abs(np.diff(img.mean(axis=2), axis=1))
+    return float((g * mask[:, 1:]).sum() / mask[:, 1:].sum())
+
+
+def test_hci_sign_convention_by_sharpness(hci):
+    """Refocusing on the bust's disparity must make the bust sharper with the
+    documented sign (+1) than with the opposite one."""
+    d = hci.disparity
+    s = float(np.median(d[d > 0.2]))
+    mask = np.abs(d - s) < 0.1
+    assert mask.sum() > 1000
+    right = _sharpness(lfm.refocus_linear(hci, s, 4, sign=1.0), mask)
+    wrong = _sharpness(lfm.refocus_linear(hci, s, 4, sign=-1.0), mask)
+    assert right > 1.5 * wrong
+    # And the focused bust is about as sharp as in the pinhole centre view.
+    assert right > 0.8 * _sharpness(hci.centre_view_linear(), mask)
+
+
+def test_hci_disparity_is_larger_nearer(hci):
+    """Near surfaces occlude far ones: aligned at their own disparity, pixels on the
+    near side of a depth edge look the same in every view, pixels on the far side
+    are hidden in some views and vary more."""
+    from scipy.ndimage import binary_dilation, map_coordinates, sobel
+
+    d = hci.disparity.astype(np.float64)
+    h, w = d.shape
+    edge = np.hypot(sobel(d, 0), sobel(d, 1)) > 1.0
+    band = binary_dilation(edge, iterations=3) & ~edge
+    band[:16], band[-16:], band[:, :16], band[:, -16:] = False, False, False, False
+    from scipy.ndimage import uniform_filter
+
+    local_mean = uniform_filter(d, 15)
+    near_side, far_side = band & (d > local_mean), band & (d < local_mean)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    samples = []
+    for du, dv in lfm.aperture_offsets(hci.grid, 4):
+        view = hci.views_linear[int(dv + 4), int(du + 4)].mean(axis=2)
+        samples.append(map_coordinates(view, [yy - d * dv, xx - d * du], order=1, mode="nearest"))
+    spread = np.std(np.stack(samples), axis=0)
+    assert spread[near_side].mean() < 0.7 * spread[far_side].mean()
+
+
+@pytest.mark.slow
+def test_hci_protocol_input_unchanged_matches_issue(hci):
+    """The issue's reference: input unchanged = 33.30 dB / 0.240 (bokeh), 30.43 / 0.262 (refocus)."""
+    from refocus.bench.metrics import compute_metrics
+
+    for task, ref_psnr, ref_lpips in [("bokeh", 33.30, 0.240), ("refocus", 30.43, 0.262)]:
+        cases = lfm.lightfield_cases(hci, task)
+        assert len(cases) == 6
+        ms = [compute_metrics(c.input, c.target, c.crop_px) for c in cases]
+        assert np.mean([m["psnr"] for m in ms]) == pytest.approx(ref_psnr, abs=0.1)
+        assert np.mean([m["lpips"] for m in ms]) == pytest.approx(ref_lpips, abs=0.005)
