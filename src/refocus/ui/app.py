@@ -1,0 +1,192 @@
+"""The Gradio web UI (``refocus ui``; needs the ``refocus[ui]`` extra).
+
+Fully offline: analytics off, system fonts only, nothing fetched from the internet;
+binds 127.0.0.1 unless told otherwise. Logic lives in :mod:`refocus.ui.session`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from refocus.errors import RefocusError
+
+#: Upload size limit given to Gradio.
+DEFAULT_MAX_FILE_SIZE = "200mb"
+_SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
+_MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+
+
+def _offline_env() -> None:
+    # Must be set before gradio is imported: it reads them at import time.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def import_gradio():
+    """Import Gradio offline, or explain how to install it."""
+    _offline_env()
+    try:
+        import gradio as gr
+    except ImportError:
+        raise RefocusError("the web UI needs Gradio: pip install 'refocus[ui]'") from None
+    return gr
+
+
+def theme():
+    gr = import_gradio()
+    return gr.themes.Default(font=_SYSTEM_FONTS, font_mono=_MONO_FONTS)
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
+def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path):
+    from refocus.aperture import ApertureConfig, load_aperture_image
+    from refocus.pipeline.config import RefocusConfig
+
+    if aperture == "blades":
+        ap = ApertureConfig(shape="polygon", blades=int(blades), rotation_deg=float(rotation), curvature=float(curvature))
+    elif aperture == "custom":
+        if not custom_path:
+            raise RefocusError("upload an aperture shape image for the custom aperture")
+        ap = ApertureConfig(shape="custom", image=load_aperture_image(custom_path), rotation_deg=float(rotation))
+    else:
+        ap = ApertureConfig()
+    kw = {"focus_xy": tuple(focus)} if focus else {}
+    if blur_mode == "f-number":
+        kw["f_number"] = float(f_number)
+    else:
+        kw["strength"] = float(strength)
+    return RefocusConfig.build(aperture=ap, **kw)
+
+
+def build_app():
+    """The Gradio Blocks app (not launched)."""
+    gr = import_gradio()
+    from refocus.pipeline.visual import coc_to_rgb, disparity_to_rgb
+    from refocus.ui import session
+
+    export_dir = tempfile.mkdtemp(prefix="refocus-ui-")
+
+    def _update(key, focus, *settings):
+        """Re-render the preview; returns the outputs shared by every event."""
+        entry = session.get(key)
+        cfg = _config(focus, *settings)
+        img, coc, fd = session.render(key, cfg)
+        p = entry.preview
+        k = p.strength(cfg, fd) / p.scale
+        where = f"point ({focus[0]:.0f}, {focus[1]:.0f})" if focus else "auto"
+        h, w = entry.full.shape
+        status = (
+            f"focus {where}: disparity {fd:.3f}, strength {k:.1f} px (full size) - preview {p.shape[1]}x{p.shape[0]}"
+            f" of {w}x{h}; depth from {entry.full.depth_source}"
+        )
+        if entry.full.deblur_note:
+            status += f"\n\nnote: {entry.full.deblur_note}"
+        return (_u8(p.image), _u8(img)), _u8(coc_to_rgb(coc, p.image)), status
+
+    def on_upload(photo_path, depth_file, depth_kind, *settings):
+        if not photo_path:
+            return None, None, None, None, None, "upload a photo"
+        try:
+            depth_path = depth_file if isinstance(depth_file, str) or depth_file is None else depth_file.name
+            key = session.load(photo_path, depth_path, depth_kind)
+            entry = session.get(key)
+            slider, coc_img, status = _update(key, None, *settings)
+        except RefocusError as exc:
+            raise gr.Error(str(exc)) from None
+        return key, None, slider, _u8(disparity_to_rgb(entry.preview.disparity)), coc_img, status
+
+    def on_click(key, *settings, evt: gr.SelectData):
+        if key is None:
+            raise gr.Error("upload a photo first")
+        x, y = (float(v) for v in evt.index[:2])
+        try:
+            slider, coc_img, status = _update(key, (x, y), *settings)
+        except RefocusError as exc:
+            raise gr.Error(str(exc)) from None
+        return (x, y), slider, coc_img, status
+
+    def on_settings(key, focus, *settings):
+        if key is None:
+            return gr.skip(), gr.skip(), "upload a photo, then click on it to set the focus"
+        try:
+            return _update(key, focus, *settings)
+        except RefocusError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def on_export(key, focus, fmt, *settings):
+        if key is None:
+            raise gr.Error("upload a photo first")
+        try:
+            path = session.export(key, _config(focus, *settings), export_dir, fmt)
+        except RefocusError as exc:
+            raise gr.Error(str(exc)) from None
+        return str(path)
+
+    with gr.Blocks(title="refocus", analytics_enabled=False) as app:
+        key = gr.State(None)
+        focus = gr.State(None)
+        gr.Markdown("### refocus - upload a photo, then click on it to set the focus")
+        with gr.Row():
+            with gr.Column(scale=1):
+                photo = gr.Image(label="Photo (click to focus)", type="filepath", sources=["upload"], elem_id="photo")
+                depth_file = gr.File(
+                    label="Depth or disparity map (optional; upload it before the photo)",
+                    file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth", height=90,
+                )
+                depth_kind = gr.Radio(["disparity", "depth"], value="disparity", label="The depth file holds")
+                blur_mode = gr.Radio(["strength", "f-number"], value="strength", label="Blur set by")
+                strength = gr.Slider(0, 80, value=15, step=0.5, label="Strength K (px at full size)", elem_id="strength")
+                f_number = gr.Slider(0.95, 22, value=2.8, step=0.05, label="f-number (needs metric depth and EXIF)")
+                aperture = gr.Radio(["disc", "blades", "custom"], value="disc", label="Aperture", elem_id="aperture")
+                blades = gr.Slider(3, 16, value=6, step=1, label="Blades")
+                rotation = gr.Slider(0, 360, value=0, step=1, label="Rotation (degrees)")
+                curvature = gr.Slider(0, 1, value=0, step=0.05, label="Blade curvature")
+                custom = gr.Image(label="Custom aperture shape (white = open)", type="filepath", sources=["upload"], height=120)
+            with gr.Column(scale=2):
+                result = gr.ImageSlider(label="Before / after (preview)", elem_id="result", interactive=False)
+                status = gr.Markdown("upload a photo, then click on it to set the focus", elem_id="status")
+                with gr.Row():
+                    depth_view = gr.Image(label="Depth (yellow = near)", interactive=False, elem_id="depth-view")
+                    coc_view = gr.Image(label="Signed CoC: orange in front, blue behind, green in focus", interactive=False, elem_id="coc-view")
+                with gr.Row():
+                    fmt = gr.Dropdown([("PNG 16-bit", "png16"), ("PNG 8-bit", "png8"), ("JPEG (keeps EXIF)", "jpeg")], value="png16", label="Export format")
+                    export_btn = gr.Button("Export full resolution", elem_id="export")
+                export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+
+        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom]
+        photo.upload(on_upload, [photo, depth_file, depth_kind, *settings], [key, focus, result, depth_view, coc_view, status])
+        depth_file.upload(on_upload, [photo, depth_file, depth_kind, *settings], [key, focus, result, depth_view, coc_view, status])
+        photo.select(on_click, [key, *settings], [focus, result, coc_view, status])
+        for comp in settings:
+            comp.change(on_settings, [key, focus, *settings], [result, coc_view, status], trigger_mode="always_last", show_progress="hidden")
+        export_btn.click(on_export, [key, focus, fmt, *settings], [export_file])
+    return app
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True):
+    """Start the UI server. Returns the app (and does not block with ``block=False``)."""
+    app = build_app()
+    app.queue(default_concurrency_limit=2)
+    try:
+        app.launch(
+            server_name=host,
+            server_port=port,
+            max_file_size=max_file_size,
+            theme=theme(),
+            share=False,
+            inbrowser=False,
+            ssr_mode=False,
+            prevent_thread_lock=not block,
+            quiet=not block,
+            show_error=True,
+        )
+    except OSError as exc:
+        raise RefocusError(f"cannot start the UI on {host}:{port}: {exc.strerror or exc}") from None
+    return app
