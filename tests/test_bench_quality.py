@@ -171,3 +171,23 @@ def test_bench_quality_cli_errors(tmp_path, capsys):
             main(argv)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and msg in err and "Traceback" not in err
+
+
+def test_bench_speed_wiring(tmp_path, monkeypatch, capsys):
+    """`refocus bench speed` hands its options to refocus.bench.speed.run_speed."""
+    import sys
+    import types
+
+    from refocus.cli import main
+
+    calls = []
+    fake = types.ModuleType("refocus.bench.speed")
+    fake.run_speed = lambda **kw: calls.append(kw) or {}
+    monkeypatch.setitem(sys.modules, "refocus.bench.speed", fake)
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "speed", "--out", str(tmp_path), "--device", "cpu", "--quick"])
+    assert exc.value.code == 0
+    assert calls == [{"out_dir": tmp_path, "device": "cpu", "quick": True}]
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "speed", "--device", "tpu"])
+    assert exc.value.code == 2 and "--device" in capsys.readouterr().err

@@ -20,8 +20,7 @@ Conventions (verified, see ``tests/test_lightfield.py``)
   CoC on such a light field is therefore ``coc_px = R * (d - s)``, positive in front
   of the focal plane.
 
-The benchmark protocol built on this (:func:`lightfield_cases`) is documented in
-``docs/bench.md``-style detail in :mod:`refocus.bench.quality`.
+The benchmark protocol built on this is documented in :func:`lightfield_cases`.
 """
 
 from __future__ import annotations
