@@ -1,0 +1,202 @@
+"""Depth sources (file, network), edge-aware upsampling and focus selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import binary_dilation, gaussian_filter
+
+from refocus.depth import DepthResult, get_depth
+from refocus.depth.focus import auto_focus, focus_at_point, focus_in_box, focus_in_focus_region, select_focus
+from refocus.depth.refine import _resize, upsample_to_guide
+from refocus.errors import RefocusError
+from refocus.io import write_image
+from refocus.io.depthfile import write_pfm
+
+
+def _disc_scene(h=96, w=128, r=26):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = (xx - w * 0.45) ** 2 + (yy - h * 0.5) ** 2 < r**2
+    img = np.empty((h, w, 3), np.float32)
+    img[...] = (0.15, 0.3, 0.7)
+    img[inside] = (0.85, 0.35, 0.2)
+    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+    disp = np.where(inside, 1.0, 0.2).astype(np.float32)
+    return np.clip(img, 0, 1), disp, inside
+
+
+def test_guided_upsampling_snaps_soft_low_res_depth_to_edges():
+    img, disp, inside = _disc_scene()
+    low = gaussian_filter(_resize(disp, (24, 32)), 1.0)  # phone-like: 4x smaller and soft
+    plain = _resize(low, disp.shape)
+    refined = upsample_to_guide(low, img)
+    assert refined.shape == disp.shape and refined.dtype == np.float32
+    assert refined.min() >= low.min() - 1e-6 and refined.max() <= low.max() + 1e-6
+    band = binary_dilation(inside, iterations=6) & binary_dilation(~inside, iterations=6)
+    err_plain = float(np.abs(plain - disp)[band].mean())
+    err_ref = float(np.abs(refined - disp)[band].mean())
+    assert err_ref < 0.5 * err_plain, (err_plain, err_ref)
+
+
+def test_upsampling_handles_nan_constant_and_bad_shapes():
+    img, disp, _ = _disc_scene()
+    d = disp[::4, ::4].copy()
+    d[0, 0] = np.nan
+    assert np.isfinite(upsample_to_guide(d, img)).all()
+    const = upsample_to_guide(np.full((5, 5), 3.0), img)
+    assert const.shape == img.shape[:2] and np.allclose(const, 3.0)
+    with pytest.raises(RefocusError):
+        upsample_to_guide(np.zeros((0, 3)), img)
+    with pytest.raises(RefocusError):
+        upsample_to_guide(np.full((4, 4), np.nan), img)
+
+
+def test_render_resample_uses_guided_upsampling():
+    from refocus.render import prepare_disparity
+
+    img, disp, inside = _disc_scene()
+    with pytest.warns(UserWarning, match="resampling"):
+        out = prepare_disparity(disp[::4, ::4], shape=img.shape[:2], guide=img)
+    assert out.shape == disp.shape
+
+
+def test_focus_point_box_mask_value():
+    img, disp, inside = _disc_scene()
+    # A click 2 px inside the subject's outline focuses on the subject.
+    ys, xs = np.nonzero(inside)
+    x_edge = int(xs.max()) - 2
+    y = int(np.median(ys[xs == xs.max()]))
+    assert focus_at_point(disp, x_edge, y) == pytest.approx(1.0)
+    f, region = focus_in_box(disp, (xs.min() - 8, ys.min() - 8, xs.max() + 8, ys.max() + 8))
+    assert f == pytest.approx(1.0) and region[inside].mean() > 0.9
+    assert select_focus(disp, mask=inside).focus_disparity == pytest.approx(1.0)
+    assert select_focus(disp, value=0.3).focus_disparity == 0.3
+    with pytest.raises(RefocusError, match="only one"):
+        select_focus(disp, value=0.3, point=(1, 1))
+    with pytest.raises(RefocusError, match="outside"):
+        select_focus(disp, point=(1000, 1))
+
+
+def test_auto_focus_prefers_near_central_subject_over_near_corner_speck():
+    _, disp, inside = _disc_scene()
+    d = disp.copy()
+    d[:6, :6] = 1.5  # a small, nearer thing in a corner
+    f, region = auto_focus(d)
+    assert f == pytest.approx(1.0)
+    assert region[inside].mean() > 0.8
+
+
+def test_focus_from_defocus_map_finds_the_sharp_region():
+    _, disp, inside = _disc_scene()
+    defocus = np.where(inside, 8.0, 0.3).astype(np.float32)  # the background was in focus
+    f, region = focus_in_focus_region(disp, defocus)
+    assert f == pytest.approx(0.2)
+    assert select_focus(disp, defocus_px=defocus).method == "defocus"
+
+
+def test_depth_result_disparity_and_metric_focus():
+    z = np.array([[1.0, 2.0], [4.0, 4.0]], np.float32)
+    r = DepthResult(z, "depth", True, "test")
+    d = r.disparity()
+    assert d[0, 0] == 1.0 and d[1, 0] == 0.0  # nearest = 1
+    assert r.focus_disparity_for_distance(2.0) == pytest.approx((0.5 - 0.25) / 0.75)
+    rel = DepthResult(z, "depth", False, "rel")
+    with pytest.raises(RefocusError, match="relative"):
+        rel.focus_disparity_for_distance(2.0)
+    # A metric K becomes K * disparity span for the normalised map.
+    assert r.strength_for(100.0) == pytest.approx(75.0)
+
+
+def test_get_depth_from_files(tmp_path):
+    img, disp, _ = _disc_scene()
+    photo = tmp_path / "p.png"
+    write_image(photo, img)
+    npy = tmp_path / "d.npy"
+    np.save(npy, disp[::2, ::2])
+    r = get_depth(photo, depth_path=npy)
+    assert r.values.shape == disp.shape and r.kind == "disparity" and not r.metric
+    assert r.source == "file d.npy" and r.raw_shape == (48, 64)
+    assert any("resampled" in n for n in r.notes)
+    pfm = tmp_path / "z.pfm"
+    write_pfm(pfm, 1.0 / disp)
+    r2 = get_depth(photo, depth_path=pfm, depth_kind="depth", refine=False)
+    assert r2.metric and r2.kind == "depth"
+    np.testing.assert_allclose(r2.disparity(), (disp - 0.2) / 0.8, atol=1e-5)
+    with pytest.raises(RefocusError, match="not found"):
+        get_depth(photo, depth_path=tmp_path / "missing.npy")
+    np.save(tmp_path / "tall.npy", np.zeros((128, 96), np.float32))
+    with pytest.raises(RefocusError, match="rotated"):
+        get_depth(photo, depth_path=tmp_path / "tall.npy")
+    with pytest.raises(RefocusError, match="depth kind"):
+        get_depth(photo, depth_path=npy, depth_kind="distance")
+
+
+def test_get_depth_nothing_available_says_what_to_do(tmp_path):
+    img, _, _ = _disc_scene()
+    photo = tmp_path / "p.png"
+    write_image(photo, img)
+    with pytest.raises(RefocusError, match="--depth FILE"):
+        get_depth(photo, allow_estimate=False)
+
+
+# --- the transformers source, on a tiny randomly initialised model -------------
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(0)
+    out = {}
+    for kind in ("relative", "metric"):
+        bb = transformers.Dinov2Config(
+            image_size=56, patch_size=14, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=32, out_indices=[1, 2], reshape_hidden_states=False,
+        )
+        cfg = transformers.DepthAnythingConfig(
+            backbone_config=bb, reassemble_hidden_size=16, reassemble_factors=[2, 1], neck_hidden_sizes=[8, 16],
+            fusion_hidden_size=8, head_hidden_size=4, depth_estimation_type=kind, max_depth=20,
+        )
+        d = tmp_path_factory.mktemp(f"tiny-depth-{kind}")
+        transformers.DepthAnythingForDepthEstimation(cfg).save_pretrained(d)
+        proc_cls = getattr(transformers, "DPTImageProcessorPil", None) or transformers.DPTImageProcessor
+        proc_cls(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(d)
+        out[kind] = d
+    return out
+
+
+def test_network_depth_relative_model(tiny_models, tmp_path):
+    from refocus.depth.estimate import estimate_depth_network
+
+    img, _, _ = _disc_scene()
+    raw = estimate_depth_network(img, tiny_models["relative"])
+    assert raw.kind == "disparity" and not raw.metric and raw.model_type == "depth_anything"
+    h, w = raw.values.shape
+    assert w > h and abs((w / h) / (128 / 96) - 1) < 0.2  # not transposed
+    photo = tmp_path / "p.png"
+    write_image(photo, img)
+    r = get_depth(photo, model=str(tiny_models["relative"]))
+    assert r.values.shape == (96, 128) and r.kind == "disparity" and not r.metric
+    assert "transformers" in r.source and "relative disparity" in r.source
+    assert np.isfinite(r.values).all()
+    # The whole map goes through unflipped: the refined map correlates with the raw one.
+    up = _resize(raw.values, (96, 128))
+    assert np.corrcoef(up.ravel(), r.values.ravel())[0, 1] > 0.8
+
+
+def test_network_depth_metric_model_is_depth(tiny_models):
+    from refocus.depth.estimate import estimate_depth_network
+
+    img, _, _ = _disc_scene()
+    raw = estimate_depth_network(img, tiny_models["metric"])
+    assert raw.kind == "depth" and raw.metric and (raw.values > 0).all()
+
+
+def test_explicit_model_that_does_not_load_is_an_error(tmp_path):
+    pytest.importorskip("transformers")
+    img, _, _ = _disc_scene()
+    photo = tmp_path / "p.png"
+    write_image(photo, img)
+    with pytest.raises(RefocusError, match="cannot load depth model"):
+        get_depth(photo, model=str(tmp_path / "no-such-model"))
