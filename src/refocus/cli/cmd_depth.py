@@ -1,0 +1,56 @@
+"""``refocus depth``: find or estimate a photo's depth and write it out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def depth_cmd(
+    image: Path = typer.Argument(..., help="The photo (JPEG, HEIC, PNG, TIFF, WebP)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the depth used (.npy, .pfm or .tif, float32)."),
+    depth: Optional[Path] = typer.Option(None, "--depth", "-d", help="Use this depth/disparity map (.npy, .pfm, PNG, TIFF, EXR)."),
+    depth_kind: Optional[str] = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer, default) or depth."),
+    model: Optional[str] = typer.Option(None, "--model", help="Depth network: a Hugging Face model id or local folder (needs refocus[depth])."),
+    no_estimate: bool = typer.Option(False, "--no-estimate", help="Only use stored depth (file or embedded); never estimate."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="Plain bilinear resize instead of aligning depth edges with the photo."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for the depth network."),
+) -> None:
+    """Write the depth refocusing would use, and say where it came from.
+
+    Beside OUTPUT it also writes OUTPUT-disparity.png (16-bit, normalised disparity,
+    white = near) and OUTPUT-preview.png (coloured, bright = near).
+    """
+    from rich.console import Console
+
+    from refocus.depth import get_depth
+    from refocus.depth.preview import write_depth_outputs
+    from refocus.errors import RefocusError
+
+    console = Console(stderr=True)
+    if depth_kind is not None and depth_kind not in ("disparity", "depth"):
+        raise RefocusError(f"--depth-kind must be disparity or depth, got {depth_kind!r}")
+    protect = [image] + ([depth] if depth is not None else [])
+    with console.status("finding depth…"):
+        res = get_depth(
+            image, depth_path=depth, depth_kind=depth_kind, model=model,
+            allow_estimate=not no_estimate, refine=not no_refine, device=device,
+        )
+    for note in res.notes:
+        console.print(f"[dim]- {note}[/]")
+    written = write_depth_outputs(output, res.values, res.disparity(), protect=protect)
+    if res.metric:
+        lo, hi = float(res.values.min()), float(res.values.max())
+        unit = "m" if res.kind == "depth" else "1/m"
+        meaning = f"metric {res.kind} ({lo:.3g} .. {hi:.3g} {unit})"
+    else:
+        meaning = f"relative {res.kind}" + (" (larger = nearer)" if res.kind == "disparity" else " (larger = farther)")
+    h, w = res.values.shape
+    console.print(f"depth from [bold]{res.source}[/]: {meaning}, {w}x{h}")
+    console.print(f"wrote {written[0]} (float32 {res.kind}), {written[1].name} (16-bit disparity), {written[2].name} (preview)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("depth")(depth_cmd)

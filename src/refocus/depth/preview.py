@@ -1,0 +1,82 @@
+"""Writing a depth result: the float map, a 16-bit disparity PNG and a coloured preview."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from refocus.errors import RefocusError
+
+# Anchor colours of a perceptually ordered map (dark violet = far, yellow = near),
+# sampled from matplotlib's "magma"-like ramp so no plotting library is needed.
+_ANCHORS = np.array(
+    [
+        [0.001, 0.000, 0.014],
+        [0.231, 0.059, 0.439],
+        [0.550, 0.161, 0.506],
+        [0.868, 0.288, 0.409],
+        [0.994, 0.624, 0.427],
+        [0.987, 0.991, 0.750],
+    ],
+    dtype=np.float32,
+)
+
+
+def colorize(disparity01: np.ndarray) -> np.ndarray:
+    """H x W x 3 sRGB preview of a [0, 1] disparity map (bright = near)."""
+    t = np.clip(np.nan_to_num(np.asarray(disparity01, np.float32)), 0, 1) * (len(_ANCHORS) - 1)
+    i = np.minimum(t.astype(np.int32), len(_ANCHORS) - 2)
+    f = (t - i)[..., None]
+    return (_ANCHORS[i] * (1 - f) + _ANCHORS[i + 1] * f).astype(np.float32)
+
+
+def sidecar_paths(out: Path) -> tuple[Path, Path]:
+    """The 16-bit disparity PNG and the preview written beside ``out``."""
+    return out.with_name(out.stem + "-disparity.png"), out.with_name(out.stem + "-preview.png")
+
+
+def write_depth_outputs(out: str | os.PathLike, values: np.ndarray, disparity01: np.ndarray, protect: list[Path] = ()) -> list[Path]:
+    """Write ``values`` (float32) to ``out`` (.npy, .pfm, .tif/.tiff) and the two PNGs beside it.
+
+    Nothing in ``protect`` (the inputs) is ever overwritten. Writes are atomic.
+    """
+    from refocus.io import atomic_write_bytes, write_image
+    from refocus.io.depthfile import write_pfm
+
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".npy", ".pfm", ".tif", ".tiff"):
+        raise RefocusError(f"depth output must be .npy, .pfm or .tif, got {suffix or '(none)'}")
+    png16, preview = sidecar_paths(out)
+    protected = {Path(p).resolve() for p in protect}
+    for p in (out, png16, preview):
+        if p.resolve() in protected:
+            raise RefocusError(f"refusing to overwrite the input {p.name}; choose another output name")
+    vals = np.ascontiguousarray(values, dtype=np.float32)
+
+    def _write(tmp: Path) -> None:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, vals)
+        elif suffix == ".pfm":
+            write_pfm(tmp, vals)
+        else:
+            import tifffile
+
+            tifffile.imwrite(tmp, vals)
+
+    atomic_write_bytes(out, _write)
+    _write_gray16(png16, np.clip(disparity01, 0, 1))
+    write_image(preview, colorize(disparity01), bit_depth=8)
+    return [out, png16, preview]
+
+
+def _write_gray16(path: Path, x01: np.ndarray) -> None:
+    from PIL import Image
+
+    from refocus.io import atomic_write_bytes
+
+    arr = np.round(x01 * 65535).astype(np.uint16)
+    atomic_write_bytes(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
