@@ -294,7 +294,6 @@ def render_thin_lens(
     aperture: ApertureConfig | None = None,
     *,
     spacing_px: float = 1.0,
-    subpixel: int = 4,
     max_samples: int = 20000,
     method: str = "auto",
     return_n_samples: bool = False,
@@ -314,8 +313,6 @@ def render_thin_lens(
     spacing_px:
         Distance in px between neighbouring aperture samples at the largest |CoC|
         of the batch; smaller is more accurate and slower (cost ~ 1/spacing^2).
-    subpixel:
-        CPU path: sub-pixel shifts are quantised to 1/subpixel px.
     max_samples:
         Upper bound on the number of aperture samples (raises beyond it).
     method:
@@ -352,8 +349,7 @@ def render_thin_lens(
                     continue
                 delta, u, v, w = plan
                 n_max = max(n_max, len(w))
-                item = _prefilter(item, delta * t_b.abs())
-                outs.append(_trace_cpu(item, t_b, u, v, w, P, H, W, subpixel)[0])
+                outs.append(_trace_cpu(item, t_b, delta * t_b.abs(), u, v, w, P, H, W)[0])
         out = torch.stack(outs).to(dev)
         return (out, n_max) if return_n_samples else out
     plan = _plan_samples(float(t.abs().max()), spacing_px, aperture, max_samples, P)
@@ -395,55 +391,113 @@ def _composite(rgba: torch.Tensor) -> torch.Tensor:
     return acc
 
 
-def _trace_cpu(rgba, t, u, v, w, P, H, W, q):
-    """CPU path: per layer, q x q pre-shifted copies; each sample then slices views."""
+def _breakpoints(side_px: float) -> np.ndarray:
+    """Sub-pixel offsets in [0, 1) where the pixel coverage of a box of width
+    ``side_px`` stops being linear in the box's position (an end crosses a pixel
+    boundary), plus 0, followed by 1."""
+    pts = {0.0, round((0.5 - side_px / 2) % 1.0, 9), round((0.5 + side_px / 2) % 1.0, 9)}
+    pts = sorted(p for p in pts if p < 1.0 - 1e-9)
+    return np.asarray(pts + [1.0])
+
+
+def _trace_cpu(rgba, t, cell_px, u, v, w, P, H, W):
+    """CPU path, exact up to float rounding.
+
+    Sample k sees layer l through the footprint of its aperture cell: a square of
+    side ``cell_px[l]`` centred ``t[l] * (u_k, v_k)`` px away. Its pixel coverage is
+    separable and, along each axis, piecewise linear in the sub-pixel position,
+    with at most three breakpoints (:func:`_breakpoints`). So each layer is
+    filtered once per pair of breakpoints (<= 9 copies) and every sample blends
+    the (<= 4) copies around its position, read through array views at integer
+    offsets: no quantisation, no interpolation error.
+    """
     B, L = t.shape
     out = torch.zeros(B, 3, H, W, dtype=torch.float32)
     t_np = t.cpu().double().numpy()
-    # Shifts in px for every (b, l, sample); the image moves by +shift.
-    sx = t_np[:, :, None] * u[None, None, :]
-    sy = t_np[:, :, None] * v[None, None, :]
-    qx = np.round(sx * q).astype(np.int64)
-    qy = np.round(sy * q).astype(np.int64)
-    ix, fx = np.floor_divide(qx, q), np.mod(qx, q)
-    iy, fy = np.floor_divide(qy, q), np.mod(qy, q)
     T = torch.empty(1, H, W, dtype=torch.float32)
+    blend = torch.empty(4, H, W, dtype=torch.float32)
     for b in range(B):
-        # copies[(l, fy, fx)] = layer l shifted by (fy/q, fx/q) px (bilinear), made on demand.
+        plans = []
         copies: dict[tuple[int, int, int], torch.Tensor] = {}
+        for l in range(L):
+            side = float(cell_px[b, l])
+            bp = _breakpoints(side)
+            per_axis = []
+            for coord in (v, u):  # rows (y), then columns (x)
+                s = t_np[b, l] * coord  # the image moves by +s
+                i0 = np.floor(s)
+                f = s - i0
+                j = np.clip(np.searchsorted(bp, f, side="right") - 1, 0, len(bp) - 2)
+                alpha = (f - bp[j]) / (bp[j + 1] - bp[j])
+                j1 = j + 1
+                i1 = i0.copy()
+                wrap = j1 == len(bp) - 1  # breakpoint 1 is breakpoint 0 one pixel on
+                j1[wrap] = 0
+                i1[wrap] += 1
+                per_axis.append(((j, i0.astype(np.int64), 1 - alpha), (j1, i1.astype(np.int64), alpha)))
+            plans.append((side, bp, per_axis))
 
-        def copy(l: int, a: int, c: int) -> torch.Tensor:
-            key = (l, a, c)
+        def copy(l: int, jy: int, jx: int) -> torch.Tensor:
+            key = (l, jy, jx)
             if key not in copies:
-                if c:
-                    x = _shift_frac(copy(l, a, 0), c / q, dim=2)
-                elif a:
-                    x = _shift_frac(rgba[b, l], a / q, dim=1)
-                else:
-                    x = rgba[b, l]
-                copies[key] = x
+                side, bp, _ = plans[l]
+                if (l, jy, -1) not in copies:
+                    copies[(l, jy, -1)] = _footprint_filter(rgba[b, l], side, float(bp[jy]), dim=1)
+                copies[key] = _footprint_filter(copies[(l, jy, -1)], side, float(bp[jx]), dim=2)
             return copies[key]
 
         acc = out[b]
         for k in range(len(w)):
             T.fill_(float(w[k]))
             for l in range(L):
-                c = copy(l, int(fy[b, l, k]), int(fx[b, l, k]))
-                y0 = P - int(iy[b, l, k])
-                x0 = P - int(ix[b, l, k])
-                view = c[:, y0 : y0 + H, x0 : x0 + W]
+                _, _, (ys, xs) = plans[l]
+                terms = []
+                for jy, iy, wy in ys:
+                    for jx, ix, wx in xs:
+                        wt = float(wy[k] * wx[k])
+                        if wt > 1e-7:
+                            c = copy(l, int(jy[k]), int(jx[k]))
+                            y0, x0 = P - int(iy[k]), P - int(ix[k])
+                            terms.append((wt, c[:, y0 : y0 + H, x0 : x0 + W]))
+                if len(terms) == 1:
+                    view = terms[0][1]
+                else:
+                    torch.mul(terms[0][1], terms[0][0], out=blend)
+                    for wt, tv in terms[1:]:
+                        blend.add_(tv, alpha=wt)
+                    view = blend
                 acc.addcmul_(T, view[:3])
                 if l < L - 1:
                     T.addcmul_(T, view[3:], value=-1.0)
     return out
 
 
-def _shift_frac(x: torch.Tensor, f: float, dim: int) -> torch.Tensor:
-    """``x`` moved by ``f`` in (0, 1) px towards higher indices along ``dim`` (bilinear)."""
+def _footprint_taps(side_px: float, offset_px: float) -> tuple[np.ndarray, int]:
+    """Taps i = -half..half: the share of a segment of length ``side_px`` centred at
+    ``offset_px`` that falls in pixel i (pixel i spans [i - 1/2, i + 1/2])."""
+    side = max(side_px, 1e-6)
+    lo, hi = offset_px - side / 2, offset_px + side / 2
+    half = int(math.ceil(max(abs(lo), abs(hi)) + 0.5))
+    i = np.arange(-half, half + 1)
+    taps = np.clip(np.minimum(i + 0.5, hi) - np.maximum(i - 0.5, lo), 0.0, None) / side
+    return taps / taps.sum(), half
+
+
+def _footprint_filter(x: torch.Tensor, side_px: float, offset_px: float, dim: int) -> torch.Tensor:
+    """``out[j] = sum_i taps[i] x[j - i]`` along ``dim`` (1 = rows, 2 = columns) of a
+    (C, H, W) tensor, zeros beyond the edges: ``x`` seen through a box of width
+    ``side_px`` moved by ``offset_px``, area-exact on the pixel grid."""
+    taps, half = _footprint_taps(side_px, offset_px)
     n = x.shape[dim]
-    out = torch.empty_like(x)
-    torch.lerp(x.narrow(dim, 1, n - 1), x.narrow(dim, 0, n - 1), f, out=out.narrow(dim, 1, n - 1))
-    out.narrow(dim, 0, 1).copy_(x.narrow(dim, 0, 1) * (1 - f))
+    out = torch.zeros_like(x)
+    for idx in np.nonzero(taps > 1e-12)[0]:
+        i = int(idx) - half
+        if abs(i) >= n:
+            continue
+        # out[j] += taps * x[j - i]
+        dst = out.narrow(dim, max(i, 0), n - abs(i))
+        src = x.narrow(dim, max(-i, 0), n - abs(i))
+        dst.add_(src, alpha=float(taps[idx]))
     return out
 
 
