@@ -1,0 +1,91 @@
+"""``refocus deblur``: all-in-focus recovery and a defocus map with DeblurNet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def write_defocus_map(path: Path, defocus_px) -> str:
+    """Write a defocus map; returns a one-line description of the encoding.
+
+    ``.npy`` and ``.tif``/``.tiff`` keep float32 px; an image format (PNG...) gets
+    the map scaled to its maximum (16-bit where the format allows), for viewing and
+    for use as relative depth.
+    """
+    import numpy as np
+
+    from refocus.errors import RefocusError
+    from refocus.io import atomic_write_bytes, write_image
+
+    ext = path.suffix.lower()
+    d = np.asarray(defocus_px, dtype=np.float32)
+    if ext == ".npy":
+
+        def dump(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, d)
+
+        atomic_write_bytes(path, dump)
+        return "float32 CoC radius in px"
+    if ext in (".tif", ".tiff"):
+        import tifffile
+
+        atomic_write_bytes(path, lambda tmp: tifffile.imwrite(tmp, d))
+        return "float32 CoC radius in px"
+    if ext not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise RefocusError(f"unsupported defocus map format {ext or '(none)'}: use .png, .tif or .npy")
+    peak = float(d.max())
+    norm = d / peak if peak > 0 else d
+    write_image(path, np.repeat(norm[..., None], 3, axis=2), bit_depth=16 if ext == ".png" else None)
+    return f"scaled to its maximum: white = {peak:.2f} px"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("deblur")
+    def deblur_cmd(
+        image: Path = typer.Argument(..., help="Defocused photo (JPEG, PNG, TIFF, HEIC...)."),
+        output: Path = typer.Option(..., "--output", "-o", help="All-in-focus output image."),
+        defocus_map: Optional[Path] = typer.Option(
+            None, "--defocus-map", help="Also write the defocus map (CoC radius): .png (scaled) or .tif/.npy (px)."
+        ),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="DeblurNet weights file (default: shipped)."),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+        tile: int = typer.Option(512, "--tile", help="Tile size in px (bounds memory)."),
+    ) -> None:
+        """Recover the all-in-focus photo (and the defocus map) from a defocused photo."""
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from refocus.deblur import deblur
+        from refocus.errors import RefocusError
+        from refocus.io import read_image, write_image
+
+        if tile < 32:
+            raise RefocusError(f"--tile must be >= 32 px, got {tile}")
+        if output.resolve() == image.resolve() or (defocus_map is not None and defocus_map.resolve() == image.resolve()):
+            raise RefocusError("refusing to overwrite the input photo; choose another output path")
+        rgb, info = read_image(image)
+        console = Console(stderr=True, soft_wrap=True)
+        cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*cols, console=console, transient=True) as prog:
+            task = prog.add_task("deblurring", total=None)
+
+            def progressed(done: int, total: int) -> None:
+                prog.update(task, completed=done, total=total)
+
+            aif, defocus = deblur(rgb, weights=weights, device=device, tile=tile, progress=progressed)
+        write_image(output, aif, info)
+        console.print(f"all-in-focus -> {output} (defocus radius: median {float(_median(defocus)):.2f} px, "
+                      f"max {float(defocus.max()):.2f} px)")
+        if defocus_map is not None:
+            how = write_defocus_map(defocus_map, defocus)
+            console.print(f"defocus map -> {defocus_map} ({how})")
+
+
+def _median(x):
+    import numpy as np
+
+    return np.median(x)

@@ -1,0 +1,50 @@
+"""Benchmark hook: registers the deblurring methods with ``refocus.bench.methods``.
+
+* ``deblurnet``: the shipped DeblurNet (skipped when its weights are missing);
+* ``wiener``: spatially varying Wiener deconvolution with the disc kernel in linear
+  light, driven by DeblurNet's *defocus map* (so it isolates the restoration step:
+  same blur estimate, classical inversion);
+* ``unsharp``: unsharp masking with the parameters tuned on synthetic training pairs.
+
+Imported by :func:`refocus.bench.methods.load_plugins`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from refocus.bench.methods import Case, MethodUnavailable, register
+from refocus.deblur.classical import DEFAULT_NSR, unsharp_mask, wiener_deblur
+from refocus.errors import RefocusError
+
+#: Unsharp-mask parameters (radius px, amount) tuned on synthetic training pairs.
+UNSHARP_RADIUS_PX = 1.5
+UNSHARP_AMOUNT = 0.8
+
+
+def _run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from refocus.deblur import deblur
+
+    try:
+        return deblur(image)
+    except RefocusError as exc:
+        raise MethodUnavailable(str(exc)) from None
+
+
+def _deblurnet(case: Case) -> np.ndarray:
+    return _run(case.input)[0]
+
+
+def _wiener(case: Case) -> np.ndarray:
+    _, defocus = _run(case.input)
+    return wiener_deblur(case.input, defocus, nsr=DEFAULT_NSR)
+
+
+def _unsharp(case: Case) -> np.ndarray:
+    return unsharp_mask(case.input, UNSHARP_RADIUS_PX, UNSHARP_AMOUNT)
+
+
+register("deblur", "deblurnet", _deblurnet, description="DeblurNet (compact NAFNet-style U-Net, trained on synthetic defocus)")
+register("deblur", "wiener", _wiener,
+         description="Wiener deconvolution, disc kernel, linear light, with DeblurNet's defocus map")
+register("deblur", "unsharp", _unsharp, description=f"unsharp mask (radius {UNSHARP_RADIUS_PX} px, amount {UNSHARP_AMOUNT})")
