@@ -238,6 +238,19 @@ def _machine() -> dict:
     }
 
 
+def _git_state() -> str | None:
+    """``git describe --always --dirty`` of the checkout the code runs from (results of
+    a dirty tree cannot be tied to a commit, so the report says so)."""
+    import subprocess
+
+    try:
+        res = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=_REPO_ROOT, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
 def run_quality(
     tasks: list[str],
     data: list[str],
@@ -299,6 +312,7 @@ def run_quality(
         "quick": quick,
         "lpips_weights": str(weights) if weights else None,
         "machine": _machine(),
+        "git": _git_state(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "ground_truth_seconds": round(time.perf_counter() - t0, 2),
         "psnr_cap_db": 100.0,

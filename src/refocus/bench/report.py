@@ -93,6 +93,7 @@ def render_markdown(run: QualityRun, summary: dict, sheet_names: list[str]) -> s
         + ("; **quick mode (smoke test, not the protocol)**" if m.get("quick") else ""),
         f"- machine: {mach.get('processor')}, {mach.get('cpu_count')} CPUs, {mach.get('platform')}, "
         f"python {mach.get('python')}, torch {mach.get('torch')} ({mach.get('torch_threads')} threads)",
+        f"- code: git {m.get('git') or 'unknown'}",
         f"- time: {m.get('total_seconds')} s in all ({m.get('ground_truth_seconds')} s for ground truth)",
         "- metrics on sRGB in [0, 1] after cropping each case's border; PSNR (dB, higher is better, capped at 100), "
         "SSIM (higher is better), LPIPS AlexNet v0.1 (lower is better); s/case = the method's wall time per case.",
