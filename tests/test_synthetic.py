@@ -227,3 +227,23 @@ def test_bad_input_is_a_one_line_error():
         make_scene(0, (32, 32), aperture=ApertureConfig(cats_eye=0.5))
     with pytest.raises(RefocusError):
         generate_pairs(1, (32, 32), max_coc_px=(5.0, 1.0))
+
+
+def test_lights_at_several_depths_have_flat_exact_kernels():
+    """Only the farthest-from-focus layer gets whole-pixel sample spacing; the others
+    see fractional footprints, which must not leave moire inside the bokeh."""
+    H, W, pad = 41, 82, 14
+    rgba = torch.zeros(1, 3, 4, H + 2 * pad, W + 2 * pad)
+    rgba[0, 0, :, pad + 20, pad + 20] = 1.0  # light A, disparity 1
+    rgba[0, 1, :, pad + 20, pad + 61] = 1.0  # light B, disparity 0.8
+    rgba[0, 2, 3] = 1.0
+    layers = Layers(rgba, torch.tensor([[1.0, 0.8, 0.0]]), pad)
+    K, f = 14.0, 0.5  # CoC +7 px (A) and +4.2 px (B): both in front, rotated kernels
+    img = render_thin_lens(layers, K, f, HEX, max_cell=0.125)[0, 0].numpy()
+    for x0, coc in ((20, 7.0), (61, 4.2)):
+        crop = img[:, x0 - 20 : x0 + 21]
+        ref = _embedded_kernel(coc, HEX)
+        assert np.abs(crop - ref).sum() < 0.06
+        yy, xx = np.mgrid[:N, :N] - N // 2
+        inner = np.hypot(xx, yy) < coc * np.cos(np.pi / 6) - 1.5  # well inside the hexagon
+        assert crop[inner].std() / crop[inner].mean() < 0.01
