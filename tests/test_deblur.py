@@ -25,8 +25,8 @@ def test_network_shapes_any_size():
         y, d = net(x)
     assert y.shape == (2, 3, 37, 50) and d.shape == (2, 1, 37, 50)
     assert bool((d >= 0).all())
-    # Zero-initialised output conv: an untrained network returns its input exactly.
-    assert torch.equal(y, x)
+    # Initialised close to the identity.
+    assert float((y - x).abs().max()) < 0.2
 
 
 def test_default_architecture_size():
@@ -133,20 +133,15 @@ def test_refiner_hook_receives_prediction():
 
 
 def test_wiener_inverts_a_known_disc_blur():
-    from scipy.signal import fftconvolve
+    from scipy.ndimage import convolve, gaussian_filter
 
     from refocus.aperture import ApertureConfig, kernel
 
     rng = np.random.default_rng(3)
-    from scipy.ndimage import gaussian_filter
-
     sharp = gaussian_filter(rng.random((96, 96, 3)).astype(np.float32), (1.0, 1.0, 0))
     k = kernel(ApertureConfig(), 4.0)
-    pad = 16
-    blurred = np.stack(
-        [fftconvolve(np.pad(sharp[..., c], pad, mode="symmetric"), k, mode="same")[pad:-pad, pad:-pad] for c in range(3)],
-        axis=2,
-    )
+    # Mirror boundary = the periodic extension wiener_deconvolve assumes.
+    blurred = np.stack([convolve(sharp[..., c], k, mode="mirror") for c in range(3)], axis=2)
     restored = wiener_deconvolve(blurred, 4.0, nsr=1e-3)
     assert _psnr(restored, sharp) > _psnr(blurred, sharp) + 5
 

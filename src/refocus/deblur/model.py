@@ -138,10 +138,12 @@ class DeblurNet(nn.Module):
             c //= 2
             self.decoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
         self.ending = nn.Sequential(nn.Conv2d(w, 4 * s * s, 3, padding=1), nn.PixelShuffle(s))
-        # Start as the identity for the image (zero residual): training then only
-        # has to learn the correction, and an untrained net never hurts the input.
-        nn.init.zeros_(self.ending[0].weight)
-        nn.init.zeros_(self.ending[0].bias)
+        # Start close to the identity (small residual). Not exactly zero: the NAF
+        # blocks' residual scales already start at zero, and zeroing this layer too
+        # starves them of gradient (a first CPU run stayed at the identity).
+        with torch.no_grad():
+            self.ending[0].weight.mul_(0.1)
+            self.ending[0].bias.zero_()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2:]
