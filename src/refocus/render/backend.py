@@ -104,6 +104,10 @@ class NumpyBackend:
         x = _splat_axis(x, s, 1, self.zeros)
         return _splat_axis(x, s, 2, self.zeros)
 
+    def box_down(self, x: np.ndarray, q: int) -> np.ndarray:
+        c, h, w = x.shape
+        return x.reshape(c, h // q, q, w // q, q).mean(axis=(2, 4), dtype=np.float32)
+
     def upsample(self, x: np.ndarray, s: int, h: int, w: int) -> np.ndarray:
         """Bilinear upsampling by s (half-pixel centres), cropped to (h, w)."""
         if s == 1:
@@ -192,6 +196,9 @@ class TorchBackend:
             x = self.pad_edge(x, 0, ph, 0, pw)
         x = _splat_axis(x, s, 1, self.zeros)
         return _splat_axis(x, s, 2, self.zeros)
+
+    def box_down(self, x, q: int):
+        return self.F.avg_pool2d(x[None], q)[0]
 
     def upsample(self, x, s: int, h: int, w: int):
         if s == 1:

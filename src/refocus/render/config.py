@@ -46,4 +46,4 @@ class RenderConfig(BaseModel):
 
     def layer_step(self) -> tuple[float, float]:
         """(minimum spacing in px, relative spacing) between adjacent CoC layers."""
-        return {"fast": (1.0, 0.2), "balanced": (0.5, 0.1), "high": (0.25, 0.05)}[self.quality]
+        return {"fast": (2.0, 0.3), "balanced": (1.5, 0.2), "high": (1.5, 0.2)}[self.quality]

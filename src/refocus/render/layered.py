@@ -226,78 +226,135 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
     be = backend or get_backend(cfg.device)
     H, W = coc_px.shape
     coc = np.asarray(coc_px, dtype=np.float32)
-    x = be.asarray(np.transpose(image_linear, (2, 0, 1)))
-    booster = _Booster(cfg.highlight_threshold, cfg.highlight_gain)
-    x = booster.expand(x, be)
 
     min_step, rel_step = cfg.layer_step()
     r0 = cfg.full_res_max_radius() / 2
     centres = layer_centres(float(coc.min()), float(coc.max()), min_step, rel_step)
     k_np, t_np = _tent_weights(coc, centres)
-    # Only layers that some pixel uses are rendered.
     used = np.zeros(len(centres), dtype=bool)
     used[np.unique(k_np[t_np < 1])] = True
     if len(centres) > 1:
         used[np.unique(k_np[t_np > 0]) + 1] = True
-    k = be.asarray(k_np.astype(np.float32))
-    t = be.asarray(t_np)
-
-    def weight(i: int):
-        wi = be.where(k == i, 1.0 - t, 0.0)
-        if i > 0:
-            wi = wi + be.where(k == i - 1, t, 0.0)
-        return wi[None]
-
-    def layer_contribution(i: int, w_i, covered_behind, front: bool):
-        """Blurred premultiplied colour and alpha of layer i, upsampled to full size.
-
-        covered_behind: coverage by layers at or behind i (C_i), full size (1,H,W).
-        """
-        radius = abs(float(centres[i]))
-        s = layer_scale(radius, r0)
-        hidden = 1.0 - covered_behind  # coverage by nearer layers
-        alpha = w_i + hidden
-        p = be.downsample(w_i * x, s)
-        if be.scalar_max(hidden) > 1e-4:
-            c_small = be.downsample(covered_behind, s)
-            fill = pushpull(be.downsample(covered_behind * x, s), c_small, be)
-            p = p + be.downsample(hidden, s) * fill
-        stack = be.concat([p, be.downsample(alpha, s)])
-        blurred = _conv_layer(stack, radius / s, front, cfg, be, s, (H, W))
-        return be.upsample(blurred, s, H, W)
-
     order = np.nonzero(used)[0]
-    back = [i for i in order if centres[i] <= 0]
-    front = [i for i in order if centres[i] > 0]
+    scale = {int(i): layer_scale(abs(float(centres[i])), r0) for i in order}
+    fill_scale = {i: max(_FILL_MIN_SCALE, s) for i, s in scale.items()}
+    # Pad the frame so that every level's grid tiles it exactly.
+    grid = max(max(fill_scale.values()), 1)
+    Hp, Wp = -(-H // grid) * grid, -(-W // grid) * grid
+    pad = ((0, Hp - H), (0, Wp - W))
+    k_pad = np.pad(k_np, pad, mode="edge")
+    t_pad = np.pad(t_np, pad, mode="edge")
+    coc_pad = np.pad(coc, pad, mode="edge")
+    x = be.asarray(np.pad(np.transpose(image_linear, (2, 0, 1)), ((0, 0),) + pad, mode="edge"))
+    booster = _Booster(cfg.highlight_threshold, cfg.highlight_gain)
+    x = booster.expand(x, be)
+    k = be.asarray(k_pad.astype(np.float32))
+    t = be.asarray(t_pad)
+    # Rows each layer touches (its tent weight is non-zero there), rounded to the grid.
+    row_lo = coc_pad.min(axis=1)
+    row_hi = coc_pad.max(axis=1)
 
-    acc = be.zeros((3, H, W))
-    acc_a = be.zeros((1, H, W))
-    cum = be.zeros((1, H, W))
-    for i in back:  # far to near, back-to-front
-        w_i = weight(i)
-        cum = cum + w_i
-        up = layer_contribution(i, w_i, cum, front=False)
-        a = be.clip(up[3:4], 0.0, 1.0)
-        acc = up[:3] + (1.0 - a) * acc
-        acc_a = a + (1.0 - a) * acc_a
+    def band_rows(i: int) -> tuple[int, int]:
+        lo = centres[i - 1] if i > 0 else -np.inf
+        hi = centres[i + 1] if i + 1 < len(centres) else np.inf
+        rows = np.nonzero((row_hi >= lo) & (row_lo <= hi))[0]
+        if rows.size == 0:
+            return 0, 0
+        return (rows[0] // grid) * grid, min(Hp, -(-(rows[-1] + 1) // grid) * grid)
 
-    fr = be.zeros((3, H, W))
-    fr_a = be.zeros((1, H, W))
-    nearer = be.zeros((1, H, W))
-    for i in reversed(front):  # near to far, front-to-back
-        w_i = weight(i)
-        up = layer_contribution(i, w_i, 1.0 - nearer, front=True)
-        nearer = nearer + w_i
-        a = be.clip(up[3:4], 0.0, 1.0)
-        fr = fr + (1.0 - fr_a) * up[:3]
-        fr_a = fr_a + (1.0 - fr_a) * a
+    x_small = {}
 
-    if back:
-        background = acc / be.clip(acc_a, _EPS, None)
+    def x_at(q: int):
+        if q not in x_small:
+            x_small[q] = _box_down(x, q, be)
+        return x_small[q]
+
+    def sweep(layers: list[int], front: bool):
+        """Composite layers in the given order; returns premultiplied (4, Hp, Wp)."""
+        levels = sorted({scale[i] for i in layers} | {fill_scale[i] for i in layers})
+        cum_w = {q: be.zeros((1, Hp // q, Wp // q)) for q in levels}
+        cum_wx = {q: be.zeros((3, Hp // q, Wp // q)) for q in levels}
+        acc, acc_s = None, None
+        for i in layers:
+            s, sf = scale[i], fill_scale[i]
+            y0, y1 = band_rows(i)
+            kc, tc = k[y0:y1], t[y0:y1]
+            w_i = be.where(kc == i, 1.0 - tc, 0.0)
+            if i > 0:
+                w_i = w_i + be.where(kc == i - 1, tc, 0.0)
+            w_i = w_i[None]
+            wx_i = w_i * x[:, y0:y1]
+            small = {}
+            prev_q, prev = 1, (w_i, wx_i)
+            for q in levels:  # ascending: each level averages the previous one
+                cur = (_box_down(prev[0], q // prev_q, be), _box_down(prev[1], q // prev_q, be))
+                small[q] = cur
+                prev_q, prev = q, cur
+            w_s = be.zeros((1, Hp // s, Wp // s))
+            wx_s = be.zeros((3, Hp // s, Wp // s))
+            w_s[:, y0 // s : y1 // s] = small[s][0]
+            wx_s[:, y0 // s : y1 // s] = small[s][1]
+            if not front:  # back-to-front: C_i counts layers at or behind i
+                for q in levels:
+                    cum_w[q][:, y0 // q : y1 // q] += small[q][0]
+                    cum_wx[q][:, y0 // q : y1 // q] += small[q][1]
+                covered = cum_w[s]
+                covered_f, covered_fx = cum_w[sf], cum_wx[sf]
+            else:  # front-to-back: the cumulative counts layers nearer than i
+                covered = 1.0 - cum_w[s]
+                covered_f, covered_fx = 1.0 - cum_w[sf], x_at(sf) - cum_wx[sf]
+            hidden = be.clip(1.0 - covered, 0.0, 1.0)
+            alpha = w_s + hidden
+            p = wx_s
+            if be.scalar_max(hidden) > 1e-4:
+                fill = pushpull(covered_fx, be.clip(covered_f, 0.0, 1.0), be)
+                p = p + hidden * be.upsample(fill, sf // s, Hp // s, Wp // s)
+            if front:
+                for q in levels:
+                    cum_w[q][:, y0 // q : y1 // q] += small[q][0]
+                    cum_wx[q][:, y0 // q : y1 // q] += small[q][1]
+            blurred = _conv_layer(be.concat([p, alpha]), abs(float(centres[i])) / s, front, cfg, be, s, (Hp, Wp))
+            a = be.clip(blurred[3:4], 0.0, 1.0)
+            if acc is None:
+                acc = be.zeros((4, Hp // s, Wp // s))
+            elif acc_s != s:
+                acc = be.upsample(acc, acc_s // s, Hp // s, Wp // s)
+            acc_s = s
+            if front:
+                acc[:3] += (1.0 - acc[3:4]) * blurred[:3]
+                acc[3:4] += (1.0 - acc[3:4]) * a
+            else:
+                acc[:3] = blurred[:3] + (1.0 - a) * acc[:3]
+                acc[3:4] = a + (1.0 - a) * acc[3:4]
+        if acc is None:
+            return None
+        if acc_s != 1:
+            acc = be.upsample(acc, acc_s, Hp, Wp)
+        return acc
+
+    back = sweep([int(i) for i in order if centres[i] <= 0], front=False)
+    fr = sweep([int(i) for i in reversed(order) if centres[i] > 0], front=True)
+    if back is not None:
+        background = back[:3] / be.clip(back[3:4], _EPS, None)
+        out = background if fr is None else fr[:3] + (1.0 - fr[3:4]) * background
     else:
-        background = be.zeros((3, H, W))
-    out = fr + (1.0 - fr_a) * background
-    if not back:
-        out = fr / be.clip(fr_a, _EPS, None)
-    out = booster.compress(be.clip(out, 0.0, None), be)
+        out = fr[:3] / be.clip(fr[3:4], _EPS, None)
+    out = booster.compress(be.clip(out, 0.0, None), be)[:, :H, :W]
     return np.ascontiguousarray(np.transpose(be.to_numpy(out), (1, 2, 0)))
+
+
+#: Push-pull fills are computed at this downsampling or coarser: the hidden
+#: background they extrapolate is smooth, and it is cheap there.
+_FILL_MIN_SCALE = 1
+
+
+def _box_down(x, q: int, be):
+    """Downsample by q (a power of two) in factor-2 steps of centroid-preserving splats.
+
+    A plain block average would move small bright spots to their block centre
+    (by up to (q - 1) / 2 pixels); the splat keeps them where they are.
+    """
+    while q > 1:
+        x = be.downsample(x, 2)
+        q //= 2
+    return x
