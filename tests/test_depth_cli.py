@@ -1,0 +1,83 @@
+"""``refocus depth`` and ``refocus info`` end to end (through the real entry point)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
+
+import test_depth_writers as W
+from refocus.cli import main
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out + out.err
+
+
+def _gdepth_photo(tmp_path):
+    rng = np.random.default_rng(3)
+    rgb = (rng.random((40, 60, 3)) * 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:20, 0:30]
+    depth = (1.0 + xx / 29.0).astype(np.float32)
+    png = W.png_bytes(W.encode_range(depth, "RangeInverse", 1.0, 2.0))
+    p = tmp_path / "lensblur.jpg"
+    p.write_bytes(W.gdepth_jpeg(rgb, png, "RangeInverse", 1.0, 2.0, units="m", chunk=400))
+    return p
+
+
+def test_depth_command_writes_three_files_and_names_the_source(tmp_path, capsys):
+    photo = _gdepth_photo(tmp_path)
+    out = tmp_path / "d.npy"
+    code, text = _run(["depth", str(photo), "-o", str(out), "--no-estimate"], capsys)
+    assert code in (0, None), text
+    d = np.load(out)
+    assert d.shape == (40, 60) and d.dtype == np.float32
+    assert d[:, 0].mean() < d[:, -1].mean()  # metric distance grows to the right
+    assert 0.99 < d.min() and d.max() < 2.01
+    assert "GDepth XMP" in text and "metric depth" in text
+    png = np.asarray(Image.open(tmp_path / "d-disparity.png"))
+    assert png.dtype == np.uint16 and png[:, 0].mean() > png[:, -1].mean()  # white = near
+    assert Image.open(tmp_path / "d-preview.png").size == (60, 40)
+
+
+def test_depth_command_errors_are_one_line(tmp_path, capsys):
+    photo = tmp_path / "plain.png"
+    Image.new("RGB", (30, 20)).save(photo)
+    code, text = _run(["depth", str(photo), "-o", str(tmp_path / "x.npy"), "--no-estimate"], capsys)
+    assert code == 2 and text.startswith("error: no depth") and text.count("\n") == 1
+    code, text = _run(["depth", str(photo), "-o", str(tmp_path / "x.jpg"), "--depth", str(photo)], capsys)
+    assert code == 2 and "error:" in text and "Traceback" not in text
+    # The sidecar PNG must never overwrite the input photo.
+    victim = tmp_path / "y-disparity.png"
+    Image.new("RGB", (30, 20), (10, 20, 30)).save(victim)
+    before = victim.read_bytes()
+    dmap = tmp_path / "dm.npy"
+    np.save(dmap, np.ones((20, 30), np.float32))
+    code, text = _run(["depth", str(victim), "-o", str(tmp_path / "y.npy"), "--depth", str(dmap)], capsys)
+    assert code == 2 and "refusing to overwrite" in text
+    assert victim.read_bytes() == before
+
+
+def test_info_command(tmp_path, capsys):
+    p = tmp_path / "cam.jpg"
+    img = Image.new("RGB", (60, 40))
+    ex = Image.Exif()
+    ex[0x010F] = "Google"
+    ex[0x0110] = "Pixel 8"
+    sub = ex.get_ifd(0x8769)
+    sub[0x829D] = IFDRational(168, 100)
+    sub[0x920A] = IFDRational(690, 100)
+    sub[0xA405] = 25
+    sub[0x9206] = IFDRational(12, 10)
+    img.save(p, exif=ex.tobytes())
+    code, text = _run(["info", str(p)], capsys)
+    assert code in (0, None), text
+    for s in ("60x40", "Pixel 8", "f/1.68", "6.9 mm", "25 mm in 35 mm terms", "1.2 m", "embedded depth", "none", "px·m"):
+        assert s in text, s
+    code, text = _run(["info", str(_gdepth_photo(tmp_path))], capsys)
+    assert "GDepth XMP (RangeInverse): metric depth, 30x20" in text
+    assert "missing f-number" in text
