@@ -43,7 +43,7 @@ What remains approximate:
   edges (L1 up to ~0.2 against ``aperture.kernel`` at small radii).
 
 ``spacing_px=1`` is the default for :func:`make_scene` / :func:`frozen_test_set`;
-:func:`generate_pairs` uses 2.5 on the CPU (about 2-3x faster) and 1 on GPUs.
+:func:`generate_pairs` uses 2.5 on the CPU (about 3.5x faster) and 1 on GPUs.
 Cat's-eye clipping (``ApertureConfig.cats_eye``) is not modelled.
 
 All-in-focus image: the same compositing with no translation. In linear light
