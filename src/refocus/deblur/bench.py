@@ -17,9 +17,11 @@ from refocus.bench.methods import Case, MethodUnavailable, register
 from refocus.deblur.classical import DEFAULT_NSR, unsharp_mask, wiener_deblur
 from refocus.errors import RefocusError
 
-#: Unsharp-mask parameters (radius px, amount) tuned on synthetic training pairs.
+#: Unsharp-mask parameters (radius px, amount), tuned on 20 synthetic training pairs over
+#: radius {0.8, 1.5, 2.5} x amount {0.3, 0.6, 1, 1.5}: LPIPS within 0.001 of the best
+#: (2.5, 0.3) with a higher PSNR. No setting improves PSNR over the input.
 UNSHARP_RADIUS_PX = 1.5
-UNSHARP_AMOUNT = 0.8
+UNSHARP_AMOUNT = 0.3
 
 
 def _run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
