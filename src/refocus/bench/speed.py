@@ -1,0 +1,220 @@
+"""``refocus bench speed``: how long each stage takes, and how much memory it needs.
+
+Every measurement runs in a fresh child process so that its peak resident memory
+(``ru_maxrss``) belongs to that measurement alone; inside the child the work is
+repeated and the median wall time is reported. Results go to ``speed.json`` and
+``speed.md`` (with the machine they came from) and are printed as a table.
+
+Cases (the renderer issue's protocol): a 12-megapixel (4000 x 3000) image, smooth
+random disparity, maximum |CoC| of 8, 16, 32 and 64 px, disc aperture; on the CPU
+(numpy path) and, when CUDA is present, on the GPU (torch path). DeblurNet and the
+pipeline's interactive re-render are timed when those stages are installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from refocus.errors import RefocusError
+
+#: Targets from the issues (seconds; None where none was set), for the report.
+TARGETS = {
+    ("render", "cpu", 64): 5.0,
+    ("render", "cuda", 32): 0.10,
+    ("render", "cuda", 64): 0.40,
+}
+
+
+def smooth_disparity(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth random disparity in [0, 1] (bicubic upsampling of 8 x 8 noise)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.random((8, 8)).astype(np.float32)
+    d = np.asarray(Image.fromarray(small, mode="F").resize((w, h), Image.BICUBIC), dtype=np.float32)
+    return (d - d.min()) / max(float(d.max() - d.min()), 1e-6)
+
+
+def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, repeats: int) -> dict:
+    from refocus.render import RenderConfig, render_linear
+
+    rng = np.random.default_rng(1)
+    img = rng.random((h, w, 3), dtype=np.float32)
+    coc = (2 * max_coc * (smooth_disparity(h, w) - 0.5)).astype(np.float32)
+    cfg = RenderConfig(quality=quality, device="cuda" if device == "cuda" else "cpu")
+    if device == "cuda":
+        render_linear(img[:256, :256], coc[:256, :256], cfg)  # warm-up: CUDA context, kernels
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        render_linear(img, coc, cfg)
+        times.append(time.perf_counter() - t0)
+    return {"times_s": times}
+
+
+def _child_deblur(h: int, w: int, device: str, repeats: int) -> dict:
+    from refocus.deblur import deblur
+
+    rng = np.random.default_rng(2)
+    img = rng.random((h, w, 3), dtype=np.float32)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        deblur(img, device=device)
+        times.append(time.perf_counter() - t0)
+    return {"times_s": times}
+
+
+def _child_interactive(device: str, repeats: int) -> dict:
+    from refocus.pipeline import bench_interactive
+
+    return bench_interactive(device=device, repeats=repeats)
+
+
+def _run_child(kind: str, args: dict, timeout_s: float) -> dict:
+    """Run one measurement in a child process; returns its dict plus peak memory."""
+    code = (
+        "import json, resource, sys\n"
+        "from refocus.bench import speed\n"
+        f"res = speed._child_{kind}(**json.loads(sys.argv[1]))\n"
+        "res['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print('@@' + json.dumps(res))\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@"):
+            return json.loads(line[2:])
+    err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": err}
+
+
+def machine_info() -> dict:
+    """The machine the numbers came from."""
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:
+        pass
+    return info
+
+
+def run_speed(
+    out_dir: Path | str = "bench-out/speed",
+    device: str = "auto",
+    quick: bool = False,
+    size: tuple[int, int] | None = None,
+    max_cocs: tuple[float, ...] | None = None,
+    repeats: int | None = None,
+    quality: str = "balanced",
+    stages: tuple[str, ...] = ("render", "deblur", "interactive"),
+) -> dict:
+    """Time the stages; write ``speed.json`` and ``speed.md`` into ``out_dir``.
+
+    Parameters
+    ----------
+    device:
+        ``cpu``, ``cuda`` or ``auto`` (CPU always; CUDA too when present).
+    quick:
+        Small image (512 x 384), two CoC sizes, one repeat: a smoke test.
+    size:
+        (height, width) of the test image; default 3000 x 4000 (12 MP).
+    """
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise RefocusError("--device cuda was asked for but no CUDA GPU is available")
+    devices = {"cpu": ["cpu"], "cuda": ["cuda"], "auto": ["cpu"] + (["cuda"] if has_cuda else [])}[device]
+    h, w = size or ((384, 512) if quick else (3000, 4000))
+    max_cocs = max_cocs or ((8.0, 16.0) if quick else (8.0, 16.0, 32.0, 64.0))
+    repeats = repeats or (1 if quick else 3)
+    timeout_s = 120.0 if quick else 1800.0
+    rows = []
+    jobs = []
+    if "render" in stages:
+        for dev in devices:
+            for c in max_cocs:
+                jobs.append(("render", dev, c, {"h": h, "w": w, "max_coc": c, "device": dev, "quality": quality, "repeats": repeats}))
+    if "deblur" in stages:
+        for dev in devices:
+            jobs.append(("deblur", dev, None, {"h": h, "w": w, "device": dev, "repeats": 1 if dev == "cpu" else repeats}))
+    if "interactive" in stages:
+        for dev in devices:
+            jobs.append(("interactive", dev, None, {"device": dev, "repeats": repeats}))
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("timing", total=len(jobs))
+        for stage, dev, c, args in jobs:
+            progress.update(task, description=f"{stage} {dev}" + (f" max CoC {c:g} px" if c else ""))
+            res = _run_child(stage, args, timeout_s)
+            row = {"stage": stage, "device": dev, "size": f"{w}x{h}", "max_coc_px": c, **res}
+            if "times_s" in res:
+                row["median_s"] = float(np.median(res["times_s"]))
+            target = TARGETS.get((stage, dev, c))
+            if target is not None:
+                row["target_s"] = target
+            rows.append(row)
+            progress.advance(task)
+    report = {"machine": machine_info(), "quality": quality, "repeats": repeats, "rows": rows}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "speed.json").write_text(json.dumps(report, indent=2))
+    lines = [
+        "# refocus bench speed",
+        "",
+        f"Machine: {report['machine'].get('cpu', '?')}, {report['machine']['cpu_count']} cores"
+        + (f", GPU {report['machine']['gpu']}" if "gpu" in report["machine"] else "")
+        + f"; torch {report['machine'].get('torch', '?')}. Renderer quality: {quality}. Median of {repeats}.",
+        "",
+        "| stage | device | size | max CoC (px) | median (s) | target (s) | peak memory (MB) | note |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    table = Table(title="refocus bench speed")
+    for col in ("stage", "device", "size", "max CoC px", "median s", "target s", "peak MB", "note"):
+        table.add_column(col)
+    for r in rows:
+        cells = [
+            r["stage"],
+            r["device"],
+            r["size"] if r["stage"] != "interactive" else r.get("size_label", "1 MP preview"),
+            f"{r['max_coc_px']:g}" if r.get("max_coc_px") else "",
+            f"{r['median_s']:.3f}" if "median_s" in r else "",
+            f"{r['target_s']:g}" if "target_s" in r else "",
+            f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r else "",
+            r.get("error", r.get("note", "")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+        table.add_row(*cells)
+    (out_dir / "speed.md").write_text("\n".join(lines) + "\n")
+    Console().print(table)
+    console.print(f"wrote {out_dir / 'speed.json'} and {out_dir / 'speed.md'}")
+    return report
