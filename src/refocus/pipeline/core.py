@@ -102,7 +102,9 @@ class PreparedPhoto:
         then only needs the extra blur, and where the new blur is tiny the input is
         already sharp and is kept.
         """
-        need = np.abs(coc_px) + 0.5 < self.input_blur_px
+        b = self.input_blur_px
+        with np.errstate(invalid="ignore"):
+            need = (b > SHARP_INPUT_PX) & (np.abs(coc_px) + 0.5 < b)
         # A handful of pixels (noise in the estimate) is not worth a network pass.
         return bool(need.mean() > 0.002)
 

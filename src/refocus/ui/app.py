@@ -4,8 +4,8 @@ Fully offline: analytics off, system fonts only, nothing fetched from the intern
 binds 127.0.0.1 unless told otherwise. Logic lives in :mod:`refocus.ui.session`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Gradio recognises the gr.SelectData
+# parameter by its (evaluated) annotation.
 import os
 import tempfile
 
@@ -102,7 +102,10 @@ def build_app():
             raise gr.Error(str(exc)) from None
         return key, None, slider, _u8(disparity_to_rgb(entry.preview.disparity)), coc_img, status
 
-    def on_click(key, *settings, evt: gr.SelectData):
+    # Gradio finds the event data by the annotation of a positional parameter, so
+    # the settings are spelled out here.
+    def on_click(key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, evt: gr.SelectData):
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom)
         if key is None:
             raise gr.Error("upload a photo first")
         x, y = (float(v) for v in evt.index[:2])

@@ -1,0 +1,188 @@
+"""The composed pipeline: config, focus, skip/keep-sharp rules, intermediates, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from refocus.errors import RefocusError
+from refocus.io import read_image, srgb_to_linear, linear_to_srgb, write_image
+from refocus.pipeline import RefocusConfig, prepare, refocus, save_intermediates
+from refocus.pipeline.core import keep_sharp_input
+
+
+def _scene(h=96, w=128, seed=0):
+    """A sharp textured scene: left half far (disparity 0), right half near (1)."""
+    rng = np.random.default_rng(seed)
+    img = rng.random((h // 4, w // 4, 3)).astype(np.float32)
+    img = np.kron(img, np.ones((4, 4, 1), dtype=np.float32))  # crisp 4-px checks: plenty of edges
+    disp = np.zeros((h, w), np.float32)
+    disp[:, w // 2 :] = 1.0
+    return img, disp
+
+
+@pytest.fixture()
+def scene_files(tmp_path):
+    img, disp = _scene()
+    write_image(tmp_path / "photo.png", img)
+    np.save(tmp_path / "disp.npy", disp)
+    return tmp_path / "photo.png", tmp_path / "disp.npy", img, disp
+
+
+def test_config_rejects_two_focus_settings():
+    with pytest.raises(RefocusError, match="only one focus"):
+        RefocusConfig.build(focus_xy=(1, 2), focus_value=0.5)
+    with pytest.raises(RefocusError, match="strength or f_number"):
+        RefocusConfig.build(strength=3, f_number=2.8)
+    with pytest.raises(RefocusError, match="focus_value"):
+        RefocusConfig.build(focus_value=1.5)
+
+
+def test_focus_point_selects_the_clicked_side(scene_files):
+    photo, depth, img, disp = scene_files
+    p = prepare(photo, depth_path=str(depth))
+    assert p.focus_disparity(RefocusConfig(focus_xy=(100, 50))) == pytest.approx(1.0, abs=1e-3)
+    assert p.focus_disparity(RefocusConfig(focus_xy=(10, 50))) == pytest.approx(0.0, abs=1e-3)
+    assert p.focus_disparity(RefocusConfig(focus_value=0.3)) == pytest.approx(0.3)
+
+
+def test_focused_side_is_the_input_and_the_other_side_is_blurred(scene_files):
+    photo, depth, img, disp = scene_files
+    r = refocus(photo, depth_path=str(depth), focus_xy=(100, 50), strength=6, highlight_gain=0)
+    near, far = r.image[:, 72:], r.image[:, :56]
+    # In focus and sharp in the input: the input pixels, exactly.
+    assert np.abs(near - read_image(photo)[0][:, 72:]).max() < 1e-6
+    # Out of focus: texture (local variance) strongly reduced.
+    assert far.std() < 0.6 * img[:, :56].std()
+    assert r.coc_px[:, :56].max() == pytest.approx(-6, abs=1e-3)
+    assert not r.deblurred
+
+
+def test_deblur_skipped_when_the_input_is_sharp_and_note_says_so(scene_files):
+    photo, depth, *_ = scene_files
+    r = refocus(photo, depth_path=str(depth), focus_value=1.0, strength=4)
+    assert not r.deblurred
+    assert any("deblurring skipped" in n for n in r.notes)
+
+
+def test_input_blur_is_estimated_per_depth():
+    img, disp = _scene(128, 192)
+    from refocus.aperture import ApertureConfig, kernel
+    from scipy.signal import fftconvolve
+
+    lin = srgb_to_linear(img)
+    k = kernel(ApertureConfig(), 4.0)
+    blurred = linear_to_srgb(np.stack([fftconvolve(lin[..., c], k, mode="same") for c in range(3)], -1))
+    mixed = img.copy()
+    mixed[:, :96] = blurred[:, :96]  # far half blurred by a 4 px disc, near half sharp
+    from refocus.pipeline.sharpness import input_blur_map
+
+    b = input_blur_map(mixed, disp)
+    assert np.median(b[:, 110:180]) < 1.0
+    assert 2.0 < np.median(b[:, 10:80]) < 7.0
+
+
+def test_needs_deblur_only_where_new_blur_is_smaller_than_the_input_blur(scene_files):
+    photo, depth, *_ = scene_files
+    p = prepare(photo, depth_path=str(depth))
+    p.input_blur_px = np.where(p.disparity > 0.5, 0.0, 5.0).astype(np.float32)
+    far_focus = np.where(p.disparity > 0.5, 8.0, 0.0).astype(np.float32)  # far must become sharp
+    near_focus = np.where(p.disparity > 0.5, 0.0, -8.0).astype(np.float32)  # far gets blurrier
+    assert p.needs_deblur(far_focus)
+    assert not p.needs_deblur(near_focus)
+
+
+def test_keep_sharp_input_never_worse_where_already_right():
+    rng = np.random.default_rng(1)
+    inp = rng.random((20, 20, 3)).astype(np.float32)
+    rendered = np.zeros_like(inp)
+    coc = np.zeros((20, 20), np.float32)
+    coc[:, 10:] = 5.0
+    blur = np.zeros((20, 20), np.float32)
+    blur[:5] = 3.0  # the input was blurred in the top rows: no keeping there
+    out = keep_sharp_input(rendered, inp, coc, blur, 0.5)
+    np.testing.assert_array_equal(out[5:, :10], inp[5:, :10])
+    np.testing.assert_array_equal(out[:, 10:], rendered[:, 10:])
+    np.testing.assert_array_equal(out[:5, :10], rendered[:5, :10])
+
+
+def test_preview_copy_scales_focus_and_strength(scene_files):
+    photo, depth, *_ = scene_files
+    p = prepare(photo, depth_path=str(depth))
+    small = p.resized(p.shape[0] * p.shape[1] // 4)
+    assert small.scale == pytest.approx(0.5, abs=0.02)
+    cfg = RefocusConfig(focus_xy=(100, 50), strength=10)
+    assert small.focus_disparity(cfg) == pytest.approx(1.0, abs=1e-3)
+    assert small.strength(cfg, 1.0) == pytest.approx(10 * small.scale)
+
+
+def test_array_input_and_alpha_kept(tmp_path):
+    img, disp = _scene()
+    rgba = np.concatenate([img, np.linspace(0, 1, img.shape[1], dtype=np.float32)[None, :, None].repeat(img.shape[0], 0)], 2)
+    np.save(tmp_path / "d.npy", disp)
+    r = refocus(rgba, depth_path=str(tmp_path / "d.npy"), strength=3)
+    assert r.image.shape == img.shape
+    write_image(tmp_path / "o.png", r.image, r.info)
+    back, info = read_image(tmp_path / "o.png")
+    assert info.alpha is not None and np.abs(info.alpha - rgba[..., 3]).max() < 1 / 255 + 1e-6
+
+
+def test_save_intermediates(scene_files, tmp_path):
+    photo, depth, *_ = scene_files
+    r = refocus(photo, depth_path=str(depth), focus_value=0.0, strength=4)
+    files = {p.name for p in save_intermediates(r, tmp_path / "inter")}
+    assert {"all_in_focus.png", "disparity.png", "coc.png", "coc_px.npy", "disparity.npy", "settings.json"} <= files
+    coc = np.load(tmp_path / "inter" / "coc_px.npy")
+    np.testing.assert_allclose(coc, r.coc_px)
+    meta = json.loads((tmp_path / "inter" / "settings.json").read_text())
+    assert meta["strength_px"] == 4 and meta["config"]["focus_value"] == 0.0
+
+
+def test_coc_colours_distinguish_front_behind_focus():
+    from refocus.pipeline.visual import BEHIND_RGB, FRONT_RGB, IN_FOCUS_RGB, coc_to_rgb
+
+    rgb = coc_to_rgb(np.array([[5.0, -5.0, 0.0]], np.float32))
+    np.testing.assert_allclose(rgb[0, 0], FRONT_RGB, atol=1e-6)
+    np.testing.assert_allclose(rgb[0, 1], BEHIND_RGB, atol=1e-6)
+    np.testing.assert_allclose(rgb[0, 2], IN_FOCUS_RGB, atol=1e-6)
+
+
+runner = CliRunner()
+
+
+def _cli(args):
+    from refocus.cli import _register, app
+
+    _register()
+    return runner.invoke(app, args)
+
+
+def test_cli_refocus_and_intermediates(scene_files, tmp_path):
+    photo, depth, *_ = scene_files
+    out = tmp_path / "out.jpg"
+    res = _cli(["refocus", str(photo), "-o", str(out), "--depth", str(depth), "--focus", "100,50", "-k", "4",
+                "--aperture", "polygon", "--blades", "5", "--save-intermediate", str(tmp_path / "i")])
+    assert res.exit_code == 0, res.output
+    assert out.exists() and (tmp_path / "i" / "coc.png").exists()
+    assert read_image(out)[0].shape == (96, 128, 3)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--focus", "1,2,3"], "--focus must be 2 numbers"),
+        (["--blades", "40"], "blades"),
+        (["--aperture", "hexagon"], "--aperture must be"),
+        (["--strength", "-3"], "strength"),
+        (["--focus", "5000,5"], "outside"),
+    ],
+)
+def test_cli_bad_options_one_line(scene_files, tmp_path, args, message):
+    photo, depth, *_ = scene_files
+    res = _cli(["refocus", str(photo), "-o", str(tmp_path / "o.png"), "--depth", str(depth), *args])
+    assert res.exit_code != 0
+    assert message in str(res.exception) or message in res.output
+    assert not (tmp_path / "o.png").exists()

@@ -1,0 +1,88 @@
+"""The web UI in a real headless browser: load, upload, click to focus, result.
+
+Needs Gradio (``refocus[ui]``), Playwright's Python package and a Chromium at
+/usr/bin/chromium (never downloaded by Playwright); skips with the reason otherwise.
+Any request the page makes to a host other than the local server fails the test
+(the UI must work offline).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+CHROMIUM = os.environ.get("REFOCUS_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui_url():
+    pytest.importorskip("gradio", reason="gradio not installed (pip install 'refocus[ui]')")
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    from refocus.ui.app import launch
+
+    port = _free_port()
+    app = launch(port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def test_upload_click_focus_result(ui_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from refocus.pipeline.demo import demo_files
+
+    photo, disp = demo_files()
+    external: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        def check(route):
+            host = urlparse(route.request.url).hostname
+            if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+                route.continue_()
+            else:
+                external.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", check)
+        page.goto(ui_url, wait_until="load", timeout=90_000)
+        page.wait_for_selector("#status", timeout=60_000)
+
+        page.locator("#depth input[type=file]").set_input_files(str(disp))
+        page.wait_for_timeout(1500)
+        page.locator("#photo input[type=file]").set_input_files(str(photo))
+        status = page.locator("#status")
+        status.get_by_text("focus auto").wait_for(timeout=180_000)
+        assert page.locator("#result img").count() >= 1, "no result image after upload"
+
+        # Click on the hiker (right of centre): the focus must move to a point.
+        img = page.locator("#photo img").first
+        box = img.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 490 / 640, box["y"] + box["height"] * 413 / 689)
+        status.get_by_text("focus point").wait_for(timeout=180_000)
+        text = status.inner_text()
+        assert "disparity" in text
+        fd = float(text.split("disparity ")[1].split(",")[0])
+        assert fd > 0.6, f"clicked the near hiker but focused at disparity {fd}"
+        assert page.locator("#result img").count() >= 1
+        page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
+        if os.environ.get("REFOCUS_UI_SCREENSHOT"):
+            shutil.copy(tmp_path / "ui.png", os.environ["REFOCUS_UI_SCREENSHOT"])
+        browser.close()
+    assert not external, f"the page tried to reach the internet: {external[:3]}"
