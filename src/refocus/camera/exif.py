@@ -137,7 +137,18 @@ def _xmp_focus_distance(xmp: bytes) -> float | None:
 
 
 def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None) -> CameraInfo:
-    """Build a :class:`CameraInfo` from a ``PIL.Image.Exif`` and the stored (W, H)."""
+    """Build a :class:`CameraInfo` from EXIF (a ``PIL.Image.Exif`` or raw EXIF bytes,
+    e.g. ``ImageInfo.exif``) and the stored (W, H) in pixels."""
+    if exif is None or isinstance(exif, (bytes, bytearray)):
+        from PIL import Image
+
+        raw = bytes(exif or b"")
+        exif = Image.Exif()
+        try:
+            if raw:
+                exif.load(raw)
+        except Exception:
+            exif = Image.Exif()  # unreadable EXIF: every field stays None
     w, h = size
     info = CameraInfo()
     sub = {}
