@@ -1,0 +1,69 @@
+"""Batch: outputs per photo, failures listed not fatal, reruns keep finished outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from refocus.pipeline import RefocusConfig
+from refocus.pipeline.batch import find_photos, run_batch
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(d / f"{name}.png")
+        np.save(d / f"{name}-disparity.npy", np.tile(np.linspace(0, 1, 32, dtype=np.float32), (24, 1)))
+    (d / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(d / "nodepth.png")
+    return d
+
+
+def test_find_photos_skips_depth_maps(folder):
+    assert [p.name for p in find_photos(folder)] == ["a.png", "b.png", "broken.jpg", "nodepth.png"]
+
+
+def test_batch_runs_lists_failures_and_resumes(folder, tmp_path, monkeypatch):
+    import refocus.depth
+
+    # Without a depth network, "nodepth.png" must fail however the depth stage is installed.
+    monkeypatch.setattr(refocus.depth, "get_depth", _no_estimate(refocus.depth.get_depth))
+    out = tmp_path / "out"
+    cfg = RefocusConfig(strength=2, quality="fast")
+    s = run_batch(folder, out, cfg, workers=1)
+    assert sorted(s.done) == ["a.png", "b.png"]
+    assert sorted(n for n, _ in s.failed) == ["broken.jpg", "nodepth.png"]
+    assert all(msg and "\n" not in msg for _, msg in s.failed)
+    assert (out / "a.png").exists() and (out / "b.png").exists()
+    mtime = (out / "a.png").stat().st_mtime_ns
+    s2 = run_batch(folder, out, cfg, workers=1)
+    assert sorted(s2.kept) == ["a.png", "b.png"] and not s2.done
+    assert (out / "a.png").stat().st_mtime_ns == mtime
+
+
+def _no_estimate(get_depth):
+    def wrapped(*a, **k):
+        k["allow_estimate"] = False
+        return get_depth(*a, **k)
+
+    return wrapped
+
+
+def test_batch_refuses_same_folder_and_empty(folder, tmp_path):
+    from refocus.errors import RefocusError
+
+    with pytest.raises(RefocusError, match="must differ"):
+        run_batch(folder, folder, RefocusConfig(strength=2))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RefocusError, match="no photos"):
+        run_batch(tmp_path / "empty", tmp_path / "o", RefocusConfig(strength=2))
+
+
+@pytest.mark.slow
+def test_batch_in_parallel_processes(folder, tmp_path):
+    s = run_batch(folder, tmp_path / "out", RefocusConfig(strength=2, quality="fast"), workers=2)
+    assert sorted(s.done) == ["a.png", "b.png"]
