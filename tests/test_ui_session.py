@@ -1,0 +1,63 @@
+"""The UI's logic without a browser: caching, preview size, export formats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from refocus.io import read_image
+from refocus.pipeline import RefocusConfig
+from refocus.ui import session
+
+
+@pytest.fixture()
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    exif = Image.Exif()
+    exif[0x010F] = "TestMake"
+    Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(tmp_path / "p.jpg", exif=exif.tobytes())
+    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 80, dtype=np.float32), (60, 1)))
+    return str(tmp_path / "p.jpg"), str(tmp_path / "d.npy")
+
+
+def test_prepared_once_and_preview_limited(files, monkeypatch):
+    calls = []
+    import refocus.ui.session as s
+
+    real = s.prepare
+    monkeypatch.setattr(s, "prepare", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(s, "PREVIEW_PIXELS", 1200)
+    s._cache.clear()
+    k1 = session.load(*files)
+    k2 = session.load(*files)
+    assert k1 == k2 and len(calls) == 1
+    img, coc, fd = session.render(k1, RefocusConfig(focus_xy=(70, 30), strength=4))
+    assert img.shape[0] * img.shape[1] <= 1200 and coc.shape == img.shape[:2]
+    assert fd > 0.7
+
+
+@pytest.mark.parametrize("fmt, suffix, bits", [("png16", ".png", 16), ("png8", ".png", 8), ("jpeg", ".jpg", 8)])
+def test_export_full_resolution(files, tmp_path, fmt, suffix, bits):
+    key = session.load(*files)
+    out = session.export(key, RefocusConfig(strength=3, quality="fast"), tmp_path, fmt)
+    img, info = read_image(out)
+    assert out.suffix == suffix and img.shape == (60, 80, 3) and info.bit_depth == bits
+    if fmt == "jpeg":
+        with Image.open(out) as o:
+            assert o.getexif().get(0x010F) == "TestMake"
+
+
+def test_ui_builds_offline_with_system_fonts():
+    pytest.importorskip("gradio")
+    import os
+
+    from refocus.ui.app import build_app, theme
+
+    app = build_app()
+    assert app is not None
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+    t = theme()
+    # No web font: nothing for the browser to fetch from a font CDN.
+    assert "googleapis" not in repr(vars(t))
+    assert not [f for f in t._font if type(f).__name__ == "GoogleFont"]
