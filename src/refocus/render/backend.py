@@ -104,6 +104,14 @@ class NumpyBackend:
         x = _splat_axis(x, s, 1, self.zeros)
         return _splat_axis(x, s, 2, self.zeros)
 
+    def box_down2(self, x: np.ndarray) -> np.ndarray:
+        """2 x 2 block average (odd sizes: the last row/column is repeated)."""
+        c, h, w = x.shape
+        if h % 2 or w % 2:
+            x = self.pad_edge(x, 0, h % 2, 0, w % 2)
+            c, h, w = x.shape
+        return x.reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4), dtype=np.float32)
+
     def box_down(self, x: np.ndarray, q: int) -> np.ndarray:
         c, h, w = x.shape
         return x.reshape(c, h // q, q, w // q, q).mean(axis=(2, 4), dtype=np.float32)
@@ -199,6 +207,12 @@ class TorchBackend:
 
     def box_down(self, x, q: int):
         return self.F.avg_pool2d(x[None], q)[0]
+
+    def box_down2(self, x):
+        c, h, w = x.shape
+        if h % 2 or w % 2:
+            x = self.pad_edge(x, 0, h % 2, 0, w % 2)
+        return self.F.avg_pool2d(x[None], 2)[0]
 
     def upsample(self, x, s: int, h: int, w: int):
         if s == 1:

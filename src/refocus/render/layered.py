@@ -137,17 +137,17 @@ def pushpull(values, weights, be):
     ``weights`` (1,H,W) in [0, 1]. Returns colours defined everywhere: at fully
     covered pixels the input colour, elsewhere a smooth extrapolation.
     """
-    pyr = [(values, weights)]
-    v, w = values, weights
-    while v.shape[1] > 1 or v.shape[2] > 1:
-        v = be.downsample(v, 2)
-        w = be.downsample(w, 2)
-        pyr.append((v, w))
-    top_v, top_w = pyr[-1]
-    fill = top_v / be.clip(top_w, _EPS, None)
-    for v, w in reversed(pyr[:-1]):
-        up = be.upsample(fill, 2, v.shape[1], v.shape[2])
-        fill = v + (1.0 - w) * up
+    # Box averaging is enough here: the fill is a smooth extrapolation, and it is
+    # the hot loop of the renderer.
+    c = values.shape[0]
+    pyr = [be.concat([values, weights])]
+    while pyr[-1].shape[1] > 1 or pyr[-1].shape[2] > 1:
+        pyr.append(be.box_down2(pyr[-1]))
+    top = pyr[-1]
+    fill = top[:c] / be.clip(top[c:], _EPS, None)
+    for level in reversed(pyr[:-1]):
+        up = be.upsample(fill, 2, level.shape[1], level.shape[2])
+        fill = level[:c] + (1.0 - level[c:]) * up
     return fill
 
 
@@ -286,7 +286,8 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
             wx_i = w_i * x[:, y0:y1]
             small = {}
             prev_q, prev = 1, (w_i, wx_i)
-            for q in levels:  # ascending: each level averages the previous one
+            finer = [q for q in levels if q <= s]  # later layers are at these scales
+            for q in finer:  # ascending: each level averages the previous one
                 cur = (_box_down(prev[0], q // prev_q, be), _box_down(prev[1], q // prev_q, be))
                 small[q] = cur
                 prev_q, prev = q, cur
@@ -295,7 +296,7 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
             w_s[:, y0 // s : y1 // s] = small[s][0]
             wx_s[:, y0 // s : y1 // s] = small[s][1]
             if not front:  # back-to-front: C_i counts layers at or behind i
-                for q in levels:
+                for q in finer:
                     cum_w[q][:, y0 // q : y1 // q] += small[q][0]
                     cum_wx[q][:, y0 // q : y1 // q] += small[q][1]
                 covered = cum_w[s]
@@ -310,7 +311,7 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
                 fill = pushpull(covered_fx, be.clip(covered_f, 0.0, 1.0), be)
                 p = p + hidden * be.upsample(fill, sf // s, Hp // s, Wp // s)
             if front:
-                for q in levels:
+                for q in finer:
                     cum_w[q][:, y0 // q : y1 // q] += small[q][0]
                     cum_wx[q][:, y0 // q : y1 // q] += small[q][1]
             blurred = _conv_layer(be.concat([p, alpha]), abs(float(centres[i])) / s, front, cfg, be, s, (Hp, Wp))
