@@ -117,17 +117,13 @@ class _Booster:
     def expand(self, x, be):
         if not self.enabled:
             return x
-        y = self._lum(x)
-        ratio = be.interp(y, self.y_lin, self.y_exp) / be.clip(y, _EPS, None)
-        ratio = be.where(y > self.t, ratio, 1.0)
+        ratio = be.interp_ratio(self._lum(x), self.t, self.y_lin, self.y_exp, _EPS)
         return x * ratio[None]
 
     def compress(self, x, be):
         if not self.enabled:
             return x
-        y = self._lum(x)
-        ratio = be.interp(y, self.y_exp, self.y_lin) / be.clip(y, _EPS, None)
-        ratio = be.where(y > self.t, ratio, 1.0)
+        ratio = be.interp_ratio(self._lum(x), self.t, self.y_exp, self.y_lin, _EPS)
         return x * ratio[None]
 
 
@@ -146,8 +142,9 @@ def pushpull(values, weights, be):
     top = pyr[-1]
     fill = top[:c] / be.clip(top[c:], _EPS, None)
     for level in reversed(pyr[:-1]):
-        up = be.upsample(fill, 2, level.shape[1], level.shape[2])
-        fill = level[:c] + (1.0 - level[c:]) * up
+        fill = be.upsample(fill, 2, level.shape[1], level.shape[2])
+        fill *= 1.0 - level[c:]  # in place: this loop runs at full size per layer
+        fill += level[:c]
     return fill
 
 
@@ -232,9 +229,10 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
     centres = layer_centres(float(coc.min()), float(coc.max()), min_step, rel_step)
     k_np, t_np = _tent_weights(coc, centres)
     used = np.zeros(len(centres), dtype=bool)
-    used[np.unique(k_np[t_np < 1])] = True
+    # bincount, not np.unique: no sort of the whole frame.
+    used |= np.bincount(k_np[t_np < 1], minlength=len(centres))[: len(centres)] > 0
     if len(centres) > 1:
-        used[np.unique(k_np[t_np > 0]) + 1] = True
+        used[1:] |= np.bincount(k_np[t_np > 0], minlength=len(centres))[: len(centres) - 1] > 0
     order = np.nonzero(used)[0]
     scale = {int(i): layer_scale(abs(float(centres[i])), r0) for i in order}
     fill_scale = {i: max(_FILL_MIN_SCALE, s) for i, s in scale.items()}
