@@ -331,8 +331,20 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
             acc = be.upsample(acc, acc_s, Hp, Wp)
         return acc
 
-    back = sweep([int(i) for i in order if centres[i] <= 0], front=False)
-    fr = sweep([int(i) for i in reversed(order) if centres[i] > 0], front=True)
+    back_layers = [int(i) for i in order if centres[i] <= 0]
+    front_layers = [int(i) for i in reversed(order) if centres[i] > 0]
+    if be.name == "numpy" and back_layers and front_layers and _THREADS:
+        # The two sweeps are independent until the final join, and numpy/scipy
+        # release the GIL in their array loops: on a multi-core CPU they overlap.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            back_job = pool.submit(sweep, back_layers, False)
+            fr = sweep(front_layers, True)
+            back = back_job.result()
+    else:
+        back = sweep(back_layers, front=False)
+        fr = sweep(front_layers, front=True)
     if back is not None:
         background = back[:3] / be.clip(back[3:4], _EPS, None)
         out = background if fr is None else fr[:3] + (1.0 - fr[3:4]) * background
@@ -357,3 +369,7 @@ def _box_down(x, q: int, be):
         x = be.downsample(x, 2)
         q //= 2
     return x
+
+
+#: Run the far and near sweeps in two threads on the numpy path (see render_layers).
+_THREADS = True
