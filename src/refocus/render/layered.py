@@ -289,10 +289,11 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
                 cur = (_box_down(prev[0], q // prev_q, be), _box_down(prev[1], q // prev_q, be))
                 small[q] = cur
                 prev_q, prev = q, cur
-            w_s = be.zeros((1, Hp // s, Wp // s))
-            wx_s = be.zeros((3, Hp // s, Wp // s))
-            w_s[:, y0 // s : y1 // s] = small[s][0]
-            wx_s[:, y0 // s : y1 // s] = small[s][1]
+            # The layer's (premultiplied colour, alpha) stack, built in place: these
+            # are full-frame arrays at level 0, and each extra pass costs.
+            stack = be.zeros((4, Hp // s, Wp // s))
+            stack[:3, y0 // s : y1 // s] = small[s][1]
+            stack[3:4, y0 // s : y1 // s] = small[s][0]
             if not front:  # back-to-front: C_i counts layers at or behind i
                 for q in finer:
                     cum_w[q][:, y0 // q : y1 // q] += small[q][0]
@@ -303,28 +304,33 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
                 covered = 1.0 - cum_w[s]
                 covered_f, covered_fx = 1.0 - cum_w[sf], x_at(sf) - cum_wx[sf]
             hidden = be.clip(1.0 - covered, 0.0, 1.0)
-            alpha = w_s + hidden
-            p = wx_s
+            stack[3:4] += hidden
             if be.scalar_max(hidden) > 1e-4:
-                fill = pushpull(covered_fx, be.clip(covered_f, 0.0, 1.0), be)
-                p = p + hidden * be.upsample(fill, sf // s, Hp // s, Wp // s)
+                fill = be.upsample(pushpull(covered_fx, be.clip(covered_f, 0.0, 1.0), be), sf // s, Hp // s, Wp // s)
+                fill *= hidden
+                stack[:3] += fill
             if front:
                 for q in finer:
                     cum_w[q][:, y0 // q : y1 // q] += small[q][0]
                     cum_wx[q][:, y0 // q : y1 // q] += small[q][1]
-            blurred = _conv_layer(be.concat([p, alpha]), abs(float(centres[i])) / s, front, cfg, be, s, (Hp, Wp))
+            blurred = _conv_layer(stack, abs(float(centres[i])) / s, front, cfg, be, s, (Hp, Wp))
+            del stack
             a = be.clip(blurred[3:4], 0.0, 1.0)
             if acc is None:
                 acc = be.zeros((4, Hp // s, Wp // s))
             elif acc_s != s:
                 acc = be.upsample(acc, acc_s // s, Hp // s, Wp // s)
             acc_s = s
-            if front:
-                acc[:3] += (1.0 - acc[3:4]) * blurred[:3]
-                acc[3:4] += (1.0 - acc[3:4]) * a
-            else:
-                acc[:3] = blurred[:3] + (1.0 - a) * acc[:3]
-                acc[3:4] = a + (1.0 - a) * acc[3:4]
+            if front:  # acc += (1 - acc_alpha) * layer
+                t_rest = 1.0 - acc[3:4]
+                blurred[:3] *= t_rest
+                acc[:3] += blurred[:3]
+                a *= t_rest
+                acc[3:4] += a
+            else:  # acc = layer + (1 - a) * acc
+                acc *= 1.0 - a
+                acc[:3] += blurred[:3]
+                acc[3:4] += a
         if acc is None:
             return None
         if acc_s != 1:
