@@ -561,7 +561,8 @@ _FINE_CELL = 1.0 / 64
 #: for small blurs; the reference kernels, not the samples, give the bokeh shape.
 _FAST_MAX_CELL = 0.5
 
-_PREFILTER = 1.0
+#: Side of the tiles in which the fast path samples occlusion, px.
+_TILE_PX = 32
 
 _GRID_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -606,35 +607,27 @@ def _fast_plan(t_px: np.ndarray, aperture, spacing_px: float, max_cell: float, p
     """Kernels and samples of one item for :func:`_trace_fast`.
 
     ``t_px`` (L,) is each layer's translation per pupil unit. Returns ``(exact,
-    coarse, box, shifts, weights)``: per layer the reference kernel (cells of
-    :data:`_FINE_CELL`, pixel-exact footprints) and the kernel of the coarse
-    samples (a centred box of the coarse cell's footprint moved by whole pixels),
-    both (2 half + 1)^2 arrays of one common ``half``; the 1-D box taps; (L, n, 2)
-    integer (row, column) shifts of the n coarse samples and their (n,) weights.
+    shifts, weights)``: per layer the reference kernel, a (2 half + 1)^2 array (the
+    aperture in cells of :data:`_FINE_CELL`, each seen through its pixel-exact
+    footprint); the (L, n, 2) whole-pixel (row, column) shifts of the n coarse
+    samples and their (n,) weights.
     """
     t_max = float(np.abs(t_px).max())
     c_f, m_f = _pupil_grid(aperture, _FINE_CELL)
     delta = min(spacing_px / t_max, max_cell)
     c_c, m_c = _pupil_grid(aperture, delta)
-    # Integer sample shifts; a box of the cell's footprint fills the gaps between them.
     shift = np.floor(t_px[:, None] * c_c[None] + 0.5)  # (L, n), px
-    box_w = np.maximum(delta * np.abs(t_px) * _PREFILTER, 1.0)  # below 1 px: no prefilter
-    box_half = int(math.ceil((float(box_w.max()) - 1) / 2))
     half = int(math.ceil(max(t_max * float(np.abs(c_f).max()) + _FINE_CELL * t_max / 2 + 0.5,
-                             float(np.abs(shift).max()) + box_half)))
+                             float(np.abs(shift).max()))))
     if half > pad:
         raise RefocusError(f"layers are padded by {pad} px but the blur reaches {half} px")
-    exact, coarse, box = [], [], []
-    for l, t in enumerate(t_px):
-        fy = _coverage_taps(t * c_f, _FINE_CELL * abs(t), half)  # rows: v, columns: u alike
+    exact = []
+    for t in t_px:
+        fy = _coverage_taps(t * c_f, _FINE_CELL * abs(t), half)  # rows (v) and columns (u) alike
         exact.append(fy.T @ m_f @ fy)
-        b = _coverage_taps(np.zeros(1), box_w[l], box_half)[0]
-        box.append(b)
-        gy = _coverage_taps(shift[l], box_w[l], half)
-        coarse.append(gy.T @ m_c @ gy)
     jv, iu = np.nonzero(m_c)
     shifts = np.stack([shift[:, jv], shift[:, iu]], axis=-1).astype(np.int64)  # (L, n, 2)
-    return exact, coarse, box, shifts, m_c[jv, iu]
+    return exact, shifts, m_c[jv, iu]
 
 
 def _fast_fft_len(n: int) -> int:
@@ -662,16 +655,13 @@ def _embed_kernels(kernels: list[np.ndarray], Hf: int, Wf: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def _separable_box(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
-    """(C, H, W) filtered by ``taps`` along rows and columns, zeros beyond the edges."""
-    if len(taps) == 1:
-        return x
-    half = len(taps) // 2
-    k = torch.from_numpy(taps.astype(np.float32))
-    C = x.shape[0]
-    y = F.conv2d(x[None], k.view(1, 1, 1, -1).expand(C, 1, 1, -1).contiguous(), padding=(0, half), groups=C)
-    y = F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1).contiguous(), padding=(half, 0), groups=C)
-    return y[0]
+def _tile_starts(n: int, tile: int) -> list[int]:
+    """Tile origins covering [0, n); the last tile is moved inwards to fit (it then
+    overlaps its neighbour, which is harmless: both compute the same pixels)."""
+    starts = list(range(0, n - tile + 1, tile))
+    if starts[-1] + tile < n:
+        starts.append(n - tile)
+    return starts
 
 
 def _trace_fast(rgba: torch.Tensor, t: torch.Tensor, aperture, spacing_px: float, max_cell: float,
@@ -680,82 +670,87 @@ def _trace_fast(rgba: torch.Tensor, t: torch.Tensor, aperture, spacing_px: float
 
     With per-layer kernels ``k_l``, "blur then composite"
     (``LB(k) = sum_l (k_l * c_l) prod_{m<l} (1 - k_m * a_m)``) is the exact lens
-    photo wherever no two moving layers overlap within a blur's reach, but wrong
-    at occlusions. The sampled render ``S`` gets occlusion right but, with few
-    samples, the bokeh shape wrong. The estimate is ``LB(exact) + S - LB(coarse)``,
-    where ``coarse`` are the kernels ``S`` effectively applies to each layer: where
-    layers do not interact ``S == LB(coarse)`` exactly and the result is
-    ``LB(exact)``; at occlusions ``S`` supplies the occlusion and ``LB(exact) -
-    LB(coarse)`` (small: only the outline of the kernels differs) sharpens the
-    outline. Samples move the layers by whole pixels, prefiltered by a box of the
-    cell footprint, so ``S`` (and ``LB(coarse)``, accumulated alongside) costs a
-    few array views and multiply-adds per sample, only over the rectangle where
-    a front layer can reach; ``LB(exact)`` is one FFT convolution per layer.
+    photo wherever every front layer's alpha is constant within its blur's reach
+    (nothing there is partly occluded), but wrong at occlusions. The sampled
+    render ``S`` gets occlusion right but, with few samples, the bokeh shape wrong.
+    The estimate is ``LB(exact) + S - LB(coarse)``, where ``coarse`` are the kernels
+    ``S`` effectively applies to each layer (its weighted sample shifts): where
+    ``LB`` is exact, ``S == LB(coarse)`` and the result is ``LB(exact)``; at
+    occlusions ``S`` supplies the occlusion and ``LB(exact) - LB(coarse)`` (small:
+    only the outline of the kernels differs) sharpens the outline.
+
+    ``LB(exact)`` is one FFT convolution per layer. ``S`` and ``LB(coarse)`` are
+    computed only in the tiles where some front layer's alpha varies within its
+    reach (about a third of the frame in training scenes), with whole-pixel
+    shifts: per sample a strided view and a few multiply-adds per layer.
     """
     L, C, Hp, Wp = rgba.shape
     t_np = t.double().numpy()
-    exact, coarse, box, shifts, wts = _fast_plan(t_np, aperture, spacing_px, max_cell, P)
+    exact, shifts, wts = _fast_plan(t_np, aperture, spacing_px, max_cell, P)
     # LB(exact) over the frame. The kernels fit in the pad, so circular wrap-around
     # never reaches the frame. The background's alpha (1) is never used: 3 channels.
     Hf, Wf = _fast_fft_len(Hp), _fast_fft_len(Wp)
     kern = torch.fft.rfft2(_embed_kernels(exact, Hf, Wf))
     front = torch.fft.irfft2(torch.fft.rfft2(rgba[: L - 1], s=(Hf, Wf)) * kern[: L - 1, None], s=(Hf, Wf))
     back = torch.fft.irfft2(torch.fft.rfft2(rgba[L - 1, :3], s=(Hf, Wf)) * kern[L - 1], s=(Hf, Wf))
-    out = back[:, P : P + H, P : P + W].clone()
-    T = torch.ones(1, H, W)
+    out = back[:, P : P + H, P : P + W].contiguous()
     for l in range(L - 2, -1, -1):  # back to front: out = c_l + (1 - a_l) out
         fl = front[l, :, P : P + H, P : P + W]
         out.addcmul_(out, fl[3:], value=-1.0).add_(fl[:3])
-    # The rectangle (frame coordinates) where a front layer can show in some sample.
-    y0, y1, x0, x1 = H, 0, W, 0
-    regions = []
+    # Tiles where a front layer's alpha is not constant within its reach.
+    ts = min(_TILE_PX, H, W)
+    ty, tx = _tile_starts(H, ts), _tile_starts(W, ts)
+    reach = np.abs(shifts).max(axis=(1, 2))  # (L,), px
+    active = torch.zeros(len(ty), len(tx), dtype=torch.bool)
     for l in range(L - 1):
-        a = rgba[l, 3]
-        rows = torch.nonzero(a.amax(dim=1) > 0)
-        if len(rows) == 0:
-            regions.append(None)
-            continue
-        cols = torch.nonzero(a.amax(dim=0) > 0)
-        bh = len(box[l]) // 2
-        sy, sx = shifts[l, :, 0], shifts[l, :, 1]
-        r = (max(int(rows[0]) - P - bh + int(sy.min()), 0), min(int(rows[-1]) - P + bh + int(sy.max()) + 1, H),
-             max(int(cols[0]) - P - bh + int(sx.min()), 0), min(int(cols[-1]) - P + bh + int(sx.max()) + 1, W))
-        if r[0] >= r[1] or r[2] >= r[3]:
-            regions.append(None)
-            continue
-        regions.append(r)
-        y0, y1, x0, x1 = min(y0, r[0]), max(y1, r[1]), min(x0, r[2]), max(x1, r[3])
-    if y0 >= y1 or x0 >= x1:
+        r = int(reach[l])
+        if r == 0:
+            continue  # a layer that does not move occludes alike in every sample
+        a = rgba[l, 3, P - r : P + H + r, P - r : P + W + r]
+        win = ts + 2 * r
+        # Separable min/max over each tile's window: rows first, then columns.
+        rows = [a[y : y + win].aminmax(dim=0) for y in ty]
+        hi, lo = torch.stack([m.max for m in rows]), torch.stack([m.min for m in rows])  # (tiles_y, W + 2r)
+        hi = torch.stack([hi[:, x : x + win].amax(dim=1) for x in tx], dim=1)
+        lo = torch.stack([lo[:, x : x + win].amin(dim=1) for x in tx], dim=1)
+        active |= hi - lo > 1e-6
+    tiles = [(y, x) for i, y in enumerate(ty) for j, x in enumerate(tx) if active[i, j]]
+    if not tiles:
         return out, len(wts)
-    regions.append((y0, y1, x0, x1))
-    h, w = y1 - y0, x1 - x0
-    pre = [_separable_box(rgba[l], box[l]) for l in range(L)]
-    # S and, per layer, its coarse blur (the sum of the weighted views), over the rectangle.
-    S = torch.zeros(3, h, w)
-    cb = torch.zeros(L, 4, h, w)
-    T = torch.empty(1, h, w)
+    # Per layer, the canvas windows the samples read for every active tile.
+    G = []
+    for l in range(L):
+        r = int(reach[l])
+        ch = C if l < L - 1 else 3
+        G.append(torch.stack([rgba[l, :ch, P + y - r : P + y + ts + r, P + x - r : P + x + ts + r] for y, x in tiles]))
+    n = len(tiles)
+    S = torch.zeros(n, 3, ts, ts)
+    cb = [torch.zeros(n, G[l].shape[1], ts, ts) for l in range(L)]  # coarse blur of each layer
+    T = torch.empty(n, 1, ts, ts)
     for k in range(len(wts)):
         wk = float(wts[k])
-        T.fill_(wk)
         for l in range(L):
-            r = regions[l]
-            if r is None:
-                continue
+            r = int(reach[l])
             sy, sx = int(shifts[l, k, 0]), int(shifts[l, k, 1])
-            # The image moves by +s: frame pixel y reads canvas row y + P - sy.
-            view = pre[l][:, r[0] + P - sy : r[1] + P - sy, r[2] + P - sx : r[3] + P - sx]
-            sub = (slice(r[0] - y0, r[1] - y0), slice(r[2] - x0, r[3] - x0))
-            Tv = T[(slice(None),) + sub]
-            S[(slice(None),) + sub].addcmul_(Tv, view[:3])
+            # The image moves by +s: output pixel y reads source pixel y - s.
+            view = G[l][:, :, r - sy : r - sy + ts, r - sx : r - sx + ts]
+            cb[l].add_(view, alpha=wk)
+            if l == 0:
+                # The front layer is seen through nothing: its S term is cb[0].
+                torch.mul(view[:, 3:], -wk, out=T).add_(wk)
+                continue
+            S.addcmul_(T, view[:, :3])
             if l < L - 1:
-                cb[(l, slice(None)) + sub].add_(view, alpha=wk)
-                Tv.addcmul_(Tv, view[3:], value=-1.0)
-            else:
-                cb[(l, slice(0, 3)) + sub].add_(view[:3], alpha=wk)
-    lb_coarse = cb[L - 1, :3]
+                T.addcmul_(T, view[:, 3:], value=-1.0)
+    if L > 1:
+        S.add_(cb[0][:, :3])
+    lb_coarse = cb[L - 1]
     for l in range(L - 2, -1, -1):
-        lb_coarse.addcmul_(lb_coarse, cb[l, 3:], value=-1.0).add_(cb[l, :3])
-    out[:, y0:y1, x0:x1] += S - lb_coarse
+        lb_coarse.addcmul_(lb_coarse, cb[l][:, 3:], value=-1.0).add_(cb[l][:, :3])
+    delta = S - lb_coarse
+    base = torch.stack([out[:, y : y + ts, x : x + ts] for y, x in tiles])
+    for i, (y, x) in enumerate(tiles):
+        out[:, y : y + ts, x : x + ts] = base[i] + delta[i]
     return out, len(wts)
 
 
@@ -1229,17 +1224,40 @@ def generate_pairs(
     dev = torch.device(device)
     if spacing_px is None:
         spacing_px = 4.0 if dev.type == "cpu" else 1.0
+    method = "fast" if dev.type == "cpu" else "grid"
+    # The fast path reaches at most ~1.02 x the largest CoC (see _fast_plan); the
+    # grid path needs margin for its prefilter and bilinear reads.
+    pad = int(math.ceil(hi * 1.05 + 1)) + 1 if method == "fast" else int(math.ceil(hi * 1.1 + spacing_px)) + 4
+    with _cpu_threads(dev):
+        return _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi)
+
+
+def _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi):
     r = _Rand(gen)
-    pad = int(math.ceil(hi * 1.1 + spacing_px)) + 4
-    layers, _ = make_layers(gen, batch, size, pad, n_planes=n_planes, n_lights=n_lights, device=dev)
-    d_cpu = layers.disparity.cpu()
-    f = torch.tensor([_pick_focus(r, d_cpu[b].tolist()) for b in range(batch)], dtype=torch.float32)
-    m = torch.tensor([r.u(lo, hi) for _ in range(batch)], dtype=torch.float32)
-    K = m / torch.maximum(f, 1 - f).clamp(min=1e-6)
-    blurred_lin = render_thin_lens(layers, K.to(dev), f.to(dev), aperture, spacing_px=spacing_px,
-                                   method="fast" if dev.type == "cpu" else "grid")
-    sharp_lin, disp = composite_all_in_focus(layers)
-    K_d, f_d = K.to(dev), f.to(dev)
+    # Item by item (draws in the same order on every device): the canvases stay
+    # small and warm in cache instead of one large batch allocation.
+    items, f, m = [], [], []
+    for _ in range(batch):
+        layers, _ = make_layers(gen, 1, size, pad, n_planes=n_planes, n_lights=n_lights, device=dev)
+        f.append(_pick_focus(r, layers.disparity[0].cpu().tolist()))
+        m.append(r.u(lo, hi))
+        items.append(layers)
+        if method == "fast":
+            # Render right away, while the layers are in cache; drop the canvas after.
+            K_b = m[-1] / max(f[-1], 1 - f[-1], 1e-6)
+            items[-1] = (render_thin_lens(layers, K_b, f[-1], aperture, spacing_px=spacing_px, method=method),
+                         *composite_all_in_focus(layers))
+    f_t = torch.tensor(f, dtype=torch.float32)
+    K = torch.tensor(m, dtype=torch.float32) / torch.maximum(f_t, 1 - f_t).clamp(min=1e-6)
+    if method == "fast":
+        blurred_lin = torch.cat([it[0] for it in items])
+        sharp_lin = torch.cat([it[1] for it in items])
+        disp = torch.cat([it[2] for it in items])
+    else:
+        layers = Layers(torch.cat([it.rgba for it in items]), torch.cat([it.disparity for it in items]), pad)
+        blurred_lin = render_thin_lens(layers, K.to(dev), f_t.to(dev), aperture, spacing_px=spacing_px, method=method)
+        sharp_lin, disp = composite_all_in_focus(layers)
+    K_d, f_d = K.to(dev), f_t.to(dev)
     return {
         "blurred": _linear_to_srgb_t(blurred_lin),
         "sharp": _linear_to_srgb_t(sharp_lin),
