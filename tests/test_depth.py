@@ -200,3 +200,31 @@ def test_explicit_model_that_does_not_load_is_an_error(tmp_path):
     write_image(photo, img)
     with pytest.raises(RefocusError, match="cannot load depth model"):
         get_depth(photo, model=str(tmp_path / "no-such-model"))
+
+
+def test_fallback_chain_ends_with_the_defocus_estimate(tmp_path, monkeypatch):
+    """No file, nothing embedded, no downloaded network: the photo's own blur is used,
+    with less blur meaning nearer (the documented assumption), and the choice is reported."""
+    import refocus.deblur
+    import refocus.depth.estimate as est
+
+    img, _, _ = _disc_scene()
+    photo = tmp_path / "p.png"
+    write_image(photo, img)
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    blur_px = (np.hypot(xx - w / 2, yy - h / 2) / 10).astype(np.float32)  # sharp centre, blurrier outwards
+
+    def no_network(*args, **kwargs):
+        raise RefocusError("no depth network is downloaded")
+
+    monkeypatch.setattr(est, "estimate_depth_network", no_network)
+    monkeypatch.setattr(refocus.deblur, "deblur", lambda image, **kw: (image, blur_px))
+    res = get_depth(photo)
+    assert res.source == "defocus estimate" and not res.metric and res.kind == "disparity"
+    assert any("network skipped" in n for n in res.notes)
+    disp = res.disparity()
+    assert disp[h // 2, w // 2] > disp[2, 2] + 0.5, "the sharp centre must come out nearer than the blurred corner"
+    # Without estimates allowed, the chain stops and says what to do instead.
+    with pytest.raises(RefocusError, match="--depth FILE"):
+        get_depth(photo, allow_estimate=False)
