@@ -559,10 +559,13 @@ _FINE_CELL = 1.0 / 64
 
 #: Default largest coarse cell of the fast path (pupil units): about 12 samples
 #: for small blurs; the reference kernels, not the samples, give the bokeh shape.
-_FAST_MAX_CELL = 0.5
+_FAST_MAX_CELL = 0.35
 
 #: Side of the tiles in which the fast path samples occlusion, px.
 _TILE_PX = 32
+
+#: Groups of fewer tiles are merged into one (see _trace_fast).
+_MIN_GROUP_TILES = 4
 
 _GRID_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -603,31 +606,32 @@ def _coverage_taps(centres_px: np.ndarray, side_px: float, half: int) -> np.ndar
     return np.clip(np.minimum(i + 0.5, hi) - np.maximum(i - 0.5, lo), 0.0, None) / side
 
 
-def _fast_plan(t_px: np.ndarray, aperture, spacing_px: float, max_cell: float, pad: int):
-    """Kernels and samples of one item for :func:`_trace_fast`.
-
-    ``t_px`` (L,) is each layer's translation per pupil unit. Returns ``(exact,
-    shifts, weights)``: per layer the reference kernel, a (2 half + 1)^2 array (the
-    aperture in cells of :data:`_FINE_CELL`, each seen through its pixel-exact
-    footprint); the (L, n, 2) whole-pixel (row, column) shifts of the n coarse
-    samples and their (n,) weights.
-    """
+def _exact_kernels(t_px: np.ndarray, aperture, pad: int) -> list[np.ndarray]:
+    """Per layer of translation ``t_px`` (px per pupil unit) the reference kernel of
+    the fast path, all (2 half + 1)^2 arrays of one common ``half``: the aperture
+    in cells of :data:`_FINE_CELL`, each seen through its pixel-exact footprint
+    (what the exact ray tracer gives for an isolated point)."""
     t_max = float(np.abs(t_px).max())
     c_f, m_f = _pupil_grid(aperture, _FINE_CELL)
-    delta = min(spacing_px / t_max, max_cell)
-    c_c, m_c = _pupil_grid(aperture, delta)
-    shift = np.floor(t_px[:, None] * c_c[None] + 0.5)  # (L, n), px
-    half = int(math.ceil(max(t_max * float(np.abs(c_f).max()) + _FINE_CELL * t_max / 2 + 0.5,
-                             float(np.abs(shift).max()))))
+    half = int(math.ceil(t_max * (float(np.abs(c_f).max()) + _FINE_CELL / 2) + 0.5))
     if half > pad:
         raise RefocusError(f"layers are padded by {pad} px but the blur reaches {half} px")
-    exact = []
+    out = []
     for t in t_px:
         fy = _coverage_taps(t * c_f, _FINE_CELL * abs(t), half)  # rows (v) and columns (u) alike
-        exact.append(fy.T @ m_f @ fy)
-    jv, iu = np.nonzero(m_c)
-    shifts = np.stack([shift[:, jv], shift[:, iu]], axis=-1).astype(np.int64)  # (L, n, 2)
-    return exact, shifts, m_c[jv, iu]
+        out.append(fy.T @ m_f @ fy)
+    return out
+
+
+def _coarse_samples(t_px: np.ndarray, aperture, spacing_px: float, max_cell: float):
+    """Coarse aperture samples for layers of translation ``t_px``: cells such that
+    at the largest |t| neighbours land ``spacing_px`` apart (at most ``max_cell``).
+    Returns (L, n, 2) whole-pixel (row, column) shifts and (n,) weights."""
+    delta = min(spacing_px / float(np.abs(t_px).max()), max_cell)
+    c, m = _pupil_grid(aperture, delta)
+    shift = np.floor(t_px[:, None] * c[None] + 0.5)  # (L, grid), px
+    jv, iu = np.nonzero(m)
+    return np.stack([shift[:, jv], shift[:, iu]], axis=-1).astype(np.int64), m[jv, iu]
 
 
 def _fast_fft_len(n: int) -> int:
@@ -664,6 +668,33 @@ def _tile_starts(n: int, tile: int) -> list[int]:
     return starts
 
 
+def _window_range(a: torch.Tensor, ty: list[int], tx: list[int], win: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max and min of ``a`` (h, w) over the ``win`` x ``win`` windows at origins
+    ``ty`` x ``tx``, each (len(ty), len(tx)); separable: rows first, then columns."""
+    rows = [a[y : y + win].aminmax(dim=0) for y in ty]
+    hi, lo = torch.stack([m.max for m in rows]), torch.stack([m.min for m in rows])
+    hi = torch.stack([hi[:, x : x + win].amax(dim=1) for x in tx], dim=1)
+    lo = torch.stack([lo[:, x : x + win].amin(dim=1) for x in tx], dim=1)
+    return hi, lo
+
+
+def _box_filter(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
+    """``x`` (..., h, w) filtered along both last axes by the symmetric ``taps``, by
+    shifted multiply-adds (depthwise ``conv2d`` was 4x slower here); the outer
+    ``len(taps) // 2`` rows and columns are left at zero (callers never read them)."""
+    hb = len(taps) // 2
+    if hb == 0:
+        return x
+    h, w = x.shape[-2:]
+    y = torch.zeros_like(x)
+    for j, tap in enumerate(taps.tolist()):
+        y[..., hb : w - hb].add_(x[..., j : j + w - 2 * hb], alpha=tap)
+    z = torch.zeros_like(x)
+    for j, tap in enumerate(taps.tolist()):
+        z[..., hb : h - hb, :].add_(y[..., j : j + h - 2 * hb, :], alpha=tap)
+    return z
+
+
 def _trace_fast(rgba: torch.Tensor, t: torch.Tensor, aperture, spacing_px: float, max_cell: float,
                 P: int, H: int, W: int) -> tuple[torch.Tensor, int]:
     """Fast CPU path for one item (``rgba`` (L, 4, Hp, Wp), ``t`` (L,)): a control variate.
@@ -674,85 +705,129 @@ def _trace_fast(rgba: torch.Tensor, t: torch.Tensor, aperture, spacing_px: float
     (nothing there is partly occluded), but wrong at occlusions. The sampled
     render ``S`` gets occlusion right but, with few samples, the bokeh shape wrong.
     The estimate is ``LB(exact) + S - LB(coarse)``, where ``coarse`` are the kernels
-    ``S`` effectively applies to each layer (its weighted sample shifts): where
-    ``LB`` is exact, ``S == LB(coarse)`` and the result is ``LB(exact)``; at
-    occlusions ``S`` supplies the occlusion and ``LB(exact) - LB(coarse)`` (small:
-    only the outline of the kernels differs) sharpens the outline.
+    ``S`` effectively applies to each layer: where ``LB`` is exact, ``S ==
+    LB(coarse)`` and the result is ``LB(exact)``; at occlusions ``S`` supplies the
+    occlusion and ``LB(exact) - LB(coarse)`` (small: only the outline of the
+    kernels differs) sharpens the outline.
 
     ``LB(exact)`` is one FFT convolution per layer. ``S`` and ``LB(coarse)`` are
     computed only in the tiles where some front layer's alpha varies within its
-    reach (about a third of the frame in training scenes), with whole-pixel
-    shifts: per sample a strided view and a few multiply-adds per layer.
+    reach (about a third of the frame in training scenes), with only the layers
+    visible there. Samples move a layer by whole pixels; the layer is first
+    box-filtered over the cell's footprint so that the copies of a bright light
+    tile its bokeh instead of leaving dots (which occlusion would turn into holes
+    in the estimate). Per sample: a strided view and a few multiply-adds per layer.
     """
     L, C, Hp, Wp = rgba.shape
     t_np = t.double().numpy()
-    exact, shifts, wts = _fast_plan(t_np, aperture, spacing_px, max_cell, P)
-    # LB(exact) over the frame. The kernels fit in the pad, so circular wrap-around
-    # never reaches the frame. The background's alpha (1) is never used: 3 channels.
-    Hf, Wf = _fast_fft_len(Hp), _fast_fft_len(Wp)
+    shifts, wts = _coarse_samples(t_np, aperture, spacing_px, max_cell)
+    delta = min(spacing_px / float(np.abs(t_np).max()), max_cell)
+    box = [_coverage_taps(np.zeros(1), max(delta * abs(tl), 1.0), int(math.ceil((max(delta * abs(tl), 1.0) - 1) / 2)))[0]
+           for tl in t_np]
+    # Margin each layer's samples read around a tile, px.
+    reach = [int(np.abs(shifts[l]).max()) + len(box[l]) // 2 for l in range(L)]
+    exact = _exact_kernels(t_np, aperture, 10**9)
+    half = exact[0].shape[0] // 2
+    grow = max(max(reach), half) - P
+    if grow > 0:  # layers padded too little for these samples: zeros beyond, as everywhere
+        rgba = F.pad(rgba, (grow, grow, grow, grow))
+        P += grow
+        Hp, Wp = Hp + 2 * grow, Wp + 2 * grow
+    # LB(exact) over the frame, by FFT over the frame and the kernels' reach (no
+    # wrap-around reaches the frame). The background's alpha (1) is never used.
+    crop = rgba[..., P - half : P + H + half, P - half : P + W + half]
+    Hf, Wf = _fast_fft_len(H + 2 * half), _fast_fft_len(W + 2 * half)
     kern = torch.fft.rfft2(_embed_kernels(exact, Hf, Wf))
-    front = torch.fft.irfft2(torch.fft.rfft2(rgba[: L - 1], s=(Hf, Wf)) * kern[: L - 1, None], s=(Hf, Wf))
-    back = torch.fft.irfft2(torch.fft.rfft2(rgba[L - 1, :3], s=(Hf, Wf)) * kern[L - 1], s=(Hf, Wf))
-    out = back[:, P : P + H, P : P + W].contiguous()
+    front = torch.fft.irfft2(torch.fft.rfft2(crop[: L - 1], s=(Hf, Wf)) * kern[: L - 1, None], s=(Hf, Wf))
+    back = torch.fft.irfft2(torch.fft.rfft2(crop[L - 1, :3], s=(Hf, Wf)) * kern[L - 1], s=(Hf, Wf))
+    out = back[:, half : half + H, half : half + W].contiguous()
     for l in range(L - 2, -1, -1):  # back to front: out = c_l + (1 - a_l) out
-        fl = front[l, :, P : P + H, P : P + W]
+        fl = front[l, :, half : half + H, half : half + W]
         out.addcmul_(out, fl[3:], value=-1.0).add_(fl[:3])
-    # Tiles where a front layer's alpha is not constant within its reach.
     ts = min(_TILE_PX, H, W)
     ty, tx = _tile_starts(H, ts), _tile_starts(W, ts)
-    reach = np.abs(shifts).max(axis=(1, 2))  # (L,), px
-    active = torch.zeros(len(ty), len(tx), dtype=torch.bool)
+    # Per front layer, alpha's max and min over each tile's window (margin: the
+    # samples' reach, which covers the exact kernel's).
+    hi_all, lo_all = [], []
     for l in range(L - 1):
-        r = int(reach[l])
-        if r == 0:
-            continue  # a layer that does not move occludes alike in every sample
-        a = rgba[l, 3, P - r : P + H + r, P - r : P + W + r]
-        win = ts + 2 * r
-        # Separable min/max over each tile's window: rows first, then columns.
-        rows = [a[y : y + win].aminmax(dim=0) for y in ty]
-        hi, lo = torch.stack([m.max for m in rows]), torch.stack([m.min for m in rows])  # (tiles_y, W + 2r)
-        hi = torch.stack([hi[:, x : x + win].amax(dim=1) for x in tx], dim=1)
-        lo = torch.stack([lo[:, x : x + win].amin(dim=1) for x in tx], dim=1)
-        active |= hi - lo > 1e-6
-    tiles = [(y, x) for i, y in enumerate(ty) for j, x in enumerate(tx) if active[i, j]]
-    if not tiles:
-        return out, len(wts)
-    # Per layer, the canvas windows the samples read for every active tile.
+        r = max(reach[l], half)
+        hi_l, lo_l = _window_range(rgba[l, 3, P - r : P + H + r, P - r : P + W + r], ty, tx, ts + 2 * r)
+        hi_all.append(hi_l.numpy())
+        lo_all.append(lo_l.numpy())
+    # Per tile, the layers visible in it: those not transparent throughout, down to
+    # the first one opaque throughout. Group the tiles where one of them (but the
+    # last) has a varying alpha by that set of layers.
+    groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+    for i, y in enumerate(ty):
+        for j, x in enumerate(tx):
+            seen, varies = [], False
+            for l in range(L - 1):
+                hi_, lo_ = hi_all[l][i, j], lo_all[l][i, j]
+                if hi_ <= 0:
+                    continue
+                seen.append(l)
+                if lo_ >= 1.0 - 1e-6:
+                    break
+                varies = varies or hi_ - lo_ > 1e-6
+            else:
+                seen.append(L - 1)
+            if varies and len(seen) > 1:
+                groups.setdefault(tuple(seen), []).append((y, x))
+    # A group costs a fixed Python overhead per sample and layer, about what 2-3
+    # tiles of work cost: fold small groups into the one with every layer (extra
+    # layers are harmless: transparent ones add nothing, occluded ones are hidden).
+    full = tuple(range(L))
+    for sig in [g for g, tl in groups.items() if len(tl) < _MIN_GROUP_TILES and g != full]:
+        groups.setdefault(full, []).extend(groups.pop(sig))
+    pre: dict[int, torch.Tensor] = {}
+    for sig, tiles in groups.items():
+        for l in sig:
+            if l not in pre:
+                pre[l] = _box_filter(rgba[l, : (4 if l < L - 1 else 3)], box[l])
+        delta_img = _sample_tiles([pre[l] for l in sig], tiles, shifts[list(sig)], wts,
+                                  [reach[l] for l in sig], ts, P)
+        base = torch.stack([out[:, y : y + ts, x : x + ts] for y, x in tiles])
+        base += delta_img
+        for i, (y, x) in enumerate(tiles):
+            out[:, y : y + ts, x : x + ts] = base[i]
+    return out, len(wts)
+
+
+def _sample_tiles(layers, tiles, shifts, wts, reach, ts, P) -> torch.Tensor:
+    """``S - LB(coarse)`` (n_tiles, 3, ts, ts) for ``layers`` (prefiltered canvases,
+    front to back; the last, rgb only, is opaque over these tiles) by the coarse
+    samples ``shifts`` (len(layers), n, 2) with weights ``wts``."""
+    n_l = len(layers)
+    # Per layer, the canvas windows the samples read for every tile.
     G = []
-    for l in range(L):
-        r = int(reach[l])
-        ch = C if l < L - 1 else 3
-        G.append(torch.stack([rgba[l, :ch, P + y - r : P + y + ts + r, P + x - r : P + x + ts + r] for y, x in tiles]))
+    for i, x_l in enumerate(layers):
+        r = reach[i]
+        ch = 4 if i < n_l - 1 else 3
+        G.append(torch.stack([x_l[:ch, P + y - r : P + y + ts + r, P + x - r : P + x + ts + r] for y, x in tiles]))
     n = len(tiles)
     S = torch.zeros(n, 3, ts, ts)
-    cb = [torch.zeros(n, G[l].shape[1], ts, ts) for l in range(L)]  # coarse blur of each layer
+    cb = [torch.zeros(n, g.shape[1], ts, ts) for g in G]  # coarse blur of each layer
     T = torch.empty(n, 1, ts, ts)
     for k in range(len(wts)):
         wk = float(wts[k])
-        for l in range(L):
-            r = int(reach[l])
-            sy, sx = int(shifts[l, k, 0]), int(shifts[l, k, 1])
+        for i in range(n_l):
+            r = reach[i]
+            sy, sx = int(shifts[i, k, 0]), int(shifts[i, k, 1])
             # The image moves by +s: output pixel y reads source pixel y - s.
-            view = G[l][:, :, r - sy : r - sy + ts, r - sx : r - sx + ts]
-            cb[l].add_(view, alpha=wk)
-            if l == 0:
+            view = G[i][:, :, r - sy : r - sy + ts, r - sx : r - sx + ts]
+            cb[i].add_(view, alpha=wk)
+            if i == 0:
                 # The front layer is seen through nothing: its S term is cb[0].
                 torch.mul(view[:, 3:], -wk, out=T).add_(wk)
                 continue
             S.addcmul_(T, view[:, :3])
-            if l < L - 1:
+            if i < n_l - 1:
                 T.addcmul_(T, view[:, 3:], value=-1.0)
-    if L > 1:
-        S.add_(cb[0][:, :3])
-    lb_coarse = cb[L - 1]
-    for l in range(L - 2, -1, -1):
-        lb_coarse.addcmul_(lb_coarse, cb[l][:, 3:], value=-1.0).add_(cb[l][:, :3])
-    delta = S - lb_coarse
-    base = torch.stack([out[:, y : y + ts, x : x + ts] for y, x in tiles])
-    for i, (y, x) in enumerate(tiles):
-        out[:, y : y + ts, x : x + ts] = base[i] + delta[i]
-    return out, len(wts)
-
+    S.add_(cb[0][:, :3])
+    lb_coarse = cb[-1]
+    for i in range(n_l - 2, -1, -1):
+        lb_coarse.addcmul_(lb_coarse, cb[i][:, 3:], value=-1.0).add_(cb[i][:, :3])
+    return S.sub_(lb_coarse)
 
 def composite_all_in_focus(layers: Layers) -> tuple[torch.Tensor, torch.Tensor]:
     """The pinhole image and its disparity map.
@@ -1182,6 +1257,7 @@ def generate_pairs(
     spacing_px: float | None = None,
     n_planes: int = 3,
     n_lights: tuple[int, int] = (0, 8),
+    workers: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Training pairs for DeblurNet: lens photo -> all-in-focus.
 
@@ -1225,36 +1301,58 @@ def generate_pairs(
     if spacing_px is None:
         spacing_px = 4.0 if dev.type == "cpu" else 1.0
     method = "fast" if dev.type == "cpu" else "grid"
-    # The fast path reaches at most ~1.02 x the largest CoC (see _fast_plan); the
-    # grid path needs margin for its prefilter and bilinear reads.
-    pad = int(math.ceil(hi * 1.05 + 1)) + 1 if method == "fast" else int(math.ceil(hi * 1.1 + spacing_px)) + 4
+    # The fast path's samples reach |t| (1 + cell / 2) px plus half their box of
+    # cell * |t| <= spacing px (see _trace_fast); the grid path needs margin for
+    # its prefilter and bilinear reads.
+    pad = int(math.ceil(hi + spacing_px)) + 1 if method == "fast" else int(math.ceil(hi * 1.1 + spacing_px)) + 4
     with _cpu_threads(dev):
-        return _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi)
+        return _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi,
+                               int(workers))
 
 
-def _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi):
+def _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi, workers):
     r = _Rand(gen)
-    # Item by item (draws in the same order on every device): the canvases stay
-    # small and warm in cache instead of one large batch allocation.
-    items, f, m = [], [], []
-    for _ in range(batch):
-        layers, _ = make_layers(gen, 1, size, pad, n_planes=n_planes, n_lights=n_lights, device=dev)
-        f.append(_pick_focus(r, layers.disparity[0].cpu().tolist()))
-        m.append(r.u(lo, hi))
-        items.append(layers)
-        if method == "fast":
-            # Render right away, while the layers are in cache; drop the canvas after.
+    f, m, results = [], [], []
+
+    def finish(layers: Layers, K_b: float, f_b: float):
+        blurred = render_thin_lens(layers, K_b, f_b, aperture, spacing_px=spacing_px, method=method)
+        sharp, disp = composite_all_in_focus(layers)
+        return blurred, sharp, disp
+
+    pool = None
+    if method == "fast" and workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # Torch releases the GIL inside its kernels, so threads overlap the
+        # rendering of earlier items with drawing the next one (the draws stay
+        # sequential, hence deterministic).
+        pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        # Item by item (draws in the same order on every device): the canvases stay
+        # small and warm in cache instead of one large batch allocation.
+        for _ in range(batch):
+            layers, _ = make_layers(gen, 1, size, pad, n_planes=n_planes, n_lights=n_lights, device=dev)
+            f.append(_pick_focus(r, layers.disparity[0].cpu().tolist()))
+            m.append(r.u(lo, hi))
+            if method != "fast":
+                results.append(layers)
+                continue
             K_b = m[-1] / max(f[-1], 1 - f[-1], 1e-6)
-            items[-1] = (render_thin_lens(layers, K_b, f[-1], aperture, spacing_px=spacing_px, method=method),
-                         *composite_all_in_focus(layers))
+            results.append(pool.submit(finish, layers, K_b, f[-1]) if pool else finish(layers, K_b, f[-1]))
+            if pool and len(results) > 2 * workers:
+                # Bound the layer canvases in flight (a few MB each).
+                results[-2 * workers - 1].result()
+        if pool:
+            results = [fut.result() for fut in results]
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
     f_t = torch.tensor(f, dtype=torch.float32)
     K = torch.tensor(m, dtype=torch.float32) / torch.maximum(f_t, 1 - f_t).clamp(min=1e-6)
     if method == "fast":
-        blurred_lin = torch.cat([it[0] for it in items])
-        sharp_lin = torch.cat([it[1] for it in items])
-        disp = torch.cat([it[2] for it in items])
+        blurred_lin, sharp_lin, disp = (torch.cat(parts) for parts in zip(*results))
     else:
-        layers = Layers(torch.cat([it.rgba for it in items]), torch.cat([it.disparity for it in items]), pad)
+        layers = Layers(torch.cat([it.rgba for it in results]), torch.cat([it.disparity for it in results]), pad)
         blurred_lin = render_thin_lens(layers, K.to(dev), f_t.to(dev), aperture, spacing_px=spacing_px, method=method)
         sharp_lin, disp = composite_all_in_focus(layers)
     K_d, f_d = K.to(dev), f_t.to(dev)
