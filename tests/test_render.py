@@ -263,3 +263,24 @@ def test_cli_render_and_its_errors(tmp_path, rng):
     r = run_cli("render", str(tmp_path / "a.png"), "--depth", str(tmp_path / "d.npy"), "-o", str(tmp_path / "a.png"),
                 "--strength", "3", "--focus-value", "0.5")
     assert r.returncode == 2 and "input" in r.stderr
+
+
+def test_tile_skipping_is_exact(monkeypatch, rng):
+    """Tiles skipped by the tile-sparse layers (zero alpha, or under an opaque nearer
+    layer) must not change the picture: compare with every tile processed."""
+    from refocus.render import layered
+
+    img = rng.random((160, 200, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:160, 0:200]
+    coc = (9.0 * np.sin(xx / 23.0) * np.cos(yy / 31.0)).astype(np.float32)
+    coc[40:90, 60:130] = 7.0  # a flat foreground plate with sharp edges
+    cfg = RenderConfig(highlight_gain=0.0)
+    sparse = render_linear(img, coc, cfg)
+
+    def every_tile(self, s, margin_px, high, tile):
+        shape = (self.Hp // s // tile, self.Wp // s // tile)
+        return np.full(shape, np.inf if high else -np.inf, np.float32)
+
+    monkeypatch.setattr(layered._SparseLevels, "_tile_range", every_tile)
+    dense = render_linear(img, coc, cfg)
+    assert np.abs(sparse - dense).max() < 1e-4

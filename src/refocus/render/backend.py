@@ -51,6 +51,8 @@ def _splat_axis(x, s: int, axis: int, zeros):
         idx[axis] = slice(a, b, step)
         return tuple(idx)
 
+    if s == 2:
+        return _splat2(x, axis)
     out = zeros(tuple(shape))
     for m in range(s):
         v = x[sl(m, None, s)]
@@ -71,6 +73,8 @@ def _upsample_axis(x: np.ndarray, s: int, axis: int, n_out: int) -> np.ndarray:
     phase m is a fixed blend of x[k] and one neighbour (edge-clamped): s strided
     writes of whole slices instead of a gather per output sample.
     """
+    if s == 2 and n_out == 2 * x.shape[axis]:
+        return _upsample2_axis(x, axis)
     n_in = x.shape[axis]
     xs = np.moveaxis(x, axis, 0)
     prev = np.concatenate([xs[:1], xs[:-1]], axis=0)  # x[k-1], clamped at 0
@@ -83,6 +87,81 @@ def _upsample_axis(x: np.ndarray, s: int, axis: int, n_out: int) -> np.ndarray:
         np.multiply(xs, np.float32(1.0 - abs(pos)), out=dst)
         dst += np.float32(abs(pos)) * nb
     return np.moveaxis(out[:n_out], 0, axis)
+
+
+def _splat2(x, axis: int):
+    """Factor-2 case of :func:`_splat_axis` in whole-slice passes (numpy or torch):
+    out[k] = 3/8 (x[2k] + x[2k+1]) + 1/8 (x[2k-1] + x[2k+2]), the missing outer
+    samples folded back (x[-1] -> x[0], x[n] -> x[n-1]) as the guard samples are."""
+    nd = x.ndim
+    axis = axis % nd
+
+    def sl(a, b, step=None):
+        idx = [slice(None)] * nd
+        idx[axis] = slice(a, b, step)
+        return tuple(idx)
+
+    a, b = x[sl(0, None, 2)], x[sl(1, None, 2)]
+    out = (a + b) * 0.375
+    out[sl(1, None)] += b[sl(0, -1)] * 0.125
+    out[sl(0, 1)] += a[sl(0, 1)] * 0.125
+    out[sl(0, -1)] += a[sl(1, None)] * 0.125
+    out[sl(-1, None)] += b[sl(-1, None)] * 0.125
+    return out
+
+
+def _upsample2_axis(x: np.ndarray, axis: int) -> np.ndarray:
+    """Half-pixel bilinear x2 along one axis: out[2k] = .75 x[k] + .25 x[k-1],
+    out[2k+1] = .75 x[k] + .25 x[k+1] (edge-clamped), in four whole-array passes."""
+    nd = x.ndim
+    axis = axis % nd
+
+    def sl(a, b, step=None):
+        idx = [slice(None)] * nd
+        idx[axis] = slice(a, b, step)
+        return tuple(idx)
+
+    shape = list(x.shape)
+    shape[axis] *= 2
+    out = np.empty(shape, dtype=np.float32)
+    q = x * np.float32(0.75)
+    t = x * np.float32(0.25)
+    even, odd = out[sl(0, None, 2)], out[sl(1, None, 2)]
+    np.add(q[sl(1, None)], t[sl(0, -1)], out=even[sl(1, None)])
+    even[sl(0, 1)] = x[sl(0, 1)]
+    np.add(q[sl(0, -1)], t[sl(1, None)], out=odd[sl(0, -1)])
+    odd[sl(-1, None)] = x[sl(-1, None)]
+    return out
+
+
+def _splat2_interior(x, axis: int):
+    """The factor-2 splat of :func:`_splat_axis` without its border fold: n samples
+    (even) give n/2 - 2, the first and last coarse sample (incomplete) dropped.
+
+    out[k] = 3/8 (x[2k] + x[2k+1]) + 1/8 (x[2k-1] + x[2k+2]); numpy or torch.
+    """
+    nd = x.ndim
+    axis = axis % nd
+
+    def sl(a, b, step=None):
+        idx = [slice(None)] * nd
+        idx[axis] = slice(a, b, step)
+        return tuple(idx)
+
+    a, b = x[sl(0, None, 2)], x[sl(1, None, 2)]
+    out = (a[sl(1, -1)] + b[sl(1, -1)]) * 0.375
+    out += (b[sl(0, -2)] + a[sl(2, None)]) * 0.125
+    return out
+
+
+def _down_win(x, s: int):
+    """Splat downsampling by s in {1, 2} of a window batch (N,C,h,w) whose windows
+    carry one level-s sample of margin on each side; the margin is dropped."""
+    if s == 1:
+        return x[:, :, 1:-1, 1:-1]
+    if s != 2:
+        raise ValueError("tile-sparse layers support levels 1 and 2 only")
+    return _splat2_interior(_splat2_interior(x, 2), 3)
 
 
 class NumpyBackend:
@@ -102,8 +181,11 @@ class NumpyBackend:
     def scalar_max(self, x) -> float:
         return float(x.max()) if x.size else 0.0
 
-    def concat(self, xs) -> np.ndarray:
-        return np.concatenate(xs, axis=0)
+    def concat(self, xs, axis: int = 0) -> np.ndarray:
+        return np.concatenate(xs, axis=axis)
+
+    def contiguous(self, x) -> np.ndarray:
+        return np.ascontiguousarray(x)
 
     def where(self, cond, a, b):
         return np.where(cond, a, b).astype(np.float32)
@@ -166,6 +248,56 @@ class NumpyBackend:
             return out
         return _fft_conv_valid(xp, np.asarray(k, dtype=np.float32))
 
+    # --- Tile batches (N, C, h, w), for the tile-sparse layers -------------------
+    def windows(self, x: np.ndarray, size: int, step: int, ty: np.ndarray, tx: np.ndarray) -> np.ndarray:
+        """Windows of x (C,H,W) of size x size starting at (ty*step, tx*step): (N,C,size,size)."""
+        v = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))[:, ::step, ::step]
+        return np.ascontiguousarray(np.moveaxis(v[:, ty, tx], 0, 1))
+
+    def get_tiles(self, x: np.ndarray, size: int, ty: np.ndarray, tx: np.ndarray) -> np.ndarray:
+        """Non-overlapping size x size tiles (ty, tx) of x (C,H,W), H and W multiples of size."""
+        c, h, w = x.shape
+        return x.reshape(c, h // size, size, w // size, size)[:, ty, :, tx, :]
+
+    def put_tiles(self, x: np.ndarray, tiles: np.ndarray, ty: np.ndarray, tx: np.ndarray) -> None:
+        """Inverse of get_tiles, in place (x must be contiguous)."""
+        c, h, w = x.shape
+        size = tiles.shape[-1]
+        x.reshape(c, h // size, size, w // size, size)[:, ty, :, tx, :] = tiles
+
+    def down_win(self, x: np.ndarray, s: int) -> np.ndarray:
+        """See :func:`_down_win`."""
+        return _down_win(x, s)
+
+    def box_down2_win(self, x: np.ndarray) -> np.ndarray:
+        rows = x[..., 0::2, :] + x[..., 1::2, :]
+        out = rows[..., 0::2] + rows[..., 1::2]
+        out *= np.float32(0.25)
+        return out
+
+    def upsample2_win(self, x: np.ndarray) -> np.ndarray:
+        """Half-pixel bilinear x2 of a batch, edge-clamped at the window border."""
+        return _upsample2_axis(_upsample2_axis(x, 2), 3)
+
+    def conv_valid_win(self, x: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """'Valid' convolution (scatter semantics) of every channel of a batch (N,C,h,w)."""
+        n, c, h, w = x.shape
+        kh, kw = k.shape
+        if kh == 1 and kw == 1:
+            return x * float(k[0, 0])
+        flat = x.reshape(n * c, h, w)
+        if kh * kw <= 25:
+            ho, wo = h - kh + 1, w - kw + 1
+            out = np.zeros((n * c, ho, wo), dtype=np.float32)
+            for dy in range(kh):
+                for dx in range(kw):
+                    wgt = float(k[kh - 1 - dy, kw - 1 - dx])
+                    if wgt != 0.0:
+                        out += np.float32(wgt) * flat[:, dy : dy + ho, dx : dx + wo]
+        else:
+            out = _fft_conv_valid(flat, np.asarray(k, dtype=np.float32))
+        return out.reshape(n, c, out.shape[1], out.shape[2])
+
     def interp(self, x, xp: np.ndarray, fp: np.ndarray):
         return np.interp(x, xp, fp).astype(np.float32)
 
@@ -210,8 +342,11 @@ class TorchBackend:
     def scalar_max(self, x) -> float:
         return float(x.max()) if x.numel() else 0.0
 
-    def concat(self, xs):
-        return self.torch.cat(xs, dim=0)
+    def concat(self, xs, axis: int = 0):
+        return self.torch.cat(xs, dim=axis)
+
+    def contiguous(self, x):
+        return x.contiguous()
 
     def where(self, cond, a, b):
         t = self.torch
@@ -272,6 +407,48 @@ class TorchBackend:
         K = t.fft.rfft2(t.flip(weight, dims=(0, 1)), s=(fh, fw))
         full = t.fft.irfft2(X * K[None], s=(fh, fw))
         return full[:, kh - 1 : hp, kw - 1 : wp]
+
+    # --- Tile batches (N, C, h, w): see NumpyBackend ------------------------------
+    def windows(self, x, size: int, step: int, ty: np.ndarray, tx: np.ndarray):
+        t = self.torch
+        v = x.unfold(1, size, step).unfold(2, size, step)
+        ty_t = t.as_tensor(ty, device=self.device, dtype=t.long)
+        tx_t = t.as_tensor(tx, device=self.device, dtype=t.long)
+        return v[:, ty_t, tx_t].permute(1, 0, 2, 3).contiguous()
+
+    def get_tiles(self, x, size: int, ty: np.ndarray, tx: np.ndarray):
+        t = self.torch
+        c, h, w = x.shape
+        ty_t = t.as_tensor(ty, device=self.device, dtype=t.long)
+        tx_t = t.as_tensor(tx, device=self.device, dtype=t.long)
+        return x.view(c, h // size, size, w // size, size)[:, ty_t, :, tx_t, :]
+
+    def put_tiles(self, x, tiles, ty: np.ndarray, tx: np.ndarray) -> None:
+        t = self.torch
+        c, h, w = x.shape
+        size = tiles.shape[-1]
+        ty_t = t.as_tensor(ty, device=self.device, dtype=t.long)
+        tx_t = t.as_tensor(tx, device=self.device, dtype=t.long)
+        x.view(c, h // size, size, w // size, size)[:, ty_t, :, tx_t, :] = tiles
+
+    def down_win(self, x, s: int):
+        return _down_win(x, s)
+
+    def box_down2_win(self, x):
+        return self.F.avg_pool2d(x, 2)
+
+    def upsample2_win(self, x):
+        return self.F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+    def conv_valid_win(self, x, k):
+        n, c, h, w = x.shape
+        kh, kw = k.shape
+        if kh == 1 and kw == 1:
+            return x * float(k[0, 0])
+        t = self.torch
+        weight = t.as_tensor(np.ascontiguousarray(k[::-1, ::-1]), dtype=t.float32, device=self.device)
+        out = self.F.conv2d(x.reshape(n * c, 1, h, w), weight[None, None])
+        return out.reshape(n, c, out.shape[2], out.shape[3])
 
     def interp(self, x, xp: np.ndarray, fp: np.ndarray):
         t = self.torch

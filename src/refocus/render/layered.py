@@ -236,8 +236,16 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
     order = np.nonzero(used)[0]
     scale = {int(i): layer_scale(abs(float(centres[i])), r0) for i in order}
     fill_scale = {i: max(_FILL_MIN_SCALE, s) for i, s in scale.items()}
+    # Layers at the finest levels are rendered tile-sparse (see _SparseLevels); the
+    # spatially varying cat's-eye kernel keeps the dense path.
+    sparse_ids = set()
+    if cfg.aperture.cats_eye <= 0:
+        sparse_ids = {i for i in scale if scale[i] <= _SPARSE_MAX_SCALE}
     # Pad the frame so that every level's grid tiles it exactly.
     grid = max(max(fill_scale.values()), 1)
+    if sparse_ids:
+        s_max = max(scale[i] for i in sparse_ids)
+        grid = max(grid, _sparse_tile_max(H, W, s_max) * s_max)
     Hp, Wp = -(-H // grid) * grid, -(-W // grid) * grid
     pad = ((0, Hp - H), (0, Wp - W))
     k_pad = np.pad(k_np, pad, mode="edge")
@@ -260,6 +268,9 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
             return 0, 0
         return (rows[0] // grid) * grid, min(Hp, -(-(rows[-1] + 1) // grid) * grid)
 
+    sparse = None
+    if sparse_ids:
+        sparse = _SparseLevels(coc_pad, x, centres, scale, sparse_ids, cfg, be, _sparse_tile_max(H, W, s_max))
     x_small = {}
 
     def x_at(q: int):
@@ -269,12 +280,21 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
 
     def sweep(layers: list[int], front: bool):
         """Composite layers in the given order; returns premultiplied (4, Hp, Wp)."""
-        levels = sorted({scale[i] for i in layers} | {fill_scale[i] for i in layers})
+        dense = [i for i in layers if i not in sparse_ids]
+        levels = sorted({scale[i] for i in dense} | {fill_scale[i] for i in dense})
         cum_w = {q: be.zeros((1, Hp // q, Wp // q)) for q in levels}
         cum_wx = {q: be.zeros((3, Hp // q, Wp // q)) for q in levels}
         acc, acc_s = None, None
         for i in layers:
             s, sf = scale[i], fill_scale[i]
+            if i in sparse_ids:
+                if acc is None:
+                    acc = be.zeros((4, Hp // s, Wp // s))
+                elif acc_s != s:
+                    acc = be.contiguous(be.upsample(acc, acc_s // s, Hp // s, Wp // s))
+                acc_s = s
+                sparse.layer(i, front, acc, x_at)
+                continue
             y0, y1 = band_rows(i)
             kc, tc = k[y0:y1], t[y0:y1]
             w_i = be.where(kc == i, 1.0 - tc, 0.0)
@@ -358,6 +378,221 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
         out = fr[:3] / be.clip(fr[3:4], _EPS, None)
     out = booster.compress(be.clip(out, 0.0, None), be)[:, :H, :W]
     return np.ascontiguousarray(np.transpose(be.to_numpy(out), (1, 2, 0)))
+
+
+def _sparse_tile_max(h: int, w: int, s_max: int) -> int:
+    """Largest tile side used by the tile-sparse layers: the frame is padded to a
+    multiple of it (times the coarsest sparse level), so keep that padding small."""
+    t = 64
+    while t < 512 and 2 * t * s_max <= max(h, w) / 2:
+        t *= 2
+    return t
+
+
+#: Block side (pixels at the layer's level) of the global coarse push-pull fill;
+#: windows carry one block of extra margin so the local push steps are exact.
+_BLOCK = 8
+#: Layers at this downsampling or finer are rendered tile-sparse.
+_SPARSE_MAX_SCALE = 2
+#: Tiles per batch: bounds the memory of the window arrays.
+_CHUNK_PX = 6_000_000
+
+
+class _SparseLevels:
+    """Tile-sparse rendering of the layers at the finest levels.
+
+    At full resolution most of the cost of a dense layer is spent where it changes
+    nothing: where its alpha is zero, or under a nearer layer that is opaque after
+    blurring. Layer ``i`` is written with the ramps ``R_j`` (coverage by layers
+    ``>= j``, a clipped linear function of the CoC), so everything it needs is local:
+    alpha ``D(R_i)``, own colour ``D(R_i x) - D(R_{i+1} x)``, hidden coverage
+    ``D(R_{i+1})``, and the content at or behind it ``D(x) - D(R_{i+1} x)`` (D: the
+    splat downsampling to the layer's level). Per tile (64 to 512 px at that
+    level, whichever size leaves the least work for this layer) and the CoC range of the 3 x 3 tiles around it:
+
+    * ``max CoC <= c_{i-1}``: alpha is 0 there, nothing to do;
+    * ``min CoC >= c_{i+1}``: layer ``i+1`` or a nearer one covers the tile opaquely
+      after its blur, so whatever ``i`` leaves there is overwritten (back-to-front)
+      or masked (front-to-back);
+    * otherwise the tile's window (tile + kernel halo + one fill block) is gathered
+      from the full-resolution frame and processed as a batch.
+
+    The push-pull fill is split at blocks of ``_BLOCK`` px: its coarse levels run
+    densely on block means (of active windows, or known constants: 0, or the block
+    mean of ``D(x)``, in skipped tiles), its fine levels inside each window, so the
+    fill equals the dense one wherever the kernel reads it.
+    """
+
+    def __init__(self, coc_pad, x, centres, all_scales: dict[int, int], ids, cfg: RenderConfig, be, t_max: int):
+        from scipy import ndimage
+
+        self.ndimage = ndimage
+        self.be, self.centres = be, centres
+        self.scales = {i: all_scales[i] for i in ids}
+        self.Hp, self.Wp = coc_pad.shape
+        aper = cfg.aperture
+        half = {}
+        self.kern = {}
+        for i, s in all_scales.items():
+            c = float(centres[i])
+            k = ap.kernel(aper, abs(c) / s, front=c > 0)
+            half[i] = max(k.shape) // 2
+            if i in ids:
+                self.kern[i] = k
+        # How far (full-resolution px) each layer's result reaches from where its alpha
+        # is defined: kernel, splat margin, bilinear upsampling of the accumulator.
+        self.reach = {i: (half[i] + 3) * all_scales[i] for i in all_scales}
+        used = sorted(all_scales)
+        self.next_used = {a: b for a, b in zip(used, used[1:])}
+        self.E = -(-max(half[i] for i in ids) // _BLOCK) * _BLOCK + _BLOCK  # window margin at the layer level
+        S = max(self.scales.values())
+        off = (self.E + 1) * S  # full-resolution padding so that every window is inside
+        self.off = off
+        self.coc_big = be.asarray(np.pad(coc_pad, off, mode="edge")[None])
+        self.x_big = be.pad_edge(x, off, off, off, off)
+        self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
+        self.tile_sizes = [t for t in (64, 128, 256, 512) if t <= t_max]
+        for s in sorted(set(self.scales.values())):
+            b = _BLOCK * s  # CoC range per block of _BLOCK px at level s
+            blocks = coc_pad.reshape(self.Hp // b, b, self.Wp // b, b)
+            self.bstats[s] = (blocks.min(axis=(1, 3)), blocks.max(axis=(1, 3)))
+
+    def _tile_range(self, s: int, margin_px: int, high: bool, tile: int) -> np.ndarray:
+        """Per tile at level s, the min (or max) CoC within margin_px (full res) of it."""
+        m = -(-margin_px // (_BLOCK * s))
+        key = (s, m, high, tile)
+        if key not in self.tstats:
+            nd = self.ndimage
+            b = self.bstats[s][1 if high else 0]
+            f = nd.maximum_filter if high else nd.minimum_filter
+            d = f(b, size=2 * m + 1, mode="nearest") if m > 0 else b
+            per = tile // _BLOCK
+            d = d.reshape(d.shape[0] // per, per, d.shape[1] // per, per)
+            self.tstats[key] = d.max(axis=(1, 3)) if high else d.min(axis=(1, 3))
+        return self.tstats[key]
+
+    def _ramp(self, cw, lo: float, hi: float):
+        be = self.be
+        return be.clip((cw - np.float32(lo)) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
+
+    def layer(self, i: int, front: bool, acc, x_at) -> None:
+        """Composite layer i into acc (4, Hp/s, Wp/s) in place."""
+        be, c, s = self.be, self.centres, self.scales[i]
+        n = len(c)
+        E = self.E
+        half = max(self.kern[i].shape) // 2
+        j = self.next_used.get(i)
+        best = None
+        # Small tiles skip more, large ones waste less on window margins: take the
+        # size with the least window area to process.
+        for T in self.tile_sizes:
+            if j is not None:
+                # The next used layer is opaque where all CoC within its reach is
+                # >= c_j: it (or a nearer one) overwrites or masks layer i there.
+                opaque = self._tile_range(s, self.reach[j], False, T) >= c[j]
+            else:
+                opaque = np.zeros((self.Hp // s // T, self.Wp // s // T), bool)
+            active = ~opaque
+            if i > 0:  # zero alpha: all CoC within the window's reach is <= c_{i-1}
+                active &= self._tile_range(s, (half + 2) * s, True, T) > c[i - 1]
+            cost = int(active.sum()) * (T + 2 * E + 2) ** 2
+            if best is None or cost < best[0]:
+                best = (cost, T, opaque, active)
+        _, T, opaque, active = best
+        Wn = T + 2 * E
+        ty_all, tx_all = np.nonzero(active)
+        if ty_all.size == 0:
+            return
+        F = (Wn + 2) * s
+        o = self.off - (E + 1) * s
+        coc_src = self.coc_big[:, o:, o:]
+        x_src = self.x_big[:, o:, o:]
+        chunk = max(1, _CHUNK_PX // (F * F))
+
+        def D(a):
+            return be.down_win(a, s)
+
+        # Pass 1: the layer's inputs in every active window, and its pull pyramid.
+        parts, hidden_max = [], 0.0
+        for j0 in range(0, ty_all.size, chunk):
+            ty, tx = ty_all[j0 : j0 + chunk], tx_all[j0 : j0 + chunk]
+            cw = be.windows(coc_src, F, T * s, ty, tx)
+            xw = be.windows(x_src, F, T * s, ty, tx)
+            if s == 1:
+                X = D(xw)
+            else:  # D(x) is shared by all layers of the level: gather it
+                if s not in self.xs_pad:
+                    self.xs_pad[s] = be.pad_edge(x_at(s), E, E, E, E)
+                X = be.windows(self.xs_pad[s], Wn, T, ty, tx)
+            if i > 0:
+                r_lo = self._ramp(cw, c[i - 1], c[i])
+                alpha, colour = D(r_lo), D(r_lo * xw)
+            else:
+                alpha, colour = be.zeros(X[:, :1].shape) + 1.0, X + 0.0
+            part = {"ty": ty, "tx": tx, "alpha": alpha}
+            if i + 1 < n:
+                r_hi = self._ramp(cw, c[i], c[i + 1])
+                hid = be.clip(D(r_hi), 0.0, 1.0)
+                hx = D(r_hi * xw)
+                colour -= hx
+                X -= hx  # content at or behind layer i
+                hidden_max = max(hidden_max, be.scalar_max(hid))
+                part["hidden"] = hid
+                pyr = [be.concat([X, 1.0 - hid], axis=1)]
+                for _ in range(_BLOCK.bit_length() - 1):
+                    pyr.append(be.box_down2_win(pyr[-1]))
+                part["pyr"] = pyr
+            part["colour"] = colour
+            parts.append(part)
+            del cw, xw, X
+
+        if hidden_max > 1e-4:
+            # Coarse fill, dense over the frame at block resolution.
+            q = _BLOCK
+            nby, nbx = self.Hp // s // q, self.Wp // s // q
+            if s not in self.xb:
+                self.xb[s] = be.box_down(be.contiguous(x_at(s)), q)
+            behind = ~active & ~opaque  # skipped for zero alpha: all content is at or behind i
+            one = np.repeat(np.repeat(behind, T // q, axis=0), T // q, axis=1).astype(np.float32)[None]
+            one_b = be.asarray(one)
+            pc = be.contiguous(be.concat([self.xb[s] * one_b, one_b]))
+            m0, m1 = E // q, E // q + T // q
+            for part in parts:
+                be.put_tiles(pc, be.contiguous(part["pyr"][-1][:, :, m0:m1, m0:m1]), part["ty"], part["tx"])
+            fc = pushpull(pc[:3], pc[3:4], be)
+            mp = E // q + 1
+            fc = be.pad_edge(fc, mp, mp, mp, mp)
+
+        # Pass 2: fine push-pull levels, blur and composite, per chunk.
+        k = self.kern[i]
+        hy, hx_ = k.shape[0] // 2, k.shape[1] // 2
+        for part in parts:
+            ty, tx = part["ty"], part["tx"]
+            colour = part["colour"]
+            if "hidden" in part and hidden_max > 1e-4:
+                pyr = part["pyr"]
+                f = be.upsample2_win(be.windows(fc, Wn // _BLOCK + 2, T // _BLOCK, ty, tx))[:, :, 2:-2, 2:-2]
+                for lev in range(len(pyr) - 2, -1, -1):
+                    if lev < len(pyr) - 2:
+                        f = be.upsample2_win(f)
+                    p = pyr[lev]
+                    f *= 1.0 - p[:, 3:]
+                    f += p[:, :3]
+                f *= part["hidden"]
+                colour += f
+            stack = be.concat([colour, part["alpha"]], axis=1)[:, :, E - hy : E + T + hy, E - hx_ : E + T + hx_]
+            blurred = be.conv_valid_win(stack, k)
+            a = be.clip(blurred[:, 3:4], 0.0, 1.0)
+            tiles = be.get_tiles(acc, T, ty, tx)
+            if front:
+                t_rest = 1.0 - tiles[:, 3:4]
+                tiles[:, :3] += t_rest * blurred[:, :3]
+                tiles[:, 3:4] += t_rest * a
+            else:
+                tiles *= 1.0 - a
+                tiles[:, :3] += blurred[:, :3]
+                tiles[:, 3:4] += a
+            be.put_tiles(acc, tiles, ty, tx)
 
 
 #: Push-pull fills are computed at this downsampling or coarser: the hidden
