@@ -2,10 +2,11 @@
 
 from refocus.io.color import linear_to_srgb, luminance, srgb_to_linear
 from refocus.io.depthfile import read_depth_file
-from refocus.io.image import ImageInfo, atomic_write_bytes, read_image, write_image
+from refocus.io.image import ImageInfo, as_float_rgb, atomic_write_bytes, read_image, write_image
 
 __all__ = [
     "ImageInfo",
+    "as_float_rgb",
     "atomic_write_bytes",
     "linear_to_srgb",
     "luminance",

@@ -44,6 +44,28 @@ class ImageInfo:
     extra: dict = field(default_factory=dict)
 
 
+def as_float_rgb(image) -> tuple[np.ndarray, np.ndarray | None]:
+    """An in-memory image as the project's float32 H x W x 3 in [0, 1], plus its alpha.
+
+    Accepts uint8 and uint16 (scaled), floats (NaN -> 0, clipped to [0, 1]),
+    grayscale H x W (repeated to 3 channels) and RGBA (alpha returned separately,
+    else None). Raises :class:`RefocusError` for any other shape or an empty image.
+    """
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise RefocusError(f"image must be H x W x 3 (or 4) and non-empty, got shape {arr.shape}")
+    alpha = np.clip(np.nan_to_num(arr[..., 3]), 0, 1) if arr.shape[2] == 4 else None
+    rgb = np.clip(np.nan_to_num(arr[..., :3], nan=0.0), 0.0, 1.0)
+    return np.ascontiguousarray(rgb, dtype=np.float32), alpha
+
+
 def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Convert a Pillow image of any mode to (rgb float32, alpha or None, bit depth)."""
     mode = img.mode

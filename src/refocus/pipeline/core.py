@@ -386,23 +386,12 @@ def load_photo(image, cfg: RefocusConfig) -> tuple[np.ndarray, ImageInfo | None,
     if isinstance(image, (str, os.PathLike)):
         rgb, info = read_image(image, max_pixels=int(cfg.max_megapixels * 1e6))
         return rgb, info, Path(image)
-    arr = np.asarray(image)
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        arr = arr.astype(np.float32) / 65535.0
-    arr = np.asarray(arr, dtype=np.float32)
-    alpha = None
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        arr, alpha = arr[..., :3], arr[..., 3]
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
-        raise RefocusError(f"image must be H x W x 3 (or 4), got shape {arr.shape}")
+    from refocus.io import as_float_rgb
+
+    arr, alpha = as_float_rgb(image)
     if arr.shape[0] * arr.shape[1] > cfg.max_megapixels * 1e6:
         raise RefocusError(f"image has {arr.shape[0] * arr.shape[1] / 1e6:.0f} megapixels, over the limit of {cfg.max_megapixels:g}")
-    info = ImageInfo(alpha=None if alpha is None else np.clip(alpha, 0, 1).astype(np.float32))
-    return np.ascontiguousarray(np.clip(np.nan_to_num(arr), 0, 1)), info, None
+    return arr, ImageInfo(alpha=alpha), None
 
 
 def prepare(image, cfg: RefocusConfig | None = None, **kwargs) -> PreparedPhoto:

@@ -172,17 +172,9 @@ def render_bokeh(
     from refocus.aperture import aperture_from_spec
     from refocus.io.color import linear_to_srgb, srgb_to_linear
 
-    img = np.asarray(image)
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255.0
-    elif img.dtype == np.uint16:
-        img = img.astype(np.float32) / 65535.0
-    img = np.asarray(img, dtype=np.float32)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.size == 0:
-        raise RefocusError(f"image must be H x W x 3 and non-empty, got shape {img.shape}")
-    img = np.clip(np.nan_to_num(img[..., :3], nan=0.0), 0.0, 1.0)
+    from refocus.io import as_float_rgb
+
+    img, _ = as_float_rgb(image)
     if not np.isfinite(strength) or strength < 0:
         raise RefocusError(f"strength must be a finite number >= 0, got {strength}")
     disp = prepare_disparity(disparity, depth_kind, normalize, shape=img.shape[:2], guide=img)
