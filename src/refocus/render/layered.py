@@ -295,16 +295,21 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
                 acc_s = s
                 sparse.layer(i, front, acc, x_at)
                 continue
-            y0, y1 = band_rows(i)
-            kc, tc = k[y0:y1], t[y0:y1]
-            w_i = be.where(kc == i, 1.0 - tc, 0.0)
-            if i > 0:
-                w_i = w_i + be.where(kc == i - 1, tc, 0.0)
-            w_i = w_i[None]
-            wx_i = w_i * x[:, y0:y1]
-            small = {}
-            prev_q, prev = 1, (w_i, wx_i)
             finer = [q for q in levels if q <= s]  # later layers are at these scales
+            if sparse is not None and finer[0] >= 4:
+                # Weights at half resolution from the tiles the layer's band touches.
+                y0, y1 = 0, Hp
+                prev_q, prev = 2, sparse.band_half_res(i)
+            else:
+                y0, y1 = band_rows(i)
+                kc, tc = k[y0:y1], t[y0:y1]
+                w_i = be.where(kc == i, 1.0 - tc, 0.0)
+                if i > 0:
+                    w_i = w_i + be.where(kc == i - 1, tc, 0.0)
+                w_i = w_i[None]
+                wx_i = w_i * x[:, y0:y1]
+                prev_q, prev = 1, (w_i, wx_i)
+            small = {}
             for q in finer:  # ascending: each level averages the previous one
                 cur = (_box_down(prev[0], q // prev_q, be), _box_down(prev[1], q // prev_q, be))
                 small[q] = cur
@@ -452,7 +457,7 @@ class _SparseLevels:
         self.x_big = be.pad_edge(x, off, off, off, off)
         self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
         self.tile_sizes = [t for t in (64, 128, 256, 512) if t <= t_max]
-        for s in sorted(set(self.scales.values())):
+        for s in sorted(set(self.scales.values()) | {1}):
             b = _BLOCK * s  # CoC range per block of _BLOCK px at level s
             blocks = coc_pad.reshape(self.Hp // b, b, self.Wp // b, b)
             self.bstats[s] = (blocks.min(axis=(1, 3)), blocks.max(axis=(1, 3)))
@@ -474,6 +479,36 @@ class _SparseLevels:
     def _ramp(self, cw, lo: float, hi: float):
         be = self.be
         return be.clip((cw - np.float32(lo)) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
+
+    def band_half_res(self, i: int):
+        """Layer i's tent weight W_i = R_i - R_{i+1} and W_i x, splatted to half
+        resolution, (1|3, Hp/2, Wp/2). Computed only in the 64 px tiles where W_i is
+        non-zero: each pixel lies in the band of two layers only, while a dense layer
+        would pay a full-resolution pass for every layer."""
+        be, c = self.be, self.centres
+        n, T = len(c), 64
+        active = np.ones((self.Hp // T, self.Wp // T), bool)
+        if i > 0:
+            active &= self._tile_range(1, 2, True, T) > c[i - 1]
+        if i + 1 < n:
+            active &= self._tile_range(1, 2, False, T) < c[i + 1]
+        w2 = be.zeros((1, self.Hp // 2, self.Wp // 2))
+        wx2 = be.zeros((3, self.Hp // 2, self.Wp // 2))
+        ty_all, tx_all = np.nonzero(active)
+        F = T + 4  # two full-resolution px of splat margin on each side
+        o = self.off - 2
+        coc_src, x_src = self.coc_big[:, o:, o:], self.x_big[:, o:, o:]
+        chunk = max(1, _CHUNK_PX // (F * F))
+        for j0 in range(0, ty_all.size, chunk):
+            ty, tx = ty_all[j0 : j0 + chunk], tx_all[j0 : j0 + chunk]
+            cw = be.windows(coc_src, F, T, ty, tx)
+            w = self._ramp(cw, c[i - 1], c[i]) if i > 0 else be.zeros(cw.shape) + 1.0
+            if i + 1 < n:
+                w -= self._ramp(cw, c[i], c[i + 1])
+            wx = w * be.windows(x_src, F, T, ty, tx)
+            be.put_tiles(w2, be.contiguous(be.down_win(w, 2)), ty, tx)
+            be.put_tiles(wx2, be.contiguous(be.down_win(wx, 2)), ty, tx)
+        return w2, wx2
 
     def layer(self, i: int, front: bool, acc, x_at) -> None:
         """Composite layer i into acc (4, Hp/s, Wp/s) in place."""
