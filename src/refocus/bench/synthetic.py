@@ -98,7 +98,10 @@ def _srgb_to_linear_t(x: torch.Tensor) -> torch.Tensor:
 
 def _linear_to_srgb_t(x: torch.Tensor) -> torch.Tensor:
     x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    # exp(log(x) / 2.4) rather than x ** (1 / 2.4): 1.5x faster on the CPU (pow with
+    # a fractional exponent is not vectorised), equal to within 1.2e-7.
+    hi = x.clamp(min=0.0031308).log_().mul_(1 / 2.4).exp_().mul_(1.055).sub_(0.055)
+    return torch.where(x <= 0.0031308, x * 12.92, hi)
 
 
 # --------------------------------------------------------------------------- data classes
@@ -567,6 +570,9 @@ _TILE_PX = 32
 #: Groups of fewer tiles are merged into one (see _trace_fast).
 _MIN_GROUP_TILES = 4
 
+#: Sub-pixel phases per axis of the fast path's sample translations.
+_PHASES = 2
+
 _GRID_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
 
@@ -624,14 +630,15 @@ def _exact_kernels(t_px: np.ndarray, aperture, pad: int) -> list[np.ndarray]:
 
 
 def _coarse_samples(t_px: np.ndarray, aperture, spacing_px: float, max_cell: float):
-    """Coarse aperture samples for layers of translation ``t_px``: cells such that
-    at the largest |t| neighbours land ``spacing_px`` apart (at most ``max_cell``).
-    Returns (L, n, 2) whole-pixel (row, column) shifts and (n,) weights."""
+    """Coarse aperture samples for layers of translation ``t_px``: cells of side
+    ``delta`` such that at the largest |t| neighbours land ``spacing_px`` apart (at
+    most ``max_cell``). Returns (L, n, 2) (row, column) translations in px, (n,)
+    weights and ``delta``."""
     delta = min(spacing_px / float(np.abs(t_px).max()), max_cell)
     c, m = _pupil_grid(aperture, delta)
-    shift = np.floor(t_px[:, None] * c[None] + 0.5)  # (L, grid), px
+    pos = t_px[:, None] * c[None]  # (L, grid), px
     jv, iu = np.nonzero(m)
-    return np.stack([shift[:, jv], shift[:, iu]], axis=-1).astype(np.int64), m[jv, iu]
+    return np.stack([pos[:, jv], pos[:, iu]], axis=-1), m[jv, iu], delta
 
 
 def _fast_fft_len(n: int) -> int:
@@ -678,21 +685,20 @@ def _window_range(a: torch.Tensor, ty: list[int], tx: list[int], win: int) -> tu
     return hi, lo
 
 
-def _box_filter(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
-    """``x`` (..., h, w) filtered along both last axes by the symmetric ``taps``, by
+def _box_filter(x: torch.Tensor, taps_x: np.ndarray, dim: int) -> torch.Tensor:
+    """``out[p] = sum_i taps[i] x[p - i]`` (i = -half..half) along ``dim`` of ``x``, by
     shifted multiply-adds (depthwise ``conv2d`` was 4x slower here); the outer
-    ``len(taps) // 2`` rows and columns are left at zero (callers never read them)."""
-    hb = len(taps) // 2
-    if hb == 0:
+    ``half`` entries are left at zero (callers never read them)."""
+    hb = len(taps_x) // 2
+    if hb == 0 and taps_x[0] == 1.0:
         return x
-    h, w = x.shape[-2:]
+    n = x.shape[dim]
     y = torch.zeros_like(x)
-    for j, tap in enumerate(taps.tolist()):
-        y[..., hb : w - hb].add_(x[..., j : j + w - 2 * hb], alpha=tap)
-    z = torch.zeros_like(x)
-    for j, tap in enumerate(taps.tolist()):
-        z[..., hb : h - hb, :].add_(y[..., j : j + h - 2 * hb, :], alpha=tap)
-    return z
+    dst = y.narrow(dim, hb, n - 2 * hb)
+    for j, tap in enumerate(taps_x.tolist()):
+        if tap > 1e-12:
+            dst.add_(x.narrow(dim, 2 * hb - j, n - 2 * hb), alpha=tap)
+    return y
 
 
 def _trace_fast(rgba: torch.Tensor, t: torch.Tensor, aperture, spacing_px: float, max_cell: float,
@@ -720,12 +726,18 @@ def _trace_fast(rgba: torch.Tensor, t: torch.Tensor, aperture, spacing_px: float
     """
     L, C, Hp, Wp = rgba.shape
     t_np = t.double().numpy()
-    shifts, wts = _coarse_samples(t_np, aperture, spacing_px, max_cell)
-    delta = min(spacing_px / float(np.abs(t_np).max()), max_cell)
-    box = [_coverage_taps(np.zeros(1), max(delta * abs(tl), 1.0), int(math.ceil((max(delta * abs(tl), 1.0) - 1) / 2)))[0]
-           for tl in t_np]
+    pos, wts, delta = _coarse_samples(t_np, aperture, spacing_px, max_cell)
+    # Sample translations to 1/_PHASES px: a whole-pixel shift of one of
+    # _PHASES^2 copies of the layer, each box-filtered over the cell's footprint
+    # and moved by its sub-pixel phase (whole-pixel rounding alone misplaced
+    # occluding edges by up to 1/2 px: visible in front of bright lights).
+    q = np.floor(pos * _PHASES + 0.5).astype(np.int64)
+    shifts, phase = q // _PHASES, q % _PHASES  # (L, n, 2) each
+    side = [max(delta * abs(tl), 1e-6) for tl in t_np]
+    hb = [int(math.ceil(sd / 2 + 1)) for sd in side]
+    taps = [[_coverage_taps(np.array([f / _PHASES]), side[l], hb[l])[0] for f in range(_PHASES)] for l in range(L)]
     # Margin each layer's samples read around a tile, px.
-    reach = [int(np.abs(shifts[l]).max()) + len(box[l]) // 2 for l in range(L)]
+    reach = [int(np.abs(shifts[l]).max()) + hb[l] for l in range(L)]
     exact = _exact_kernels(t_np, aperture, 10**9)
     half = exact[0].shape[0] // 2
     grow = max(max(reach), half) - P
@@ -779,13 +791,33 @@ def _trace_fast(rgba: torch.Tensor, t: torch.Tensor, aperture, spacing_px: float
     full = tuple(range(L))
     for sig in [g for g, tl in groups.items() if len(tl) < _MIN_GROUP_TILES and g != full]:
         groups.setdefault(full, []).extend(groups.pop(sig))
-    pre: dict[int, torch.Tensor] = {}
+    # Per layer, the canvas rectangle its tiles' windows cover: only that is filtered.
+    rect: dict[int, list[int]] = {}
     for sig, tiles in groups.items():
         for l in sig:
-            if l not in pre:
-                pre[l] = _box_filter(rgba[l, : (4 if l < L - 1 else 3)], box[l])
-        delta_img = _sample_tiles([pre[l] for l in sig], tiles, shifts[list(sig)], wts,
-                                  [reach[l] for l in sig], ts, P)
+            r = reach[l]
+            y0, y1 = min(y for y, _ in tiles) + P - r, max(y for y, _ in tiles) + P + ts + r
+            x0, x1 = min(x for _, x in tiles) + P - r, max(x for _, x in tiles) + P + ts + r
+            old_r = rect.get(l, [y0, y1, x0, x1])
+            rect[l] = [min(old_r[0], y0), max(old_r[1], y1), min(old_r[2], x0), max(old_r[3], x1)]
+    pre: dict[tuple[int, int, int], torch.Tensor] = {}
+    rows: dict[tuple[int, int], torch.Tensor] = {}
+
+    def copy(l: int, fy: int, fx: int) -> torch.Tensor:
+        """Layer l (its rectangle) box-filtered and moved by (fy, fx) / _PHASES px."""
+        if (l, fy, fx) not in pre:
+            if (l, fx) not in rows:
+                y0, y1, x0, x1 = rect[l]
+                rows[(l, fx)] = _box_filter(rgba[l, : (4 if l < L - 1 else 3), y0:y1, x0:x1], taps[l][fx], dim=2)
+            pre[(l, fy, fx)] = _box_filter(rows[(l, fx)], taps[l][fy], dim=1)
+        return pre[(l, fy, fx)]
+
+    for sig, tiles in groups.items():
+        codes = [phase[l, :, 0] * _PHASES + phase[l, :, 1] for l in sig]
+        layers = [{int(cd): copy(l, int(cd) // _PHASES, int(cd) % _PHASES) for cd in np.unique(codes[i])}
+                  for i, l in enumerate(sig)]
+        origins = [(P - rect[l][0], P - rect[l][2]) for l in sig]  # canvas row/col P in each copy
+        delta_img = _sample_tiles(layers, codes, tiles, shifts[list(sig)], wts, [reach[l] for l in sig], ts, origins)
         base = torch.stack([out[:, y : y + ts, x : x + ts] for y, x in tiles])
         base += delta_img
         for i, (y, x) in enumerate(tiles):
@@ -793,20 +825,24 @@ def _trace_fast(rgba: torch.Tensor, t: torch.Tensor, aperture, spacing_px: float
     return out, len(wts)
 
 
-def _sample_tiles(layers, tiles, shifts, wts, reach, ts, P) -> torch.Tensor:
-    """``S - LB(coarse)`` (n_tiles, 3, ts, ts) for ``layers`` (prefiltered canvases,
-    front to back; the last, rgb only, is opaque over these tiles) by the coarse
-    samples ``shifts`` (len(layers), n, 2) with weights ``wts``."""
+def _sample_tiles(layers, codes, tiles, shifts, wts, reach, ts, origins) -> torch.Tensor:
+    """``S - LB(coarse)`` (n_tiles, 3, ts, ts) for ``layers`` (per layer, front to
+    back, its prefiltered canvases by phase code; the last layer, rgb only, is
+    opaque over these tiles) by the coarse samples: per layer (n,) phase ``codes``,
+    (n, 2) whole-pixel ``shifts``; weights ``wts``. Frame pixel (0, 0) is at
+    ``origins[i]`` in layer i's canvases."""
     n_l = len(layers)
-    # Per layer, the canvas windows the samples read for every tile.
+    # Per layer and phase, the canvas windows the samples read for every tile.
     G = []
-    for i, x_l in enumerate(layers):
-        r = reach[i]
-        ch = 4 if i < n_l - 1 else 3
-        G.append(torch.stack([x_l[:ch, P + y - r : P + y + ts + r, P + x - r : P + x + ts + r] for y, x in tiles]))
+    for i, copies in enumerate(layers):
+        r, ch = reach[i], (4 if i < n_l - 1 else 3)
+        oy, ox = origins[i]
+        G.append({cd: torch.stack([x_l[:ch, oy + y - r : oy + y + ts + r, ox + x - r : ox + x + ts + r]
+                                   for y, x in tiles])
+                  for cd, x_l in copies.items()})
     n = len(tiles)
     S = torch.zeros(n, 3, ts, ts)
-    cb = [torch.zeros(n, g.shape[1], ts, ts) for g in G]  # coarse blur of each layer
+    cb = [torch.zeros(n, 4 if i < n_l - 1 else 3, ts, ts) for i in range(n_l)]  # coarse blur of each layer
     T = torch.empty(n, 1, ts, ts)
     for k in range(len(wts)):
         wk = float(wts[k])
@@ -814,7 +850,7 @@ def _sample_tiles(layers, tiles, shifts, wts, reach, ts, P) -> torch.Tensor:
             r = reach[i]
             sy, sx = int(shifts[i, k, 0]), int(shifts[i, k, 1])
             # The image moves by +s: output pixel y reads source pixel y - s.
-            view = G[i][:, :, r - sy : r - sy + ts, r - sx : r - sx + ts]
+            view = G[i][int(codes[i][k])][:, :, r - sy : r - sy + ts, r - sx : r - sx + ts]
             cb[i].add_(view, alpha=wk)
             if i == 0:
                 # The front layer is seen through nothing: its S term is cb[0].
