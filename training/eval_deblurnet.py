@@ -66,7 +66,11 @@ def methods(weights):
 
 
 def photo_sheet(weights, path: Path, max_side: int = 768) -> None:
-    """Before/after sheet on the shared real photos: full view and a 1:1 crop each."""
+    """Before/after sheet on the shared real photos.
+
+    Per photo: 2x-zoomed crops of input | DeblurNet | unsharp mask, then the full
+    input, DeblurNet's output and its defocus map (white = the map's maximum).
+    """
     from PIL import Image
 
     from refocus.io import read_image, write_image
@@ -83,8 +87,9 @@ def photo_sheet(weights, path: Path, max_side: int = 768) -> None:
         usm = unsharp_mask(img, UNSHARP_RADIUS_PX, UNSHARP_AMOUNT)
         h, w = img.shape[:2]
         c = 160
-        # Crop around the sharpest-estimated region's opposite: where the net sees most blur.
-        ys, xs = np.unravel_index(np.argmax(_box(dmap, c)), dmap.shape)
+        # Crop where the net sees blur *and* there is structure to restore (not flat sky).
+        grad = np.hypot(*np.gradient(img.mean(axis=2)))
+        ys, xs = np.unravel_index(np.argmax(_box(dmap, c) * _box(grad, c)), dmap.shape)
         y0, x0 = int(np.clip(ys - c // 2, 0, h - c)), int(np.clip(xs - c // 2, 0, w - c))
         crops = [a[y0 : y0 + c, x0 : x0 + c] for a in (img, out, usm)]
         crops = [np.kron(a, np.ones((2, 2, 1), np.float32)) for a in crops]  # 2x nearest zoom
