@@ -285,6 +285,13 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
         cum_w = {q: be.zeros((1, Hp // q, Wp // q)) for q in levels}
         cum_wx = {q: be.zeros((3, Hp // q, Wp // q)) for q in levels}
         acc, acc_s = None, None
+        # Half-resolution cumulative weights (layers at or behind / nearer than the
+        # current one) for the tile-sparse layers at level 2, fed by every layer's
+        # band tiles: their inputs are then read at level 2, not recomputed from the
+        # full-resolution frame in each window.
+        half = None
+        if sparse is not None and any(scale[i] == 2 and i in sparse_ids for i in layers):
+            half = [be.zeros((1, Hp // 2, Wp // 2)), be.zeros((3, Hp // 2, Wp // 2))]
         for i in layers:
             s, sf = scale[i], fill_scale[i]
             if i in sparse_ids:
@@ -293,13 +300,29 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
                 elif acc_s != s:
                     acc = be.contiguous(be.upsample(acc, acc_s // s, Hp // s, Wp // s))
                 acc_s = s
-                sparse.layer(i, front, acc, x_at)
+                dense_in = None
+                if s == 2 and half is not None:
+                    w2, wx2 = sparse.band_half_res(i)
+                    if not front:
+                        half[0] += w2
+                        half[1] += wx2
+                        hidden, behind = 1.0 - half[0], half[1]
+                    else:
+                        hidden, behind = be.clip(half[0], 0.0, 1.0), x_at(2) - half[1]  # copies
+                        half[0] += w2
+                        half[1] += wx2
+                    hidden = be.clip(hidden, 0.0, 1.0)
+                    dense_in = be.concat([w2 + hidden, wx2, hidden, behind])
+                sparse.layer(i, front, acc, x_at, dense_in)
                 continue
             finer = [q for q in levels if q <= s]  # later layers are at these scales
             if sparse is not None and finer[0] >= 4:
                 # Weights at half resolution from the tiles the layer's band touches.
                 y0, y1 = 0, Hp
                 prev_q, prev = 2, sparse.band_half_res(i)
+                if half is not None:
+                    half[0] += prev[0]
+                    half[1] += prev[1]
             else:
                 y0, y1 = band_rows(i)
                 kc, tc = k[y0:y1], t[y0:y1]
@@ -510,8 +533,13 @@ class _SparseLevels:
             be.put_tiles(wx2, be.contiguous(be.down_win(wx, 2)), ty, tx)
         return w2, wx2
 
-    def layer(self, i: int, front: bool, acc, x_at) -> None:
-        """Composite layer i into acc (4, Hp/s, Wp/s) in place."""
+    def layer(self, i: int, front: bool, acc, x_at, dense_in=None) -> None:
+        """Composite layer i into acc (4, Hp/s, Wp/s) in place.
+
+        ``dense_in``: optional (8, Hp/s, Wp/s) inputs already at the layer's level
+        (alpha, own colour W_i x, hidden coverage, content at or behind i); without
+        it they are computed from the full-resolution frame in each window.
+        """
         be, c, s = self.be, self.centres, self.scales[i]
         n = len(c)
         E = self.E
@@ -547,10 +575,27 @@ class _SparseLevels:
         def D(a):
             return be.down_win(a, s)
 
+        if dense_in is not None:
+            dense_pad = be.pad_edge(dense_in, E, E, E, E)
+            chunk = max(1, _CHUNK_PX // (Wn * Wn))
+
         # Pass 1: the layer's inputs in every active window, and its pull pyramid.
         parts, hidden_max = [], 0.0
         for j0 in range(0, ty_all.size, chunk):
             ty, tx = ty_all[j0 : j0 + chunk], tx_all[j0 : j0 + chunk]
+            if dense_in is not None:
+                wv = be.windows(dense_pad, Wn, T, ty, tx)
+                part = {"ty": ty, "tx": tx, "alpha": wv[:, 0:1], "colour": wv[:, 1:4]}
+                if i + 1 < n:
+                    hid = be.clip(wv[:, 4:5], 0.0, 1.0)
+                    hidden_max = max(hidden_max, be.scalar_max(hid))
+                    part["hidden"] = hid
+                    pyr = [be.concat([wv[:, 5:8], 1.0 - hid], axis=1)]
+                    for _ in range(_BLOCK.bit_length() - 1):
+                        pyr.append(be.box_down2_win(pyr[-1]))
+                    part["pyr"] = pyr
+                parts.append(part)
+                continue
             cw = be.windows(coc_src, F, T * s, ty, tx)
             xw = be.windows(x_src, F, T * s, ty, tx)
             if s == 1:
