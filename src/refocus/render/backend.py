@@ -254,6 +254,10 @@ class NumpyBackend:
         v = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))[:, ::step, ::step]
         return np.ascontiguousarray(np.moveaxis(v[:, ty, tx], 0, 1))
 
+    def window_max(self, x: np.ndarray) -> np.ndarray:
+        """Maximum of each window of a batch (N,...), as a numpy array."""
+        return x.reshape(x.shape[0], -1).max(axis=1) if x.size else np.zeros(x.shape[0], np.float32)
+
     def get_tiles(self, x: np.ndarray, size: int, ty: np.ndarray, tx: np.ndarray) -> np.ndarray:
         """Non-overlapping size x size tiles (ty, tx) of x (C,H,W), H and W multiples of size."""
         c, h, w = x.shape
@@ -415,6 +419,11 @@ class TorchBackend:
         ty_t = t.as_tensor(ty, device=self.device, dtype=t.long)
         tx_t = t.as_tensor(tx, device=self.device, dtype=t.long)
         return v[:, ty_t, tx_t].permute(1, 0, 2, 3).contiguous()
+
+    def window_max(self, x) -> np.ndarray:
+        if x.numel() == 0:
+            return np.zeros(x.shape[0], np.float32)
+        return x.reshape(x.shape[0], -1).amax(dim=1).cpu().numpy()
 
     def get_tiles(self, x, size: int, ty: np.ndarray, tx: np.ndarray):
         t = self.torch

@@ -588,7 +588,8 @@ class _SparseLevels:
                 part = {"ty": ty, "tx": tx, "alpha": wv[:, 0:1], "colour": wv[:, 1:4]}
                 if i + 1 < n:
                     hid = be.clip(wv[:, 4:5], 0.0, 1.0)
-                    hidden_max = max(hidden_max, be.scalar_max(hid))
+                    part["need"] = np.nonzero(be.window_max(hid[:, :, E - half : E + T + half, E - half : E + T + half]) > 1e-4)[0]
+                    hidden_max = max(hidden_max, 1.0 if part["need"].size else 0.0)
                     part["hidden"] = hid
                     pyr = [be.concat([wv[:, 5:8], 1.0 - hid], axis=1)]
                     for _ in range(_BLOCK.bit_length() - 1):
@@ -616,7 +617,8 @@ class _SparseLevels:
                 hx = D(r_hi * xw)
                 colour -= hx
                 X -= hx  # content at or behind layer i
-                hidden_max = max(hidden_max, be.scalar_max(hid))
+                part["need"] = np.nonzero(be.window_max(hid[:, :, E - half : E + T + half, E - half : E + T + half]) > 1e-4)[0]
+                hidden_max = max(hidden_max, 1.0 if part["need"].size else 0.0)
                 part["hidden"] = hid
                 pyr = [be.concat([X, 1.0 - hid], axis=1)]
                 for _ in range(_BLOCK.bit_length() - 1):
@@ -649,17 +651,25 @@ class _SparseLevels:
         for part in parts:
             ty, tx = part["ty"], part["tx"]
             colour = part["colour"]
-            if "hidden" in part and hidden_max > 1e-4:
-                pyr = part["pyr"]
-                f = be.upsample2_win(be.windows(fc, Wn // _BLOCK + 2, T // _BLOCK, ty, tx))[:, :, 2:-2, 2:-2]
+            need = part.get("need")
+            if need is not None and need.size and hidden_max > 1e-4:
+                # The fill is pushed down only in the windows where it shows.
+                sel = None if need.size == ty.size else need
+                pyr = part["pyr"] if sel is None else [p[sel] for p in part["pyr"]]
+                tys, txs = (ty, tx) if sel is None else (ty[sel], tx[sel])
+                f = be.upsample2_win(be.windows(fc, Wn // _BLOCK + 2, T // _BLOCK, tys, txs))[:, :, 2:-2, 2:-2]
                 for lev in range(len(pyr) - 2, -1, -1):
                     if lev < len(pyr) - 2:
                         f = be.upsample2_win(f)
                     p = pyr[lev]
                     f *= 1.0 - p[:, 3:]
                     f += p[:, :3]
-                f *= part["hidden"]
-                colour += f
+                if sel is None:
+                    f *= part["hidden"]
+                    colour += f
+                else:
+                    f *= part["hidden"][sel]
+                    colour[sel] += f
             stack = be.concat([colour, part["alpha"]], axis=1)[:, :, E - hy : E + T + hy, E - hx_ : E + T + hx_]
             blurred = be.conv_valid_win(stack, k)
             a = be.clip(blurred[:, 3:4], 0.0, 1.0)
