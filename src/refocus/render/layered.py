@@ -319,10 +319,7 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
             if sparse is not None and finer[0] >= 4:
                 # Weights at half resolution from the tiles the layer's band touches.
                 y0, y1 = 0, Hp
-                prev_q, prev = 2, sparse.band_half_res(i)
-                if half is not None:
-                    half[0] += prev[0]
-                    half[1] += prev[1]
+                prev_q, prev = 4, sparse.band_quarter_res(i, half)
             else:
                 y0, y1 = band_rows(i)
                 kc, tc = k[y0:y1], t[y0:y1]
@@ -532,6 +529,45 @@ class _SparseLevels:
             be.put_tiles(w2, be.contiguous(be.down_win(w, 2)), ty, tx)
             be.put_tiles(wx2, be.contiguous(be.down_win(wx, 2)), ty, tx)
         return w2, wx2
+
+    def band_quarter_res(self, i: int, half_acc):
+        """Like :meth:`band_half_res`, but returns W_i and W_i x at quarter resolution
+        (for the coarse layers' own levels), while adding their half-resolution
+        values into ``half_acc`` (the cumulative weights of the level-2 layers, if
+        any) tile by tile: no full-frame pass at half resolution per layer."""
+        be, c = self.be, self.centres
+        n, T = len(c), 64
+        active = np.ones((self.Hp // T, self.Wp // T), bool)
+        if i > 0:
+            active &= self._tile_range(1, 6, True, T) > c[i - 1]
+        if i + 1 < n:
+            active &= self._tile_range(1, 6, False, T) < c[i + 1]
+        w4 = be.zeros((1, self.Hp // 4, self.Wp // 4))
+        wx4 = be.zeros((3, self.Hp // 4, self.Wp // 4))
+        ty_all, tx_all = np.nonzero(active)
+        # Two interior splats: T + 12 full-res px -> T/2 + 4 half-res px (two of
+        # margin each side, which the second splat needs) -> T/4 quarter-res px.
+        F = T + 12
+        o = self.off - 6
+        coc_src, x_src = self.coc_big[:, o:, o:], self.x_big[:, o:, o:]
+        chunk = max(1, _CHUNK_PX // (F * F))
+        for j0 in range(0, ty_all.size, chunk):
+            ty, tx = ty_all[j0 : j0 + chunk], tx_all[j0 : j0 + chunk]
+            cw = be.windows(coc_src, F, T, ty, tx)
+            w = self._ramp(cw, c[i - 1], c[i]) if i > 0 else be.zeros(cw.shape) + 1.0
+            if i + 1 < n:
+                w -= self._ramp(cw, c[i], c[i + 1])
+            both = be.down_win(be.concat([w, w * be.windows(x_src, F, T, ty, tx)], axis=1), 2)
+            if half_acc is not None:
+                inner = both[:, :, 2:-2, 2:-2]
+                for acc_ch, sl in ((half_acc[0], slice(0, 1)), (half_acc[1], slice(1, 4))):
+                    tiles = be.get_tiles(acc_ch, T // 2, ty, tx)
+                    tiles += inner[:, sl]
+                    be.put_tiles(acc_ch, tiles, ty, tx)
+            q = be.down_win(both, 2)
+            be.put_tiles(w4, be.contiguous(q[:, 0:1]), ty, tx)
+            be.put_tiles(wx4, be.contiguous(q[:, 1:4]), ty, tx)
+        return w4, wx4
 
     def layer(self, i: int, front: bool, acc, x_at, dense_in=None) -> None:
         """Composite layer i into acc (4, Hp/s, Wp/s) in place.
