@@ -310,14 +310,6 @@ def test_fast_path_keeps_occluded_bright_lights_smooth():
     assert float((fast - ref).abs().mean()) < 0.01 * float(ref.max())
 
 
-def test_generate_pairs_with_worker_threads_is_identical():
-    kw = dict(generator=None, max_coc_px=(2.0, 6.0))
-    a = generate_pairs(3, (32, 40), **{**kw, "generator": torch.Generator().manual_seed(2)})
-    b = generate_pairs(3, (32, 40), workers=2, **{**kw, "generator": torch.Generator().manual_seed(2)})
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-
-
 def test_fast_path_on_frames_that_tiles_do_not_divide():
     """40 x 56 px: the last tiles of each row and column overlap their neighbours;
     the overlap must be corrected once, not twice."""

@@ -1321,7 +1321,6 @@ def generate_pairs(
     spacing_px: float | None = None,
     n_planes: int = 3,
     n_lights: tuple[int, int] = (0, 8),
-    workers: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Training pairs for DeblurNet: lens photo -> all-in-focus.
 
@@ -1347,10 +1346,6 @@ def generate_pairs(
         bokeh shapes come from exact kernels), 1.0 elsewhere (``"grid"``).
     n_planes, n_lights:
         See :func:`make_layers`.
-    workers:
-        CPU threads rendering items while the next ones are drawn (the draws
-        stay sequential, so the pairs are identical for any value). Keep 1
-        inside DataLoader workers.
 
     Returns
     -------
@@ -1369,55 +1364,32 @@ def generate_pairs(
     dev = torch.device(device)
     if spacing_px is None:
         spacing_px = 4.0 if dev.type == "cpu" else 1.0
-    if workers < 1:
-        raise RefocusError(f"workers must be >= 1, got {workers}")
     method = "fast" if dev.type == "cpu" else "grid"
     # The fast path's samples reach |t| (1 + cell / 2) px plus half their box of
     # cell * |t| <= spacing px (see _trace_fast); the grid path needs margin for
     # its prefilter and bilinear reads.
     pad = int(math.ceil(hi + spacing_px)) + 1 if method == "fast" else int(math.ceil(hi * 1.1 + spacing_px)) + 4
     with _cpu_threads(dev):
-        return _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi,
-                               int(workers))
+        return _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi)
 
 
-def _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi, workers):
+def _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_planes, n_lights, lo, hi):
     r = _Rand(gen)
     f, m, results = [], [], []
-
-    def finish(layers: Layers, K_b: float, f_b: float):
-        blurred = render_thin_lens(layers, K_b, f_b, aperture, spacing_px=spacing_px, method=method)
-        sharp, disp = composite_all_in_focus(layers)
-        return blurred, sharp, disp
-
-    pool = None
-    if method == "fast" and workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # Torch releases the GIL inside its kernels, so threads overlap the
-        # rendering of earlier items with drawing the next one (the draws stay
-        # sequential, hence deterministic).
-        pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        # Item by item (draws in the same order on every device): the canvases stay
-        # small and warm in cache instead of one large batch allocation.
-        for _ in range(batch):
-            layers, _ = make_layers(gen, 1, size, pad, n_planes=n_planes, n_lights=n_lights, device=dev)
-            f.append(_pick_focus(r, layers.disparity[0].cpu().tolist()))
-            m.append(r.u(lo, hi))
-            if method != "fast":
-                results.append(layers)
-                continue
-            K_b = m[-1] / max(f[-1], 1 - f[-1], 1e-6)
-            results.append(pool.submit(finish, layers, K_b, f[-1]) if pool else finish(layers, K_b, f[-1]))
-            if pool and len(results) > 2 * workers:
-                # Bound the layer canvases in flight (a few MB each).
-                results[-2 * workers - 1].result()
-        if pool:
-            results = [fut.result() for fut in results]
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
+    # Item by item (draws in the same order on every device): the canvases stay
+    # small and warm in cache instead of one large batch allocation. (Threads do
+    # not help here: two threads rendering ran no faster than one, the many small
+    # tensor operations being bound by the GIL; two processes gave 1.7x.)
+    for _ in range(batch):
+        layers, _ = make_layers(gen, 1, size, pad, n_planes=n_planes, n_lights=n_lights, device=dev)
+        f.append(_pick_focus(r, layers.disparity[0].cpu().tolist()))
+        m.append(r.u(lo, hi))
+        if method != "fast":
+            results.append(layers)
+            continue
+        K_b = m[-1] / max(f[-1], 1 - f[-1], 1e-6)
+        blurred = render_thin_lens(layers, K_b, f[-1], aperture, spacing_px=spacing_px, method=method)
+        results.append((blurred, *composite_all_in_focus(layers)))
     f_t = torch.tensor(f, dtype=torch.float32)
     K = torch.tensor(m, dtype=torch.float32) / torch.maximum(f_t, 1 - f_t).clamp(min=1e-6)
     if method == "fast":
