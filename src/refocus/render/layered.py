@@ -248,14 +248,13 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
         grid = max(grid, _sparse_tile_max(H, W, s_max) * s_max)
     Hp, Wp = -(-H // grid) * grid, -(-W // grid) * grid
     pad = ((0, Hp - H), (0, Wp - W))
-    k_pad = np.pad(k_np, pad, mode="edge")
-    t_pad = np.pad(t_np, pad, mode="edge")
     coc_pad = np.pad(coc, pad, mode="edge")
     x = be.asarray(np.pad(np.transpose(image_linear, (2, 0, 1)), ((0, 0),) + pad, mode="edge"))
     booster = _Booster(cfg.highlight_threshold, cfg.highlight_gain)
     x = booster.expand(x, be)
-    k = be.asarray(k_pad.astype(np.float32))
-    t = be.asarray(t_pad)
+    if not sparse_ids:  # full-resolution tent weights, for the dense path only
+        k = be.asarray(np.pad(k_np, pad, mode="edge").astype(np.float32))
+        t = be.asarray(np.pad(t_np, pad, mode="edge"))
     # Rows each layer touches (its tent weight is non-zero there), rounded to the grid.
     row_lo = coc_pad.min(axis=1)
     row_hi = coc_pad.max(axis=1)
