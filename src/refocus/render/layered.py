@@ -21,7 +21,15 @@ Speed. A layer whose |CoC| exceeds ``2 r0`` is rendered at 1/s resolution (s a p
 of two, so that its kernel radius lies in [r0, 2 r0) there) and upsampled; cost per
 layer then falls like 1/|CoC|^2 and the total is sub-quadratic in the maximum CoC.
 The far half of the layers is composited back-to-front, the near half front-to-back
-(the *over* operator is associative), then the two are joined once at full size.
+(the *over* operator is associative), then the two are joined once at full size; on
+the numpy path the two halves run in two threads.
+
+Layers at full and half resolution are rendered tile-sparse (:class:`_SparseLevels`):
+only tiles where the layer's alpha is non-zero and no nearer layer is opaque after
+its blur are processed, each as a window with its kernel halo; the push-pull fill is
+split into a dense coarse part and a per-window fine part so that it equals the dense
+fill where the kernel reads it. Coarser layers take their weights from the tiles
+their tent band touches, so no layer pays a full-resolution pass of its own.
 
 All of this runs on the small set of array operations in
 :mod:`refocus.render.backend`, so the numpy and torch paths are the same algorithm.
@@ -614,6 +622,7 @@ class _SparseLevels:
             dense_pad = be.pad_edge(dense_in, E, E, E, E)
             chunk = max(1, _CHUNK_PX // (Wn * Wn))
 
+        read = slice(E - half, E + T + half)  # what the kernel reads of a window
         # Pass 1: the layer's inputs in every active window, and its pull pyramid.
         parts, hidden_max = [], 0.0
         for j0 in range(0, ty_all.size, chunk):
@@ -623,7 +632,7 @@ class _SparseLevels:
                 part = {"ty": ty, "tx": tx, "alpha": wv[:, 0:1], "colour": wv[:, 1:4]}
                 if i + 1 < n:
                     hid = be.clip(wv[:, 4:5], 0.0, 1.0)
-                    part["need"] = np.nonzero(be.window_max(hid[:, :, E - half : E + T + half, E - half : E + T + half]) > 1e-4)[0]
+                    part["need"] = np.nonzero(be.window_max(hid[:, :, read, read]) > 1e-4)[0]
                     hidden_max = max(hidden_max, 1.0 if part["need"].size else 0.0)
                     part["hidden"] = hid
                     pyr = [be.concat([wv[:, 5:8], 1.0 - hid], axis=1)]
@@ -652,7 +661,7 @@ class _SparseLevels:
                 hx = D(r_hi * xw)
                 colour -= hx
                 X -= hx  # content at or behind layer i
-                part["need"] = np.nonzero(be.window_max(hid[:, :, E - half : E + T + half, E - half : E + T + half]) > 1e-4)[0]
+                part["need"] = np.nonzero(be.window_max(hid[:, :, read, read]) > 1e-4)[0]
                 hidden_max = max(hidden_max, 1.0 if part["need"].size else 0.0)
                 part["hidden"] = hid
                 pyr = [be.concat([X, 1.0 - hid], axis=1)]
