@@ -87,19 +87,13 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> Deblur
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255.0
-    elif img.dtype == np.uint16:
-        img = img.astype(np.float32) / 65535.0
-    img = np.asarray(img, dtype=np.float32)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] == 0 or img.shape[1] == 0:
-        raise RefocusError(f"image must be H x W x 3 and non-empty, got shape {img.shape}")
-    if not np.isfinite(img[..., :3]).all():
+    from refocus.io import as_float_rgb
+
+    arr = np.asarray(image)
+    # Unlike the renderer, the network must not guess at missing pixels.
+    if arr.dtype.kind == "f" and arr.ndim in (2, 3) and not np.isfinite(arr[..., :3] if arr.ndim == 3 else arr).all():
         raise RefocusError("image contains NaN or infinite values")
-    return np.clip(img[..., :3], 0.0, 1.0)
+    return as_float_rgb(arr)[0]
 
 
 def _window_weight(n: int, start: int, size: int, total: int, overlap: int) -> np.ndarray:
