@@ -7,7 +7,16 @@ agree to float32 round-off. Arrays are channel-first ``(C, H, W)`` float32.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
+
+
+def _axis_slice(nd: int, axis: int, a, b, step=None) -> tuple:
+    """Index selecting ``a:b:step`` along ``axis`` of an ``nd``-dimensional array."""
+    idx = [slice(None)] * nd
+    idx[axis] = slice(a, b, step)
+    return tuple(idx)
 
 
 def _bilinear_taps(n_out: int, n_in: int, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,10 +55,7 @@ def _splat_axis(x, s: int, axis: int, zeros):
     shape = list(x.shape)
     shape[axis] = n_low + 2  # one guard sample on each side, folded back below
 
-    def sl(a, b, step=None):
-        idx = [slice(None)] * nd
-        idx[axis] = slice(a, b, step)
-        return tuple(idx)
+    sl = partial(_axis_slice, nd, axis)
 
     if s == 2:
         return _splat2(x, axis)
@@ -96,10 +102,7 @@ def _splat2(x, axis: int):
     nd = x.ndim
     axis = axis % nd
 
-    def sl(a, b, step=None):
-        idx = [slice(None)] * nd
-        idx[axis] = slice(a, b, step)
-        return tuple(idx)
+    sl = partial(_axis_slice, nd, axis)
 
     a, b = x[sl(0, None, 2)], x[sl(1, None, 2)]
     out = (a + b) * 0.375
@@ -116,10 +119,7 @@ def _upsample2_axis(x: np.ndarray, axis: int) -> np.ndarray:
     nd = x.ndim
     axis = axis % nd
 
-    def sl(a, b, step=None):
-        idx = [slice(None)] * nd
-        idx[axis] = slice(a, b, step)
-        return tuple(idx)
+    sl = partial(_axis_slice, nd, axis)
 
     shape = list(x.shape)
     shape[axis] *= 2
@@ -143,10 +143,7 @@ def _splat2_interior(x, axis: int):
     nd = x.ndim
     axis = axis % nd
 
-    def sl(a, b, step=None):
-        idx = [slice(None)] * nd
-        idx[axis] = slice(a, b, step)
-        return tuple(idx)
+    sl = partial(_axis_slice, nd, axis)
 
     a, b = x[sl(0, None, 2)], x[sl(1, None, 2)]
     out = (a[sl(1, -1)] + b[sl(1, -1)]) * 0.375
