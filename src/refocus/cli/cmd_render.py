@@ -78,6 +78,11 @@ def render_cmd(
         raise RefocusError("--bit-depth must be 8 or 16")
     if output.resolve() == image.resolve():
         raise RefocusError("the output path is the input image; choose another path")
+    # Fail before rendering, not after: a 12 MP render takes seconds to minutes.
+    if not output.parent.is_dir():
+        raise RefocusError(f"output folder does not exist: {output.parent}")
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
+        raise RefocusError(f"unsupported output format {output.suffix or '(none)'}: use .png, .jpg, .tif or .webp")
     aper = build_aperture(aperture, blades, rotation, curvature, cats_eye)
     rgb, info = read_image(image)
     disp_raw = read_depth_file(depth)
