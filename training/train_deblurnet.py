@@ -58,8 +58,13 @@ def load_shards(data_dir: Path) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in ("sharp", "blurred", "defocus_px")}
 
 
-def make_batch(data: dict[str, np.ndarray], rng: np.random.Generator, batch: int, crop: int):
-    """Random crops + dihedral augmentation + fresh degradations -> (inp, tgt, defocus) tensors."""
+def make_batch(data: dict[str, np.ndarray], rng: np.random.Generator, batch: int, crop: int, sharp_frac: float = 0.0):
+    """Random crops + dihedral augmentation + fresh degradations -> (inp, tgt, defocus) tensors.
+
+    ``sharp_frac`` of the items are already in focus (input = sharp image, defocus 0):
+    they teach the network to leave in-focus content alone, which it otherwise
+    "restores" as if it were blurred.
+    """
     n, size = data["sharp"].shape[:2]
     xs, ys, ds = [], [], []
     for _ in range(batch):
@@ -77,6 +82,8 @@ def make_batch(data: dict[str, np.ndarray], rng: np.random.Generator, batch: int
             return np.ascontiguousarray(a[:, ::-1] if flip else a)
 
         sharp, blurred, dmap = aug(sharp), aug(blurred), aug(dmap)
+        if sharp_frac > 0 and rng.random() < sharp_frac:
+            blurred, dmap = sharp.copy(), np.zeros_like(dmap)
         # A tenth of the inputs stay clean (no camera degradation).
         strength = 0.0 if rng.random() < 0.1 else float(rng.uniform(0.3, 1.0))
         inp, tgt = degrade(rng, blurred, sharp, strength)
@@ -89,15 +96,16 @@ def make_batch(data: dict[str, np.ndarray], rng: np.random.Generator, batch: int
 class BatchStream(torch.utils.data.IterableDataset):
     """Endless batches for a DataLoader (workers get distinct seeds)."""
 
-    def __init__(self, data, seed: int, start_step: int, batch: int, crop: int):
+    def __init__(self, data, seed: int, start_step: int, batch: int, crop: int, sharp_frac: float = 0.0):
         self.data, self.seed, self.start, self.batch, self.crop = data, seed, start_step, batch, crop
+        self.sharp_frac = sharp_frac
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         step = self.start + wid
         while True:
-            yield make_batch(self.data, np.random.default_rng([self.seed, step]), self.batch, self.crop)
+            yield make_batch(self.data, np.random.default_rng([self.seed, step]), self.batch, self.crop, self.sharp_frac)
             step += nw
 
 
@@ -163,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--log", type=Path, default=ROOT / "training/logs/deblurnet.log")
     ap.add_argument("--export", type=Path, default=ROOT / "src/refocus/weights/deblurnet.pt")
     ap.add_argument("--val-n", type=int, default=8)
+    ap.add_argument("--init", type=Path, default=None, help="start a new run from these exported weights (fine-tuning)")
+    ap.add_argument("--sharp-frac", type=float, default=0.0, help="fraction of in-focus (identity) training pairs")
     args = ap.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -198,6 +208,12 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"resumed from {args.ckpt} at step {step} ({elapsed:.0f} s trained)")
     else:
         log(f"new run: {json.dumps(vars(args), default=str)}")
+        if args.init is not None:
+            blob = torch.load(args.init, map_location=device, weights_only=False)
+            if DeblurNetConfig.from_dict(blob["config"]) != cfg:
+                raise SystemExit(f"{args.init} has another architecture: {blob['config']}")
+            model.load_state_dict(blob["state_dict"])
+            log(f"initialised from {args.init} ({blob.get('meta', {}).get('steps', '?')} steps)")
     log(f"DeblurNet {cfg.to_dict()} params={count_parameters(model)} device={device} threads={torch.get_num_threads()}")
 
     def save_ckpt():
@@ -211,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_loaded = len(list(args.data.glob("shard_*[0-9].npz")))
     log(f"data: {len(data['sharp'])} pairs of {data['sharp'].shape[1]} px from {args.data}")
     val_items = frozen_test_set(n=args.val_n, size=96)
-    stream = BatchStream(data, args.seed, step, args.batch, args.crop)
+    stream = BatchStream(data, args.seed, step, args.batch, args.crop, args.sharp_frac)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=args.workers,
                                          persistent_workers=args.workers > 0,
                                          prefetch_factor=4 if args.workers else None)
@@ -249,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
             if n_files > n_loaded:
                 data = load_shards(args.data)
                 n_loaded = n_files
-                it = iter(BatchStream(data, args.seed, step, args.batch, args.crop))
+                it = iter(BatchStream(data, args.seed, step, args.batch, args.crop, args.sharp_frac))
                 log(f"data: now {len(data['sharp'])} pairs")
         if step % args.val_every == 0:
             v = validate(model, device, val_items)
