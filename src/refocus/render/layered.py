@@ -489,6 +489,17 @@ class _SparseLevels:
             blocks = coc_pad.reshape(self.Hp // b, b, self.Wp // b, b)
             self.bstats[s] = (blocks.min(axis=(1, 3)), blocks.max(axis=(1, 3)))
 
+    def _band_tiles(self, i: int, margin_px: int, tile: int) -> np.ndarray:
+        """Full-resolution tiles (bool grid) where layer i's tent weight can be non-zero,
+        counting pixels within margin_px of the tile (what its splats read)."""
+        c = self.centres
+        active = np.ones((self.Hp // tile, self.Wp // tile), bool)
+        if i > 0:
+            active &= self._tile_range(1, margin_px, True, tile) > c[i - 1]
+        if i + 1 < len(c):
+            active &= self._tile_range(1, margin_px, False, tile) < c[i + 1]
+        return active
+
     def _tile_range(self, s: int, margin_px: int, high: bool, tile: int) -> np.ndarray:
         """Per tile at level s, the min (or max) CoC within margin_px (full res) of it."""
         m = -(-margin_px // (_BLOCK * s))
@@ -514,11 +525,7 @@ class _SparseLevels:
         would pay a full-resolution pass for every layer."""
         be, c = self.be, self.centres
         n, T = len(c), 64
-        active = np.ones((self.Hp // T, self.Wp // T), bool)
-        if i > 0:
-            active &= self._tile_range(1, 2, True, T) > c[i - 1]
-        if i + 1 < n:
-            active &= self._tile_range(1, 2, False, T) < c[i + 1]
+        active = self._band_tiles(i, 2, T)
         w2 = be.zeros((1, self.Hp // 2, self.Wp // 2))
         wx2 = be.zeros((3, self.Hp // 2, self.Wp // 2))
         ty_all, tx_all = np.nonzero(active)
@@ -544,11 +551,7 @@ class _SparseLevels:
         any) tile by tile: no full-frame pass at half resolution per layer."""
         be, c = self.be, self.centres
         n, T = len(c), 64
-        active = np.ones((self.Hp // T, self.Wp // T), bool)
-        if i > 0:
-            active &= self._tile_range(1, 6, True, T) > c[i - 1]
-        if i + 1 < n:
-            active &= self._tile_range(1, 6, False, T) < c[i + 1]
+        active = self._band_tiles(i, 6, T)
         w4 = be.zeros((1, self.Hp // 4, self.Wp // 4))
         wx4 = be.zeros((3, self.Hp // 4, self.Wp // 4))
         ty_all, tx_all = np.nonzero(active)
