@@ -23,7 +23,6 @@ normalised to unit sum, so clipping changes shape but not exposure.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 

@@ -14,7 +14,7 @@ gated feed-forward, each with a learnt residual scale.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn

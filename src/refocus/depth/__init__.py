@@ -245,7 +245,7 @@ def get_depth(
             notes.append("no depth map embedded in the photo")
 
     if found is None and (model is not None or allow_estimate):
-        from refocus.depth.estimate import DEFAULT_DEPTH_MODEL, estimate_depth_network
+        from refocus.depth.estimate import estimate_depth_network
 
         try:
             net = estimate_depth_network(image, model, device=device, local_only=model is None)

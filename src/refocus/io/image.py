@@ -69,7 +69,6 @@ def as_float_rgb(image) -> tuple[np.ndarray, np.ndarray | None]:
 def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Convert a Pillow image of any mode to (rgb float32, alpha or None, bit depth)."""
     mode = img.mode
-    alpha = None
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float32)
         scale = 65535.0 if mode != "I" or arr.max() > 255 else 255.0

@@ -678,7 +678,6 @@ class _SparseLevels:
         if hidden_max > 1e-4:
             # Coarse fill, dense over the frame at block resolution.
             q = _BLOCK
-            nby, nbx = self.Hp // s // q, self.Wp // s // q
             if s not in self.xb:
                 self.xb[s] = be.box_down(be.contiguous(x_at(s)), q)
             behind = ~active & ~opaque  # skipped for zero alpha: all content is at or behind i
