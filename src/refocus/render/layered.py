@@ -489,6 +489,14 @@ class _SparseLevels:
             blocks = coc_pad.reshape(self.Hp // b, b, self.Wp // b, b)
             self.bstats[s] = (blocks.min(axis=(1, 3)), blocks.max(axis=(1, 3)))
 
+    def _tent(self, cw, i: int):
+        """Layer i's tent weight W_i = R_i - R_{i+1} of the CoC values ``cw``."""
+        c = self.centres
+        w = self._ramp(cw, c[i - 1], c[i]) if i > 0 else self.be.zeros(cw.shape) + 1.0
+        if i + 1 < len(c):
+            w -= self._ramp(cw, c[i], c[i + 1])
+        return w
+
     def _band_tiles(self, i: int, margin_px: int, tile: int) -> np.ndarray:
         """Full-resolution tiles (bool grid) where layer i's tent weight can be non-zero,
         counting pixels within margin_px of the tile (what its splats read)."""
@@ -523,8 +531,7 @@ class _SparseLevels:
         resolution, (1|3, Hp/2, Wp/2). Computed only in the 64 px tiles where W_i is
         non-zero: each pixel lies in the band of two layers only, while a dense layer
         would pay a full-resolution pass for every layer."""
-        be, c = self.be, self.centres
-        n, T = len(c), 64
+        be, T = self.be, 64
         active = self._band_tiles(i, 2, T)
         w2 = be.zeros((1, self.Hp // 2, self.Wp // 2))
         wx2 = be.zeros((3, self.Hp // 2, self.Wp // 2))
@@ -535,10 +542,7 @@ class _SparseLevels:
         chunk = max(1, _CHUNK_PX // (F * F))
         for j0 in range(0, ty_all.size, chunk):
             ty, tx = ty_all[j0 : j0 + chunk], tx_all[j0 : j0 + chunk]
-            cw = be.windows(coc_src, F, T, ty, tx)
-            w = self._ramp(cw, c[i - 1], c[i]) if i > 0 else be.zeros(cw.shape) + 1.0
-            if i + 1 < n:
-                w -= self._ramp(cw, c[i], c[i + 1])
+            w = self._tent(be.windows(coc_src, F, T, ty, tx), i)
             wx = w * be.windows(x_src, F, T, ty, tx)
             be.put_tiles(w2, be.contiguous(be.down_win(w, 2)), ty, tx)
             be.put_tiles(wx2, be.contiguous(be.down_win(wx, 2)), ty, tx)
@@ -549,8 +553,7 @@ class _SparseLevels:
         (for the coarse layers' own levels), while adding their half-resolution
         values into ``half_acc`` (the cumulative weights of the level-2 layers, if
         any) tile by tile: no full-frame pass at half resolution per layer."""
-        be, c = self.be, self.centres
-        n, T = len(c), 64
+        be, T = self.be, 64
         active = self._band_tiles(i, 6, T)
         w4 = be.zeros((1, self.Hp // 4, self.Wp // 4))
         wx4 = be.zeros((3, self.Hp // 4, self.Wp // 4))
@@ -563,10 +566,7 @@ class _SparseLevels:
         chunk = max(1, _CHUNK_PX // (F * F))
         for j0 in range(0, ty_all.size, chunk):
             ty, tx = ty_all[j0 : j0 + chunk], tx_all[j0 : j0 + chunk]
-            cw = be.windows(coc_src, F, T, ty, tx)
-            w = self._ramp(cw, c[i - 1], c[i]) if i > 0 else be.zeros(cw.shape) + 1.0
-            if i + 1 < n:
-                w -= self._ramp(cw, c[i], c[i + 1])
+            w = self._tent(be.windows(coc_src, F, T, ty, tx), i)
             both = be.down_win(be.concat([w, w * be.windows(x_src, F, T, ty, tx)], axis=1), 2)
             if half_acc is not None:
                 inner = both[:, :, 2:-2, 2:-2]
