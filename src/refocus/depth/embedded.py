@@ -158,12 +158,17 @@ def read_gdepth(data: bytes) -> EmbeddedDepth | None:
         raise RefocusError("GDepth:Data is not valid base64") from None
     dn = _decode_map(blob, "GDepth image")
     d = decode_range(dn, fmt, near, far)
+    return _range_map_result(d, props, data, f"GDepth XMP ({fmt})", notes)
+
+
+def _range_map_result(d: np.ndarray, props: dict, data: bytes, source: str, notes: list) -> EmbeddedDepth:
+    """A decoded range map (GDepth or Dynamic Depth) in metres when its ``Units`` say so,
+    turned like the primary image."""
     units = props.get("Units", "").strip().lower()
     metric = units in _METRIC_UNITS
     if metric:
         d = d * np.float32(_METRIC_UNITS[units])
-    d = align_orientation(d, _orientation(data))
-    return EmbeddedDepth(d, "depth", metric, f"GDepth XMP ({fmt})", notes)
+    return EmbeddedDepth(align_orientation(d, _orientation(data)), "depth", metric, source, notes)
 
 
 def read_dynamic_depth(data: bytes) -> EmbeddedDepth | None:
@@ -214,12 +219,7 @@ def read_dynamic_depth(data: bytes) -> EmbeddedDepth | None:
     near = _float(depth_props, "Near", "Dynamic Depth map")
     far = _float(depth_props, "Far", "Dynamic Depth map")
     d = decode_range(_decode_map(blob, "Dynamic Depth image"), fmt, near, far)
-    units = depth_props.get("Units", "").strip().lower()
-    metric = units in _METRIC_UNITS
-    if metric:
-        d = d * np.float32(_METRIC_UNITS[units])
-    d = align_orientation(d, _orientation(data))
-    return EmbeddedDepth(d, "depth", metric, f"Android Dynamic Depth ({fmt})", notes)
+    return _range_map_result(d, depth_props, data, f"Android Dynamic Depth ({fmt})", notes)
 
 
 _SKIP_AUX = (b"hdrgainmap", b"portraiteffectsmatte", b"semanticsegmentation", b"ns.adobe.com/hdr-gain-map", b"hdrgm")

@@ -194,11 +194,9 @@ def upsample_to_guide(
     (H, W) float32
         The map at the guide's size, within the input's value range.
     """
-    d = np.asarray(depth, dtype=np.float32)
-    if d.ndim == 3 and d.shape[2] in (1, 3, 4):
-        d = d[..., 0]
-    if d.ndim != 2 or d.size == 0:
-        raise RefocusError(f"depth map must be 2-D and non-empty, got shape {d.shape}")
+    from refocus.io.depthfile import as_depth_map
+
+    d = as_depth_map(depth)
     g = np.asarray(guide_rgb)
     if g.ndim == 2:
         g = np.repeat(g[..., None], 3, axis=2)

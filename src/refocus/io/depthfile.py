@@ -16,6 +16,19 @@ import numpy as np
 from refocus.errors import RefocusError
 
 
+def as_depth_map(depth) -> np.ndarray:
+    """A depth/disparity array as float32 H x W (first channel of H x W x C kept).
+
+    Raises :class:`RefocusError` unless the result is 2-D and non-empty.
+    """
+    d = np.asarray(depth, dtype=np.float32)
+    if d.ndim == 3 and d.shape[2] in (1, 3, 4):
+        d = d[..., 0]
+    if d.ndim != 2 or d.size == 0:
+        raise RefocusError(f"depth map must be 2-D and non-empty, got shape {d.shape}")
+    return d
+
+
 def read_pfm(path: str | os.PathLike) -> np.ndarray:
     """Read a PFM file (grayscale 'Pf' or colour 'PF'; first channel kept)."""
     with open(path, "rb") as f:

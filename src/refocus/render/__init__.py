@@ -50,11 +50,9 @@ def prepare_disparity(
     ``guide`` image is given), with a warning. (:func:`render_bokeh` returns the
     image unchanged for a constant relative map.)
     """
-    d = np.asarray(depth, dtype=np.float32)
-    if d.ndim == 3 and d.shape[2] in (1, 3, 4):
-        d = d[..., 0]
-    if d.ndim != 2 or d.size == 0:
-        raise RefocusError(f"depth map must be 2-D and non-empty, got shape {d.shape}")
+    from refocus.io.depthfile import as_depth_map
+
+    d = as_depth_map(depth)
     finite = np.isfinite(d)
     if kind == "depth":
         finite &= d > 0
