@@ -217,7 +217,11 @@ class NumpyBackend:
 
     def box_down(self, x: np.ndarray, q: int) -> np.ndarray:
         c, h, w = x.shape
-        return x.reshape(c, h // q, q, w // q, q).mean(axis=(2, 4), dtype=np.float32)
+        # Factor-2 steps of strided adds: a reshape + mean over two axes is slow.
+        while q > 1:
+            x = self.box_down2(x)
+            q //= 2
+        return x
 
     def upsample(self, x: np.ndarray, s: int, h: int, w: int) -> np.ndarray:
         """Bilinear upsampling by s (half-pixel centres), cropped to (h, w)."""
@@ -313,6 +317,17 @@ class NumpyBackend:
         ym = y[m]
         ratio[m] = np.interp(ym, xp, fp).astype(np.float32) / np.maximum(ym, np.float32(eps))
         return ratio
+
+    def scale_highlights(self, x: np.ndarray, y: np.ndarray, thresh: float, xp: np.ndarray, fp: np.ndarray, eps: float):
+        """``x * interp_ratio(y, ...)``, in place on x (C,H,W, contiguous): only the
+        pixels above the threshold are touched, usually a small fraction."""
+        idx = np.flatnonzero(y > thresh)
+        if idx.size:
+            ym = y.reshape(-1)[idx]
+            ratio = np.interp(ym, xp, fp).astype(np.float32) / np.maximum(ym, np.float32(eps))
+            flat = x.reshape(x.shape[0], -1)
+            flat[:, idx] *= ratio[None]
+        return x
 
 
 class TorchBackend:
@@ -471,6 +486,10 @@ class TorchBackend:
         """``interp(y) / y`` where ``y > thresh``, else 1 (see NumpyBackend)."""
         ratio = self.interp(y, xp, fp) / self.torch.clamp(y, min=eps)
         return self.where(y > thresh, ratio, 1.0)
+
+    def scale_highlights(self, x, y, thresh: float, xp: np.ndarray, fp: np.ndarray, eps: float):
+        """``x * interp_ratio(y, ...)`` (out of place)."""
+        return x * self.interp_ratio(y, thresh, xp, fp, eps)[None]
 
 
 def get_backend(device: str):
