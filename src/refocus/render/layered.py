@@ -358,7 +358,7 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
                         half[0] += w2
                         half[1] += wx2
                     hidden = be.clip(hidden, 0.0, 1.0)
-                    dense_in = be.concat([w2 + hidden, wx2, hidden, behind])
+                    dense_in = [w2 + hidden, wx2, hidden, behind]
                 sparse.layer(i, front, acc, x_at, dense_in)
                 continue
             finer = [q for q in levels if q <= s]  # later layers are at these scales
@@ -564,10 +564,13 @@ class _SparseLevels:
         m = -(-margin_px // (_BLOCK * s))
         key = (s, m, high, tile)
         if key not in self.tstats:
-            nd = self.ndimage
-            b = self.bstats[s][1 if high else 0]
-            f = nd.maximum_filter if high else nd.minimum_filter
-            d = f(b, size=2 * m + 1, mode="nearest") if m > 0 else b
+            # The dilated block map does not depend on the tile size: shared by all.
+            dkey = (s, m, high)
+            if dkey not in self.tstats:
+                b = self.bstats[s][1 if high else 0]
+                f = self.ndimage.maximum_filter if high else self.ndimage.minimum_filter
+                self.tstats[dkey] = f(b, size=2 * m + 1, mode="nearest") if m > 0 else b
+            d = self.tstats[dkey]
             per = tile // _BLOCK
             self.tstats[key] = _block_reduce(d, per, np.maximum if high else np.minimum)
         return self.tstats[key]
@@ -660,8 +663,9 @@ class _SparseLevels:
     def layer(self, i: int, front: bool, acc, x_at, dense_in=None) -> None:
         """Composite layer i into acc (4, Hp/s, Wp/s) in place.
 
-        ``dense_in``: optional (8, Hp/s, Wp/s) inputs already at the layer's level
-        (alpha, own colour W_i x, hidden coverage, content at or behind i); without
+        ``dense_in``: optional inputs already at the layer's level, a list of
+        (1|3, Hp/s, Wp/s) arrays: alpha, own colour W_i x, hidden coverage, content
+        at or behind i; without
         it they are computed from the full-resolution frame in each window.
         """
         be, c, s = self.be, self.centres, self.scales[i]
@@ -700,7 +704,7 @@ class _SparseLevels:
             return be.down_win(a, s)
 
         if dense_in is not None:
-            dense_pad = be.pad_edge(dense_in, E, E, E, E)
+            dense_pad = be.concat_pad_edge(dense_in, E)
             chunk = max(1, _CHUNK_PX // (Wn * Wn))
 
         read = slice(E - half, E + T + half)  # what the kernel reads of a window
