@@ -43,17 +43,14 @@ def test_tiled_matches_untiled():
     import skimage.data as skd
 
     model = load_model()
-    img = skd.astronaut()[:256, :320].astype(np.float32) / 255.0
+    img = skd.astronaut().astype(np.float32) / 255.0  # 512 x 512
     a, da = predict(model, img, tile=None)
     calls = []
-    b, db = predict(model, img, tile=192, overlap=128, progress=lambda done, total: calls.append((done, total)))
-    assert calls[-1] == (6, 6)  # really tiled: 2 x 3 windows
-    # The trained network looks far (1/16-resolution middle blocks), so seams are not
-    # bit-exact: measured mean 1e-4 / max 7e-3 (image), mean 0.012 / max 0.2 px (defocus).
-    assert np.abs(a - b).mean() < 1e-3
-    assert np.abs(a - b).max() < 1.5e-2
-    assert np.abs(da - db).mean() < 3e-2
-    assert np.abs(da - db).max() < 0.5
+    b, db = predict(model, img, tile=384, overlap=192, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (4, 4)  # really tiled: 2 x 2 windows
+    # Measured max 7e-5 (image) and 5e-3 px (defocus); the issue asks for 1e-3.
+    assert np.abs(a - b).max() < 1e-3
+    assert np.abs(da - db).max() < 2e-2
 
 
 @needs_weights

@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         ),
         weights: Optional[Path] = typer.Option(None, "--weights", help="DeblurNet weights file (default: shipped)."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
-        tile: int = typer.Option(512, "--tile", help="Tile size in px (bounds memory)."),
+        tile: int = typer.Option(640, "--tile", help="Tile size in px (bounds memory)."),
     ) -> None:
         """Recover the all-in-focus photo (and the defocus map) from a defocused photo."""
         from rich.console import Console
