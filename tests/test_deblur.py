@@ -71,7 +71,7 @@ def test_shipped_weights_beat_input_on_frozen_synthetic_set():
     items = frozen_test_set(n=8, size=96)
     gains, pred_d, true_d = [], [], []
     for inp, tgt, dmap in items:
-        out, dpred = deblur(inp, tile=None)
+        out, dpred = deblur(inp, tile=None, guard=False)
         gains.append(_psnr(out, tgt) - _psnr(inp, tgt))
         pred_d.append(dpred.ravel())
         true_d.append(dmap.ravel())
@@ -83,6 +83,46 @@ def test_shipped_weights_beat_input_on_frozen_synthetic_set():
     p, t = np.concatenate(pred_d), np.concatenate(true_d)
     assert np.corrcoef(p, t)[0, 1] > 0.5
     assert np.abs(p - t).mean() < 0.7 * np.abs(t).mean()
+
+
+@needs_weights
+def test_guard_keeps_sharp_input_and_still_deblurs():
+    """The guard leaves an in-focus photo (almost) alone, where the raw network adds
+    halos, and keeps most of the network's gain on a blurred one."""
+    import skimage.data as skd
+    from scipy import ndimage as ndi
+
+    from refocus.deblur.guard import GuardConfig, guard_output
+    from refocus.deblur.synth import frozen_test_set
+
+    sharp = skd.astronaut()[::2, ::2].astype(np.float32) / 255.0  # crisp, in focus
+    raw, _ = deblur(sharp, tile=None, guard=False)
+    kept, _ = deblur(sharp, tile=None)
+    # Measured: raw 33.9 dB from the input, guarded 44.7 dB.
+    assert _psnr(kept, sharp) > _psnr(raw, sharp) + 6
+    assert _psnr(kept, sharp) > 40
+
+    # A clearly blurred photo (disc of radius 4 px, linear light): the guard must not
+    # undo the restoration. Measured: 19.2 dB blurred, 21.3 raw, 21.3 guarded.
+    from refocus import aperture as ap
+    from refocus.io.color import linear_to_srgb, srgb_to_linear
+
+    k = ap.kernel(ap.ApertureConfig(), 4.0, front=False)
+    lin = srgb_to_linear(sharp)
+    blurred = linear_to_srgb(np.stack([ndi.convolve(lin[..., c], k, mode="nearest") for c in range(3)], -1))
+    blurred = blurred.astype(np.float32)
+    raw_b, d_b = deblur(blurred, tile=None, guard=False)
+    kept_b = guard_output(blurred, raw_b, d_b)
+    assert float(np.median(d_b)) > 3.0
+    assert _psnr(kept_b, sharp) > _psnr(blurred, sharp) + 1.0
+    # Trust 0 everywhere returns the input itself.
+    same = guard_output(blurred, raw_b, d_b, GuardConfig(trust_from_px=1e6, trust_full_px=2e6))
+    assert np.abs(same - blurred).max() < 1e-6
+
+    # On the frozen synthetic set the guarded output still beats the input on average.
+    gains = [_psnr(deblur(inp, tile=None)[0], tgt) - _psnr(inp, tgt) for inp, tgt, _ in frozen_test_set(n=8, size=96)]
+    assert np.mean(gains) > 0.1, gains
+    assert min(gains) > -0.2, gains
 
 
 def test_missing_weights_is_a_clear_error(tmp_path):

@@ -10,7 +10,8 @@ Data (the benchmark's own cases, :func:`refocus.bench.quality.build_cases`):
 * ``synthetic-ours``: :func:`refocus.deblur.synth.frozen_test_set` (96 px, camera
   degradations), a seed disjoint from the training shards.
 
-Methods: ``input`` (unchanged), ``deblurnet``, ``wiener`` (DeblurNet's defocus map +
+Methods: ``input`` (unchanged), ``deblurnet`` (with its guard, the default),
+``deblurnet-raw`` (the network alone), ``wiener`` (DeblurNet's defocus map +
 Wiener deconvolution with the disc kernel in linear light), ``unsharp`` (tuned).
 
 Usage::
@@ -51,15 +52,16 @@ def cases(data=("lightfield", "synthetic", "synthetic-ours")):
 def methods(weights):
     cache = {}
 
-    def net(img):
-        key = id(img)
+    def net(img, guard=True):
+        key = (id(img), guard)
         if key not in cache:
-            cache[key] = deblur(img, weights=weights)
+            cache[key] = deblur(img, weights=weights, guard=guard)
         return cache[key]
 
     return {
         "input": lambda c: c.input,
         "deblurnet": lambda c: net(c.input)[0],
+        "deblurnet-raw": lambda c: net(c.input, guard=False)[0],
         "wiener": lambda c: wiener_deblur(c.input, net(c.input)[1], nsr=DEFAULT_NSR),
         "unsharp": lambda c: unsharp_mask(c.input, UNSHARP_RADIUS_PX, UNSHARP_AMOUNT),
     }

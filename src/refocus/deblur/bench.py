@@ -1,6 +1,7 @@
 """Benchmark hook: registers the deblurring methods with ``refocus.bench.methods``.
 
-* ``deblurnet``: the shipped DeblurNet (skipped when its weights are missing);
+* ``deblurnet``: the shipped DeblurNet (skipped when its weights are missing), with
+  its guard (:mod:`refocus.deblur.guard`); ``deblurnet-raw``: the network alone;
 * ``wiener``: spatially varying Wiener deconvolution with the disc kernel in linear
   light, driven by DeblurNet's *defocus map* (so it isolates the restoration step:
   same blur estimate, classical inversion);
@@ -24,17 +25,21 @@ UNSHARP_RADIUS_PX = 1.5
 UNSHARP_AMOUNT = 0.3
 
 
-def _run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _run(image: np.ndarray, guard: bool = True) -> tuple[np.ndarray, np.ndarray]:
     from refocus.deblur import deblur
 
     try:
-        return deblur(image)
+        return deblur(image, guard=guard)
     except RefocusError as exc:
         raise MethodUnavailable(str(exc)) from None
 
 
 def _deblurnet(case: Case) -> np.ndarray:
     return _run(case.input)[0]
+
+
+def _deblurnet_raw(case: Case) -> np.ndarray:
+    return _run(case.input, guard=False)[0]
 
 
 def _wiener(case: Case) -> np.ndarray:
@@ -47,6 +52,8 @@ def _unsharp(case: Case) -> np.ndarray:
 
 
 register("deblur", "deblurnet", _deblurnet, description="DeblurNet (compact NAFNet-style U-Net, trained on synthetic defocus)")
+register("deblur", "deblurnet-raw", _deblurnet_raw,
+         description="DeblurNet's network output without the guard (refocus.deblur.guard)")
 register("deblur", "wiener", _wiener,
          description="Wiener deconvolution, disc kernel, linear light, with DeblurNet's defocus map")
 register("deblur", "unsharp", _unsharp, description=f"unsharp mask (radius {UNSHARP_RADIUS_PX} px, amount {UNSHARP_AMOUNT})")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from refocus.deblur.model import DeblurNet, DeblurNetConfig
 from refocus.errors import RefocusError
+
+if TYPE_CHECKING:
+    from refocus.deblur.guard import GuardConfig
 
 #: File name of the shipped weights inside the package folder ``refocus/weights``.
 WEIGHTS_NAME = "deblurnet.pt"
@@ -203,6 +206,7 @@ def deblur(
     overlap: int = 192,
     refiner: Refiner | None = None,
     progress=None,
+    guard: "GuardConfig | bool" = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Recover the all-in-focus photo and a defocus map from a defocused photo.
 
@@ -221,6 +225,11 @@ def deblur(
         Optional second stage (see :class:`Refiner`) applied to DeblurNet's output.
     progress:
         Optional callable ``progress(done, total)`` (windows processed).
+    guard:
+        Keep the input where the network's own defocus map says it was sharp, and
+        clip halos (:func:`refocus.deblur.guard.guard_output`); a
+        :class:`~refocus.deblur.guard.GuardConfig`, True (defaults) or False (the
+        raw network output).
 
     Returns
     -------
@@ -235,6 +244,10 @@ def deblur(
     img = _as_rgb(image)
     model = load_model(weights, device)
     aif, defocus = predict(model, img, tile=tile, overlap=overlap, progress=progress)
+    if guard is not False:
+        from refocus.deblur.guard import GuardConfig, guard_output
+
+        aif = guard_output(img, aif, defocus, guard if isinstance(guard, GuardConfig) else None)
     if refiner is not None:
         aif, defocus = refiner.refine(img, aif, defocus)
         aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
