@@ -54,6 +54,9 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights", help="DeblurNet weights file (default: shipped)."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
         tile: int = typer.Option(640, "--tile", help="Tile size in px (bounds memory)."),
+        raw: bool = typer.Option(
+            False, "--raw", help="The network's output as is, without keeping the input where it was already sharp."
+        ),
     ) -> None:
         """Recover the all-in-focus photo (and the defocus map) from a defocused photo."""
         from rich.console import Console
@@ -76,7 +79,7 @@ def register(app: typer.Typer) -> None:
             def progressed(done: int, total: int) -> None:
                 prog.update(task, completed=done, total=total)
 
-            aif, defocus = deblur(rgb, weights=weights, device=device, tile=tile, progress=progressed)
+            aif, defocus = deblur(rgb, weights=weights, device=device, tile=tile, progress=progressed, guard=not raw)
         write_image(output, aif, info)
         console.print(f"all-in-focus -> {output} (defocus radius: median {float(_median(defocus)):.2f} px, "
                       f"max {float(defocus.max()):.2f} px)")
