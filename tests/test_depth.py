@@ -87,6 +87,22 @@ def test_auto_focus_prefers_near_central_subject_over_near_corner_speck():
     assert region[inside].mean() > 0.8
 
 
+def test_auto_focus_prefers_the_figure_over_a_foreground_cut_by_the_frame():
+    """A portrait: a person in the middle distance, a nearer branch entering from the
+    left edge (as in the bundled bokehme-21 photo). The subject is the person."""
+    h, w = 300, 240
+    d = np.full((h, w), 0.1, np.float32)  # far background
+    yy, xx = np.mgrid[0:h, 0:w]
+    person = ((xx - 130) ** 2 / 35.0**2 + (yy - 120) ** 2 / 45.0**2 <= 1) | ((abs(xx - 130) < 50) & (yy > 150))
+    d[person] = 0.5
+    branch = (xx < 70) & (yy > 0.6 * xx + 20)  # enters from the left and bottom edges
+    d[branch] = 1.0
+    f, region = auto_focus(d)
+    assert f == pytest.approx(0.5, abs=0.05)
+    assert region[person & ~branch].mean() > 0.7
+    assert not region[branch].any()
+
+
 def test_focus_from_defocus_map_finds_the_sharp_region():
     _, disp, inside = _disc_scene()
     defocus = np.where(inside, 8.0, 0.3).astype(np.float32)  # the background was in focus
