@@ -186,3 +186,39 @@ def test_cli_bad_options_one_line(scene_files, tmp_path, args, message):
     assert res.exit_code != 0
     assert message in str(res.exception) or message in res.output
     assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_f_number_end_to_end_matches_thin_lens(tmp_path):
+    """A photo with EXIF (50 mm on a full-frame sensor) and a metric depth map: at f/2,
+    focused on the 2 m plane, the 4 m plane gets the thin-lens blur, behind the focus."""
+    from PIL import Image
+    from PIL.TiffImagePlugin import IFDRational
+
+    h, w = 200, 300
+    rng = np.random.default_rng(3)
+    img = Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8))
+    ex = Image.Exif()
+    sub = ex.get_ifd(0x8769)
+    sub[0x829D] = IFDRational(28, 10)  # the photo's own f/2.8
+    sub[0x920A] = IFDRational(50, 1)  # 50 mm
+    sub[0xA405] = 50  # 35 mm equivalent 50 mm: a 36 mm wide sensor
+    photo = tmp_path / "p.jpg"
+    img.save(photo, exif=ex.tobytes(), quality=95)
+    depth_m = np.where(np.arange(w)[None, :] < w // 2, 2.0, 4.0).astype(np.float32).repeat(h, axis=0)
+    np.save(tmp_path / "z.npy", depth_m)
+
+    cocs = {}
+    for n in (2.0, 4.0):
+        inter = tmp_path / f"i{n:g}"
+        res = _cli(["refocus", str(photo), "-o", str(tmp_path / f"o{n:g}.png"), "--depth", str(tmp_path / "z.npy"),
+                    "--depth-kind", "depth", "--focus", "60,100", "--f-number", f"{n:g}", "--no-deblur",
+                    "--save-intermediate", str(inter)])
+        assert res.exit_code == 0, res.output
+        cocs[n] = np.load(inter / "coc_px.npy")
+    # Thin lens: blur circle 0.3205 mm on the sensor at f/2 -> radius 0.3205 / 2 / 36 * 300 px.
+    radius_px = 0.5 * (50.0**2 / (2.0 * (2000.0 - 50.0))) * (2000.0 / 4000.0) / 36.0 * w
+    far = cocs[2.0][:, int(0.6 * w) :]
+    near = cocs[2.0][:, : int(0.4 * w)]
+    assert float(np.median(far)) == pytest.approx(-radius_px, rel=0.03)  # negative: behind the focus
+    assert np.abs(near).max() < 0.05
+    assert float(np.median(cocs[4.0][:, int(0.6 * w) :])) == pytest.approx(-radius_px / 2, rel=0.03)
