@@ -246,7 +246,8 @@ class NumpyBackend:
         """Bilinear upsampling by s (half-pixel centres), cropped to (h, w)."""
         if s == 1:
             return x[:, :h, :w]
-        return _upsample_axis(_upsample_axis(x, s, 1, h), s, 2, w)
+        # Columns first: the strided writes along the last axis then touch half the data.
+        return _upsample_axis(_upsample_axis(x, s, 2, w), s, 1, h)
 
     def conv(self, x: np.ndarray, k: np.ndarray) -> np.ndarray:
         """'Same' convolution (scatter semantics) with edge-replicated borders."""
@@ -303,7 +304,7 @@ class NumpyBackend:
 
     def upsample2_win(self, x: np.ndarray) -> np.ndarray:
         """Half-pixel bilinear x2 of a batch, edge-clamped at the window border."""
-        return _upsample2_axis(_upsample2_axis(x, 2), 3)
+        return _upsample2_axis(_upsample2_axis(x, 3), 2)  # columns first, as in upsample
 
     def conv_valid_win(self, x: np.ndarray, k: np.ndarray) -> np.ndarray:
         """'Valid' convolution (scatter semantics) of every channel of a batch (N,C,h,w)."""
