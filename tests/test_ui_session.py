@@ -37,6 +37,23 @@ def test_prepared_once_and_preview_limited(files, monkeypatch):
     assert fd > 0.7
 
 
+def test_draft_is_smaller_with_the_same_blur_in_proportion(files, monkeypatch):
+    import refocus.ui.session as s
+
+    monkeypatch.setattr(s, "PREVIEW_PIXELS", 1200)
+    monkeypatch.setattr(s, "DRAFT_PIXELS", 300)
+    s._cache.clear()
+    key = session.load(*files)
+    cfg = RefocusConfig(focus_xy=(70, 30), strength=8)
+    img, coc, fd = session.render(key, cfg)
+    dimg, dcoc, dfd = session.render(key, cfg, draft=True)
+    assert dimg.shape[0] * dimg.shape[1] <= 300 < img.shape[0] * img.shape[1]
+    assert dfd == pytest.approx(fd, abs=0.05)
+    # Blur radii scale with the image: the draft's CoC range is the preview's times the size ratio.
+    ratio = dimg.shape[1] / img.shape[1]
+    assert np.abs(dcoc).max() == pytest.approx(np.abs(coc).max() * ratio, rel=0.15)
+
+
 @pytest.mark.parametrize("fmt, suffix, bits", [("png16", ".png", 16), ("png8", ".png", 8), ("jpeg", ".jpg", 8)])
 def test_export_full_resolution(files, tmp_path, fmt, suffix, bits):
     key = session.load(*files)

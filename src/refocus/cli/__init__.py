@@ -51,7 +51,9 @@ def fail(message: str, code: int = 2) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``refocus`` script."""
     from refocus.errors import RefocusError
+    from refocus.render.memory import keep_freed_memory
 
+    keep_freed_memory()  # renders reuse freed memory instead of page-faulting it back in
     _register()
     debug = os.environ.get("REFOCUS_DEBUG") == "1"
     try:

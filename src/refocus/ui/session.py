@@ -2,7 +2,9 @@
 
 The expensive stages (depth, DeblurNet) run once per photo (and depth file) and
 are kept in a small cache keyed by the files' contents; moving the focus or a
-slider only re-renders, at preview size (at most :data:`PREVIEW_PIXELS`).
+slider only re-renders, at preview size (at most :data:`PREVIEW_PIXELS`), and
+while a slider is being dragged at draft size (at most :data:`DRAFT_PIXELS`,
+about four times faster).
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ from refocus.errors import RefocusError
 from refocus.pipeline.config import RefocusConfig
 from refocus.pipeline.core import PreparedPhoto, prepare
 
-#: Largest preview rendered while the user drags a slider or clicks (pixels).
+#: Largest preview rendered after a click or a slider release (pixels).
 PREVIEW_PIXELS = 1_000_000
+#: Largest draft rendered while a slider is dragged, and first after a click (pixels).
+DRAFT_PIXELS = 250_000
 #: Photos kept prepared at once (each costs ~ 40 bytes per pixel).
 CACHE_SIZE = 4
 
 
 @dataclass
 class Prepared:
-    """A photo prepared once: full resolution and its preview copy."""
+    """A photo prepared once: full resolution, its preview and its draft copies."""
 
     full: PreparedPhoto
     preview: PreparedPhoto
+    draft: PreparedPhoto
 
 
 _cache: OrderedDict[str, Prepared] = OrderedDict()
@@ -64,7 +69,8 @@ def load(photo_path: str, depth_path: str | None = None, depth_kind: str | None 
     full = prepare(photo_path, cfg)
     # DeblurNet runs once here (when installed); renders use it where it helps.
     full.ensure_all_in_focus("auto", cfg.device)
-    entry = Prepared(full=full, preview=full.resized(PREVIEW_PIXELS))
+    preview = full.resized(PREVIEW_PIXELS)
+    entry = Prepared(full=full, preview=preview, draft=preview.resized(DRAFT_PIXELS))
     with _lock:
         _cache[key] = entry
         while len(_cache) > CACHE_SIZE:
@@ -80,14 +86,14 @@ def get(key: str | None) -> Prepared:
     return entry
 
 
-def render(key: str, cfg: RefocusConfig, full_resolution: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+def render(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
     """Render a photo from the cache with ``cfg`` (focus and strength in full-size pixels).
 
-    Returns (image sRGB, signed CoC px, focal-plane disparity) at preview size
-    unless ``full_resolution``.
+    Returns (image sRGB, signed CoC px, focal-plane disparity) at preview size,
+    at draft size with ``draft``, or at full size with ``full_resolution``.
     """
     entry = get(key)
-    photo = entry.full if full_resolution else entry.preview
+    photo = entry.full if full_resolution else (entry.draft if draft else entry.preview)
     fd = photo.focus_disparity(cfg)
     k = photo.strength(cfg, fd)
     from refocus.render import coc_map
