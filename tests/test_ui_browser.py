@@ -9,6 +9,7 @@ Any request the page makes to a host other than the local server fails the test
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -81,6 +82,8 @@ def test_upload_click_focus_result(ui_url, tmp_path):
         fd = float(text.split("disparity ")[1].split(",")[0])
         assert fd > 0.6, f"clicked the near hiker but focused at disparity {fd}"
         assert page.locator("#result img").count() >= 1
+        # A click shows the quick draft first; the full preview must replace it.
+        status.get_by_text(re.compile(r"focus point.*- preview")).wait_for(timeout=180_000)
         page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
         if os.environ.get("REFOCUS_UI_SCREENSHOT"):
             shutil.copy(tmp_path / "ui.png", os.environ["REFOCUS_UI_SCREENSHOT"])
