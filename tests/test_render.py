@@ -118,6 +118,22 @@ def test_sharp_foreground_is_not_eaten_by_blurred_background():
     assert out[ring][:, 1].max() < 0.06
 
 
+def test_sharp_foreground_over_a_strongly_blurred_background():
+    """A background blurred enough for the coarse levels (weights from the
+    half-resolution image and CoC) still never leaks into, or takes colour from, a
+    sharp foreground: depth edges on the half-resolution grid straddle both."""
+    img, coc, sq = two_planes(0.0, -24.0, size=160)
+    sq_odd = np.zeros_like(sq)
+    sq_odd[41:100, 45:104] = True  # edges on odd rows/columns: blocks straddle them
+    img[sq], img[sq_odd] = (0.8, 0.05, 0.05), (0.05, 0.8, 0.05)
+    coc = np.where(sq_odd, 0.0, -24.0).astype(np.float32)
+    out = render_linear(img, coc, EXACT)
+    assert np.abs(out[sq_odd] - img[sq_odd]).max() < 1 / 255, "background leaked into the sharp square"
+    ring = ndimage.binary_dilation(sq_odd, iterations=8) & ~sq_odd
+    assert out[ring][:, 1].max() < 0.06, "the blurred background picked up the foreground's green"
+    assert np.abs(out[10:30, 10:30] - img[10:30, 10:30]).max() < 0.02  # flat red stays red
+
+
 def test_blurred_foreground_edge_is_semi_transparent_with_the_right_width():
     r = 8.0
     img, coc, sq = two_planes(r, 0.0)
