@@ -58,7 +58,8 @@ def load_shards(data_dir: Path) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in ("sharp", "blurred", "defocus_px")}
 
 
-def make_batch(data: dict[str, np.ndarray], rng: np.random.Generator, batch: int, crop: int, sharp_frac: float = 0.0):
+def make_batch(data: dict[str, np.ndarray], rng: np.random.Generator, batch: int, crop: int, sharp_frac: float = 0.0,
+               soft_prob: float = 0.5):
     """Random crops + dihedral augmentation + fresh degradations -> (inp, tgt, defocus) tensors.
 
     ``sharp_frac`` of the items are already in focus (input = sharp image, defocus 0):
@@ -86,7 +87,7 @@ def make_batch(data: dict[str, np.ndarray], rng: np.random.Generator, batch: int
             blurred, dmap = sharp.copy(), np.zeros_like(dmap)
         # A tenth of the inputs stay clean (no camera degradation).
         strength = 0.0 if rng.random() < 0.1 else float(rng.uniform(0.3, 1.0))
-        inp, tgt = degrade(rng, blurred, sharp, strength)
+        inp, tgt = degrade(rng, blurred, sharp, strength, soft_prob=soft_prob)
         xs.append(inp.transpose(2, 0, 1))
         ys.append(tgt.transpose(2, 0, 1))
         ds.append(dmap[None])
@@ -96,16 +97,18 @@ def make_batch(data: dict[str, np.ndarray], rng: np.random.Generator, batch: int
 class BatchStream(torch.utils.data.IterableDataset):
     """Endless batches for a DataLoader (workers get distinct seeds)."""
 
-    def __init__(self, data, seed: int, start_step: int, batch: int, crop: int, sharp_frac: float = 0.0):
+    def __init__(self, data, seed: int, start_step: int, batch: int, crop: int, sharp_frac: float = 0.0,
+                 soft_prob: float = 0.5):
         self.data, self.seed, self.start, self.batch, self.crop = data, seed, start_step, batch, crop
-        self.sharp_frac = sharp_frac
+        self.sharp_frac, self.soft_prob = sharp_frac, soft_prob
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         step = self.start + wid
         while True:
-            yield make_batch(self.data, np.random.default_rng([self.seed, step]), self.batch, self.crop, self.sharp_frac)
+            yield make_batch(self.data, np.random.default_rng([self.seed, step]), self.batch, self.crop, self.sharp_frac,
+                             self.soft_prob)
             step += nw
 
 
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--val-n", type=int, default=8)
     ap.add_argument("--init", type=Path, default=None, help="start a new run from these exported weights (fine-tuning)")
     ap.add_argument("--sharp-frac", type=float, default=0.0, help="fraction of in-focus (identity) training pairs")
+    ap.add_argument("--soft-prob", type=float, default=0.5, help="how often inputs get demosaicing-like softness")
     args = ap.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_loaded = len(list(args.data.glob("shard_*[0-9].npz")))
     log(f"data: {len(data['sharp'])} pairs of {data['sharp'].shape[1]} px from {args.data}")
     val_items = frozen_test_set(n=args.val_n, size=96)
-    stream = BatchStream(data, args.seed, step, args.batch, args.crop, args.sharp_frac)
+    stream = BatchStream(data, args.seed, step, args.batch, args.crop, args.sharp_frac, args.soft_prob)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=args.workers,
                                          persistent_workers=args.workers > 0,
                                          prefetch_factor=4 if args.workers else None)
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
             if n_files > n_loaded:
                 data = load_shards(args.data)
                 n_loaded = n_files
-                it = iter(BatchStream(data, args.seed, step, args.batch, args.crop, args.sharp_frac))
+                it = iter(BatchStream(data, args.seed, step, args.batch, args.crop, args.sharp_frac, args.soft_prob))
                 log(f"data: now {len(data['sharp'])} pairs")
         if step % args.val_every == 0:
             v = validate(model, device, val_items)

@@ -242,14 +242,20 @@ def make_pair(rng: np.random.Generator, size: int = 128, max_coc_px: float = MAX
 
 
 def degrade(
-    rng: np.random.Generator, blurred_linear: np.ndarray, sharp_linear: np.ndarray, strength: float = 1.0
+    rng: np.random.Generator,
+    blurred_linear: np.ndarray,
+    sharp_linear: np.ndarray,
+    strength: float = 1.0,
+    soft_prob: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Make a camera-like sRGB input from a linear blurred image, and its sRGB target.
 
     Exposure and a random tone curve apply to both (the network is not asked to
     guess them); Poisson-Gaussian sensor noise, demosaicing-like softness and JPEG
     compression only to the input. ``strength`` in [0, 1] scales the degradations
-    (0: clean sRGB encoding of both).
+    (0: clean sRGB encoding of both). ``soft_prob``: how often the demosaicing-like
+    softness is applied (it teaches the network that crisp-looking edges may still
+    need sharpening; see the guard in :mod:`refocus.deblur.guard`).
 
     Returns
     -------
@@ -270,7 +276,7 @@ def degrade(
         b = float(np.exp(rng.uniform(np.log(1e-4), np.log(3e-3)))) * strength
         sigma = np.sqrt(a * x + b * b)
         x = np.clip(x + sigma * rng.standard_normal(x.shape).astype(np.float32), 0, 1)
-    if strength > 0 and rng.random() < 0.5:
+    if strength > 0 and rng.random() < soft_prob:
         x = gaussian_filter(x, sigma=(rng.uniform(0.2, 0.6) * strength, rng.uniform(0.2, 0.6) * strength, 0))
     inp = np.clip(linear_to_srgb(x) ** gamma, 0, 1).astype(np.float32)
     if strength > 0 and rng.random() < 0.6:
