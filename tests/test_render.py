@@ -12,7 +12,6 @@ from scipy import ndimage
 
 from refocus.aperture import ApertureConfig, kernel
 from refocus.errors import RefocusError
-from refocus.io.color import linear_to_srgb, srgb_to_linear
 from refocus.render import RenderConfig, render_bokeh, render_linear
 
 EXACT = RenderConfig(highlight_gain=0.0)

@@ -39,11 +39,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from refocus.deblur.model import DeblurNet, DeblurNetConfig, count_parameters
 from refocus.deblur.synth import degrade, frozen_test_set
-from refocus.io.color import linear_to_srgb
 
 ROOT = Path(__file__).resolve().parents[1]
 
