@@ -442,12 +442,17 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
     else:
         back = sweep(back_layers, front=False)
         fr = sweep(front_layers, front=True)
+    # In place on the accumulators: this join is serial, full-frame work.
     if back is not None:
-        background = back[:3] / be.clip(back[3:4], _EPS, None)
-        out = background if fr is None else fr[:3] + (1.0 - fr[3:4]) * background
+        out = back[:3]
+        out /= be.clip(back[3:4], _EPS, None)
+        if fr is not None:
+            out *= 1.0 - fr[3:4]
+            out += fr[:3]
     else:
-        out = fr[:3] / be.clip(fr[3:4], _EPS, None)
-    out = booster.compress(be.clip(out, 0.0, None), be)[:, :H, :W]
+        out = fr[:3]
+        out /= be.clip(fr[3:4], _EPS, None)
+    out = booster.compress(be.contiguous(be.clip(out[:, :H, :W], 0.0, None)), be)
     return np.ascontiguousarray(np.transpose(be.to_numpy(out), (1, 2, 0)))
 
 
