@@ -484,7 +484,7 @@ class _SparseLevels:
     ``>= j``, a clipped linear function of the CoC), so everything it needs is local:
     alpha ``D(R_i)``, own colour ``D(R_i x) - D(R_{i+1} x)``, hidden coverage
     ``D(R_{i+1})``, and the content at or behind it ``D(x) - D(R_{i+1} x)`` (D: the
-    splat downsampling to the layer's level). Per tile (64 to 512 px at that
+    splat downsampling to the layer's level). Per tile (32 to 512 px at that
     level, whichever size leaves the least work for this layer) and the CoC range of the 3 x 3 tiles around it:
 
     * ``max CoC <= c_{i-1}``: alpha is 0 there, nothing to do;
