@@ -24,16 +24,6 @@ def _axis_slice(nd: int, axis: int, a, b, step=None) -> tuple:
     return tuple(idx)
 
 
-def _bilinear_taps(n_out: int, n_in: int, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices and weights of half-pixel-centred linear interpolation (align_corners=False)."""
-    src = (np.arange(n_out) + 0.5) / scale - 0.5
-    src = np.clip(src, 0, n_in - 1)
-    i0 = np.floor(src).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    w1 = (src - i0).astype(np.float32)
-    return i0, i1, w1
-
-
 def _fft_conv_valid(xp: np.ndarray, k: np.ndarray) -> np.ndarray:
     """'Valid' 2-D convolution of each channel of xp (C,H,W) with k, by real FFT."""
     import scipy.fft as sfft
@@ -235,7 +225,6 @@ class NumpyBackend:
         return out
 
     def box_down(self, x: np.ndarray, q: int) -> np.ndarray:
-        c, h, w = x.shape
         # Factor-2 steps of strided adds: a reshape + mean over two axes is slow.
         while q > 1:
             x = self.box_down2(x)
@@ -325,24 +314,10 @@ class NumpyBackend:
             out = _fft_conv_valid(flat, np.asarray(k, dtype=np.float32))
         return out.reshape(n, c, out.shape[1], out.shape[2])
 
-    def interp(self, x, xp: np.ndarray, fp: np.ndarray):
-        return np.interp(x, xp, fp).astype(np.float32)
-
-    def interp_ratio(self, y, thresh: float, xp: np.ndarray, fp: np.ndarray, eps: float):
-        """``interp(y) / y`` where ``y > thresh``, else 1 (the highlight gain map).
-
-        Only the few pixels above the threshold are looked up: np.interp is a
-        binary search per element and dominated the cost over the whole frame.
-        """
-        ratio = np.ones(y.shape, dtype=np.float32)
-        m = y > thresh
-        ym = y[m]
-        ratio[m] = np.interp(ym, xp, fp).astype(np.float32) / np.maximum(ym, np.float32(eps))
-        return ratio
-
     def scale_highlights(self, x: np.ndarray, y: np.ndarray, thresh: float, xp: np.ndarray, fp: np.ndarray, eps: float):
-        """``x * interp_ratio(y, ...)``, in place on x (C,H,W, contiguous): only the
-        pixels above the threshold are touched, usually a small fraction."""
+        """``x`` times ``interp(y) / y`` where ``y > thresh``, in place on x (C,H,W,
+        contiguous). Only the pixels above the threshold are looked up (usually a small
+        fraction): np.interp is a binary search per element."""
         idx = np.flatnonzero(y > thresh)
         if idx.size:
             ym = y.reshape(-1)[idx]
@@ -507,14 +482,10 @@ class TorchBackend:
         w = (xc - x0) / t.clamp(x1 - x0, min=1e-12)
         return f0 + w * (f1 - f0)
 
-    def interp_ratio(self, y, thresh: float, xp: np.ndarray, fp: np.ndarray, eps: float):
-        """``interp(y) / y`` where ``y > thresh``, else 1 (see NumpyBackend)."""
-        ratio = self.interp(y, xp, fp) / self.torch.clamp(y, min=eps)
-        return self.where(y > thresh, ratio, 1.0)
-
     def scale_highlights(self, x, y, thresh: float, xp: np.ndarray, fp: np.ndarray, eps: float):
-        """``x * interp_ratio(y, ...)`` (out of place)."""
-        return x * self.interp_ratio(y, thresh, xp, fp, eps)[None]
+        """``x`` times ``interp(y) / y`` where ``y > thresh`` (see NumpyBackend), out of place."""
+        ratio = self.interp(y, xp, fp) / self.torch.clamp(y, min=eps)
+        return x * self.where(y > thresh, ratio, 1.0)[None]
 
 
 def get_backend(device: str):

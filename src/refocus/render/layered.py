@@ -319,9 +319,12 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
     x_lock = threading.RLock()  # the two sweeps share these downsampled images
 
     def x_at(q: int):
+        """The image at level q, each level splatted from the one above."""
+        if q == 1:
+            return x
         with x_lock:
             if q not in x_small:
-                x_small[q] = _box_down(x if q == 1 else x_at(q // 2), 2 if q > 1 else 1, be)
+                x_small[q] = _box_down(x_at(q // 2), 2, be)
             return x_small[q]
 
     def sweep(layers: list[int], front: bool):
@@ -475,6 +478,12 @@ _SPARSE_MAX_SCALE = 2
 _CHUNK_PX = 300_000
 
 
+def _window_margin(half_px: int) -> int:
+    """Margin of a tile's window at the layer's level: the kernel halo rounded up to
+    a fill block, plus one block (so the window's push-pull levels are exact)."""
+    return -(-half_px // _BLOCK) * _BLOCK + _BLOCK
+
+
 class _SparseLevels:
     """Tile-sparse rendering of the layers at the finest levels.
 
@@ -505,7 +514,7 @@ class _SparseLevels:
         """Full-resolution padding the windows of layers ``ids`` need around the frame."""
         S = max(all_scales[i] for i in ids)
         half = max(max(ap.kernel(cfg.aperture, abs(float(centres[i])) / all_scales[i], front=centres[i] > 0).shape) // 2 for i in ids)
-        return (-(-half // _BLOCK) * _BLOCK + _BLOCK + 1) * S
+        return (_window_margin(half) + 1) * S
 
     def __init__(self, coc_pad, x_big, off: int, centres, all_scales: dict[int, int], ids, cfg: RenderConfig, be, t_max: int):
         """``x_big``: the (3, Hp + 2 off, Wp + 2 off) image, edge-padded by ``off``
@@ -530,14 +539,13 @@ class _SparseLevels:
         self.reach = {i: (half[i] + 3) * all_scales[i] for i in all_scales}
         used = sorted(all_scales)
         self.next_used = {a: b for a, b in zip(used, used[1:])}
-        # Window margin at the layer's level: kernel halo rounded up to a block, plus one block.
-        self.E_of = {i: -(-half[i] // _BLOCK) * _BLOCK + _BLOCK for i in ids}
-        self.E = max(self.E_of.values())
-        assert off >= (self.E + 1) * max(self.scales.values())  # every window is inside
+        self.E_of = {i: _window_margin(half[i]) for i in ids}
+        assert off >= (max(self.E_of.values()) + 1) * max(self.scales.values())  # every window is inside
         self.off = off
         self.coc_big = be.asarray(np.pad(coc_pad, off, mode="edge")[None])
         self.coc_np = coc_pad
         self._lock = threading.Lock()
+        self._half_src = None
         self.x_big = x_big
         self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
         self.tile_sizes = [t for t in (32, 64, 128, 256, 512) if t <= t_max]
@@ -614,19 +622,16 @@ class _SparseLevels:
         invent a depth between the two sides (and a layer that exists in neither),
         so the block takes the side (its min or max) nearer to that average.
         """
-        with self._lock:
-            return self._half_sources_locked(x_at)
-
-    def _half_sources_locked(self, x_at):
-        if not hasattr(self, "_half_src"):
-            be, P = self.be, 8
-            c = self.coc_np
-            avg = be.to_numpy(be.downsample(be.asarray(c[None]), 2))[0]
-            lo, hi = _block_reduce(c, 2, np.minimum), _block_reduce(c, 2, np.maximum)
-            side = np.where(avg - lo < hi - avg, lo, hi)
-            coc2 = np.where(hi - lo > 1.0, side, avg).astype(np.float32)
-            self._half_src = (be.asarray(np.pad(coc2, P, mode="edge")[None]), be.pad_edge(be.contiguous(x_at(2)), P, P, P, P), P)
-        return self._half_src
+        with self._lock:  # the two sweeps share them
+            if self._half_src is None:
+                be, P = self.be, 8
+                c = self.coc_np
+                avg = be.to_numpy(be.downsample(be.asarray(c[None]), 2))[0]
+                lo, hi = _block_reduce(c, 2, np.minimum), _block_reduce(c, 2, np.maximum)
+                side = np.where(avg - lo < hi - avg, lo, hi)
+                coc2 = np.where(hi - lo > 1.0, side, avg).astype(np.float32)
+                self._half_src = (be.asarray(np.pad(coc2, P, mode="edge")[None]), be.pad_edge(be.contiguous(x_at(2)), P, P, P, P), P)
+            return self._half_src
 
     def band_quarter_res_from_half(self, i: int, half_acc, x_at):
         """Layer i's W_i and W_i x at quarter resolution, for the coarse layers' own
