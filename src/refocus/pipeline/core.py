@@ -246,12 +246,8 @@ def run_deblur(image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.n
     except ImportError:
         raise RefocusError("DeblurNet is not available in this installation (refocus.deblur.deblur missing)") from None
     dev = "cpu" if device == "auto" else device
-    try:
-        aif, defocus = deblur(image, device=dev)
-    except RefocusError:
-        raise
-    except (FileNotFoundError, ImportError, NotImplementedError) as exc:
-        raise RefocusError(f"DeblurNet is not available: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    # deblur() reports missing or foreign weights and bad devices as RefocusError itself.
+    aif, defocus = deblur(image, device=dev)
     aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
     if aif.shape != image.shape:
         raise RefocusError(f"DeblurNet returned shape {aif.shape} for an image of shape {image.shape}")
