@@ -116,21 +116,16 @@ def build_app():
         except RefocusError as exc:
             raise gr.Error(str(exc)) from None
 
-    def on_settings(key, focus, *settings):
+    def on_settings(key, focus, *settings, draft=False):
         if key is None:
-            return gr.skip(), gr.skip(), "upload a photo, then click on it to set the focus"
+            return gr.skip(), gr.skip(), (gr.skip() if draft else "upload a photo, then click on it to set the focus")
         try:
-            return _update(key, focus, *settings)
+            return _update(key, focus, *settings, draft=draft)
         except RefocusError as exc:
             raise gr.Error(str(exc)) from None
 
     def on_drag(key, focus, *settings):
-        if key is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        try:
-            return _update(key, focus, *settings, draft=True)
-        except RefocusError as exc:
-            raise gr.Error(str(exc)) from None
+        return on_settings(key, focus, *settings, draft=True)
 
     def on_export(key, focus, fmt, *settings):
         if key is None:
