@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
         ),
         weights: Optional[Path] = typer.Option(None, "--weights", help="DeblurNet weights file (default: shipped)."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
-        tile: int = typer.Option(640, "--tile", help="Tile size in px (bounds memory)."),
+        tile: Optional[int] = typer.Option(
+            None, "--tile", help="Tile size in px (bounds memory); default 640 on the CPU, whole images up to 16 MP on a GPU."
+        ),
         raw: bool = typer.Option(
             False, "--raw", help="The network's output as is, without keeping the input where it was already sharp."
         ),
@@ -66,7 +68,7 @@ def register(app: typer.Typer) -> None:
         from refocus.errors import RefocusError
         from refocus.io import read_image, write_image
 
-        if tile < 32:
+        if tile is not None and tile < 32:
             raise RefocusError(f"--tile must be >= 32 px, got {tile}")
         if output.resolve() == image.resolve() or (defocus_map is not None and defocus_map.resolve() == image.resolve()):
             raise RefocusError("refusing to overwrite the input photo; choose another output path")
@@ -79,7 +81,7 @@ def register(app: typer.Typer) -> None:
             def progressed(done: int, total: int) -> None:
                 prog.update(task, completed=done, total=total)
 
-            aif, defocus = deblur(rgb, weights=weights, device=device, tile=tile, progress=progressed, guard=not raw)
+            aif, defocus = deblur(rgb, weights=weights, device=device, tile=tile or "auto", progress=progressed, guard=not raw)
         write_image(output, aif, info)
         console.print(f"all-in-focus -> {output} (defocus radius: median {float(_median(defocus)):.2f} px, "
                       f"max {float(defocus.max()):.2f} px)")

@@ -67,3 +67,30 @@ def guard_output(
         trust = t * t * (3.0 - 2.0 * t)
     out = image + trust[..., None].astype(np.float32) * (out - image)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def guard_output_torch(image, all_in_focus, defocus_px, config: GuardConfig | None = None):
+    """:func:`guard_output` on (3, H, W) / (H, W) torch tensors, on their device.
+
+    The range filter's border (edge-replicated here, reflected in the numpy version)
+    gives the same window minima and maxima: both only repeat pixels the window
+    already holds.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    cfg = config or GuardConfig()
+    out = all_in_focus
+    r = cfg.range_radius_px
+    if r > 0:
+        xp = F.pad(image[None], (r, r, r, r), mode="replicate")
+        hi = F.max_pool2d(xp, 2 * r + 1, stride=1)[0]
+        lo = -F.max_pool2d(-xp, 2 * r + 1, stride=1)[0]
+        out = torch.minimum(torch.maximum(out, lo), hi)
+    span = cfg.trust_full_px - cfg.trust_from_px
+    if span <= 0:
+        trust = (defocus_px >= cfg.trust_from_px).float()
+    else:
+        t = ((defocus_px - cfg.trust_from_px) / span).clamp(0.0, 1.0)
+        trust = t * t * (3.0 - 2.0 * t)
+    return (image + trust[None] * (out - image)).clamp(0.0, 1.0)

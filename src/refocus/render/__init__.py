@@ -12,6 +12,7 @@ Conventions (used everywhere in the project):
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Literal
 
@@ -106,22 +107,60 @@ def coc_map(disparity: np.ndarray, focus_disparity: float, strength: float) -> n
     return (np.float32(strength) * (disparity - np.float32(focus_disparity))).astype(np.float32)
 
 
-def render_linear(image_linear: np.ndarray, coc_px: np.ndarray, config: RenderConfig | None = None) -> np.ndarray:
-    """Render from a *linear* image and a signed CoC map (the core entry point)."""
+def _is_tensor(x) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def render_linear(image_linear, coc_px, config: RenderConfig | None = None):
+    """Render from a *linear* image and a signed CoC map (the core entry point).
+
+    numpy arrays (H x W x 3 and H x W) are rendered on the path ``config.device``
+    names and come back as a numpy array. torch tensors are rendered by the torch
+    path on the image's own device (``config.device`` is then ignored) and come back
+    as an H x W x 3 tensor there: on a GPU nothing crosses to the host.
+    """
     config = config or RenderConfig()
+    if _is_tensor(image_linear) or _is_tensor(coc_px):
+        return _render_tensors(image_linear, coc_px, config)
     image_linear = np.asarray(image_linear, dtype=np.float32)
     coc_px = np.asarray(coc_px, dtype=np.float32)
-    if image_linear.ndim != 3 or image_linear.shape[2] != 3:
-        raise RefocusError(f"image must be H x W x 3, got shape {image_linear.shape}")
-    if image_linear.shape[:2] != coc_px.shape:
-        raise RefocusError(f"CoC map shape {coc_px.shape} does not match image {image_linear.shape[:2]}")
-    if image_linear.size == 0:
-        raise RefocusError("image is empty")
+    _check_shapes(image_linear.shape, coc_px.shape)
     if not np.isfinite(coc_px).all():
         raise RefocusError("CoC map contains NaN or infinite values")
     if float(np.abs(coc_px).max()) < 0.05:
         return image_linear.copy()
-    return render_layers(image_linear, coc_px, config)
+    from refocus.render.backend import get_backend
+
+    be = get_backend(config.device)
+    return be.to_numpy(render_layers(image_linear, coc_px, config, be))
+
+
+def _check_shapes(image_shape: tuple, coc_shape: tuple) -> None:
+    if len(image_shape) != 3 or image_shape[2] != 3:
+        raise RefocusError(f"image must be H x W x 3, got shape {tuple(image_shape)}")
+    if tuple(image_shape[:2]) != tuple(coc_shape):
+        raise RefocusError(f"CoC map shape {tuple(coc_shape)} does not match image {tuple(image_shape[:2])}")
+    if image_shape[0] * image_shape[1] == 0:
+        raise RefocusError("image is empty")
+
+
+def _render_tensors(image_linear, coc_px, config: RenderConfig):
+    import torch
+
+    from refocus.render.backend import TorchBackend
+
+    dev = image_linear.device if _is_tensor(image_linear) else coc_px.device
+    image_linear = torch.as_tensor(image_linear, dtype=torch.float32, device=dev)
+    coc_px = torch.as_tensor(coc_px, dtype=torch.float32, device=dev)
+    _check_shapes(tuple(image_linear.shape), tuple(coc_px.shape))
+    # One host sync for both checks.
+    finite, max_abs = torch.stack([torch.isfinite(coc_px).all().float(), coc_px.abs().amax()]).tolist()
+    if not finite:
+        raise RefocusError("CoC map contains NaN or infinite values")
+    if max_abs < 0.05:
+        return image_linear.clone()
+    return render_layers(image_linear, coc_px, config, TorchBackend(str(dev)))
 
 
 def render_bokeh(

@@ -90,15 +90,14 @@ def layer_scale(radius_px: float, r0: float) -> int:
     return 2 ** int(math.floor(math.log2(radius_px / r0)))
 
 
-def _tent_weights(coc: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _tent_weights(coc, centres: np.ndarray, be):
     """For each pixel, the index k of the layer just behind it and the weight t of layer k+1."""
     if len(centres) == 1:
-        return np.zeros(coc.shape, dtype=np.int32), np.zeros(coc.shape, dtype=np.float32)
-    k = np.searchsorted(centres, coc, side="right") - 1
-    k = np.clip(k, 0, len(centres) - 2).astype(np.int32)
-    lo = centres[k]
-    hi = centres[k + 1]
-    t = np.clip((coc - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+        return be.zeros(coc.shape), be.zeros(coc.shape)
+    k = be.clip(be.searchsorted(centres, coc, right=True) - 1, 0, len(centres) - 2)
+    lo = be.take(centres, k)
+    hi = be.take(centres, k + 1)
+    t = be.clip((coc - lo) / (hi - lo), 0.0, 1.0)
     return k, t
 
 
@@ -120,7 +119,7 @@ def _block_reduce(a: np.ndarray, b: int, op) -> np.ndarray:
     return out
 
 
-def _used_layers(coc: np.ndarray, centres: np.ndarray) -> np.ndarray:
+def _used_layers(coc, centres: np.ndarray, be) -> np.ndarray:
     """Which layers have a non-zero tent weight somewhere (bool per layer).
 
     A pixel in (c[j-1], c[j]] weighs on layers j-1 and j; one exactly at c[j] marks
@@ -130,8 +129,8 @@ def _used_layers(coc: np.ndarray, centres: np.ndarray) -> np.ndarray:
     n = len(centres)
     if n == 1:
         return np.ones(1, dtype=bool)
-    j = np.searchsorted(centres.astype(np.float32), coc.ravel(), side="left")
-    hit = np.bincount(j, minlength=n + 1)[: n + 1] > 0
+    j = be.searchsorted(centres.astype(np.float32), coc, right=False)
+    hit = be.bincount(j, minlength=n + 1)[: n + 1] > 0
     used = hit[:n].copy()
     used[:-1] |= hit[1:n]
     return used
@@ -267,19 +266,19 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
 
     be = backend or get_backend(cfg.device)
     H, W = coc_px.shape
-    coc = np.asarray(coc_px, dtype=np.float32)
+    coc = be.asarray(coc_px)
 
     min_step, rel_step = cfg.layer_step()
     r0 = cfg.full_res_max_radius() / 2
-    centres = layer_centres(float(coc.min()), float(coc.max()), min_step, rel_step)
-    used = _used_layers(coc, centres)
+    centres = layer_centres(*be.minmax(coc), min_step, rel_step)
+    used = _used_layers(coc, centres, be)
     order = np.nonzero(used)[0]
     scale = {int(i): layer_scale(abs(float(centres[i])), r0) for i in order}
     fill_scale = {i: max(_FILL_MIN_SCALE, s) for i, s in scale.items()}
     # Layers at the finest levels are rendered tile-sparse (see _SparseLevels); the
     # spatially varying cat's-eye kernel keeps the dense path.
     sparse_ids = set()
-    if cfg.aperture.cats_eye <= 0:
+    if cfg.aperture.cats_eye <= 0 and be.tile_sparse:
         sparse_ids = {i for i in scale if scale[i] <= _SPARSE_MAX_SCALE}
     # Pad the frame so that every level's grid tiles it exactly.
     grid = max(max(fill_scale.values()), 1)
@@ -287,22 +286,18 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
         s_max = max(scale[i] for i in sparse_ids)
         grid = max(grid, _sparse_tile_max(H, W, s_max) * s_max)
     Hp, Wp = -(-H // grid) * grid, -(-W // grid) * grid
-    pad = ((0, Hp - H), (0, Wp - W))
-    coc_pad = np.pad(coc, pad, mode="edge")
+    coc_pad = be.pad_edge(coc[None], 0, Hp - H, 0, Wp - W)[0]
     # One padded copy of the image serves all paths: the tile-sparse layers read
     # windows reaching `off` px beyond the frame, the rest reads the view x.
     off = _SparseLevels.margin(centres, scale, sparse_ids, cfg) if sparse_ids else 0
-    x_big = np.pad(np.transpose(image_linear, (2, 0, 1)), ((0, 0), (off, off + Hp - H), (off, off + Wp - W)), mode="edge")
+    x_big = be.image_chw_padded(image_linear, off, off + Hp - H, off, off + Wp - W)
     booster = _Booster(cfg.highlight_threshold, cfg.highlight_gain)
-    x_big = booster.expand(be.asarray(x_big), be)
+    x_big = booster.expand(x_big, be)
     x = x_big[:, off : off + Hp, off : off + Wp]
     if not sparse_ids:  # full-resolution tent weights, for the dense path only
-        k_np, t_np = _tent_weights(coc, centres)
-        k = be.asarray(np.pad(k_np, pad, mode="edge").astype(np.float32))
-        t = be.asarray(np.pad(t_np, pad, mode="edge"))
+        k, t = _tent_weights(coc_pad, centres, be)
     # Rows each layer touches (its tent weight is non-zero there), rounded to the grid.
-    row_lo = coc_pad.min(axis=1)
-    row_hi = coc_pad.max(axis=1)
+    row_lo, row_hi = be.row_minmax(coc_pad)
 
     def band_rows(i: int) -> tuple[int, int]:
         lo = centres[i - 1] if i > 0 else -np.inf
@@ -314,7 +309,7 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
 
     sparse = None
     if sparse_ids:
-        sparse = _SparseLevels(coc_pad, x_big, off, centres, scale, sparse_ids, cfg, be, _sparse_tile_max(H, W, s_max))
+        sparse = _SparseLevels(be.to_numpy(coc_pad), x_big, off, centres, scale, sparse_ids, cfg, be, _sparse_tile_max(H, W, s_max))
     x_small = {}
     x_lock = threading.RLock()  # the two sweeps share these downsampled images
 
@@ -399,7 +394,7 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
                 covered_f, covered_fx = 1.0 - cum_w[sf], x_at(sf) - cum_wx[sf]
             hidden = be.clip(1.0 - covered, 0.0, 1.0)
             stack[3:4] += hidden
-            if be.scalar_max(hidden) > 1e-4:
+            if be.may_exceed(hidden, 1e-4):
                 fill = be.upsample(pushpull(covered_fx, be.clip(covered_f, 0.0, 1.0), be), sf // s, Hp // s, Wp // s)
                 fill *= hidden
                 stack[:3] += fill
@@ -456,7 +451,7 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
         out = fr[:3]
         out /= be.clip(fr[3:4], _EPS, None)
     out = booster.compress(be.contiguous(be.clip(out[:, :H, :W], 0.0, None)), be)
-    return np.ascontiguousarray(np.transpose(be.to_numpy(out), (1, 2, 0)))
+    return be.output_hwc(out)
 
 
 def _sparse_tile_max(h: int, w: int, s_max: int) -> int:
