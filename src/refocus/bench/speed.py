@@ -111,11 +111,9 @@ def _child_interactive(device: str, repeats: int, draft: bool = False) -> dict:
     from refocus.pipeline import bench_interactive
     from refocus.ui.session import DRAFT_PIXELS, PREVIEW_PIXELS
 
-    if device != "cpu":
-        return {"note": "the interactive preview is timed on the CPU path only"}
     pixels = DRAFT_PIXELS if draft else PREVIEW_PIXELS
     k = 15.0 * (pixels / PREVIEW_PIXELS) ** 0.5
-    res = bench_interactive(focus_points=max(repeats, 3), preview_pixels=pixels, strength_px=k)
+    res = bench_interactive(focus_points=max(repeats, 3), preview_pixels=pixels, strength_px=k, device=device)
     h, w = res["preview_shape"]
     label = "draft (first after a click, and while dragging)" if draft else "preview"
     return {"times_s": list(res["render_s"]), "size_label": f"{w}x{h} {label}", "note": f"prepare once: {res['prepare_s']:.2f} s",

@@ -11,12 +11,20 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1 = this machine only)."),
         port: int = typer.Option(7860, "--port", help="Port."),
         max_file_size: str = typer.Option("200mb", "--max-file-size", help="Largest upload accepted, e.g. 50mb."),
+        device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (the GPU when there is one)."),
     ) -> None:
         """Start the web UI: upload a photo, click to focus, drag sliders, export."""
         from refocus.errors import RefocusError
         from refocus.ui.app import launch
 
+        if device not in ("cpu", "cuda", "auto"):
+            raise RefocusError(f"--device must be cpu, cuda or auto, got {device!r}")
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise RefocusError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
         if not 0 < port < 65536:
             raise RefocusError(f"--port must be in 1..65535, got {port}")
         typer.echo(f"refocus UI on http://{host}:{port} (offline; Ctrl+C to stop)", err=True)
-        launch(host=host, port=port, max_file_size=max_file_size, block=True)
+        launch(host=host, port=port, max_file_size=max_file_size, block=True, device=device)

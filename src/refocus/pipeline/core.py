@@ -245,9 +245,9 @@ def run_deblur(image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.n
         from refocus.deblur import deblur
     except ImportError:
         raise RefocusError("DeblurNet is not available in this installation (refocus.deblur.deblur missing)") from None
-    dev = "cpu" if device == "auto" else device
-    # deblur() reports missing or foreign weights and bad devices as RefocusError itself.
-    aif, defocus = deblur(image, device=dev)
+    # deblur() resolves "auto" (the GPU when there is one) and reports missing or
+    # foreign weights and bad devices as RefocusError itself.
+    aif, defocus = deblur(image, device=device)
     aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
     if aif.shape != image.shape:
         raise RefocusError(f"DeblurNet returned shape {aif.shape} for an image of shape {image.shape}")

@@ -16,6 +16,7 @@ def bench_interactive(
     focus_points: int = 5,
     quality: str = "balanced",
     aperture=None,
+    device: str = "cpu",
 ) -> dict:
     """Time what the UI does when the user clicks a new focus point.
 
@@ -31,6 +32,8 @@ def bench_interactive(
         exactly that large.
     strength_px : K in pixels of the preview.
     quality : renderer quality the preview uses (the UI's default is "balanced").
+    device : where the renderer runs (``cpu``, ``cuda``, ``auto``); the first,
+        untimed render also warms a GPU up.
 
     Returns
     -------
@@ -60,7 +63,7 @@ def bench_interactive(
     preview = photo.resized(preview_pixels)
     _ = preview.linear
     prepare_s = time.perf_counter() - t0
-    cfg = RefocusConfig(strength=strength_px, quality=quality, aperture=aperture or ApertureConfig())
+    cfg = RefocusConfig(strength=strength_px, quality=quality, aperture=aperture or ApertureConfig(), device=device)
     # The UI renders once when the photo is uploaded (untimed here too): clicks come after.
     preview.render(cfg, 0.5, strength_px)
     times = []

@@ -45,7 +45,7 @@ def _u8(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
 
 
-def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path):
+def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, device: str = "auto"):
     from refocus.aperture import ApertureConfig, load_aperture_image
     from refocus.pipeline.config import RefocusConfig
 
@@ -62,11 +62,12 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
         kw["f_number"] = float(f_number)
     else:
         kw["strength"] = float(strength)
-    return RefocusConfig.build(aperture=ap, **kw)
+    return RefocusConfig.build(aperture=ap, device=device, **kw)
 
 
-def build_app():
-    """The Gradio Blocks app (not launched)."""
+def build_app(device: str = "auto"):
+    """The Gradio Blocks app (not launched). ``device``: where DeblurNet and the
+    renderer run (``auto``: the GPU when there is one)."""
     gr = import_gradio()
     from refocus.pipeline.visual import coc_to_rgb, disparity_to_rgb
     from refocus.ui import session
@@ -76,7 +77,7 @@ def build_app():
     def _update(key, focus, *settings, draft=False):
         """Re-render the preview (or the smaller draft); returns the outputs shared by every event."""
         entry = session.get(key)
-        cfg = _config(focus, *settings)
+        cfg = _config(focus, *settings, device=device)
         img, coc, fd = session.render(key, cfg, draft=draft)
         p = entry.draft if draft else entry.preview
         k = p.strength(cfg, fd) / p.scale
@@ -95,7 +96,7 @@ def build_app():
             return None, None, None, None, None, "upload a photo"
         try:
             depth_path = depth_file if isinstance(depth_file, str) or depth_file is None else depth_file.name
-            key = session.load(photo_path, depth_path, depth_kind)
+            key = session.load(photo_path, depth_path, depth_kind, device=device)
             entry = session.get(key)
             slider, coc_img, status = _update(key, None, *settings)
         except RefocusError as exc:
@@ -131,7 +132,7 @@ def build_app():
         if key is None:
             raise gr.Error("upload a photo first")
         try:
-            path = session.export(key, _config(focus, *settings), export_dir, fmt)
+            path = session.export(key, _config(focus, *settings, device=device), export_dir, fmt)
         except RefocusError as exc:
             raise gr.Error(str(exc)) from None
         return str(path)
@@ -183,9 +184,11 @@ def build_app():
     return app
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True):
+def launch(
+    host: str = "127.0.0.1", port: int = 7860, max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True, device: str = "auto"
+):
     """Start the UI server. Returns the app (and does not block with ``block=False``)."""
-    app = build_app()
+    app = build_app(device)
     app.queue(default_concurrency_limit=2)
     try:
         app.launch(

@@ -56,8 +56,10 @@ def photo_key(photo_path: str, depth_path: str | None, depth_kind: str | None) -
     return f"{_digest(photo_path)}:{_digest(depth_path)}:{depth_kind}"
 
 
-def load(photo_path: str, depth_path: str | None = None, depth_kind: str | None = None, max_megapixels: float = 100.0) -> str:
-    """Prepare a photo (depth, DeblurNet once) and return its cache key."""
+def load(
+    photo_path: str, depth_path: str | None = None, depth_kind: str | None = None, max_megapixels: float = 100.0, device: str = "cpu"
+) -> str:
+    """Prepare a photo (depth, DeblurNet once, on ``device``) and return its cache key."""
     if not photo_path:
         raise RefocusError("upload a photo first")
     key = photo_key(photo_path, depth_path, depth_kind)
@@ -65,7 +67,7 @@ def load(photo_path: str, depth_path: str | None = None, depth_kind: str | None 
         if key in _cache:
             _cache.move_to_end(key)
             return key
-    cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, max_megapixels=max_megapixels)
+    cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, max_megapixels=max_megapixels, device=device)
     full = prepare(photo_path, cfg)
     # DeblurNet runs once here (when installed); renders use it where it helps.
     full.ensure_all_in_focus("auto", cfg.device)
