@@ -17,6 +17,17 @@ import numpy as np
 _DIRECT_TAPS = 9
 
 
+def add_(view, value) -> None:
+    """``view += value`` in place. Written ``a[i] += b``, Python would also assign the
+    result back (``a[i] = a[i]``): a redundant copy, one more kernel launch on a GPU."""
+    view += value
+
+
+def mul_(view, value) -> None:
+    """``view *= value`` in place (see :func:`add_`)."""
+    view *= value
+
+
 def _axis_slice(nd: int, axis: int, a, b, step=None) -> tuple:
     """Index selecting ``a:b:step`` along ``axis`` of an ``nd``-dimensional array."""
     idx = [slice(None)] * nd
@@ -73,11 +84,11 @@ def _splat_axis(x, s: int, axis: int, zeros):
         v = x[sl(m, None, s)]
         pos = (m + 0.5) / s - 0.5  # position of this phase relative to its coarse sample
         step = -1 if pos < 0 else 1
-        out[sl(1, n_low + 1)] += v * (1.0 - abs(pos))
-        out[sl(1 + step, n_low + 1 + step)] += v * abs(pos)
+        add_(out[sl(1, n_low + 1)], v * (1.0 - abs(pos)))
+        add_(out[sl(1 + step, n_low + 1 + step)], v * abs(pos))
     res = out[sl(1, n_low + 1)]
-    res[sl(0, 1)] += out[sl(0, 1)]
-    res[sl(n_low - 1, n_low)] += out[sl(n_low + 1, n_low + 2)]
+    add_(res[sl(0, 1)], out[sl(0, 1)])
+    add_(res[sl(n_low - 1, n_low)], out[sl(n_low + 1, n_low + 2)])
     return res / s
 
 
@@ -115,10 +126,10 @@ def _splat2(x, axis: int):
 
     a, b = x[sl(0, None, 2)], x[sl(1, None, 2)]
     out = (a + b) * 0.375
-    out[sl(1, None)] += b[sl(0, -1)] * 0.125
-    out[sl(0, 1)] += a[sl(0, 1)] * 0.125
-    out[sl(0, -1)] += a[sl(1, None)] * 0.125
-    out[sl(-1, None)] += b[sl(-1, None)] * 0.125
+    add_(out[sl(1, None)], b[sl(0, -1)] * 0.125)
+    add_(out[sl(0, 1)], a[sl(0, 1)] * 0.125)
+    add_(out[sl(0, -1)], a[sl(1, None)] * 0.125)
+    add_(out[sl(-1, None)], b[sl(-1, None)] * 0.125)
     return out
 
 
@@ -388,6 +399,19 @@ class TorchBackend:
         # (H200, 12 MP: 18 477 kernel launches sparse, 4 253 dense).
         self.tile_sparse = tile_sparse
 
+    def _upload(self, a: np.ndarray, dtype=np.float32):
+        """A numpy array on this device without a stream sync: a copy from pageable
+        memory waits for all queued kernels first (one such wait per kernel upload
+        made a 12 MP render ~30 % slower and bound to the host's speed); one from
+        page-locked memory is queued like a kernel."""
+        a = np.ascontiguousarray(a, dtype=dtype)
+        if not a.flags.writeable:  # e.g. a cached kernel; torch wants writable memory
+            a = a.copy()
+        t = self.torch.from_numpy(a)
+        if self.device.type != "cuda":
+            return t
+        return t.pin_memory().to(self.device, non_blocking=True)
+
     def image_chw_padded(self, image_hwc, top: int, bottom: int, left: int, right: int):
         return self.pad_edge(self.asarray(image_hwc).permute(2, 0, 1), top, bottom, left, right)
 
@@ -401,7 +425,7 @@ class TorchBackend:
         return float(lo), float(hi)
 
     def _table(self, values: np.ndarray):
-        return self.torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
+        return self._upload(values)
 
     def searchsorted(self, sorted_values: np.ndarray, x, right: bool):
         return self.torch.searchsorted(self._table(sorted_values), x.contiguous(), right=right)
@@ -420,7 +444,7 @@ class TorchBackend:
         t = self.torch
         if isinstance(x, t.Tensor):
             return x.to(self.device, t.float32)
-        return t.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=self.device)
+        return self._upload(x)
 
     def to_numpy(self, x) -> np.ndarray:
         x = x.detach().float()
@@ -451,10 +475,8 @@ class TorchBackend:
         return x.contiguous()
 
     def where(self, cond, a, b):
-        t = self.torch
-        a = a if isinstance(a, t.Tensor) else t.tensor(a, dtype=t.float32, device=self.device)
-        b = b if isinstance(b, t.Tensor) else t.tensor(b, dtype=t.float32, device=self.device)
-        return t.where(cond, a, b)
+        # Python scalars stay scalars: a tensor made of one would be an upload.
+        return self.torch.where(cond, a, b)
 
     def clip(self, x, lo, hi):
         return self.torch.clamp(x, lo, hi)
@@ -519,7 +541,7 @@ class TorchBackend:
         c, hp, wp = xp.shape
         kh, kw = k.shape
         fh, fw = _fast_len(hp), _fast_len(wp)
-        kt = t.as_tensor(np.ascontiguousarray(k, dtype=np.float32), device=self.device)
+        kt = self._upload(k)
         X = t.fft.rfft2(xp, s=(fh, fw))
         X *= t.fft.rfft2(kt, s=(fh, fw))[None]
         full = t.fft.irfft2(X, s=(fh, fw))
@@ -529,8 +551,7 @@ class TorchBackend:
     def windows(self, x, size: int, step: int, ty: np.ndarray, tx: np.ndarray):
         t = self.torch
         v = x.unfold(1, size, step).unfold(2, size, step)
-        ty_t = t.as_tensor(ty, device=self.device, dtype=t.long)
-        tx_t = t.as_tensor(tx, device=self.device, dtype=t.long)
+        ty_t, tx_t = self._upload(ty, np.int64), self._upload(tx, np.int64)
         return v[:, ty_t, tx_t].permute(1, 0, 2, 3).contiguous()
 
     def window_max(self, x) -> np.ndarray:
@@ -541,16 +562,14 @@ class TorchBackend:
     def get_tiles(self, x, size: int, ty: np.ndarray, tx: np.ndarray):
         t = self.torch
         c, h, w = x.shape
-        ty_t = t.as_tensor(ty, device=self.device, dtype=t.long)
-        tx_t = t.as_tensor(tx, device=self.device, dtype=t.long)
+        ty_t, tx_t = self._upload(ty, np.int64), self._upload(tx, np.int64)
         return x.view(c, h // size, size, w // size, size)[:, ty_t, :, tx_t, :]
 
     def put_tiles(self, x, tiles, ty: np.ndarray, tx: np.ndarray) -> None:
         t = self.torch
         c, h, w = x.shape
         size = tiles.shape[-1]
-        ty_t = t.as_tensor(ty, device=self.device, dtype=t.long)
-        tx_t = t.as_tensor(tx, device=self.device, dtype=t.long)
+        ty_t, tx_t = self._upload(ty, np.int64), self._upload(tx, np.int64)
         x.view(c, h // size, size, w // size, size)[:, ty_t, :, tx_t, :] = tiles
 
     def down_win(self, x, s: int):
@@ -568,14 +587,13 @@ class TorchBackend:
         if kh == 1 and kw == 1:
             return x * float(k[0, 0])
         t = self.torch
-        weight = t.as_tensor(np.ascontiguousarray(k[::-1, ::-1]), dtype=t.float32, device=self.device)
+        weight = self._upload(k[::-1, ::-1])
         out = self.F.conv2d(x.reshape(n * c, 1, h, w), weight[None, None])
         return out.reshape(n, c, out.shape[2], out.shape[3])
 
     def interp(self, x, xp: np.ndarray, fp: np.ndarray):
         t = self.torch
-        xp_t = t.as_tensor(xp, dtype=t.float32, device=self.device)
-        fp_t = t.as_tensor(fp, dtype=t.float32, device=self.device)
+        xp_t, fp_t = self._upload(xp), self._upload(fp)
         xc = t.clamp(x, xp_t[0], xp_t[-1])
         idx = t.clamp(t.searchsorted(xp_t, xc.contiguous(), right=True) - 1, 0, len(xp) - 2)
         x0, x1 = xp_t[idx], xp_t[idx + 1]

@@ -44,6 +44,7 @@ import threading
 import numpy as np
 
 from refocus import aperture as ap
+from refocus.render.backend import add_, mul_
 from refocus.render.config import RenderConfig
 
 _EPS = 1e-6
@@ -221,7 +222,7 @@ def _conv_layer(stack, radius: float, front: bool, cfg: RenderConfig, be, scale:
             wt = be.asarray((wy[:, None] * wx[None, :]).astype(np.float32))[None]
             if out is None:
                 out = be.zeros(stack.shape)
-            out[:, y_lo:y_hi, x_lo:x_hi] += blurred * wt
+            add_(out[:, y_lo:y_hi, x_lo:x_hi], blurred * wt)
     return out
 
 
@@ -385,23 +386,23 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
             stack[3:4, y0 // s : y1 // s] = small[s][0]
             if not front:  # back-to-front: C_i counts layers at or behind i
                 for q in finer:
-                    cum_w[q][:, y0 // q : y1 // q] += small[q][0]
-                    cum_wx[q][:, y0 // q : y1 // q] += small[q][1]
+                    add_(cum_w[q][:, y0 // q : y1 // q], small[q][0])
+                    add_(cum_wx[q][:, y0 // q : y1 // q], small[q][1])
                 covered = cum_w[s]
                 covered_f, covered_fx = cum_w[sf], cum_wx[sf]
             else:  # front-to-back: the cumulative counts layers nearer than i
                 covered = 1.0 - cum_w[s]
                 covered_f, covered_fx = 1.0 - cum_w[sf], x_at(sf) - cum_wx[sf]
             hidden = be.clip(1.0 - covered, 0.0, 1.0)
-            stack[3:4] += hidden
+            add_(stack[3:4], hidden)
             if be.may_exceed(hidden, 1e-4):
                 fill = be.upsample(pushpull(covered_fx, be.clip(covered_f, 0.0, 1.0), be), sf // s, Hp // s, Wp // s)
                 fill *= hidden
-                stack[:3] += fill
+                add_(stack[:3], fill)
             if front:
                 for q in finer:
-                    cum_w[q][:, y0 // q : y1 // q] += small[q][0]
-                    cum_wx[q][:, y0 // q : y1 // q] += small[q][1]
+                    add_(cum_w[q][:, y0 // q : y1 // q], small[q][0])
+                    add_(cum_wx[q][:, y0 // q : y1 // q], small[q][1])
             blurred = _conv_layer(stack, abs(float(centres[i])) / s, front, cfg, be, s, (Hp, Wp))
             del stack
             a = be.clip(blurred[3:4], 0.0, 1.0)
@@ -412,14 +413,14 @@ def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfi
             acc_s = s
             if front:  # acc += (1 - acc_alpha) * layer
                 t_rest = 1.0 - acc[3:4]
-                blurred[:3] *= t_rest
-                acc[:3] += blurred[:3]
+                mul_(blurred[:3], t_rest)
+                add_(acc[:3], blurred[:3])
                 a *= t_rest
-                acc[3:4] += a
+                add_(acc[3:4], a)
             else:  # acc = layer + (1 - a) * acc
                 acc *= 1.0 - a
-                acc[:3] += blurred[:3]
-                acc[3:4] += a
+                add_(acc[:3], blurred[:3])
+                add_(acc[3:4], a)
         if acc is None:
             return None
         if acc_s != 1:
@@ -809,12 +810,12 @@ class _SparseLevels:
             tiles = be.get_tiles(acc, T, ty, tx)
             if front:
                 t_rest = 1.0 - tiles[:, 3:4]
-                tiles[:, :3] += t_rest * blurred[:, :3]
-                tiles[:, 3:4] += t_rest * a
+                add_(tiles[:, :3], t_rest * blurred[:, :3])
+                add_(tiles[:, 3:4], t_rest * a)
             else:
                 tiles *= 1.0 - a
-                tiles[:, :3] += blurred[:, :3]
-                tiles[:, 3:4] += a
+                add_(tiles[:, :3], blurred[:, :3])
+                add_(tiles[:, 3:4], a)
             be.put_tiles(acc, tiles, ty, tx)
 
 
