@@ -48,6 +48,19 @@ def _fft_conv_valid(xp: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(full[:, kh - 1 : hp, kw - 1 : wp], dtype=np.float32)
 
 
+def _direct_conv_valid(xp, k: np.ndarray, out):
+    """'Valid' convolution (scatter semantics) of xp (..., H, W) with a small kernel, as
+    shifted multiply-adds into the zeroed ``out`` (numpy or torch; float32 throughout)."""
+    kh, kw = k.shape
+    h, w = out.shape[-2:]
+    for dy in range(kh):
+        for dx in range(kw):
+            wgt = float(k[kh - 1 - dy, kw - 1 - dx])
+            if wgt != 0.0:
+                out += wgt * xp[..., dy : dy + h, dx : dx + w]
+    return out
+
+
 def _fast_len(n: int) -> int:
     """Smallest m >= n with no prime factor above 7 (cuFFT's fast radices): a prime
     length such as 3 001 falls back to a much slower algorithm."""
@@ -303,14 +316,7 @@ class NumpyBackend:
         if np.count_nonzero(k) <= _DIRECT_TAPS:
             # Tiny kernels: shifted multiply-adds beat an FFT of the whole image.
             c, hp, wp = xp.shape
-            h, w = hp - kh + 1, wp - kw + 1
-            out = np.zeros((c, h, w), dtype=np.float32)
-            for dy in range(kh):
-                for dx in range(kw):
-                    wgt = float(k[kh - 1 - dy, kw - 1 - dx])
-                    if wgt != 0.0:
-                        out += wgt * xp[:, dy : dy + h, dx : dx + w]
-            return out
+            return _direct_conv_valid(xp, k, np.zeros((c, hp - kh + 1, wp - kw + 1), dtype=np.float32))
         return _fft_conv_valid(xp, np.asarray(k, dtype=np.float32))
 
     # --- Tile batches (N, C, h, w), for the tile-sparse layers -------------------
@@ -358,13 +364,7 @@ class NumpyBackend:
             return x * float(k[0, 0])
         flat = x.reshape(n * c, h, w)
         if np.count_nonzero(k) <= _DIRECT_TAPS:
-            ho, wo = h - kh + 1, w - kw + 1
-            out = np.zeros((n * c, ho, wo), dtype=np.float32)
-            for dy in range(kh):
-                for dx in range(kw):
-                    wgt = float(k[kh - 1 - dy, kw - 1 - dx])
-                    if wgt != 0.0:
-                        out += np.float32(wgt) * flat[:, dy : dy + ho, dx : dx + wo]
+            out = _direct_conv_valid(flat, k, np.zeros((n * c, h - kh + 1, w - kw + 1), dtype=np.float32))
         else:
             out = _fft_conv_valid(flat, np.asarray(k, dtype=np.float32))
         return out.reshape(n, c, out.shape[1], out.shape[2])
@@ -517,7 +517,6 @@ class TorchBackend:
         kh, kw = k.shape
         if kh == 1 and kw == 1:
             return x * float(k[0, 0])
-        t = self.torch
         ry, rx = kh // 2, kw // 2
         xp = self.pad_edge(x, ry, ry, rx, rx)
         if np.count_nonzero(k) > _DIRECT_TAPS:
@@ -526,14 +525,7 @@ class TorchBackend:
             return self._fft_conv_valid(xp, k)
         # Tiny kernels: shifted multiply-adds, in float32 (cuDNN would use TF32).
         c, hp, wp = xp.shape
-        h, w = hp - kh + 1, wp - kw + 1
-        out = t.zeros((c, h, w), dtype=t.float32, device=self.device)
-        for dy in range(kh):
-            for dx in range(kw):
-                wgt = float(k[kh - 1 - dy, kw - 1 - dx])
-                if wgt != 0.0:
-                    out += wgt * xp[:, dy : dy + h, dx : dx + w]
-        return out
+        return _direct_conv_valid(xp, k, self.zeros((c, hp - kh + 1, wp - kw + 1)))
 
     def _fft_conv_valid(self, xp, k: np.ndarray):
         """'Valid' convolution of each channel of xp (C,H,W) with k, by real FFT."""
@@ -549,7 +541,6 @@ class TorchBackend:
 
     # --- Tile batches (N, C, h, w): see NumpyBackend ------------------------------
     def windows(self, x, size: int, step: int, ty: np.ndarray, tx: np.ndarray):
-        t = self.torch
         v = x.unfold(1, size, step).unfold(2, size, step)
         ty_t, tx_t = self._upload(ty, np.int64), self._upload(tx, np.int64)
         return v[:, ty_t, tx_t].permute(1, 0, 2, 3).contiguous()
@@ -560,13 +551,11 @@ class TorchBackend:
         return x.reshape(x.shape[0], -1).amax(dim=1).cpu().numpy()
 
     def get_tiles(self, x, size: int, ty: np.ndarray, tx: np.ndarray):
-        t = self.torch
         c, h, w = x.shape
         ty_t, tx_t = self._upload(ty, np.int64), self._upload(tx, np.int64)
         return x.view(c, h // size, size, w // size, size)[:, ty_t, :, tx_t, :]
 
     def put_tiles(self, x, tiles, ty: np.ndarray, tx: np.ndarray) -> None:
-        t = self.torch
         c, h, w = x.shape
         size = tiles.shape[-1]
         ty_t, tx_t = self._upload(ty, np.int64), self._upload(tx, np.int64)
@@ -586,7 +575,6 @@ class TorchBackend:
         kh, kw = k.shape
         if kh == 1 and kw == 1:
             return x * float(k[0, 0])
-        t = self.torch
         weight = self._upload(k[::-1, ::-1])
         out = self.F.conv2d(x.reshape(n * c, 1, h, w), weight[None, None])
         return out.reshape(n, c, out.shape[2], out.shape[3])
