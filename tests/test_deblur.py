@@ -202,3 +202,28 @@ def test_bench_methods_registered():
 
     names = {m.name for m in methods.methods_for("deblur")}
     assert {"deblurnet", "wiener", "unsharp"} <= names
+
+
+def test_gpu_pass_retries_in_smaller_tiles_when_memory_runs_out(monkeypatch):
+    """On a GPU, a pass that runs out of memory is retried in smaller tiles, and a clear
+    error remains when even the smallest does not fit (simulated on the CPU)."""
+    from refocus.deblur import infer
+
+    real = infer.predict_tensors
+    tried = []
+
+    def small_gpu(model, img, tile=640, overlap=192, progress=None):
+        tried.append(tile)
+        if tile is None or tile > 1024:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(model, img, tile=tile, overlap=overlap, progress=progress)
+
+    monkeypatch.setattr(infer, "predict_tensors", small_gpu)
+    model = load_model()
+    img = np.random.default_rng(0).random((64, 80, 3)).astype(np.float32)
+    out, dmap = infer._predict_fitting(model, img, None, 192, None)
+    assert tried == [None, 2048, 1024]
+    assert out.shape == (3, 64, 80) and dmap.shape == (64, 80)
+    monkeypatch.setattr(infer, "predict_tensors", lambda *a, **k: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("oom")))
+    with pytest.raises(RefocusError, match="out of GPU memory"):
+        infer._predict_fitting(model, img, None, 192, None)

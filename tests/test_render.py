@@ -347,3 +347,27 @@ def test_tile_skipping_is_exact(monkeypatch, rng):
     monkeypatch.setattr(layered._SparseLevels, "_tile_range", every_tile)
     dense = render_linear(img, coc, cfg)
     assert np.abs(sparse - dense).max() < 1e-4
+
+
+def test_out_of_gpu_memory_falls_back_to_the_cpu(rng, monkeypatch):
+    """A render the GPU cannot hold is done on the CPU, with a warning (numpy in), or
+    refused with a one-line error (tensors in); simulated with the torch-CPU path."""
+    torch = pytest.importorskip("torch")
+    import refocus.render as render_mod
+
+    real = render_mod.render_layers
+
+    def tight_gpu(image, coc, cfg, be):
+        if be.name == "torch":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.70 GiB")
+        return real(image, coc, cfg, be)
+
+    monkeypatch.setattr(render_mod, "render_layers", tight_gpu)
+    img = rng.random((40, 50, 3)).astype(np.float32)
+    coc = np.linspace(-4, 4, 50, dtype=np.float32)[None].repeat(40, axis=0)
+    with pytest.warns(UserWarning, match="out of GPU memory"):
+        out = render_linear(img, coc, RenderConfig(device="torch-cpu"))
+    ref = real(img, coc, RenderConfig(), _dense_numpy())
+    assert out.shape == img.shape and np.abs(out - ref).mean() < 5e-3
+    with pytest.raises(RefocusError, match="out of GPU memory"):
+        render_linear(torch.from_numpy(img), torch.from_numpy(coc), RenderConfig())

@@ -220,6 +220,21 @@ def predict_tensors(model: DeblurNet, image: np.ndarray, tile: int | None | str 
     return out[:, :h, :w], dmap[:h, :w]
 
 
+def _predict_fitting(model: DeblurNet, img: np.ndarray, tile, overlap: int, progress):
+    """:func:`predict_tensors` on a GPU, in smaller tiles when a pass runs out of memory."""
+    h, w = img.shape[:2]
+    first = auto_tile(next(model.parameters()).device, (h, w)) if tile == "auto" else tile
+    sizes = [first] + [t for t in (2048, 1024, 512) if first is None or t < first]
+    for size in sizes:
+        try:
+            return predict_tensors(model, img, tile=size, overlap=overlap, progress=progress)
+        except torch.cuda.OutOfMemoryError:
+            pass
+        # Outside the handler: the failed pass's tensors are freed with its frames.
+        torch.cuda.empty_cache()
+    raise RefocusError(f"out of GPU memory for DeblurNet on a {w}x{h} photo even in {sizes[-1]} px tiles; use --device cpu")
+
+
 def deblur(
     image: np.ndarray,
     *,
@@ -272,7 +287,7 @@ def deblur(
         # Guard on the GPU too, so one copy of the result crosses to the host.
         from refocus.deblur.guard import GuardConfig, guard_output_torch
 
-        out, dmap = predict_tensors(model, img, tile=tile, overlap=overlap, progress=progress)
+        out, dmap = _predict_fitting(model, img, tile, overlap, progress)
         dmap = dmap.clamp_min(0)
         if guard is not False:
             x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(out.device)

@@ -133,7 +133,33 @@ def render_linear(image_linear, coc_px, config: RenderConfig | None = None):
     from refocus.render.backend import get_backend
 
     be = get_backend(config.device)
-    return be.to_numpy(render_layers(image_linear, coc_px, config, be))
+    try:
+        return be.to_numpy(render_layers(image_linear, coc_px, config, be))
+    except Exception as exc:
+        if be.name != "torch" or not _is_out_of_memory(exc):
+            raise
+    # The dense GPU path needs ~300 bytes per pixel (3.7 GB at 12 MP): a large photo
+    # can exceed a small card. The CPU path renders it, in bounded memory.
+    _release_gpu_memory()
+    h, w = coc_px.shape
+    warnings.warn(f"out of GPU memory for a {w}x{h} render; rendering it on the CPU instead", stacklevel=2)
+    from refocus.render.backend import NumpyBackend
+
+    return render_layers(image_linear, coc_px, config, NumpyBackend())
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    return (torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)) or "out of memory" in str(exc).lower()
+
+
+def _release_gpu_memory() -> None:
+    import gc
+
+    gc.collect()  # the failed render's tensors are referenced from the traceback's frames
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _check_shapes(image_shape: tuple, coc_shape: tuple) -> None:
@@ -160,7 +186,17 @@ def _render_tensors(image_linear, coc_px, config: RenderConfig):
         raise RefocusError("CoC map contains NaN or infinite values")
     if max_abs < 0.05:
         return image_linear.clone()
-    return render_layers(image_linear, coc_px, config, TorchBackend(str(dev)))
+    try:
+        return render_layers(image_linear, coc_px, config, TorchBackend(str(dev)))
+    except Exception as exc:
+        if not _is_out_of_memory(exc):
+            raise
+    _release_gpu_memory()
+    h, w = coc_px.shape
+    raise RefocusError(
+        f"out of GPU memory for a {w}x{h} render (about {300 * h * w / 1e9:.1f} GB needed); "
+        "pass numpy arrays (or device='cpu') to render it on the CPU"
+    )
 
 
 def render_bokeh(
