@@ -243,25 +243,28 @@ def _hat(p: np.ndarray, centres: np.ndarray, i: int) -> np.ndarray:
     return w
 
 
-def render_layers(image_linear: np.ndarray, coc_px: np.ndarray, cfg: RenderConfig, backend=None) -> np.ndarray:
+def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
     """Render the lens photo from a linear all-in-focus image and a signed CoC map.
 
     Parameters
     ----------
     image_linear:
-        H x W x 3 float32, linear light.
+        H x W x 3 float32, linear light: a numpy array, or for the torch backend a
+        numpy array or tensor (moved to its device).
     coc_px:
         H x W signed CoC radius in pixels (positive = nearer than the focal plane).
     cfg:
         Renderer settings.
     backend:
         An object from :mod:`refocus.render.backend`; by default chosen from
-        ``cfg.device``.
+        ``cfg.device``. Its ``tile_sparse`` picks the CPU's tile-sparse layers or
+        dense ones (the GPU's choice).
 
     Returns
     -------
-    H x W x 3 float32 linear image (may exceed 1 slightly when highlights are boosted;
-    the caller clips when encoding).
+    H x W x 3 float32 linear image of the backend's kind (numpy array or tensor on its
+    device); may exceed 1 slightly when highlights are boosted (the caller clips when
+    encoding).
     """
     from refocus.render.backend import get_backend
 
