@@ -30,6 +30,59 @@ _CAL_RADIUS = np.array([0.0, 1.0, 2.0, 3.0, 5.0, 8.0])
 _MIN_EDGES = 40
 
 
+def _sobel_xy(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sobel derivatives along x and y with scipy.ndimage's reflected borders, in
+    whole-array passes (twice as fast as ``ndimage.sobel`` at 12 MP)."""
+    p = np.pad(g, 1, mode="symmetric")
+    dx = p[:, 2:] - p[:, :-2]
+    gx = dx[:-2] + dx[2:]
+    gx += 2.0 * dx[1:-1]
+    dy = p[2:] - p[:-2]
+    gy = dy[:, :-2] + dy[:, 2:]
+    gy += 2.0 * dy[:, 1:-1]
+    return gx, gy
+
+
+def _sobel_at(g: np.ndarray, flat_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_sobel_xy` at the pixels ``flat_idx`` only."""
+    w = g.shape[1]
+    p = np.pad(g, 1, mode="symmetric").ravel()
+    wp = w + 2
+    y, x = np.divmod(flat_idx, w)
+    c = (y + 1) * wp + (x + 1)
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return p[c + dy * wp + dx]
+
+    gx = (at(-1, 1) - at(-1, -1)) + (at(1, 1) - at(1, -1)) + 2.0 * (at(0, 1) - at(0, -1))
+    gy = (at(1, -1) - at(-1, -1)) + (at(1, 1) - at(-1, 1)) + 2.0 * (at(1, 0) - at(-1, 0))
+    return gx, gy
+
+
+def _edge_readings(image_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edge pixels (flat indices), their blur reading (px) and gradient magnitude.
+
+    The re-blurred gradient and the reading are computed at edge pixels only: they
+    are a small fraction of the frame, and these per-pixel passes were most of the
+    cost at 12 MP.
+    """
+    g = np.asarray(image_srgb, dtype=np.float32)
+    if g.ndim == 3:
+        g = g[..., 0] * 0.299 + g[..., 1] * 0.587 + g[..., 2] * 0.114
+    mag = np.hypot(*_sobel_xy(g))
+    mag /= 8.0
+    # Edges: local maxima of the gradient that stand out of the noise.
+    # An absolute threshold: one relative to the strongest edges would drop the
+    # weaker edges of blurred regions, exactly the ones to measure.
+    thresh = 0.02
+    edges = np.flatnonzero((mag > thresh) & (mag >= ndimage.maximum_filter(mag, size=3)))
+    mag_b = np.hypot(*_sobel_at(ndimage.gaussian_filter(g, _S0), edges)) / 8.0
+    m = mag.ravel()[edges]
+    ratio = m / np.maximum(mag_b, 1e-6)
+    s = _S0 / np.sqrt(np.maximum(ratio**2 - 1.0, 1e-3))
+    return edges, (2.0 * s).astype(np.float32), mag
+
+
 def edge_blur_reading(image_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Raw blur reading at edge pixels.
 
@@ -40,22 +93,10 @@ def edge_blur_reading(image_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     strength : (H, W) float32
         Gradient magnitude (used as a confidence weight).
     """
-    g = np.asarray(image_srgb, dtype=np.float32)
-    if g.ndim == 3:
-        g = g[..., 0] * 0.299 + g[..., 1] * 0.587 + g[..., 2] * 0.114
-    gb = ndimage.gaussian_filter(g, _S0)
-    mag = np.hypot(ndimage.sobel(g, 1), ndimage.sobel(g, 0)) / 8.0
-    mag_b = np.hypot(ndimage.sobel(gb, 1), ndimage.sobel(gb, 0)) / 8.0
-    # Edges: local maxima of the gradient that stand out of the noise.
-    # An absolute threshold: one relative to the strongest edges would drop the
-    # weaker edges of blurred regions, exactly the ones to measure.
-    thresh = 0.02
-    peak = mag >= ndimage.maximum_filter(mag, size=3)
-    edges = peak & (mag > thresh)
-    ratio = mag / np.maximum(mag_b, 1e-6)
-    s = _S0 / np.sqrt(np.maximum(ratio**2 - 1.0, 1e-3))
-    reading = np.where(edges, 2.0 * s, np.nan).astype(np.float32)
-    return reading, mag.astype(np.float32)
+    edges, reading, mag = _edge_readings(image_srgb)
+    radius = np.full(mag.shape, np.nan, dtype=np.float32)
+    radius.ravel()[edges] = reading
+    return radius, mag.astype(np.float32)
 
 
 def calibrate(reading: np.ndarray) -> np.ndarray:
@@ -81,13 +122,16 @@ def blur_by_disparity(image_srgb: np.ndarray, disparity: np.ndarray, n_bins: int
     centres : (n_bins,) disparity of each bin centre
     radius_px : (n_bins,) blur radius per bin; NaN where too few edges were found.
     """
-    radius, _ = edge_blur_reading(image_srgb)
-    d = np.clip(np.asarray(disparity, dtype=np.float32), 0.0, 1.0)
+    edges, reading, _ = _edge_readings(image_srgb)
+    d = np.clip(np.asarray(disparity, dtype=np.float32).ravel()[edges], 0.0, 1.0)
     idx = np.minimum((d * n_bins).astype(np.int64), n_bins - 1)
-    valid = np.isfinite(radius)
+    # Group the edge readings by bin with one sort, not a full-frame mask per bin.
+    order = np.argsort(idx, kind="stable")
+    idx, reading = idx[order], reading[order]
+    bounds = np.searchsorted(idx, np.arange(n_bins + 1))
     out = np.full(n_bins, np.nan, dtype=np.float32)
     for b in range(n_bins):
-        vals = radius[valid & (idx == b)]
+        vals = reading[bounds[b] : bounds[b + 1]]
         if vals.size >= _MIN_EDGES:
             out[b] = float(calibrate(np.median(vals)))
     centres = (np.arange(n_bins, dtype=np.float32) + 0.5) / n_bins
