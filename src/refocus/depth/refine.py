@@ -202,7 +202,12 @@ def upsample_to_guide(
         g = np.repeat(g[..., None], 3, axis=2)
     if g.ndim != 3 or g.size == 0 or g.shape[2] < 3:
         raise RefocusError(f"guide image must be H x W x 3, got shape {g.shape}")
-    g = np.clip(np.nan_to_num(g[..., :3].astype(np.float32), nan=0.0), 0.0, 1.0)
+    g = np.asarray(g[..., :3], dtype=np.float32)
+    # Full-size passes only when needed: the guide is used at working resolution.
+    if not np.isfinite(g).all():
+        g = np.nan_to_num(g, nan=0.0)
+    if float(g.min()) < 0.0 or float(g.max()) > 1.0:
+        g = np.clip(g, 0.0, 1.0)
     if levels < 2:
         raise RefocusError("levels must be >= 2")
     d = _fill_invalid(d)
