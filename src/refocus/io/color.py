@@ -13,13 +13,27 @@ import numpy as np
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     """Decode sRGB values in [0, 1] to linear light (IEC 61966-2-1)."""
     x = np.asarray(x, dtype=np.float32)
-    return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    # In place on one output array: np.where over two full-size branches took ~7x
+    # the time of the power itself at 12 MP.
+    out = np.maximum(x, np.float32(0.04045), out=np.empty_like(x))
+    out += np.float32(0.055)
+    out *= np.float32(1 / 1.055)
+    np.power(out, np.float32(2.4), out=out)
+    low = x <= 0.04045
+    np.divide(x, np.float32(12.92), out=out, where=low)
+    return out
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """Encode linear light to sRGB; the input is clipped to [0, 1] first."""
     x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055).astype(np.float32)
+    out = np.maximum(x, np.float32(0.0031308), out=np.empty_like(x))
+    np.power(out, np.float32(1 / 2.4), out=out)
+    out *= np.float32(1.055)
+    out -= np.float32(0.055)
+    low = x <= 0.0031308
+    np.multiply(x, np.float32(12.92), out=out, where=low)
+    return out
 
 
 def luminance(x_linear: np.ndarray) -> np.ndarray:
