@@ -228,12 +228,16 @@ def keep_sharp_input(
     if keep_sharp_px <= 0:
         return rendered_linear
     a = np.abs(coc_px)
-    w = np.clip((2.0 * keep_sharp_px - a) / keep_sharp_px, 0.0, 1.0)
-    w = w * (np.nan_to_num(input_blur_px, nan=np.inf, posinf=1e6) <= SHARP_INPUT_PX)
-    if not w.any():
+    # Unknown (NaN) or infinite input blur compares False: those pixels are not kept.
+    sel = np.flatnonzero((a < 2.0 * keep_sharp_px) & (np.asarray(input_blur_px) <= SHARP_INPUT_PX))
+    if sel.size == 0:
         return rendered_linear
-    w = w[..., None].astype(np.float32)
-    return (rendered_linear * (1.0 - w) + input_linear * w).astype(np.float32)
+    # Blend only the selected pixels (usually a small part of the frame).
+    w = np.clip((2.0 * keep_sharp_px - a.ravel()[sel]) / keep_sharp_px, 0.0, 1.0).astype(np.float32)[:, None]
+    out = np.array(rendered_linear, dtype=np.float32)
+    flat = out.reshape(-1, out.shape[-1])
+    flat[sel] = flat[sel] * (1.0 - w) + np.asarray(input_linear, dtype=np.float32).reshape(flat.shape)[sel] * w
+    return out
 
 
 # -- stages (lazy imports: the stage packages are optional) ------------------
