@@ -120,8 +120,9 @@ def _block_reduce(a: np.ndarray, b: int, op) -> np.ndarray:
     return out
 
 
-def _used_layers(coc, centres: np.ndarray, be) -> np.ndarray:
-    """Which layers have a non-zero tent weight somewhere (bool per layer).
+def _used_layers(coc, centres: np.ndarray, be) -> tuple[np.ndarray, np.ndarray]:
+    """Which layers have a non-zero tent weight somewhere (bool per layer), and how
+    many pixels lie in each layer's band.
 
     A pixel in (c[j-1], c[j]] weighs on layers j-1 and j; one exactly at c[j] marks
     j-1 too, which only costs an empty layer. One binary search per pixel and a
@@ -129,12 +130,15 @@ def _used_layers(coc, centres: np.ndarray, be) -> np.ndarray:
     """
     n = len(centres)
     if n == 1:
-        return np.ones(1, dtype=bool)
+        return np.ones(1, dtype=bool), np.array([coc.size])
     j = be.searchsorted(centres.astype(np.float32), coc, right=False)
-    hit = be.bincount(j, minlength=n + 1)[: n + 1] > 0
+    counts = be.bincount(j, minlength=n + 1)[: n + 1]
+    band = counts[:n].copy()
+    band[:-1] += counts[1:n]
+    hit = counts > 0
     used = hit[:n].copy()
     used[:-1] |= hit[1:n]
-    return used
+    return used, band
 
 
 class _Booster:
@@ -275,7 +279,7 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
     min_step, rel_step = cfg.layer_step()
     r0 = cfg.full_res_max_radius() / 2
     centres = layer_centres(*be.minmax(coc), min_step, rel_step)
-    used = _used_layers(coc, centres, be)
+    used, band_px = _used_layers(coc, centres, be)
     order = np.nonzero(used)[0]
     scale = {int(i): layer_scale(abs(float(centres[i])), r0) for i in order}
     fill_scale = {i: max(_FILL_MIN_SCALE, s) for i, s in scale.items()}
@@ -432,15 +436,50 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
 
     back_layers = [int(i) for i in order if centres[i] <= 0]
     front_layers = [int(i) for i in reversed(order) if centres[i] > 0]
-    if be.name == "numpy" and back_layers and front_layers and _THREADS:
-        # The two sweeps are independent until the final join, and numpy/scipy
-        # release the GIL in their array loops: on a multi-core CPU they overlap.
+    if be.name == "numpy" and _THREADS and (back_layers or front_layers):
+        # Independent parts, run on two threads (numpy/scipy release the GIL in their
+        # array loops): the two sweeps, and within each sweep its full-resolution
+        # tile-sparse tail, which reads nothing the coarser layers accumulate (its
+        # inputs are ramps of the CoC). Each part composites from zero; the parts are
+        # joined with the over operator, which is associative. Splitting keeps both
+        # cores busy when the focal plane lies near one end of the depth range and
+        # nearly all layers fall in one sweep.
         from concurrent.futures import ThreadPoolExecutor
 
+        def split(layers: list[int]) -> tuple[list[int], list[int]]:
+            k = len(layers)
+            while k > 0 and layers[k - 1] in sparse_ids and scale[layers[k - 1]] == 1:
+                k -= 1
+            return layers[:k], layers[k:]
+
+        def cost(layers: list[int]) -> float:
+            """Rough work of a sweep: dense layers a frame at their level, tile-sparse
+            ones their band (their windows cover about 6x its area) at theirs, both
+            growing with the kernel (its halo and its FFT)."""
+            n_px = Hp * Wp
+            return sum(
+                (min(n_px, 6 * int(band_px[i])) if i in sparse_ids else n_px)
+                * (1.0 + abs(float(centres[i])) / scale[i] / 3.0)
+                / scale[i] ** 2
+                for i in layers
+            )
+
+        (bc, bf), (fc, ff) = split(back_layers), split(front_layers)
+        # Split a sweep only when the other is far lighter (the focal plane near one
+        # end of the depth range): three parts on two threads gain nothing, and each
+        # extra part costs a serial full-frame join.
+        cb, cf = cost(back_layers), cost(front_layers)
+        if cf >= 0.3 * cb:
+            bc, bf = back_layers, []
+        if cb >= 0.3 * cf:
+            fc, ff = front_layers, []
         with ThreadPoolExecutor(max_workers=2) as pool:
-            back_job = pool.submit(sweep, back_layers, False)
-            fr = sweep(front_layers, True)
-            back = back_job.result()
+            # The full-resolution parts are the heavier ones: started first.
+            jobs = {name: pool.submit(sweep, layers, name[0] == "f") for name, layers in
+                    (("bf", bf), ("ff", ff), ("bc", bc), ("fc", fc)) if layers}
+            part = {name: job.result() for name, job in jobs.items()}
+        back = _over(part.get("bf"), part.get("bc"), be)  # the nearer part over the farther
+        fr = _over(part.get("fc"), part.get("ff"), be)
     else:
         back = sweep(back_layers, front=False)
         fr = sweep(front_layers, front=True)
@@ -456,6 +495,15 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
         out /= be.clip(fr[3:4], _EPS, None)
     out = booster.compress(be.contiguous(be.clip(out[:, :H, :W], 0.0, None)), be)
     return be.output_hwc(out)
+
+
+def _over(near, far, be):
+    """Premultiplied ``near`` over ``far`` (either may be None), in place on ``near``."""
+    if near is None or far is None:
+        return far if near is None else near
+    far *= 1.0 - near[3:4]
+    near += far
+    return near
 
 
 def _sparse_tile_max(h: int, w: int, s_max: int) -> int:
