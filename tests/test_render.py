@@ -371,3 +371,22 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu(rng, monkeypatch):
     assert out.shape == img.shape and np.abs(out - ref).mean() < 5e-3
     with pytest.raises(RefocusError, match="out of GPU memory"):
         render_linear(torch.from_numpy(img), torch.from_numpy(coc), RenderConfig())
+
+
+def test_split_sweeps_equal_the_sequential_render(rng, monkeypatch):
+    """Focused at the near end, nearly all layers fall in the back sweep; the CPU then
+    renders its coarse part and its full-resolution tail on two threads and joins
+    them with the over operator. The result must equal the one-thread render."""
+    from refocus.bench.speed import smooth_disparity
+    from refocus.render import layered
+
+    img = rng.random((200, 260, 3)).astype(np.float32)
+    coc = (-30.0 * (1.0 - smooth_disparity(200, 260, seed=5))).astype(np.float32)  # 0 .. -30 px: all behind
+    joins = []
+    real_over = layered._over
+    monkeypatch.setattr(layered, "_over", lambda near, far, be: joins.append(near is not None and far is not None) or real_over(near, far, be))
+    split = render_linear(img, coc, RenderConfig())
+    assert any(joins), "the back sweep should have been split"
+    monkeypatch.setattr(layered, "_THREADS", False)
+    sequential = render_linear(img, coc, RenderConfig())
+    assert np.abs(split - sequential).max() < 1e-5

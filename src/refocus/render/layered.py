@@ -22,7 +22,9 @@ of two, so that its kernel radius lies in [r0, 2 r0) there) and upsampled; cost 
 layer then falls like 1/|CoC|^2 and the total is sub-quadratic in the maximum CoC.
 The far half of the layers is composited back-to-front, the near half front-to-back
 (the *over* operator is associative), then the two are joined once at full size; on
-the numpy path the two halves run in two threads.
+the numpy path the two halves run in two threads, and when one half holds nearly all
+the work (focal plane near one end of the depth range) it is itself split in two
+parts joined the same way.
 
 Layers at full and half resolution are rendered tile-sparse (:class:`_SparseLevels`):
 only tiles where the layer's alpha is non-zero and no nearer layer is opaque after
@@ -887,5 +889,5 @@ def _box_down(x, q: int, be):
     return x
 
 
-#: Run the far and near sweeps in two threads on the numpy path (see render_layers).
+#: Run the sweeps (or their parts) in two threads on the numpy path (see render_layers).
 _THREADS = True
