@@ -190,6 +190,22 @@ def test_torch_path_agrees_with_numpy(rng):
             assert np.abs(out_t.cpu().numpy() - ref).max() < 1e-3, dev
 
 
+def test_torch_tile_sparse_mode_agrees_with_numpy(rng):
+    """The torch backend can run the CPU's tile-sparse algorithm too (off by default:
+    slower on a GPU); it must then match the numpy path."""
+    pytest.importorskip("torch")
+    from refocus.bench.speed import smooth_disparity
+    from refocus.render.backend import NumpyBackend, TorchBackend
+    from refocus.render.layered import render_layers
+
+    img = rng.random((120, 160, 3)).astype(np.float32)
+    coc = (30.0 * (smooth_disparity(120, 160, seed=2) - 0.5)).astype(np.float32)
+    ref = render_layers(img, coc, RenderConfig(), NumpyBackend())
+    be = TorchBackend("cpu", tile_sparse=True)
+    out = be.to_numpy(render_layers(img, coc, RenderConfig(), be))
+    assert np.abs(out - ref).max() < 1e-4
+
+
 def test_tile_sparse_cpu_rendering_stays_close_to_the_dense_algorithm(rng):
     """The CPU's tile-sparse layers (and their half-resolution weights for coarse
     layers) approximate the dense algorithm the GPU runs: small on average, bounded
