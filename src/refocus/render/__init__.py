@@ -116,9 +116,10 @@ def render_linear(image_linear, coc_px, config: RenderConfig | None = None):
     """Render from a *linear* image and a signed CoC map (the core entry point).
 
     numpy arrays (H x W x 3 and H x W) are rendered on the path ``config.device``
-    names and come back as a numpy array. torch tensors are rendered by the torch
-    path on the image's own device (``config.device`` is then ignored) and come back
-    as an H x W x 3 tensor there: on a GPU nothing crosses to the host.
+    names and come back as a numpy array. torch tensors are rendered on the image's
+    own device (``config.device`` is then ignored: the torch path on a GPU, the numpy
+    path on the CPU) and come back as an H x W x 3 tensor there: on a GPU nothing
+    crosses to the host.
     """
     config = config or RenderConfig()
     if _is_tensor(image_linear) or _is_tensor(coc_px):
@@ -186,8 +187,18 @@ def _render_tensors(image_linear, coc_px, config: RenderConfig):
         raise RefocusError("CoC map contains NaN or infinite values")
     if max_abs < 0.05:
         return image_linear.clone()
+    if dev.type == "cpu":  # the numpy path is the fast one on a CPU
+        from refocus.render.backend import NumpyBackend
+
+        out = render_layers(image_linear.detach().numpy(), coc_px.detach().numpy(), config, NumpyBackend())
+        return torch.from_numpy(out)
+    return _render_on_device(image_linear, coc_px, config, TorchBackend(str(dev)))
+
+
+def _render_on_device(image_linear, coc_px, config: RenderConfig, backend):
+    """Tensors in, tensor out on the backend's device; out of memory is a one-line error."""
     try:
-        return render_layers(image_linear, coc_px, config, TorchBackend(str(dev)))
+        return render_layers(image_linear, coc_px, config, backend)
     except Exception as exc:
         if not _is_out_of_memory(exc):
             raise
