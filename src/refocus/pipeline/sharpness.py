@@ -59,8 +59,8 @@ def _sobel_at(g: np.ndarray, flat_idx: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return gx, gy
 
 
-def _edge_readings(image_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edge pixels (flat indices), their blur reading (px) and gradient magnitude.
+def _edge_readings(image_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge pixels (flat indices) and their blur reading (px).
 
     The re-blurred gradient and the reading are computed at edge pixels only: they
     are a small fraction of the frame, and these per-pixel passes were most of the
@@ -80,23 +80,7 @@ def _edge_readings(image_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     m = mag.ravel()[edges]
     ratio = m / np.maximum(mag_b, 1e-6)
     s = _S0 / np.sqrt(np.maximum(ratio**2 - 1.0, 1e-3))
-    return edges, (2.0 * s).astype(np.float32), mag
-
-
-def edge_blur_reading(image_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Raw blur reading at edge pixels.
-
-    Returns
-    -------
-    radius_px : (H, W) float32
-        Estimated defocus radius at edges, NaN elsewhere.
-    strength : (H, W) float32
-        Gradient magnitude (used as a confidence weight).
-    """
-    edges, reading, mag = _edge_readings(image_srgb)
-    radius = np.full(mag.shape, np.nan, dtype=np.float32)
-    radius.ravel()[edges] = reading
-    return radius, mag.astype(np.float32)
+    return edges, (2.0 * s).astype(np.float32)
 
 
 def calibrate(reading: np.ndarray) -> np.ndarray:
@@ -122,7 +106,7 @@ def blur_by_disparity(image_srgb: np.ndarray, disparity: np.ndarray, n_bins: int
     centres : (n_bins,) disparity of each bin centre
     radius_px : (n_bins,) blur radius per bin; NaN where too few edges were found.
     """
-    edges, reading, _ = _edge_readings(image_srgb)
+    edges, reading = _edge_readings(image_srgb)
     d = np.clip(np.asarray(disparity, dtype=np.float32).ravel()[edges], 0.0, 1.0)
     idx = np.minimum((d * n_bins).astype(np.int64), n_bins - 1)
     # Group the edge readings by bin with one sort, not a full-frame mask per bin.
