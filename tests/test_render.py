@@ -406,7 +406,7 @@ def test_split_sweeps_equal_the_sequential_render(rng, monkeypatch):
     coc = (-30.0 * (1.0 - smooth_disparity(200, 260, seed=5))).astype(np.float32)  # 0 .. -30 px: all behind
     joins = []
     real_over = layered._over
-    monkeypatch.setattr(layered, "_over", lambda near, far, be: joins.append(near is not None and far is not None) or real_over(near, far, be))
+    monkeypatch.setattr(layered, "_over", lambda near, far: joins.append(near is not None and far is not None) or real_over(near, far))
     split = render_linear(img, coc, RenderConfig())
     assert any(joins), "the back sweep should have been split"
     monkeypatch.setattr(layered, "_THREADS", False)

@@ -425,17 +425,14 @@ class TorchBackend:
         lo, hi = self.torch.aminmax(x)
         return float(lo), float(hi)
 
-    def _table(self, values: np.ndarray):
-        return self._upload(values)
-
     def searchsorted(self, sorted_values: np.ndarray, x, right: bool):
-        return self.torch.searchsorted(self._table(sorted_values), x.contiguous(), right=right)
+        return self.torch.searchsorted(self._upload(sorted_values), x.contiguous(), right=right)
 
     def bincount(self, idx, minlength: int) -> np.ndarray:
         return self.torch.bincount(idx.reshape(-1), minlength=minlength).cpu().numpy()
 
     def take(self, values: np.ndarray, idx):
-        return self._table(values)[idx]
+        return self._upload(values)[idx]
 
     def row_minmax(self, x) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.torch.aminmax(x, dim=1)

@@ -466,22 +466,19 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
                 for i in layers
             )
 
-        (bc, bf), (fc, ff) = split(back_layers), split(front_layers)
         # Split a sweep only when the other is far lighter (the focal plane near one
         # end of the depth range): three parts on two threads gain nothing, and each
         # extra part costs a serial full-frame join.
         cb, cf = cost(back_layers), cost(front_layers)
-        if cf >= 0.3 * cb:
-            bc, bf = back_layers, []
-        if cb >= 0.3 * cf:
-            fc, ff = front_layers, []
+        bc, bf = split(back_layers) if cf < 0.3 * cb else (back_layers, [])
+        fc, ff = split(front_layers) if cb < 0.3 * cf else (front_layers, [])
         with ThreadPoolExecutor(max_workers=2) as pool:
             # The full-resolution parts are the heavier ones: started first.
             jobs = {name: pool.submit(sweep, layers, name[0] == "f") for name, layers in
                     (("bf", bf), ("ff", ff), ("bc", bc), ("fc", fc)) if layers}
             part = {name: job.result() for name, job in jobs.items()}
-        back = _over(part.get("bf"), part.get("bc"), be)  # the nearer part over the farther
-        fr = _over(part.get("fc"), part.get("ff"), be)
+        back = _over(part.get("bf"), part.get("bc"))  # the nearer part over the farther
+        fr = _over(part.get("fc"), part.get("ff"))
     else:
         back = sweep(back_layers, front=False)
         fr = sweep(front_layers, front=True)
@@ -499,8 +496,9 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
     return be.output_hwc(out)
 
 
-def _over(near, far, be):
-    """Premultiplied ``near`` over ``far`` (either may be None), in place on ``near``."""
+def _over(near, far):
+    """Premultiplied ``near`` over ``far`` (either may be None), in place on both
+    (``far`` is scaled by the transmittance of ``near``, then added into it)."""
     if near is None or far is None:
         return far if near is None else near
     far *= 1.0 - near[3:4]
