@@ -19,11 +19,9 @@ def register(app: typer.Typer) -> None:
 
         if device not in ("cpu", "cuda", "auto"):
             raise RefocusError(f"--device must be cpu, cuda or auto, got {device!r}")
-        if device == "cuda":
-            import torch
+        from refocus.render.backend import get_backend
 
-            if not torch.cuda.is_available():
-                raise RefocusError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        get_backend(device)  # a missing GPU is a one-line error now, not at the first click
         if not 0 < port < 65536:
             raise RefocusError(f"--port must be in 1..65535, got {port}")
         typer.echo(f"refocus UI on http://{host}:{port} (offline; Ctrl+C to stop)", err=True)
