@@ -36,6 +36,16 @@ class GuardConfig(BaseModel):
     trust_full_px: float = Field(4.0, ge=0.0)
 
 
+def _trust(defocus_px, cfg: GuardConfig):
+    """How much of the prediction to take, 0..1 per pixel, from the network's defocus
+    map (a numpy array or a tensor: only operators and ``.clip`` are used)."""
+    span = cfg.trust_full_px - cfg.trust_from_px
+    if span <= 0:
+        return (defocus_px >= cfg.trust_from_px) * 1.0
+    t = ((defocus_px - cfg.trust_from_px) / span).clip(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
 def guard_output(
     image: np.ndarray, all_in_focus: np.ndarray, defocus_px: np.ndarray, config: GuardConfig | None = None
 ) -> np.ndarray:
@@ -59,13 +69,7 @@ def guard_output(
     if cfg.range_radius_px > 0:
         size = (2 * cfg.range_radius_px + 1,) * 2 + (1,)
         out = np.clip(out, ndi.minimum_filter(image, size=size), ndi.maximum_filter(image, size=size))
-    span = cfg.trust_full_px - cfg.trust_from_px
-    if span <= 0:
-        trust = (defocus_px >= cfg.trust_from_px).astype(np.float32)
-    else:
-        t = np.clip((defocus_px - cfg.trust_from_px) / span, 0.0, 1.0)
-        trust = t * t * (3.0 - 2.0 * t)
-    out = image + trust[..., None].astype(np.float32) * (out - image)
+    out = image + _trust(defocus_px, cfg)[..., None].astype(np.float32) * (out - image)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
@@ -87,10 +91,4 @@ def guard_output_torch(image, all_in_focus, defocus_px, config: GuardConfig | No
         hi = F.max_pool2d(xp, 2 * r + 1, stride=1)[0]
         lo = -F.max_pool2d(-xp, 2 * r + 1, stride=1)[0]
         out = torch.minimum(torch.maximum(out, lo), hi)
-    span = cfg.trust_full_px - cfg.trust_from_px
-    if span <= 0:
-        trust = (defocus_px >= cfg.trust_from_px).float()
-    else:
-        t = ((defocus_px - cfg.trust_from_px) / span).clamp(0.0, 1.0)
-        trust = t * t * (3.0 - 2.0 * t)
-    return (image + trust[None] * (out - image)).clamp(0.0, 1.0)
+    return (image + _trust(defocus_px, cfg)[None] * (out - image)).clamp(0.0, 1.0)
