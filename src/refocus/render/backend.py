@@ -202,6 +202,12 @@ class NumpyBackend:
     #: the work saved outweighs the many small window batches.
     tile_sparse = True
 
+    def __init__(self, jit: bool = True):
+        from refocus.render import _jit
+
+        #: Compiled kernels for the tile-sparse layers (see refocus.render._jit), or None.
+        self.jit = _jit.kernels() if jit else None
+
     def asarray(self, x) -> np.ndarray:
         return np.ascontiguousarray(x, dtype=np.float32)
 

@@ -133,8 +133,13 @@ def _used_layers(coc, centres: np.ndarray, be) -> tuple[np.ndarray, np.ndarray]:
     n = len(centres)
     if n == 1:
         return np.ones(1, dtype=bool), np.array([coc.size])
-    j = be.searchsorted(centres.astype(np.float32), coc, right=False)
-    counts = be.bincount(j, minlength=n + 1)[: n + 1]
+    jit = getattr(be, "jit", None)
+    if jit is not None:
+        c32 = centres.astype(np.float32)
+        counts = sum(_in_row_halves(jit.band_counts, coc.shape[0], coc, c32))
+    else:
+        j = be.searchsorted(centres.astype(np.float32), coc, right=False)
+        counts = be.bincount(j, minlength=n + 1)[: n + 1]
     band = counts[:n].copy()
     band[:-1] += counts[1:n]
     hit = counts > 0
@@ -160,6 +165,12 @@ class _Booster:
         s = np.clip((y - self.t) / max(1.0 - self.t, 1e-6), 0.0, 1.0)
         s = s * s * (3 - 2 * s)
         return 1.0 + self.gain * s
+
+    def table(self, expand: bool) -> tuple:
+        """(enabled, threshold, xp, fp, eps) for the compiled kernels (``_jit``):
+        the lookup :meth:`expand` (or :meth:`compress`) interpolates."""
+        xp, fp = (self.y_lin, self.y_exp) if expand else (self.y_exp, self.y_lin)
+        return self.enabled, np.float32(self.t), xp, fp, np.float32(_EPS)
 
     @staticmethod
     def _lum(x):
@@ -300,9 +311,15 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
     # One padded copy of the image serves all paths: the tile-sparse layers read
     # windows reaching `off` px beyond the frame, the rest reads the view x.
     off = _SparseLevels.margin(centres, scale, sparse_ids, cfg) if sparse_ids else 0
-    x_big = be.image_chw_padded(image_linear, off, off + Hp - H, off, off + Wp - W)
     booster = _Booster(cfg.highlight_threshold, cfg.highlight_gain)
-    x_big = booster.expand(x_big, be)
+    jit = getattr(be, "jit", None)
+    if jit is not None:
+        x_big = np.empty((3, Hp + 2 * off, Wp + 2 * off), np.float32)
+        img = np.ascontiguousarray(image_linear, dtype=np.float32)
+        _in_row_halves(jit.image_in, x_big.shape[1], img, x_big, off, off, *booster.table(expand=True))
+    else:
+        x_big = be.image_chw_padded(image_linear, off, off + Hp - H, off, off + Wp - W)
+        x_big = booster.expand(x_big, be)
     x = x_big[:, off : off + Hp, off : off + Wp]
     if not sparse_ids:  # full-resolution tent weights, for the dense path only
         k, t = _tent_weights(coc_pad, centres, be)
@@ -482,6 +499,12 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
     else:
         back = sweep(back_layers, front=False)
         fr = sweep(front_layers, front=True)
+    if jit is not None:
+        out = np.empty((H, W, 3), np.float32)
+        dummy = np.zeros((4, 1, 1), np.float32)
+        _in_row_halves(jit.image_out, H, dummy if back is None else back, dummy if fr is None else fr,
+                       back is not None, fr is not None, out, *booster.table(expand=False))
+        return out
     # In place on the accumulators: this join is serial, full-frame work.
     if back is not None:
         out = back[:3]
@@ -494,6 +517,20 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
         out /= be.clip(fr[3:4], _EPS, None)
     out = booster.compress(be.contiguous(be.clip(out[:, :H, :W], 0.0, None)), be)
     return be.output_hwc(out)
+
+
+def _in_row_halves(kernel, n_rows: int, *args) -> list:
+    """``[kernel(0, m, *args), kernel(m, n_rows, *args)]`` with m = n_rows // 2, the
+    two halves in two threads (the compiled kernels release the GIL): full-frame
+    passes outside the sweeps would otherwise leave one core idle."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = n_rows // 2
+    if not _THREADS or m == 0:
+        return [kernel(0, n_rows, *args)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [pool.submit(kernel, a, b, *args) for a, b in ((0, m), (m, n_rows))]
+        return [j.result() for j in jobs]
 
 
 def _over(near, far):
@@ -591,6 +628,7 @@ class _SparseLevels:
         self.off = off
         self.coc_big = be.asarray(np.pad(coc_pad, off, mode="edge")[None])
         self.coc_np = coc_pad
+        self._no_level = np.zeros((1, 1, 1), np.float32)  # placeholder for unused kernel inputs
         self._lock = threading.Lock()
         self._half_src = None
         self.x_big = x_big
@@ -649,6 +687,11 @@ class _SparseLevels:
         w2 = be.zeros((1, self.Hp // 2, self.Wp // 2))
         wx2 = be.zeros((3, self.Hp // 2, self.Wp // 2))
         ty_all, tx_all = np.nonzero(active)
+        jit = getattr(be, "jit", None)
+        if jit is not None:
+            jit.band_splat(self.coc_big, self.x_big, self.off - 2, ty_all.astype(np.int64), tx_all.astype(np.int64), T,
+                           self._ramps(i), w2, wx2, False, self._no_level, self._no_level)
+            return w2, wx2
         F = T + 4  # two full-resolution px of splat margin on each side
         o = self.off - 2
         coc_src, x_src = self.coc_big[:, o:, o:], self.x_big[:, o:, o:]
@@ -698,6 +741,13 @@ class _SparseLevels:
         wx4 = be.zeros((3, self.Hp // 4, self.Wp // 4))
         ty_all, tx_all = np.nonzero(active)
         T2 = T // 2
+        jit = getattr(be, "jit", None)
+        if jit is not None:
+            has_acc = half_acc is not None
+            jit.band_splat(coc2_big, np.ascontiguousarray(x2_big), P - 2, ty_all.astype(np.int64), tx_all.astype(np.int64), T2,
+                           self._ramps(i), w4, wx4, has_acc, half_acc[0] if has_acc else self._no_level,
+                           half_acc[1] if has_acc else self._no_level)
+            return w4, wx4
         F = T2 + 4  # two half-resolution px of margin each side, for the splat to quarter
         o = P - 2
         coc_src, x_src = coc2_big[:, o:, o:], x2_big[:, o:, o:]
@@ -716,6 +766,57 @@ class _SparseLevels:
             be.put_tiles(w4, be.contiguous(q[:, 0:1]), ty, tx)
             be.put_tiles(wx4, be.contiguous(q[:, 1:4]), ty, tx)
         return w4, wx4
+
+    def _coarse_fill(self, s: int, T: int, E: int, active, opaque, x_at, pulled):
+        """The push-pull fill's coarse part, dense over the frame at block resolution
+        (1/_BLOCK of level s), edge-padded by ``E // _BLOCK + 1`` blocks.
+
+        ``pulled``: (block level of the windows' (behind, 1 - hidden), ty, tx) per
+        batch of active windows; skipped tiles hold known values (below)."""
+        be = self.be
+        q = _BLOCK
+        if s not in self.xb:
+            self.xb[s] = be.box_down(be.contiguous(x_at(s)), q)
+        behind = ~active & ~opaque  # skipped for zero alpha: all content is at or behind i
+        one = np.repeat(np.repeat(behind, T // q, axis=0), T // q, axis=1).astype(np.float32)[None]
+        one_b = be.asarray(one)
+        pc = be.contiguous(be.concat([self.xb[s] * one_b, one_b]))
+        m0, m1 = E // q, E // q + T // q
+        for top, ty, tx in pulled:
+            be.put_tiles(pc, be.contiguous(top[:, :, m0:m1, m0:m1]), ty, tx)
+        fc = pushpull(pc[:3], pc[3:4], be)
+        mp = E // q + 1
+        return be.pad_edge(fc, mp, mp, mp, mp)
+
+    def _ramps(self, i: int) -> tuple:
+        """(has_lo, lo, 1 / (c_i - lo), has_hi, c_i, 1 / (hi - c_i)) in float32: the
+        ramps R_i and R_{i+1} of layer i's tent weight, for the compiled kernels."""
+        c, f32 = self.centres, np.float32
+        has_lo, has_hi = i > 0, i + 1 < len(c)
+        lo, inv_lo = (f32(c[i - 1]), f32(1.0 / (c[i] - c[i - 1]))) if has_lo else (f32(0), f32(0))
+        hi, inv_hi = (f32(c[i]), f32(1.0 / (c[i + 1] - c[i]))) if has_hi else (f32(0), f32(0))
+        return (has_lo, lo, inv_lo, has_hi, hi, inv_hi)
+
+    def _layer_jit(self, jit, i, front, acc, x_at, dense_in, T, E, half, active, opaque, ty, tx) -> None:
+        """:meth:`layer` by the compiled kernels of :mod:`refocus.render._jit`: the
+        same steps, window by window in the CPU cache."""
+        c, s = self.centres, self.scales[i]
+        f32 = np.float32
+        Wn = T + 2 * E
+        has_lo, has_hi = i > 0, i + 1 < len(c)
+        ty, tx = ty.astype(np.int64), tx.astype(np.int64)
+        if dense_in is not None:
+            mode, levels = 1, tuple(np.ascontiguousarray(d) for d in dense_in)
+        else:
+            mode, levels = 0, (self._no_level,) * 4
+        ramps = self._ramps(i)
+        # Frame mode: window n (its one-pixel splat margin dropped) starts at
+        # off - E + (ty, tx) * T of the padded frame.
+        src = (mode, self.coc_big, self.x_big, self.off - E, levels, ty, tx, T, E, Wn, ramps)
+        p2, need = jit.pull(*src, E - half, E + T + half)
+        use_fill = has_hi and bool(need.any())
+        fc = self._coarse_fill(s, T, E, active, opaque, x_at, [(p2, ty, tx)]) if use_fill else np.zeros((3, 1, 1), f32)
+        jit.blur_composite(*src, np.ascontiguousarray(fc), need, use_fill, np.ascontiguousarray(self.kern[i], dtype=f32), acc, front)
 
     def layer(self, i: int, front: bool, acc, x_at, dense_in=None) -> None:
         """Composite layer i into acc (4, Hp/s, Wp/s) in place.
@@ -750,6 +851,10 @@ class _SparseLevels:
         Wn = T + 2 * E
         ty_all, tx_all = np.nonzero(active)
         if ty_all.size == 0:
+            return
+        jit = getattr(be, "jit", None)
+        if jit is not None and (dense_in is not None or s == 1):
+            self._layer_jit(jit, i, front, acc, x_at, dense_in, T, E, half, active, opaque, ty_all, tx_all)
             return
         F = (Wn + 2) * s
         o = self.off - (E + 1) * s
@@ -815,20 +920,7 @@ class _SparseLevels:
             del cw, xw, X
 
         if hidden_max > 1e-4:
-            # Coarse fill, dense over the frame at block resolution.
-            q = _BLOCK
-            if s not in self.xb:
-                self.xb[s] = be.box_down(be.contiguous(x_at(s)), q)
-            behind = ~active & ~opaque  # skipped for zero alpha: all content is at or behind i
-            one = np.repeat(np.repeat(behind, T // q, axis=0), T // q, axis=1).astype(np.float32)[None]
-            one_b = be.asarray(one)
-            pc = be.contiguous(be.concat([self.xb[s] * one_b, one_b]))
-            m0, m1 = E // q, E // q + T // q
-            for part in parts:
-                be.put_tiles(pc, be.contiguous(part["pyr"][-1][:, :, m0:m1, m0:m1]), part["ty"], part["tx"])
-            fc = pushpull(pc[:3], pc[3:4], be)
-            mp = E // q + 1
-            fc = be.pad_edge(fc, mp, mp, mp, mp)
+            fc = self._coarse_fill(s, T, E, active, opaque, x_at, [(p["pyr"][-1], p["ty"], p["tx"]) for p in parts])
 
         # Pass 2: fine push-pull levels, blur and composite, per chunk.
         k = self.kern[i]

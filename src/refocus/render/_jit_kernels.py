@@ -1,0 +1,462 @@
+"""The compiled kernels of :mod:`refocus.render._jit` (imported only when numba is)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# cache=True: compiled once per machine (in __pycache__), loaded in ~0.1 s after.
+jit = numba.njit(nogil=True, cache=True, boundscheck=False)
+# Helpers over one row are inlined into their callers: called per row as functions,
+# their loops ran 3-5x slower. Helpers called once per window stay functions
+# (inlining them too made the first compilation take 40 s instead of ~10).
+inline = numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
+f32 = np.float32
+
+@inline
+def _ramp_row(src, dst, lo, inv):
+    """dst = clip((src - lo) * inv, 0, 1) (``_SparseLevels._ramp``)."""
+    for b in range(src.shape[0]):
+        dst[b] = min(max((src[b] - lo) * inv, f32(0.0)), f32(1.0))
+
+@inline
+def _fill_row(dst, v):
+    for b in range(dst.shape[0]):
+        dst[b] = v
+
+@jit
+def _frame_planes(coc, x, y0, x0, Wn, has_lo, lo, inv_lo, has_hi, hi, inv_hi, buf):
+    """One window's planes from the full-resolution CoC (1,H,W) and image (3,H,W),
+    the window starting at (y0, x0): alpha = R_lo, colour = R_lo x - R_hi x,
+    hidden = R_hi, behind = x - R_hi x, with R the clipped ramps of the CoC."""
+    for a in range(Wn):
+        crow = coc[0, y0 + a, x0 : x0 + Wn]
+        al, hd = buf[0, a], buf[4, a]
+        if has_lo:
+            _ramp_row(crow, al, lo, inv_lo)
+        else:
+            _fill_row(al, f32(1.0))
+        if has_hi:
+            _ramp_row(crow, hd, hi, inv_hi)
+        else:
+            _fill_row(hd, f32(0.0))
+        for ch in range(3):
+            xr = x[ch, y0 + a, x0 : x0 + Wn]
+            col, beh = buf[1 + ch, a], buf[5 + ch, a]
+            if has_hi:
+                for b in range(Wn):
+                    hx = hd[b] * xr[b]
+                    col[b] = (al[b] * xr[b] if has_lo else xr[b]) - hx
+                    beh[b] = xr[b] - hx
+            else:
+                for b in range(Wn):
+                    col[b] = al[b] * xr[b] if has_lo else xr[b]
+                    beh[b] = f32(0.0)
+
+@inline
+def _gather_row(src, y, x0, dst):
+    """dst = src[y, x0 : x0 + len(dst)], columns clamped to src's width."""
+    w = src.shape[1]
+    lo, hi = max(0, -x0), min(dst.shape[0], w - x0)
+    for b in range(0, lo):
+        dst[b] = src[y, 0]
+    row = src[y]
+    for b in range(lo, hi):
+        dst[b] = row[x0 + b]
+    for b in range(max(hi, lo), dst.shape[0]):
+        dst[b] = src[y, w - 1]
+
+@jit
+def _level_planes(alpha, colour, hidden, behind, y0, x0, Wn, buf):
+    """One window's planes gathered from level-s arrays ((1|3, h, w) each), edge-
+    clamped, the window starting at (y0, x0) (may be negative)."""
+    h = alpha.shape[1]
+    for a in range(Wn):
+        yy = min(max(y0 + a, 0), h - 1)
+        _gather_row(alpha[0], yy, x0, buf[0, a])
+        hd = buf[4, a]
+        _gather_row(hidden[0], yy, x0, hd)
+        for b in range(Wn):
+            hd[b] = min(max(hd[b], f32(0.0)), f32(1.0))
+        for ch in range(3):
+            _gather_row(colour[ch], yy, x0, buf[1 + ch, a])
+            _gather_row(behind[ch], yy, x0, buf[5 + ch, a])
+
+@jit
+def _planes(w, mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, buf):
+    """Window w's planes into buf (8, Wn, Wn): from the frame (mode 0; window at
+    o + (ty, tx) * T) or from level arrays (mode 1; window at (ty, tx) * T - E)."""
+    if mode == 0:
+        has_lo, lo, inv_lo, has_hi, hi, inv_hi = ramps
+        _frame_planes(coc, x, o + ty[w] * T, o + tx[w] * T, Wn, has_lo, lo, inv_lo, has_hi, hi, inv_hi, buf)
+    else:
+        _level_planes(levels[0], levels[1], levels[2], levels[3], ty[w] * T - E, tx[w] * T - E, Wn, buf)
+
+@inline
+def _box2(top, bot, dst):
+    for b in range(dst.shape[0]):
+        dst[b] = ((top[2 * b] + bot[2 * b]) + (top[2 * b + 1] + bot[2 * b + 1])) * f32(0.25)
+
+@jit
+def _pull1(buf, p1, tmp0, tmp1):
+    """First 2x2 box level of (behind, 1 - hidden) (the window's pull pyramid)."""
+    Wn = buf.shape[1]
+    for ch in range(4):
+        for a in range(Wn // 2):
+            if ch < 3:
+                _box2(buf[5 + ch, 2 * a], buf[5 + ch, 2 * a + 1], p1[ch, a])
+            else:
+                t, u = buf[4, 2 * a], buf[4, 2 * a + 1]
+                for b in range(Wn):
+                    tmp0[b] = f32(1.0) - t[b]
+                    tmp1[b] = f32(1.0) - u[b]
+                _box2(tmp0, tmp1, p1[3, a])
+
+@jit
+def pull(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, r0, r1):
+    """Per window: the second pull level (N, 4, Wn/4, Wn/4) of (behind,
+    1 - hidden), and whether the hidden coverage exceeds 1e-4 anywhere in
+    rows/columns [r0, r1) (what the kernel reads)."""
+    n = ty.shape[0]
+    p2 = np.empty((n, 4, Wn // 4, Wn // 4), dtype=np.float32)
+    need = np.zeros(n, dtype=np.bool_)
+    buf = np.empty((8, Wn, Wn), dtype=np.float32)
+    p1 = np.empty((4, Wn // 2, Wn // 2), dtype=np.float32)
+    tmp0 = np.empty(Wn, dtype=np.float32)
+    tmp1 = np.empty(Wn, dtype=np.float32)
+    for w in range(n):
+        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, buf)
+        m = f32(0.0)
+        for a in range(r0, r1):
+            row = buf[4, a]
+            for b in range(r0, r1):
+                m = max(m, row[b])
+        need[w] = m > f32(1e-4)
+        _pull1(buf, p1, tmp0, tmp1)
+        for ch in range(4):
+            for a in range(Wn // 4):
+                _box2(p1[ch, 2 * a], p1[ch, 2 * a + 1], p2[w, ch, a])
+    return p2, need
+
+@jit
+def _up2_cols(src, dst):
+    """Half-pixel bilinear x2 along the last axis of src (C, rows, n) into dst
+    (C, rows, 2n), the two outer samples copying the edge (as
+    ``backend._upsample2_axis``)."""
+    n = src.shape[2]
+    for ch in range(src.shape[0]):
+        for r in range(src.shape[1]):
+            s_, d = src[ch, r], dst[ch, r]
+            d[0] = s_[0]
+            for k in range(1, n):
+                d[2 * k] = s_[k] * f32(0.75) + s_[k - 1] * f32(0.25)
+            for k in range(n - 1):
+                d[2 * k + 1] = s_[k] * f32(0.75) + s_[k + 1] * f32(0.25)
+            d[2 * n - 1] = s_[n - 1]
+
+@jit
+def _up2_rows(src, dst):
+    """As :func:`_up2_cols` along the middle axis."""
+    n = src.shape[1]
+    nc = src.shape[2]
+    for ch in range(src.shape[0]):
+        for k in range(n):
+            cur, d_even, d_odd = src[ch, k], dst[ch, 2 * k], dst[ch, 2 * k + 1]
+            if k > 0:
+                prv = src[ch, k - 1]
+                for c in range(nc):
+                    d_even[c] = cur[c] * f32(0.75) + prv[c] * f32(0.25)
+            else:
+                for c in range(nc):
+                    d_even[c] = cur[c]
+            if k < n - 1:
+                nxt = src[ch, k + 1]
+                for c in range(nc):
+                    d_odd[c] = cur[c] * f32(0.75) + nxt[c] * f32(0.25)
+            else:
+                for c in range(nc):
+                    d_odd[c] = cur[c]
+
+@numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
+def _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T):
+    """out (C, T, T) = sum over taps of w * stk shifted by (dy, dx), four taps
+    per pass over an output row (fewer loads and stores per multiply-add); the
+    inner loops run over contiguous row slices, so they vectorise."""
+    for ch in range(out.shape[0]):
+        for a in range(T):
+            o = out[ch, a]
+            for b in range(T):
+                o[b] = f32(0.0)
+            t = 0
+            while t + 4 <= nt:
+                s0 = stk[ch, a + taps_dy[t], taps_dx[t] : taps_dx[t] + T]
+                s1 = stk[ch, a + taps_dy[t + 1], taps_dx[t + 1] : taps_dx[t + 1] + T]
+                s2 = stk[ch, a + taps_dy[t + 2], taps_dx[t + 2] : taps_dx[t + 2] + T]
+                s3 = stk[ch, a + taps_dy[t + 3], taps_dx[t + 3] : taps_dx[t + 3] + T]
+                w0, w1, w2, w3 = taps_w[t], taps_w[t + 1], taps_w[t + 2], taps_w[t + 3]
+                for b in range(T):
+                    o[b] += w0 * s0[b] + w1 * s1[b] + w2 * s2[b] + w3 * s3[b]
+                t += 4
+            while t < nt:
+                s0 = stk[ch, a + taps_dy[t], taps_dx[t] : taps_dx[t] + T]
+                w0 = taps_w[t]
+                for b in range(T):
+                    o[b] += w0 * s0[b]
+                t += 1
+
+@jit
+def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, fc, need, use_fill, kern, acc, front):
+    """Fill, blur and composite every window into ``acc`` (4, h, w) in place,
+    each window's planes recomputed here (see :func:`pull`) so that nothing of
+    window size goes through memory.
+
+    Fill (where ``use_fill`` and ``need[n]``): the coarse fill ``fc`` (3, ., .),
+    whose window n starts at (ty*T/4, tx*T/4), pushed down through the window's
+    two pull levels and added to the colour where the layer is hidden. Then the
+    (colour, alpha) stack is convolved with ``kern`` (scatter semantics, 'valid'
+    over the tile plus the kernel's halo) and composited over (``front``: under)
+    the tile of ``acc``."""
+    n = ty.shape[0]
+    kh, kw = kern.shape
+    hy, hx = kh // 2, kw // 2
+    sh, sw = T + kh - 1, T + kw - 1
+    m = Wn // 4
+    h1 = Wn // 2
+    buf = np.empty((8, Wn, Wn), dtype=np.float32)
+    p1 = np.empty((4, h1, h1), dtype=np.float32)
+    tmp0 = np.empty(Wn, dtype=np.float32)
+    tmp1 = np.empty(Wn, dtype=np.float32)
+    cu = np.empty((3, m + 2, 2 * m + 4), dtype=np.float32)
+    cv = np.empty((3, 2 * m + 4, 2 * m + 4), dtype=np.float32)
+    f1 = np.empty((3, h1, h1), dtype=np.float32)
+    g = np.empty((3, h1, Wn), dtype=np.float32)
+    f0 = np.empty((3, Wn, Wn), dtype=np.float32)
+    stk = np.empty((4, sh, sw), dtype=np.float32)
+    out = np.empty((4, T, T), dtype=np.float32)
+    # Taps of the flipped kernel (scatter semantics), zeros skipped.
+    taps_dy = np.empty(kh * kw, dtype=np.int64)
+    taps_dx = np.empty(kh * kw, dtype=np.int64)
+    taps_w = np.empty(kh * kw, dtype=np.float32)
+    nt = 0
+    for dy in range(kh):
+        for dx in range(kw):
+            wv = kern[kh - 1 - dy, kw - 1 - dx]
+            if wv != 0.0:
+                taps_dy[nt] = dy
+                taps_dx[nt] = dx
+                taps_w[nt] = wv
+                nt += 1
+    cy0, cx0 = E - hy, E - hx
+    for w in range(n):
+        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, buf)
+        fill = use_fill and need[w]
+        if fill:
+            _pull1(buf, p1, tmp0, tmp1)
+            fy, fx = ty[w] * (T // 4), tx[w] * (T // 4)
+            _up2_cols(fc[:, fy : fy + m + 2, fx : fx + m + 2], cu)
+            _up2_rows(cu, cv)
+            for ch in range(3):
+                for a in range(h1):
+                    src, tr, add, dst = cv[ch, a + 2, 2 : h1 + 2], p1[3, a], p1[ch, a], f1[ch, a]
+                    for b in range(h1):
+                        dst[b] = src[b] * (f32(1.0) - tr[b]) + add[b]
+            _up2_cols(f1, g)
+            _up2_rows(g, f0)
+        for ch in range(3):
+            for a in range(sh):
+                col = buf[1 + ch, cy0 + a, cx0 : cx0 + sw]
+                dst = stk[ch, a]
+                if fill:
+                    hid = buf[4, cy0 + a, cx0 : cx0 + sw]
+                    beh = buf[5 + ch, cy0 + a, cx0 : cx0 + sw]
+                    fr = f0[ch, cy0 + a, cx0 : cx0 + sw]
+                    for b in range(sw):
+                        f = fr[b] * (f32(1.0) - (f32(1.0) - hid[b])) + beh[b]
+                        dst[b] = col[b] + f * hid[b]
+                else:
+                    for b in range(sw):
+                        dst[b] = col[b]
+        for a in range(sh):
+            src, dst = buf[0, cy0 + a, cx0 : cx0 + sw], stk[3, a]
+            for b in range(sw):
+                dst[b] = src[b]
+        _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T)
+        y0, x0 = ty[w] * T, tx[w] * T
+        for a in range(T):
+            ar = acc[3, y0 + a, x0 : x0 + T]
+            oa = out[3, a]
+            if front:
+                for ch in range(3):
+                    dst, src = acc[ch, y0 + a, x0 : x0 + T], out[ch, a]
+                    for b in range(T):
+                        dst[b] += (f32(1.0) - ar[b]) * src[b]
+                for b in range(T):
+                    ar[b] += (f32(1.0) - ar[b]) * min(max(oa[b], f32(0.0)), f32(1.0))
+            else:
+                for ch in range(3):
+                    dst, src = acc[ch, y0 + a, x0 : x0 + T], out[ch, a]
+                    for b in range(T):
+                        dst[b] = dst[b] * (f32(1.0) - min(max(oa[b], f32(0.0)), f32(1.0))) + src[b]
+                for b in range(T):
+                    al = min(max(oa[b], f32(0.0)), f32(1.0))
+                    ar[b] = ar[b] * (f32(1.0) - al) + al
+
+@jit
+def _interp(v, xp, fp):
+    """np.interp(v, xp, fp) for one value (xp ascending), by binary search."""
+    n = xp.shape[0]
+    if v <= xp[0]:
+        return fp[0]
+    if v >= xp[n - 1]:
+        return fp[n - 1]
+    lo, hi = 0, n - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xp[mid] <= v:
+            lo = mid
+        else:
+            hi = mid
+    slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
+    return slope * (v - xp[lo]) + fp[lo]
+
+@jit
+def _lum(r, g, b):
+    return r * f32(0.2126) + g * f32(0.7152) + b * f32(0.0722)
+
+@jit
+def image_in(r0, r1, img, out, top, left, boost, t, xp, fp, eps):
+    """Rows [r0, r1) of ``out`` (3, Hb, Wb): the H x W x 3 image channel-first,
+    edge-padded by (top, left) and to out's size, highlights boosted (``boost``:
+    times interp(lum, xp, fp) / lum where lum > t; see ``layered._Booster``)."""
+    H, W = img.shape[0], img.shape[1]
+    Wb = out.shape[2]
+    for R in range(r0, r1):
+        row = img[min(max(R - top, 0), H - 1)]
+        for C in range(Wb):
+            sx = min(max(C - left, 0), W - 1)
+            r, g, b = row[sx, 0], row[sx, 1], row[sx, 2]
+            if boost:
+                y = _lum(r, g, b)
+                if y > t:
+                    ratio = f32(_interp(y, xp, fp)) / max(y, eps)
+                    r, g, b = r * ratio, g * ratio, b * ratio
+            out[0, R, C] = r
+            out[1, R, C] = g
+            out[2, R, C] = b
+
+@jit
+def image_out(r0, r1, back, front, has_back, has_front, out, boost, t, xp, fp, eps):
+    """Rows [r0, r1) of the H x W x 3 result ``out``: the far sweep's
+    premultiplied (4, ., .) accumulator un-premultiplied, the near one over it,
+    clipped at 0, highlights compressed (the inverse of :func:`image_in`)."""
+    W = out.shape[1]
+    for y in range(r0, r1):
+        for x in range(W):
+            if has_back:
+                a = max(back[3, y, x], eps)
+                r, g, b = back[0, y, x] / a, back[1, y, x] / a, back[2, y, x] / a
+                if has_front:
+                    rest = f32(1.0) - front[3, y, x]
+                    r = r * rest + front[0, y, x]
+                    g = g * rest + front[1, y, x]
+                    b = b * rest + front[2, y, x]
+            else:
+                a = max(front[3, y, x], eps)
+                r, g, b = front[0, y, x] / a, front[1, y, x] / a, front[2, y, x] / a
+            r, g, b = max(r, f32(0.0)), max(g, f32(0.0)), max(b, f32(0.0))
+            if boost:
+                lum = _lum(r, g, b)
+                if lum > t:
+                    ratio = f32(_interp(lum, xp, fp)) / max(lum, eps)
+                    r, g, b = r * ratio, g * ratio, b * ratio
+            out[y, x, 0] = r
+            out[y, x, 1] = g
+            out[y, x, 2] = b
+
+@jit
+def band_counts(r0, r1, coc, centres):
+    """bincount(searchsorted(centres, coc[r0:r1], 'left'), minlength=n + 1)."""
+    n = centres.shape[0]
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for y in range(r0, r1):
+        row = coc[y]
+        for x in range(row.shape[0]):
+            v = row[x]
+            lo, hi = 0, n  # first index with centres[i] >= v
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if centres[mid] < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            counts[lo] += 1
+    return counts
+
+
+@inline
+def _splat2_row(src, dst):
+    """The factor-2 splat of ``backend._splat2_interior`` along one row: len(src)
+    = 2 len(dst) + 4, dst[k] = 3/8 (s[2k+2] + s[2k+3]) + 1/8 (s[2k+1] + s[2k+4])."""
+    for k in range(dst.shape[0]):
+        dst[k] = (src[2 * k + 2] + src[2 * k + 3]) * f32(0.375) + (src[2 * k + 1] + src[2 * k + 4]) * f32(0.125)
+
+
+@jit
+def band_splat(coc, x, o, ty, tx, T, ramps, w_out, wx_out, has_acc, acc_w, acc_wx):
+    """Tent weights W = R_lo - R_hi of tiles (T x T at the source level, read with
+    2 px of margin from (o + ty*T, o + tx*T) of the padded CoC (1,.,.) and image
+    (3,.,.)), and W x, splatted to half the source's resolution into the tiles
+    (ty, tx) of ``w_out`` (1,.,.) and ``wx_out`` (3,.,.) (as
+    ``_SparseLevels.band_half_res``). With ``has_acc`` the tiles' W and W x at the
+    source level are also added into ``acc_w`` / ``acc_wx`` (tile (ty, tx) of side T)."""
+    has_lo, lo, inv_lo, has_hi, hi, inv_hi = ramps
+    F = T + 4
+    h = T // 2
+    win = np.empty((4, F, F), dtype=np.float32)
+    rows = np.empty((4, h, F), dtype=np.float32)
+    col = np.empty(F, dtype=np.float32)
+    res = np.empty(h, dtype=np.float32)
+    for n in range(ty.shape[0]):
+        y0, x0 = o + ty[n] * T, o + tx[n] * T
+        for a in range(F):
+            crow = coc[0, y0 + a, x0 : x0 + F]
+            wr = win[0, a]
+            if has_lo:
+                _ramp_row(crow, wr, lo, inv_lo)
+            else:
+                _fill_row(wr, f32(1.0))
+            if has_hi:
+                _ramp_row(crow, col, hi, inv_hi)
+                for b in range(F):
+                    wr[b] = wr[b] - col[b]
+            for ch in range(3):
+                xr, dst = x[ch, y0 + a, x0 : x0 + F], win[1 + ch, a]
+                for b in range(F):
+                    dst[b] = wr[b] * xr[b]
+        if has_acc:
+            ay, ax = ty[n] * T, tx[n] * T
+            for a in range(T):
+                src, dst = win[0, a + 2, 2 : T + 2], acc_w[0, ay + a, ax : ax + T]
+                for b in range(T):
+                    dst[b] += src[b]
+                for ch in range(3):
+                    src, dst = win[1 + ch, a + 2, 2 : T + 2], acc_wx[ch, ay + a, ax : ax + T]
+                    for b in range(T):
+                        dst[b] += src[b]
+        # Rows first (as down_win: axis 2, then axis 3), then columns.
+        for ch in range(4):
+            for k in range(h):
+                r0, r1, r2, r3, dst = win[ch, 2 * k + 1], win[ch, 2 * k + 2], win[ch, 2 * k + 3], win[ch, 2 * k + 4], rows[ch, k]
+                for b in range(F):
+                    dst[b] = (r1[b] + r2[b]) * f32(0.375) + (r0[b] + r3[b]) * f32(0.125)
+        oy, ox = ty[n] * h, tx[n] * h
+        for k in range(h):
+            _splat2_row(rows[0, k], res)
+            dst = w_out[0, oy + k, ox : ox + h]
+            for b in range(h):
+                dst[b] = res[b]
+            for ch in range(3):
+                _splat2_row(rows[1 + ch, k], res)
+                dst = wx_out[ch, oy + k, ox : ox + h]
+                for b in range(h):
+                    dst[b] = res[b]
