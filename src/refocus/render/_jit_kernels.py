@@ -460,3 +460,49 @@ def band_splat(coc, x, o, ty, tx, T, ramps, w_out, wx_out, has_acc, acc_w, acc_w
                 dst = wx_out[ch, oy + k, ox : ox + h]
                 for b in range(h):
                     dst[b] = res[b]
+
+
+@inline
+def _up2_row(src, dst):
+    """One row of ``backend._upsample2_axis`` along the last axis: len(dst) = 2 len(src)."""
+    n = src.shape[0]
+    dst[0] = src[0]
+    for k in range(1, n):
+        dst[2 * k] = src[k] * f32(0.75) + src[k - 1] * f32(0.25)
+    for k in range(n - 1):
+        dst[2 * k + 1] = src[k] * f32(0.75) + src[k + 1] * f32(0.25)
+    dst[2 * n - 1] = src[n - 1]
+
+
+@jit
+def upsample2(x):
+    """Half-pixel bilinear x2 of (C, h, w), edge-clamped, columns first then rows,
+    as ``NumpyBackend.upsample(x, 2, 2h, 2w)``; one pass, three column-upsampled
+    rows kept in a ring."""
+    c, h, w = x.shape
+    out = np.empty((c, 2 * h, 2 * w), dtype=np.float32)
+    ring = np.empty((3, 2 * w), dtype=np.float32)
+    for ch in range(c):
+        _up2_row(x[ch, 0], ring[0])
+        if h > 1:
+            _up2_row(x[ch, 1], ring[1])
+        for k in range(h):
+            cur = ring[k % 3]
+            if k + 1 < h and k >= 1:
+                _up2_row(x[ch, k + 1], ring[(k + 1) % 3])
+            even, odd = out[ch, 2 * k], out[ch, 2 * k + 1]
+            if k > 0:
+                prv = ring[(k - 1) % 3]
+                for b in range(2 * w):
+                    even[b] = cur[b] * f32(0.75) + prv[b] * f32(0.25)
+            else:
+                for b in range(2 * w):
+                    even[b] = cur[b]
+            if k < h - 1:
+                nxt = ring[(k + 1) % 3]
+                for b in range(2 * w):
+                    odd[b] = cur[b] * f32(0.75) + nxt[b] * f32(0.25)
+            else:
+                for b in range(2 * w):
+                    odd[b] = cur[b]
+    return out
