@@ -25,13 +25,14 @@ def _fill_row(dst, v):
         dst[b] = v
 
 @jit
-def _frame_planes(coc, x, y0, x0, Wn, has_lo, lo, inv_lo, has_hi, hi, inv_hi, buf):
-    """One window's planes from the full-resolution CoC (1,H,W) and image (3,H,W),
-    the window starting at (y0, x0): alpha = R_lo, colour = R_lo x - R_hi x,
-    hidden = R_hi, behind = x - R_hi x, with R the clipped ramps of the CoC."""
-    for a in range(Wn):
-        crow = coc[0, y0 + a, x0 : x0 + Wn]
-        al, hd = buf[0, a], buf[4, a]
+def _frame_planes(coc, x, y0, x0, nh, nw, has_lo, lo, inv_lo, has_hi, hi, inv_hi, full, buf):
+    """Planes of the nh x nw rectangle at (y0, x0) of the full-resolution CoC (1,H,W)
+    and image (3,H,W) into buf[:, :nh, :nw]: alpha = R_lo, colour = R_lo x - R_hi x,
+    hidden = R_hi, behind = x - R_hi x, with R the clipped ramps of the CoC
+    (without ``full``, only hidden and behind: what the pull pyramid reads)."""
+    for a in range(nh):
+        crow = coc[0, y0 + a, x0 : x0 + nw]
+        al, hd = buf[0, a, :nw], buf[4, a, :nw]
         if has_lo:
             _ramp_row(crow, al, lo, inv_lo)
         else:
@@ -41,15 +42,18 @@ def _frame_planes(coc, x, y0, x0, Wn, has_lo, lo, inv_lo, has_hi, hi, inv_hi, bu
         else:
             _fill_row(hd, f32(0.0))
         for ch in range(3):
-            xr = x[ch, y0 + a, x0 : x0 + Wn]
+            xr = x[ch, y0 + a, x0 : x0 + nw]
             col, beh = buf[1 + ch, a], buf[5 + ch, a]
-            if has_hi:
-                for b in range(Wn):
+            if not full:
+                for b in range(nw):
+                    beh[b] = xr[b] - hd[b] * xr[b]
+            elif has_hi:
+                for b in range(nw):
                     hx = hd[b] * xr[b]
                     col[b] = (al[b] * xr[b] if has_lo else xr[b]) - hx
                     beh[b] = xr[b] - hx
             else:
-                for b in range(Wn):
+                for b in range(nw):
                     col[b] = al[b] * xr[b] if has_lo else xr[b]
                     beh[b] = f32(0.0)
 
@@ -67,30 +71,34 @@ def _gather_row(src, y, x0, dst):
         dst[b] = src[y, w - 1]
 
 @jit
-def _level_planes(alpha, colour, hidden, behind, y0, x0, Wn, buf):
-    """One window's planes gathered from level-s arrays ((1|3, h, w) each), edge-
-    clamped, the window starting at (y0, x0) (may be negative)."""
+def _level_planes(alpha, colour, hidden, behind, y0, x0, nh, nw, full, buf):
+    """Planes of the nh x nw rectangle at (y0, x0) (may be negative) gathered from
+    level-s arrays ((1|3, h, w) each), edge-clamped, into buf[:, :nh, :nw]
+    (without ``full``, only hidden and behind)."""
     h = alpha.shape[1]
-    for a in range(Wn):
+    for a in range(nh):
         yy = min(max(y0 + a, 0), h - 1)
-        _gather_row(alpha[0], yy, x0, buf[0, a])
-        hd = buf[4, a]
+        hd = buf[4, a, :nw]
         _gather_row(hidden[0], yy, x0, hd)
-        for b in range(Wn):
+        for b in range(nw):
             hd[b] = min(max(hd[b], f32(0.0)), f32(1.0))
         for ch in range(3):
-            _gather_row(colour[ch], yy, x0, buf[1 + ch, a])
-            _gather_row(behind[ch], yy, x0, buf[5 + ch, a])
+            _gather_row(behind[ch], yy, x0, buf[5 + ch, a, :nw])
+        if full:
+            _gather_row(alpha[0], yy, x0, buf[0, a, :nw])
+            for ch in range(3):
+                _gather_row(colour[ch], yy, x0, buf[1 + ch, a, :nw])
 
 @jit
-def _planes(w, mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, buf):
-    """Window w's planes into buf (8, Wn, Wn): from the frame (mode 0; window at
-    o + (ty, tx) * T) or from level arrays (mode 1; window at (ty, tx) * T - E)."""
+def _planes(w, mode, coc, x, o, levels, ty, tx, T, E, r0, c0, nh, nw, ramps, full, buf):
+    """Planes of window w's rows [r0, r0 + nh) and columns [c0, c0 + nw) into
+    buf[:, :nh, :nw]: from the frame (mode 0; the window at o + (ty, tx) * T) or
+    from level arrays (mode 1; the window at (ty, tx) * T - E)."""
     if mode == 0:
         has_lo, lo, inv_lo, has_hi, hi, inv_hi = ramps
-        _frame_planes(coc, x, o + ty[w] * T, o + tx[w] * T, Wn, has_lo, lo, inv_lo, has_hi, hi, inv_hi, buf)
+        _frame_planes(coc, x, o + ty[w] * T + r0, o + tx[w] * T + c0, nh, nw, has_lo, lo, inv_lo, has_hi, hi, inv_hi, full, buf)
     else:
-        _level_planes(levels[0], levels[1], levels[2], levels[3], ty[w] * T - E, tx[w] * T - E, Wn, buf)
+        _level_planes(levels[0], levels[1], levels[2], levels[3], ty[w] * T - E + r0, tx[w] * T - E + c0, nh, nw, full, buf)
 
 @inline
 def _box2(top, bot, dst):
@@ -114,18 +122,19 @@ def _pull1(buf, p1, tmp0, tmp1):
 
 @jit
 def pull(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, r0, r1):
-    """Per window: the second pull level (N, 4, Wn/4, Wn/4) of (behind,
-    1 - hidden), and whether the hidden coverage exceeds 1e-4 anywhere in
-    rows/columns [r0, r1) (what the kernel reads)."""
+    """Per window: the two pull levels (N, 4, Wn/2, Wn/2) and (N, 4, Wn/4, Wn/4)
+    of (behind, 1 - hidden), and whether the hidden coverage exceeds 1e-4
+    anywhere in rows/columns [r0, r1) (what the kernel reads)."""
     n = ty.shape[0]
+    p1_all = np.empty((n, 4, Wn // 2, Wn // 2), dtype=np.float32)
     p2 = np.empty((n, 4, Wn // 4, Wn // 4), dtype=np.float32)
     need = np.zeros(n, dtype=np.bool_)
     buf = np.empty((8, Wn, Wn), dtype=np.float32)
-    p1 = np.empty((4, Wn // 2, Wn // 2), dtype=np.float32)
     tmp0 = np.empty(Wn, dtype=np.float32)
     tmp1 = np.empty(Wn, dtype=np.float32)
     for w in range(n):
-        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, buf)
+        p1 = p1_all[w]
+        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, 0, 0, Wn, Wn, ramps, False, buf)
         m = f32(0.0)
         for a in range(r0, r1):
             row = buf[4, a]
@@ -136,7 +145,7 @@ def pull(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, r0, r1):
         for ch in range(4):
             for a in range(Wn // 4):
                 _box2(p1[ch, 2 * a], p1[ch, 2 * a + 1], p2[w, ch, a])
-    return p2, need
+    return p1_all, p2, need
 
 @jit
 def _up2_cols(src, dst):
@@ -212,10 +221,10 @@ def _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T):
 
 
 @jit
-def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, fc, need, use_fill, kern, acc, front):
+def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc, need, use_fill, kern, acc, front):
     """Fill, blur and composite every window into ``acc`` (4, h, w) in place,
-    each window's planes recomputed here (see :func:`pull`) so that nothing of
-    window size goes through memory.
+    each window's planes recomputed here (see :func:`pull`), only where the kernel
+    reads them, so that no window-sized planes go through memory.
 
     Fill (where ``use_fill`` and ``need[n]``): the coarse fill ``fc`` (3, ., .),
     whose window n starts at (ty*T/4, tx*T/4), pushed down through the window's
@@ -229,10 +238,7 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, fc, need, u
     sh, sw = T + kh - 1, T + kw - 1
     m = Wn // 4
     h1 = Wn // 2
-    buf = np.empty((8, Wn, Wn), dtype=np.float32)
-    p1 = np.empty((4, h1, h1), dtype=np.float32)
-    tmp0 = np.empty(Wn, dtype=np.float32)
-    tmp1 = np.empty(Wn, dtype=np.float32)
+    buf = np.empty((8, sh, sw), dtype=np.float32)
     cu = np.empty((3, m + 2, 2 * m + 4), dtype=np.float32)
     cv = np.empty((3, 2 * m + 4, 2 * m + 4), dtype=np.float32)
     f1 = np.empty((3, h1, h1), dtype=np.float32)
@@ -255,10 +261,10 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, fc, need, u
                 nt += 1
     cy0, cx0 = E - hy, E - hx
     for w in range(n):
-        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, buf)
+        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, cy0, cx0, sh, sw, ramps, True, buf)
         fill = use_fill and need[w]
         if fill:
-            _pull1(buf, p1, tmp0, tmp1)
+            p1 = p1_all[w]
             fy, fx = ty[w] * (T // 4), tx[w] * (T // 4)
             _up2_cols(fc[:, fy : fy + m + 2, fx : fx + m + 2], cu)
             _up2_rows(cu, cv)
@@ -271,11 +277,11 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, fc, need, u
             _up2_rows(g, f0)
         for ch in range(3):
             for a in range(sh):
-                col = buf[1 + ch, cy0 + a, cx0 : cx0 + sw]
+                col = buf[1 + ch, a]
                 dst = stk[ch, a]
                 if fill:
-                    hid = buf[4, cy0 + a, cx0 : cx0 + sw]
-                    beh = buf[5 + ch, cy0 + a, cx0 : cx0 + sw]
+                    hid = buf[4, a]
+                    beh = buf[5 + ch, a]
                     fr = f0[ch, cy0 + a, cx0 : cx0 + sw]
                     for b in range(sw):
                         f = fr[b] * (f32(1.0) - (f32(1.0) - hid[b])) + beh[b]
@@ -284,7 +290,7 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, fc, need, u
                     for b in range(sw):
                         dst[b] = col[b]
         for a in range(sh):
-            src, dst = buf[0, cy0 + a, cx0 : cx0 + sw], stk[3, a]
+            src, dst = buf[0, a], stk[3, a]
             for b in range(sw):
                 dst[b] = src[b]
         _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T)
@@ -512,4 +518,38 @@ def upsample2(x):
             else:
                 for b in range(2 * w):
                     odd[b] = cur[b]
+    return out
+
+
+@inline
+def _splat2_fold(a0, b0, bp, an, k, n):
+    """Output k of the factor-2 splat with its border fold (``backend._splat2``),
+    from x[2k] = a0, x[2k+1] = b0, x[2k-1] = bp and x[2k+2] = an (unused where
+    folded), summed in the numpy version's order."""
+    v = (a0 + b0) * f32(0.375)
+    v = v + (bp if k > 0 else a0) * f32(0.125)
+    return v + (an if k < n - 1 else b0) * f32(0.125)
+
+
+@jit
+def splat_down2(x):
+    """``NumpyBackend.downsample(x, 2)`` of (C, h, w) with h and w even: the
+    centroid-preserving splat along rows, then columns, in one pass."""
+    c, h, w = x.shape
+    nh, nw = h // 2, w // 2
+    out = np.empty((c, nh, nw), dtype=np.float32)
+    row = np.empty(w, dtype=np.float32)
+    for ch in range(c):
+        for k in range(nh):
+            a, b = x[ch, 2 * k], x[ch, 2 * k + 1]
+            bp = x[ch, 2 * k - 1] if k > 0 else b
+            an = x[ch, 2 * k + 2] if k < nh - 1 else a
+            for j in range(w):
+                row[j] = _splat2_fold(a[j], b[j], bp[j], an[j], k, nh)
+            dst = out[ch, k]
+            dst[0] = _splat2_fold(row[0], row[1], row[0], row[2] if nw > 1 else row[0], 0, nw)
+            for j in range(1, nw - 1):
+                dst[j] = ((row[2 * j] + row[2 * j + 1]) * f32(0.375) + row[2 * j - 1] * f32(0.125)) + row[2 * j + 2] * f32(0.125)
+            if nw > 1:
+                dst[nw - 1] = _splat2_fold(row[w - 2], row[w - 1], row[w - 3], row[w - 2], nw - 1, nw)
     return out

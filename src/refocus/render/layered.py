@@ -813,10 +813,10 @@ class _SparseLevels:
         # Frame mode: window n (its one-pixel splat margin dropped) starts at
         # off - E + (ty, tx) * T of the padded frame.
         src = (mode, self.coc_big, self.x_big, self.off - E, levels, ty, tx, T, E, Wn, ramps)
-        p2, need = jit.pull(*src, E - half, E + T + half)
+        p1, p2, need = jit.pull(*src, E - half, E + T + half)
         use_fill = has_hi and bool(need.any())
         fc = self._coarse_fill(s, T, E, active, opaque, x_at, [(p2, ty, tx)]) if use_fill else np.zeros((3, 1, 1), f32)
-        jit.blur_composite(*src, np.ascontiguousarray(fc), need, use_fill, np.ascontiguousarray(self.kern[i], dtype=f32), acc, front)
+        jit.blur_composite(*src, p1, np.ascontiguousarray(fc), need, use_fill, np.ascontiguousarray(self.kern[i], dtype=f32), acc, front)
 
     def layer(self, i: int, front: bool, acc, x_at, dense_in=None) -> None:
         """Composite layer i into acc (4, Hp/s, Wp/s) in place.
