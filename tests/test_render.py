@@ -412,3 +412,74 @@ def test_split_sweeps_equal_the_sequential_render(rng, monkeypatch):
     monkeypatch.setattr(layered, "_THREADS", False)
     sequential = render_linear(img, coc, RenderConfig())
     assert np.abs(split - sequential).max() < 1e-5
+
+
+def _compiled_or_skip():
+    from refocus.render import _jit
+
+    if _jit.kernels() is None:
+        pytest.skip("numba is not installed: the compiled CPU kernels are not used")
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["disc-middle", "hexagon-rotated", "custom-image", "near-end", "far-end", "no-highlights", "high-quality", "constant"],
+)
+def test_compiled_kernels_equal_the_numpy_path(rng, case):
+    """The CPU renderer's compiled kernels (numba) redo the numpy path's arithmetic
+    window by window; both must give the same picture to float32 round-off, for
+    every aperture, either side of the focal plane and every quality level."""
+    _compiled_or_skip()
+    from refocus.bench.speed import smooth_disparity
+    from refocus.render.backend import NumpyBackend
+    from refocus.render.layered import render_layers
+
+    h, w = 150, 230
+    img = rng.random((h, w, 3)).astype(np.float32)
+    img[40:44, 100:104] = 1.0  # a clipped highlight for the boost
+    d = smooth_disparity(h, w, seed=7)
+    coc = (36.0 * (d - 0.5)).astype(np.float32)
+    cfg = RenderConfig()
+    if case == "hexagon-rotated":
+        cfg = RenderConfig(aperture=ApertureConfig(shape="polygon", blades=6, rotation_deg=17.0, curvature=0.3))
+    elif case == "custom-image":
+        yy, xx = np.mgrid[-20:21, -20:21]
+        cross = ((np.abs(xx) < 4) | (np.abs(yy) < 4)) & (xx * xx + yy * yy < 400)
+        cfg = RenderConfig(aperture=ApertureConfig(shape="custom", image=cross.astype(np.float32)))
+    elif case == "near-end":
+        coc = (-30.0 * (1.0 - d)).astype(np.float32)
+    elif case == "far-end":
+        coc = (30.0 * d).astype(np.float32)
+    elif case == "no-highlights":
+        cfg = RenderConfig(highlight_gain=0.0)
+    elif case == "high-quality":
+        cfg = RenderConfig(quality="high")
+    elif case == "constant":
+        coc = np.full((h, w), -5.5, np.float32)
+    compiled = render_layers(img, coc, cfg, NumpyBackend())
+    plain = render_layers(img, coc, cfg, NumpyBackend(jit=False))
+    assert compiled.shape == plain.shape == img.shape
+    assert np.abs(compiled - plain).max() < 1e-5
+
+
+@pytest.mark.parametrize("shape", [(4, 1, 1), (3, 5, 8), (1, 38, 51), (2, 2, 64)])
+def test_compiled_resampling_equals_numpy(rng, shape):
+    """The compiled bilinear x2 upsampling and splat downsampling are the numpy
+    backend's, bit for bit (same operations in the same order)."""
+    _compiled_or_skip()
+    from refocus.render.backend import NumpyBackend
+
+    fast, plain = NumpyBackend(), NumpyBackend(jit=False)
+    x = rng.random(shape).astype(np.float32)
+    c, h, w = shape
+    np.testing.assert_array_equal(fast.upsample(x, 2, 2 * h, 2 * w), plain.upsample(x, 2, 2 * h, 2 * w))
+    even = rng.random((c, 2 * h, 2 * w)).astype(np.float32)
+    np.testing.assert_array_equal(fast.downsample(even, 2), plain.downsample(even, 2))
+
+
+def test_compiled_kernels_can_be_switched_off(monkeypatch):
+    from refocus.render import _jit
+    from refocus.render.backend import NumpyBackend
+
+    monkeypatch.setenv("REFOCUS_NO_JIT", "1")
+    assert _jit.kernels() is None and NumpyBackend().jit is None

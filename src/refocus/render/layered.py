@@ -803,7 +803,7 @@ class _SparseLevels:
         c, s = self.centres, self.scales[i]
         f32 = np.float32
         Wn = T + 2 * E
-        has_lo, has_hi = i > 0, i + 1 < len(c)
+        has_hi = i + 1 < len(c)
         ty, tx = ty.astype(np.int64), tx.astype(np.int64)
         if dense_in is not None:
             mode, levels = 1, tuple(np.ascontiguousarray(d) for d in dense_in)
