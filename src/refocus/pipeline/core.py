@@ -227,6 +227,14 @@ def keep_sharp_input(
     """
     if keep_sharp_px <= 0:
         return rendered_linear
+    from refocus.render import _jit
+
+    jit = _jit.kernels()
+    if jit is not None:  # one compiled pass instead of a selection and a gather
+        out = np.array(rendered_linear, dtype=np.float32)
+        jit.blend_kept(out, np.ascontiguousarray(input_linear, dtype=np.float32), np.ascontiguousarray(coc_px, dtype=np.float32),
+                       np.ascontiguousarray(input_blur_px, dtype=np.float32), float(keep_sharp_px), np.float32(SHARP_INPUT_PX))
+        return out
     a = np.abs(coc_px)
     # Unknown (NaN) or infinite input blur compares False: those pixels are not kept.
     sel = np.flatnonzero((a < 2.0 * keep_sharp_px) & (np.asarray(input_blur_px) <= SHARP_INPUT_PX))

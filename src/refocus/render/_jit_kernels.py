@@ -553,3 +553,47 @@ def splat_down2(x):
             if nw > 1:
                 dst[nw - 1] = _splat2_fold(row[w - 2], row[w - 1], row[w - 3], row[w - 2], nw - 1, nw)
     return out
+
+
+@jit
+def block_minmax(a, b):
+    """Min and max of a 2-D array over b x b blocks (its sides multiples of b), in
+    one pass (``layered._block_reduce`` with np.minimum and np.maximum)."""
+    h, w = a.shape
+    nh, nw = h // b, w // b
+    lo = np.empty((nh, nw), dtype=a.dtype)
+    hi = np.empty((nh, nw), dtype=a.dtype)
+    for i in range(nh):
+        rlo, rhi = lo[i], hi[i]
+        first = a[i * b]
+        for j in range(nw):
+            rlo[j] = first[j * b]
+            rhi[j] = first[j * b]
+        for r in range(b):
+            row = a[i * b + r]
+            for j in range(nw):
+                m, n = rlo[j], rhi[j]
+                for k in range(j * b, j * b + b):
+                    v = row[k]
+                    m = min(m, v)
+                    n = max(n, v)
+                rlo[j], rhi[j] = m, n
+    return lo, hi
+
+
+@jit
+def blend_kept(out, src, coc, blur, keep_px, sharp_px):
+    """In place on ``out`` (H, W, 3): where |coc| < 2 keep_px and blur <= sharp_px,
+    out = out (1 - w) + src w with w = clip((2 keep_px - |coc|) / keep_px, 0, 1)
+    (``pipeline.core.keep_sharp_input``, in float32 as numpy computes it)."""
+    h, w_ = coc.shape
+    two_k = f32(2.0 * keep_px)
+    k = f32(keep_px)
+    for y in range(h):
+        for x in range(w_):
+            a = abs(coc[y, x])
+            if a < two_k and blur[y, x] <= sharp_px:
+                wt = min(max((two_k - a) / k, f32(0.0)), f32(1.0))
+                rest = f32(1.0) - wt
+                for ch in range(3):
+                    out[y, x, ch] = out[y, x, ch] * rest + src[y, x, ch] * wt

@@ -463,8 +463,6 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
         # joined with the over operator, which is associative. Splitting keeps both
         # cores busy when the focal plane lies near one end of the depth range and
         # nearly all layers fall in one sweep.
-        from concurrent.futures import ThreadPoolExecutor
-
         def split(layers: list[int]) -> tuple[list[int], list[int]]:
             k = len(layers)
             while k > 0 and layers[k - 1] in sparse_ids and scale[layers[k - 1]] == 1:
@@ -489,11 +487,10 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
         cb, cf = cost(back_layers), cost(front_layers)
         bc, bf = split(back_layers) if cf < 0.3 * cb else (back_layers, [])
         fc, ff = split(front_layers) if cb < 0.3 * cf else (front_layers, [])
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            # The full-resolution parts are the heavier ones: started first.
-            jobs = {name: pool.submit(sweep, layers, name[0] == "f") for name, layers in
-                    (("bf", bf), ("ff", ff), ("bc", bc), ("fc", fc)) if layers}
-            part = {name: job.result() for name, job in jobs.items()}
+        # The full-resolution parts are the heavier ones: started first.
+        jobs = {name: _pool().submit(sweep, layers, name[0] == "f") for name, layers in
+                (("bf", bf), ("ff", ff), ("bc", bc), ("fc", fc)) if layers}
+        part = {name: job.result() for name, job in jobs.items()}
         back = _over(part.get("bf"), part.get("bc"))  # the nearer part over the farther
         fr = _over(part.get("fc"), part.get("ff"))
     else:
@@ -523,14 +520,28 @@ def _in_row_halves(kernel, n_rows: int, *args) -> list:
     """``[kernel(0, m, *args), kernel(m, n_rows, *args)]`` with m = n_rows // 2, the
     two halves in two threads (the compiled kernels release the GIL): full-frame
     passes outside the sweeps would otherwise leave one core idle."""
-    from concurrent.futures import ThreadPoolExecutor
-
     m = n_rows // 2
     if not _THREADS or m == 0:
         return [kernel(0, n_rows, *args)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        jobs = [pool.submit(kernel, a, b, *args) for a, b in ((0, m), (m, n_rows))]
-        return [j.result() for j in jobs]
+    jobs = [_pool().submit(kernel, a, b, *args) for a, b in ((0, m), (m, n_rows))]
+    return [j.result() for j in jobs]
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool():
+    """The renderer's two worker threads, started once: a pool per render cost
+    ~1 ms per thread start, several times per frame (noticeable at preview size).
+    Its tasks never wait on each other, so concurrent renders only queue."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="refocus-render")
+        return _POOL
 
 
 def _over(near, far):
@@ -634,9 +645,13 @@ class _SparseLevels:
         self.x_big = x_big
         self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
         self.tile_sizes = [t for t in (32, 64, 128, 256, 512) if t <= t_max]
+        jit = getattr(be, "jit", None)
         for s in sorted(set(self.scales.values()) | {1}):
             b = _BLOCK * s  # CoC range per block of _BLOCK px at level s
-            self.bstats[s] = (_block_reduce(coc_pad, b, np.minimum), _block_reduce(coc_pad, b, np.maximum))
+            if jit is not None:
+                self.bstats[s] = jit.block_minmax(coc_pad, b)
+            else:
+                self.bstats[s] = (_block_reduce(coc_pad, b, np.minimum), _block_reduce(coc_pad, b, np.maximum))
 
     def _tent(self, cw, i: int):
         """Layer i's tent weight W_i = R_i - R_{i+1} of the CoC values ``cw``."""
