@@ -26,14 +26,40 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """Encode linear light to sRGB; the input is clipped to [0, 1] first."""
-    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
-    out = np.maximum(x, np.float32(0.0031308), out=np.empty_like(x))
+    x = np.asarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    if x.ndim >= 2 and x.size >= _SPLIT_SIZE:
+        # numpy releases the GIL in its loops: two row halves on two cores (the
+        # encode sits on the UI's re-render path and at the end of every pipeline).
+        m = x.shape[0] // 2
+        list(_pool().map(_encode, (x[:m], x[m:]), (out[:m], out[m:])))
+    else:
+        _encode(x, out)
+    return out
+
+
+def _encode(x: np.ndarray, out: np.ndarray) -> None:
+    xc = np.clip(x, 0.0, 1.0)
+    np.maximum(xc, np.float32(0.0031308), out=out)
     np.power(out, np.float32(1 / 2.4), out=out)
     out *= np.float32(1.055)
     out -= np.float32(0.055)
-    low = x <= 0.0031308
-    np.multiply(x, np.float32(12.92), out=out, where=low)
-    return out
+    low = xc <= 0.0031308
+    np.multiply(xc, np.float32(12.92), out=out, where=low)
+
+
+#: Arrays at least this large (elements) are encoded on two threads.
+_SPLIT_SIZE = 1 << 20
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="refocus-srgb")
+    return _POOL
 
 
 def luminance(x_linear: np.ndarray) -> np.ndarray:
