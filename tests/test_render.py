@@ -483,3 +483,25 @@ def test_compiled_kernels_can_be_switched_off(monkeypatch):
 
     monkeypatch.setenv("REFOCUS_NO_JIT", "1")
     assert _jit.kernels() is None and NumpyBackend().jit is None
+
+
+def test_windows_split_over_both_cores_equal_the_whole_batch(rng, monkeypatch):
+    """When one sweep runs alone, the compiled kernels' windows are cut in two halves
+    run on two threads (they write disjoint tiles); the picture must not change."""
+    _compiled_or_skip()
+    from refocus.bench.speed import smooth_disparity
+    from refocus.render import layered
+
+    img = rng.random((180, 240, 3)).astype(np.float32)
+    coc = (-30.0 * (1.0 - smooth_disparity(180, 240, seed=5))).astype(np.float32)
+    whole = render_linear(img, coc, RenderConfig())
+    cuts = []
+
+    def halves(n):
+        cuts.append(n)
+        return [(0, n // 2), (n // 2, n)] if n >= 2 else [(0, n)]
+
+    monkeypatch.setattr(layered, "_window_ranges", halves)
+    split = render_linear(img, coc, RenderConfig())
+    assert cuts, "the compiled kernels should have been asked how to cut their windows"
+    np.testing.assert_array_equal(split, whole)

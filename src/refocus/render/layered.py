@@ -488,7 +488,7 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
         bc, bf = split(back_layers) if cf < 0.3 * cb else (back_layers, [])
         fc, ff = split(front_layers) if cb < 0.3 * cf else (front_layers, [])
         # The full-resolution parts are the heavier ones: started first.
-        jobs = {name: _pool().submit(sweep, layers, name[0] == "f") for name, layers in
+        jobs = {name: _pool().submit(_counted(sweep), layers, name[0] == "f") for name, layers in
                 (("bf", bf), ("ff", ff), ("bc", bc), ("fc", fc)) if layers}
         part = {name: job.result() for name, job in jobs.items()}
         back = _over(part.get("bf"), part.get("bc"))  # the nearer part over the farther
@@ -527,6 +527,49 @@ def _in_row_halves(kernel, n_rows: int, *args) -> list:
     return [j.result() for j in jobs]
 
 
+def _window_ranges(n: int) -> list[tuple[int, int]]:
+    """How to cut n windows of a compiled kernel call: in two halves when this is the
+    only sweep running (the other core would idle: the focal plane near one end of
+    the depth range, or the end of the longer sweep), else whole."""
+    if n < 8 or not _THREADS or _ACTIVE[0] != 1:
+        return [(0, n)]
+    return [(0, n // 2), (n // 2, n)]
+
+
+def _run_ranges(fn, ranges: list[tuple[int, int]]) -> list:
+    """``[fn(a, b) for (a, b) in ranges]``, the second range on the helper thread.
+    The compiled kernels release the GIL and the ranges write disjoint tiles."""
+    if len(ranges) == 1:
+        return [fn(*ranges[0])]
+    global _HELPER
+    with _POOL_LOCK:
+        if _HELPER is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refocus-render-helper")
+    job = _HELPER.submit(fn, *ranges[1])
+    first = fn(*ranges[0])
+    return [first, job.result()]
+
+
+def _counted(sweep):
+    """``sweep`` that counts itself in ``_ACTIVE`` while it runs."""
+
+    def run(layers, front):
+        with _POOL_LOCK:
+            _ACTIVE[0] += 1
+        try:
+            return sweep(layers, front)
+        finally:
+            with _POOL_LOCK:
+                _ACTIVE[0] -= 1
+
+    return run
+
+
+#: Threaded sweeps running now (all renders of the process).
+_ACTIVE = [0]
+_HELPER = None
 _POOL = None
 _POOL_LOCK = threading.Lock()
 
@@ -704,8 +747,9 @@ class _SparseLevels:
         ty_all, tx_all = np.nonzero(active)
         jit = getattr(be, "jit", None)
         if jit is not None:
-            jit.band_splat(self.coc_big, self.x_big, self.off - 2, ty_all.astype(np.int64), tx_all.astype(np.int64), T,
-                           self._ramps(i), w2, wx2, False, self._no_level, self._no_level)
+            ty, tx, ramps = ty_all.astype(np.int64), tx_all.astype(np.int64), self._ramps(i)
+            _run_ranges(lambda a, b: jit.band_splat(self.coc_big, self.x_big, self.off - 2, ty[a:b], tx[a:b], T, ramps, w2, wx2,
+                                                    False, self._no_level, self._no_level), _window_ranges(ty.size))
             return w2, wx2
         F = T + 4  # two full-resolution px of splat margin on each side
         o = self.off - 2
@@ -759,9 +803,11 @@ class _SparseLevels:
         jit = getattr(be, "jit", None)
         if jit is not None:
             has_acc = half_acc is not None
-            jit.band_splat(coc2_big, np.ascontiguousarray(x2_big), P - 2, ty_all.astype(np.int64), tx_all.astype(np.int64), T2,
-                           self._ramps(i), w4, wx4, has_acc, half_acc[0] if has_acc else self._no_level,
-                           half_acc[1] if has_acc else self._no_level)
+            ty, tx, ramps = ty_all.astype(np.int64), tx_all.astype(np.int64), self._ramps(i)
+            acc_w, acc_wx = (half_acc[0], half_acc[1]) if has_acc else (self._no_level, self._no_level)
+            x2c = np.ascontiguousarray(x2_big)
+            _run_ranges(lambda a, b: jit.band_splat(coc2_big, x2c, P - 2, ty[a:b], tx[a:b], T2, ramps, w4, wx4, has_acc, acc_w, acc_wx),
+                        _window_ranges(ty.size))
             return w4, wx4
         F = T2 + 4  # two half-resolution px of margin each side, for the splat to quarter
         o = P - 2
@@ -827,11 +873,21 @@ class _SparseLevels:
         ramps = self._ramps(i)
         # Frame mode: window n (its one-pixel splat margin dropped) starts at
         # off - E + (ty, tx) * T of the padded frame.
-        src = (mode, self.coc_big, self.x_big, self.off - E, levels, ty, tx, T, E, Wn, ramps)
-        p1, p2, need = jit.pull(*src, E - half, E + T + half)
-        use_fill = has_hi and bool(need.any())
-        fc = self._coarse_fill(s, T, E, active, opaque, x_at, [(p2, ty, tx)]) if use_fill else np.zeros((3, 1, 1), f32)
-        jit.blur_composite(*src, p1, np.ascontiguousarray(fc), need, use_fill, np.ascontiguousarray(self.kern[i], dtype=f32), acc, front)
+        def src(a, b):
+            return (mode, self.coc_big, self.x_big, self.off - E, levels, ty[a:b], tx[a:b], T, E, Wn, ramps)
+
+        ranges = _window_ranges(ty.size)
+        pulled = _run_ranges(lambda a, b: jit.pull(*src(a, b), E - half, E + T + half), ranges)
+        use_fill = has_hi and any(bool(need.any()) for _, _, need in pulled)
+        if use_fill:
+            tops = [(p2, ty[a:b], tx[a:b]) for (a, b), (_, p2, _) in zip(ranges, pulled)]
+            fc = np.ascontiguousarray(self._coarse_fill(s, T, E, active, opaque, x_at, tops))
+        else:
+            fc = np.zeros((3, 1, 1), f32)
+        kern = np.ascontiguousarray(self.kern[i], dtype=f32)
+        parts = {r: p for r, p in zip(ranges, pulled)}
+        _run_ranges(lambda a, b: jit.blur_composite(*src(a, b), parts[(a, b)][0], fc, parts[(a, b)][2], use_fill, kern, acc, front),
+                    ranges)
 
     def layer(self, i: int, front: bool, acc, x_at, dense_in=None) -> None:
         """Composite layer i into acc (4, Hp/s, Wp/s) in place.
