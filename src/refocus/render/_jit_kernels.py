@@ -5,6 +5,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# A window's "planes" (8, h, w) at the layer's level: colour (3; the layer's own,
+# W_i x), alpha, hidden coverage (clipped to [0, 1]), content at or behind the
+# layer (3). The first four are the stack the aperture kernel convolves.
+
 # cache=True: compiled once per machine (in __pycache__), loaded in ~0.1 s after.
 jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 # Helpers over one row are inlined into their callers: called per row as functions,
@@ -24,38 +28,43 @@ def _fill_row(dst, v):
     for b in range(dst.shape[0]):
         dst[b] = v
 
+#: Which planes a kernel asks for: all, hidden + behind (the pull pyramid), or
+#: colour + alpha (a window that needs no fill).
+ALL, PULL, STACK = 0, 1, 2
+
+
 @jit
-def _frame_planes(coc, x, y0, x0, nh, nw, has_lo, lo, inv_lo, has_hi, hi, inv_hi, full, buf):
-    """Planes of the nh x nw rectangle at (y0, x0) of the full-resolution CoC (1,H,W)
-    and image (3,H,W) into buf[:, :nh, :nw]: alpha = R_lo, colour = R_lo x - R_hi x,
-    hidden = R_hi, behind = x - R_hi x, with R the clipped ramps of the CoC
-    (without ``full``, only hidden and behind: what the pull pyramid reads)."""
+def _frame_planes(coc, x, y0, x0, nh, nw, has_lo, lo, inv_lo, has_hi, hi, inv_hi, what, buf):
+    """Planes ``what`` of the nh x nw rectangle at (y0, x0) of the full-resolution
+    CoC (1,H,W) and image (3,H,W) into buf[:, :nh, :nw]: alpha = R_lo, colour =
+    R_lo x - R_hi x, hidden = R_hi, behind = x - R_hi x, with R the clipped ramps
+    of the CoC."""
     for a in range(nh):
         crow = coc[0, y0 + a, x0 : x0 + nw]
-        al, hd = buf[0, a, :nw], buf[4, a, :nw]
-        if has_lo:
-            _ramp_row(crow, al, lo, inv_lo)
-        else:
-            _fill_row(al, f32(1.0))
+        al, hd = buf[3, a, :nw], buf[4, a, :nw]
+        if what != PULL:
+            if has_lo:
+                _ramp_row(crow, al, lo, inv_lo)
+            else:
+                _fill_row(al, f32(1.0))
         if has_hi:
             _ramp_row(crow, hd, hi, inv_hi)
         else:
             _fill_row(hd, f32(0.0))
         for ch in range(3):
             xr = x[ch, y0 + a, x0 : x0 + nw]
-            col, beh = buf[1 + ch, a], buf[5 + ch, a]
-            if not full:
+            col, beh = buf[ch, a], buf[5 + ch, a]
+            if what != STACK:
                 for b in range(nw):
                     beh[b] = xr[b] - hd[b] * xr[b]
-            elif has_hi:
-                for b in range(nw):
-                    hx = hd[b] * xr[b]
-                    col[b] = (al[b] * xr[b] if has_lo else xr[b]) - hx
-                    beh[b] = xr[b] - hx
-            else:
-                for b in range(nw):
-                    col[b] = al[b] * xr[b] if has_lo else xr[b]
-                    beh[b] = f32(0.0)
+            if what != PULL:
+                if has_lo:
+                    for b in range(nw):
+                        col[b] = al[b] * xr[b] - hd[b] * xr[b]
+                else:
+                    for b in range(nw):
+                        col[b] = xr[b] - hd[b] * xr[b]
+
 
 @inline
 def _gather_row(src, y, x0, dst):
@@ -71,34 +80,36 @@ def _gather_row(src, y, x0, dst):
         dst[b] = src[y, w - 1]
 
 @jit
-def _level_planes(alpha, colour, hidden, behind, y0, x0, nh, nw, full, buf):
-    """Planes of the nh x nw rectangle at (y0, x0) (may be negative) gathered from
-    level-s arrays ((1|3, h, w) each), edge-clamped, into buf[:, :nh, :nw]
-    (without ``full``, only hidden and behind)."""
+def _level_planes(alpha, colour, hidden, behind, y0, x0, nh, nw, what, buf):
+    """Planes ``what`` of the nh x nw rectangle at (y0, x0) (may be negative)
+    gathered from level-s arrays ((1|3, h, w) each), edge-clamped, into
+    buf[:, :nh, :nw]."""
     h = alpha.shape[1]
     for a in range(nh):
         yy = min(max(y0 + a, 0), h - 1)
-        hd = buf[4, a, :nw]
-        _gather_row(hidden[0], yy, x0, hd)
-        for b in range(nw):
-            hd[b] = min(max(hd[b], f32(0.0)), f32(1.0))
-        for ch in range(3):
-            _gather_row(behind[ch], yy, x0, buf[5 + ch, a, :nw])
-        if full:
-            _gather_row(alpha[0], yy, x0, buf[0, a, :nw])
+        if what != STACK:
+            hd = buf[4, a, :nw]
+            _gather_row(hidden[0], yy, x0, hd)
+            for b in range(nw):
+                hd[b] = min(max(hd[b], f32(0.0)), f32(1.0))
             for ch in range(3):
-                _gather_row(colour[ch], yy, x0, buf[1 + ch, a, :nw])
+                _gather_row(behind[ch], yy, x0, buf[5 + ch, a, :nw])
+        if what != PULL:
+            _gather_row(alpha[0], yy, x0, buf[3, a, :nw])
+            for ch in range(3):
+                _gather_row(colour[ch], yy, x0, buf[ch, a, :nw])
+
 
 @jit
-def _planes(w, mode, coc, x, o, levels, ty, tx, T, E, r0, c0, nh, nw, ramps, full, buf):
+def _planes(w, mode, coc, x, o, levels, ty, tx, T, E, r0, c0, nh, nw, ramps, what, buf):
     """Planes of window w's rows [r0, r0 + nh) and columns [c0, c0 + nw) into
     buf[:, :nh, :nw]: from the frame (mode 0; the window at o + (ty, tx) * T) or
     from level arrays (mode 1; the window at (ty, tx) * T - E)."""
     if mode == 0:
         has_lo, lo, inv_lo, has_hi, hi, inv_hi = ramps
-        _frame_planes(coc, x, o + ty[w] * T + r0, o + tx[w] * T + c0, nh, nw, has_lo, lo, inv_lo, has_hi, hi, inv_hi, full, buf)
+        _frame_planes(coc, x, o + ty[w] * T + r0, o + tx[w] * T + c0, nh, nw, has_lo, lo, inv_lo, has_hi, hi, inv_hi, what, buf)
     else:
-        _level_planes(levels[0], levels[1], levels[2], levels[3], ty[w] * T - E + r0, tx[w] * T - E + c0, nh, nw, full, buf)
+        _level_planes(levels[0], levels[1], levels[2], levels[3], ty[w] * T - E + r0, tx[w] * T - E + c0, nh, nw, what, buf)
 
 @inline
 def _box2(top, bot, dst):
@@ -134,7 +145,7 @@ def pull(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, r0, r1):
     tmp1 = np.empty(Wn, dtype=np.float32)
     for w in range(n):
         p1 = p1_all[w]
-        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, 0, 0, Wn, Wn, ramps, False, buf)
+        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, 0, 0, Wn, Wn, ramps, PULL, buf)
         m = f32(0.0)
         for a in range(r0, r1):
             row = buf[4, a]
@@ -244,7 +255,7 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
     f1 = np.empty((3, h1, h1), dtype=np.float32)
     g = np.empty((3, h1, Wn), dtype=np.float32)
     f0 = np.empty((3, Wn, Wn), dtype=np.float32)
-    stk = np.empty((4, sh, sw), dtype=np.float32)
+    stk = buf[:4]  # (colour, alpha): what the kernel convolves
     out = np.empty((4, T, sw), dtype=np.float32)
     # Taps of the flipped kernel (scatter semantics), zeros skipped.
     taps_dy = np.empty(kh * kw, dtype=np.int64)
@@ -261,8 +272,8 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
                 nt += 1
     cy0, cx0 = E - hy, E - hx
     for w in range(n):
-        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, cy0, cx0, sh, sw, ramps, True, buf)
         fill = use_fill and need[w]
+        _planes(w, mode, coc, x, o, levels, ty, tx, T, E, cy0, cx0, sh, sw, ramps, ALL if fill else STACK, buf)
         if fill:
             p1 = p1_all[w]
             fy, fx = ty[w] * (T // 4), tx[w] * (T // 4)
@@ -275,24 +286,14 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
                         dst[b] = src[b] * (f32(1.0) - tr[b]) + add[b]
             _up2_cols(f1, g)
             _up2_rows(g, f0)
-        for ch in range(3):
-            for a in range(sh):
-                col = buf[1 + ch, a]
-                dst = stk[ch, a]
-                if fill:
-                    hid = buf[4, a]
-                    beh = buf[5 + ch, a]
+        if fill:
+            for ch in range(3):
+                for a in range(sh):
+                    col, hid, beh = buf[ch, a], buf[4, a], buf[5 + ch, a]
                     fr = f0[ch, cy0 + a, cx0 : cx0 + sw]
                     for b in range(sw):
                         f = fr[b] * (f32(1.0) - (f32(1.0) - hid[b])) + beh[b]
-                        dst[b] = col[b] + f * hid[b]
-                else:
-                    for b in range(sw):
-                        dst[b] = col[b]
-        for a in range(sh):
-            src, dst = buf[0, a], stk[3, a]
-            for b in range(sw):
-                dst[b] = src[b]
+                        col[b] = col[b] + f * hid[b]
         _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T)
         y0, x0 = ty[w] * T, tx[w] * T
         for a in range(T):
