@@ -487,9 +487,11 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None):
         cb, cf = cost(back_layers), cost(front_layers)
         bc, bf = split(back_layers) if cf < 0.3 * cb else (back_layers, [])
         fc, ff = split(front_layers) if cb < 0.3 * cf else (front_layers, [])
-        # The full-resolution parts are the heavier ones: started first.
-        jobs = {name: _pool().submit(_counted(sweep), layers, name[0] == "f") for name, layers in
-                (("bf", bf), ("ff", ff), ("bc", bc), ("fc", fc)) if layers}
+        # Heaviest part first (longest-processing-time order): the two threads then
+        # end close together.
+        parts = sorted(((name, layers) for name, layers in (("bf", bf), ("ff", ff), ("bc", bc), ("fc", fc)) if layers),
+                       key=lambda p: -cost(p[1]))
+        jobs = {name: _pool().submit(_counted(sweep), layers, name[0] == "f") for name, layers in parts}
         part = {name: job.result() for name, job in jobs.items()}
         back = _over(part.get("bf"), part.get("bc"))  # the nearer part over the farther
         fr = _over(part.get("fc"), part.get("ff"))
