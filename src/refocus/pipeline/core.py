@@ -166,9 +166,15 @@ class PreparedPhoto:
             # The input already carries its own blur b: adding a blur of radius
             # sqrt(c^2 - b^2) gives about c in total (radii of successive blurs add
             # in quadrature for the second moments of disc kernels).
-            b = np.where(np.isfinite(self.input_blur_px), self.input_blur_px, 0.0)
+            from refocus.render import _jit
+
             base = self.linear
-            coc_eff = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - b * b, 0.0))).astype(np.float32)
+            jit = _jit.kernels()
+            if jit is not None:  # one compiled pass: this sits on the UI's re-render path
+                coc_eff = jit.coc_effective(coc, np.ascontiguousarray(self.input_blur_px, dtype=np.float32))
+            else:
+                b = np.where(np.isfinite(self.input_blur_px), self.input_blur_px, 0.0)
+                coc_eff = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - b * b, 0.0))).astype(np.float32)
         overrides = {"aperture": cfg.aperture, "quality": cfg.quality, "device": _render_device(cfg.device)}
         if cfg.highlight_gain is not None:
             overrides["highlight_gain"] = cfg.highlight_gain

@@ -558,28 +558,51 @@ def splat_down2(x):
 
 @jit
 def block_minmax(a, b):
-    """Min and max of a 2-D array over b x b blocks (its sides multiples of b), in
-    one pass (``layered._block_reduce`` with np.minimum and np.maximum)."""
+    """Min and max of a 2-D array over b x b blocks (its sides multiples of b)
+    (``layered._block_reduce`` with np.minimum and np.maximum): rows reduced
+    elementwise first (vectorised), then each block's b columns."""
     h, w = a.shape
     nh, nw = h // b, w // b
     lo = np.empty((nh, nw), dtype=a.dtype)
     hi = np.empty((nh, nw), dtype=a.dtype)
+    rlo = np.empty(w, dtype=a.dtype)
+    rhi = np.empty(w, dtype=a.dtype)
     for i in range(nh):
-        rlo, rhi = lo[i], hi[i]
         first = a[i * b]
-        for j in range(nw):
-            rlo[j] = first[j * b]
-            rhi[j] = first[j * b]
-        for r in range(b):
+        for x in range(w):
+            rlo[x] = first[x]
+            rhi[x] = first[x]
+        for r in range(1, b):
             row = a[i * b + r]
-            for j in range(nw):
-                m, n = rlo[j], rhi[j]
-                for k in range(j * b, j * b + b):
-                    v = row[k]
-                    m = min(m, v)
-                    n = max(n, v)
-                rlo[j], rhi[j] = m, n
+            for x in range(w):
+                rlo[x] = min(rlo[x], row[x])
+                rhi[x] = max(rhi[x], row[x])
+        olo, ohi = lo[i], hi[i]
+        for j in range(nw):
+            m, n = rlo[j * b], rhi[j * b]
+            for k in range(j * b + 1, j * b + b):
+                m = min(m, rlo[k])
+                n = max(n, rhi[k])
+            olo[j], ohi[j] = m, n
     return lo, hi
+
+
+@jit
+def coc_effective(coc, blur):
+    """sign(c) sqrt(max(c^2 - b^2, 0)) per pixel, b the input's own blur (0 where
+    unknown or infinite): the blur still to add so the total is about c
+    (``pipeline.core.PreparedPhoto.render``, float32 as numpy computes it)."""
+    out = np.empty_like(coc)
+    for y in range(coc.shape[0]):
+        crow, brow, orow = coc[y], blur[y], out[y]
+        for x in range(crow.shape[0]):
+            c = crow[x]
+            b = brow[x]
+            if not np.isfinite(b):
+                b = f32(0.0)
+            v = np.sqrt(max(c * c - b * b, f32(0.0)))
+            orow[x] = v if c > 0 else (-v if c < 0 else f32(0.0) * v)
+    return out
 
 
 @jit
