@@ -341,22 +341,30 @@ def _lum(r, g, b):
 def image_in(r0, r1, img, out, top, left, boost, t, xp, fp, eps):
     """Rows [r0, r1) of ``out`` (3, Hb, Wb): the H x W x 3 image channel-first,
     edge-padded by (top, left) and to out's size, highlights boosted (``boost``:
-    times interp(lum, xp, fp) / lum where lum > t; see ``layered._Booster``)."""
+    times interp(lum, xp, fp) / lum where lum > t; see ``layered._Booster``).
+    Plain per-channel copies first (they vectorise), then the few boosted pixels."""
     H, W = img.shape[0], img.shape[1]
     Wb = out.shape[2]
     for R in range(r0, r1):
         row = img[min(max(R - top, 0), H - 1)]
-        for C in range(Wb):
-            sx = min(max(C - left, 0), W - 1)
-            r, g, b = row[sx, 0], row[sx, 1], row[sx, 2]
-            if boost:
-                y = _lum(r, g, b)
+        for ch in range(3):
+            dst = out[ch, R]
+            for C in range(left):
+                dst[C] = row[0, ch]
+            for C in range(W):
+                dst[left + C] = row[C, ch]
+            for C in range(left + W, Wb):
+                dst[C] = row[W - 1, ch]
+        if boost:
+            o0, o1, o2 = out[0, R], out[1, R], out[2, R]
+            for C in range(Wb):
+                y = _lum(o0[C], o1[C], o2[C])
                 if y > t:
                     ratio = f32(_interp(y, xp, fp)) / max(y, eps)
-                    r, g, b = r * ratio, g * ratio, b * ratio
-            out[0, R, C] = r
-            out[1, R, C] = g
-            out[2, R, C] = b
+                    o0[C] *= ratio
+                    o1[C] *= ratio
+                    o2[C] *= ratio
+
 
 @jit
 def image_out(r0, r1, back, front, has_back, has_front, out, boost, t, xp, fp, eps):
@@ -364,28 +372,37 @@ def image_out(r0, r1, back, front, has_back, has_front, out, boost, t, xp, fp, e
     premultiplied (4, ., .) accumulator un-premultiplied, the near one over it,
     clipped at 0, highlights compressed (the inverse of :func:`image_in`)."""
     W = out.shape[1]
+    rgb = np.empty((3, W), dtype=np.float32)
     for y in range(r0, r1):
-        for x in range(W):
+        for ch in range(3):
+            dst = rgb[ch]
             if has_back:
-                a = max(back[3, y, x], eps)
-                r, g, b = back[0, y, x] / a, back[1, y, x] / a, back[2, y, x] / a
+                src, al = back[ch, y], back[3, y]
+                for x in range(W):
+                    dst[x] = src[x] / max(al[x], eps)
                 if has_front:
-                    rest = f32(1.0) - front[3, y, x]
-                    r = r * rest + front[0, y, x]
-                    g = g * rest + front[1, y, x]
-                    b = b * rest + front[2, y, x]
+                    fs, fa = front[ch, y], front[3, y]
+                    for x in range(W):
+                        dst[x] = dst[x] * (f32(1.0) - fa[x]) + fs[x]
             else:
-                a = max(front[3, y, x], eps)
-                r, g, b = front[0, y, x] / a, front[1, y, x] / a, front[2, y, x] / a
-            r, g, b = max(r, f32(0.0)), max(g, f32(0.0)), max(b, f32(0.0))
+                src, al = front[ch, y], front[3, y]
+                for x in range(W):
+                    dst[x] = src[x] / max(al[x], eps)
+            for x in range(W):
+                dst[x] = max(dst[x], f32(0.0))
+        r_, g_, b_ = rgb[0], rgb[1], rgb[2]
+        orow = out[y]
+        for x in range(W):
+            r, g, b = r_[x], g_[x], b_[x]
             if boost:
                 lum = _lum(r, g, b)
                 if lum > t:
                     ratio = f32(_interp(lum, xp, fp)) / max(lum, eps)
                     r, g, b = r * ratio, g * ratio, b * ratio
-            out[y, x, 0] = r
-            out[y, x, 1] = g
-            out[y, x, 2] = b
+            orow[x, 0] = r
+            orow[x, 1] = g
+            orow[x, 2] = b
+
 
 @jit
 def band_counts(r0, r1, coc, centres):
