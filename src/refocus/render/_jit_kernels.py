@@ -638,3 +638,136 @@ def blend_kept(out, src, coc, blur, keep_px, sharp_px):
                 rest = f32(1.0) - wt
                 for ch in range(3):
                     out[y, x, ch] = out[y, x, ch] * rest + src[y, x, ch] * wt
+
+
+@jit
+def coarse_map(xb, behind, per, tops, ty, tx, m0):
+    """The coarse fill's input (4, h, w) at block resolution (``_SparseLevels.
+    _coarse_fill``): per tile of ``behind`` (bool, tiles of ``per`` blocks) the
+    image's block means and weight 1 where the tile is skipped with all content at
+    or behind the layer, else 0; then each window's pull level (``tops``, (N, 4,
+    ., .), its tile at offset m0) over its tile (ty, tx)."""
+    c, h, w = xb.shape
+    pc = np.zeros((4, h, w), dtype=np.float32)
+    for i in range(behind.shape[0]):
+        for j in range(behind.shape[1]):
+            if behind[i, j]:
+                for a in range(i * per, i * per + per):
+                    for ch in range(3):
+                        src, dst = xb[ch, a], pc[ch, a]
+                        for b in range(j * per, j * per + per):
+                            dst[b] = src[b]
+                    dst = pc[3, a]
+                    for b in range(j * per, j * per + per):
+                        dst[b] = f32(1.0)
+    for n in range(ty.shape[0]):
+        y0, x0 = ty[n] * per, tx[n] * per
+        for ch in range(4):
+            for a in range(per):
+                src, dst = tops[n, ch, m0 + a], pc[ch, y0 + a]
+                for b in range(per):
+                    dst[x0 + b] = src[m0 + b]
+    return pc
+
+
+@jit
+def _box_down2_edge(src):
+    """``NumpyBackend.box_down2``: 2 x 2 block means, an odd last row or column
+    repeated."""
+    c, h, w = src.shape
+    nh, nw = (h + 1) // 2, (w + 1) // 2
+    out = np.empty((c, nh, nw), dtype=np.float32)
+    row = np.empty(2 * nw, dtype=np.float32)
+    for ch in range(c):
+        for i in range(nh):
+            top, bot = src[ch, 2 * i], src[ch, min(2 * i + 1, h - 1)]
+            for x in range(w):
+                row[x] = top[x] + bot[x]
+            if w % 2:
+                row[w] = row[w - 1]
+            dst = out[ch, i]
+            for j in range(nw):
+                dst[j] = (row[2 * j] + row[2 * j + 1]) * f32(0.25)
+    return out
+
+
+@inline
+def _up_row(src, dst):
+    """Bilinear x2 of one row into len(dst) in {2n, 2n - 1} samples, as numpy's
+    ``backend._upsample_axis`` does: at exactly 2n the edges are copied
+    (``_upsample2_axis``), at 2n - 1 the first sample blends with itself."""
+    n = src.shape[0]
+    exact = dst.shape[0] == 2 * n
+    dst[0] = src[0] if exact else src[0] * f32(0.75) + src[0] * f32(0.25)
+    for k in range(1, n):
+        dst[2 * k] = src[k] * f32(0.75) + src[k - 1] * f32(0.25)
+    for k in range(n - 1):
+        dst[2 * k + 1] = src[k] * f32(0.75) + src[k + 1] * f32(0.25)
+    if exact:
+        dst[2 * n - 1] = src[n - 1]
+
+
+@jit
+def _upsample_to(x, h, w):
+    """``NumpyBackend.upsample(x, 2, h, w)`` for h in {2n, 2n - 1} (and w alike):
+    columns first, then rows."""
+    c, n_h, n_w = x.shape
+    cols = np.empty((c, n_h, w), dtype=np.float32)
+    for ch in range(c):
+        for r in range(n_h):
+            _up_row(x[ch, r], cols[ch, r])
+    out = np.empty((c, h, w), dtype=np.float32)
+    tmp = np.empty(h, dtype=np.float32)
+    src = np.empty(n_h, dtype=np.float32)
+    # Rows: the same formula along the middle axis, column by column.
+    for ch in range(c):
+        for x_ in range(w):
+            for r in range(n_h):
+                src[r] = cols[ch, r, x_]
+            _up_row(src, tmp)
+            for r in range(h):
+                out[ch, r, x_] = tmp[r]
+    return out
+
+
+@jit
+def pushpull(pc, eps):
+    """``layered.pushpull(pc[:3], pc[3:4])``: fill the low-weight pixels of the
+    premultiplied colour from their surroundings through a 2 x 2 box pyramid."""
+    pyr = [pc]
+    while pyr[-1].shape[1] > 1 or pyr[-1].shape[2] > 1:
+        pyr.append(_box_down2_edge(pyr[-1]))
+    top = pyr[-1]
+    fill = np.empty((3, 1, 1), dtype=np.float32)
+    for ch in range(3):
+        fill[ch, 0, 0] = top[ch, 0, 0] / max(top[3, 0, 0], eps)
+    for li in range(len(pyr) - 2, -1, -1):
+        level = pyr[li]
+        h, w = level.shape[1], level.shape[2]
+        fill = _upsample_to(fill, h, w)
+        for ch in range(3):
+            for a in range(h):
+                f, wt, v = fill[ch, a], level[3, a], level[ch, a]
+                for b in range(w):
+                    f[b] = f[b] * (f32(1.0) - wt[b]) + v[b]
+    return fill
+
+
+@jit
+def box_down4(x):
+    """``NumpyBackend.box_down(x, 4)`` of (C, h, w) with h and w multiples of 4 (any
+    strides): two levels of 2 x 2 block means, in one pass."""
+    c, h, w = x.shape
+    out = np.empty((c, h // 4, w // 4), dtype=np.float32)
+    r2 = np.empty((2, w // 2), dtype=np.float32)
+    for ch in range(c):
+        for i in range(h // 4):
+            for half in range(2):
+                top, bot = x[ch, 4 * i + 2 * half], x[ch, 4 * i + 2 * half + 1]
+                dst = r2[half]
+                for j in range(w // 2):
+                    dst[j] = ((top[2 * j] + bot[2 * j]) + (top[2 * j + 1] + bot[2 * j + 1])) * f32(0.25)
+            a, b, dst = r2[0], r2[1], out[ch, i]
+            for j in range(w // 4):
+                dst[j] = ((a[2 * j] + b[2 * j]) + (a[2 * j + 1] + b[2 * j + 1])) * f32(0.25)
+    return out

@@ -838,9 +838,18 @@ class _SparseLevels:
         batch of active windows; skipped tiles hold known values (below)."""
         be = self.be
         q = _BLOCK
+        jit = getattr(be, "jit", None)
         if s not in self.xb:
-            self.xb[s] = be.box_down(be.contiguous(x_at(s)), q)
+            self.xb[s] = jit.box_down4(x_at(s)) if jit is not None and q == 4 else be.box_down(be.contiguous(x_at(s)), q)
         behind = ~active & ~opaque  # skipped for zero alpha: all content is at or behind i
+        if jit is not None:
+            tops = np.concatenate([top for top, _, _ in pulled]) if len(pulled) > 1 else pulled[0][0]
+            ty = np.concatenate([t for _, t, _ in pulled]).astype(np.int64)
+            tx = np.concatenate([t for _, _, t in pulled]).astype(np.int64)
+            pc = jit.coarse_map(np.ascontiguousarray(self.xb[s]), behind, T // q, np.ascontiguousarray(tops), ty, tx, E // q)
+            fc = jit.pushpull(pc, np.float32(_EPS))
+            mp = E // q + 1
+            return be.pad_edge(fc, mp, mp, mp, mp)
         one = np.repeat(np.repeat(behind, T // q, axis=0), T // q, axis=1).astype(np.float32)[None]
         one_b = be.asarray(one)
         pc = be.contiguous(be.concat([self.xb[s] * one_b, one_b]))
