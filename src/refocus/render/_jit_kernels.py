@@ -771,3 +771,33 @@ def box_down4(x):
             for j in range(w // 4):
                 dst[j] = ((a[2 * j] + b[2 * j]) + (a[2 * j + 1] + b[2 * j + 1])) * f32(0.25)
     return out
+
+
+@jit
+def tile_range(b, m, per, high):
+    """Per tile of ``per`` x ``per`` blocks, the max (``high``) or min of the block
+    map ``b`` over the blocks within m blocks of the tile, edge-clamped (a max/min
+    filter of size 2m + 1 with mode 'nearest', then a block reduction). Columns,
+    then rows: (h + h/per) (w/per) (per + 2m) comparisons."""
+    h, w = b.shape
+    nh, nw = h // per, w // per
+    cols = np.empty((h, nw), dtype=b.dtype)
+    for y in range(h):
+        row, dst = b[y], cols[y]
+        for j in range(nw):
+            x0, x1 = max(j * per - m, 0), min((j + 1) * per + m, w)
+            v = row[x0]
+            for x in range(x0 + 1, x1):
+                v = max(v, row[x]) if high else min(v, row[x])
+            dst[j] = v
+    out = np.empty((nh, nw), dtype=b.dtype)
+    for i in range(nh):
+        y0, y1 = max(i * per - m, 0), min((i + 1) * per + m, h)
+        dst = out[i]
+        for j in range(nw):
+            dst[j] = cols[y0, j]
+        for y in range(y0 + 1, y1):
+            src = cols[y]
+            for j in range(nw):
+                dst[j] = max(dst[j], src[j]) if high else min(dst[j], src[j])
+    return out

@@ -721,6 +721,9 @@ class _SparseLevels:
         """Per tile at level s, the min (or max) CoC within margin_px (full res) of it."""
         m = -(-margin_px // (_BLOCK * s))
         key = (s, m, high, tile)
+        jit = getattr(self.be, "jit", None)
+        if key not in self.tstats and jit is not None:
+            self.tstats[key] = jit.tile_range(self.bstats[s][1 if high else 0], m, tile // _BLOCK, high)
         if key not in self.tstats:
             # The dilated block map does not depend on the tile size: shared by all.
             dkey = (s, m, high)
