@@ -17,16 +17,33 @@ jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 inline = numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
 f32 = np.float32
 
+
 @inline
 def _ramp_row(src, dst, lo, inv):
     """dst = clip((src - lo) * inv, 0, 1) (``_SparseLevels._ramp``)."""
     for b in range(src.shape[0]):
         dst[b] = min(max((src[b] - lo) * inv, f32(0.0)), f32(1.0))
 
+
 @inline
 def _fill_row(dst, v):
     for b in range(dst.shape[0]):
         dst[b] = v
+
+
+@inline
+def _ramp_pair(crow, r_lo, r_hi, has_lo, lo, inv_lo, has_hi, hi, inv_hi):
+    """One row of the ramps R_lo (1 without a farther layer) and R_hi (0 without a
+    nearer one) of the CoC row ``crow``: a layer's tent weight is R_lo - R_hi."""
+    if has_lo:
+        _ramp_row(crow, r_lo, lo, inv_lo)
+    else:
+        _fill_row(r_lo, f32(1.0))
+    if has_hi:
+        _ramp_row(crow, r_hi, hi, inv_hi)
+    else:
+        _fill_row(r_hi, f32(0.0))
+
 
 #: Which planes a kernel asks for: all, hidden + behind (the pull pyramid), or
 #: colour + alpha (a window that needs no fill).
@@ -42,15 +59,7 @@ def _frame_planes(coc, x, y0, x0, nh, nw, has_lo, lo, inv_lo, has_hi, hi, inv_hi
     for a in range(nh):
         crow = coc[0, y0 + a, x0 : x0 + nw]
         al, hd = buf[3, a, :nw], buf[4, a, :nw]
-        if what != PULL:
-            if has_lo:
-                _ramp_row(crow, al, lo, inv_lo)
-            else:
-                _fill_row(al, f32(1.0))
-        if has_hi:
-            _ramp_row(crow, hd, hi, inv_hi)
-        else:
-            _fill_row(hd, f32(0.0))
+        _ramp_pair(crow, al, hd, has_lo, lo, inv_lo, has_hi, hi, inv_hi)
         for ch in range(3):
             xr = x[ch, y0 + a, x0 : x0 + nw]
             col, beh = buf[ch, a], buf[5 + ch, a]
@@ -78,6 +87,7 @@ def _gather_row(src, y, x0, dst):
         dst[b] = row[x0 + b]
     for b in range(max(hi, lo), dst.shape[0]):
         dst[b] = src[y, w - 1]
+
 
 @jit
 def _level_planes(alpha, colour, hidden, behind, y0, x0, nh, nw, what, buf):
@@ -111,10 +121,12 @@ def _planes(w, mode, coc, x, o, levels, ty, tx, T, E, r0, c0, nh, nw, ramps, wha
     else:
         _level_planes(levels[0], levels[1], levels[2], levels[3], ty[w] * T - E + r0, tx[w] * T - E + c0, nh, nw, what, buf)
 
+
 @inline
 def _box2(top, bot, dst):
     for b in range(dst.shape[0]):
         dst[b] = ((top[2 * b] + bot[2 * b]) + (top[2 * b + 1] + bot[2 * b + 1])) * f32(0.25)
+
 
 @jit
 def _pull1(buf, p1, tmp0, tmp1):
@@ -130,6 +142,7 @@ def _pull1(buf, p1, tmp0, tmp1):
                     tmp0[b] = f32(1.0) - t[b]
                     tmp1[b] = f32(1.0) - u[b]
                 _box2(tmp0, tmp1, p1[3, a])
+
 
 @jit
 def pull(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, r0, r1):
@@ -158,44 +171,6 @@ def pull(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, r0, r1):
                 _box2(p1[ch, 2 * a], p1[ch, 2 * a + 1], p2[w, ch, a])
     return p1_all, p2, need
 
-@jit
-def _up2_cols(src, dst):
-    """Half-pixel bilinear x2 along the last axis of src (C, rows, n) into dst
-    (C, rows, 2n), the two outer samples copying the edge (as
-    ``backend._upsample2_axis``)."""
-    n = src.shape[2]
-    for ch in range(src.shape[0]):
-        for r in range(src.shape[1]):
-            s_, d = src[ch, r], dst[ch, r]
-            d[0] = s_[0]
-            for k in range(1, n):
-                d[2 * k] = s_[k] * f32(0.75) + s_[k - 1] * f32(0.25)
-            for k in range(n - 1):
-                d[2 * k + 1] = s_[k] * f32(0.75) + s_[k + 1] * f32(0.25)
-            d[2 * n - 1] = s_[n - 1]
-
-@jit
-def _up2_rows(src, dst):
-    """As :func:`_up2_cols` along the middle axis."""
-    n = src.shape[1]
-    nc = src.shape[2]
-    for ch in range(src.shape[0]):
-        for k in range(n):
-            cur, d_even, d_odd = src[ch, k], dst[ch, 2 * k], dst[ch, 2 * k + 1]
-            if k > 0:
-                prv = src[ch, k - 1]
-                for c in range(nc):
-                    d_even[c] = cur[c] * f32(0.75) + prv[c] * f32(0.25)
-            else:
-                for c in range(nc):
-                    d_even[c] = cur[c]
-            if k < n - 1:
-                nxt = src[ch, k + 1]
-                for c in range(nc):
-                    d_odd[c] = cur[c] * f32(0.75) + nxt[c] * f32(0.25)
-            else:
-                for c in range(nc):
-                    d_odd[c] = cur[c]
 
 @numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T):
@@ -250,10 +225,8 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
     m = Wn // 4
     h1 = Wn // 2
     buf = np.empty((8, sh, sw), dtype=np.float32)
-    cu = np.empty((3, m + 2, 2 * m + 4), dtype=np.float32)
     cv = np.empty((3, 2 * m + 4, 2 * m + 4), dtype=np.float32)
     f1 = np.empty((3, h1, h1), dtype=np.float32)
-    g = np.empty((3, h1, Wn), dtype=np.float32)
     f0 = np.empty((3, Wn, Wn), dtype=np.float32)
     stk = buf[:4]  # (colour, alpha): what the kernel convolves
     out = np.empty((4, T, sw), dtype=np.float32)
@@ -277,15 +250,13 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
         if fill:
             p1 = p1_all[w]
             fy, fx = ty[w] * (T // 4), tx[w] * (T // 4)
-            _up2_cols(fc[:, fy : fy + m + 2, fx : fx + m + 2], cu)
-            _up2_rows(cu, cv)
+            _upsample_into(fc[:, fy : fy + m + 2, fx : fx + m + 2], cv)
             for ch in range(3):
                 for a in range(h1):
                     src, tr, add, dst = cv[ch, a + 2, 2 : h1 + 2], p1[3, a], p1[ch, a], f1[ch, a]
                     for b in range(h1):
                         dst[b] = src[b] * (f32(1.0) - tr[b]) + add[b]
-            _up2_cols(f1, g)
-            _up2_rows(g, f0)
+            _upsample_into(f1, f0)
         if fill:
             for ch in range(3):
                 for a in range(sh):
@@ -315,6 +286,7 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
                     al = min(max(oa[b], f32(0.0)), f32(1.0))
                     ar[b] = ar[b] * (f32(1.0) - al) + al
 
+
 @jit
 def _interp(v, xp, fp):
     """np.interp(v, xp, fp) for one value (xp ascending), by binary search."""
@@ -333,9 +305,11 @@ def _interp(v, xp, fp):
     slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
     return slope * (v - xp[lo]) + fp[lo]
 
+
 @jit
 def _lum(r, g, b):
     return r * f32(0.2126) + g * f32(0.7152) + b * f32(0.0722)
+
 
 @jit
 def image_in(r0, r1, img, out, top, left, boost, t, xp, fp, eps):
@@ -452,12 +426,8 @@ def band_splat(coc, x, o, ty, tx, T, ramps, w_out, wx_out, has_acc, acc_w, acc_w
         for a in range(F):
             crow = coc[0, y0 + a, x0 : x0 + F]
             wr = win[0, a]
-            if has_lo:
-                _ramp_row(crow, wr, lo, inv_lo)
-            else:
-                _fill_row(wr, f32(1.0))
+            _ramp_pair(crow, wr, col, has_lo, lo, inv_lo, has_hi, hi, inv_hi)
             if has_hi:
-                _ramp_row(crow, col, hi, inv_hi)
                 for b in range(F):
                     wr[b] = wr[b] - col[b]
             for ch in range(3):
@@ -493,49 +463,12 @@ def band_splat(coc, x, o, ty, tx, T, ramps, w_out, wx_out, has_acc, acc_w, acc_w
                     dst[b] = res[b]
 
 
-@inline
-def _up2_row(src, dst):
-    """One row of ``backend._upsample2_axis`` along the last axis: len(dst) = 2 len(src)."""
-    n = src.shape[0]
-    dst[0] = src[0]
-    for k in range(1, n):
-        dst[2 * k] = src[k] * f32(0.75) + src[k - 1] * f32(0.25)
-    for k in range(n - 1):
-        dst[2 * k + 1] = src[k] * f32(0.75) + src[k + 1] * f32(0.25)
-    dst[2 * n - 1] = src[n - 1]
-
-
 @jit
 def upsample2(x):
-    """Half-pixel bilinear x2 of (C, h, w), edge-clamped, columns first then rows,
-    as ``NumpyBackend.upsample(x, 2, 2h, 2w)``; one pass, three column-upsampled
-    rows kept in a ring."""
+    """``NumpyBackend.upsample(x, 2, 2h, 2w)`` of (C, h, w) in one compiled pass."""
     c, h, w = x.shape
     out = np.empty((c, 2 * h, 2 * w), dtype=np.float32)
-    ring = np.empty((3, 2 * w), dtype=np.float32)
-    for ch in range(c):
-        _up2_row(x[ch, 0], ring[0])
-        if h > 1:
-            _up2_row(x[ch, 1], ring[1])
-        for k in range(h):
-            cur = ring[k % 3]
-            if k + 1 < h and k >= 1:
-                _up2_row(x[ch, k + 1], ring[(k + 1) % 3])
-            even, odd = out[ch, 2 * k], out[ch, 2 * k + 1]
-            if k > 0:
-                prv = ring[(k - 1) % 3]
-                for b in range(2 * w):
-                    even[b] = cur[b] * f32(0.75) + prv[b] * f32(0.25)
-            else:
-                for b in range(2 * w):
-                    even[b] = cur[b]
-            if k < h - 1:
-                nxt = ring[(k + 1) % 3]
-                for b in range(2 * w):
-                    odd[b] = cur[b] * f32(0.75) + nxt[b] * f32(0.25)
-            else:
-                for b in range(2 * w):
-                    odd[b] = cur[b]
+    _upsample_into(x, out)
     return out
 
 
@@ -708,26 +641,40 @@ def _up_row(src, dst):
 
 
 @jit
-def _upsample_to(x, h, w):
-    """``NumpyBackend.upsample(x, 2, h, w)`` for h in {2n, 2n - 1} (and w alike):
-    columns first, then rows."""
-    c, n_h, n_w = x.shape
-    cols = np.empty((c, n_h, w), dtype=np.float32)
+def _upsample_into(x, out):
+    """out (C, H, W) = half-pixel bilinear x2 of x (C, h, w), with H in {2h, 2h - 1}
+    and W in {2w, 2w - 1}, as ``NumpyBackend.upsample(x, 2, H, W)``: columns first
+    (:func:`_up_row`), then rows by the same rule, three column-upsampled rows kept
+    in a ring."""
+    c, h, w = x.shape
+    H, W = out.shape[1], out.shape[2]
+    exact = H == 2 * h
+    ring = np.empty((3, W), dtype=np.float32)
     for ch in range(c):
-        for r in range(n_h):
-            _up_row(x[ch, r], cols[ch, r])
-    out = np.empty((c, h, w), dtype=np.float32)
-    tmp = np.empty(h, dtype=np.float32)
-    src = np.empty(n_h, dtype=np.float32)
-    # Rows: the same formula along the middle axis, column by column.
-    for ch in range(c):
-        for x_ in range(w):
-            for r in range(n_h):
-                src[r] = cols[ch, r, x_]
-            _up_row(src, tmp)
-            for r in range(h):
-                out[ch, r, x_] = tmp[r]
-    return out
+        _up_row(x[ch, 0], ring[0])
+        if h > 1:
+            _up_row(x[ch, 1], ring[1])
+        for k in range(h):
+            cur = ring[k % 3]
+            if k >= 1 and k + 1 < h:
+                _up_row(x[ch, k + 1], ring[(k + 1) % 3])
+            even = out[ch, 2 * k]
+            prv = ring[(k - 1) % 3] if k > 0 else cur
+            if k == 0 and exact:
+                for b in range(W):
+                    even[b] = cur[b]
+            else:
+                for b in range(W):
+                    even[b] = cur[b] * f32(0.75) + prv[b] * f32(0.25)
+            if 2 * k + 1 < H:
+                odd = out[ch, 2 * k + 1]
+                if k < h - 1:
+                    nxt = ring[(k + 1) % 3]
+                    for b in range(W):
+                        odd[b] = cur[b] * f32(0.75) + nxt[b] * f32(0.25)
+                else:
+                    for b in range(W):
+                        odd[b] = cur[b]
 
 
 @jit
@@ -744,7 +691,9 @@ def pushpull(pc, eps):
     for li in range(len(pyr) - 2, -1, -1):
         level = pyr[li]
         h, w = level.shape[1], level.shape[2]
-        fill = _upsample_to(fill, h, w)
+        finer = np.empty((3, h, w), dtype=np.float32)
+        _upsample_into(fill, finer)
+        fill = finer
         for ch in range(3):
             for a in range(h):
                 f, wt, v = fill[ch, a], level[3, a], level[ch, a]
