@@ -36,6 +36,10 @@ half-resolution image and CoC, so no layer pays a full-resolution pass of its ow
 
 All of this runs on the small set of array operations in
 :mod:`refocus.render.backend`, so the numpy and torch paths are the same algorithm.
+On the CPU the tile-sparse layers and the full-frame passes around them run as
+compiled kernels (:mod:`refocus.render._jit`) that repeat the numpy expressions
+operation by operation, window by window in the cache; without numba the numpy
+expressions themselves run.
 """
 
 from __future__ import annotations
@@ -543,13 +547,7 @@ def _run_ranges(fn, ranges: list[tuple[int, int]]) -> list:
     The compiled kernels release the GIL and the ranges write disjoint tiles."""
     if len(ranges) == 1:
         return [fn(*ranges[0])]
-    global _HELPER
-    with _POOL_LOCK:
-        if _HELPER is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refocus-render-helper")
-    job = _HELPER.submit(fn, *ranges[1])
+    job = _pool("helper").submit(fn, *ranges[1])
     first = fn(*ranges[0])
     return [first, job.result()]
 
@@ -571,22 +569,22 @@ def _counted(sweep):
 
 #: Threaded sweeps running now (all renders of the process).
 _ACTIVE = [0]
-_HELPER = None
-_POOL = None
+_POOLS: dict = {}
 _POOL_LOCK = threading.Lock()
 
 
-def _pool():
-    """The renderer's two worker threads, started once: a pool per render cost
-    ~1 ms per thread start, several times per frame (noticeable at preview size).
-    Its tasks never wait on each other, so concurrent renders only queue."""
-    global _POOL
+def _pool(kind: str = "sweeps"):
+    """The renderer's threads, started once per process (a pool per render cost ~1 ms
+    per thread start, several times per frame: noticeable at preview size): two
+    for the sweeps and row halves, one helper that takes half of a kernel's windows
+    when only one sweep runs. Their tasks never wait on their own pool's tasks, so
+    concurrent renders only queue."""
     with _POOL_LOCK:
-        if _POOL is None:
+        if kind not in _POOLS:
             from concurrent.futures import ThreadPoolExecutor
 
-            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="refocus-render")
-        return _POOL
+            _POOLS[kind] = ThreadPoolExecutor(max_workers=2 if kind == "sweeps" else 1, thread_name_prefix=f"refocus-{kind}")
+        return _POOLS[kind]
 
 
 def _over(near, far):
