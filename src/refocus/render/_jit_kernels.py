@@ -257,7 +257,6 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
                     for b in range(h1):
                         dst[b] = src[b] * (f32(1.0) - tr[b]) + add[b]
             _upsample_into(f1, f0)
-        if fill:
             for ch in range(3):
                 for a in range(sh):
                     col, hid, beh = buf[ch, a], buf[4, a], buf[5 + ch, a]
