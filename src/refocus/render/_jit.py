@@ -55,5 +55,11 @@ def _notice_first_compilation(module) -> None:
     dirs = [Path(module.__file__).parent / "__pycache__"]
     if numba.config.CACHE_DIR:
         dirs.append(Path(numba.config.CACHE_DIR))
+    try:  # where numba caches when the package folder is not writable
+        from numba.misc.appdirs import AppDirs
+
+        dirs.append(Path(AppDirs(appname="numba", appauthor=False).user_cache_dir))
+    except Exception:
+        pass
     if not any(any(d.rglob("_jit_kernels.blur_composite-*.nbi")) for d in dirs if d.is_dir()):
         print("refocus: compiling the CPU renderer for this machine (first run only, about a minute)", file=sys.stderr)
