@@ -527,10 +527,8 @@ def _in_row_halves(kernel, n_rows: int, *args) -> list:
     two halves in two threads (the compiled kernels release the GIL): full-frame
     passes outside the sweeps would otherwise leave one core idle."""
     m = n_rows // 2
-    if not _THREADS or m == 0:
-        return [kernel(0, n_rows, *args)]
-    jobs = [_pool().submit(kernel, a, b, *args) for a, b in ((0, m), (m, n_rows))]
-    return [j.result() for j in jobs]
+    ranges = [(0, m), (m, n_rows)] if _THREADS and m > 0 else [(0, n_rows)]
+    return _run_ranges(lambda a, b: kernel(a, b, *args), ranges)
 
 
 def _window_ranges(n: int) -> list[tuple[int, int]]:
@@ -576,8 +574,8 @@ _POOL_LOCK = threading.Lock()
 def _pool(kind: str = "sweeps"):
     """The renderer's threads, started once per process (a pool per render cost ~1 ms
     per thread start, several times per frame: noticeable at preview size): two
-    for the sweeps and row halves, one helper that takes half of a kernel's windows
-    when only one sweep runs. Their tasks never wait on their own pool's tasks, so
+    for the sweeps, one helper that takes the second half of a split kernel call
+    (:func:`_run_ranges`). Their tasks never wait on their own pool's tasks, so
     concurrent renders only queue."""
     with _POOL_LOCK:
         if kind not in _POOLS:
@@ -688,11 +686,12 @@ class _SparseLevels:
         self.x_big = x_big
         self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
         self.tile_sizes = [t for t in (32, 64, 128, 256, 512) if t <= t_max]
-        jit = getattr(be, "jit", None)
+        #: The backend's compiled kernels (see refocus.render._jit), or None.
+        self.jit = getattr(be, "jit", None)
         for s in sorted(set(self.scales.values()) | {1}):
             b = _BLOCK * s  # CoC range per block of _BLOCK px at level s
-            if jit is not None:
-                self.bstats[s] = jit.block_minmax(coc_pad, b)
+            if self.jit is not None:
+                self.bstats[s] = self.jit.block_minmax(coc_pad, b)
             else:
                 self.bstats[s] = (_block_reduce(coc_pad, b, np.minimum), _block_reduce(coc_pad, b, np.maximum))
 
@@ -719,10 +718,9 @@ class _SparseLevels:
         """Per tile at level s, the min (or max) CoC within margin_px (full res) of it."""
         m = -(-margin_px // (_BLOCK * s))
         key = (s, m, high, tile)
-        jit = getattr(self.be, "jit", None)
-        if key not in self.tstats and jit is not None:
-            self.tstats[key] = jit.tile_range(self.bstats[s][1 if high else 0], m, tile // _BLOCK, high)
-        if key not in self.tstats:
+        if key not in self.tstats and self.jit is not None:
+            self.tstats[key] = self.jit.tile_range(self.bstats[s][1 if high else 0], m, tile // _BLOCK, high)
+        elif key not in self.tstats:
             # The dilated block map does not depend on the tile size: shared by all.
             dkey = (s, m, high)
             if dkey not in self.tstats:
@@ -748,7 +746,7 @@ class _SparseLevels:
         w2 = be.zeros((1, self.Hp // 2, self.Wp // 2))
         wx2 = be.zeros((3, self.Hp // 2, self.Wp // 2))
         ty_all, tx_all = np.nonzero(active)
-        jit = getattr(be, "jit", None)
+        jit = self.jit
         if jit is not None:
             ty, tx, ramps = ty_all.astype(np.int64), tx_all.astype(np.int64), self._ramps(i)
             _run_ranges(lambda a, b: jit.band_splat(self.coc_big, self.x_big, self.off - 2, ty[a:b], tx[a:b], T, ramps, w2, wx2,
@@ -803,7 +801,7 @@ class _SparseLevels:
         wx4 = be.zeros((3, self.Hp // 4, self.Wp // 4))
         ty_all, tx_all = np.nonzero(active)
         T2 = T // 2
-        jit = getattr(be, "jit", None)
+        jit = self.jit
         if jit is not None:
             has_acc = half_acc is not None
             ty, tx, ramps = ty_all.astype(np.int64), tx_all.astype(np.int64), self._ramps(i)
@@ -837,9 +835,8 @@ class _SparseLevels:
 
         ``pulled``: (block level of the windows' (behind, 1 - hidden), ty, tx) per
         batch of active windows; skipped tiles hold known values (below)."""
-        be = self.be
+        be, jit = self.be, self.jit
         q = _BLOCK
-        jit = getattr(be, "jit", None)
         if s not in self.xb:
             self.xb[s] = jit.box_down4(x_at(s)) if jit is not None and q == 4 else be.box_down(be.contiguous(x_at(s)), q)
         behind = ~active & ~opaque  # skipped for zero alpha: all content is at or behind i
@@ -849,15 +846,14 @@ class _SparseLevels:
             tx = np.concatenate([t for _, _, t in pulled]).astype(np.int64)
             pc = jit.coarse_map(np.ascontiguousarray(self.xb[s]), behind, T // q, np.ascontiguousarray(tops), ty, tx, E // q)
             fc = jit.pushpull(pc, np.float32(_EPS))
-            mp = E // q + 1
-            return be.pad_edge(fc, mp, mp, mp, mp)
-        one = np.repeat(np.repeat(behind, T // q, axis=0), T // q, axis=1).astype(np.float32)[None]
-        one_b = be.asarray(one)
-        pc = be.contiguous(be.concat([self.xb[s] * one_b, one_b]))
-        m0, m1 = E // q, E // q + T // q
-        for top, ty, tx in pulled:
-            be.put_tiles(pc, be.contiguous(top[:, :, m0:m1, m0:m1]), ty, tx)
-        fc = pushpull(pc[:3], pc[3:4], be)
+        else:
+            one = np.repeat(np.repeat(behind, T // q, axis=0), T // q, axis=1).astype(np.float32)[None]
+            one_b = be.asarray(one)
+            pc = be.contiguous(be.concat([self.xb[s] * one_b, one_b]))
+            m0, m1 = E // q, E // q + T // q
+            for top, ty, tx in pulled:
+                be.put_tiles(pc, be.contiguous(top[:, :, m0:m1, m0:m1]), ty, tx)
+            fc = pushpull(pc[:3], pc[3:4], be)
         mp = E // q + 1
         return be.pad_edge(fc, mp, mp, mp, mp)
 
@@ -870,10 +866,10 @@ class _SparseLevels:
         hi, inv_hi = (f32(c[i]), f32(1.0 / (c[i + 1] - c[i]))) if has_hi else (f32(0), f32(0))
         return (has_lo, lo, inv_lo, has_hi, hi, inv_hi)
 
-    def _layer_jit(self, jit, i, front, acc, x_at, dense_in, T, E, half, active, opaque, ty, tx) -> None:
+    def _layer_jit(self, i, front, acc, x_at, dense_in, T, E, half, active, opaque, ty, tx) -> None:
         """:meth:`layer` by the compiled kernels of :mod:`refocus.render._jit`: the
         same steps, window by window in the CPU cache."""
-        c, s = self.centres, self.scales[i]
+        jit, c, s = self.jit, self.centres, self.scales[i]
         f32 = np.float32
         Wn = T + 2 * E
         has_hi = i + 1 < len(c)
@@ -935,9 +931,8 @@ class _SparseLevels:
         ty_all, tx_all = np.nonzero(active)
         if ty_all.size == 0:
             return
-        jit = getattr(be, "jit", None)
-        if jit is not None and (dense_in is not None or s == 1):
-            self._layer_jit(jit, i, front, acc, x_at, dense_in, T, E, half, active, opaque, ty_all, tx_all)
+        if self.jit is not None and (dense_in is not None or s == 1):
+            self._layer_jit(i, front, acc, x_at, dense_in, T, E, half, active, opaque, ty_all, tx_all)
             return
         F = (Wn + 2) * s
         o = self.off - (E + 1) * s
