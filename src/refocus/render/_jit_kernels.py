@@ -346,21 +346,17 @@ def image_out(r0, r1, back, front, has_back, has_front, out, boost, t, xp, fp, e
     clipped at 0, highlights compressed (the inverse of :func:`image_in`)."""
     W = out.shape[1]
     rgb = np.empty((3, W), dtype=np.float32)
+    far = back if has_back else front  # the accumulator that is un-premultiplied
     for y in range(r0, r1):
         for ch in range(3):
             dst = rgb[ch]
-            if has_back:
-                src, al = back[ch, y], back[3, y]
+            src, al = far[ch, y], far[3, y]
+            for x in range(W):
+                dst[x] = src[x] / max(al[x], eps)
+            if has_back and has_front:
+                fs, fa = front[ch, y], front[3, y]
                 for x in range(W):
-                    dst[x] = src[x] / max(al[x], eps)
-                if has_front:
-                    fs, fa = front[ch, y], front[3, y]
-                    for x in range(W):
-                        dst[x] = dst[x] * (f32(1.0) - fa[x]) + fs[x]
-            else:
-                src, al = front[ch, y], front[3, y]
-                for x in range(W):
-                    dst[x] = src[x] / max(al[x], eps)
+                    dst[x] = dst[x] * (f32(1.0) - fa[x]) + fs[x]
             for x in range(W):
                 dst[x] = max(dst[x], f32(0.0))
         r_, g_, b_ = rgb[0], rgb[1], rgb[2]
