@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from refocus.aperture import ApertureConfig, kernel
 from refocus.errors import RefocusError
-from refocus.render import RenderConfig, render_bokeh, render_linear
+from refocus.render import RenderConfig, coc_map, render_bokeh, render_linear
 
 EXACT = RenderConfig(highlight_gain=0.0)
 
@@ -213,7 +213,10 @@ def test_torch_tile_sparse_mode_agrees_with_numpy(rng):
 def test_tile_sparse_cpu_rendering_stays_close_to_the_dense_algorithm(rng):
     """The CPU's tile-sparse layers (and their half-resolution weights for coarse
     layers) approximate the dense algorithm the GPU runs: small on average, bounded
-    at the 99th percentile (measured on this noise texture: mean up to 3e-3)."""
+    at the 99th percentile. Measured on this noise texture (the worst case: every
+    pixel differs from its neighbours): mean up to 6.4e-3 at K = 48, 3e-3 before
+    the own nearer shares of split pixels (layered.own_step), which the dense path
+    decides per 4 px block and the tile-sparse one per tile."""
     from refocus.bench.speed import smooth_disparity
     from refocus.render.backend import NumpyBackend
     from refocus.render.layered import render_layers
@@ -225,8 +228,8 @@ def test_tile_sparse_cpu_rendering_stays_close_to_the_dense_algorithm(rng):
         a = render_layers(img, coc, RenderConfig(), NumpyBackend())
         b = render_layers(img, coc, RenderConfig(), _dense_numpy())
         e = np.abs(a - b).max(axis=2)
-        assert e.mean() < 5e-3, k
-        assert np.percentile(e, 99) < 4e-2, k
+        assert e.mean() < 8e-3, k
+        assert np.percentile(e, 99) < 5e-2, k
 
 
 def test_render_linear_rejects_bad_tensors():
@@ -505,3 +508,56 @@ def test_windows_split_over_both_cores_equal_the_whole_batch(rng, monkeypatch):
     split = render_linear(img, coc, RenderConfig())
     assert cuts, "the compiled kernels should have been asked how to cut their windows"
     np.testing.assert_array_equal(split, whole)
+
+
+def _row_scatter(image_linear: np.ndarray, coc_px: np.ndarray) -> np.ndarray:
+    """Exact reference for a CoC constant along rows: each row spread by the disc of
+    its own CoC (no occlusion: a tilted plane does not hide itself)."""
+    from scipy import ndimage
+
+    from refocus import aperture as ap
+
+    h, w, _ = image_linear.shape
+    pad = int(np.ceil(np.abs(coc_px).max())) + 2
+    out = np.zeros((h + 2 * pad, w, 3), np.float64)
+    for y in range(h):
+        k = ap.kernel(ap.ApertureConfig(), abs(float(coc_px[y, 0])), front=coc_px[y, 0] > 0).astype(np.float64)
+        r = k.shape[0] // 2
+        row = image_linear[y].astype(np.float64)
+        for dy in range(k.shape[0]):
+            out[y + dy - r + pad] += ndimage.convolve1d(row, k[dy], axis=0, mode="nearest")
+    return out[pad : pad + h].astype(np.float32)
+
+
+@pytest.mark.parametrize("gain", [0.0, 2.0])
+def test_smooth_depth_ramp_has_no_bands(gain):
+    """Issue 12, defect 1: a pixel split between two CoC layers hid its own farther
+    share, which was then filled with extrapolated background; on a smooth ramp this
+    showed as horizontal bands one layer spacing apart (row means off by up to 13-17
+    of 255 levels, 27.7-30.5 dB against the exact scatter). The reference applies the
+    same highlight boost (expand, spread, compress) as the renderer."""
+    import skimage.data
+
+    from refocus.io.color import linear_to_srgb, srgb_to_linear
+    from refocus.render.backend import NumpyBackend
+    from refocus.render.layered import _Booster
+
+    img = skimage.data.astronaut().astype(np.float32) / 255.0
+    h, w, _ = img.shape
+    disp = np.repeat(np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None], w, axis=1)
+    coc = coc_map(disp, 0.5, 16.0)
+    lin = srgb_to_linear(img)
+    boost, be = _Booster(0.92, gain), NumpyBackend()
+    expanded = boost.expand(np.ascontiguousarray(lin.transpose(2, 0, 1)).copy(), be).transpose(1, 2, 0)
+    spread = _row_scatter(np.ascontiguousarray(expanded), coc)
+    ref = linear_to_srgb(np.clip(boost.compress(np.ascontiguousarray(spread.transpose(2, 0, 1)), be).transpose(1, 2, 0), 0, 1))
+    b = 16  # the reference clamps at the frame's edge, the renderer extends it
+    for device in ("cpu", "torch-cpu"):
+        out = linear_to_srgb(render_linear(lin, coc, RenderConfig(highlight_gain=gain, device=device)))
+        a, r = out[b:-b, b:-b], ref[b:-b, b:-b]
+        psnr = 10 * np.log10(1.0 / np.mean((a - r) ** 2))
+        row_err = np.abs(a.mean(axis=(1, 2)) - r.mean(axis=(1, 2))) * 255
+        # Measured: 43.3 dB / 1.8 levels without the boost, 41.3 dB / 2.1 with it (the
+        # worst rows cross the helmet's clipped highlight).
+        assert psnr >= (40.0 if gain else 42.0), (device, psnr)
+        assert row_err.max() <= (2.5 if gain else 2.0), (device, row_err.max())

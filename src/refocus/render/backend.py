@@ -237,6 +237,20 @@ class NumpyBackend:
         """Per-row min and max of a 2-D array, as numpy arrays."""
         return x.min(axis=1), x.max(axis=1)
 
+    def block_jump(self, x, b: int) -> np.ndarray:
+        """max - min of a 2-D array over b x b blocks (the array edge-padded to a
+        multiple of b): (ceil(H / b), ceil(W / b))."""
+        h, w = x.shape
+        x = np.pad(x, ((0, -h % b), (0, -w % b)), mode="edge")
+        blocks = x.reshape(x.shape[0] // b, b, x.shape[1] // b, b)
+        return blocks.max(axis=(1, 3)) - blocks.min(axis=(1, 3))
+
+    def max_filter(self, x, radius: int) -> np.ndarray:
+        """Maximum of a 2-D array over (2 radius + 1)^2 squares, edges replicated."""
+        from scipy import ndimage
+
+        return ndimage.maximum_filter(x, size=2 * int(radius) + 1, mode="nearest")
+
     def to_numpy(self, x) -> np.ndarray:
         return np.asarray(x, dtype=np.float32)
 
@@ -447,6 +461,25 @@ class TorchBackend:
     def row_minmax(self, x) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.torch.aminmax(x, dim=1)
         return lo.cpu().numpy(), hi.cpu().numpy()
+
+    def block_jump(self, x, b: int):
+        """max - min of a 2-D tensor over b x b blocks (edge-padded to a multiple of b)."""
+        F = self.torch.nn.functional
+        h, w = x.shape
+        y = F.pad(x[None, None], (0, -w % b, 0, -h % b), mode="replicate")
+        return (F.max_pool2d(y, b) + F.max_pool2d(-y, b))[0, 0]
+
+    def max_filter(self, x, radius: int):
+        """Maximum of a 2-D tensor over (2 radius + 1)^2 squares, edges replicated
+        (two 1-D max-pools: separable, linear in the radius)."""
+        F = self.torch.nn.functional
+        r = int(radius)
+        if r <= 0:
+            return x
+        y = F.pad(x[None, None], (r, r, r, r), mode="replicate")
+        y = F.max_pool2d(y, (2 * r + 1, 1), stride=1)
+        y = F.max_pool2d(y, (1, 2 * r + 1), stride=1)
+        return y[0, 0]
 
     def asarray(self, x):
         t = self.torch
