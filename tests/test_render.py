@@ -561,3 +561,24 @@ def test_smooth_depth_ramp_has_no_bands(gain):
         # worst rows cross the helmet's clipped highlight).
         assert psnr >= (40.0 if gain else 42.0), (device, psnr)
         assert row_err.max() <= (2.5 if gain else 2.0), (device, row_err.max())
+
+
+def test_small_cocs_blur_by_their_own_second_moment():
+    """Issue 12 (real captures): a CoC between the focal plane and the first blurred
+    layer was rendered as the linear tent mix of a point and that layer's disc: a
+    0.5 px CoC next to a 1.5 px layer got 3 times the mean squared spread of its own
+    disc. Small CoCs are what real captures with small apertures have (Lytro: most
+    |CoC| < 0.5 px); the mix now keeps the second moment of the pixel's disc."""
+    h, w = 41, 81
+    coc = np.zeros((h, w), np.float32)
+    coc[:, 60:] = 1.5  # puts the first blurred layer at 1.5 px
+    coc[10:31, 10:31] = 0.5  # a patch at 0.5 px holding the point
+    img = np.zeros((h, w, 3), np.float32)
+    img[20, 20] = 1.0
+    out = render_linear(img, coc, RenderConfig(highlight_gain=0.0))[..., 0]
+    yy, xx = np.mgrid[0:h, 0:w]
+    psf = out[10:31, 10:31]
+    r2 = ((yy - 20) ** 2 + (xx - 20) ** 2)[10:31, 10:31]
+    got = float((psf * r2).sum() / psf.sum())
+    want = 0.5**2 / 2  # a disc of radius r: mean squared radius r^2 / 2
+    assert got == pytest.approx(want, rel=0.15), (got, want)

@@ -8,16 +8,22 @@ Data sources (``--data``):
     half resolution, with the protocol of :func:`refocus.bench.lightfield.lightfield_cases`:
     R in {2, 4}, focus at the 95th/50th/5th disparity percentile; bokeh, deblur and
     refocus cases (refocus also as a no-depth track).
+``lytro1g``
+    The real Lytro captures ``lytro1g-*`` from the shared data (9 x 9 sub-grid of
+    256 x 256 views, :func:`refocus.bench.lightfield.load_lytro`), same protocol,
+    with the disparity *estimated* from the views by a plane sweep (a real user's
+    depth is always estimated): it serves as the methods' depth, for the focus
+    percentiles and for the CoC. Real noise, demosaicing and imperfect depth.
 ``lightfield:DIR``
-    Any folder of views (``input_CamNNN.png``, square grid, ``gt_disp_lowres.pfm``)
-    at full resolution, same protocol.
+    Any folder of views (``input_CamNNN.png``, square grid, ``gt_disp_lowres.pfm``;
+    or a decoded Lytro capture, ``IMG_*_AA_BB.png``) at full resolution, same protocol.
 ``synthetic``
     Ray-traced dead-leaves scenes (:func:`refocus.bench.synthetic.frozen_test_set`):
     bokeh (all-in-focus -> lens photo) and deblur (lens photo -> all-in-focus).
 ``paired:DIR``
     A DPDD/RealDOF-style folder (:mod:`refocus.bench.paired`): deblur only.
 ``all``
-    ``lightfield`` and ``synthetic``.
+    ``lightfield``, ``lytro1g`` and ``synthetic``.
 
 ``quick`` keeps only a few small cases (R = 2; near and far focus; a 128 x 128 centre
 of each light-field view; two 96 x 96 synthetic scenes; 2 paired images cropped
@@ -108,8 +114,8 @@ def parse_data(value: str) -> list[str]:
     specs = []
     for item in [v.strip() for v in value.split(",") if v.strip()]:
         if item == "all":
-            specs += ["lightfield", "synthetic"]
-        elif item in ("lightfield", "synthetic"):
+            specs += ["lightfield", "lytro1g", "synthetic"]
+        elif item in ("lightfield", "lytro1g", "synthetic"):
             specs.append(item)
         elif item.startswith("lightfield:") or item.startswith("paired:"):
             kind, _, path = item.partition(":")
@@ -119,7 +125,7 @@ def parse_data(value: str) -> list[str]:
                 raise RefocusError(f"--data {item}: folder not found")
             specs.append(item)
         else:
-            raise RefocusError(f"unknown data source {item!r}; use lightfield, lightfield:DIR, synthetic, paired:DIR or all")
+            raise RefocusError(f"unknown data source {item!r}; use lightfield, lytro1g, lightfield:DIR, synthetic, paired:DIR or all")
     if not specs:
         raise RefocusError("no data source given")
     return list(dict.fromkeys(specs))
@@ -138,7 +144,12 @@ def _lightfield_cases(spec: str, tasks: list[str], quick: bool, progress: Progre
     else:
         folder, half = Path(spec.partition(":")[2]), False
     progress.status(f"loading light field {folder.name}")
-    lf = lfm.load_lightfield(folder, half=half)
+    lytro = lfm.is_lytro_folder(folder)
+    if lytro:
+        progress.status(f"estimating the disparity of {folder.name} (plane sweep)")
+        lf = _cached_lytro(folder)
+    else:
+        lf = lfm.load_lightfield(folder, half=half)
     if quick:
         h, w = lf.shape
         side = min(128, h, w)
@@ -154,13 +165,41 @@ def _lightfield_cases(spec: str, tasks: list[str], quick: bool, progress: Progre
         return [], [f"lightfield {lf.name}: a {lf.grid}x{lf.grid} grid is too small for R = 2; skipped"]
     focus_names = ("near", "far") if quick else ("near", "middle", "far")
     pairs = lfm.REFOCUS_PAIRS[:1] if quick else lfm.REFOCUS_PAIRS
-    dataset = f"lightfield:{lf.name}" + ("/2" if half else "")
+    dataset = f"lytro1g:{lf.name}" if lytro else f"lightfield:{lf.name}" + ("/2" if half else "")
     cases = []
     for task in tasks:
         progress.status(f"ground truth for {task} on {lf.name}")
         cases += lfm.lightfield_cases(lf, task, radii, focus_names, pairs, dataset=dataset)
         if task == "refocus":
             cases += lfm.lightfield_cases(lf, task, radii, focus_names, pairs, with_depth=False, dataset=dataset + " (no depth)")
+    return cases, notes
+
+
+_LYTRO_CACHE: dict = {}
+
+
+def _cached_lytro(folder: Path):
+    """:func:`refocus.bench.lightfield.load_lytro`, once per folder and process (the
+    plane sweep takes ~8 s per capture)."""
+    from refocus.bench import lightfield as lfm
+
+    key = str(Path(folder).resolve())
+    if key not in _LYTRO_CACHE:
+        _LYTRO_CACHE[key] = lfm.load_lytro(folder)
+    return _LYTRO_CACHE[key]
+
+
+def _lytro_cases(tasks: list[str], quick: bool, progress: Progress) -> tuple[list, list[str]]:
+    shared = shared_data_dir()
+    root = shared / "lightfields" if shared else None
+    folders = sorted(root.glob("lytro1g-*")) if root is not None and root.is_dir() else []
+    if not folders:
+        return [], ["lytro1g: no lytro1g-* captures found (set REFOCUS_SHARED to the folder holding data/); skipped"]
+    cases, notes = [], []
+    for folder in folders[:1] if quick else folders:
+        c, n = _lightfield_cases(f"lightfield:{folder}", tasks, quick, progress)
+        cases += c
+        notes += n
     return cases, notes
 
 
@@ -214,6 +253,8 @@ def build_cases(tasks: list[str], data: list[str], quick: bool = False, progress
     for spec in data:
         if spec == "lightfield" or spec.startswith("lightfield:"):
             c, n = _lightfield_cases(spec, tasks, quick, progress)
+        elif spec == "lytro1g":
+            c, n = _lytro_cases(tasks, quick, progress)
         elif spec == "synthetic":
             c, n = _synthetic_cases(tasks, quick, progress)
         elif spec.startswith("paired:"):
