@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         device: str = DeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
-        max_megapixels: float = MaxMpOpt,
+        max_megapixels: Optional[float] = MaxMpOpt,
         fmt: Optional[str] = typer.Option(None, "--format", help="Output format (jpg, png, tif, webp); default: the input's."),
         workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Parallel processes (default: CPU cores)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose output already exists."),
