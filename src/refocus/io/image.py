@@ -88,7 +88,9 @@ def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]
         return a[..., :3].copy(), a[..., 3].copy(), 8
     if mode != "RGB":
         img = img.convert("RGB")  # palette, grayscale, CMYK, YCbCr...
-    return np.asarray(img, dtype=np.float32) / 255.0, None, 8
+    rgb = np.asarray(img, dtype=np.float32)
+    rgb *= np.float32(1 / 255.0)  # in place: a second float copy is 12 bytes per pixel more at the peak
+    return rgb, None, 8
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
