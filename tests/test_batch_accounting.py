@@ -108,3 +108,16 @@ def _alive(pid: int) -> bool:
         return "Z" not in state.split()[1]  # a zombie has exited
     except (OSError, StopIteration):
         return False
+
+
+def test_batch_checks_free_space_before_starting(folder, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from refocus.errors import RefocusError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 100, 100))
+    with pytest.raises(RefocusError, match="free"):
+        run_batch(folder, tmp_path / "out", RefocusConfig(strength=2, quality="fast"), workers=1)
+    assert not list((tmp_path / "out").iterdir())

@@ -245,3 +245,16 @@ def test_alignment_filter_runs_on_normalised_values():
     unit = _align(disp, "disparity", image, refine=True)
     assert np.isfinite(big).all()
     np.testing.assert_allclose(big / 1e30, unit, atol=1e-5)
+
+
+def test_embedded_jpeg_map_with_too_little_data_for_its_size_is_refused():
+    """The issue's MPF map: a header claiming 8000x6000 over 8x8 pixels of data."""
+    from refocus.depth.embedded import read_mpf_depth
+
+    rgb = (np.random.default_rng(1).random((H, W_, 3)) * 255).astype(np.uint8)
+    small = W.apple_depth_jpeg(np.full((8, 8), 128, np.uint8), 0.2, 1.0)
+    sof = next(i for i in range(len(small) - 9) if small[i] == 0xFF and small[i + 1] == 0xC0)
+    forged = small[: sof + 5] + struct.pack(">HH", 6000, 8000) + small[sof + 9 :]
+    data = W.mpf_jpeg(W.jpeg_bytes(rgb), [forged])
+    with pytest.raises(RefocusError, match="holds only"):
+        read_mpf_depth(data)

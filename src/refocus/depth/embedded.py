@@ -92,6 +92,13 @@ def _decode_map(blob: bytes, what: str, max_pixels: int | None = None, notes: li
     try:
         with pillow_open(io.BytesIO(blob), what, budget()) as img:
             w, h = img.size
+            # A complete baseline JPEG spends at least ~2 bits per 8x8 block even on a
+            # flat image (a DC difference and an end-of-block code): fewer bytes than
+            # pixels/2048 (8x margin) is a header claiming data that is not there.
+            if img.format == "JPEG" and len(blob) < w * h / 2048:
+                raise RefocusError(
+                    f"{what} declares {w}x{h} but holds only {len(blob)} bytes: truncated or forged, refused"
+                )
             if w * h > limit:
                 if img.format != "JPEG":
                     raise RefocusError(

@@ -219,6 +219,7 @@ def run_batch(
             summary.redone.append((p.name, f"the output {out.name} {problem}"))
         depth = find_depth(p, ddir, depth_suffix)
         todo.append((str(p), str(out), None if depth is None else str(depth)))
+    _check_room(todo, out_dir)
     if on_start is not None:
         on_start(len(todo))
     cfg_json = cfg.model_dump_json()
@@ -256,6 +257,21 @@ def run_batch(
                     record(name, status, msg)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _check_room(todo: list[tuple[str, str, str | None]], out_dir: Path) -> None:
+    """Refuse to start when the outputs (estimated from the photos' declared sizes)
+    cannot fit on the output folder's disk: better than failing hours in."""
+    from refocus.io.image import check_free_space, estimate_output_bytes
+    from refocus.io.limits import photo_size
+
+    need = 0
+    for photo, out, _ in todo:
+        size = photo_size(photo)
+        if size is not None:
+            need += estimate_output_bytes(size[0], size[1], Path(out).suffix, 16)
+    if need:
+        check_free_space(out_dir / "outputs", need)
 
 
 def _cpu_count() -> int:
