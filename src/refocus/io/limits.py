@@ -57,7 +57,7 @@ def check_pixels(width: int, height: int, what: str, limit: int | None = None) -
         raise RefocusError(f"{what} is an empty image ({width}x{height})")
     if width * height > limit:
         raise RefocusError(
-            f"{what} declares {width}x{height} = {width * height / 1e6:.1f} megapixels, "
+            f"{what} declares {width}x{height} = {width * height / 1e6:.4g} megapixels, "
             f"over the pixel limit of {limit / 1e6:g}; {_HINT}"
         )
 
