@@ -150,13 +150,16 @@ def test_stale_temporary_file_of_a_dead_process_is_removed_live_ones_kept(tmp_pa
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".o.png.refocus-{dead.pid}-abc123xy.part.png"
-    live = tmp_path / f".p.png.refocus-{os.getppid()}-abc123xy.part.png"
+    from refocus.io.image import part_prefix
+
+    stale = tmp_path / f"{part_prefix('o.png', dead.pid)}abc123xy.part.png"
+    live = tmp_path / f"{part_prefix('p.png', os.getppid())}abc123xy.part.png"
+    elsewhere = tmp_path / f".q.png.refocus-000000-{dead.pid}-abc123xy.part.png"  # another host's
     other = tmp_path / ".notes.part.png"  # not ours: never touched
-    for p in (stale, live, other):
+    for p in (stale, live, elsewhere, other):
         p.write_bytes(b"x" * 100)
     write_image(tmp_path / "o.png", np.zeros((4, 4, 3), np.float32))
-    assert not stale.exists() and live.exists() and other.exists()
+    assert not stale.exists() and live.exists() and elsewhere.exists() and other.exists()
 
 
 def test_kill_during_a_write_leaves_nothing_after_the_next_run(tmp_path):

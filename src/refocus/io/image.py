@@ -10,9 +10,11 @@ interrupted run never leaves a half-written file and never touches the input.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -191,10 +193,13 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
     return np.ascontiguousarray(x, dtype=np.float32), ImageInfo(path=path, bit_depth=bits, alpha=alpha)
 
 
-# Temporary files are named ".<name>.refocus-<pid>-<random>.part<ext>" in the output's
-# own folder (so the final rename is atomic); a run killed while writing leaves one,
-# which the next write into that folder removes once its process is gone.
-_PART = re.compile(r"^\..*\.refocus-(\d+)-[A-Za-z0-9_]{6,}\.part(\.[A-Za-z0-9]+)?$")
+# Temporary files are named ".<name>.refocus-<host>-<pid>-<random>.part<ext>" in the
+# output's own folder (so the final rename is atomic); a run killed while writing
+# leaves one, which the next write into that folder removes once its process is gone.
+# <host> (a hash of the host name) keeps a process id of another machine or container
+# sharing the folder from being mistaken for a dead one of ours.
+_PART = re.compile(r"^\..*\.refocus-([0-9a-f]{6})-(\d+)-[A-Za-z0-9_]{6,}\.part(\.[A-Za-z0-9]+)?$")
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 #: A temporary file this old is stale even if its process id was reused since
 #: (no single write of ours takes an hour).
 _STALE_PART_S = 3600.0
@@ -234,7 +239,8 @@ def clean_stale_parts(folder: str | os.PathLike, force: bool = False) -> list[Pa
             continue
         try:
             old = now - e.stat(follow_symlinks=False).st_mtime > _STALE_PART_S
-            if (old or not _pid_alive(int(m.group(1)))) and e.is_file(follow_symlinks=False):
+            dead = m.group(1) == _HOST and not _pid_alive(int(m.group(2)))
+            if (old or dead) and e.is_file(follow_symlinks=False):
                 os.unlink(e.path)
                 removed.append(Path(e.path))
         except OSError:
@@ -286,11 +292,16 @@ def check_free_space(path: str | os.PathLike, nbytes: int) -> None:
         )
 
 
+def part_prefix(name: str, pid: int | None = None) -> str:
+    """The start of a temporary file's name for output ``name`` (see ``_PART``)."""
+    # Keep the name within NAME_MAX (255) whatever the output's name.
+    return f".{name[:120]}.refocus-{_HOST}-{os.getpid() if pid is None else pid}-"
+
+
 def _temp_for(path: Path) -> Path:
     parent = check_output_folder(path)
     clean_stale_parts(parent)
-    # Keep the name within NAME_MAX (255) whatever the output's name.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:120]}.refocus-{os.getpid()}-", suffix=".part" + path.suffix[:16], dir=parent)
+    fd, tmp = tempfile.mkstemp(prefix=part_prefix(path.name), suffix=".part" + path.suffix[:16], dir=parent)
     os.close(fd)
     return Path(tmp)
 
