@@ -21,7 +21,7 @@ def describe_os_error(exc: OSError, path=None, verb: str = "access") -> str:
     import errno
 
     target = path if path is not None else (exc.filename or "")
-    cause = exc.strerror or exc.__class__.__name__
+    cause = exc.strerror or (str(exc).splitlines() or [""])[0] or exc.__class__.__name__
     hints = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exceeded",
@@ -31,6 +31,8 @@ def describe_os_error(exc: OSError, path=None, verb: str = "access") -> str:
         errno.EACCES: "permission denied",
         errno.EPERM: "not permitted",
     }
+    if verb != "write":
+        hints.pop(errno.ENOENT)  # reading: the file itself may be what is missing
     hint = hints.get(exc.errno)
     if hint and hint.lower() != cause.lower():
         cause = f"{cause} ({hint})"
