@@ -104,3 +104,13 @@ def test_queue_is_bounded(monkeypatch):
     monkeypatch.setattr(app, "theme", lambda: None)
     app.launch(block=False)
     assert calls.get("max_size") and calls["max_size"] <= 64
+
+
+def test_gradio_does_not_decode_uploads_before_our_check():
+    pytest.importorskip("gradio")
+    from refocus.ui.app import build_app
+
+    app = build_app("cpu")
+    images = {b.elem_id: b for b in app.blocks.values() if type(b).__name__ == "Image" and b.elem_id in ("photo", "custom-aperture")}
+    assert set(images) == {"photo", "custom-aperture"}
+    assert all(b.image_mode is None for b in images.values())

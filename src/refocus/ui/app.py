@@ -175,7 +175,9 @@ def build_app(device: str = "auto"):
         gr.Markdown("### refocus - upload a photo, then click on it to set the focus")
         with gr.Row():
             with gr.Column(scale=1):
-                photo = gr.Image(label="Photo (click to focus)", type="filepath", sources=["upload"], elem_id="photo")
+                # image_mode=None: Gradio hands over the uploaded file as is; with a mode
+                # it decodes and converts any image of another mode before our size check.
+                photo = gr.Image(label="Photo (click to focus)", type="filepath", image_mode=None, sources=["upload"], elem_id="photo")
                 depth_file = gr.File(
                     label="Depth or disparity map (optional; upload it before the photo)",
                     file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth", height=90,
@@ -188,7 +190,10 @@ def build_app(device: str = "auto"):
                 blades = gr.Slider(3, 16, value=6, step=1, label="Blades")
                 rotation = gr.Slider(0, 360, value=0, step=1, label="Rotation (degrees)")
                 curvature = gr.Slider(0, 1, value=0, step=0.05, label="Blade curvature")
-                custom = gr.Image(label="Custom aperture shape (white = open)", type="filepath", sources=["upload"], height=120)
+                custom = gr.Image(
+                    label="Custom aperture shape (white = open)", type="filepath", image_mode=None, sources=["upload"], height=120,
+                    elem_id="custom-aperture",
+                )
             with gr.Column(scale=2):
                 result = gr.ImageSlider(label="Before / after (preview)", elem_id="result", interactive=False)
                 status = gr.Markdown("upload a photo, then click on it to set the focus", elem_id="status")
