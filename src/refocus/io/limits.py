@@ -118,7 +118,7 @@ def declared_size(path: str | os.PathLike) -> tuple[int, int, str] | None:
             if head[:6] == b"\x93NUMPY":
                 return (*_npy_size(path), "NumPy array")
             if head[:2] in (b"PF", b"Pf") and suffix == ".pfm":
-                return (*_pfm_size(head, path), "PFM")
+                return (*_pfm_size(head + f.read(1024), path), "PFM")  # room for comment lines
             if head[:4] == b"\x76\x2f\x31\x01":
                 f.seek(0)
                 return (*_exr_size(f, path), "OpenEXR")
