@@ -258,3 +258,13 @@ def test_embedded_jpeg_map_with_too_little_data_for_its_size_is_refused():
     data = W.mpf_jpeg(W.jpeg_bytes(rgb), [forged])
     with pytest.raises(RefocusError, match="holds only"):
         read_mpf_depth(data)
+
+
+def test_embedded_png_map_twice_the_photo_per_side_is_averaged_down_with_a_note():
+    """A photo downscaled after capture by an editor that kept its XMP (not a bomb)."""
+    from refocus.depth.embedded import read_gdepth
+
+    depth = np.tile(np.linspace(1, 4, W_ * 2, dtype=np.float32), (H * 2, 1))
+    got = read_gdepth(_gdepth(W.png_bytes(W.encode_range(depth, "RangeLinear", 1.0, 4.5))))
+    assert got.values.shape == (H, W_)
+    assert any("averaged down by 2" in n for n in got.notes)

@@ -36,6 +36,9 @@ from refocus.errors import RefocusError
 #: Near/Far and min/max values beyond this (metres or 1/m) are not a real scene's
 #: (same bound as a depth file, :data:`refocus.io.depthfile.MAX_DEPTH_MAGNITUDE`).
 MAX_RANGE = 1e6
+#: A PNG map may have up to this many times its photo's pixels (then it is averaged
+#: down): a photo downscaled 2x per side by an editor that kept its metadata.
+MAX_MAP_EXCESS = 4
 
 
 @dataclass
@@ -84,7 +87,9 @@ def _decode_map(blob: bytes, what: str, max_pixels: int | None = None, notes: li
 
     ``max_pixels`` is the map's budget (:func:`_map_budget`), checked on the declared
     size before decoding. A JPEG map over it is reduced while decoding (libjpeg's DCT
-    scaling, up to 1/8) with a note appended to ``notes``; any other is refused.
+    scaling, up to 1/8) with a note appended to ``notes``; any other (PNG) is decoded
+    and block-averaged when it has at most :data:`MAX_MAP_EXCESS` times the budget (a
+    photo downscaled after capture keeps its full-size map), else refused.
     """
     from refocus.io.limits import max_pixels as budget, pillow_open
 
@@ -99,11 +104,16 @@ def _decode_map(blob: bytes, what: str, max_pixels: int | None = None, notes: li
                 raise RefocusError(
                     f"{what} declares {w}x{h} but holds only {len(blob)} bytes: truncated or forged, refused"
                 )
-            if w * h > limit:
-                if img.format != "JPEG":
+            factor = 1
+            if w * h > limit and img.format != "JPEG":
+                if w * h > MAX_MAP_EXCESS * limit:
                     raise RefocusError(
                         f"{what} declares {w}x{h}, more pixels than its photo ({limit / 1e6:.2g} MP): suspect, refused"
                     )
+                factor = math.ceil(math.sqrt(w * h / limit))
+                if notes is not None:
+                    notes.append(f"{what} is {w}x{h}, more than its photo: averaged down by {factor}")
+            elif w * h > limit:
                 s = math.sqrt(limit / (w * h))
                 img.draft("L", (max(1, math.ceil(w * s)), max(1, math.ceil(h * s))))
                 # draft picks a power-of-two reduction no smaller than asked: at most 2x per side over.
@@ -127,6 +137,9 @@ def _decode_map(blob: bytes, what: str, max_pixels: int | None = None, notes: li
         raise
     except Exception as exc:
         raise RefocusError(f"{what} cannot be decoded ({exc.__class__.__name__})") from None
+    if factor > 1:
+        hh, ww = arr.shape[0] // factor, arr.shape[1] // factor
+        arr = arr[: hh * factor, : ww * factor].reshape(hh, factor, ww, factor).mean(axis=(1, 3))
     from refocus.io.depthfile import check_depth_values
 
     check_depth_values(arr, what)
