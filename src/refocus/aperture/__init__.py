@@ -90,13 +90,18 @@ def load_aperture_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise RefocusError(f"aperture image not found: {path}")
+    from refocus.io.limits import check_file, pillow_open
+
+    check_file(path, f"aperture image {path.name}")
     try:
-        with Image.open(path) as img:
+        with pillow_open(path, f"aperture image {path.name}") as img:
             if img.mode in ("RGBA", "LA"):
                 arr = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
                 g = arr[..., :3].mean(axis=2) * arr[..., 3]
             else:
                 g = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    except RefocusError:
+        raise
     except Exception as exc:
         raise RefocusError(f"cannot read aperture image {path.name}: {exc.__class__.__name__}") from None
     if g.size == 0 or g.max() <= 0:

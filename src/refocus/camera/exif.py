@@ -213,13 +213,21 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
     path = Path(path)
     if not path.exists():
         raise RefocusError(f"image not found: {path}")
+    from refocus.io.limits import check_file, pillow_open
+
+    # Nothing is decoded here, but a file over the pixel budget is refused by every
+    # command, so say so now, with its declared size (Pillow alone says only
+    # "DecompressionBombError").
+    check_file(path)
     try:
-        with Image.open(path) as img:
+        with pillow_open(path, path.name) as img:
             exif = img.getexif()
             xmp = img.info.get("xmp")
             if isinstance(xmp, str):
                 xmp = xmp.encode("utf-8", "replace")
             size = img.size
+    except RefocusError:
+        raise
     except Exception as exc:
         raise RefocusError(f"cannot read image {path.name}: {exc.__class__.__name__}") from None
     if xmp is None and path.suffix.lower() in (".jpg", ".jpeg"):

@@ -27,9 +27,19 @@ _registered = False
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    max_megapixels: float = typer.Option(
+        None, "--max-megapixels",
+        help="Pixel budget for every image read (photo, depth, embedded map, kernel), checked before "
+        "decoding; default $REFOCUS_MAX_MEGAPIXELS or 100.",
+    ),
+) -> None:
     """Change the focus of a photo after it was taken."""
     # A callback keeps `refocus` a command group even while only one command exists.
+    if max_megapixels is not None:
+        from refocus.io.limits import set_max_megapixels
+
+        set_max_megapixels(max_megapixels)
 
 
 def _register() -> None:
@@ -50,12 +60,16 @@ def fail(message: str, code: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``refocus`` script."""
-    from refocus.errors import RefocusError
+    from refocus.errors import RefocusError, describe_os_error
+    from refocus.io.limits import ENV_VAR
     from refocus.render.memory import keep_freed_memory
 
     keep_freed_memory()  # renders reuse freed memory instead of page-faulting it back in
     _register()
     debug = os.environ.get("REFOCUS_DEBUG") == "1"
+    # --max-megapixels sets the budget through the environment (so batch workers get
+    # it); restore it so that in-process callers (tests, the fuzz run) start clean.
+    budget_before = os.environ.get(ENV_VAR)
     try:
         app(args=argv, standalone_mode=True)
     except SystemExit:
@@ -68,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # a disk fault outside an atomic write (which names the user's path itself)
+        if debug:
+            raise
+        typer.echo(f"error: {describe_os_error(exc)}", err=True)
+        sys.exit(2)
     except MemoryError:
         typer.echo("error: out of memory; try a smaller image or --device cpu with fewer layers", err=True)
         sys.exit(3)
@@ -77,3 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         msg = str(exc).splitlines()[0] if str(exc) else ""
         typer.echo(f"error: {exc.__class__.__name__}: {msg} (set REFOCUS_DEBUG=1 for details)", err=True)
         sys.exit(1)
+    finally:
+        if budget_before is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = budget_before

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         device: str = DeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
-        max_megapixels: float = MaxMpOpt,
+        max_megapixels: Optional[float] = MaxMpOpt,
     ) -> None:
         """Render a focus pull of IMAGE from --from to --to (one depth, one deblur: no flicker)."""
         from rich.console import Console

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         device: str = DeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
-        max_megapixels: float = MaxMpOpt,
+        max_megapixels: Optional[float] = MaxMpOpt,
         fmt: Optional[str] = typer.Option(None, "--format", help="Output format (jpg, png, tif, webp); default: the input's."),
         workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Parallel processes (default: CPU cores)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose output already exists."),
@@ -74,10 +74,16 @@ def register(app: typer.Typer) -> None:
                 folder, output_dir, cfg, workers=workers, depth_dir=depth_dir, depth_suffix=depth_suffix,
                 fmt=fmt, overwrite=overwrite, on_start=started, on_progress=progressed,
             )
+        for name, why in summary.redone:
+            console.print(f"[yellow]redone[/] {name}: {why}")
         console.print(
-            f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.failed)} failed "
-            f"-> {output_dir} in {summary.seconds:.0f} s"
+            f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.skipped)} skipped, "
+            f"{len(summary.failed)} failed -> {output_dir} in {summary.seconds:.0f} s"
         )
+        if summary.skipped:
+            console.print("skipped:")
+            for name, why in summary.skipped:
+                console.print(f"  {name}: {why}")
         if summary.failed:
             console.print("failed:")
             for name, msg in summary.failed:

@@ -1,4 +1,4 @@
-"""``refocus bench quality`` and ``refocus bench speed``."""
+"""``refocus bench quality``, ``refocus bench speed`` and ``refocus bench robustness``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,35 @@ def speed_cmd(
     except ImportError as exc:
         raise RefocusError(f"the speed benchmark is not available in this installation ({exc})") from None
     run_speed(out_dir=out, device=device, quick=quick)
+
+
+@bench_app.command("robustness")
+def robustness_cmd(
+    data: Optional[Path] = typer.Option(None, "--data", help="The shared data folder (default: $REFOCUS_SHARED/data or ../shared/data)."),
+    mutants: int = typer.Option(300, "--mutants", help="How many mutated files to run."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the mutations."),
+    out: Path = typer.Option(Path("bench-out/robustness.json"), "--out", help="JSON report (every run, and per-class medians/peaks)."),
+) -> None:
+    """Mutated photos and depth maps through info/depth: exit codes, time and peak memory per input class."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from refocus.bench import robustness as rb
+    from refocus.errors import RefocusError
+
+    data_dir = data or rb.data_dir_default()
+    sources, photo = rb.default_sources(data_dir)
+    if not sources:
+        raise RefocusError(f"no input files under {data_dir} (phone-depth/, photos/)")
+    runs = rb.run_fuzz(sources, mutants, seed, photo_for_depth=photo)
+    table = Table(title=f"{len(runs)} runs of {mutants} mutants (seed {seed})")
+    for col in ("input class", "runs", "exit codes", "median s", "max s", "median MB", "peak MB"):
+        table.add_column(col, justify="left" if col in ("input class", "exit codes") else "right")
+    for key, r in rb.summarise(runs).items():
+        codes = " ".join(f"{c}:{n}" for c, n in sorted(r["exit_codes"].items()))
+        table.add_row(key, str(r["runs"]), codes, f"{r['median_s']:.3f}", f"{r['max_s']:.3f}", f"{r['median_peak_mb']:.0f}", f"{r['peak_mb']:.0f}")
+    Console().print(table)
+    Console(stderr=True).print(f"wrote {rb.write_json(runs, out, seed)}")
 
 
 def register(app: typer.Typer) -> None:

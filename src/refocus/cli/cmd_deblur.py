@@ -72,6 +72,9 @@ def register(app: typer.Typer) -> None:
             raise RefocusError(f"--tile must be >= 32 px, got {tile}")
         if output.resolve() == image.resolve() or (defocus_map is not None and defocus_map.resolve() == image.resolve()):
             raise RefocusError("refusing to overwrite the input photo; choose another output path")
+        from refocus.pipeline.options import check_output
+
+        check_output(output, [image], photo=image)  # writable, room on its disk, before the work
         rgb, info = read_image(image)
         console = Console(stderr=True, soft_wrap=True)
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

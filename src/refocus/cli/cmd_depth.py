@@ -32,7 +32,11 @@ def depth_cmd(
     console = Console(stderr=True)
     if depth_kind is not None and depth_kind not in ("disparity", "depth"):
         raise RefocusError(f"--depth-kind must be disparity or depth, got {depth_kind!r}")
+    from refocus.pipeline.options import check_output
+
     protect = [image] + ([depth] if depth is not None else [])
+    # Before the work: float32 map + 16-bit PNG + 8-bit RGB preview = 9 bytes per pixel.
+    check_output(output, protect, suffixes=(".npy", ".pfm", ".tif", ".tiff"), photo=image, bytes_per_pixel=9)
     with console.status("finding depth…"):
         res = get_depth(
             image, depth_path=depth, depth_kind=depth_kind, model=model,

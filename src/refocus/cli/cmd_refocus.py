@@ -23,7 +23,10 @@ NoDeblurOpt = typer.Option(False, "--no-deblur", help="Render from the input pho
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
 QualityOpt = typer.Option("balanced", "--quality", help="Renderer quality: fast, balanced or high.")
 HighlightOpt = typer.Option(None, "--highlight-gain", help="Boost of clipped highlights (0 = physically exact).")
-MaxMpOpt = typer.Option(100.0, "--max-megapixels", help="Refuse larger images (megapixels).")
+MaxMpOpt = typer.Option(
+    None, "--max-megapixels",
+    help="Pixel budget for every image read, checked before decoding (megapixels; default: $REFOCUS_MAX_MEGAPIXELS or 100).",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +53,7 @@ def register(app: typer.Typer) -> None:
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
         bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (PNG/TIFF); default: the input's."),
-        max_megapixels: float = MaxMpOpt,
+        max_megapixels: Optional[float] = MaxMpOpt,
     ) -> None:
         """Refocus IMAGE: depth -> DeblurNet -> bokeh renderer, written to -o."""
         from rich.console import Console
@@ -62,7 +65,7 @@ def register(app: typer.Typer) -> None:
 
         if bit_depth not in (None, 8, 16):
             raise RefocusError(f"--bit-depth must be 8 or 16, got {bit_depth}")
-        check_output(output, [image, depth])
+        check_output(output, [image, depth], photo=image)
         cfg = build_config(
             focus=focus, focus_value=focus_value, strength=strength, f_number=f_number, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,

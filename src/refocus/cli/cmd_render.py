@@ -83,6 +83,9 @@ def render_cmd(
         raise RefocusError(f"output folder does not exist: {output.parent}")
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
         raise RefocusError(f"unsupported output format {output.suffix or '(none)'}: use .png, .jpg, .tif or .webp")
+    from refocus.pipeline.options import check_output
+
+    check_output(output, [image, depth], photo=image)  # writable, room on its disk
     aper = build_aperture(aperture, blades, rotation, curvature, cats_eye)
     rgb, info = read_image(image)
     disp_raw = read_depth_file(depth)

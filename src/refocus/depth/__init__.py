@@ -93,7 +93,7 @@ class DepthResult:
         lo, hi = float(d.min()), float(d.max())
         if hi - lo < 1e-12:
             return np.zeros_like(d)
-        return ((d - lo) / (hi - lo)).astype(np.float32)
+        return ((d.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)  # float64: hi - lo may exceed float32
 
     def disparity_range(self) -> tuple[float, float]:
         """(min, max) of the un-normalised disparity (1/m when ``metric``)."""
@@ -148,7 +148,13 @@ def _align(values: np.ndarray, kind: str, image: np.ndarray, refine: bool) -> np
 
     H, W = image.shape[:2]
     disp = to_disparity(values, kind)
-    out = upsample_to_guide(disp, image) if refine else _resize(disp, (H, W))
+    # Filter in [0, 1]: the guided filter sums squares of its input, which overflows
+    # float32 for values near 1e19 and loses precision far below that.
+    lo, hi = float(np.min(disp)), float(np.max(disp))
+    span = hi - lo if hi > lo else 1.0
+    unit = ((disp.astype(np.float64) - lo) / span).astype(np.float32)
+    out = upsample_to_guide(unit, image) if refine else _resize(unit, (H, W))
+    out = (out.astype(np.float64) * span + lo).astype(np.float32)
     if kind == "depth":
         out = 1.0 / np.maximum(out, np.float32(1e-12))
     return out.astype(np.float32)

@@ -33,8 +33,12 @@ from refocus.depth import xmp as xm
 from refocus.depth.refine import align_orientation
 from refocus.errors import RefocusError
 
-#: Largest embedded depth image decoded, in pixels.
-MAX_DEPTH_PIXELS = 50_000_000
+#: Near/Far and min/max values beyond this (metres or 1/m) are not a real scene's
+#: (same bound as a depth file, :data:`refocus.io.depthfile.MAX_DEPTH_MAGNITUDE`).
+MAX_RANGE = 1e6
+#: A PNG map may have up to this many times its photo's pixels (then it is averaged
+#: down): a photo downscaled 2x per side by an editor that kept its metadata.
+MAX_MAP_EXCESS = 4
 
 
 @dataclass
@@ -61,15 +65,64 @@ class EmbeddedDepth:
     notes: list[str] = field(default_factory=list)
 
 
-def _decode_map(blob: bytes, what: str) -> np.ndarray:
-    """Decode an embedded PNG/JPEG depth image to values normalised to [0, 1]."""
-    from PIL import Image
+def _map_budget(data: bytes | None, max_pixels: int | None) -> int:
+    """Pixels an embedded map may have: the pixel budget, and no more than its photo's
+    (a map larger than the photo it belongs to is suspect: phones store smaller ones)."""
+    from refocus.io.limits import max_pixels as budget
 
+    limit = budget() if max_pixels is None else int(max_pixels)
+    if data is not None:
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as img:  # lazy: reads the header only
+                limit = min(limit, max(1, img.size[0] * img.size[1]))
+        except Exception:
+            pass  # the photo's own reader reports an unreadable photo
+    return limit
+
+
+def _decode_map(blob: bytes, what: str, max_pixels: int | None = None, notes: list | None = None) -> np.ndarray:
+    """Decode an embedded PNG/JPEG depth image to values normalised to [0, 1].
+
+    ``max_pixels`` is the map's budget (:func:`_map_budget`), checked on the declared
+    size before decoding. A JPEG map over it is reduced while decoding (libjpeg's DCT
+    scaling, up to 1/8) with a note appended to ``notes``; any other (PNG) is decoded
+    and block-averaged when it has at most :data:`MAX_MAP_EXCESS` times the budget (a
+    photo downscaled after capture keeps its full-size map), else refused.
+    """
+    from refocus.io.limits import max_pixels as budget, pillow_open
+
+    limit = budget() if max_pixels is None else int(max_pixels)
     try:
-        with Image.open(io.BytesIO(blob)) as img:
+        with pillow_open(io.BytesIO(blob), what, budget()) as img:
             w, h = img.size
-            if w * h > MAX_DEPTH_PIXELS or w == 0 or h == 0:
-                raise RefocusError(f"{what} has an implausible size {w}x{h}")
+            # A complete baseline JPEG spends at least ~2 bits per 8x8 block even on a
+            # flat image (a DC difference and an end-of-block code): fewer bytes than
+            # pixels/2048 (8x margin) is a header claiming data that is not there.
+            if img.format == "JPEG" and len(blob) < w * h / 2048:
+                raise RefocusError(
+                    f"{what} declares {w}x{h} but holds only {len(blob)} bytes: truncated or forged, refused"
+                )
+            factor = 1
+            if w * h > limit and img.format != "JPEG":
+                if w * h > MAX_MAP_EXCESS * limit:
+                    raise RefocusError(
+                        f"{what} declares {w}x{h}, more pixels than its photo ({limit / 1e6:.2g} MP): suspect, refused"
+                    )
+                factor = math.ceil(math.sqrt(w * h / limit))
+                if notes is not None:
+                    notes.append(f"{what} is {w}x{h}, more than its photo: averaged down by {factor}")
+            elif w * h > limit:
+                s = math.sqrt(limit / (w * h))
+                img.draft("L", (max(1, math.ceil(w * s)), max(1, math.ceil(h * s))))
+                # draft picks a power-of-two reduction no smaller than asked: at most 2x per side over.
+                if img.size[0] * img.size[1] > 4 * limit:
+                    raise RefocusError(
+                        f"{what} declares {w}x{h}, over 64 times its photo's pixels: suspect, refused"
+                    )
+                if notes is not None:
+                    notes.append(f"{what} declares {w}x{h}, more than its photo: decoded at {img.size[0]}x{img.size[1]}")
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
                 arr, scale = np.asarray(img, dtype=np.float32), 65535.0
@@ -84,6 +137,12 @@ def _decode_map(blob: bytes, what: str) -> np.ndarray:
         raise
     except Exception as exc:
         raise RefocusError(f"{what} cannot be decoded ({exc.__class__.__name__})") from None
+    if factor > 1:
+        hh, ww = arr.shape[0] // factor, arr.shape[1] // factor
+        arr = arr[: hh * factor, : ww * factor].reshape(hh, factor, ww, factor).mean(axis=(1, 3))
+    from refocus.io.depthfile import check_depth_values
+
+    check_depth_values(arr, what)
     return np.ascontiguousarray(arr / scale, dtype=np.float32)
 
 
@@ -94,8 +153,8 @@ def _float(props: dict, key: str, what: str) -> float:
         v = float(props[key])
     except ValueError:
         raise RefocusError(f"{what} has a non-numeric {key}: {props[key][:20]!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise RefocusError(f"{what} has an invalid {key} = {props[key][:20]}")
+    if not math.isfinite(v) or v <= 0 or v > MAX_RANGE:
+        raise RefocusError(f"{what} has an invalid {key} = {props[key][:20]} (must be > 0 and <= {MAX_RANGE:g})")
     return v
 
 
@@ -130,7 +189,7 @@ def _orientation(data: bytes) -> int:
         return 1
 
 
-def read_gdepth(data: bytes) -> EmbeddedDepth | None:
+def read_gdepth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth | None:
     """GDepth depth map of a JPEG, ``None`` when it has none.
 
     Raises
@@ -156,7 +215,8 @@ def read_gdepth(data: bytes) -> EmbeddedDepth | None:
         blob = base64.b64decode("".join(props["Data"].split()), validate=True)
     except (binascii.Error, ValueError):
         raise RefocusError("GDepth:Data is not valid base64") from None
-    dn = _decode_map(blob, "GDepth image")
+    notes = list(notes)
+    dn = _decode_map(blob, "GDepth image", _map_budget(data, max_pixels), notes)
     d = decode_range(dn, fmt, near, far)
     return _range_map_result(d, props, data, f"GDepth XMP ({fmt})", notes)
 
@@ -171,7 +231,7 @@ def _range_map_result(d: np.ndarray, props: dict, data: bytes, source: str, note
     return EmbeddedDepth(align_orientation(d, _orientation(data)), "depth", metric, source, notes)
 
 
-def read_dynamic_depth(data: bytes) -> EmbeddedDepth | None:
+def read_dynamic_depth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth | None:
     """Android Dynamic Depth map of a JPEG, ``None`` when the file has none."""
     main, ext, notes = jp.read_xmp(data)
     if main is None:
@@ -218,7 +278,8 @@ def read_dynamic_depth(data: bytes) -> EmbeddedDepth | None:
     fmt = depth_props.get("Format", "RangeLinear")
     near = _float(depth_props, "Near", "Dynamic Depth map")
     far = _float(depth_props, "Far", "Dynamic Depth map")
-    d = decode_range(_decode_map(blob, "Dynamic Depth image"), fmt, near, far)
+    notes = list(notes)
+    d = decode_range(_decode_map(blob, "Dynamic Depth image", _map_budget(data, max_pixels), notes), fmt, near, far)
     return _range_map_result(d, depth_props, data, f"Android Dynamic Depth ({fmt})", notes)
 
 
@@ -227,8 +288,9 @@ _SKIP_AUX = (b"hdrgainmap", b"portraiteffectsmatte", b"semanticsegmentation", b"
 _APPLE_DEPTH_FORMATS = {1751410032, 1717855600}  # 'hdep', 'fdep' (distance in m)
 
 
-def read_mpf_depth(data: bytes) -> EmbeddedDepth | None:
+def read_mpf_depth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth | None:
     """iPhone disparity stored as a secondary MPF image, ``None`` when there is none."""
+    limit = _map_budget(data, max_pixels)
     entries = jp.read_mpf(data)
     for e in entries[1:]:
         blob = data[e.offset : e.offset + e.size]
@@ -249,7 +311,8 @@ def read_mpf_depth(data: bytes) -> EmbeddedDepth | None:
             props = xm.properties(xm.parse_xmp(meta), xm.APPLE_DEPTH_NS)
         except RefocusError:
             props = {}
-        dn = _decode_map(blob, "MPF depth image")
+        notes: list[str] = []
+        dn = _decode_map(blob, "MPF depth image", limit, notes)
         kind = "disparity"
         try:
             if int(props.get("PixelFormat", "0")) in _APPLE_DEPTH_FORMATS:
@@ -259,13 +322,13 @@ def read_mpf_depth(data: bytes) -> EmbeddedDepth | None:
         metric = False
         try:
             lo, hi = float(props["FloatMinValue"]), float(props["FloatMaxValue"])
-            if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+            if math.isfinite(lo) and math.isfinite(hi) and hi > lo and max(abs(lo), abs(hi)) <= MAX_RANGE:
                 dn = lo + dn * (hi - lo)
                 metric = props.get("Accuracy", "").lower() == "absolute"
         except (KeyError, ValueError):
             pass
         d = align_orientation(dn.astype(np.float32), _orientation(data))
-        return EmbeddedDepth(d, kind, metric, f"iPhone JPEG {kind} (MPF image {e.index + 1})")
+        return EmbeddedDepth(d, kind, metric, f"iPhone JPEG {kind} (MPF image {e.index + 1})", notes)
     return None
 
 
@@ -283,8 +346,15 @@ def read_heic_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
             return None
         dimg = depths[0]
         meta = dict(dimg.info.get("metadata") or {})
+        from refocus.io.limits import check_pixels, max_pixels as budget
+
+        pw, ph = primary.size
+        # Checked before to_pillow(), which decodes: no more pixels than the photo.
+        check_pixels(*dimg.size, "HEIC depth image", min(budget(), max(1, pw * ph)))
         pil = dimg.to_pillow()
         exif = primary.info.get("exif")
+    except RefocusError:
+        raise
     except Exception as exc:
         raise RefocusError(f"HEIC auxiliary depth image cannot be decoded ({exc.__class__.__name__})") from None
     buf = io.BytesIO()
@@ -293,6 +363,8 @@ def read_heic_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
     rep = meta.get("representation_type")
     kind, metric = "disparity", False
     z_near, z_far = meta.get("z_near"), meta.get("z_far")
+    if not all(isinstance(z, (int, float)) and math.isfinite(z) and abs(z) <= MAX_RANGE for z in (z_near, z_far)):
+        z_near = z_far = None  # absent or absurd: the map stays relative
     if rep == 2:  # uniform Z: distance linear in the value
         kind = "depth"
         if z_near and z_far and z_far > z_near > 0:
@@ -337,9 +409,10 @@ def find_embedded_depth(path: str | os.PathLike) -> tuple[EmbeddedDepth | None, 
         raise RefocusError(f"cannot read {path.name}: {exc.strerror}") from None
     if head[:3] == b"\xff\xd8\xff":
         data = path.read_bytes()
+        limit = _map_budget(data, None)
         for name, fn in (("GDepth XMP", read_gdepth), ("Dynamic Depth", read_dynamic_depth), ("MPF depth image", read_mpf_depth)):
             try:
-                got = fn(data)
+                got = fn(data, limit)
             except RefocusError as exc:
                 messages.append(f"{name}: {exc}")
                 continue

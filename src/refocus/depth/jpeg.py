@@ -39,8 +39,33 @@ def is_jpeg(data: bytes) -> bool:
     return data[:3] == b"\xff\xd8\xff"
 
 
-def read_segments(data: bytes, start: int = 0) -> tuple[list[Segment], int]:
+#: How far from where a segment's length says the next marker is, a marker is
+#: looked for when it is not there (writers get lengths wrong by a few bytes;
+#: exiftool still reads such files).
+RESYNC_BYTES = 16
+
+
+def _resync(data: bytes, pos: int, floor: int) -> int | None:
+    """The nearest plausible marker within :data:`RESYNC_BYTES` of ``pos`` (not before ``floor``)."""
+    n = len(data)
+    for d in range(1, RESYNC_BYTES + 1):
+        for p in (pos + d, pos - d):
+            if floor <= p and p + 4 <= n and data[p] == 0xFF and data[p + 1] not in (0x00, 0xFF):
+                marker = data[p + 1]
+                if marker in _STANDALONE or marker == 0xDA:
+                    return p
+                (length,) = struct.unpack(">H", data[p + 2 : p + 4])
+                if length >= 2 and p + 2 + length <= n:
+                    return p
+    return None
+
+
+def read_segments(data: bytes, start: int = 0, notes: list[str] | None = None) -> tuple[list[Segment], int]:
     """Header segments of the JPEG starting at ``start``, up to the first SOS.
+
+    A segment whose length is off by a few bytes (no marker where it says the next
+    one starts, but one within :data:`RESYNC_BYTES`) is tolerated, with a line in
+    ``notes``.
 
     Returns
     -------
@@ -53,9 +78,16 @@ def read_segments(data: bytes, start: int = 0) -> tuple[list[Segment], int]:
     pos = start + 2
     segs: list[Segment] = []
     n = len(data)
+    floor = pos
     while pos + 4 <= n:
         if data[pos] != 0xFF:
-            raise RefocusError(f"malformed JPEG: expected a marker at byte {pos}")
+            found = _resync(data, pos, floor) if segs else None
+            if found is None:
+                raise RefocusError(f"malformed JPEG: expected a marker at byte {pos}")
+            if notes is not None:
+                notes.append(f"a JPEG segment length is off by {pos - found:+d} bytes (at byte {segs[-1].offset - 4}); read past it")
+            pos = found
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -71,6 +103,7 @@ def read_segments(data: bytes, start: int = 0) -> tuple[list[Segment], int]:
         if length < 2 or pos + 2 + length > n:
             raise RefocusError(f"malformed JPEG: segment 0x{marker:02X} at byte {pos} runs past the end of the file")
         segs.append(Segment(marker, data[pos + 4 : pos + 2 + length], pos + 4))
+        floor = pos + 4
         pos += 2 + length
     return segs, n
 
@@ -142,9 +175,9 @@ def read_xmp(data: bytes, start: int = 0) -> tuple[bytes | None, bytes | None, l
     RefocusError
         When the extended packet is announced but incomplete or inconsistent.
     """
-    segs, _ = read_segments(data, start)
-    main = None
     notes: list[str] = []
+    segs, _ = read_segments(data, start, notes)
+    main = None
     chunks: dict[bytes, list[tuple[int, int, bytes]]] = {}
     for s in segs:
         if s.marker != 0xE1:
@@ -174,25 +207,60 @@ def read_xmp(data: bytes, start: int = 0) -> tuple[bytes | None, bytes | None, l
         raise RefocusError(
             f"Extended XMP {guid.decode()} is announced but missing (segments found for: {other})"
         )
-    totals = {t for t, _, _ in mine}
-    if len(totals) != 1:
-        raise RefocusError("Extended XMP chunks disagree on the total length")
-    total = totals.pop()
-    if total > len(data):
-        raise RefocusError(f"Extended XMP claims {total} bytes, more than the file holds")
-    buf = bytearray(total)
-    covered = 0
-    for _, off, chunk in sorted(mine, key=lambda c: c[1]):
-        if off != covered or off + len(chunk) > total:
-            raise RefocusError("Extended XMP is incomplete or its chunks overlap (a segment is missing or truncated)")
-        buf[off : off + len(chunk)] = chunk
-        covered = off + len(chunk)
-    if covered != total:
-        raise RefocusError(f"Extended XMP is truncated: {covered} of {total} bytes present")
-    ext = bytes(buf)
-    if hashlib.md5(ext).hexdigest().upper().encode() != guid:
-        notes.append("Extended XMP checksum does not match its GUID (used anyway)")
-    return main, ext, notes
+    return main, _join_extended(mine, guid, notes), notes
+
+
+def _join_extended(mine: list[tuple[int, int, bytes]], guid: bytes, notes: list[str]) -> bytes:
+    """The Extended XMP packet from its chunks, as tolerant as exiftool: duplicated
+    chunks, and chunks that disagree on the total length, are used when the data they
+    give is whole (it covers the length without gaps and, where possible, its MD5 is
+    the GUID); an error only when the data is not whole."""
+    by_offset: dict[int, bytes] = {}
+    duplicates = conflicts = 0
+    for _, off, chunk in mine:
+        if off in by_offset:
+            if by_offset[off] == chunk:
+                duplicates += 1
+            else:
+                conflicts += 1  # the first one is kept: writers append, they do not rewrite
+            continue
+        by_offset[off] = chunk
+    # The longest run of data from offset 0 without a gap (overlaps are trimmed).
+    buf = bytearray()
+    for off in sorted(by_offset):
+        chunk = by_offset[off]
+        if off > len(buf):
+            break
+        buf += chunk[len(buf) - off :]
+    totals = sorted({t for t, _, _ in mine})
+
+    def md5_ok(b: bytes) -> bool:
+        return hashlib.md5(b).hexdigest().upper().encode() == guid
+
+    candidates = [t for t in totals if t <= len(buf)] + [len(buf)]
+    chosen = next((t for t in candidates if md5_ok(bytes(buf[:t]))), None)
+    if chosen is None:
+        if len(totals) == 1 and len(buf) >= totals[0]:
+            chosen = totals[0]
+            notes.append("Extended XMP checksum does not match its GUID (used anyway)")
+        elif len(totals) > 1 and len(buf) in totals:
+            chosen = len(buf)
+            notes.append("Extended XMP checksum does not match its GUID (used anyway)")
+        else:
+            want = max(totals)
+            if len(totals) > 1:
+                raise RefocusError(
+                    f"Extended XMP chunks disagree on the total length ({', '.join(map(str, totals))}) and "
+                    f"{len(buf)} bytes are present without a gap"
+                )
+            raise RefocusError(f"Extended XMP is truncated: {len(buf)} of {want} bytes present (a segment is missing or truncated)")
+    if duplicates:
+        notes.append(f"Extended XMP: {duplicates} duplicated segment(s) ignored")
+    if conflicts:
+        notes.append(f"Extended XMP: {conflicts} conflicting duplicate segment(s) ignored (the first kept)")
+    if len(totals) > 1:
+        notes.append(f"Extended XMP segments disagree on the total length ({', '.join(map(str, totals))}); {chosen} bytes are whole")
+    return bytes(buf[:chosen])
 
 
 @dataclass

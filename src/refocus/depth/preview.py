@@ -42,8 +42,8 @@ def write_depth_outputs(out: str | os.PathLike, values: np.ndarray, disparity01:
 
     Nothing in ``protect`` (the inputs) is ever overwritten. Writes are atomic.
     """
-    from refocus.io import atomic_write_bytes, write_image
     from refocus.io.depthfile import write_pfm
+    from refocus.io.image import atomic_write_many, image_writer
 
     out = Path(out)
     suffix = out.suffix.lower()
@@ -67,16 +67,17 @@ def write_depth_outputs(out: str | os.PathLike, values: np.ndarray, disparity01:
 
             tifffile.imwrite(tmp, vals)
 
-    atomic_write_bytes(out, _write)
-    _write_gray16(png16, np.clip(disparity01, 0, 1))
-    write_image(preview, colorize(disparity01), bit_depth=8)
-    return [out, png16, preview]
+    # The three files appear together or not at all (a full disk must not leave a
+    # half-written set that looks complete).
+    return atomic_write_many([
+        (out, _write),
+        (png16, _gray16_writer(np.clip(disparity01, 0, 1))),
+        (preview, image_writer(preview, colorize(disparity01), bit_depth=8)),
+    ])
 
 
-def _write_gray16(path: Path, x01: np.ndarray) -> None:
+def _gray16_writer(x01: np.ndarray):
     from PIL import Image
 
-    from refocus.io import atomic_write_bytes
-
     arr = np.round(x01 * 65535).astype(np.uint16)
-    atomic_write_bytes(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+    return lambda tmp: Image.fromarray(arr).save(tmp, format="PNG")

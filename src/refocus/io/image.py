@@ -10,15 +10,22 @@ interrupted run never leaves a half-written file and never touches the input.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
+import socket
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from refocus.errors import RefocusError
+from refocus.errors import DiskError, RefocusError, describe_os_error
+from refocus.io.limits import DEFAULT_MAX_MEGAPIXELS, check_file, max_pixels as _budget, pillow_open
 
 try:  # HEIC/HEIF support is optional at import time but installed by default.
     import pillow_heif
@@ -27,8 +34,8 @@ try:  # HEIC/HEIF support is optional at import time but installed by default.
 except Exception:  # pragma: no cover - only when pillow-heif is broken
     pillow_heif = None
 
-#: Default pixel limit (100 megapixels); raise it with ``max_pixels=``.
-DEFAULT_MAX_PIXELS = 100_000_000
+#: Default pixel limit (100 megapixels); the setting is :func:`refocus.io.limits.max_pixels`.
+DEFAULT_MAX_PIXELS = int(DEFAULT_MAX_MEGAPIXELS * 1e6)
 
 
 @dataclass
@@ -83,10 +90,12 @@ def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]
         return a[..., :3].copy(), a[..., 3].copy(), 8
     if mode != "RGB":
         img = img.convert("RGB")  # palette, grayscale, CMYK, YCbCr...
-    return np.asarray(img, dtype=np.float32) / 255.0, None, 8
+    rgb = np.asarray(img, dtype=np.float32)
+    rgb *= np.float32(1 / 255.0)  # in place: a second float copy is 12 bytes per pixel more at the peak
+    return rgb, None, 8
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
     """Read a photo as float32 H x W x 3 sRGB in [0, 1].
 
     16-bit PNG and TIFF keep their precision; EXIF orientation is applied; an alpha
@@ -95,13 +104,16 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     Raises
     ------
     RefocusError
-        When the file is missing, unreadable, empty, or larger than ``max_pixels``.
+        When the file is missing, unreadable, empty, or declares more than ``max_pixels``
+        (default: the pixel budget setting, :mod:`refocus.io.limits`), checked before decoding.
     """
     path = Path(path)
     if not path.exists():
         raise RefocusError(f"image not found: {path}")
     if path.is_dir():
         raise RefocusError(f"expected an image file, got a folder: {path}")
+    max_pixels = _budget() if max_pixels is None else int(max_pixels)
+    check_file(path, path.name, max_pixels)
     suffix = path.suffix.lower()
     if suffix == ".png":
         png16 = _read_png16(path, max_pixels)
@@ -111,17 +123,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         rgb, info = _read_tiff(path, max_pixels)
         if rgb is not None:
             return rgb, info
-    Image.MAX_IMAGE_PIXELS = None  # we apply our own, clearer limit
     try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if w * h > max_pixels:
-                raise RefocusError(
-                    f"{path.name} has {w * h / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f}; "
-                    "raise it with --max-megapixels"
-                )
-            if w == 0 or h == 0:
-                raise RefocusError(f"{path.name} is an empty image")
+        with pillow_open(path, path.name, max_pixels) as img:
             exif = img.info.get("exif")
             icc = img.info.get("icc_profile")
             img.load()
@@ -148,10 +151,7 @@ def _read_png16(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo] | N
         head = f.read(33)
     if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[24] != 16 or head[25] not in (2, 6):
         return None
-    w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if w * h > max_pixels:
-        raise RefocusError(f"{path.name} has {w * h / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f}; raise it with --max-megapixels")
-    try:
+    try:  # the declared size was checked by read_image
         import imagecodecs
 
         arr = imagecodecs.png_decode(path.read_bytes())
@@ -174,8 +174,6 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[0] * arr.shape[1] == 0:
         return None, ImageInfo(path=path)
-    if arr.shape[0] * arr.shape[1] > max_pixels:
-        raise RefocusError(f"{path.name} is over the limit of {max_pixels / 1e6:.0f} megapixels; raise it with --max-megapixels")
     alpha = None
     if arr.dtype == np.uint16:
         x, bits = arr.astype(np.float32) / 65535.0, 16
@@ -195,12 +193,115 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
     return np.ascontiguousarray(x, dtype=np.float32), ImageInfo(path=path, bit_depth=bits, alpha=alpha)
 
 
-def _atomic_target(path: Path) -> Path:
-    if not path.parent.exists():
-        raise RefocusError(f"output folder does not exist: {path.parent}")
-    if not os.access(path.parent, os.W_OK):
-        raise RefocusError(f"output folder is not writable: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=".part" + path.suffix, dir=path.parent)
+# Temporary files are named ".<name>.refocus-<host>-<pid>-<random>.part<ext>" in the
+# output's own folder (so the final rename is atomic); a run killed while writing
+# leaves one, which the next write into that folder removes once its process is gone.
+# <host> (a hash of the host name) keeps a process id of another machine or container
+# sharing the folder from being mistaken for a dead one of ours.
+_PART = re.compile(r"^\..*\.refocus-([0-9a-f]{6})-(\d+)-[A-Za-z0-9_]{6,}\.part(\.[A-Za-z0-9]+)?$")
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+#: A temporary file this old is stale even if its process id was reused since
+#: (no single write of ours takes an hour).
+_STALE_PART_S = 3600.0
+_cleaned_folders: set[str] = set()
+_clean_lock = threading.Lock()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def clean_stale_parts(folder: str | os.PathLike, force: bool = False) -> list[Path]:
+    """Remove temporary files that killed runs left in ``folder`` (once per process and
+    folder unless ``force``); returns what was removed."""
+    key = os.path.abspath(folder)
+    with _clean_lock:
+        if key in _cleaned_folders and not force:
+            return []
+        _cleaned_folders.add(key)
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _PART.match(e.name)
+        if not m:
+            continue
+        try:
+            old = now - e.stat(follow_symlinks=False).st_mtime > _STALE_PART_S
+            dead = m.group(1) == _HOST and not _pid_alive(int(m.group(2)))
+            if (old or dead) and e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+        except OSError:
+            pass
+    return removed
+
+
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """The folder ``path`` will be written into, checked: exists, is a folder, writable.
+
+    Raises :class:`refocus.errors.DiskError` naming the user's path and the cause.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        p = parent
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if p.exists() and not p.is_dir():
+            raise DiskError(f"cannot write {path}: {p} is a file, not a folder")
+        raise DiskError(f"cannot write {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise DiskError(f"cannot write {path}: the folder {parent} is not writable")
+    return parent
+
+
+def estimate_output_bytes(width: int, height: int, suffix: str, bits: int = 8, channels: int = 3) -> int:
+    """An upper estimate of an image file's size, for the free-space check.
+
+    PNG/TIFF: the raw samples (compression only makes them smaller); JPEG/WebP at
+    quality 95: a quarter of the raw 8-bit size (about 6 bits per pixel, the upper end
+    for detailed photos at that quality).
+    """
+    raw = width * height * channels * (2 if bits == 16 else 1)
+    return raw // 4 if suffix.lower() in (".jpg", ".jpeg", ".webp") else raw
+
+
+def check_free_space(path: str | os.PathLike, nbytes: int) -> None:
+    """Refuse, before the work, to write ``nbytes`` where there is less room."""
+    path = Path(path)
+    parent = check_output_folder(path)
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:
+        return  # cannot tell: the write itself will report
+    if free < nbytes:
+        raise DiskError(
+            f"cannot write {path}: {free / 1e6:.1f} MB free on its disk, about {nbytes / 1e6:.1f} MB needed"
+        )
+
+
+def part_prefix(name: str, pid: int | None = None) -> str:
+    """The start of a temporary file's name for output ``name`` (see ``_PART``)."""
+    # Keep the name within NAME_MAX (255) whatever the output's name.
+    return f".{name[:120]}.refocus-{_HOST}-{os.getpid() if pid is None else pid}-"
+
+
+def _temp_for(path: Path) -> Path:
+    parent = check_output_folder(path)
+    clean_stale_parts(parent)
+    fd, tmp = tempfile.mkstemp(prefix=part_prefix(path.name), suffix=".part" + path.suffix[:16], dir=parent)
     os.close(fd)
     return Path(tmp)
 
@@ -220,18 +321,45 @@ def _umask() -> int:
 
 def atomic_write_bytes(path: str | os.PathLike, write_fn) -> Path:
     """Call ``write_fn(tmp_path)`` then rename the temporary file onto ``path``."""
-    path = Path(path)
-    tmp = _atomic_target(path)
+    return atomic_write_many([(path, write_fn)])[0]
+
+
+def atomic_write_many(items) -> list[Path]:
+    """Write several files all or none: each ``(path, write_fn)`` goes to a temporary
+    file first, and only when every one is complete are they renamed into place.
+
+    A disk fault (full, read-only, missing folder...) raises
+    :class:`refocus.errors.DiskError` naming the user's path, never the temporary one;
+    no temporary file is left behind (and one left by a kill is removed by the next
+    write into the folder, :func:`clean_stale_parts`).
+    """
+    items = [(Path(p), fn) for p, fn in items]
+    tmps: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    current = items[0][0] if items else None
     try:
-        write_fn(tmp)
-        # mkstemp creates the file private (0600); a result should get the
-        # permissions any new file of the user gets.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        for path, fn in items:
+            current = path
+            tmp = _temp_for(path)
+            tmps.append((tmp, path))
+            fn(tmp)
+            # mkstemp creates the file private (0600); a result should get the
+            # permissions any new file of the user gets.
+            os.chmod(tmp, 0o666 & ~_umask())
+        for tmp, path in tmps:
+            current = path
+            os.replace(tmp, path)
+            placed.append(path)
+    except BaseException as exc:
+        for tmp, _ in tmps:
+            tmp.unlink(missing_ok=True)
+        if len(placed) < len(tmps):
+            for p in placed:  # all or none
+                p.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise DiskError(describe_os_error(exc, current, "write")) from None
         raise
-    return path
+    return [p for p, _ in items]
 
 
 def write_image(
@@ -247,6 +375,18 @@ def write_image(
     EXIF and ICC profile from ``info`` are carried over where the format allows; an
     alpha channel in ``info`` is written back for formats that have one.
     """
+    return atomic_write_bytes(path, image_writer(path, image, info, bit_depth, quality))
+
+
+def image_writer(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    info: ImageInfo | None = None,
+    bit_depth: int | None = None,
+    quality: int = 95,
+):
+    """The checks of :func:`write_image`, then a function that writes the image to a
+    given (temporary) path, for :func:`atomic_write_many`."""
     path = Path(path)
     if info is not None and info.path is not None and path.resolve() == Path(info.path).resolve():
         raise RefocusError(f"refusing to overwrite the input {path.name}; choose another output path")
@@ -291,7 +431,7 @@ def write_image(
             kwargs["quality"] = quality
         img.save(tmp, format=fmt, **kwargs)
 
-    return atomic_write_bytes(path, _write)
+    return _write
 
 
 def _exif_without_orientation(exif: bytes) -> bytes:

@@ -1,9 +1,13 @@
 """Refocusing every photo of a folder, in parallel processes, resumably.
 
-* Each photo is written to ``OUTDIR/<stem><ext>`` atomically, so an output that
-  exists is complete: a rerun keeps it and does only what is missing.
-* A photo that fails (unreadable, no depth, ...) is listed with its one-line
-  reason; the others go on.
+* Each photo is written to ``OUTDIR/<stem><ext>`` atomically. A rerun keeps an
+  output that exists and decodes (an empty or unreadable one is redone, with a note),
+  and does only what is missing.
+* Every entry of the folder is accounted for: done, kept, skipped with a reason
+  (hidden, a depth map, not a photo, a sub-folder) or failed with a reason (a photo
+  that is unreadable, has no depth, ... or a folder named like a photo); the others
+  go on.
+* Workers exit when the parent process dies (even by ``kill -9``).
 * Depth maps are looked up next to each photo (or in ``depth_dir``) as
   ``<stem><depth_suffix>.<ext>``; such files are not treated as photos.
 """
@@ -26,27 +30,70 @@ DEPTH_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr")
 
 @dataclass
 class BatchSummary:
-    """What a batch run did; ``failed`` holds (file name, one-line reason)."""
+    """What a batch run did; ``skipped`` and ``failed`` hold (name, one-line reason);
+    ``redone`` lists outputs found empty or unreadable and made again."""
 
     done: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    redone: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
 
 def find_photos(folder: str | os.PathLike, depth_suffix: str = "-disparity") -> list[Path]:
     """Photos in ``folder`` (not recursive, sorted), skipping depth maps and hidden files."""
+    return scan_folder(folder, depth_suffix)[0]
+
+
+def scan_folder(
+    folder: str | os.PathLike, depth_suffix: str = "-disparity"
+) -> tuple[list[Path], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Every entry of ``folder``: (photos, skipped with a reason, failed with a reason)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RefocusError(f"not a folder: {folder}")
-    out = []
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in PHOTO_SUFFIXES:
-            continue
-        if depth_suffix and p.stem.endswith(depth_suffix):
-            continue
-        out.append(p)
-    return out
+    photos, skipped, failed = [], [], []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise RefocusError(f"cannot list {folder}: {exc.strerror or exc}") from None
+    for p in entries:
+        photo_like = p.suffix.lower() in PHOTO_SUFFIXES
+        if p.name.startswith("."):
+            skipped.append((p.name, "hidden"))
+        elif p.is_dir():
+            if photo_like:
+                failed.append((p.name, "is a folder, not a photo"))
+            else:
+                skipped.append((p.name, "a folder (batch does not descend into folders)"))
+        elif not p.is_file():
+            (failed if photo_like else skipped).append((p.name, "not a regular file"))
+        elif depth_suffix and p.stem.endswith(depth_suffix) and p.suffix.lower() in PHOTO_SUFFIXES + DEPTH_SUFFIXES:
+            skipped.append((p.name, f"a depth map (name ends with {depth_suffix})"))
+        elif not photo_like:
+            skipped.append((p.name, f"not a photo ({p.suffix or 'no extension'})"))
+        else:
+            photos.append(p)
+    return photos, skipped, failed
+
+
+def output_problem(path: Path) -> str | None:
+    """Why an existing output cannot be kept (empty, undecodable), or None when it is good."""
+    try:
+        if path.stat().st_size == 0:
+            return "was empty"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    from refocus.io import read_image
+
+    try:
+        read_image(path)  # a full decode: a truncated JPEG or PNG fails here
+    except RefocusError as exc:
+        return f"could not be decoded ({str(exc).splitlines()[0]})"
+    except MemoryError:
+        return "could not be decoded (out of memory)"
+    return None
 
 
 def find_depth(photo: Path, depth_dir: Path | None, depth_suffix: str) -> Path | None:
@@ -68,7 +115,23 @@ def output_for(photo: Path, out_dir: Path, fmt: str | None) -> Path:
     return out_dir / f"{photo.stem}{ext}"
 
 
-def _init_worker() -> None:
+def _exit_with_parent(parent_pid: int, interval_s: float = 0.5) -> None:
+    """Exit this worker as soon as its parent is gone (a killed parent cannot tell its
+    pool; orphaned workers would finish their photo and then wait forever)."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="refocus-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     # Processes already give the parallelism; more threads per process would
     # only fight over the same cores.
     try:
@@ -132,8 +195,8 @@ def run_batch(
     folder, out_dir = Path(folder), Path(out_dir)
     if fmt is not None and ("." + fmt.lstrip(".")).lower() not in IMAGE_SUFFIXES:
         raise RefocusError(f"unsupported output format {fmt}: use {', '.join(IMAGE_SUFFIXES)}")
-    photos = find_photos(folder, depth_suffix)
-    if not photos:
+    photos, skipped, failed = scan_folder(folder, depth_suffix)
+    if not photos and not failed:
         raise RefocusError(f"no photos in {folder} ({', '.join(PHOTO_SUFFIXES)})")
     if out_dir.resolve() == folder.resolve():
         raise RefocusError("the output folder must differ from the input folder (inputs are never overwritten)")
@@ -144,15 +207,19 @@ def run_batch(
     if not os.access(out_dir, os.W_OK):
         raise RefocusError(f"output folder is not writable: {out_dir}")
     ddir = Path(depth_dir) if depth_dir is not None else None
-    summary = BatchSummary()
+    summary = BatchSummary(skipped=skipped, failed=list(failed))
     todo = []
     for p in photos:
         out = output_for(p, out_dir, fmt)
         if out.exists() and not overwrite:
-            summary.kept.append(p.name)
-            continue
+            problem = output_problem(out)
+            if problem is None:
+                summary.kept.append(p.name)
+                continue
+            summary.redone.append((p.name, f"the output {out.name} {problem}"))
         depth = find_depth(p, ddir, depth_suffix)
         todo.append((str(p), str(out), None if depth is None else str(depth)))
+    _check_room(todo, out_dir)
     if on_start is not None:
         on_start(len(todo))
     cfg_json = cfg.model_dump_json()
@@ -175,7 +242,9 @@ def run_batch(
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
+        ) as pool:
             pending = {pool.submit(process_one, photo, out, cfg_json, depth): Path(photo).name for photo, out, depth in todo}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -188,6 +257,21 @@ def run_batch(
                     record(name, status, msg)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _check_room(todo: list[tuple[str, str, str | None]], out_dir: Path) -> None:
+    """Refuse to start when the outputs (estimated from the photos' declared sizes)
+    cannot fit on the output folder's disk: better than failing hours in."""
+    from refocus.io.image import check_free_space, estimate_output_bytes
+    from refocus.io.limits import photo_size
+
+    need = 0
+    for photo, out, _ in todo:
+        size = photo_size(photo)
+        if size is not None:
+            need += estimate_output_bytes(size[0], size[1], Path(out).suffix, 16)
+    if need:
+        check_free_space(out_dir / "outputs", need)
 
 
 def _cpu_count() -> int:

@@ -45,7 +45,8 @@ class RefocusConfig(BaseModel):
         Passed to the renderer (see :class:`refocus.render.RenderConfig`); ``device``
         is also used by DeblurNet.
     max_megapixels:
-        Refuse larger inputs (a clear error instead of running out of memory).
+        Refuse larger inputs (a clear error instead of running out of memory);
+        default: the pixel budget of :mod:`refocus.io.limits`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -63,7 +64,8 @@ class RefocusConfig(BaseModel):
     quality: Literal["fast", "balanced", "high"] = "balanced"
     highlight_gain: float | None = Field(None, ge=0.0, le=1000.0)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    max_megapixels: float = Field(100.0, gt=0.0)
+    # Default: the pixel-budget setting (REFOCUS_MAX_MEGAPIXELS, else 100), read when built.
+    max_megapixels: float = Field(default_factory=lambda: _budget_megapixels(), gt=0.0)
 
     @model_validator(mode="after")
     def _one_of_each(self):
@@ -94,3 +96,9 @@ class RefocusConfig(BaseModel):
         if self.focus_box is not None:
             return "box " + ",".join(f"{v:g}" for v in self.focus_box)
         return "auto"
+
+
+def _budget_megapixels() -> float:
+    from refocus.io.limits import max_pixels
+
+    return max_pixels() / 1e6

@@ -307,7 +307,7 @@ def load_disparity(
                 )
             from refocus.io import read_depth_file
 
-            raw = read_depth_file(cfg.depth_path)
+            raw = read_depth_file(cfg.depth_path, max_pixels=int(cfg.max_megapixels * 1e6))
             # Float distance maps are taken to be in metres (integer PNGs rarely are).
             metric = _metric_range(raw, "depth") if cfg.depth_kind == "depth" and not Path(cfg.depth_path).suffix.lower() == ".png" else None
             d = prepare_disparity(raw, cfg.depth_kind or "disparity", True, shape=image.shape[:2], guide=image)

@@ -73,9 +73,18 @@ def build_config(
     device: str = "cpu",
     quality: str = "balanced",
     highlight_gain: float | None = None,
-    max_megapixels: float = 100.0,
+    max_megapixels: float | None = None,
 ) -> RefocusConfig:
-    """All CLI options -> one validated :class:`RefocusConfig`."""
+    """All CLI options -> one validated :class:`RefocusConfig`.
+
+    ``max_megapixels`` given sets the process's pixel budget (depth files, embedded
+    maps and batch workers included); None keeps the setting.
+    """
+    from refocus.io.limits import max_pixels, set_max_megapixels
+
+    if max_megapixels is not None:
+        set_max_megapixels(max_megapixels)
+    max_megapixels = max_pixels() / 1e6
     fields = parse_focus(focus)
     if focus_value is not None:
         if fields:
@@ -98,8 +107,22 @@ def build_config(
     )
 
 
-def check_output(output: str | os.PathLike, inputs: list[str | os.PathLike] = (), suffixes=IMAGE_SUFFIXES) -> Path:
-    """Refuse, before any work, an output that cannot be written or would hit an input."""
+def check_output(
+    output: str | os.PathLike,
+    inputs: list[str | os.PathLike] = (),
+    suffixes=IMAGE_SUFFIXES,
+    photo: str | os.PathLike | None = None,
+    bytes_per_pixel: float | None = None,
+) -> Path:
+    """Refuse, before any work, an output that cannot be written or would hit an input.
+
+    With ``photo``, also refuse when the output's disk has less free space than the
+    result will need (estimated from the photo's declared size: ``bytes_per_pixel``,
+    or the image format's upper estimate).
+    """
+    from refocus.io.image import check_free_space, check_output_folder, estimate_output_bytes
+    from refocus.io.limits import photo_size
+
     out = Path(output)
     if out.suffix.lower() not in suffixes:
         raise RefocusError(f"unsupported output format {out.suffix or '(none)'} for {out.name}: use {', '.join(suffixes)}")
@@ -108,9 +131,11 @@ def check_output(output: str | os.PathLike, inputs: list[str | os.PathLike] = ()
     for p in inputs:
         if p is not None and out.resolve() == Path(p).resolve():
             raise RefocusError(f"refusing to overwrite the input {Path(p).name}; choose another output path")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.exists():
-        raise RefocusError(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise RefocusError(f"output folder is not writable: {parent}")
+    check_output_folder(out)
+    if photo is not None:
+        size = photo_size(photo)
+        if size is not None:
+            w, h = size
+            need = int(w * h * bytes_per_pixel) if bytes_per_pixel else estimate_output_bytes(w, h, out.suffix, 16)
+            check_free_space(out, need)
     return out

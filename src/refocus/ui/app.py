@@ -13,8 +13,36 @@ import numpy as np
 
 from refocus.errors import RefocusError
 
-#: Upload size limit given to Gradio.
+#: Upload size limit given to Gradio (per file; :func:`refocus.ui.session.check_request`
+#: also bounds a request's files together).
 DEFAULT_MAX_FILE_SIZE = "200mb"
+#: Events waiting in the queue at most; more are refused ("queue full") instead of
+#: piling up behind a slow one (2 run at once, one export at a time).
+QUEUE_SIZE = 16
+_dirs: dict[str, str] = {}
+
+
+def ui_dirs() -> dict[str, str]:
+    """This process's folders for uploads (Gradio's cache) and exports, under one
+    ``refocus-ui-*`` folder that is removed at exit (:func:`cleanup`)."""
+    if not _dirs:
+        import atexit
+
+        root = tempfile.mkdtemp(prefix="refocus-ui-")
+        _dirs.update(root=root, uploads=os.path.join(root, "uploads"), exports=os.path.join(root, "exports"))
+        os.makedirs(_dirs["uploads"])
+        os.makedirs(_dirs["exports"])
+        atexit.register(cleanup)
+    return dict(_dirs)
+
+
+def cleanup() -> None:
+    """Remove the uploads and exports of this process (also run at exit)."""
+    import shutil
+
+    if _dirs:
+        shutil.rmtree(_dirs["root"], ignore_errors=True)
+        _dirs.clear()
 _SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 _MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
@@ -22,6 +50,9 @@ _MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace
 def _offline_env() -> None:
     # Must be set before gradio is imported: it reads them at import time.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    # Uploads go to our own folder, removed at exit (Gradio's default, /tmp/gradio,
+    # outlives the server).
+    os.environ.setdefault("GRADIO_TEMP_DIR", ui_dirs()["uploads"])
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -72,7 +103,7 @@ def build_app(device: str = "auto"):
     from refocus.pipeline.visual import coc_to_rgb, disparity_to_rgb
     from refocus.ui import session
 
-    export_dir = tempfile.mkdtemp(prefix="refocus-ui-")
+    export_dir = ui_dirs()["exports"]
 
     def _update(key, focus, *settings, draft=False):
         """Re-render the preview (or the smaller draft); returns the outputs shared by every event."""
@@ -137,13 +168,16 @@ def build_app(device: str = "auto"):
             raise gr.Error(str(exc)) from None
         return str(path)
 
-    with gr.Blocks(title="refocus", analytics_enabled=False) as app:
+    # delete_cache: Gradio also removes its cached uploads hourly and on shutdown.
+    with gr.Blocks(title="refocus", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         key = gr.State(None)
         focus = gr.State(None)
         gr.Markdown("### refocus - upload a photo, then click on it to set the focus")
         with gr.Row():
             with gr.Column(scale=1):
-                photo = gr.Image(label="Photo (click to focus)", type="filepath", sources=["upload"], elem_id="photo")
+                # image_mode=None: Gradio hands over the uploaded file as is; with a mode
+                # it decodes and converts any image of another mode before our size check.
+                photo = gr.Image(label="Photo (click to focus)", type="filepath", image_mode=None, sources=["upload"], elem_id="photo")
                 depth_file = gr.File(
                     label="Depth or disparity map (optional; upload it before the photo)",
                     file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth", height=90,
@@ -156,7 +190,10 @@ def build_app(device: str = "auto"):
                 blades = gr.Slider(3, 16, value=6, step=1, label="Blades")
                 rotation = gr.Slider(0, 360, value=0, step=1, label="Rotation (degrees)")
                 curvature = gr.Slider(0, 1, value=0, step=0.05, label="Blade curvature")
-                custom = gr.Image(label="Custom aperture shape (white = open)", type="filepath", sources=["upload"], height=120)
+                custom = gr.Image(
+                    label="Custom aperture shape (white = open)", type="filepath", image_mode=None, sources=["upload"], height=120,
+                    elem_id="custom-aperture",
+                )
             with gr.Column(scale=2):
                 result = gr.ImageSlider(label="Before / after (preview)", elem_id="result", interactive=False)
                 status = gr.Markdown("upload a photo, then click on it to set the focus", elem_id="status")
@@ -180,7 +217,7 @@ def build_app(device: str = "auto"):
                 comp.release(on_settings, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
             else:
                 comp.change(on_settings, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
-        export_btn.click(on_export, [key, focus, fmt, *settings], [export_file])
+        export_btn.click(on_export, [key, focus, fmt, *settings], [export_file], concurrency_limit=1)
     return app
 
 
@@ -189,7 +226,7 @@ def launch(
 ):
     """Start the UI server. Returns the app (and does not block with ``block=False``)."""
     app = build_app(device)
-    app.queue(default_concurrency_limit=2)
+    app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     try:
         app.launch(
             server_name=host,
@@ -204,5 +241,8 @@ def launch(
             show_error=True,
         )
     except OSError as exc:
+        cleanup()
         raise RefocusError(f"cannot start the UI on {host}:{port}: {exc.strerror or exc}") from None
+    if block:
+        cleanup()
     return app

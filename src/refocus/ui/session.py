@@ -5,6 +5,12 @@ are kept in a small cache keyed by the files' contents; moving the focus or a
 slider only re-renders, at preview size (at most :data:`PREVIEW_PIXELS`), and
 while a slider is being dragged at draft size (at most :data:`DRAFT_PIXELS`,
 about four times faster).
+
+The UI is a server: one request must not occupy it. Each upload is checked before
+decoding (:func:`check_request`: bytes and declared pixels); a photo larger than
+:data:`WORK_PIXELS` is prepared on a working copy of that size (its depth, blur map
+and DeblurNet run there), and only an export renders the full size, on demand. The
+cache is bounded in entries and in bytes (:data:`CACHE_BYTES`).
 """
 
 from __future__ import annotations
@@ -27,15 +33,36 @@ PREVIEW_PIXELS = 1_000_000
 DRAFT_PIXELS = 250_000
 #: Photos kept prepared at once (each costs ~ 40 bytes per pixel).
 CACHE_SIZE = 4
+#: Largest working copy prepared on upload. 2 MP: twice the preview, so the preview
+#: keeps its detail; DeblurNet there takes ~3 s on 2 cores (12 MP: 16.7 s, README).
+WORK_PIXELS = 2_000_000
+#: Bytes all cached photos may hold together (arrays of the working copies, previews
+#: and drafts); the least recently used are dropped first.
+CACHE_BYTES = 1_000_000_000
+#: Largest upload per request, all files together (Gradio's limit is per file).
+MAX_REQUEST_BYTES = 200 * 2**20
 
 
 @dataclass
 class Prepared:
     """A photo prepared once: full resolution, its preview and its draft copies."""
 
-    full: PreparedPhoto
+    full: PreparedPhoto  # the working copy (the photo itself when small enough)
     preview: PreparedPhoto
     draft: PreparedPhoto
+    source_path: str | None = None
+    depth_path: str | None = None
+    depth_kind: str | None = None
+    full_shape: tuple[int, int] = (0, 0)  # (H, W) of the photo itself
+
+    def nbytes(self) -> int:
+        total, seen = 0, set()
+        for p in (self.full, self.preview, self.draft):
+            for a in (p.image, p.disparity, p.input_blur_px, p.all_in_focus, p._linear, p._aif_linear):
+                if isinstance(a, np.ndarray) and id(a) not in seen:
+                    seen.add(id(a))
+                    total += a.nbytes
+        return total
 
 
 _cache: OrderedDict[str, Prepared] = OrderedDict()
@@ -56,28 +83,95 @@ def photo_key(photo_path: str, depth_path: str | None, depth_kind: str | None) -
     return f"{_digest(photo_path)}:{_digest(depth_path)}:{depth_kind}"
 
 
+def check_request(paths, max_megapixels: float | None = None) -> None:
+    """Refuse an upload request before decoding anything: more than
+    :data:`MAX_REQUEST_BYTES` in all, or any file declaring more pixels than the budget."""
+    from refocus.io.limits import check_file, max_pixels, pillow_open
+
+    limit = max_pixels(max_megapixels)
+    files = [Path(p) for p in paths if p]
+    total = 0
+    for p in files:
+        try:
+            total += p.stat().st_size
+        except OSError:
+            raise RefocusError(f"upload {p.name} is missing") from None
+    if total > MAX_REQUEST_BYTES:
+        raise RefocusError(f"the upload holds {total / 2**20:.0f} MiB, over the limit of {MAX_REQUEST_BYTES / 2**20:.0f} MiB per request")
+    for p in files:
+        if check_file(p, p.name, limit) is None and p.suffix.lower() not in (".npy", ".pfm", ".exr"):
+            with pillow_open(p, p.name, limit):
+                pass
+
+
 def load(
-    photo_path: str, depth_path: str | None = None, depth_kind: str | None = None, max_megapixels: float = 100.0, device: str = "cpu"
+    photo_path: str,
+    depth_path: str | None = None,
+    depth_kind: str | None = None,
+    max_megapixels: float | None = None,
+    device: str = "cpu",
 ) -> str:
-    """Prepare a photo (depth, DeblurNet once, on ``device``) and return its cache key."""
+    """Prepare a photo (depth, DeblurNet once, on ``device``) and return its cache key.
+
+    A photo larger than :data:`WORK_PIXELS` is prepared on a working copy of that size.
+    """
     if not photo_path:
         raise RefocusError("upload a photo first")
+    check_request([photo_path, depth_path], max_megapixels)
     key = photo_key(photo_path, depth_path, depth_kind)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return key
-    cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, max_megapixels=max_megapixels, device=device)
-    full = prepare(photo_path, cfg)
+    budget = {} if max_megapixels is None else {"max_megapixels": max_megapixels}
+    cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, device=device, **budget)
+    full, full_shape = _prepare_working_copy(photo_path, cfg)
     # DeblurNet runs once here (when installed); renders use it where it helps.
     full.ensure_all_in_focus("auto", cfg.device)
     preview = full.resized(PREVIEW_PIXELS)
-    entry = Prepared(full=full, preview=preview, draft=preview.resized(DRAFT_PIXELS))
+    entry = Prepared(
+        full=full, preview=preview, draft=preview.resized(DRAFT_PIXELS), source_path=str(photo_path),
+        depth_path=depth_path, depth_kind=depth_kind, full_shape=full_shape,
+    )
     with _lock:
         _cache[key] = entry
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        _evict()
     return key
+
+
+def _evict() -> None:
+    """Drop the least recently used photos beyond :data:`CACHE_SIZE` or :data:`CACHE_BYTES`
+    (the newest is always kept). Call with the lock held."""
+    while len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
+    while len(_cache) > 1 and sum(e.nbytes() for e in _cache.values()) > CACHE_BYTES:
+        _cache.popitem(last=False)
+
+
+def _prepare_working_copy(photo_path: str, cfg: RefocusConfig) -> tuple[PreparedPhoto, tuple[int, int]]:
+    """The photo prepared at most :data:`WORK_PIXELS` large, and the photo's own (H, W)."""
+    from refocus.io.limits import photo_size
+
+    size = photo_size(photo_path)
+    if size is None or size[0] * size[1] <= WORK_PIXELS:
+        full = prepare(photo_path, cfg)
+        return full, full.shape
+    from refocus.pipeline.core import _resize, load_disparity, load_photo
+    from refocus.pipeline.sharpness import input_blur_map
+
+    rgb, info, path = load_photo(photo_path, cfg)
+    h, w = rgb.shape[:2]
+    s = float(np.sqrt(WORK_PIXELS / (h * w)))
+    nh, nw = max(1, int(h * s)), max(1, int(w * s))
+    small = _resize(rgb, (nh, nw)).astype(np.float32)
+    del rgb
+    notes = [f"working copy {nw}x{nh} of the {w}x{h} photo; export renders the full size"]
+    disp, source, metric = load_disparity(small, path, cfg, notes)
+    work = PreparedPhoto(
+        image=small, disparity=disp, input_blur_px=input_blur_map(small, disp), info=info,
+        depth_source=source, notes=notes, metric_range=metric, scale=nw / w,
+    )
+    return work, (h, w)
 
 
 def get(key: str | None) -> Prepared:
@@ -111,8 +205,15 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
     from refocus.io import write_image
 
     entry = get(key)
-    img, _, _ = render(key, cfg, full_resolution=True)
-    info = entry.full.info
+    if entry.full.scale != 1.0 and entry.source_path is not None:
+        # A working copy: the full size is rendered now, on demand, by the whole pipeline.
+        from refocus.pipeline.core import refocus
+
+        res = refocus(entry.source_path, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}))
+        img, info = res.image, res.info
+    else:
+        img, _, _ = render(key, cfg, full_resolution=True)
+        info = entry.full.info
     stem = Path(info.path).stem if info is not None and info.path is not None else "photo"
     ext, bits = {"png8": (".png", 8), "png16": (".png", 16), "jpeg": (".jpg", 8)}.get(fmt, (None, None))
     if ext is None:
