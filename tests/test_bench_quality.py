@@ -124,7 +124,8 @@ def test_option_parsing():
     from refocus.bench.quality import parse_data, parse_tasks
 
     assert parse_tasks("all") == ["bokeh", "deblur", "refocus"]
-    assert parse_data("all") == ["lightfield", "synthetic"]
+    assert parse_data("all") == ["lightfield", "lytro1g", "synthetic"]
+    assert parse_data("lytro1g,lightfield") == ["lytro1g", "lightfield"]
     with pytest.raises(RefocusError, match="unknown task"):
         parse_tasks("deblurr")
     with pytest.raises(RefocusError, match="folder not found"):

@@ -551,18 +551,25 @@ def coc_effective(coc, blur):
 
 
 @jit
-def blend_kept(out, src, coc, blur, keep_px, sharp_px):
+def blend_kept(out, src, coc, blur, keep_px, sharp_px, agree):
     """In place on ``out`` (H, W, 3): where |coc| < 2 keep_px and blur <= sharp_px,
     out = out (1 - w) + src w with w = clip((2 keep_px - |coc|) / keep_px, 0, 1)
-    (``pipeline.core.keep_sharp_input``, in float32 as numpy computes it)."""
+    times clip((2 agree - d) / agree, 0, 1), d the largest channel difference
+    between out and src (``pipeline.core.keep_sharp_input``, in float32 as numpy
+    computes it)."""
     h, w_ = coc.shape
     two_k = f32(2.0 * keep_px)
     k = f32(keep_px)
+    two_a = f32(2.0 * agree)
+    a_ = f32(agree)
     for y in range(h):
         for x in range(w_):
             a = abs(coc[y, x])
             if a < two_k and blur[y, x] <= sharp_px:
-                wt = min(max((two_k - a) / k, f32(0.0)), f32(1.0))
+                d = f32(0.0)
+                for ch in range(3):
+                    d = max(d, abs(out[y, x, ch] - src[y, x, ch]))
+                wt = min(max((two_k - a) / k, f32(0.0)), f32(1.0)) * min(max((two_a - d) / a_, f32(0.0)), f32(1.0))
                 rest = f32(1.0) - wt
                 for ch in range(3):
                     out[y, x, ch] = out[y, x, ch] * rest + src[y, x, ch] * wt
