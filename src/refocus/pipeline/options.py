@@ -98,19 +98,40 @@ def build_config(
     )
 
 
-def check_output(output: str | os.PathLike, inputs: list[str | os.PathLike] = (), suffixes=IMAGE_SUFFIXES) -> Path:
-    """Refuse, before any work, an output that cannot be written or would hit an input."""
+def check_output(
+    output: str | os.PathLike,
+    inputs: list[str | os.PathLike | None] = (),
+    suffixes=IMAGE_SUFFIXES,
+    unnamed: list[str | os.PathLike] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Refuse, before any work, an output that cannot be written or would hit an input.
+
+    ``inputs``: every file the command reads (photo, depth, aperture image...);
+    ``unnamed``: files written beside ``output`` (see :mod:`refocus.io.outputs`).
+    """
+    from refocus.io.outputs import check_outputs
+
     out = Path(output)
     if out.suffix.lower() not in suffixes:
         raise RefocusError(f"unsupported output format {out.suffix or '(none)'} for {out.name}: use {', '.join(suffixes)}")
     if out.is_dir():
         raise RefocusError(f"output {out} is a folder; give a file name")
-    for p in inputs:
-        if p is not None and out.resolve() == Path(p).resolve():
-            raise RefocusError(f"refusing to overwrite the input {Path(p).name}; choose another output path")
+    check_outputs([out], inputs, unnamed, overwrite)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.exists():
         raise RefocusError(f"output folder does not exist: {parent}")
     if not os.access(parent, os.W_OK):
         raise RefocusError(f"output folder is not writable: {parent}")
     return out
+
+
+def command_inputs(image, depth=None, aperture: str | None = None) -> list:
+    """The files a refocusing command reads: the photo, its depth map (given, or the
+    neighbouring one :func:`refocus.depth.find_neighbour_depth` picks), an aperture image."""
+    from refocus.depth import find_neighbour_depth
+    from refocus.io.outputs import aperture_input
+
+    if depth is None and image is not None:
+        depth = find_neighbour_depth(image)
+    return [image, depth, aperture_input(aperture)]
