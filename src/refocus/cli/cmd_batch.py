@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Refocus every photo in FOLDER into --output (existing outputs are kept: reruns resume)."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from refocus.errors import RefocusError
@@ -68,18 +69,18 @@ def register(app: typer.Typer) -> None:
             def progressed(name: str, status: str, msg: str) -> None:
                 prog.advance(task)
                 if status != "done":
-                    prog.console.print(f"[red]failed[/] {name}: {msg}")
+                    prog.console.print(f"[red]failed[/] {escape(name)}: {escape(msg)}")
 
             summary = run_batch(
                 folder, output_dir, cfg, workers=workers, depth_dir=depth_dir, depth_suffix=depth_suffix,
                 fmt=fmt, overwrite=overwrite, on_start=started, on_progress=progressed,
             )
-        console.print(
+        console.print(escape(
             f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.failed)} failed "
             f"-> {output_dir} in {summary.seconds:.0f} s"
-        )
+        ))
         if summary.failed:
             console.print("failed:")
             for name, msg in summary.failed:
-                console.print(f"  {name}: {msg}")
+                console.print(escape(f"  {name}: {msg}"))
             raise typer.Exit(1)

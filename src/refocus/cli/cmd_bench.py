@@ -27,6 +27,7 @@ def quality_cmd(
 ) -> None:
     """Score every registered method on every case; write report.md, report.json and contact-<task>.png."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -66,8 +67,8 @@ def quality_cmd(
     if not summary:
         console.print("[yellow]nothing was scored[/yellow] (see the notes in the report)")
     for note in run.notes:
-        console.print(f"[dim]note: {note}[/dim]")
-    console.print(f"wrote {written['md']}, {written['json']}" + "".join(f", {p}" for p in written["sheets"]))
+        console.print(f"[dim]note: {escape(note)}[/dim]")
+    console.print(escape(f"wrote {written['md']}, {written['json']}" + "".join(f", {p}" for p in written["sheets"])))
 
 
 @bench_app.command("speed")
