@@ -19,7 +19,7 @@ import numpy as np
 
 from refocus.errors import RefocusError
 from refocus.pipeline.config import RefocusConfig
-from refocus.pipeline.core import PreparedPhoto, prepare
+from refocus.pipeline.core import PreparedPhoto, output_info, prepare
 
 #: Largest preview rendered after a click or a slider release (pixels).
 PREVIEW_PIXELS = 1_000_000
@@ -112,7 +112,7 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
 
     entry = get(key)
     img, _, _ = render(key, cfg, full_resolution=True)
-    info = entry.full.info
+    info = output_info(entry.full.info, cfg)
     stem = Path(info.path).stem if info is not None and info.path is not None else "photo"
     ext, bits = {"png8": (".png", 8), "png16": (".png", 16), "jpeg": (".jpg", 8)}.get(fmt, (None, None))
     if ext is None:
