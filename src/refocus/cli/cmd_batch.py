@@ -60,21 +60,26 @@ def register(app: typer.Typer) -> None:
         )
         console = Console(stderr=True, soft_wrap=True)
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*cols, console=console) as prog:
-            task = prog.add_task("refocusing", total=None)
+        prog = Progress(*cols, console=console)
+        task = prog.add_task("refocusing", total=None)
 
-            def started(n: int) -> None:
-                prog.update(task, total=n)
+        def started(n: int) -> None:
+            # Shown only once the checks passed: a refusal stays one line.
+            prog.update(task, total=n)
+            prog.start()
 
-            def progressed(name: str, status: str, msg: str) -> None:
-                prog.advance(task)
-                if status != "done":
-                    prog.console.print(f"[red]failed[/] {escape(name)}: {escape(msg)}")
+        def progressed(name: str, status: str, msg: str) -> None:
+            prog.advance(task)
+            if status != "done":
+                prog.console.print(f"[red]failed[/] {escape(name)}: {escape(msg)}")
 
+        try:
             summary = run_batch(
                 folder, output_dir, cfg, workers=workers, depth_dir=depth_dir, depth_suffix=depth_suffix,
                 fmt=fmt, overwrite=overwrite, on_start=started, on_progress=progressed,
             )
+        finally:
+            prog.stop()
         console.print(escape(
             f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.failed)} failed "
             f"-> {output_dir} in {summary.seconds:.0f} s"

@@ -15,7 +15,7 @@ def depth_cmd(
     depth_kind: Optional[str] = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer, default) or depth."),
     model: Optional[str] = typer.Option(None, "--model", help="Depth network: a Hugging Face model id or local folder (needs refocus[depth])."),
     no_estimate: bool = typer.Option(False, "--no-estimate", help="Only use stored depth (file or embedded); never estimate."),
-    no_refine: bool = typer.Option(False, "--no-refine", help="Plain bilinear resize instead of aligning depth edges with the photo."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="Plain bilinear resize of a map of another size, instead of aligning its edges with the photo."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the depth network."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing OUTPUT-disparity.png and OUTPUT-preview.png."),
 ) -> None:
@@ -44,7 +44,7 @@ def depth_cmd(
     with console.status("finding depth…"):
         res = get_depth(
             image, depth_path=depth, depth_kind=depth_kind, model=model,
-            allow_estimate=not no_estimate, refine=not no_refine, device=device,
+            allow_estimate=not no_estimate, refine=False if no_refine else None, device=device,
         )
     for note in res.notes:
         console.print(f"[dim]- {escape(note)}[/]")
