@@ -104,7 +104,8 @@ def test_depth_never_replaces_the_users_depth_map_beside_its_output(tmp_path, ca
 def test_depth_sidecars_need_overwrite_to_replace_a_file(tmp_path, capsys):
     photo = _photo(tmp_path / "p.png")
     depth = _ramp_png(tmp_path / "d.png")
-    other = _ramp_png(tmp_path / "x-disparity.png")
+    other = tmp_path / "x-disparity.png"
+    Image.fromarray(np.full((H, W), 7, np.uint8)).save(other)
     before = _sha(other)
     code, err = _run(capsys, "depth", photo, "--depth", depth, "-o", tmp_path / "x.npy")
     assert code == 2 and "--overwrite" in err and "x-disparity.png" in err
