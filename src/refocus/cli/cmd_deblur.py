@@ -72,13 +72,16 @@ def register(app: typer.Typer) -> None:
         from refocus.deblur import deblur
         from refocus.errors import RefocusError
         from refocus.io import read_image, write_image
+        from refocus.io.outputs import same_file
         from refocus.pipeline.options import check_output
 
         if tile is not None and tile < 32:
             raise RefocusError(f"--tile must be >= 32 px, got {tile}")
         check_output(output, [image, weights])
         if defocus_map is not None:
-            check_output(defocus_map, [image, weights, output], suffixes=DEFOCUS_SUFFIXES)
+            if same_file(defocus_map, output):
+                raise RefocusError("--defocus-map and --output name the same file; give two paths")
+            check_output(defocus_map, [image, weights], suffixes=DEFOCUS_SUFFIXES)
         rgb, info = read_image(image)
         console = Console(stderr=True, soft_wrap=True)
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

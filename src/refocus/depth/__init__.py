@@ -47,7 +47,8 @@ def find_neighbour_depth(
 
     ``PHOTO.jpg`` -> ``PHOTO-disparity.png`` (or ``.npy``, ``.pfm``, ``.tif``, ``.tiff``,
     ``.exr``) in ``depth_dir`` or, by default, next to the photo. ``refocus refocus``,
-    ``render``... (through :func:`get_depth`) and ``batch`` all use this one rule.
+    ``animate``, ``depth`` and the UI (through :func:`get_depth`) and ``batch`` all
+    use this one rule; ``render`` always takes an explicit ``--depth``.
     """
     photo = Path(photo)
     folder = Path(depth_dir) if depth_dir is not None else photo.parent
@@ -113,8 +114,6 @@ class DepthResult:
     raw_range : (float, float) or None
         (min, max) disparity of the map as found, before any resampling or edge
         alignment; None means the range of ``values``.
-    path : Path or None
-        The depth file used, when it came from a file.
     """
 
     values: np.ndarray
@@ -124,7 +123,6 @@ class DepthResult:
     notes: list[str] = field(default_factory=list)
     raw_shape: tuple[int, int] = (0, 0)
     raw_range: tuple[float, float] | None = None
-    path: Path | None = None
 
     def disparity(self) -> np.ndarray:
         """The renderer's disparity: larger = nearer, min-max normalised to [0, 1]
@@ -352,5 +350,4 @@ def get_depth(
         aligned = np.asarray(values, dtype=np.float32)
         if _invalid_count(aligned, kind):
             aligned = raw_disp if kind == "disparity" else (1.0 / raw_disp).astype(np.float32)
-    path = Path(depth_path) if depth_path is not None and source.startswith("file ") else None
-    return DepthResult(aligned, kind, metric, source, notes, raw_shape, raw_range, path)
+    return DepthResult(aligned, kind, metric, source, notes, raw_shape, raw_range)
