@@ -225,3 +225,18 @@ def test_render_bokeh_api_keeps_the_raw_range_when_resampling():
     with pytest.warns(UserWarning, match="resampling"):
         d = prepare_disparity(small, shape=(H, W), guide=img)
     assert abs(float(np.median(d[:, :20])) - 0.3) < 0.01 and abs(float(np.median(d[:, -20:])) - 0.5) < 0.01
+
+
+def test_batch_never_writes_over_a_depth_map_it_reads(tmp_path):
+    from refocus.pipeline import RefocusConfig
+    from refocus.pipeline.batch import run_batch
+
+    photos, depths = tmp_path / "in", tmp_path / "depths"
+    photos.mkdir()
+    depths.mkdir()
+    _photo(photos / "a.png")
+    _ramp_png(depths / "a.png")  # --depth-suffix "": the depth map of a.png is depths/a.png
+    before = _sha(depths / "a.png")
+    summary = run_batch(photos, depths, RefocusConfig(strength=2, deblur="never"), workers=1, depth_dir=depths, depth_suffix="")
+    assert summary.done == [] and summary.failed and "refusing to overwrite the input a.png" in summary.failed[0][1]
+    assert _sha(depths / "a.png") == before
