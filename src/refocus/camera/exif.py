@@ -238,3 +238,31 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
         except Exception:
             xmp = None
     return camera_from_exif(exif, size, xmp)
+
+
+_USER_COMMENT = 0x9286
+
+
+def exif_with_f_number(exif: bytes | None, f_number: float) -> bytes:
+    """EXIF for a result rendered at ``f_number``: FNumber says the simulated aperture,
+    and UserComment keeps the one the photo was taken at (a later ``refocus info``
+    or photo library then shows the depth of field the image has)."""
+    from fractions import Fraction
+
+    from PIL import Image
+    from PIL.TiffImagePlugin import IFDRational
+
+    e = Image.Exif()
+    if exif:
+        try:
+            e.load(exif)
+        except Exception:  # unreadable EXIF: start a fresh one rather than fail the render
+            e = Image.Exif()
+    sub = e.get_ifd(_EXIF_IFD)
+    taken = _num(sub.get(_F_NUMBER))
+    frac = Fraction(float(f_number)).limit_denominator(100)
+    sub[_F_NUMBER] = IFDRational(frac.numerator, frac.denominator)
+    was = f"f/{taken:.3g}" if taken is not None else "an unknown f-number"
+    note = f"refocus: depth of field rendered for f/{float(f_number):.3g}; taken at {was}"
+    sub[_USER_COMMENT] = b"ASCII\x00\x00\x00" + note.encode("ascii")
+    return e.tobytes()

@@ -21,6 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help text: rich markup would swallow "[depth]" in "refocus[depth]", and
+    # Typer's rich panels print a type such as "<bool>" after every flag.
+    rich_markup_mode=None,
 )
 
 _registered = False

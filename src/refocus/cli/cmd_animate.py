@@ -39,15 +39,16 @@ def register(app: typer.Typer) -> None:
         max_megapixels: Optional[float] = MaxMpOpt,
     ) -> None:
         """Render a focus pull of IMAGE from --from to --to (one depth, one deblur: no flicker)."""
-        from rich.console import Console
+        from rich.markup import escape
         from rich.progress import Progress
 
+        from refocus.cli._console import print_notes, stderr_console
         from refocus.errors import RefocusError
         from refocus.pipeline import prepare
         from refocus.pipeline.animate import VIDEO_SUFFIXES, focus_pull, parse_endpoint, write_animation
-        from refocus.pipeline.options import build_config, check_output
+        from refocus.pipeline.options import build_config, check_output, command_inputs
 
-        check_output(output, [image, depth], suffixes=VIDEO_SUFFIXES)
+        check_output(output, command_inputs(image, depth, aperture), suffixes=VIDEO_SUFFIXES)
         if not 2 <= frames <= 2000:
             raise RefocusError(f"--frames must be in 2..2000, got {frames}")
         if max_size < 0:
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
             curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, no_deblur=no_deblur,
             device=device, quality=quality, highlight_gain=highlight_gain, max_megapixels=max_megapixels,
         )
-        console = Console(stderr=True, soft_wrap=True)
+        console = stderr_console()
         with console.status("reading the photo and its depth..."):
             photo = prepare(image, cfg)
             if max_size and max(photo.shape) > max_size:
@@ -68,7 +69,6 @@ def register(app: typer.Typer) -> None:
             task = prog.add_task("rendering frames", total=frames)
             out, fds = focus_pull(photo, cfg, a, b, frames, progress=lambda i, n: prog.update(task, completed=i))
         write_animation(output, out, fps)
-        for note in photo.notes:
-            console.print(f"[yellow]note:[/] {note}")
+        print_notes(console, photo.notes)
         h, w = out[0].shape[:2]
-        console.print(f"wrote {output}: {frames} frames {w}x{h} at {fps:g} fps, focus disparity {fds[0]:.3f} -> {fds[-1]:.3f}")
+        console.print(escape(f"wrote {output}: {frames} frames {w}x{h} at {fps:g} fps, focus disparity {fds[0]:.3f} -> {fds[-1]:.3f}"))

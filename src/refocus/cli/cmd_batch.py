@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Refocus every photo in FOLDER into --output (existing outputs are kept: reruns resume)."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from refocus.errors import RefocusError
@@ -59,33 +60,38 @@ def register(app: typer.Typer) -> None:
         )
         console = Console(stderr=True, soft_wrap=True)
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*cols, console=console) as prog:
-            task = prog.add_task("refocusing", total=None)
+        prog = Progress(*cols, console=console)
+        task = prog.add_task("refocusing", total=None)
 
-            def started(n: int) -> None:
-                prog.update(task, total=n)
+        def started(n: int) -> None:
+            # Shown only once the checks passed: a refusal stays one line.
+            prog.update(task, total=n)
+            prog.start()
 
-            def progressed(name: str, status: str, msg: str) -> None:
-                prog.advance(task)
-                if status != "done":
-                    prog.console.print(f"[red]failed[/] {name}: {msg}")
+        def progressed(name: str, status: str, msg: str) -> None:
+            prog.advance(task)
+            if status != "done":
+                prog.console.print(f"[red]failed[/] {escape(name)}: {escape(msg)}")
 
+        try:
             summary = run_batch(
                 folder, output_dir, cfg, workers=workers, depth_dir=depth_dir, depth_suffix=depth_suffix,
                 fmt=fmt, overwrite=overwrite, on_start=started, on_progress=progressed,
             )
+        finally:
+            prog.stop()
         for name, why in summary.redone:
-            console.print(f"[yellow]redone[/] {name}: {why}")
-        console.print(
+            console.print(f"[yellow]redone[/] {escape(name)}: {escape(why)}")
+        console.print(escape(
             f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.skipped)} skipped, "
             f"{len(summary.failed)} failed -> {output_dir} in {summary.seconds:.0f} s"
-        )
+        ))
         if summary.skipped:
             console.print("skipped:")
             for name, why in summary.skipped:
-                console.print(f"  {name}: {why}")
+                console.print(escape(f"  {name}: {why}"))
         if summary.failed:
             console.print("failed:")
             for name, msg in summary.failed:
-                console.print(f"  {name}: {msg}")
+                console.print(escape(f"  {name}: {msg}"))
             raise typer.Exit(1)

@@ -27,6 +27,7 @@ def quality_cmd(
 ) -> None:
     """Score every registered method on every case; write report.md, report.json and contact-<task>.png."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -46,8 +47,15 @@ def quality_cmd(
             status=lambda msg: prog.update(bar, description=msg[:70]),
         )
         run = q.run_quality(tasks, specs, names, quick=quick, lpips_weights=lpips_weights, progress=cb)
-    written = write_report(run, out)
     summary = q.summarise(run)
+    if not summary:
+        # An empty report looks like a result; say what was missing instead.
+        from refocus.errors import RefocusError
+
+        missing = [n for n in run.notes if "not found" in n or "skipped" in n] or run.notes
+        raise RefocusError("nothing was scored, no report written: " + ("; ".join(missing) if missing else "no cases")
+                           + " (--data synthetic needs no files)")
+    written = write_report(run, out)
     for t, per_ds in summary.items():
         for ds, rows in per_ds.items():
             table = Table(title=f"{t} / {ds}")
@@ -63,11 +71,9 @@ def quality_cmd(
                     f"{r['seconds']:.2f}",
                 )
             Console().print(table)
-    if not summary:
-        console.print("[yellow]nothing was scored[/yellow] (see the notes in the report)")
     for note in run.notes:
-        console.print(f"[dim]note: {note}[/dim]")
-    console.print(f"wrote {written['md']}, {written['json']}" + "".join(f", {p}" for p in written["sheets"]))
+        console.print(f"[dim]note: {escape(note)}[/dim]")
+    console.print(escape(f"wrote {written['md']}, {written['json']}" + "".join(f", {p}" for p in written["sheets"])))
 
 
 @bench_app.command("speed")

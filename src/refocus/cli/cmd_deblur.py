@@ -8,6 +8,10 @@ from typing import Optional
 import typer
 
 
+#: Formats :func:`write_defocus_map` writes.
+DEFOCUS_SUFFIXES = (".npy", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp")
+
+
 def write_defocus_map(path: Path, defocus_px) -> str:
     """Write a defocus map; returns a one-line description of the encoding.
 
@@ -62,19 +66,22 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recover the all-in-focus photo (and the defocus map) from a defocused photo."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from refocus.deblur import deblur
         from refocus.errors import RefocusError
         from refocus.io import read_image, write_image
+        from refocus.io.outputs import same_file
+        from refocus.pipeline.options import check_output
 
         if tile is not None and tile < 32:
             raise RefocusError(f"--tile must be >= 32 px, got {tile}")
-        if output.resolve() == image.resolve() or (defocus_map is not None and defocus_map.resolve() == image.resolve()):
-            raise RefocusError("refusing to overwrite the input photo; choose another output path")
-        from refocus.pipeline.options import check_output
-
-        check_output(output, [image], photo=image)  # writable, room on its disk, before the work
+        check_output(output, [image, weights], photo=image)  # writable, room on its disk, before the work
+        if defocus_map is not None:
+            if same_file(defocus_map, output):
+                raise RefocusError("--defocus-map and --output name the same file; give two paths")
+            check_output(defocus_map, [image, weights], suffixes=DEFOCUS_SUFFIXES)
         rgb, info = read_image(image)
         console = Console(stderr=True, soft_wrap=True)
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -86,11 +93,11 @@ def register(app: typer.Typer) -> None:
 
             aif, defocus = deblur(rgb, weights=weights, device=device, tile=tile or "auto", progress=progressed, guard=not raw)
         write_image(output, aif, info)
-        console.print(f"all-in-focus -> {output} (defocus radius: median {float(_median(defocus)):.2f} px, "
-                      f"max {float(defocus.max()):.2f} px)")
+        console.print(escape(f"all-in-focus -> {output} (defocus radius: median {float(_median(defocus)):.2f} px, "
+                             f"max {float(defocus.max()):.2f} px)"))
         if defocus_map is not None:
             how = write_defocus_map(defocus_map, defocus)
-            console.print(f"defocus map -> {defocus_map} ({how})")
+            console.print(escape(f"defocus map -> {defocus_map} ({how})"))
 
 
 def _median(x):

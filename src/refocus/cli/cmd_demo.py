@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         import time
 
         from rich.console import Console
+        from rich.markup import escape
 
         from refocus.errors import RefocusError
         from refocus.pipeline.demo import demo_files, run_demo
@@ -30,5 +31,5 @@ def register(app: typer.Typer) -> None:
         with console.status("working...") as status:
             outputs = run_demo(output_dir, frames=frames, progress=lambda s: status.update(s + "..."))
         for o in outputs:
-            console.print(f"  [bold]{o.path}[/]  {o.what}")
+            console.print(f"  [bold]{escape(str(o.path))}[/]  {escape(o.what)}")
         console.print(f"done in {time.perf_counter() - t0:.0f} s. Try your own photo: refocus refocus PHOTO --depth DEPTH --focus X,Y -k 15 -o out.jpg")

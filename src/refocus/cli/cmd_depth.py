@@ -15,35 +15,41 @@ def depth_cmd(
     depth_kind: Optional[str] = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer, default) or depth."),
     model: Optional[str] = typer.Option(None, "--model", help="Depth network: a Hugging Face model id or local folder (needs refocus[depth])."),
     no_estimate: bool = typer.Option(False, "--no-estimate", help="Only use stored depth (file or embedded); never estimate."),
-    no_refine: bool = typer.Option(False, "--no-refine", help="Plain bilinear resize instead of aligning depth edges with the photo."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="Plain bilinear resize of a map of another size, instead of aligning its edges with the photo."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the depth network."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing OUTPUT-disparity.png and OUTPUT-preview.png."),
 ) -> None:
     """Write the depth refocusing would use, and say where it came from.
 
     Beside OUTPUT it also writes OUTPUT-disparity.png (16-bit, normalised disparity,
-    white = near) and OUTPUT-preview.png (coloured, bright = near).
+    white = near) and OUTPUT-preview.png (coloured, bright = near); existing files of
+    those names are kept (an error) unless --overwrite. Without --depth, a map next to
+    the photo named PHOTO-disparity.png (.npy, .pfm, .tif, .exr) is used.
     """
-    from rich.console import Console
+    from rich.markup import escape
 
+    from refocus.cli._console import stderr_console
     from refocus.depth import get_depth
-    from refocus.depth.preview import write_depth_outputs
+    from refocus.depth.preview import DEPTH_SUFFIXES, sidecar_paths, write_depth_outputs
     from refocus.errors import RefocusError
+    from refocus.pipeline.options import check_output, command_inputs
 
-    console = Console(stderr=True)
+    console = stderr_console()
     if depth_kind is not None and depth_kind not in ("disparity", "depth"):
         raise RefocusError(f"--depth-kind must be disparity or depth, got {depth_kind!r}")
-    from refocus.pipeline.options import check_output
-
-    protect = [image] + ([depth] if depth is not None else [])
+    protect = [p for p in command_inputs(image, depth) if p is not None]
+    if model is not None and Path(model).exists():
+        protect.append(Path(model))
     # Before the work: float32 map + 16-bit PNG + 8-bit RGB preview = 9 bytes per pixel.
-    check_output(output, protect, suffixes=(".npy", ".pfm", ".tif", ".tiff"), photo=image, bytes_per_pixel=9)
+    check_output(output, protect, suffixes=DEPTH_SUFFIXES, unnamed=sidecar_paths(output), overwrite=overwrite,
+                 photo=image, bytes_per_pixel=9)
     with console.status("finding depth…"):
         res = get_depth(
             image, depth_path=depth, depth_kind=depth_kind, model=model,
-            allow_estimate=not no_estimate, refine=not no_refine, device=device,
+            allow_estimate=not no_estimate, refine=False if no_refine else None, device=device,
         )
     for note in res.notes:
-        console.print(f"[dim]- {note}[/]")
+        console.print(f"[dim]- {escape(note)}[/]")
     written = write_depth_outputs(output, res.values, res.disparity(), protect=protect)
     if res.metric:
         lo, hi = float(res.values.min()), float(res.values.max())
@@ -52,8 +58,8 @@ def depth_cmd(
     else:
         meaning = f"relative {res.kind}" + (" (larger = nearer)" if res.kind == "disparity" else " (larger = farther)")
     h, w = res.values.shape
-    console.print(f"depth from [bold]{res.source}[/]: {meaning}, {w}x{h}")
-    console.print(f"wrote {written[0]} (float32 {res.kind}), {written[1].name} (16-bit disparity), {written[2].name} (preview)")
+    console.print(f"depth from [bold]{escape(res.source)}[/]: {escape(meaning)}, {w}x{h}")
+    console.print(escape(f"wrote {written[0]} (float32 {res.kind}), {written[1].name} (16-bit disparity), {written[2].name} (preview)"))
 
 
 def register(app: typer.Typer) -> None:

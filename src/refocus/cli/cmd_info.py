@@ -16,6 +16,7 @@ def info_cmd(
 ) -> None:
     """Print size, camera, lens, exposure settings, focus distance and embedded depth."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from refocus.camera import read_camera_info
@@ -26,34 +27,38 @@ def info_cmd(
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("file", str(image))
-    t.add_row("size", f"{cam.width_px}x{cam.height_px} px")
-    t.add_row("camera", cam.camera or "—")
-    t.add_row("lens", cam.lens or "—")
-    t.add_row("f-number", "—" if cam.f_number is None else f"f/{cam.f_number:.3g}")
+
+    def row(label: str, value: str) -> None:
+        t.add_row(label, escape(value))  # file names and EXIF text are not markup
+
+    row("file", str(image))
+    row("size", f"{cam.width_px}x{cam.height_px} px")
+    row("camera", cam.camera or "—")
+    row("lens", cam.lens or "—")
+    row("f-number", "—" if cam.f_number is None else f"f/{cam.f_number:.3g}")
     focal = _fmt(cam.focal_length_mm, " mm")
     if cam.focal_length_35mm:
         focal += f" ({cam.focal_length_35mm:.3g} mm in 35 mm terms)"
-    t.add_row("focal length", focal)
+    row("focal length", focal)
     sensor = _fmt(cam.sensor_width_mm, " mm wide")
     if cam.sensor_width_source:
         sensor += f" (from the {cam.sensor_width_source})"
-    t.add_row("sensor", sensor)
+    row("sensor", sensor)
     dist = _fmt(cam.focus_distance_m, " m")
     if cam.focus_distance_source:
         dist += f" ({cam.focus_distance_source})"
-    t.add_row("focus distance", dist)
+    row("focus distance", dist)
     if emb is not None:
         h, w = emb.values.shape
         scale = "metric" if emb.metric else "relative"
-        t.add_row("embedded depth", f"{emb.source}: {scale} {emb.kind}, {w}x{h}")
+        row("embedded depth", f"{emb.source}: {scale} {emb.kind}, {w}x{h}")
     else:
-        t.add_row("embedded depth", "none" + (f" usable ({'; '.join(messages)})" if messages else ""))
+        row("embedded depth", "none" + (f" usable ({'; '.join(messages)})" if messages else ""))
     k = cam.strength()
     if k is not None:
-        t.add_row("blur gain K", f"{k:.4g} px·m (CoC radius = K·(1/z − 1/z_focus), z in m)")
+        row("blur gain K", f"{k:.4g} px·m (CoC radius = K·(1/z − 1/z_focus), z in m)")
     else:
-        t.add_row("blur gain K", "not computable: missing " + ", ".join(cam.missing_for_strength()))
+        row("blur gain K", "not computable: missing " + ", ".join(cam.missing_for_strength()))
     Console().print(t)
 
 

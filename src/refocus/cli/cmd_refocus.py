@@ -54,37 +54,44 @@ def register(app: typer.Typer) -> None:
         highlight_gain: Optional[float] = HighlightOpt,
         bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (PNG/TIFF); default: the input's."),
         max_megapixels: Optional[float] = MaxMpOpt,
+        overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-intermediate replace files already in its folder."),
     ) -> None:
-        """Refocus IMAGE: depth -> DeblurNet -> bokeh renderer, written to -o."""
-        from rich.console import Console
+        """Refocus IMAGE: depth -> DeblurNet -> bokeh renderer, written to -o.
 
+        Without --depth, a depth map next to the photo named PHOTO-disparity.png
+        (.npy, .pfm, .tif, .exr) is used, as in `refocus batch`.
+        """
+        from rich.markup import escape
+
+        from refocus.cli._console import print_notes, stderr_console
         from refocus.errors import RefocusError
         from refocus.io import write_image
         from refocus.pipeline import refocus, save_intermediates
-        from refocus.pipeline.options import build_config, check_output
+        from refocus.pipeline.options import build_config, check_output, command_inputs
+        from refocus.pipeline.visual import intermediate_paths
 
         if bit_depth not in (None, 8, 16):
             raise RefocusError(f"--bit-depth must be 8 or 16, got {bit_depth}")
-        check_output(output, [image, depth], photo=image)
+        unnamed = intermediate_paths(save_intermediate) if save_intermediate is not None else []
+        check_output(output, command_inputs(image, depth, aperture), unnamed=unnamed, overwrite=overwrite, photo=image)
         cfg = build_config(
             focus=focus, focus_value=focus_value, strength=strength, f_number=f_number, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
             depth_kind=depth_kind, no_deblur=no_deblur, device=device, quality=quality,
             highlight_gain=highlight_gain, max_megapixels=max_megapixels,
         )
-        console = Console(stderr=True, soft_wrap=True)
+        console = stderr_console()
         with console.status("refocusing..."):
             result = refocus(image, cfg)
             write_image(output, result.image, result.info, bit_depth=bit_depth)
             if save_intermediate is not None:
                 save_intermediates(result, save_intermediate)
-        for note in result.notes:
-            console.print(f"[yellow]note:[/] {note}")
+        print_notes(console, result.notes)
         h, w = result.image.shape[:2]
-        console.print(
+        console.print(escape(
             f"wrote {output} ({w}x{h}): focus {cfg.focus_description()} -> disparity {result.focus_disparity:.3f}, "
             f"strength {result.strength:.1f} px, {'deblurred' if result.deblurred else 'no deblurring'}, "
             f"depth from {result.depth_source}, {sum(result.timings_s.values()):.1f} s"
-        )
+        ))
         if save_intermediate is not None:
-            console.print(f"intermediates in {save_intermediate}/")
+            console.print(escape(f"intermediates in {save_intermediate}/"))

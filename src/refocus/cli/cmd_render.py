@@ -58,12 +58,16 @@ def render_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu (numpy), cuda, or auto."),
 ) -> None:
     """Render a new depth of field: blur by signed CoC = K * (disparity - focus)."""
-    from rich.console import Console
+    from rich.markup import escape
 
-    from refocus.io import read_depth_file, read_image, write_image
+    from refocus.cli._console import print_notes, stderr_console
+    from refocus.depth import get_depth, to_disparity
+    from refocus.io import read_image, write_image
+    from refocus.io.outputs import aperture_input
+    from refocus.pipeline.options import check_output
     from refocus.render import render_bokeh
 
-    console = Console(stderr=True)
+    console = stderr_console()
     if focus is not None and focus_value is not None:
         raise RefocusError("give either --focus X,Y or --focus-value V, not both")
     if focus is None and focus_value is None:
@@ -76,31 +80,28 @@ def render_cmd(
         raise RefocusError(f"--depth-kind must be disparity or depth, got {depth_kind!r}")
     if bit_depth not in (None, 8, 16):
         raise RefocusError("--bit-depth must be 8 or 16")
-    if output.resolve() == image.resolve():
-        raise RefocusError("the output path is the input image; choose another path")
     # Fail before rendering, not after: a 12 MP render takes seconds to minutes.
-    if not output.parent.is_dir():
-        raise RefocusError(f"output folder does not exist: {output.parent}")
-    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
-        raise RefocusError(f"unsupported output format {output.suffix or '(none)'}: use .png, .jpg, .tif or .webp")
-    from refocus.pipeline.options import check_output
-
-    check_output(output, [image, depth], photo=image)  # writable, room on its disk
+    check_output(output, [image, depth, aperture_input(aperture)], photo=image)  # writable, room on its disk
     aper = build_aperture(aperture, blades, rotation, curvature, cats_eye)
     rgb, info = read_image(image)
-    disp_raw = read_depth_file(depth)
+    # The depth rule of every command (refocus.depth.get_depth): same aspect ratio or
+    # an error, invalid values filled with a warning, a map of another size aligned,
+    # and normalised by the range of the map as given.
+    res = get_depth(image, depth_path=depth, depth_kind=depth_kind, allow_estimate=False, image=rgb, neighbour=False)
+    print_notes(console, res.notes)
+    disp = res.disparity() if not no_normalize else to_disparity(res.values, res.kind)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, coc = render_bokeh(
             rgb,
-            disp_raw,
+            disp,
             strength=strength,
             focus_disparity=focus_value,
             focus_xy=parse_xy(focus) if focus else None,
             aperture=aper,
-            depth_kind=depth_kind,
-            normalize=not no_normalize,
+            depth_kind="disparity",
+            normalize=False,
             highlight_threshold=highlight_threshold,
             highlight_gain=highlight_gain,
             quality=quality,
@@ -108,11 +109,11 @@ def render_cmd(
             return_coc=True,
         )
     for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}")
+        console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
     elapsed = time.perf_counter() - t0
     write_image(output, out, info=info, bit_depth=bit_depth)
     console.print(
-        f"wrote {output} ({rgb.shape[1]}x{rgb.shape[0]}, CoC {float(coc.min()):+.1f}..{float(coc.max()):+.1f} px, {elapsed:.2f} s)"
+        f"wrote {escape(str(output))} ({rgb.shape[1]}x{rgb.shape[0]}, CoC {float(coc.min()):+.1f}..{float(coc.max()):+.1f} px, {elapsed:.2f} s)"
     )
 
 

@@ -2,15 +2,20 @@
 
 :func:`get_depth` finds a depth map for a photo, trying in order
 
-1. an explicit file (``depth_path``: .npy, .pfm, 8/16-bit PNG, TIFF, EXR);
+1. an explicit file (``depth_path``: .npy, .pfm, 8/16-bit PNG, TIFF, EXR), or else
+   the photo's neighbouring map ``PHOTO-disparity.png`` (:func:`find_neighbour_depth`,
+   the rule ``batch`` follows too);
 2. depth embedded in the photo (iPhone HEIC auxiliary depth, iPhone JPEG MPF
    disparity, Google GDepth XMP, Android Dynamic Depth);
 3. a monocular network through ``transformers`` (Depth Anything V2 by default);
 4. the photo's own defocus map from the deblurring stage (relative, assumes the
    nearest subject was in focus);
 
-then brings it to the photo's size and aligns its edges with the photo's
-(:func:`refocus.depth.refine.upsample_to_guide`). Each decision is recorded in
+then brings a map of another size to the photo's size, aligning its edges with the
+photo's (:func:`refocus.depth.refine.upsample_to_guide`); a map already at the
+photo's size is left as it is unless asked (``refine=True``). The renderer's
+normalised disparity uses the range of the map as found, so alignment never changes
+what a focus value or a strength means. Each decision is recorded in
 ``DepthResult.notes`` for the user. Focus selection lives in
 :mod:`refocus.depth.focus`.
 """
@@ -25,11 +30,42 @@ import numpy as np
 
 from refocus.errors import RefocusError
 
-__all__ = ["DepthResult", "get_depth", "to_disparity"]
+__all__ = ["DepthResult", "find_neighbour_depth", "get_depth", "to_disparity"]
 
 #: Largest aspect-ratio mismatch (relative) accepted between depth map and photo.
 ASPECT_TOLERANCE = 0.03
 _FLOAT_SUFFIXES = {".npy", ".pfm", ".exr", ".tif", ".tiff"}
+#: A photo's neighbouring depth map is PHOTO<suffix><ext>, the first of these that exists.
+NEIGHBOUR_SUFFIX = "-disparity"
+NEIGHBOUR_EXTENSIONS = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr")
+
+
+def find_neighbour_depth(
+    photo: str | os.PathLike, depth_dir: str | os.PathLike | None = None, suffix: str = NEIGHBOUR_SUFFIX
+) -> Path | None:
+    """The depth map that belongs to ``photo`` by its name, if there is one.
+
+    ``PHOTO.jpg`` -> ``PHOTO-disparity.png`` (or ``.npy``, ``.pfm``, ``.tif``, ``.tiff``,
+    ``.exr``) in ``depth_dir`` or, by default, next to the photo. ``refocus refocus``,
+    ``animate``, ``depth`` and the UI (through :func:`get_depth`) and ``batch`` all
+    use this one rule; ``render`` always takes an explicit ``--depth``.
+    """
+    photo = Path(photo)
+    folder = Path(depth_dir) if depth_dir is not None else photo.parent
+    for ext in NEIGHBOUR_EXTENSIONS:
+        cand = folder / f"{photo.stem}{suffix}{ext}"
+        if cand.is_file() and not (depth_dir is None and cand == photo):
+            return cand
+    return None
+
+
+def _invalid_count(values: np.ndarray, kind: str) -> int:
+    v = np.asarray(values)
+    bad = ~np.isfinite(v)
+    if kind == "depth":
+        with np.errstate(invalid="ignore"):
+            bad |= ~(v > 0)
+    return int(bad.sum())
 
 
 def to_disparity(values: np.ndarray, kind: str) -> np.ndarray:
@@ -75,6 +111,9 @@ class DepthResult:
         resampling), one line each, for the user.
     raw_shape : (int, int)
         (H, W) of the map as found, before upsampling.
+    raw_range : (float, float) or None
+        (min, max) disparity of the map as found, before any resampling or edge
+        alignment; None means the range of ``values``.
     """
 
     values: np.ndarray
@@ -83,20 +122,28 @@ class DepthResult:
     source: str
     notes: list[str] = field(default_factory=list)
     raw_shape: tuple[int, int] = (0, 0)
+    raw_range: tuple[float, float] | None = None
 
     def disparity(self) -> np.ndarray:
-        """The renderer's disparity: larger = nearer, min-max normalised to [0, 1].
+        """The renderer's disparity: larger = nearer, min-max normalised to [0, 1]
+        by the range of the map as found (:meth:`disparity_range`).
 
-        A constant map gives all zeros (one plane: nothing will blur).
+        Normalising by the raw range keeps ``focus_value`` and ``strength`` meaning
+        the same whether or not the map was resampled or aligned (alignment may
+        remove isolated extremes). A constant map gives all zeros (one plane:
+        nothing will blur).
         """
         d = to_disparity(self.values, self.kind)
-        lo, hi = float(d.min()), float(d.max())
+        lo, hi = self.disparity_range()
         if hi - lo < 1e-12:
             return np.zeros_like(d)
-        return ((d.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)  # float64: hi - lo may exceed float32
+        # float64: hi - lo may exceed float32
+        return np.clip((d.astype(np.float64) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
     def disparity_range(self) -> tuple[float, float]:
-        """(min, max) of the un-normalised disparity (1/m when ``metric``)."""
+        """(min, max) of the un-normalised disparity of the map as found (1/m when ``metric``)."""
+        if self.raw_range is not None:
+            return self.raw_range
         d = to_disparity(self.values, self.kind)
         return float(d.min()), float(d.max())
 
@@ -169,6 +216,10 @@ def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list
     notes = []
     if depth_kind is None:
         notes.append(f"{p.name}: read as disparity (larger = nearer); pass --depth-kind depth if it holds distances")
+    n_bad = _invalid_count(arr, kind)
+    if n_bad:
+        what = "NaN/inf/non-positive" if kind == "depth" else "NaN/inf"
+        notes.append(f"warning: depth map {p.name} has {n_bad} invalid values ({what}); filled from their neighbours")
     metric = kind == "depth" and p.suffix.lower() in _FLOAT_SUFFIXES
     if metric:
         notes.append(f"{p.name}: float distances, taken to be in metres")
@@ -183,8 +234,9 @@ def get_depth(
     model: str | os.PathLike | None = None,
     allow_estimate: bool = True,
     image: np.ndarray | None = None,
-    refine: bool = True,
+    refine: bool | None = None,
     device: str = "cpu",
+    neighbour: bool = True,
 ) -> DepthResult:
     """Find the depth of a photo (file, embedded, network, defocus; in that order).
 
@@ -195,6 +247,8 @@ def get_depth(
         source are given.
     depth_path : path, optional
         An explicit depth/disparity map; used as is (no fallback if unreadable).
+        Without one, the photo's neighbouring ``PHOTO-disparity.*`` is used when it
+        exists (``neighbour``; :func:`find_neighbour_depth`).
     depth_kind : {"disparity", "depth"}, optional
         What ``depth_path`` holds (default disparity).
     model : str or path, optional
@@ -204,10 +258,14 @@ def get_depth(
         Allow the network and the defocus estimate when nothing is stored.
     image : (H, W, 3) float32, optional
         The photo's pixels (sRGB [0, 1]) when already loaded.
-    refine : bool
-        Align the map's edges with the photo (guided filter); otherwise bilinear.
+    refine : bool or None
+        True: align the map's edges with the photo (weighted median) even when it
+        already has the photo's size; False: plain bilinear resampling; None (the
+        default): align only maps that are resampled.
     device : str
         Torch device for the network.
+    neighbour : bool
+        Look for the photo's neighbouring depth map when no ``depth_path`` is given.
 
     Raises
     ------
@@ -227,6 +285,10 @@ def get_depth(
     notes: list[str] = []
     found = None  # (values, kind, metric, source)
 
+    if depth_path is None and neighbour and model is None and image_path is not None:
+        depth_path = find_neighbour_depth(image_path)
+        if depth_path is not None:
+            notes.append(f"using the depth map next to the photo, {depth_path.name} (pass --depth FILE to use another)")
     if depth_path is not None:
         arr, kind, metric, source, more = _from_file(depth_path, depth_kind)
         notes += more
@@ -281,9 +343,18 @@ def get_depth(
         )
     values, kind, metric, source = found
     raw_shape = tuple(int(s) for s in np.shape(values))
+    raw_disp = to_disparity(values, kind)
+    raw_range = (float(raw_disp.min()), float(raw_disp.max()))
     if raw_shape != (H, W):
-        notes.append(f"depth {raw_shape[1]}x{raw_shape[0]} resampled to the photo's {W}x{H}" + (" along its edges" if refine else ""))
+        notes.append(f"depth {raw_shape[1]}x{raw_shape[0]} resampled to the photo's {W}x{H}" + ("" if refine is False else " along its edges"))
+        aligned = _align(values, kind, image, refine is not False)
     elif refine:
-        notes.append("depth edges aligned with the photo's edges (guided filter)")
-    aligned = _align(values, kind, image, refine)
-    return DepthResult(aligned, kind, metric, source, notes, raw_shape)
+        notes.append("depth edges aligned with the photo's edges (weighted median)")
+        aligned = _align(values, kind, image, True)
+    else:
+        # A map that already fits is the user's (or the camera's) word: left alone
+        # (invalid values filled).
+        aligned = np.asarray(values, dtype=np.float32)
+        if _invalid_count(aligned, kind):
+            aligned = raw_disp if kind == "disparity" else (1.0 / raw_disp).astype(np.float32)
+    return DepthResult(aligned, kind, metric, source, notes, raw_shape, raw_range)

@@ -32,8 +32,13 @@ def colorize(disparity01: np.ndarray) -> np.ndarray:
     return (_ANCHORS[i] * (1 - f) + _ANCHORS[i + 1] * f).astype(np.float32)
 
 
+#: Formats the float depth can be written in.
+DEPTH_SUFFIXES = (".npy", ".pfm", ".tif", ".tiff")
+
+
 def sidecar_paths(out: Path) -> tuple[Path, Path]:
     """The 16-bit disparity PNG and the preview written beside ``out``."""
+    out = Path(out)
     return out.with_name(out.stem + "-disparity.png"), out.with_name(out.stem + "-preview.png")
 
 
@@ -44,16 +49,14 @@ def write_depth_outputs(out: str | os.PathLike, values: np.ndarray, disparity01:
     """
     from refocus.io.depthfile import write_pfm
     from refocus.io.image import atomic_write_many, image_writer
+    from refocus.io.outputs import check_outputs
 
     out = Path(out)
     suffix = out.suffix.lower()
-    if suffix not in (".npy", ".pfm", ".tif", ".tiff"):
+    if suffix not in DEPTH_SUFFIXES:
         raise RefocusError(f"depth output must be .npy, .pfm or .tif, got {suffix or '(none)'}")
     png16, preview = sidecar_paths(out)
-    protected = {Path(p).resolve() for p in protect}
-    for p in (out, png16, preview):
-        if p.resolve() in protected:
-            raise RefocusError(f"refusing to overwrite the input {p.name}; choose another output name")
+    check_outputs([out, png16, preview], protect, overwrite=True)  # the command checked the sidecars
     vals = np.ascontiguousarray(values, dtype=np.float32)
 
     def _write(tmp: Path) -> None:

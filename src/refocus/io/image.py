@@ -50,6 +50,15 @@ class ImageInfo:
     mode: str = "RGB"
     extra: dict = field(default_factory=dict)
 
+    @property
+    def grayscale(self) -> bool:
+        """Whether the input had one colour channel (results are written the same way)."""
+        return self.mode in _GRAY_MODES
+
+
+#: Pillow modes of single-channel images (with or without alpha).
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
 
 def as_float_rgb(image) -> tuple[np.ndarray, np.ndarray | None]:
     """An in-memory image as the project's float32 H x W x 3 in [0, 1], plus its alpha.
@@ -183,14 +192,15 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
         x, bits = np.clip(arr.astype(np.float32), 0, 1), 16
     else:
         return None, ImageInfo(path=path)
+    mode = "RGB"
     if x.shape[2] == 1:
-        x = np.repeat(x, 3, axis=2)
+        x, mode = np.repeat(x, 3, axis=2), "L"
     elif x.shape[2] == 4:
         alpha = x[..., 3].copy()
         x = x[..., :3]
     elif x.shape[2] != 3:
         return None, ImageInfo(path=path)
-    return np.ascontiguousarray(x, dtype=np.float32), ImageInfo(path=path, bit_depth=bits, alpha=alpha)
+    return np.ascontiguousarray(x, dtype=np.float32), ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode)
 
 
 # Temporary files are named ".<name>.refocus-<host>-<pid>-<random>.part<ext>" in the
@@ -368,10 +378,13 @@ def write_image(
     info: ImageInfo | None = None,
     bit_depth: int | None = None,
     quality: int = 95,
+    grayscale: bool | None = None,
 ) -> Path:
     """Write float32 H x W x 3 sRGB in [0, 1] to PNG, JPEG, TIFF, WebP (atomically).
 
     ``bit_depth`` 16 writes 16-bit PNG/TIFF; by default the input's depth is kept.
+    ``grayscale``: write one channel (the mean of the three); by default when the
+    input (``info``) was grayscale, except to WebP, which has no grayscale mode.
     EXIF and ICC profile from ``info`` are carried over where the format allows; an
     alpha channel in ``info`` is written back for formats that have one.
     """
@@ -401,16 +414,25 @@ def image_writer(
     if suffix not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
         raise RefocusError(f"unsupported output format {suffix or '(none)'}: use .png, .jpg, .tif or .webp")
     x = np.clip(np.nan_to_num(image, nan=0.0), 0, 1)
+    if grayscale is None:
+        grayscale = info is not None and info.grayscale and suffix != ".webp"
+    if grayscale:
+        x = x.mean(axis=2, keepdims=True)
 
     def _write(tmp: Path) -> None:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
             chans = x if alpha is None else np.concatenate([x, alpha[..., None]], axis=2)
+            kw = {"photometric": "minisblack" if grayscale else "rgb"}
+            if grayscale and alpha is not None:
+                kw["extrasamples"] = ["unassalpha"]
+            elif grayscale:
+                chans = chans[..., 0]
             if bits == 16:
-                tifffile.imwrite(tmp, np.round(chans * 65535).astype(np.uint16), photometric="rgb")
+                tifffile.imwrite(tmp, np.round(chans * 65535).astype(np.uint16), **kw)
             else:
-                tifffile.imwrite(tmp, np.round(chans * 255).astype(np.uint8), photometric="rgb")
+                tifffile.imwrite(tmp, np.round(chans * 255).astype(np.uint8), **kw)
             return
         if suffix == ".png" and bits == 16:
             _write_png16(tmp, x, alpha)
@@ -418,7 +440,9 @@ def image_writer(
         arr8 = np.round(x * 255).astype(np.uint8)
         if alpha is not None and suffix in (".png", ".webp"):
             a8 = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
-            img = Image.fromarray(np.concatenate([arr8, a8[..., None]], axis=2), "RGBA")
+            img = Image.fromarray(np.concatenate([arr8, a8[..., None]], axis=2), "LA" if grayscale else "RGBA")
+        elif grayscale:
+            img = Image.fromarray(arr8[..., 0], "L")
         else:
             img = Image.fromarray(arr8, "RGB")
         kwargs = {}
@@ -446,7 +470,8 @@ def _exif_without_orientation(exif: bytes) -> bytes:
 
 
 def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> None:
-    """16-bit RGB(A) PNG; Pillow cannot write 16-bit colour PNGs itself."""
+    """16-bit gray, gray + alpha, RGB or RGBA PNG (by the channels of ``rgb``);
+    Pillow cannot write 16-bit colour PNGs itself."""
     import zlib
     import struct
 
@@ -458,7 +483,7 @@ def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> None:
     def chunk(tag: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload) & 0xFFFFFFFF)
 
-    color_type = 6 if c == 4 else 2
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     ihdr = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n")

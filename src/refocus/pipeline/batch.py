@@ -25,7 +25,6 @@ from refocus.errors import RefocusError
 from refocus.pipeline.config import RefocusConfig
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".bmp")
-DEPTH_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr")
 
 
 @dataclass
@@ -97,13 +96,10 @@ def output_problem(path: Path) -> str | None:
 
 
 def find_depth(photo: Path, depth_dir: Path | None, depth_suffix: str) -> Path | None:
-    """The depth map of ``photo``, if there is one."""
-    folder = depth_dir or photo.parent
-    for ext in DEPTH_SUFFIXES:
-        cand = folder / f"{photo.stem}{depth_suffix}{ext}"
-        if cand.exists():
-            return cand
-    return None
+    """The depth map of ``photo``, if there is one (:func:`refocus.depth.find_neighbour_depth`)."""
+    from refocus.depth import find_neighbour_depth
+
+    return find_neighbour_depth(photo, depth_dir, depth_suffix)
 
 
 def output_for(photo: Path, out_dir: Path, fmt: str | None) -> Path:
@@ -189,6 +185,7 @@ def run_batch(
     on_start : called with the number of photos to process.
     on_progress : called with (file name, status, message) as each finishes.
     """
+    from refocus.io.outputs import check_outputs
     from refocus.pipeline.options import IMAGE_SUFFIXES
 
     t0 = time.perf_counter()
@@ -211,13 +208,18 @@ def run_batch(
     todo = []
     for p in photos:
         out = output_for(p, out_dir, fmt)
+        depth = find_depth(p, ddir, depth_suffix)
+        try:
+            check_outputs([out], [p, depth, cfg.aperture.image_path])
+        except RefocusError as exc:
+            summary.failed.append((p.name, str(exc)))
+            continue
         if out.exists() and not overwrite:
             problem = output_problem(out)
             if problem is None:
                 summary.kept.append(p.name)
                 continue
             summary.redone.append((p.name, f"the output {out.name} {problem}"))
-        depth = find_depth(p, ddir, depth_suffix)
         todo.append((str(p), str(out), None if depth is None else str(depth)))
     _check_room(todo, out_dir)
     if on_start is not None:

@@ -380,6 +380,16 @@ def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparit
     return strength_for_normalised_disparity(k_metric, lo, hi)
 
 
+def output_info(info: ImageInfo | None, cfg: RefocusConfig) -> ImageInfo | None:
+    """The metadata to write with a result rendered with ``cfg``: with ``f_number``,
+    EXIF FNumber becomes the simulated one and UserComment keeps the original."""
+    if info is None or cfg.f_number is None:
+        return info
+    from refocus.camera.exif import exif_with_f_number
+
+    return replace(info, exif=exif_with_f_number(info.exif, cfg.f_number))
+
+
 # -- the one-shot API ----------------------------------------------------------
 
 
@@ -494,7 +504,7 @@ def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResu
         focus_disparity=fd,
         strength=k,
         deblurred=deblurred,
-        info=photo.info,
+        info=output_info(photo.info, cfg),
         config=cfg,
         depth_source=photo.depth_source,
         notes=photo.notes,

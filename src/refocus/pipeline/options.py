@@ -109,28 +109,31 @@ def build_config(
 
 def check_output(
     output: str | os.PathLike,
-    inputs: list[str | os.PathLike] = (),
+    inputs: list[str | os.PathLike | None] = (),
     suffixes=IMAGE_SUFFIXES,
+    unnamed: list[str | os.PathLike] = (),
+    overwrite: bool = False,
     photo: str | os.PathLike | None = None,
     bytes_per_pixel: float | None = None,
 ) -> Path:
     """Refuse, before any work, an output that cannot be written or would hit an input.
 
+    ``inputs``: every file the command reads (photo, depth, aperture image...);
+    ``unnamed``: files written beside ``output`` (see :mod:`refocus.io.outputs`).
     With ``photo``, also refuse when the output's disk has less free space than the
     result will need (estimated from the photo's declared size: ``bytes_per_pixel``,
     or the image format's upper estimate).
     """
     from refocus.io.image import check_free_space, check_output_folder, estimate_output_bytes
     from refocus.io.limits import photo_size
+    from refocus.io.outputs import check_outputs
 
     out = Path(output)
     if out.suffix.lower() not in suffixes:
         raise RefocusError(f"unsupported output format {out.suffix or '(none)'} for {out.name}: use {', '.join(suffixes)}")
     if out.is_dir():
         raise RefocusError(f"output {out} is a folder; give a file name")
-    for p in inputs:
-        if p is not None and out.resolve() == Path(p).resolve():
-            raise RefocusError(f"refusing to overwrite the input {Path(p).name}; choose another output path")
+    check_outputs([out], inputs, unnamed, overwrite)
     check_output_folder(out)
     if photo is not None:
         size = photo_size(photo)
@@ -139,3 +142,14 @@ def check_output(
             need = int(w * h * bytes_per_pixel) if bytes_per_pixel else estimate_output_bytes(w, h, out.suffix, 16)
             check_free_space(out, need)
     return out
+
+
+def command_inputs(image, depth=None, aperture: str | None = None) -> list:
+    """The files a refocusing command reads: the photo, its depth map (given, or the
+    neighbouring one :func:`refocus.depth.find_neighbour_depth` picks), an aperture image."""
+    from refocus.depth import find_neighbour_depth
+    from refocus.io.outputs import aperture_input
+
+    if depth is None and image is not None:
+        depth = find_neighbour_depth(image)
+    return [image, depth, aperture_input(aperture)]

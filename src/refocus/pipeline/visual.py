@@ -47,6 +47,18 @@ def coc_to_rgb(coc_px: np.ndarray, image: np.ndarray | None = None, in_focus_px:
     return np.clip(col, 0, 1).astype(np.float32)
 
 
+#: The files :func:`save_intermediates` writes into its folder.
+INTERMEDIATE_NAMES = (
+    "all_in_focus.png", "disparity.png", "coc.png", "input_blur.png",
+    "disparity.npy", "coc_px.npy", "input_blur_px.npy", "settings.json",
+)
+
+
+def intermediate_paths(folder: str | Path) -> list[Path]:
+    """Where :func:`save_intermediates` writes (for the output checks, before any work)."""
+    return [Path(folder) / n for n in INTERMEDIATE_NAMES]
+
+
 def save_intermediates(result, folder: str | Path) -> list[Path]:
     """Write the all-in-focus image, disparity and signed CoC (colour PNG + .npy).
 

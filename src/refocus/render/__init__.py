@@ -70,15 +70,17 @@ def prepare_disparity(
         d = 1.0 / d
     elif kind != "disparity":
         raise RefocusError(f"unknown depth kind {kind!r}: use disparity or depth")
+    # The range of the map as given: resampling (edge alignment removes isolated
+    # extremes) must not change what a normalised focus value or K means.
+    lo, hi = float(d.min()), float(d.max())
     if shape is not None and tuple(shape) != d.shape:
         warnings.warn(f"depth map is {d.shape[1]}x{d.shape[0]}, image is {shape[1]}x{shape[0]}: resampling the depth", stacklevel=2)
         d = resample_depth(d, shape, guide)
     if normalize:
-        lo, hi = float(d.min()), float(d.max())
         if hi - lo < 1e-12:
             warnings.warn("depth map is constant: the whole image lies on one plane", stacklevel=2)
             return np.zeros_like(d)
-        d = (d - lo) / (hi - lo)
+        d = np.clip((d - lo) / (hi - lo), 0.0, 1.0)
     return d.astype(np.float32)
 
 

@@ -127,7 +127,8 @@ def build_app(device: str = "auto"):
             return None, None, None, None, None, "upload a photo"
         try:
             depth_path = depth_file if isinstance(depth_file, str) or depth_file is None else depth_file.name
-            key = session.load(photo_path, depth_path, depth_kind, device=device)
+            # The radio always has a value; it only means something for a depth file.
+            key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device)
             entry = session.get(key)
             slider, coc_img, status = _update(key, None, *settings)
         except RefocusError as exc:
@@ -178,9 +179,11 @@ def build_app(device: str = "auto"):
                 # image_mode=None: Gradio hands over the uploaded file as is; with a mode
                 # it decodes and converts any image of another mode before our size check.
                 photo = gr.Image(label="Photo (click to focus)", type="filepath", image_mode=None, sources=["upload"], elem_id="photo")
+                # No fixed height: Gradio's drop zone needs its own (a 90 px box clipped
+                # its "Drop File Here" text under the label).
                 depth_file = gr.File(
-                    label="Depth or disparity map (optional; upload it before the photo)",
-                    file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth", height=90,
+                    label="Depth or disparity map (optional, before or after the photo)",
+                    file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth",
                 )
                 depth_kind = gr.Radio(["disparity", "depth"], value="disparity", label="The depth file holds")
                 blur_mode = gr.Radio(["strength", "f-number"], value="strength", label="Blur set by")

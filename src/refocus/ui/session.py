@@ -25,7 +25,7 @@ import numpy as np
 
 from refocus.errors import RefocusError
 from refocus.pipeline.config import RefocusConfig
-from refocus.pipeline.core import PreparedPhoto, prepare
+from refocus.pipeline.core import PreparedPhoto, output_info, prepare
 
 #: Largest preview rendered after a click or a slider release (pixels).
 PREVIEW_PIXELS = 1_000_000
@@ -206,14 +206,15 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
 
     entry = get(key)
     if entry.full.scale != 1.0 and entry.source_path is not None:
-        # A working copy: the full size is rendered now, on demand, by the whole pipeline.
+        # A working copy: the full size is rendered now, on demand, by the whole pipeline
+        # (whose result carries the output metadata already).
         from refocus.pipeline.core import refocus
 
         res = refocus(entry.source_path, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}))
         img, info = res.image, res.info
     else:
         img, _, _ = render(key, cfg, full_resolution=True)
-        info = entry.full.info
+        info = output_info(entry.full.info, cfg)
     stem = Path(info.path).stem if info is not None and info.path is not None else "photo"
     ext, bits = {"png8": (".png", 8), "png16": (".png", 16), "jpeg": (".jpg", 8)}.get(fmt, (None, None))
     if ext is None:

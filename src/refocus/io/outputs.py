@@ -1,0 +1,76 @@
+"""The one rule every command and the UI apply to the files they are about to write.
+
+* Nothing is ever written over one of the run's inputs (photo, depth map, mask,
+  aperture image, weights), whatever name the output was given.
+* A file the user named (``-o OUT``) may replace an older file of that name; a file
+  written *beside* it that the user did not name (a sidecar, an intermediate) never
+  replaces an existing file unless the user asked for it (``--overwrite``): such a
+  file may be the user's own, e.g. the ``PHOTO-disparity.png`` that ``batch`` and
+  ``refocus`` read as the photo's depth.
+
+Checked before any work, so a refusal costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from refocus.errors import RefocusError
+
+#: Aperture names that are shapes, not files (``--aperture``).
+APERTURE_SHAPES = ("disc", "circle", "polygon", "blades")
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (symbolic and hard links included)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def aperture_input(spec: str | os.PathLike | None) -> Path | None:
+    """The file an ``--aperture`` value reads, or None for a named shape."""
+    if spec is None or str(spec) in APERTURE_SHAPES:
+        return None
+    return Path(spec)
+
+
+def check_outputs(
+    named: Iterable[str | os.PathLike | None],
+    inputs: Iterable[str | os.PathLike | None] = (),
+    unnamed: Iterable[str | os.PathLike] = (),
+    overwrite: bool = False,
+) -> None:
+    """Refuse outputs that would write over an input or replace a file nobody named.
+
+    Parameters
+    ----------
+    named : the output paths the user gave (``None`` entries are ignored).
+    inputs : every file the run reads (``None`` entries are ignored).
+    unnamed : files written beside the named ones.
+    overwrite : allow ``unnamed`` files to replace existing ones (never inputs).
+
+    Raises
+    ------
+    RefocusError
+        One line naming the file and what to do.
+    """
+    ins = [Path(p) for p in inputs if p is not None]
+    unnamed = [Path(p) for p in unnamed]
+    for out in [Path(p) for p in named if p is not None] + unnamed:
+        for p in ins:
+            if same_file(out, p):
+                raise RefocusError(f"refusing to overwrite the input {p.name}; choose another output path")
+    if not overwrite:
+        for out in unnamed:
+            if out.exists():
+                raise RefocusError(
+                    f"{out} already exists and would be replaced by a file you did not name; "
+                    "move it, choose another output name, or pass --overwrite"
+                )

@@ -1,0 +1,104 @@
+"""What a result keeps of its input: grayscale stays grayscale, and the EXIF says the
+f-number the result was rendered for (issue 13 items 13 and 14)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
+
+from refocus.cli import main
+
+H, W = 48, 64
+
+
+def _run(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    return exc.value.code, capsys.readouterr().err
+
+
+def _gray():
+    y, x = np.mgrid[0:H, 0:W]
+    return ((x * 4 + y * 2) % 256).astype(np.uint8)
+
+
+@pytest.fixture()
+def depth(tmp_path):
+    p = tmp_path / "d.npy"
+    np.save(p, np.tile(np.linspace(0, 1, W, dtype=np.float32), (H, 1)))
+    return p
+
+
+@pytest.mark.parametrize(
+    "name, save, mode",
+    [
+        ("g.png", lambda p: Image.fromarray(_gray()).save(p), "L"),
+        ("g16.png", lambda p: Image.fromarray(_gray().astype(np.uint16) * 257).save(p), "I;16"),
+        ("g.jpg", lambda p: Image.fromarray(_gray()).save(p, quality=95), "L"),
+        ("g.tif", lambda p: __import__("tifffile").imwrite(p, _gray()), "L"),
+    ],
+)
+@pytest.mark.parametrize("cmd", ["refocus", "render"])
+def test_grayscale_input_gives_grayscale_output(tmp_path, capsys, depth, name, save, mode, cmd):
+    src = tmp_path / name
+    save(src)
+    out = tmp_path / ("out" + src.suffix)
+    extra = ["--no-deblur"] if cmd == "refocus" else ["--focus-value", "0.5"]
+    code, err = _run(capsys, cmd, src, "--depth", depth, "-o", out, "-k", "3", *extra)
+    assert code in (0, None), err
+    with Image.open(out) as o:
+        assert o.mode == mode
+
+
+def test_color_input_stays_rgb(tmp_path, capsys, depth):
+    src = tmp_path / "c.png"
+    Image.fromarray(np.dstack([_gray(), _gray()[::-1], _gray()[:, ::-1]])).save(src)
+    code, err = _run(capsys, "refocus", src, "--depth", depth, "-o", tmp_path / "o.png", "-k", "3", "--no-deblur")
+    assert code in (0, None), err
+    with Image.open(tmp_path / "o.png") as o:
+        assert o.mode == "RGB"
+
+
+def test_exif_f_number_is_the_simulated_one_and_the_original_is_kept(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    ex = Image.Exif()
+    sub = ex.get_ifd(0x8769)
+    sub[0x829D] = IFDRational(4, 1)  # taken at f/4
+    sub[0x920A] = IFDRational(50, 1)
+    sub[0xA405] = 50
+    photo = tmp_path / "p.jpg"
+    Image.fromarray((rng.random((H, W, 3)) * 255).astype(np.uint8)).save(photo, exif=ex.tobytes(), quality=95)
+    np.save(tmp_path / "z.npy", np.where(np.arange(W)[None, :] < W // 2, 2.0, 4.0).astype(np.float32).repeat(H, axis=0))
+    out = tmp_path / "o.jpg"
+    code, err = _run(capsys, "refocus", photo, "-o", out, "--depth", tmp_path / "z.npy", "--depth-kind", "depth",
+                     "--focus", "10,20", "--f-number", "1.8", "--no-deblur")
+    assert code in (0, None), err
+    from refocus.camera import read_camera_info
+
+    assert read_camera_info(out).f_number == pytest.approx(1.8)
+    with Image.open(out) as o:
+        exif = o.getexif().get_ifd(0x8769)
+    comment = exif[0x9286].decode("ascii", "replace")
+    assert "f/1.8" in comment and "taken at f/4" in comment
+    assert float(exif[0x920A]) == 50  # the rest of the EXIF is kept
+    # A strength instead of an f-number leaves the EXIF as it was.
+    code, err = _run(capsys, "refocus", photo, "-o", tmp_path / "k.jpg", "--depth", tmp_path / "z.npy", "-k", "3", "--no-deblur")
+    assert code in (0, None), err
+    assert read_camera_info(tmp_path / "k.jpg").f_number == pytest.approx(4.0)
+
+
+def test_ui_export_writes_the_simulated_f_number():
+    from refocus.io import ImageInfo
+    from refocus.pipeline import RefocusConfig
+    from refocus.pipeline.core import output_info
+
+    ex = Image.Exif()
+    ex.get_ifd(0x8769)[0x829D] = IFDRational(4, 1)
+    info = ImageInfo(exif=ex.tobytes())
+    assert output_info(info, RefocusConfig(strength=3)) is info
+    new = output_info(info, RefocusConfig(f_number=2.0))
+    e = Image.Exif()
+    e.load(new.exif)
+    assert float(e.get_ifd(0x8769)[0x829D]) == 2.0 and info.exif == ex.tobytes()
