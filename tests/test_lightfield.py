@@ -48,14 +48,56 @@ def test_point_blurs_to_disc_of_radius_R_times_d_minus_s(radius, d, s):
     assert {(float(y), float(x)) for y, x in zip(ys, xs)} == expected
 
 
-def test_subpixel_focus_is_bilinear_and_conserves_energy():
+def test_subpixel_focus_conserves_energy():
     tex = np.zeros((41, 41, 3), np.float32)
     tex[20, 20] = 1.0
     lf = plane_lightfield(tex, 0.0)
     out = lfm.refocus_linear(lf, 0.3, 2)[..., 0]
-    assert out.sum() == pytest.approx(1.0, rel=1e-5)
-    ys, xs = np.nonzero(out > 1e-6)
-    assert np.hypot(xs - 20, ys - 20).max() <= 2 * 0.3 * math.sqrt(2) + 1.5
+    assert out.sum() == pytest.approx(1.0, rel=1e-4)
+    # The spline's ringing is small and the energy stays within the disc's reach.
+    r = np.hypot(*(np.mgrid[0:41, 0:41] - 20))
+    assert np.abs(out[r > 2 * 0.3 * math.sqrt(2) + 2.5]).sum() < 0.02
+
+
+def _fourier_shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """img(x - dx, y - dy) for a periodic, band-limited image (exact)."""
+    h, w = img.shape[:2]
+    ky = np.fft.fftfreq(h)[:, None, None]
+    kx = np.fft.fftfreq(w)[None, :, None]
+    spec = np.fft.fft2(img, axes=(0, 1)) * np.exp(-2j * np.pi * (kx * dx + ky * dy))
+    return np.real(np.fft.ifft2(spec, axes=(0, 1))).astype(np.float32)
+
+
+def test_ground_truth_keeps_the_detail_of_an_in_focus_plane():
+    """Issue 12, defect 6: bilinear sub-pixel shifts blurred the light-field ground
+    truth itself (a plane in focus at a fractional disparity came out low-passed),
+    which rewarded blurry methods. A band-limited texture at disparity 0.37 px per
+    view step, refocused on its own plane, must come back nearly unchanged."""
+    import skimage.data
+    import skimage.transform
+
+    tex = skimage.transform.resize(skimage.data.astronaut()[100:356, 100:356], (96, 96), anti_aliasing=True).astype(np.float32)
+    # Make it periodic and band-limited, as the exact Fourier shift needs.
+    tex = _fourier_shift(tex, 0.0, 0.0)
+    d, grid = 0.37, 9
+    c = (grid - 1) / 2
+    views = np.empty((grid, grid) + tex.shape, np.float32)
+    for v in range(grid):
+        for u in range(grid):
+            views[v, u] = _fourier_shift(tex, -d * (u - c), -d * (v - c))
+    lf = lfm.LightField(views, np.full(tex.shape[:2], d, np.float32), "plane")
+    b = 8
+    err = {}
+    for order in (1, 3):
+        saved = lfm.shift_image
+        lfm.shift_image = lambda img, dx, dy, _o=order: saved(img, dx, dy, order=_o)
+        try:
+            out = lfm.refocus_linear(lf, d, 4)
+        finally:
+            lfm.shift_image = saved
+        err[order] = 10 * np.log10(1.0 / np.mean((out - tex)[b:-b, b:-b] ** 2))
+    # Measured: bilinear 35.8 dB, cubic spline 44.3 dB.
+    assert err[3] > 42.0 and err[3] > err[1] + 6.0, err
 
 
 def test_aperture_offsets():

@@ -98,7 +98,10 @@ def test_needs_deblur_only_where_new_blur_is_smaller_than_the_input_blur(scene_f
 def test_keep_sharp_input_never_worse_where_already_right():
     rng = np.random.default_rng(1)
     inp = rng.random((20, 20, 3)).astype(np.float32)
-    rendered = np.zeros_like(inp)
+    # In focus the render agrees with the input up to its resampling (keep_sharp_input
+    # puts the input back only where it does, KEEP_AGREE_LINEAR).
+    rendered = inp + 0.02
+    rendered[:, 10:] = 0.0
     coc = np.zeros((20, 20), np.float32)
     coc[:, 10:] = 5.0
     blur = np.zeros((20, 20), np.float32)
