@@ -388,7 +388,7 @@ def write_image(
     EXIF and ICC profile from ``info`` are carried over where the format allows; an
     alpha channel in ``info`` is written back for formats that have one.
     """
-    return atomic_write_bytes(path, image_writer(path, image, info, bit_depth, quality))
+    return atomic_write_bytes(path, image_writer(path, image, info, bit_depth, quality, grayscale))
 
 
 def image_writer(
@@ -397,6 +397,7 @@ def image_writer(
     info: ImageInfo | None = None,
     bit_depth: int | None = None,
     quality: int = 95,
+    grayscale: bool | None = None,
 ):
     """The checks of :func:`write_image`, then a function that writes the image to a
     given (temporary) path, for :func:`atomic_write_many`."""

@@ -25,6 +25,7 @@ from refocus.errors import RefocusError
 from refocus.pipeline.config import RefocusConfig
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".bmp")
+DEPTH_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr")
 
 
 @dataclass
