@@ -261,3 +261,49 @@ def test_keep_sharp_leaves_no_dotted_outline_where_the_coc_crosses_zero(rng):
         # In focus and agreeing with the render, the input is still put back.
         flat = keep_sharp_input(img + 0.01, img, np.zeros((h, w), np.float32), blur, 0.5)
         np.testing.assert_allclose(flat, img, atol=1e-6)
+
+
+def test_deblurnet_blur_map_is_pooled_per_depth_over_texture():
+    """Issue 12, defect 3: DeblurNet's defocus map reads 3-4 px of blur in flat,
+    textureless regions where the true CoC is ~0.2 px, and the pipeline trusted it.
+    Pooled per disparity over textured pixels, the flat half reads what the textured
+    half of the same depth reads; with the edge-based estimate as prior, never more."""
+    from refocus.pipeline.sharpness import pool_blur_by_disparity
+
+    rng = np.random.default_rng(3)
+    h, w = 96, 128
+    img = np.full((h, w, 3), 0.5, np.float32)
+    img[:, : w // 2] = rng.random((h, w // 2, 1)).astype(np.float32)  # textured left half
+    disp = np.zeros((h, w), np.float32)
+    disp[h // 2 :] = 1.0  # two depths, each half textured and half flat
+    raw = np.where(np.arange(w)[None, :] < w // 2, 0.2, 4.0).astype(np.float32) * np.ones((h, 1), np.float32)
+    pooled = pool_blur_by_disparity(raw, disp, img)
+    assert np.abs(pooled - 0.2).max() < 1e-6
+    prior = np.full((h, w), 0.1, np.float32)
+    prior[: h // 2] = np.nan  # no edge reading at the far depth
+    both = pool_blur_by_disparity(raw, disp, img, prior_px=prior)
+    assert np.allclose(both[h // 2 :], 0.1) and np.allclose(both[: h // 2], 0.2)
+
+
+def test_all_in_focus_used_only_where_the_new_focus_needs_sharpening():
+    """Issue 12, defect 4: where the input is at most ~1 px blurrier than asked, the
+    input is kept with only the blur it lacks (sign(c) sqrt(c^2 - b^2)); DeblurNet's
+    output takes over where more than ~2 px must be removed."""
+    from refocus.pipeline.core import PreparedPhoto
+
+    rng = np.random.default_rng(4)
+    h, w = 8, 30
+    img = rng.random((h, w, 3)).astype(np.float32)
+    aif = rng.random((h, w, 3)).astype(np.float32)
+    blur = np.zeros((h, w), np.float32)
+    blur[:, 10:20] = 1.5  # 1.5 px blurred, asked for 1 px: nothing worth sharpening
+    blur[:, 20:] = 6.0  # 6 px blurred, asked for 1 px: sharpen
+    photo = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=blur, all_in_focus=aif)
+    coc = np.full((h, w), 1.0, np.float32)
+    coc[:, :10] = 4.0
+    base, coc_eff = photo._sharpened_base(coc)
+    np.testing.assert_allclose(base[:, :20], photo.linear[:, :20], atol=1e-6)
+    np.testing.assert_allclose(coc_eff[:, :10], 4.0, atol=1e-6)
+    np.testing.assert_allclose(coc_eff[:, 10:20], 0.0, atol=1e-6)  # 1 < 1.5: no blur to add
+    np.testing.assert_allclose(base[:, 20:], photo.aif_linear[:, 20:], atol=1e-6)
+    np.testing.assert_allclose(coc_eff[:, 20:], 1.0, atol=1e-6)

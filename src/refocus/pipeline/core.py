@@ -22,6 +22,12 @@ from refocus.pipeline.config import RefocusConfig
 
 #: Input blur radius (px) under which the input counts as sharp.
 SHARP_INPUT_PX = 1.0
+#: Sharpening (input blur minus the new |CoC|, px) at which the all-in-focus image
+#: takes over from the input, fully at SHARPEN_FROM_PX + 1: less than that is left
+#: to the input with the blur it lacks (issue 12: DeblurNet's output is worse than
+#: the input wherever little or nothing must be removed, e.g. all 6 deblur cases of
+#: a real Lytro capture, where the input's blur is under 1 px).
+SHARPEN_FROM_PX = 1.0
 
 
 @dataclass
@@ -129,7 +135,14 @@ class PreparedPhoto:
         self.all_in_focus = aif
         self._aif_linear = None
         if defocus is not None and np.shape(defocus) == self.shape:
-            self.input_blur_px = np.abs(np.asarray(defocus, dtype=np.float32))
+            from refocus.pipeline.sharpness import pool_blur_by_disparity
+
+            # DeblurNet's map reads blur in flat, textureless regions (3-4 px where
+            # the true CoC is ~0.2): pooled per disparity over textured pixels, and
+            # never above the edge-based estimate where that has one.
+            self.input_blur_px = pool_blur_by_disparity(
+                np.abs(np.asarray(defocus, dtype=np.float32)), self.disparity, self.image, prior_px=self.input_blur_px
+            )
         return True
 
     # -- rendering ------------------------------------------------------------
@@ -161,7 +174,7 @@ class PreparedPhoto:
         if use_all_in_focus is None:
             use_all_in_focus = self.all_in_focus is not None
         if use_all_in_focus and self.aif_linear is not None:
-            base, coc_eff = self.aif_linear, coc
+            base, coc_eff = self._sharpened_base(coc)
         else:
             # The input already carries its own blur b: adding a blur of radius
             # sqrt(c^2 - b^2) gives about c in total (radii of successive blurs add
@@ -181,6 +194,24 @@ class PreparedPhoto:
         out_lin = render_linear(base, coc_eff, RenderConfig(**overrides))
         out_lin = keep_sharp_input(out_lin, self.linear, coc, self.input_blur_px, cfg.keep_sharp_px)
         return linear_to_srgb(out_lin), coc
+
+    def _sharpened_base(self, coc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The image to render from and the CoC to render with, when an all-in-focus
+        image exists: that image with the full CoC where the new focus needs
+        sharpening (the input blur exceeds the new |CoC| by more than
+        :data:`SHARPEN_FROM_PX`), elsewhere the input with only the blur it lacks,
+        blended over one pixel of needed sharpening."""
+        b = np.asarray(self.input_blur_px, dtype=np.float32)
+        known = np.isfinite(b)
+        b0 = np.where(known, b, 0.0).astype(np.float32)
+        # Unknown input blur: the network's output is used, as before any estimate.
+        need = np.where(known, b0 - np.abs(coc), np.inf)
+        w = np.clip(need - SHARPEN_FROM_PX, 0.0, 1.0).astype(np.float32)
+        if float(w.min()) >= 1.0:
+            return self.aif_linear, coc
+        coc_in = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - b0 * b0, 0.0))).astype(np.float32)
+        base = self.linear + w[..., None] * (self.aif_linear - self.linear)
+        return base.astype(np.float32), (coc_in + w * (coc - coc_in)).astype(np.float32)
 
     def resized(self, max_pixels: int) -> "PreparedPhoto":
         """A copy at most ``max_pixels`` large (for interactive previews).

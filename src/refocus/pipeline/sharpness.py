@@ -131,3 +131,43 @@ def input_blur_map(image_srgb: np.ndarray, disparity: np.ndarray, n_bins: int = 
     centres, per_bin = blur_by_disparity(image_srgb, disparity, n_bins)
     idx = np.minimum((np.clip(disparity, 0, 1) * n_bins).astype(np.int64), n_bins - 1)
     return per_bin[idx].astype(np.float32)
+
+
+def pool_blur_by_disparity(
+    blur_px: np.ndarray, disparity: np.ndarray, image_srgb: np.ndarray, n_bins: int = 24, prior_px: np.ndarray | None = None
+) -> np.ndarray:
+    """A per-pixel blur map (e.g. DeblurNet's) made a function of disparity.
+
+    A scene's defocus depends on depth only, while a network's per-pixel reading is
+    only reliable where there is texture to read it from. Per disparity bin, the
+    median of ``blur_px`` over the textured pixels (the edge pixels of
+    :func:`_edge_readings`); bins with fewer than ``_MIN_EDGES`` of them keep the
+    per-pixel values. With ``prior_px`` (the edge-based :func:`input_blur_map`), the
+    smaller of the two where both are known: over-reading blur makes the pipeline
+    sharpen or skip blur where none is needed, the costlier error.
+
+    Returns
+    -------
+    (H, W) float32, px.
+    """
+    blur = np.asarray(blur_px, dtype=np.float32)
+    edges, _ = _edge_readings(image_srgb)
+    d = np.clip(np.asarray(disparity, dtype=np.float32), 0.0, 1.0)
+    idx_all = np.minimum((d * n_bins).astype(np.int64), n_bins - 1)
+    idx = idx_all.ravel()[edges]
+    vals = blur.ravel()[edges]
+    order = np.argsort(idx, kind="stable")
+    idx, vals = idx[order], vals[order]
+    bounds = np.searchsorted(idx, np.arange(n_bins + 1))
+    per_bin = np.full(n_bins, np.nan, dtype=np.float32)
+    for b in range(n_bins):
+        v = vals[bounds[b] : bounds[b + 1]]
+        v = v[np.isfinite(v)]
+        if v.size >= _MIN_EDGES:
+            per_bin[b] = float(np.median(v))
+    pooled = per_bin[idx_all]
+    out = np.where(np.isfinite(pooled), pooled, blur)
+    if prior_px is not None:
+        prior = np.asarray(prior_px, dtype=np.float32)
+        out = np.where(np.isfinite(prior) & np.isfinite(out), np.minimum(out, prior), np.where(np.isfinite(out), out, prior))
+    return out.astype(np.float32)
