@@ -111,6 +111,8 @@ def tables_cmd(
     ),
 ) -> None:
     """The README's measured-quality and speed tables, rendered from benchmark reports."""
+    import shlex
+
     from refocus.bench import tables as tb
 
     sources = tb.load_reports(reports)
@@ -118,7 +120,7 @@ def tables_cmd(
     # The generated line names the command; the arguments as given keep it reproducible
     # from where it was run and the same on every rerun.
     args = [str(p) for p in reports] + (["--datasets", datasets] if datasets else []) + (["--readme", str(readme)] if readme else [])
-    command = "refocus bench tables " + " ".join(tb.shlex.quote(a) for a in args)
+    command = "refocus bench tables " + " ".join(shlex.quote(a) for a in args)
     blocks = tb.render_blocks(sources, command, cols)
     if readme is None:
         typer.echo("\n\n".join(tb.wrap(k, b) for k, b in blocks.items()))
