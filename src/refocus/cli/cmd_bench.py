@@ -94,6 +94,41 @@ def speed_cmd(
     run_speed(out_dir=out, device=device, quick=quick)
 
 
+@bench_app.command("tables")
+def tables_cmd(
+    reports: list[Path] = typer.Argument(
+        ..., metavar="REPORT.json", help="report.json files of `refocus bench quality` and/or speed.json files of `refocus bench speed`."
+    ),
+    readme: Optional[Path] = typer.Option(
+        None, "--readme",
+        help="Replace the tables between <!-- tables:KEY --> and <!-- /tables:KEY --> in this file "
+        "(keys quality:bokeh, quality:refocus, quality:deblur, speed:cpu, speed:cuda); default: print them.",
+    ),
+    datasets: Optional[str] = typer.Option(
+        None, "--datasets",
+        help="Columns of the quality tables, comma-separated, in this order "
+        "(default: every dataset in the reports except the no-depth refocus tracks).",
+    ),
+) -> None:
+    """The README's measured-quality and speed tables, rendered from benchmark reports."""
+    import shlex
+
+    from refocus.bench import tables as tb
+
+    sources = tb.load_reports(reports)
+    cols = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    # The generated line names the command; the arguments as given keep it reproducible
+    # from where it was run and the same on every rerun.
+    args = [str(p) for p in reports] + (["--datasets", datasets] if datasets else []) + (["--readme", str(readme)] if readme else [])
+    command = "refocus bench tables " + " ".join(shlex.quote(a) for a in args)
+    blocks = tb.render_blocks(sources, command, cols)
+    if readme is None:
+        typer.echo("\n\n".join(tb.wrap(k, b) for k, b in blocks.items()))
+        return
+    changed = tb.update_readme(readme, blocks)
+    typer.echo(f"{'updated' if changed else 'unchanged'}: {readme} ({', '.join(blocks)})", err=True)
+
+
 @bench_app.command("robustness")
 def robustness_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="The shared data folder (default: $REFOCUS_SHARED/data or ../shared/data)."),
