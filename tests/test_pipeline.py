@@ -296,7 +296,7 @@ def test_all_in_focus_used_only_where_the_new_focus_needs_sharpening():
     img = rng.random((h, w, 3)).astype(np.float32)
     aif = rng.random((h, w, 3)).astype(np.float32)
     blur = np.zeros((h, w), np.float32)
-    blur[:, 10:20] = 1.5  # 1.5 px blurred, asked for 1 px: nothing worth sharpening
+    blur[:, 10:20] = 2.0  # 2 px blurred, asked for 1 px: nothing worth sharpening
     blur[:, 20:] = 6.0  # 6 px blurred, asked for 1 px: sharpen
     photo = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=blur, all_in_focus=aif)
     coc = np.full((h, w), 1.0, np.float32)
@@ -304,6 +304,17 @@ def test_all_in_focus_used_only_where_the_new_focus_needs_sharpening():
     base, coc_eff = photo._sharpened_base(coc)
     np.testing.assert_allclose(base[:, :20], photo.linear[:, :20], atol=1e-6)
     np.testing.assert_allclose(coc_eff[:, :10], 4.0, atol=1e-6)
-    np.testing.assert_allclose(coc_eff[:, 10:20], 0.0, atol=1e-6)  # 1 < 1.5: no blur to add
+    np.testing.assert_allclose(coc_eff[:, 10:20], 0.0, atol=1e-6)  # 1 < 2: no blur to add
     np.testing.assert_allclose(base[:, 20:], photo.aif_linear[:, 20:], atol=1e-6)
     np.testing.assert_allclose(coc_eff[:, 20:], 1.0, atol=1e-6)
+
+
+def test_blur_within_the_estimates_precision_is_not_subtracted():
+    """Issue 12 (real captures): the input-blur estimates are good to about +-1 px
+    and read 0.8-1.4 px on sharp real photos; subtracting that left sub-pixel
+    blurs undone (lytro1g-0002, R = 4, near -> far). Readings up to 1 px count as
+    no blur, from 2 px fully."""
+    from refocus.pipeline.core import subtractable_blur
+
+    b = np.array([np.nan, 0.5, 1.0, 1.5, 2.0, 5.0], np.float32)
+    np.testing.assert_allclose(subtractable_blur(b), [0.0, 0.0, 0.0, 0.75, 2.0, 5.0], atol=1e-6)

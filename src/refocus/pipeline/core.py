@@ -30,6 +30,20 @@ SHARP_INPUT_PX = 1.0
 SHARPEN_FROM_PX = 1.0
 
 
+def subtractable_blur(input_blur_px: np.ndarray) -> np.ndarray:
+    """The part of an estimated input blur (px) the renderer subtracts from the new CoC.
+
+    Both estimates (the edge readings of :mod:`refocus.pipeline.sharpness` and
+    DeblurNet's map) are good to about +-1 px: on the real Lytro captures (true
+    blur 0-1 px) both read 0.8-1.4 px everywhere, and subtracting that left the
+    flowers that should be blurred 0.5-1 px nearly sharp (refocus, lytro1g-0002,
+    R = 4, near -> far: 1.3 dB behind naive re-blurring there). Readings up to 1 px
+    count as no measurable blur, those from 2 px fully; unknown (NaN) as 0.
+    """
+    b = np.where(np.isfinite(input_blur_px), input_blur_px, 0.0).astype(np.float32)
+    return (b * np.clip(b - 1.0, 0.0, 1.0)).astype(np.float32)
+
+
 @dataclass
 class PreparedPhoto:
     """A photo with everything the focus does not change.
@@ -101,7 +115,7 @@ class PreparedPhoto:
         return 0.015 * max(self.shape)
 
     # -- deblurring -----------------------------------------------------------
-    def needs_deblur(self, coc_px: np.ndarray, keep_sharp_px: float = 0.5) -> bool:
+    def needs_deblur(self, coc_px: np.ndarray, keep_sharp_px: float = 0.25) -> bool:
         """Whether an all-in-focus image can improve this render.
 
         It cannot when the new blur is at least the input's everywhere: the input
@@ -184,9 +198,9 @@ class PreparedPhoto:
             base = self.linear
             jit = _jit.kernels()
             if jit is not None:  # one compiled pass: this sits on the UI's re-render path
-                coc_eff = jit.coc_effective(coc, np.ascontiguousarray(self.input_blur_px, dtype=np.float32))
+                coc_eff = jit.coc_effective(coc, subtractable_blur(self.input_blur_px))
             else:
-                b = np.where(np.isfinite(self.input_blur_px), self.input_blur_px, 0.0)
+                b = subtractable_blur(self.input_blur_px)
                 coc_eff = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - b * b, 0.0))).astype(np.float32)
         overrides = {"aperture": cfg.aperture, "quality": cfg.quality, "device": _render_device(cfg.device)}
         if cfg.highlight_gain is not None:
@@ -209,7 +223,8 @@ class PreparedPhoto:
         w = np.clip(need - SHARPEN_FROM_PX, 0.0, 1.0).astype(np.float32)
         if float(w.min()) >= 1.0:
             return self.aif_linear, coc
-        coc_in = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - b0 * b0, 0.0))).astype(np.float32)
+        bs = subtractable_blur(b)
+        coc_in = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - bs * bs, 0.0))).astype(np.float32)
         base = self.linear + w[..., None] * (self.aif_linear - self.linear)
         return base.astype(np.float32), (coc_in + w * (coc - coc_in)).astype(np.float32)
 
