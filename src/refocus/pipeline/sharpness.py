@@ -108,18 +108,25 @@ def blur_by_disparity(image_srgb: np.ndarray, disparity: np.ndarray, n_bins: int
     """
     edges, reading = _edge_readings(image_srgb)
     d = np.clip(np.asarray(disparity, dtype=np.float32).ravel()[edges], 0.0, 1.0)
-    idx = np.minimum((d * n_bins).astype(np.int64), n_bins - 1)
-    # Group the edge readings by bin with one sort, not a full-frame mask per bin.
+    med = _median_per_bin(np.minimum((d * n_bins).astype(np.int64), n_bins - 1), reading, n_bins)
+    out = np.where(np.isfinite(med), calibrate(np.nan_to_num(med)), np.nan).astype(np.float32)
+    centres = (np.arange(n_bins, dtype=np.float32) + 0.5) / n_bins
+    return centres, out
+
+
+def _median_per_bin(idx: np.ndarray, values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Median of the finite ``values`` in each bin ``idx`` (NaN with fewer than
+    ``_MIN_EDGES``); grouped with one sort, not a full-frame mask per bin."""
     order = np.argsort(idx, kind="stable")
-    idx, reading = idx[order], reading[order]
+    idx, values = idx[order], values[order]
     bounds = np.searchsorted(idx, np.arange(n_bins + 1))
     out = np.full(n_bins, np.nan, dtype=np.float32)
     for b in range(n_bins):
-        vals = reading[bounds[b] : bounds[b + 1]]
-        if vals.size >= _MIN_EDGES:
-            out[b] = float(calibrate(np.median(vals)))
-    centres = (np.arange(n_bins, dtype=np.float32) + 0.5) / n_bins
-    return centres, out
+        v = values[bounds[b] : bounds[b + 1]]
+        v = v[np.isfinite(v)]
+        if v.size >= _MIN_EDGES:
+            out[b] = float(np.median(v))
+    return out
 
 
 def input_blur_map(image_srgb: np.ndarray, disparity: np.ndarray, n_bins: int = 24) -> np.ndarray:
@@ -154,17 +161,7 @@ def pool_blur_by_disparity(
     edges, _ = _edge_readings(image_srgb)
     d = np.clip(np.asarray(disparity, dtype=np.float32), 0.0, 1.0)
     idx_all = np.minimum((d * n_bins).astype(np.int64), n_bins - 1)
-    idx = idx_all.ravel()[edges]
-    vals = blur.ravel()[edges]
-    order = np.argsort(idx, kind="stable")
-    idx, vals = idx[order], vals[order]
-    bounds = np.searchsorted(idx, np.arange(n_bins + 1))
-    per_bin = np.full(n_bins, np.nan, dtype=np.float32)
-    for b in range(n_bins):
-        v = vals[bounds[b] : bounds[b + 1]]
-        v = v[np.isfinite(v)]
-        if v.size >= _MIN_EDGES:
-            per_bin[b] = float(np.median(v))
+    per_bin = _median_per_bin(idx_all.ravel()[edges], blur.ravel()[edges], n_bins)
     pooled = per_bin[idx_all]
     out = np.where(np.isfinite(pooled), pooled, blur)
     if prior_px is not None:
