@@ -582,3 +582,19 @@ def test_small_cocs_blur_by_their_own_second_moment():
     got = float((psf * r2).sum() / psf.sum())
     want = 0.5**2 / 2  # a disc of radius r: mean squared radius r^2 / 2
     assert got == pytest.approx(want, rel=0.15), (got, want)
+
+
+@pytest.mark.parametrize("radius", [0.6, 0.8, 1.2])
+def test_pixel_scale_blur_adds_the_discs_own_second_moment(radius):
+    """Real captures (issue 12): the area-rasterised disc is the disc convolved with
+    a pixel's box, which the photo already has: at 0.8 px it spread a point over
+    0.52 px^2 instead of the disc's 0.32, over-blurring the sub-pixel CoCs of real
+    small-aperture photos (Lytro refocus: behind the Gaussian re-blur). A point
+    rendered at a constant CoC r spreads by the disc's mean squared radius r^2 / 2."""
+    h = w = 21
+    img = np.zeros((h, w, 3), np.float32)
+    img[10, 10] = 1.0
+    out = render_linear(img, np.full((h, w), radius, np.float32), RenderConfig(highlight_gain=0.0))[..., 0]
+    yy, xx = np.mgrid[0:h, 0:w]
+    m2 = float((out * ((yy - 10) ** 2 + (xx - 10) ** 2)).sum() / out.sum())
+    assert m2 == pytest.approx(radius**2 / 2, rel=0.05), m2
