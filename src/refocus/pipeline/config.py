@@ -41,11 +41,12 @@ class RefocusConfig(BaseModel):
     keep_sharp_px:
         Where the new |CoC| is below this radius (px) and the input was sharp there,
         the input pixels are kept (a refocus must never make such a region worse),
-        fading out at twice it. 0.25: the renderer itself now keeps sub-pixel CoCs
-        close to the input (moment-matched layers), and a sub-pixel blur is what a
-        real capture with a small aperture needs; on the refocus cases of
-        lytro1g-0001/-0002 and hci-antinous, 0.25 scored 59.88/52.56/34.25 dB against
-        0.5's 59.81/52.63/34.25.
+        fading out at twice it. The renderer itself now blurs sub-pixel CoCs by
+        exactly their disc's second moment, and that blur is what a real capture
+        with a small aperture needs: on the refocus cases of lytro1g-0001/-0002 and
+        hci-antinous, 0.5 scored 59.81/52.63/34.25 dB (before those kernels), and
+        with them 0.25, 0.1 and 0 scored 59.97/53.34/34.26, 60.72/53.80/34.26 and
+        60.81/53.75/34.26. 0.1 keeps the input exactly on the focal plane.
     quality, highlight_gain, device:
         Passed to the renderer (see :class:`refocus.render.RenderConfig`); ``device``
         is also used by DeblurNet.
@@ -65,7 +66,7 @@ class RefocusConfig(BaseModel):
     depth_path: str | None = None
     depth_kind: Literal["disparity", "depth"] | None = None
     deblur: Literal["auto", "always", "never"] = "auto"
-    keep_sharp_px: float = Field(0.25, ge=0.0, le=10.0)
+    keep_sharp_px: float = Field(0.1, ge=0.0, le=10.0)
     quality: Literal["fast", "balanced", "high"] = "balanced"
     highlight_gain: float | None = Field(None, ge=0.0, le=1000.0)
     device: Literal["cpu", "cuda", "auto"] = "cpu"

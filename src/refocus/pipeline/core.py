@@ -115,7 +115,7 @@ class PreparedPhoto:
         return 0.015 * max(self.shape)
 
     # -- deblurring -----------------------------------------------------------
-    def needs_deblur(self, coc_px: np.ndarray, keep_sharp_px: float = 0.25) -> bool:
+    def needs_deblur(self, coc_px: np.ndarray, keep_sharp_px: float = 0.1) -> bool:
         """Whether an all-in-focus image can improve this render.
 
         It cannot when the new blur is at least the input's everywhere: the input
