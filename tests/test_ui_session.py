@@ -78,3 +78,18 @@ def test_ui_builds_offline_with_system_fonts():
     # No web font: nothing for the browser to fetch from a font CDN.
     assert "googleapis" not in repr(vars(t))
     assert not [f for f in t._font if type(f).__name__ == "GoogleFont"]
+
+
+def test_depth_warnings_reach_the_status_line(tmp_path):
+    """Issue 13 (left over): a depth map with NaNs gives `warning: ...filled` in the
+    CLI; the UI showed only DeblurNet's note. Its notes now carry the depth's too."""
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    d = np.tile(np.linspace(0, 1, 50, dtype=np.float32), (40, 1))
+    d[5:9, 5:9] = np.nan
+    np.save(tmp_path / "d.npy", d)
+    session._cache.clear()
+    key = session.load(str(tmp_path / "p.png"), str(tmp_path / "d.npy"))
+    found = session.notes(key)
+    assert any("NaN" in n or "non-finite" in n or "invalid" in n for n in found), found
+    assert len(found) == len(set(found))

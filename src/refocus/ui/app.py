@@ -105,6 +105,10 @@ def build_app(device: str = "auto"):
 
     export_dir = ui_dirs()["exports"]
 
+    def _md_escape(text: str) -> str:
+        # The status is Markdown: a file name's * or _ must not start emphasis.
+        return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in text)
+
     def _update(key, focus, *settings, draft=False):
         """Re-render the preview (or the smaller draft); returns the outputs shared by every event."""
         entry = session.get(key)
@@ -118,8 +122,8 @@ def build_app(device: str = "auto"):
             f"focus {where}: disparity {fd:.3f}, strength {k:.1f} px (full size) - {'draft' if draft else 'preview'}"
             f" {p.shape[1]}x{p.shape[0]} of {w}x{h}; depth from {entry.full.depth_source}"
         )
-        if entry.full.deblur_note:
-            status += f"\n\nnote: {entry.full.deblur_note}"
+        for n in session.notes(key):
+            status += f"\n\nnote: {_md_escape(n)}"
         return (_u8(p.image), _u8(img)), _u8(coc_to_rgb(coc, p.image)), status
 
     def on_upload(photo_path, depth_file, depth_kind, *settings):

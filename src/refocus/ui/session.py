@@ -182,6 +182,18 @@ def get(key: str | None) -> Prepared:
     return entry
 
 
+def notes(key: str) -> list[str]:
+    """The one-line remarks the photo's preparation made (depth filled, resampled or
+    estimated, DeblurNet unavailable, working copy...), once each, for the status
+    line: the CLI prints them as ``warning:``/``note:`` lines, the UI must show them too."""
+    entry = get(key)
+    out: list[str] = []
+    for n in list(entry.full.notes) + ([entry.full.deblur_note] if entry.full.deblur_note else []):
+        if n and not any(n in m for m in out):
+            out.append(n)
+    return out
+
+
 def render(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
     """Render a photo from the cache with ``cfg`` (focus and strength in full-size pixels).
 
