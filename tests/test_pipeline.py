@@ -318,3 +318,24 @@ def test_blur_within_the_estimates_precision_is_not_subtracted():
 
     b = np.array([np.nan, 0.5, 1.0, 1.5, 2.0, 5.0], np.float32)
     np.testing.assert_allclose(subtractable_blur(b), [0.0, 0.0, 0.0, 0.75, 2.0, 5.0], atol=1e-6)
+
+
+def test_one_deblur_decision_for_every_caller(monkeypatch):
+    """Issue 17 (part): "does it need deblurring? -> DeblurNet -> render" was written
+    out in refocus(), the UI, focus pulls and the benchmark; PreparedPhoto owns it."""
+    from refocus.pipeline import core
+    from refocus.pipeline.core import PreparedPhoto
+
+    h, w = 8, 8
+    img = np.full((h, w, 3), 0.5, np.float32)
+    blurred = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=np.full((h, w), 6.0, np.float32))
+    calls = []
+    monkeypatch.setattr(core, "run_deblur", lambda image, device="cpu": calls.append(1) or (image.copy(), np.full(image.shape[:2], 6.0, np.float32)))
+    sharp_coc = [np.zeros((h, w), np.float32)]
+    assert not blurred.use_all_in_focus(RefocusConfig(deblur="never"), sharp_coc)
+    assert not blurred.use_all_in_focus(RefocusConfig(), sharp_coc, run=False) and not calls  # the UI never runs it
+    assert blurred.use_all_in_focus(RefocusConfig(), sharp_coc) and calls == [1]
+    assert blurred.use_all_in_focus(RefocusConfig(), sharp_coc, run=False)  # now it exists
+    sharp = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=np.zeros((h, w), np.float32))
+    assert not sharp.use_all_in_focus(RefocusConfig(), [np.full((h, w), 5.0, np.float32)])
+    assert any("deblurring skipped" in n for n in sharp.notes)

@@ -72,15 +72,12 @@ def focus_pull(
     fb = photo.focus_disparity(cfg.model_copy(update={**clear, **end}))
     t = np.linspace(0.0, 1.0, frames)
     fds = fa + (fb - fa) * (_smoothstep(t) if ease else t)
-    if cfg.deblur != "never":
-        from refocus.render import coc_map
+    from refocus.render import coc_map
 
-        need = cfg.deblur == "always" or any(
-            photo.needs_deblur(coc_map(photo.disparity, float(f), photo.strength(cfg, float(f))), cfg.keep_sharp_px) for f in (fa, fb, fds[frames // 2])
-        )
-        use_aif = photo.ensure_all_in_focus(cfg.deblur, cfg.device) if need else False
-    else:
-        use_aif = False
+    # One decision for the whole pull (a flicker-free one renders every frame from the
+    # same image), judged at its ends and its middle.
+    probes = [coc_map(photo.disparity, float(f), photo.strength(cfg, float(f))) for f in (fa, fb, fds[frames // 2])]
+    use_aif = photo.use_all_in_focus(cfg, probes)
     out = []
     for i, fd in enumerate(fds):
         img, _ = photo.render(cfg, float(fd), photo.strength(cfg, float(fd)), use_all_in_focus=use_aif)

@@ -25,9 +25,8 @@ def _pipeline(case: Case) -> np.ndarray:
     fd, k = (case.focus_disparity - lo) / span, case.strength * span
     from refocus.render import coc_map
 
-    if photo.needs_deblur(coc_map(dn, fd, k)):
-        photo.ensure_all_in_focus("auto")
-    img, _ = photo.render(cfg, fd, k)
+    use_aif = photo.use_all_in_focus(cfg, [coc_map(dn, fd, k)])
+    img, _ = photo.render(cfg, fd, k, use_all_in_focus=use_aif)
     return img
 
 

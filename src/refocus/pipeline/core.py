@@ -159,6 +159,26 @@ class PreparedPhoto:
             )
         return True
 
+    def use_all_in_focus(self, cfg: RefocusConfig, coc_maps: list[np.ndarray], run: bool = True) -> bool:
+        """The one decision "deblur, then render": whether renders with these CoC maps
+        use DeblurNet's output. ``cfg.deblur`` "never": no; "always": yes (running it
+        when ``run``); "auto": when :meth:`needs_deblur` says it can help any of them.
+        With ``run=False`` (the UI's re-renders) only an output computed before is
+        used. Every caller (``refocus``, the UI, focus pulls, the benchmark) asks here.
+        """
+        if cfg.deblur == "never":
+            return False
+        need = cfg.deblur == "always" or any(self.needs_deblur(c, cfg.keep_sharp_px) for c in coc_maps)
+        if not need:
+            if cfg.deblur == "auto" and run:
+                note = "the input is already at most as blurred as asked everywhere: deblurring skipped"
+                if note not in self.notes:
+                    self.notes.append(note)
+            return False
+        if not run:
+            return self.all_in_focus is not None
+        return self.ensure_all_in_focus(cfg.deblur, cfg.device)
+
     # -- rendering ------------------------------------------------------------
     def render(
         self,
@@ -532,11 +552,7 @@ def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResu
 
     coc = coc_map(photo.disparity, fd, k)
     t0 = time.perf_counter()
-    deblurred = False
-    if cfg.deblur != "never" and (cfg.deblur == "always" or photo.needs_deblur(coc, cfg.keep_sharp_px)):
-        deblurred = photo.ensure_all_in_focus(cfg.deblur, cfg.device)
-    elif cfg.deblur == "auto":
-        photo.notes.append("the input is already at most as blurred as asked everywhere: deblurring skipped")
+    deblurred = photo.use_all_in_focus(cfg, [coc])
     t["deblur"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     out, coc = photo.render(cfg, fd, k, use_all_in_focus=deblurred)

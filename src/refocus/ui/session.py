@@ -207,7 +207,7 @@ def render(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: b
     from refocus.render import coc_map
 
     coc = coc_map(photo.disparity, fd, k)
-    use_aif = photo.all_in_focus is not None and photo.needs_deblur(coc, cfg.keep_sharp_px)
+    use_aif = photo.use_all_in_focus(cfg, [coc], run=False)  # DeblurNet ran once, at load
     img, coc = photo.render(cfg, fd, k, use_all_in_focus=use_aif)
     return img, coc, fd
 
