@@ -111,7 +111,9 @@ class Case:
         f = self.focus_disparity if focus is None else focus
         if f is None:
             raise MethodUnavailable("case has no focus disparity")
-        return (np.float32(self.strength) * (self.disparity - np.float32(f))).astype(np.float32)
+        from refocus.render import coc_map  # the one CoC formula
+
+        return coc_map(self.disparity, f, self.strength)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ import torch.nn.functional as F
 
 from refocus.aperture import ApertureConfig, aperture_mask
 from refocus.errors import RefocusError
+from refocus.render import coc_map
 
 __all__ = [
     "CameraParams",
@@ -161,19 +162,26 @@ class CameraParams:
         inv_near, inv_far = 1.0 / near_m, 1.0 / far_m
         inv_zf = inv_far + focus_disparity * (inv_near - inv_far)
         zf_mm = 1000.0 / inv_zf
-        f = focal_length_mm
         ppm = width_px / sensor_width_mm
-        # K = f^2 / (2 N (1 - f/z_f)) * (1/near - 1/far) [1/mm] * px/mm
-        span_per_mm = (inv_near - inv_far) / 1000.0
-        n = f * f * span_per_mm * ppm / (2.0 * max(K, 1e-9) * (1.0 - f / zf_mm)) if K > 0 else math.inf
-        return CameraParams(f, float(n), sensor_width_mm, zf_mm / 1000.0, near_m, far_m, ppm)
+        # K is inversely proportional to N: solve with the one K formula at N = 1.
+        k_at_f1 = _strength(focal_length_mm, 1.0, sensor_width_mm, zf_mm / 1000.0, near_m, far_m, ppm)
+        n = k_at_f1 / K if K > 0 else math.inf
+        return CameraParams(focal_length_mm, float(n), sensor_width_mm, zf_mm / 1000.0, near_m, far_m, ppm)
 
     def strength_px(self) -> float:
         """K implied by these parameters (px per unit of normalised disparity)."""
-        f = self.focal_length_mm
-        zf_mm = self.focus_distance_m * 1000.0
-        span_per_mm = (1.0 / self.near_m - 1.0 / self.far_m) / 1000.0
-        return f * f / (2.0 * self.f_number * (1.0 - f / zf_mm)) * span_per_mm * self.pixels_per_mm
+        return _strength(self.focal_length_mm, self.f_number, self.sensor_width_mm, self.focus_distance_m,
+                         self.near_m, self.far_m, self.pixels_per_mm)
+
+
+def _strength(focal_length_mm: float, f_number: float, sensor_width_mm: float, focus_distance_m: float,
+              near_m: float, far_m: float, pixels_per_mm: float) -> float:
+    """K (px per unit of normalised disparity) by the one K formula of :mod:`refocus.camera.lens`."""
+    from refocus.camera.lens import strength_for_normalised_disparity, strength_from_camera
+
+    k_metric = strength_from_camera(f_number, focal_length_mm, sensor_width_mm, focus_distance_m,
+                                    sensor_width_mm * pixels_per_mm)
+    return strength_for_normalised_disparity(k_metric, 1.0 / far_m, 1.0 / near_m)
 
 
 @dataclass
@@ -1270,7 +1278,7 @@ def make_scene(
         lens=linear_to_srgb(lens_lin_np),
         lens_linear=lens_lin_np,
         disparity=disp_np,
-        coc_px=(K * (disp_np - f)).astype(np.float32),
+        coc_px=coc_map(disp_np, f, K),
         K=float(K),
         focus_disparity=f,
         aperture=aperture or ApertureConfig(),
