@@ -54,8 +54,6 @@ TASKS = ("bokeh", "deblur", "refocus")
 PLUGIN_MODULES = (
     "refocus.deblur.bench",
     "refocus.pipeline.bench",
-    "refocus.depth.bench",
-    "refocus.render.bench",
 )
 
 

@@ -109,7 +109,7 @@ def _child_interactive(device: str, repeats: int, draft: bool = False) -> dict:
     0.25 MP draft it shows first and while a slider moves, with the same blur in
     proportion (K = 15 px on the preview, 7.5 px on the draft)."""
     from refocus.pipeline import bench_interactive
-    from refocus.ui.session import DRAFT_PIXELS, PREVIEW_PIXELS
+    from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS
 
     pixels = DRAFT_PIXELS if draft else PREVIEW_PIXELS
     k = 15.0 * (pixels / PREVIEW_PIXELS) ** 0.5

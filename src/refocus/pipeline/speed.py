@@ -6,6 +6,11 @@ import time
 
 import numpy as np
 
+#: Largest preview the UI renders after a click or a slider release (pixels).
+PREVIEW_PIXELS = 1_000_000
+#: Largest draft the UI renders while a slider is dragged, and first after a click (pixels).
+DRAFT_PIXELS = 250_000
+
 
 def bench_interactive(
     image: np.ndarray | None = None,

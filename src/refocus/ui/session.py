@@ -27,10 +27,8 @@ from refocus.errors import RefocusError
 from refocus.pipeline.config import RefocusConfig
 from refocus.pipeline.core import PreparedPhoto, output_info, prepare
 
-#: Largest preview rendered after a click or a slider release (pixels).
-PREVIEW_PIXELS = 1_000_000
-#: Largest draft rendered while a slider is dragged, and first after a click (pixels).
-DRAFT_PIXELS = 250_000
+# The interactive sizes live with the pipeline (the speed benchmark times them too).
+from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS  # noqa: E402
 #: Photos kept prepared at once (each costs ~ 40 bytes per pixel).
 CACHE_SIZE = 4
 #: Largest working copy prepared on upload. 2 MP: twice the preview, so the preview
