@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import test_depth_writers as W
 from refocus.depth import get_depth
-from refocus.depth import jpeg as jp
+from refocus.io import jpeg as jp
 from refocus.depth.embedded import (
     find_embedded_depth,
     read_dynamic_depth,

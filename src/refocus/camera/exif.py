@@ -232,7 +232,7 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
         raise RefocusError(f"cannot read image {path.name}: {exc.__class__.__name__}") from None
     if xmp is None and path.suffix.lower() in (".jpg", ".jpeg"):
         try:
-            from refocus.depth.jpeg import read_xmp
+            from refocus.io.jpeg import read_xmp
 
             xmp = read_xmp(path.read_bytes())[0] or None
         except Exception:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refocus.depth import jpeg as jp
+from refocus.io import jpeg as jp
 from refocus.depth import xmp as xm
 from refocus.depth.refine import align_orientation
 from refocus.errors import RefocusError
