@@ -23,6 +23,7 @@ normalised to unit sum, so clipping changes shape but not exposure.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -188,19 +189,23 @@ def kernel(
 
 
 _KERNEL_CACHE: dict = {}
+#: The renderer's two sweep threads ask for kernels at once.
+_KERNEL_LOCK = threading.Lock()
 
 
 def _kernel_cached(key, cfg: ApertureConfig) -> np.ndarray:
-    k = _KERNEL_CACHE.get(key)
+    with _KERNEL_LOCK:
+        k = _KERNEL_CACHE.get(key)
     if k is None:
         _, radius_px, front, offset = key
         k = _rasterise(cfg, radius_px, offset)
         if front:
             k = k[::-1, ::-1].copy()
         k.setflags(write=False)
-        if len(_KERNEL_CACHE) > 4096:
-            _KERNEL_CACHE.clear()
-        _KERNEL_CACHE[key] = k
+        with _KERNEL_LOCK:
+            if len(_KERNEL_CACHE) > 4096:
+                _KERNEL_CACHE.clear()
+            k = _KERNEL_CACHE.setdefault(key, k)
     return k
 
 
