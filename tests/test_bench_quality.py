@@ -192,3 +192,21 @@ def test_bench_speed_wiring(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "speed", "--device", "tpu"])
     assert exc.value.code == 2 and "--device" in capsys.readouterr().err
+
+
+def test_quick_bench_on_the_real_lytro_captures(shared_data):
+    """`--data lytro1g`: a real capture, its disparity estimated by the plane sweep
+    (the flowers nearer than the ground), scored like the synthetic light field."""
+    from refocus.bench.quality import run_quality
+
+    if not (shared_data / "lightfields" / "lytro1g-0001").is_dir():
+        pytest.skip("../shared/data/lightfields/lytro1g-0001 is absent")
+    run = run_quality(["bokeh", "refocus"], ["lytro1g"], ["input", "ours", "pipeline", "naive"], quick=True)
+    names = {c["dataset"] for c in run.cases}
+    assert "lytro1g:lytro1g-0001" in names, names
+    bokeh = [c for c in run.cases if c["task"] == "bokeh"]
+    assert bokeh and all({"input", "ours"} <= set(c["results"]) for c in bokeh)
+    # Even a sub-pixel refocus of a real capture must not lose to leaving it alone.
+    for c in run.cases:
+        if c["task"] == "refocus" and "pipeline" in c["results"]:
+            assert c["results"]["pipeline"]["psnr"] >= c["results"]["input"]["psnr"] - 0.01, c["case"]
