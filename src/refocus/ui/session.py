@@ -32,7 +32,7 @@ from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS  # noqa: E402
 #: Photos kept prepared at once (each costs ~ 40 bytes per pixel).
 CACHE_SIZE = 4
 #: Largest working copy prepared on upload. 2 MP: twice the preview, so the preview
-#: keeps its detail; DeblurNet there takes ~3 s on 2 cores (12 MP: 16.7 s, README).
+#: keeps its detail; DeblurNet there takes ~2-3 s on 2 cores (12 MP: ~10-17 s, README's speed table).
 WORK_PIXELS = 2_000_000
 #: Bytes all cached photos may hold together (arrays of the working copies, previews
 #: and drafts); the least recently used are dropped first.
