@@ -339,3 +339,31 @@ def test_one_deblur_decision_for_every_caller(monkeypatch):
     sharp = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=np.zeros((h, w), np.float32))
     assert not sharp.use_all_in_focus(RefocusConfig(), [np.full((h, w), 5.0, np.float32)])
     assert any("deblurring skipped" in n for n in sharp.notes)
+
+
+def test_focus_range_keeps_a_band_sharp(tmp_path, capsys):
+    """Issue 14, item 5: `--focus-range A:B` keeps a band of disparity sharp, the CoC
+    growing continuously from the band's ends outside it."""
+    from refocus.cli import main
+    from refocus.render import coc_map
+
+    d = np.linspace(0, 1, 11, dtype=np.float32)
+    c = coc_map(d, (0.7, 0.4), 10.0)
+    np.testing.assert_allclose(c[4:8], 0.0, atol=1e-6)  # 0.4 .. 0.7 sharp
+    np.testing.assert_allclose(c[8:], 10.0 * (d[8:] - 0.7), atol=1e-5)
+    np.testing.assert_allclose(c[:4], 10.0 * (d[:4] - 0.4), atol=1e-5)
+    with pytest.raises(RefocusError, match="one focus setting"):
+        RefocusConfig.build(focus_range=(0.2, 0.5), focus_value=0.3)
+
+    img, _ = _scene()
+    disp = np.tile(np.linspace(0, 1, img.shape[1], dtype=np.float32), (img.shape[0], 1))  # a ramp: a band exists
+    np.save(tmp_path / "d.npy", disp)
+    write_image(tmp_path / "p.png", img)
+    r = refocus(str(tmp_path / "p.png"), depth_path=str(tmp_path / "d.npy"), focus_range=(0.3, 0.6), strength=8)
+    inside = (r.disparity >= 0.3) & (r.disparity <= 0.6)
+    assert inside.any() and np.abs(r.coc_px[inside]).max() == 0.0 and np.abs(r.coc_px[~inside]).max() > 0
+    with pytest.raises(SystemExit) as exc:
+        main(["refocus", str(tmp_path / "p.png"), "--depth", str(tmp_path / "d.npy"), "--focus-range", "0.3:0.6", "-k", "8",
+              "-o", str(tmp_path / "o.png")])
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert (tmp_path / "o.png").is_file()

@@ -9,7 +9,7 @@ import typer
 
 from refocus.cli.cmd_refocus import (
     ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DeviceOpt, FNumberOpt, FocusOpt,
-    FocusValueOpt, HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+    FocusRangeOpt, FocusValueOpt, HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
 
@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         output_dir: Path = typer.Option(..., "--output", "-o", help="Output folder (created if missing)."),
         focus: Optional[str] = FocusOpt,
         focus_value: Optional[float] = FocusValueOpt,
+        focus_range: Optional[str] = FocusRangeOpt,
         strength: Optional[float] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
         aperture: str = ApertureOpt,
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
         if depth_dir is not None and not depth_dir.is_dir():
             raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
         cfg = build_config(
-            focus=focus, focus_value=focus_value, strength=strength, f_number=f_number, aperture=aperture,
+            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind,
             no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain,
             max_megapixels=max_megapixels,

@@ -10,6 +10,9 @@ import typer
 # Options shared with ``animate`` and ``batch`` (they import them from here).
 FocusOpt = typer.Option(None, "--focus", help="Focus point X,Y (pixels), box X0,Y0,X1,Y1, or 'auto' (default).")
 FocusValueOpt = typer.Option(None, "--focus-value", help="Focus on this normalised disparity, 0 (far) .. 1 (near).")
+FocusRangeOpt = typer.Option(
+    None, "--focus-range", help="Keep a band of normalised disparity sharp, e.g. 0.4:0.7; the blur grows from its ends outside it."
+)
 StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC radius in px between nearest and farthest point (default 1.5% of the long side).")
 FNumberOpt = typer.Option(None, "--f-number", help="Derive the strength from EXIF at this f-number (needs metric depth).")
 ApertureOpt = typer.Option("disc", "--aperture", help="disc, polygon, or a grayscale image of the aperture shape.")
@@ -36,6 +39,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Output file (.png, .jpg, .tif, .webp)."),
         focus: Optional[str] = FocusOpt,
         focus_value: Optional[float] = FocusValueOpt,
+        focus_range: Optional[str] = FocusRangeOpt,
         strength: Optional[float] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
         aperture: str = ApertureOpt,
@@ -75,7 +79,7 @@ def register(app: typer.Typer) -> None:
         unnamed = intermediate_paths(save_intermediate) if save_intermediate is not None else []
         check_output(output, command_inputs(image, depth, aperture), unnamed=unnamed, overwrite=overwrite, photo=image)
         cfg = build_config(
-            focus=focus, focus_value=focus_value, strength=strength, f_number=f_number, aperture=aperture,
+            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
             depth_kind=depth_kind, no_deblur=no_deblur, device=device, quality=quality,
             highlight_gain=highlight_gain, max_megapixels=max_megapixels,

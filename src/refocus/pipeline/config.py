@@ -22,7 +22,11 @@ class RefocusConfig(BaseModel):
         Focus on this normalised disparity, 0 (farthest) .. 1 (nearest).
     focus_box:
         Focus on the median disparity inside ``(x0, y0, x1, y1)``, pixels.
-        With none of the three focus settings, the focus is chosen automatically.
+    focus_range:
+        Keep a band of normalised disparity ``(a, b)`` sharp, the CoC growing from
+        its ends outside it (a focus range); its middle stands for the focal plane
+        where one is needed (``f_number``, reports).
+        With none of the four focus settings, the focus is chosen automatically.
     strength:
         K, the blur strength in pixels at the input's resolution: the CoC radius
         difference between the nearest and the farthest point. ``None`` (with no
@@ -60,6 +64,7 @@ class RefocusConfig(BaseModel):
     focus_xy: tuple[float, float] | None = None
     focus_value: float | None = Field(None, ge=0.0, le=1.0)
     focus_box: tuple[float, float, float, float] | None = None
+    focus_range: tuple[float, float] | None = None
     strength: float | None = Field(None, ge=0.0, le=1000.0)
     f_number: float | None = Field(None, gt=0.0, le=128.0)
     aperture: ApertureConfig = Field(default_factory=ApertureConfig)
@@ -75,9 +80,11 @@ class RefocusConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_of_each(self):
-        given = [n for n in ("focus_xy", "focus_value", "focus_box") if getattr(self, n) is not None]
+        given = [n for n in ("focus_xy", "focus_value", "focus_box", "focus_range") if getattr(self, n) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one focus setting, got {' and '.join(given)}")
+        if self.focus_range is not None and not all(0.0 <= v <= 1.0 for v in self.focus_range):
+            raise ValueError("a focus range is two normalised disparities in [0, 1]")
         if self.strength is not None and self.f_number is not None:
             raise ValueError("give either strength or f_number, not both")
         return self
@@ -101,6 +108,8 @@ class RefocusConfig(BaseModel):
             return f"disparity {self.focus_value:g}"
         if self.focus_box is not None:
             return "box " + ",".join(f"{v:g}" for v in self.focus_box)
+        if self.focus_range is not None:
+            return "range {:g}:{:g}".format(*self.focus_range)
         return "auto"
 
 

@@ -99,12 +99,22 @@ class PreparedPhoto:
 
     # -- focus and strength -------------------------------------------------
     def focus_disparity(self, cfg: RefocusConfig) -> float:
-        """The focal plane's normalised disparity for ``cfg``'s focus setting."""
+        """The focal plane's normalised disparity for ``cfg``'s focus setting (the
+        middle of a focus range)."""
+        if cfg.focus_range is not None:
+            return float(sum(cfg.focus_range)) / 2.0
         if self.scale != 1.0 and (cfg.focus_xy is not None or cfg.focus_box is not None):
             s = self.scale
             upd = {"focus_xy": tuple(v * s for v in cfg.focus_xy)} if cfg.focus_xy is not None else {"focus_box": tuple(v * s for v in cfg.focus_box)}
             cfg = cfg.model_copy(update=upd)
         return select_focus(self.disparity, cfg, image=self.image)
+
+    def coc(self, cfg: RefocusConfig, focus_disparity: float, strength: float) -> np.ndarray:
+        """The signed CoC map (px) of ``cfg``: about ``focus_disparity``, or zero over
+        the whole of ``cfg.focus_range``."""
+        from refocus.render import coc_map
+
+        return coc_map(self.disparity, cfg.focus_range if cfg.focus_range is not None else focus_disparity, strength)
 
     def strength(self, cfg: RefocusConfig, focus_disparity: float) -> float:
         """K in pixels of this photo (see :attr:`RefocusConfig.strength`)."""
@@ -200,11 +210,11 @@ class PreparedPhoto:
         image : (H, W, 3) float32 sRGB in [0, 1]
         coc_px : (H, W) float32, the signed CoC asked for (px).
         """
-        from refocus.render import RenderConfig, coc_map, render_linear
+        from refocus.render import RenderConfig, render_linear
 
         fd = self.focus_disparity(cfg) if focus_disparity is None else float(focus_disparity)
         k = self.strength(cfg, fd) if strength is None else float(strength)
-        coc = coc_map(self.disparity, fd, k)
+        coc = self.coc(cfg, fd, k)
         if use_all_in_focus is None:
             use_all_in_focus = self.all_in_focus is not None
         if use_all_in_focus and self.aif_linear is not None:
@@ -548,9 +558,7 @@ def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResu
     t["load_and_depth"] = time.perf_counter() - t0
     fd = photo.focus_disparity(cfg)
     k = photo.strength(cfg, fd)
-    from refocus.render import coc_map
-
-    coc = coc_map(photo.disparity, fd, k)
+    coc = photo.coc(cfg, fd, k)
     t0 = time.perf_counter()
     deblurred = photo.use_all_in_focus(cfg, [coc])
     t["deblur"] = time.perf_counter() - t0

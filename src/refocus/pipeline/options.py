@@ -60,6 +60,7 @@ def build_config(
     *,
     focus: str | None = None,
     focus_value: float | None = None,
+    focus_range: str | None = None,
     strength: float | None = None,
     f_number: float | None = None,
     aperture: str = "disc",
@@ -90,6 +91,10 @@ def build_config(
         if fields:
             raise RefocusError("give either --focus or --focus-value, not both")
         fields["focus_value"] = focus_value
+    if focus_range is not None:
+        if fields:
+            raise RefocusError("give one of --focus, --focus-value and --focus-range")
+        fields["focus_range"] = parse_numbers(str(focus_range).replace(":", ","), 2, "--focus-range")
     if depth is not None and not Path(depth).exists():
         raise RefocusError(f"depth map not found: {depth}")
     return RefocusConfig.build(

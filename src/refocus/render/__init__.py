@@ -102,10 +102,21 @@ def resample_depth(d: np.ndarray, shape: tuple[int, int], guide: np.ndarray | No
 from refocus.depth.focus import focus_at_point  # noqa: E402
 
 
-def coc_map(disparity: np.ndarray, focus_disparity: float, strength: float) -> np.ndarray:
-    """Signed CoC radius in pixels: ``strength * (disparity - focus_disparity)``."""
+def coc_map(disparity: np.ndarray, focus_disparity, strength: float) -> np.ndarray:
+    """Signed CoC radius in pixels: ``strength * (disparity - focus_disparity)``.
+
+    ``focus_disparity`` may be a band ``(near_end, far_end)`` in either order (a focus
+    range, as Lightroom's): everything inside it is sharp and the CoC grows from the
+    band's nearer or farther end outside it, ``strength * (d - clip(d, lo, hi))``.
+    """
     if not np.isfinite(strength) or strength < 0:
         raise RefocusError(f"strength must be a finite number >= 0, got {strength}")
+    if np.ndim(focus_disparity) == 1:
+        lo, hi = sorted(float(v) for v in focus_disparity)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise RefocusError("a focus range must be two finite numbers")
+        d = np.asarray(disparity, dtype=np.float32)
+        return (np.float32(strength) * (d - np.clip(d, np.float32(lo), np.float32(hi)))).astype(np.float32)
     return (np.float32(strength) * (disparity - np.float32(focus_disparity))).astype(np.float32)
 
 

@@ -202,9 +202,7 @@ def render(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: b
     photo = entry.full if full_resolution else (entry.draft if draft else entry.preview)
     fd = photo.focus_disparity(cfg)
     k = photo.strength(cfg, fd)
-    from refocus.render import coc_map
-
-    coc = coc_map(photo.disparity, fd, k)
+    coc = photo.coc(cfg, fd, k)
     use_aif = photo.use_all_in_focus(cfg, [coc], run=False)  # DeblurNet ran once, at load
     img, coc = photo.render(cfg, fd, k, use_all_in_focus=use_aif)
     return img, coc, fd
