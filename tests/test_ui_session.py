@@ -93,3 +93,19 @@ def test_depth_warnings_reach_the_status_line(tmp_path):
     found = session.notes(key)
     assert any("NaN" in n or "non-finite" in n or "invalid" in n for n in found), found
     assert len(found) == len(set(found))
+
+
+def test_in_focus_band_keeps_a_range_of_depth_sharp(files):
+    """Issue 14, item 5 (UI): the "in-focus depth band" slider keeps a band of
+    disparity around the clicked plane sharp; the CoC view shows it in focus."""
+    from refocus.ui.app import _config
+
+    session._cache.clear()
+    key = session.load(*files)
+    plane = _config((40, 30), "strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, device="cpu")
+    band = _config((40, 30), "strength", 8, 2.8, "disc", 6, 0, 0, None, 0.3, device="cpu")
+    _, coc_plane, fd = session.render(key, plane)
+    _, coc_band, fd2 = session.render(key, band)
+    assert fd2 == pytest.approx(fd)
+    assert (np.abs(coc_band) < 1e-6).sum() > 5 * max(1, (np.abs(coc_plane) < 1e-6).sum())
+    assert np.abs(coc_band).max() > 0

@@ -26,6 +26,9 @@ class RefocusConfig(BaseModel):
         Keep a band of normalised disparity ``(a, b)`` sharp, the CoC growing from
         its ends outside it (a focus range); its middle stands for the focal plane
         where one is needed (``f_number``, reports).
+    focus_band:
+        Width (normalised disparity) of a band kept sharp around the focal plane the
+        other settings choose: the UI's "in-focus depth band"; 0 is one plane.
         With none of the four focus settings, the focus is chosen automatically.
     strength:
         K, the blur strength in pixels at the input's resolution: the CoC radius
@@ -65,6 +68,7 @@ class RefocusConfig(BaseModel):
     focus_value: float | None = Field(None, ge=0.0, le=1.0)
     focus_box: tuple[float, float, float, float] | None = None
     focus_range: tuple[float, float] | None = None
+    focus_band: float = Field(0.0, ge=0.0, le=1.0)
     strength: float | None = Field(None, ge=0.0, le=1000.0)
     f_number: float | None = Field(None, gt=0.0, le=128.0)
     aperture: ApertureConfig = Field(default_factory=ApertureConfig)

@@ -111,10 +111,16 @@ class PreparedPhoto:
 
     def coc(self, cfg: RefocusConfig, focus_disparity: float, strength: float) -> np.ndarray:
         """The signed CoC map (px) of ``cfg``: about ``focus_disparity``, or zero over
-        the whole of ``cfg.focus_range``."""
+        the whole of ``cfg.focus_range``, or of a ``cfg.focus_band`` wide band centred
+        on ``focus_disparity``."""
         from refocus.render import coc_map
 
-        return coc_map(self.disparity, cfg.focus_range if cfg.focus_range is not None else focus_disparity, strength)
+        focus = focus_disparity
+        if cfg.focus_range is not None:
+            focus = cfg.focus_range
+        elif cfg.focus_band > 0:
+            focus = (focus_disparity - cfg.focus_band / 2, focus_disparity + cfg.focus_band / 2)
+        return coc_map(self.disparity, focus, strength)
 
     def strength(self, cfg: RefocusConfig, focus_disparity: float) -> float:
         """K in pixels of this photo (see :attr:`RefocusConfig.strength`)."""

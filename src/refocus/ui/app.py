@@ -76,7 +76,7 @@ def _u8(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
 
 
-def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, device: str = "auto"):
+def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, device: str = "auto"):
     from refocus.aperture import ApertureConfig, load_aperture_image
     from refocus.pipeline.config import RefocusConfig
 
@@ -93,7 +93,7 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
         kw["f_number"] = float(f_number)
     else:
         kw["strength"] = float(strength)
-    return RefocusConfig.build(aperture=ap, device=device, **kw)
+    return RefocusConfig.build(aperture=ap, device=device, focus_band=float(band or 0.0), **kw)
 
 
 def build_app(device: str = "auto"):
@@ -141,8 +141,8 @@ def build_app(device: str = "auto"):
 
     # Gradio finds the event data by the annotation of a positional parameter, so
     # the settings are spelled out here.
-    def on_click(key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, evt: gr.SelectData):
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom)
+    def on_click(key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, evt: gr.SelectData):
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band)
         if key is None:
             raise gr.Error("upload a photo first")
         x, y = (float(v) for v in evt.index[:2])
@@ -193,6 +193,9 @@ def build_app(device: str = "auto"):
                 blur_mode = gr.Radio(["strength", "f-number"], value="strength", label="Blur set by")
                 strength = gr.Slider(0, 80, value=15, step=0.5, label="Strength K (px at full size)", elem_id="strength")
                 f_number = gr.Slider(0.95, 22, value=2.8, step=0.05, label="f-number (needs metric depth and EXIF)")
+                band = gr.Slider(
+                    0, 0.5, value=0, step=0.01, label="In-focus depth band (0 = one plane; green in the CoC view)", elem_id="band"
+                )
                 aperture = gr.Radio(["disc", "blades", "custom"], value="disc", label="Aperture", elem_id="aperture")
                 blades = gr.Slider(3, 16, value=6, step=1, label="Blades")
                 rotation = gr.Slider(0, 360, value=0, step=1, label="Rotation (degrees)")
@@ -212,7 +215,7 @@ def build_app(device: str = "auto"):
                     export_btn = gr.Button("Export full resolution", elem_id="export")
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
-        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom]
+        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band]
         photo.upload(on_upload, [photo, depth_file, depth_kind, *settings], [key, focus, result, depth_view, coc_view, status])
         depth_file.upload(on_upload, [photo, depth_file, depth_kind, *settings], [key, focus, result, depth_view, coc_view, status])
         photo.select(on_click, [key, *settings], [focus, result, coc_view, status])
