@@ -166,3 +166,34 @@ def test_depth_drop_zone_text_is_not_clipped(ui_url):
     top, bottom = geometry["text"]
     assert top >= geometry["label_bottom"] - 1, f"the drop text starts under the label: {geometry}"
     assert geometry["box"][0] - 1 <= top and bottom <= geometry["box"][1] + 1, f"the drop text is clipped: {geometry}"
+
+
+def test_in_focus_band_slider_rerenders(ui_url, tmp_path):
+    """Issue 14, item 5 (UI): the in-focus depth band slider re-renders the preview
+    with a band of depth kept sharp (the CoC view's green area grows)."""
+    from playwright.sync_api import sync_playwright
+
+    from refocus.pipeline.demo import demo_files
+
+    photo, disp = demo_files()
+    with sync_playwright() as p:
+        browser, page = _open(p, ui_url)
+        page.locator("#depth input[type=file]").set_input_files(str(disp))
+        page.wait_for_timeout(1500)
+        page.locator("#photo input[type=file]").set_input_files(str(photo))
+        status = page.locator("#status")
+        status.get_by_text("focus auto").wait_for(timeout=180_000)
+        before = page.locator("#coc-view img").first.get_attribute("src")
+        number = page.locator("#band input[type=number]").first
+        number.fill("0.3")
+        number.press("Enter")
+        page.wait_for_function(
+            "([sel, old]) => { const i = document.querySelector(sel); return i && i.getAttribute('src') !== old; }",
+            arg=["#coc-view img", before], timeout=180_000,
+        )
+        assert not page.get_by_text(re.compile(r"^Error$")).count(), "a panel shows Error"
+        status.get_by_text("sharp from disparity").wait_for(timeout=60_000)
+        page.screenshot(path=str(tmp_path / "ui-band.png"), full_page=True)
+        if os.environ.get("REFOCUS_UI_SCREENSHOT"):
+            shutil.copy(tmp_path / "ui-band.png", os.environ["REFOCUS_UI_SCREENSHOT"])
+        browser.close()

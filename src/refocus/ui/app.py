@@ -122,6 +122,8 @@ def build_app(device: str = "auto"):
             f"focus {where}: disparity {fd:.3f}, strength {k:.1f} px (full size) - {'draft' if draft else 'preview'}"
             f" {p.shape[1]}x{p.shape[0]} of {w}x{h}; depth from {entry.full.depth_source}"
         )
+        if cfg.focus_band > 0:
+            status += f"; sharp from disparity {max(0.0, fd - cfg.focus_band / 2):.3f} to {min(1.0, fd + cfg.focus_band / 2):.3f}"
         for n in session.notes(key):
             status += f"\n\nnote: {_md_escape(n)}"
         return (_u8(p.image), _u8(img)), _u8(coc_to_rgb(coc, p.image)), status
