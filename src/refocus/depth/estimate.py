@@ -39,10 +39,9 @@ _CACHE: dict[tuple[str, str], tuple[object, object]] = {}
 
 
 #: Blur (px) a sharp photo's defocus map stays within: DeblurNet's noise on in-focus
-#: texture. Measured (90th percentile of the 8 x 8 regions' median blur): skimage's
-#: camera 0.97, the bundled BokehMe photos (all in focus) 0.25-1.43, sharp exif-corpus
-#: photos 0.21-1.84 (smallest side ~0.5 MP); a photo blurred by 1.5-5 px over two
-#: thirds of its width 5.9-7.7.
+#: texture. Measured (:func:`blur_spread_px`, photos at <= 0.5 MP): skimage's camera
+#: 0.97, the bundled BokehMe photos (all in focus) 0.28-1.40, five exif-corpus photos
+#: 0.21-1.37; photos blurred by 1.5-5 px over two thirds of their width 5.90-7.67.
 ALL_IN_FOCUS_PX = 1.5
 
 
