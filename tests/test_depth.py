@@ -424,3 +424,16 @@ def test_all_in_focus_cli_exits_2_with_one_line(tmp_path, capsys):
     assert exc.value.code == 2
     err = [ln for ln in (out.out + out.err).splitlines() if ln.strip()]
     assert len(err) == 1 and "in focus everywhere" in err[0] and "--depth FILE" in err[0], err
+
+
+def test_iphone_heic_depth_is_metric_from_its_representation_info(shared_data):
+    """Issue 14 item 2: the pug HEIC's depth says near 1.498 m, far 4.383 m, uniform in
+    disparity: the map becomes disparity in 1/m between those ends."""
+    photo = shared_data / "phone-depth" / "iphone13pro-pug.heic"
+    if not photo.exists():
+        pytest.skip("iphone13pro-pug.heic not in the shared data")
+    r = get_depth(photo, neighbour=False)
+    assert r.source == "iPhone HEIC auxiliary depth" and r.kind == "disparity" and r.metric
+    lo, hi = r.disparity_range()
+    assert lo == pytest.approx(1 / 4.3828125, rel=1e-3) and hi == pytest.approx(1 / 1.498046875, rel=1e-3)
+    assert r.focus_disparity_for_distance(2.0) == pytest.approx((0.5 - lo) / (hi - lo), rel=1e-6)

@@ -27,7 +27,11 @@ def depth_cmd(
     Beside OUTPUT it also writes OUTPUT-disparity.png (16-bit, normalised disparity,
     white = near) and OUTPUT-preview.png (coloured, bright = near); existing files of
     those names are kept (an error) unless --overwrite. Without --depth, a map next to
-    the photo named PHOTO-disparity.png (.npy, .pfm, .tif, .exr) is used.
+    the photo named PHOTO-disparity.png (.npy, .pfm, .tif, .exr) is used. Without
+    either and without depth embedded in the photo, the depth network is used
+    (--depth-model; transformers now comes with refocus, the old extra refocus[depth]
+    is empty); when it cannot be had, the photo's own blur (refused for a photo in
+    focus everywhere).
     """
     from rich.markup import escape
 
