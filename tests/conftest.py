@@ -21,3 +21,9 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(1234)
+
+
+# No test may wait on the Hugging Face hub (there is no network to it here, and a real
+# download would make tests slow and flaky): the default depth network is taken to be
+# unavailable unless a test says otherwise. Child processes (CLI tests) inherit this.
+os.environ["HF_HUB_OFFLINE"] = "1"

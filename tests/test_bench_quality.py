@@ -188,7 +188,14 @@ def test_bench_speed_wiring(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "speed", "--out", str(tmp_path), "--device", "cpu", "--quick"])
     assert exc.value.code == 0
-    assert calls == [{"out_dir": tmp_path, "device": "cpu", "quick": True}]
+    assert calls == [{"out_dir": tmp_path, "device": "cpu", "quick": True,
+                      "stages": ("render", "deblur", "depth", "pipeline", "interactive")}]
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "speed", "--out", str(tmp_path), "--stages", "depth"])
+    assert exc.value.code == 0 and calls[-1]["stages"] == ("depth",)
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "speed", "--stages", "depth,warp"])
+    assert exc.value.code == 2 and "--stages" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["bench", "speed", "--device", "tpu"])
     assert exc.value.code == 2 and "--device" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """``refocus bench speed`` runs end to end on a tiny size and writes its reports."""
 
 import json
+
+import pytest
 import subprocess
 import sys
 
@@ -25,3 +27,24 @@ def test_bench_speed_rejects_missing_cuda(tmp_path):
     r = subprocess.run([sys.executable, "-m", "refocus.cli", "bench", "speed", "--device", "cuda", "--out", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no CUDA" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bench_speed_depth_stage_is_the_default_architecture():
+    """Issue 14: the depth stage is timed on Depth Anything V2 Small's architecture
+    (24.8 M parameters, as the released model) with random weights."""
+    pytest.importorskip("transformers")
+    from refocus.bench.speed import depth_anything_v2_small
+
+    proc, net = depth_anything_v2_small()
+    assert abs(sum(p.numel() for p in net.parameters()) / 1e6 - 24.8) < 0.1
+    assert proc.size == {"height": 518, "width": 518} and proc.keep_aspect_ratio and proc.ensure_multiple_of == 14
+
+
+@pytest.mark.slow
+def test_bench_speed_times_the_depth_stage_through_get_depth():
+    pytest.importorskip("transformers")
+    from refocus.bench.speed import _child_depth
+
+    res = _child_depth(48, 64, "cpu", 1)
+    assert len(res["times_s"]) == 1 and res["times_s"][0] > 0
+    assert "network at" in res["note"] and "518" in res["note"]

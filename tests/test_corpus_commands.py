@@ -37,9 +37,16 @@ def test_readme_commands_on_camera_photos_change_no_input(shared_data, tmp_path,
     a, b = (work / n for n in PHOTOS)
     out = tmp_path / "out"
     out.mkdir()
-    # The one depth estimate (the slow part); its map then serves as the user's map.
+    # No depth file, nothing embedded, no network (HF_HUB_OFFLINE in conftest): this sharp
+    # camera photo has no blur to measure, so the blur fallback refuses it (issue 14).
     code, _, err = _run(capsys, "depth", a, "-o", out / "a.npy")
-    assert code == 0, err
+    assert code == 2 and "in focus everywhere" in err and len(err.strip().splitlines()) == 1, err
+    from refocus.io import read_image
+
+    h, w = read_image(a)[0].shape[:2]
+    import numpy as np
+
+    np.save(out / "a.npy", np.tile(np.linspace(0, 1, w, dtype=np.float32), (h, 1)))  # the user's map
     batch_in = tmp_path / "batch-in"
     batch_in.mkdir()
     shutil.copy(a, batch_in / a.name)

@@ -244,3 +244,196 @@ def test_fallback_chain_ends_with_the_defocus_estimate(tmp_path, monkeypatch):
     # Without estimates allowed, the chain stops and says what to do instead.
     with pytest.raises(RefocusError, match="--depth FILE"):
         get_depth(photo, allow_estimate=False)
+
+
+# --- the default network, offline, and Depth Pro (issue 14) ---------------------
+
+@pytest.fixture(scope="module")
+def tiny_depth_pro(tmp_path_factory):
+    """A random-weight Depth Pro with its field-of-view head (metric), saved locally."""
+    import json
+
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(0)
+    sub = {"model_type": "dinov2", "num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 1, "patch_size": 4,
+           "intermediate_size": 32}
+    cfg = transformers.DepthProConfig(
+        patch_size=16, fusion_hidden_size=16, intermediate_hook_ids=[1, 0], intermediate_feature_dims=[10, 8],
+        scaled_images_ratios=[0.5, 1.0], scaled_images_overlap_ratios=[0.0, 0.2], scaled_images_feature_dims=[12, 12],
+        use_fov_model=True, image_model_config=dict(sub), patch_model_config=dict(sub), fov_model_config=dict(sub),
+    )
+    d = tmp_path_factory.mktemp("tiny-depth-pro")
+    transformers.DepthProForDepthEstimation(cfg).save_pretrained(d)
+    # transformers' DepthProImageProcessor needs torchvision to be built; its config is plain JSON.
+    (d / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "DepthProImageProcessor", "do_resize": True, "size": {"height": 64, "width": 64},
+        "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
+    }))
+    return d
+
+
+def test_depth_pro_gives_metric_depth(tiny_depth_pro, tmp_path):
+    img, _, _ = _disc_scene()
+    photo = tmp_path / "p.png"
+    write_image(photo, img)
+    r = get_depth(photo, model=str(tiny_depth_pro))
+    assert r.metric and "depth_pro" in r.source and "metric" in r.source
+    assert r.values.shape == (96, 128) and np.isfinite(r.values).all() and (r.metric_disparity() > 0).all()
+
+
+def test_metric_depth_anything_through_the_pipeline_option(tiny_models):
+    """--depth-model reaches get_depth from the pipeline's config (refocus, animate, batch, UI)."""
+    from refocus.pipeline.config import RefocusConfig
+    from refocus.pipeline.core import load_disparity
+
+    img, _, _ = _disc_scene()
+    notes: list[str] = []
+    cfg = RefocusConfig(depth_model=str(tiny_models["metric"]))
+    d, source, metric = load_disparity(img, None, cfg, notes)
+    assert "depth_anything" in source and "metric depth" in source
+    assert d.shape == (96, 128)
+
+
+def _no_hub(monkeypatch, reachable=False):
+    """The default model is not cached; the hub probe answers as asked; a real download fails the test."""
+    import huggingface_hub
+
+    import refocus.depth.estimate as est
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(est, "_CACHE", {})
+    monkeypatch.setattr(est, "_cached_snapshot", lambda name: None)
+    monkeypatch.setattr(est, "hub_reachable", lambda name, timeout_s=3.0: (reachable, "" if reachable else "Name or service not known"))
+
+    def no_download(*a, **kw):
+        raise AssertionError("must not download")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
+    return est
+
+
+def test_default_is_the_depth_network_downloaded_on_first_use(tiny_models, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    est = _no_hub(monkeypatch, reachable=True)
+    fetched = []
+
+    def fake_download(repo_id, **kw):
+        fetched.append(repo_id)
+        return str(tiny_models["relative"])
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    img, _, _ = _disc_scene()
+    photo = tmp_path / "p.png"
+    write_image(photo, img)
+    r = get_depth(photo)
+    assert fetched == [est.DEFAULT_DEPTH_MODEL]
+    assert est.DEFAULT_DEPTH_MODEL in r.source and "network" in r.source
+
+
+def test_default_network_offline_says_so_in_one_line_and_falls_back(tmp_path, monkeypatch):
+    import refocus.deblur
+
+    est = _no_hub(monkeypatch, reachable=False)
+    img, _, _ = _disc_scene()
+    photo = tmp_path / "p.png"
+    write_image(photo, img)
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    monkeypatch.setattr(refocus.deblur, "deblur", lambda image, **kw: (image, (xx / 10).astype(np.float32)))
+    r = get_depth(photo)
+    assert r.source == "defocus estimate"
+    line = [n for n in r.notes if est.DEFAULT_DEPTH_MODEL in n]
+    assert len(line) == 1 and "\n" not in line[0]
+    assert "unreachable" in line[0] and "HF_HUB_OFFLINE" in line[0] and "--depth FILE" in line[0]
+    # HF_HUB_OFFLINE: not even the probe runs.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(est, "hub_reachable", lambda *a, **k: pytest.fail("probed the hub although HF_HUB_OFFLINE=1"))
+    r = get_depth(photo)
+    assert r.source == "defocus estimate" and any("HF_HUB_OFFLINE is set" in n for n in r.notes)
+    # An explicitly chosen model that cannot be had is an error, not a fallback.
+    with pytest.raises(RefocusError, match="HF_HUB_OFFLINE"):
+        get_depth(photo, model="apple/DepthPro-hf")
+
+
+def test_hub_probe_gives_up_within_its_timeout():
+    """A host that accepts the connection and never answers: one try, no retries."""
+    import socket
+    import time
+
+    from refocus.depth.estimate import hub_reachable
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    try:
+        t0 = time.perf_counter()
+        import os
+
+        old = os.environ.get("HF_ENDPOINT")
+        os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{srv.getsockname()[1]}"
+        try:
+            ok, why = hub_reachable("depth-anything/Depth-Anything-V2-Small-hf", timeout_s=0.5)
+        finally:
+            os.environ.pop("HF_ENDPOINT") if old is None else os.environ.__setitem__("HF_ENDPOINT", old)
+        assert not ok and why
+        assert time.perf_counter() - t0 < 2.0
+    finally:
+        srv.close()
+
+
+def _camera_photos(tmp_path):
+    from skimage import data
+
+    cam = np.stack([data.camera()[::2, ::2] / 255.0] * 3, -1).astype(np.float32)
+    h, w = cam.shape[:2]
+    blurred = cam.copy()
+    for sigma, x0 in ((1.5, w // 3), (3.0, w // 2), (5.0, 2 * w // 3)):
+        b = np.stack([gaussian_filter(cam[..., c], sigma) for c in range(3)], -1)
+        blurred[:, x0:] = b[:, x0:]
+    return cam, blurred
+
+
+def test_all_in_focus_photo_is_refused_by_the_blur_fallback(tmp_path):
+    """Issue 14: no network and a sharp photo: its blur measures texture, not distance."""
+    sharp, blurred = _camera_photos(tmp_path)
+    for name, img in (("sharp.png", sharp), ("blurred.png", blurred)):
+        write_image(tmp_path / name, img)
+    with pytest.raises(RefocusError, match="in focus everywhere") as exc:
+        get_depth(tmp_path / "sharp.png")
+    msg = str(exc.value)
+    assert "\n" not in msg and "--depth FILE" in msg and "HF_HUB_OFFLINE" in msg and "Depth-Anything-V2-Small" in msg
+    # A photo with real defocus keeps the fallback.
+    r = get_depth(tmp_path / "blurred.png")
+    assert r.source == "defocus estimate"
+    d = r.disparity()
+    assert d[:, : d.shape[1] // 4].mean() > d[:, -d.shape[1] // 4 :].mean() + 0.3  # sharp side nearer
+
+
+def test_all_in_focus_cli_exits_2_with_one_line(tmp_path, capsys):
+    from refocus.cli import main
+
+    sharp, _ = _camera_photos(tmp_path)
+    write_image(tmp_path / "sharp.png", sharp)
+    with pytest.raises(SystemExit) as exc:
+        main(["depth", str(tmp_path / "sharp.png"), "-o", str(tmp_path / "d.npy")])
+    out = capsys.readouterr()
+    assert exc.value.code == 2
+    err = [ln for ln in (out.out + out.err).splitlines() if ln.strip()]
+    assert len(err) == 1 and "in focus everywhere" in err[0] and "--depth FILE" in err[0], err
+
+
+def test_iphone_heic_depth_is_metric_from_its_representation_info(shared_data):
+    """Issue 14 item 2: the pug HEIC's depth says near 1.498 m, far 4.383 m, uniform in
+    disparity: the map becomes disparity in 1/m between those ends."""
+    photo = shared_data / "phone-depth" / "iphone13pro-pug.heic"
+    if not photo.exists():
+        pytest.skip("iphone13pro-pug.heic not in the shared data")
+    r = get_depth(photo, neighbour=False)
+    assert r.source == "iPhone HEIC auxiliary depth" and r.kind == "disparity" and r.metric
+    lo, hi = r.disparity_range()
+    assert lo == pytest.approx(1 / 4.3828125, rel=1e-3) and hi == pytest.approx(1 / 1.498046875, rel=1e-3)
+    assert r.focus_disparity_for_distance(2.0) == pytest.approx((0.5 - lo) / (hi - lo), rel=1e-6)

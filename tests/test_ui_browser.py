@@ -120,8 +120,9 @@ def _wait_for_render(page, depth_from: str):
 
 @pytest.mark.parametrize("order", ["photo only", "photo then depth", "depth then photo"])
 def test_upload_in_any_order(ui_url, tmp_path, order):
-    """A photo alone must work (no depth file: the depth-kind radio is ignored), and
-    a depth map may come before or after the photo."""
+    """A photo alone gets the depth rule's answer (no depth file: the depth-kind radio
+    is ignored; here a refusal, the photo being sharp and no network), and a depth map
+    may come before or after the photo."""
     from playwright.sync_api import sync_playwright
 
     photo, disp = _photo_alone(tmp_path)
@@ -131,13 +132,14 @@ def test_upload_in_any_order(ui_url, tmp_path, order):
             page.locator("#depth input[type=file]").set_input_files(str(disp))
             page.wait_for_timeout(1000)
         page.locator("#photo input[type=file]").set_input_files(str(photo))
-        if order == "photo only":
-            _wait_for_render(page, "defocus estimate")
-        elif order == "photo then depth":
-            _wait_for_render(page, "defocus estimate")
+        if order in ("photo only", "photo then depth"):
+            # The demo photo is sharp everywhere and the tests have no depth network:
+            # the UI says so (issue 14) instead of rendering depth invented from texture.
+            page.get_by_text(re.compile("in focus everywhere")).first.wait_for(timeout=180_000)
+            assert page.get_by_text(re.compile("--depth FILE")).count()
+        if order == "photo then depth":
             page.locator("#depth input[type=file]").set_input_files(str(disp))
-            _wait_for_render(page, f"file {disp.name}")
-        else:
+        if order != "photo only":
             _wait_for_render(page, f"file {disp.name}")
         browser.close()
 

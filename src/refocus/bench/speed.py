@@ -9,7 +9,10 @@ Cases (the renderer issue's protocol): a 12-megapixel (4000 x 3000) image, smoot
 random disparity, maximum |CoC| of 8, 16, 32 and 64 px, disc aperture; on the CPU
 (numpy path) and, when CUDA is present, on the GPU (torch path). DeblurNet and the
 pipeline (depth file -> DeblurNet where it helps -> renderer, at max |CoC| 32 px) and the
-UI's interactive re-render of a 1-megapixel preview are timed too.
+UI's interactive re-render of a 1-megapixel preview are timed too. The depth stage
+(``get_depth`` with the default network's architecture, Depth Anything V2 Small, built
+from its config with random weights -- the time does not depend on the weights -- plus
+the edge-aware upsampling to the photo's size) is timed on the same image.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from refocus.errors import RefocusError
 #: Targets from the issues (seconds; None where none was set), for the report.
 TARGETS = {
     ("deblur", "cpu", None): 60.0,
+    ("depth", "cpu", None): 2.0,
     ("deblur", "cuda", None): 1.0,
     ("interactive", "cpu", None): 0.3,
     ("render", "cpu", 64): 5.0,
@@ -102,6 +106,59 @@ def _child_deblur(h: int, w: int, device: str, repeats: int) -> dict:
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
         return {"times_s": times, "peak_gpu_mb": peak_mb, "note": f"numpy in/out; first run loads the model; peak GPU {peak_mb:.0f} MB"}
     return {"times_s": times}
+
+
+def depth_anything_v2_small(seed: int = 0):
+    """Depth Anything V2 Small's architecture (config of
+    ``depth-anything/Depth-Anything-V2-Small-hf``: DINOv2-S/14 backbone, hidden 384,
+    12 layers, 6 heads; DPT neck 48-96-192-384, fusion 64) and its image processor
+    (518 px, aspect kept, multiple of 14), with random weights: nothing downloaded."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    backbone = transformers.Dinov2Config(
+        image_size=518, patch_size=14, hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
+        layerscale_value=1.0, out_indices=[3, 6, 9, 12], reshape_hidden_states=False,
+    )
+    cfg = transformers.DepthAnythingConfig(
+        backbone_config=backbone, patch_size=14, reassemble_hidden_size=384, reassemble_factors=[4, 2, 1, 0.5],
+        neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64, head_hidden_size=32, depth_estimation_type="relative",
+    )
+    net = transformers.DepthAnythingForDepthEstimation(cfg).eval()
+    proc_cls = getattr(transformers, "DPTImageProcessorPil", None) or transformers.DPTImageProcessor
+    proc = proc_cls(
+        do_resize=True, size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14, resample=3,
+        do_rescale=True, do_normalize=True, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_pad=False,
+    )
+    return proc, net
+
+
+def _child_depth(h: int, w: int, device: str, repeats: int) -> dict:
+    """``get_depth`` on a photo without depth: the default network's architecture
+    (random weights) at its own resolution, then edge-aware upsampling to h x w."""
+    import tempfile
+
+    from refocus.depth import get_depth
+
+    rng = np.random.default_rng(4)
+    # A photo-like image (smooth regions and edges), so the edge-aware step does real work.
+    img = np.clip(smooth_disparity(h, w, seed=5)[..., None] * np.array([0.9, 0.6, 0.3], np.float32)
+                  + rng.normal(0, 0.02, (h, w, 3)).astype(np.float32), 0, 1).astype(np.float32)
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, net = depth_anything_v2_small()
+        net.save_pretrained(tmp)
+        proc.save_pretrained(tmp)
+        t0 = time.perf_counter()
+        get_depth(None, image=img, model=tmp, device=device)
+        load_s = time.perf_counter() - t0
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = get_depth(None, image=img, model=tmp, device=device)
+            times.append(time.perf_counter() - t0)
+    rh, rw = res.raw_shape
+    return {"times_s": times, "note": f"network at {rw}x{rh}; first call (loads the model) {load_s:.2f} s"}
 
 
 def _child_interactive(device: str, repeats: int, draft: bool = False) -> dict:
@@ -195,7 +252,7 @@ def run_speed(
     max_cocs: tuple[float, ...] | None = None,
     repeats: int | None = None,
     quality: str = "balanced",
-    stages: tuple[str, ...] = ("render", "deblur", "pipeline", "interactive"),
+    stages: tuple[str, ...] = ("render", "deblur", "depth", "pipeline", "interactive"),
 ) -> dict:
     """Time the stages; write ``speed.json`` and ``speed.md`` into ``out_dir``.
 
@@ -230,6 +287,9 @@ def run_speed(
     if "deblur" in stages:
         for dev in devices:
             jobs.append(("deblur", dev, None, {"h": h, "w": w, "device": dev, "repeats": 1 if dev == "cpu" else repeats}))
+    if "depth" in stages:
+        for dev in devices:
+            jobs.append(("depth", dev, None, {"h": h, "w": w, "device": dev, "repeats": repeats}))
     if "pipeline" in stages:
         for dev in devices:
             jobs.append(("pipeline", dev, 32.0, {"h": h, "w": w, "max_coc": 32.0, "device": dev, "repeats": 1}))

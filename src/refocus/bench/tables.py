@@ -330,6 +330,8 @@ def _stage_label(row: dict) -> str:
         return "renderer"
     if stage == "deblur":
         return "DeblurNet"
+    if stage == "depth":
+        return "depth (Depth Anything V2 Small, random weights, + edge-aware upsampling)"
     if stage == "pipeline":
         return "whole pipeline (depth file → renderer)"
     if stage == "interactive":

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthOpt, DeviceOpt, FNumberOpt,
+    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt,
     HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         cats_eye: float = CatsEyeOpt,
         depth: Optional[Path] = DepthOpt,
         depth_kind: Optional[str] = DepthKindOpt,
+        depth_model: Optional[str] = DepthModelOpt,
         no_deblur: bool = NoDeblurOpt,
         device: str = DeviceOpt,
         quality: str = QualityOpt,
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         a, b = parse_endpoint(start), parse_endpoint(end)
         cfg = build_config(
             strength=strength, f_number=f_number, aperture=aperture, blades=blades, rotation=rotation,
-            curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, no_deblur=no_deblur,
+            curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur,
             device=device, quality=quality, highlight_gain=highlight_gain, max_megapixels=max_megapixels,
         )
         console = stderr_console()

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DeviceOpt, FNumberOpt, FocusOpt,
+    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FocusOpt,
     FocusRangeOpt, FocusValueOpt, HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         depth_dir: Optional[Path] = typer.Option(None, "--depth-dir", help="Folder of depth maps (default: next to the photos)."),
         depth_suffix: str = typer.Option("-disparity", "--depth-suffix", help="Depth map of PHOTO.jpg is PHOTO<suffix>.png/.npy/..."),
         depth_kind: Optional[str] = DepthKindOpt,
+        depth_model: Optional[str] = DepthModelOpt,
         no_deblur: bool = NoDeblurOpt,
         device: str = DeviceOpt,
         quality: str = QualityOpt,
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
             raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, aperture=aperture,
-            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind,
+            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind, depth_model=depth_model,
             no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain,
             max_megapixels=max_megapixels,
         )

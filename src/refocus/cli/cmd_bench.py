@@ -81,8 +81,11 @@ def speed_cmd(
     out: Path = typer.Option(Path("bench-out/speed"), "--out", help="Folder for the speed report."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes and few repeats (smoke test)."),
+    stages: str = typer.Option(
+        "render,deblur,depth,pipeline,interactive", "--stages", help="Comma-separated: render, deblur, depth, pipeline, interactive."
+    ),
 ) -> None:
-    """Time the renderer and the pipeline at several image sizes."""
+    """Time the renderer, DeblurNet, the depth stage and the pipeline."""
     from refocus.errors import RefocusError
 
     if device not in ("cpu", "cuda", "auto"):
@@ -91,7 +94,11 @@ def speed_cmd(
         from refocus.bench.speed import run_speed
     except ImportError as exc:
         raise RefocusError(f"the speed benchmark is not available in this installation ({exc})") from None
-    run_speed(out_dir=out, device=device, quick=quick)
+    chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+    known = ("render", "deblur", "depth", "pipeline", "interactive")
+    if not chosen or any(s not in known for s in chosen):
+        raise RefocusError(f"--stages must be a comma-separated list of {', '.join(known)}, got {stages!r}")
+    run_speed(out_dir=out, device=device, quick=quick, stages=chosen)
 
 
 @bench_app.command("tables")

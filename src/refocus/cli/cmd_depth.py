@@ -13,7 +13,10 @@ def depth_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the depth used (.npy, .pfm or .tif, float32)."),
     depth: Optional[Path] = typer.Option(None, "--depth", "-d", help="Use this depth/disparity map (.npy, .pfm, PNG, TIFF, EXR)."),
     depth_kind: Optional[str] = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer, default) or depth."),
-    model: Optional[str] = typer.Option(None, "--model", help="Depth network: a Hugging Face model id or local folder (needs refocus[depth])."),
+    model: Optional[str] = typer.Option(
+        None, "--depth-model", "--model",
+        help="Depth network: a Hugging Face model id or local folder (default depth-anything/Depth-Anything-V2-Small-hf, downloaded on first use).",
+    ),
     no_estimate: bool = typer.Option(False, "--no-estimate", help="Only use stored depth (file or embedded); never estimate."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Plain bilinear resize of a map of another size, instead of aligning its edges with the photo."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the depth network."),
@@ -24,7 +27,11 @@ def depth_cmd(
     Beside OUTPUT it also writes OUTPUT-disparity.png (16-bit, normalised disparity,
     white = near) and OUTPUT-preview.png (coloured, bright = near); existing files of
     those names are kept (an error) unless --overwrite. Without --depth, a map next to
-    the photo named PHOTO-disparity.png (.npy, .pfm, .tif, .exr) is used.
+    the photo named PHOTO-disparity.png (.npy, .pfm, .tif, .exr) is used. Without
+    either and without depth embedded in the photo, the depth network is used
+    (--depth-model; transformers now comes with refocus, the old extra refocus[depth]
+    is empty); when it cannot be had, the photo's own blur (refused for a photo in
+    focus everywhere).
     """
     from rich.markup import escape
 

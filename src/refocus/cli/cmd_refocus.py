@@ -22,6 +22,12 @@ CurvatureOpt = typer.Option(0.0, "--curvature", help="Blade curvature, 0 (straig
 CatsEyeOpt = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1.")
 DepthOpt = typer.Option(None, "--depth", help="Depth or disparity map (.png, .npy, .pfm, .tif, .exr).")
 DepthKindOpt = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer) or depth (distance).")
+DepthModelOpt = typer.Option(
+    None, "--depth-model",
+    help="Depth network for a photo without depth: a Hugging Face id or local folder (default "
+    "depth-anything/Depth-Anything-V2-Small-hf; also e.g. apple/DepthPro-hf, "
+    "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf).",
+)
 NoDeblurOpt = typer.Option(False, "--no-deblur", help="Render from the input photo as it is (skip DeblurNet).")
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
 QualityOpt = typer.Option("balanced", "--quality", help="Renderer quality: fast, balanced or high.")
@@ -49,6 +55,7 @@ def register(app: typer.Typer) -> None:
         cats_eye: float = CatsEyeOpt,
         depth: Optional[Path] = DepthOpt,
         depth_kind: Optional[str] = DepthKindOpt,
+        depth_model: Optional[str] = DepthModelOpt,
         no_deblur: bool = NoDeblurOpt,
         save_intermediate: Optional[Path] = typer.Option(
             None, "--save-intermediate", help="Folder for the all-in-focus image, depth and signed CoC map (PNG + .npy)."
@@ -81,7 +88,7 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
-            depth_kind=depth_kind, no_deblur=no_deblur, device=device, quality=quality,
+            depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur, device=device, quality=quality,
             highlight_gain=highlight_gain, max_megapixels=max_megapixels,
         )
         console = stderr_console()

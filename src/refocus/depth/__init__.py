@@ -226,6 +226,16 @@ def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list
     return arr, kind, metric, f"file {p.name}", notes
 
 
+def _options() -> str:
+    """What the user can do when a photo has no depth (one clause, for error lines)."""
+    from refocus.depth.estimate import DEFAULT_DEPTH_MODEL
+
+    return (
+        f"pass --depth FILE with a depth or disparity map, or let the depth network {DEFAULT_DEPTH_MODEL} "
+        "download once (network access; unset HF_HUB_OFFLINE) or pass --depth-model PATH to a downloaded one"
+    )
+
+
 def get_depth(
     image_path: str | os.PathLike | None,
     *,
@@ -312,35 +322,41 @@ def get_depth(
         elif not messages:
             notes.append("no depth map embedded in the photo")
 
+    net_missing = ""
     if found is None and (model is not None or allow_estimate):
-        from refocus.depth.estimate import estimate_depth_network
+        from refocus.depth.estimate import ModelUnavailable, estimate_depth_network
 
         try:
-            net = estimate_depth_network(image, model, device=device, local_only=model is None)
+            net = estimate_depth_network(image, model, device=device)
             # No aspect check: the network saw the whole photo; its grid is only rounded.
             desc = "metric depth" if net.metric else "relative disparity"
             found = (net.values, net.kind, net.metric, f"{net.model_type} network via transformers ({net.model}, {desc})")
+        except ModelUnavailable as exc:
+            if model is not None:
+                raise
+            net_missing = "the depth network is not available (offline or not downloaded)"
+            notes.append(f"{exc}; using the photo's own blur instead")
         except RefocusError as exc:
             if model is not None:
                 raise
             notes.append(f"monocular network skipped: {exc}")
 
     if found is None and allow_estimate:
-        from refocus.depth.estimate import estimate_depth_from_defocus
+        from refocus.depth.estimate import AllInFocus, estimate_depth_from_defocus
 
         try:
             disp = estimate_depth_from_defocus(image)
             found = (disp, "disparity", False, "defocus estimate")
             notes.append("depth from the photo's own blur: assumes the nearest subject was in focus (relative only)")
+        except AllInFocus as exc:
+            why = f"{exc}" + (f", and {net_missing}" if net_missing else "")
+            raise RefocusError(f"no depth for this photo: {why}; {_options()}") from None
         except RefocusError as exc:
             notes.append(f"defocus estimate skipped: {exc}")
 
     if found is None:
         why = "; ".join(notes) if notes else "nothing found"
-        raise RefocusError(
-            f"no depth for this photo ({why}); pass --depth FILE with a depth or disparity map, "
-            "or install a depth network with pip install 'refocus[depth]'"
-        )
+        raise RefocusError(f"no depth for this photo ({why}); {_options()}")
     values, kind, metric, source = found
     raw_shape = tuple(int(s) for s in np.shape(values))
     raw_disp = to_disparity(values, kind)

@@ -373,6 +373,13 @@ def read_heic_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
     elif rep == 0 and z_near and z_far and z_far > z_near > 0:  # uniform 1/Z
         dn = 1.0 / z_far + dn * (1.0 / z_near - 1.0 / z_far)
         metric = True
+    elif rep in (None, 1) and z_near is None:
+        # Uniform disparity with its range as distances (iPhone: d_min/d_max are the
+        # nearest and farthest distance in metres; the map is linear in 1/z between them).
+        d_min, d_max = meta.get("d_min"), meta.get("d_max")
+        if all(isinstance(d, (int, float)) and math.isfinite(d) and 0 < d <= MAX_RANGE for d in (d_min, d_max)) and d_max > d_min:
+            dn = 1.0 / d_max + dn * (1.0 / d_min - 1.0 / d_max)
+            metric = True
     src = "iPhone HEIC auxiliary depth" if rep in (None, 1, 3) else "HEIC auxiliary depth"
     values = dn.astype(np.float32)
     notes = []

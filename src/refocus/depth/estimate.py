@@ -1,7 +1,8 @@
 """Depth estimated from the photo itself: a monocular network, or the defocus map.
 
-The network runs through Hugging Face ``transformers`` (optional extra
-``refocus[depth]``): any depth-estimation checkpoint, by hub id or local folder,
+The network runs through Hugging Face ``transformers`` (installed with refocus): any
+depth-estimation checkpoint, by hub id (downloaded on first use, with a progress
+bar, into the Hugging Face cache) or local folder,
 loaded with ``AutoImageProcessor`` + ``AutoModelForDepthEstimation`` (what
 ``pipeline("depth-estimation")`` uses inside). The raw prediction is kept at the
 network's resolution so that the caller's edge-aware upsampling, not a bicubic
@@ -9,12 +10,14 @@ resize, brings it to the photo's size.
 
 What the output means depends on the model: Depth Anything (relative), DPT/MiDaS
 predict relative *inverse* depth, i.e. disparity; Depth Pro, ZoeDepth, GLPN and
-Depth Anything's metric variants predict distance in metres.
+Depth Anything's metric variants predict distance in metres; Depth Pro predicts
+inverse depth, metric (1/m) through its field-of-view head.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -24,11 +27,30 @@ from refocus.errors import RefocusError
 
 #: Default network: Depth Anything V2 Small (relative disparity, Apache-2.0).
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+#: Seconds the hub may take to answer before the network is taken to be unreachable.
+HUB_PROBE_TIMEOUT_S = 3.0
+#: Files a depth checkpoint needs (what is downloaded on first use).
+_MODEL_FILES = ["*.json", "*.safetensors", "*.txt"]
 
 # model_type values whose output is metric distance rather than relative disparity.
-_METRIC_MODEL_TYPES = {"depth_pro", "zoedepth", "glpn"}
+_METRIC_MODEL_TYPES = {"zoedepth", "glpn"}
 
 _CACHE: dict[tuple[str, str], tuple[object, object]] = {}
+
+
+#: Blur (px) a sharp photo's defocus map stays within: DeblurNet's noise on in-focus
+#: texture. Measured (:func:`blur_spread_px`, photos at <= 0.5 MP): skimage's camera
+#: 0.97, the bundled BokehMe photos (all in focus) 0.28-1.40, five exif-corpus photos
+#: 0.21-1.37; photos blurred by 1.5-5 px over two thirds of their width 5.90-7.67.
+ALL_IN_FOCUS_PX = 1.5
+
+
+class AllInFocus(RefocusError):
+    """The photo's blur is the same everywhere (within noise): it tells nothing about depth."""
+
+
+class ModelUnavailable(RefocusError):
+    """The depth model is neither local nor downloadable now (offline, hub unreachable)."""
 
 
 @dataclass
@@ -43,64 +65,169 @@ class NetworkDepth:
 
 
 def output_kind(config) -> tuple[str, bool]:
-    """(kind, metric) of a depth model's output, from its config."""
+    """(kind, metric) of a depth model's output, from its config.
+
+    Depth Pro predicts inverse depth; with its field-of-view head it is metric (1/m,
+    see :func:`estimate_depth_network`).
+    """
     model_type = getattr(config, "model_type", "")
+    if model_type == "depth_pro":
+        return "disparity", bool(getattr(config, "use_fov_model", False))
     if model_type in _METRIC_MODEL_TYPES or getattr(config, "depth_estimation_type", "relative") == "metric":
         return "depth", True
     return "disparity", False
 
 
-def _in_hf_cache(repo_id: str) -> bool:
-    import importlib.util
+def _hub_offline() -> bool:
+    """True when the user told Hugging Face not to use the network (read at call time)."""
+    return any(
+        os.environ.get(v, "").strip().upper() in {"1", "ON", "YES", "TRUE"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
-    if importlib.util.find_spec("transformers") is None:
-        raise RefocusError("monocular depth needs the optional 'transformers' package: pip install 'refocus[depth]'")
+
+def _cached_snapshot(repo_id: str) -> str | None:
+    """The local snapshot folder of a hub model when its config and weights are cached."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import snapshot_download
 
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+        path = snapshot_download(repo_id, local_files_only=True)
     except Exception:
-        return False
+        return None
+    p = Path(path)
+    if (p / "config.json").is_file() and (any(p.glob("*.safetensors")) or any(p.glob("*.bin"))):
+        return str(p)
+    return None
+
+
+def hub_reachable(repo_id: str, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> tuple[bool, str]:
+    """One short request to the hub (no retries): (reachable, why not).
+
+    ``huggingface_hub``'s own downloads retry an unreachable host for about a minute
+    and a half; this answers within ``timeout_s``.
+    """
+    import urllib.error
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    req = urllib.request.Request(f"{endpoint}/api/models/{repo_id}", method="HEAD")
+    try:
+        urllib.request.urlopen(req, timeout=timeout_s).close()
+        return True, ""
+    except urllib.error.HTTPError as exc:
+        # The hub answered: the network works; the model may not exist or be gated.
+        return True, f"HTTP {exc.code}"
+    except Exception as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, (str(reason).splitlines()[0][:80] if str(reason) else exc.__class__.__name__)
+
+
+def unavailable_message(name: str, why: str, offline_set: bool = False) -> str:
+    """One line: the model cannot be had now, and what the user can do."""
+    net = "unset HF_HUB_OFFLINE and connect once to download it" if offline_set else (
+        "connect once to download it (HF_HUB_OFFLINE=1 skips this check)"
+    )
+    return f"depth network {name} is not downloaded and cannot be fetched ({why}): {net}, or pass --depth-model PATH or --depth FILE"
+
+
+def resolve_model(name: str, download: bool = True) -> str:
+    """A local folder for ``name`` (a folder, a cached hub model, or a fresh download).
+
+    The download (on first use) shows huggingface_hub's progress bar and is cached
+    in the Hugging Face cache. Offline (``HF_HUB_OFFLINE=1``) or with the hub
+    unreachable (one probe, :data:`HUB_PROBE_TIMEOUT_S`), raises
+    :class:`ModelUnavailable` within seconds instead of retrying.
+    """
+    if Path(name).exists():
+        return name
+    if name.startswith((".", "/", "~")) or name.count("/") != 1 or os.sep in name.replace("/", ""):
+        raise RefocusError(f"cannot load depth model {name!r} (no such folder, and not a hub id ORG/NAME)")
+    cached = _cached_snapshot(name)
+    if cached is not None:
+        return cached
+    if _hub_offline():
+        raise ModelUnavailable(unavailable_message(name, "HF_HUB_OFFLINE is set", offline_set=True))
+    if not download:
+        raise ModelUnavailable(unavailable_message(name, "downloads not allowed"))
+    ok, why = hub_reachable(name)
+    if not ok:
+        raise ModelUnavailable(unavailable_message(name, f"the Hugging Face hub is unreachable: {why}"))
+    if why:
+        raise RefocusError(f"cannot load depth model {name!r} (the hub answered {why}): check the model id, or pass --depth-model PATH")
+    from huggingface_hub import snapshot_download
+
+    print(f"downloading depth network {name} (once; cached by Hugging Face)", file=sys.stderr, flush=True)
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        return snapshot_download(name, allow_patterns=_MODEL_FILES)
+    except Exception as exc:
+        msg = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+        raise ModelUnavailable(unavailable_message(name, f"download failed: {msg}")) from None
+
+
+class _SquareProcessor:
+    """Resize to the configured size (bilinear), scale to [0, 1], normalise (Depth Pro's
+    preprocessing, read from ``preprocessor_config.json``), without torchvision."""
+
+    def __init__(self, path: str):
+        import json
+
+        cfg = json.loads((Path(path) / "preprocessor_config.json").read_text())
+        size = cfg.get("size", {"height": 1536, "width": 1536})
+        self.size = (int(size["width"]), int(size["height"]))
+        self.mean = np.asarray(cfg.get("image_mean", [0.5] * 3), np.float32)
+        self.std = np.asarray(cfg.get("image_std", [0.5] * 3), np.float32)
+        self.scale = float(cfg.get("rescale_factor", 1 / 255))
+
+    def __call__(self, images, return_tensors="pt"):
+        import torch
+        from PIL import Image
+
+        arr = np.asarray(images.convert("RGB").resize(self.size, Image.BILINEAR), np.float32) * self.scale
+        arr = (arr - self.mean) / self.std
+        return {"pixel_values": torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]}
 
 
 def load_depth_model(model: str | os.PathLike | None = None, device: str = "cpu", local_only: bool = False):
     """Load (and cache) a transformers depth model and its image processor.
 
-    With ``local_only`` nothing is downloaded: the model must be a local folder or
-    already in the Hugging Face cache (used for the implicit default, so that a
-    photo without depth never waits on the network).
+    The model (default :data:`DEFAULT_DEPTH_MODEL`) is a local folder or a hub id,
+    downloaded on first use (:func:`resolve_model`); with ``local_only`` nothing is
+    downloaded.
 
     Raises
     ------
+    ModelUnavailable
+        When the model is not downloaded and the hub cannot be reached now.
     RefocusError
-        When ``transformers`` is not installed or the model cannot be loaded (not
-        downloaded and no internet, wrong id, not a depth model).
+        When the model cannot be loaded (wrong id, not a depth model, broken files).
     """
     name = str(model or DEFAULT_DEPTH_MODEL)
     key = (name, device)
     if key in _CACHE:
         return _CACHE[key]
-    if local_only and not Path(name).exists() and not _in_hf_cache(name):
-        # Checked before importing transformers, which alone takes seconds.
-        raise RefocusError(f"{name} is not downloaded (fetch it once with --model {name})")
+    path = resolve_model(name, download=not local_only)
     try:
         import transformers
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
     except Exception:
-        raise RefocusError(
-            "monocular depth needs the optional 'transformers' package: pip install 'refocus[depth]'"
-        ) from None
+        raise RefocusError("monocular depth needs the 'transformers' package: pip install transformers") from None
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:
-        processor = AutoImageProcessor.from_pretrained(name, local_files_only=local_only)
-        net = AutoModelForDepthEstimation.from_pretrained(name, local_files_only=local_only)
+        net = AutoModelForDepthEstimation.from_pretrained(path, local_files_only=True)
+        try:
+            processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+        except Exception:
+            # transformers' Depth Pro processor needs torchvision; its preprocessing
+            # (resize to a square, rescale, normalise) is simple enough to do here.
+            if getattr(net.config, "model_type", "") != "depth_pro":
+                raise
+            processor = _SquareProcessor(path)
     except Exception as exc:
-        if local_only and not Path(name).exists():
-            raise RefocusError(f"{name} is not downloaded (fetch it once with --model {name})") from None
         msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise RefocusError(
-            f"cannot load depth model {name!r} ({msg[:160]}); download it once with internet access or pass --model PATH"
+            f"cannot load depth model {name!r} ({msg[:160]}); download it once with internet access or pass --depth-model PATH"
         ) from None
     try:
         net = net.to(device).eval()
@@ -135,9 +262,29 @@ def estimate_depth_network(
         raise RefocusError(f"depth network failed: {exc.__class__.__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
     pred = out.predicted_depth
     pred = pred.reshape(pred.shape[-2], pred.shape[-1]) if pred.ndim > 2 else pred
-    values = pred.detach().float().cpu().numpy().astype(np.float32)
     kind, metric = output_kind(net.config)
+    fov = getattr(out, "field_of_view", None)
+    if getattr(net.config, "model_type", "") == "depth_pro":
+        # Canonical inverse depth; times W / f_px = 2 tan(fov / 2) it is 1/m
+        # (transformers' DepthProImageProcessor.post_process_depth_estimation).
+        metric = fov is not None
+        if metric:
+            pred = pred * 2.0 * torch.tan(0.5 * torch.deg2rad(fov.reshape(()).float()))
+        pred = torch.clamp(pred, min=1e-4, max=1e4)
+    values = pred.detach().float().cpu().numpy().astype(np.float32)
     return NetworkDepth(values, kind, metric, str(model or DEFAULT_DEPTH_MODEL), getattr(net.config, "model_type", "?"))
+
+
+def blur_spread_px(defocus_px: np.ndarray, grid: int = 8) -> float:
+    """How much the measured blur varies over the photo: the 90th percentile of the
+    median |blur| of its ``grid`` x ``grid`` regions (px). In-focus texture measures
+    near 0; a photo with real defocus has regions well above the estimator's noise."""
+    b = np.abs(np.asarray(defocus_px, dtype=np.float32))
+    h, w = b.shape
+    ys = np.linspace(0, h, min(grid, h) + 1).astype(int)
+    xs = np.linspace(0, w, min(grid, w) + 1).astype(int)
+    meds = [float(np.median(b[y0:y1, x0:x1])) for y0, y1 in zip(ys, ys[1:]) for x0, x1 in zip(xs, xs[1:])]
+    return float(np.percentile(meds, 90))
 
 
 def estimate_depth_from_defocus(image: np.ndarray) -> np.ndarray:
@@ -150,6 +297,9 @@ def estimate_depth_from_defocus(image: np.ndarray) -> np.ndarray:
 
     Raises
     ------
+    AllInFocus
+        When the photo is sharp everywhere (:func:`blur_spread_px` at most
+        :data:`ALL_IN_FOCUS_PX`): its "depth" would follow texture, not distance.
     RefocusError
         When the deblurring stage is not installed or has no weights.
     """
@@ -170,4 +320,10 @@ def estimate_depth_from_defocus(image: np.ndarray) -> np.ndarray:
     if b.ndim != 2 or not np.isfinite(b).any():
         raise RefocusError("the defocus map is empty or invalid")
     b = np.where(np.isfinite(b), b, np.nanmax(b))
+    spread = blur_spread_px(b)
+    if spread <= ALL_IN_FOCUS_PX:
+        raise AllInFocus(
+            f"the photo is in focus everywhere (its blur varies by at most {spread:.1f} px, within the "
+            f"{ALL_IN_FOCUS_PX:g} px noise of the blur estimate), so its blur cannot tell distance"
+        )
     return (float(b.max()) - b).astype(np.float32)

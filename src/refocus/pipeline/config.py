@@ -42,6 +42,10 @@ class RefocusConfig(BaseModel):
     depth_path, depth_kind:
         A depth/disparity map file and what its values mean (``"disparity"``: larger
         = nearer, ``"depth"``: distance). Without a file the depth stage estimates one.
+    depth_model:
+        The depth network (hub id or local folder) used when the photo has no depth;
+        None: :data:`refocus.depth.estimate.DEFAULT_DEPTH_MODEL` (Depth Anything V2
+        Small), falling back to the photo's blur when it cannot be had.
     deblur:
         ``"auto"``: run DeblurNet where it can help, fall back to the input with a
         note when it is not installed; ``"always"``: require it; ``"never"``.
@@ -74,6 +78,7 @@ class RefocusConfig(BaseModel):
     aperture: ApertureConfig = Field(default_factory=ApertureConfig)
     depth_path: str | None = None
     depth_kind: Literal["disparity", "depth"] | None = None
+    depth_model: str | None = None
     deblur: Literal["auto", "always", "never"] = "auto"
     keep_sharp_px: float = Field(0.1, ge=0.0, le=10.0)
     quality: Literal["fast", "balanced", "high"] = "balanced"

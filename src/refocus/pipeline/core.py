@@ -391,6 +391,7 @@ def load_disparity(
                 image_path,
                 depth_path=cfg.depth_path,
                 depth_kind=cfg.depth_kind,
+                model=cfg.depth_model,
                 allow_estimate=True,
                 image=image,
                 device="cpu" if cfg.device == "auto" else cfg.device,
