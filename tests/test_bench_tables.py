@@ -253,3 +253,19 @@ def test_speed_table(tmp_path):
     assert "records no date or git state" in blocks["speed:cpu"]
     cuda = tb.render_blocks(tb.load_reports([write_json(tmp_path / "gpu.json", fake_speed("cuda"))]), "CMD")
     assert table_rows(cuda["speed:cuda"])[0][3:5] == ["with numpy in/out", "peak GPU memory"]
+
+
+def test_speed_reports_merge_row_by_row(tmp_path):
+    """A stage run on its own (`bench speed --stages depth`) joins the full run's table
+    instead of replacing it; a rerun of a stage replaces that stage's row."""
+    full = fake_speed()
+    depth_only = {**fake_speed(), "rows": [{"stage": "depth", "device": "cpu", "size": "4000x3000", "max_coc_px": None,
+                                            "times_s": [2.0], "median_s": 2.07, "peak_rss_mb": 1500.0, "target_s": 2.0}]}
+    rerun = {**fake_speed(), "rows": [dict(full["rows"][0], median_s=9.9)]}
+    paths = [write_json(tmp_path / n, d) for n, d in (("a.json", full), ("b.json", depth_only), ("c.json", rerun))]
+    block = tb.render_blocks(tb.load_reports(paths), "CMD")["speed:cpu"]
+    body = table_rows(block)[1:]
+    assert len(body) == len(full["rows"]) + 1
+    assert any("2.07 s" in " ".join(r) or "2.1 s" in " ".join(r) for r in body)
+    assert body[0][2] == "9.9 s"  # the rerun replaced the 8 px row
+    assert all(n in block for n in ("a.json", "b.json", "c.json"))
