@@ -72,11 +72,9 @@ def focus_pull(
     fb = photo.focus_disparity(cfg.model_copy(update={**clear, **end}))
     t = np.linspace(0.0, 1.0, frames)
     fds = fa + (fb - fa) * (_smoothstep(t) if ease else t)
-    from refocus.render import coc_map
-
     # One decision for the whole pull (a flicker-free one renders every frame from the
-    # same image), judged at its ends and its middle.
-    probes = [coc_map(photo.disparity, float(f), photo.strength(cfg, float(f))) for f in (fa, fb, fds[frames // 2])]
+    # same image), judged at its ends and its middle, with the CoC the frames get.
+    probes = [photo.coc(cfg, float(f), photo.strength(cfg, float(f))) for f in (fa, fb, fds[frames // 2])]
     use_aif = photo.use_all_in_focus(cfg, probes)
     out = []
     for i, fd in enumerate(fds):

@@ -30,6 +30,19 @@ SHARP_INPUT_PX = 1.0
 SHARPEN_FROM_PX = 1.0
 
 
+def residual_coc(coc_px: np.ndarray, input_blur_px: np.ndarray) -> np.ndarray:
+    """The CoC still to render onto an input that carries its own blur b:
+    ``sign(c) sqrt(max(c^2 - b^2, 0))`` (radii of successive blurs add in quadrature
+    for the second moments of disc kernels), b the :func:`subtractable_blur`."""
+    from refocus.render import _jit
+
+    b = subtractable_blur(input_blur_px)
+    jit = _jit.kernels()
+    if jit is not None:  # one compiled pass: this sits on the UI's re-render path
+        return jit.coc_effective(np.ascontiguousarray(coc_px, dtype=np.float32), b)
+    return (np.sign(coc_px) * np.sqrt(np.maximum(coc_px * coc_px - b * b, 0.0))).astype(np.float32)
+
+
 def subtractable_blur(input_blur_px: np.ndarray) -> np.ndarray:
     """The part of an estimated input blur (px) the renderer subtracts from the new CoC.
 
@@ -226,18 +239,7 @@ class PreparedPhoto:
         if use_all_in_focus and self.aif_linear is not None:
             base, coc_eff = self._sharpened_base(coc)
         else:
-            # The input already carries its own blur b: adding a blur of radius
-            # sqrt(c^2 - b^2) gives about c in total (radii of successive blurs add
-            # in quadrature for the second moments of disc kernels).
-            from refocus.render import _jit
-
-            base = self.linear
-            jit = _jit.kernels()
-            if jit is not None:  # one compiled pass: this sits on the UI's re-render path
-                coc_eff = jit.coc_effective(coc, subtractable_blur(self.input_blur_px))
-            else:
-                b = subtractable_blur(self.input_blur_px)
-                coc_eff = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - b * b, 0.0))).astype(np.float32)
+            base, coc_eff = self.linear, residual_coc(coc, self.input_blur_px)
         overrides = {"aperture": cfg.aperture, "quality": cfg.quality, "device": _render_device(cfg.device)}
         if cfg.highlight_gain is not None:
             overrides["highlight_gain"] = cfg.highlight_gain
@@ -252,15 +254,12 @@ class PreparedPhoto:
         :data:`SHARPEN_FROM_PX`), elsewhere the input with only the blur it lacks,
         blended over one pixel of needed sharpening."""
         b = np.asarray(self.input_blur_px, dtype=np.float32)
-        known = np.isfinite(b)
-        b0 = np.where(known, b, 0.0).astype(np.float32)
         # Unknown input blur: the network's output is used, as before any estimate.
-        need = np.where(known, b0 - np.abs(coc), np.inf)
+        need = np.where(np.isfinite(b), b - np.abs(coc), np.inf)
         w = np.clip(need - SHARPEN_FROM_PX, 0.0, 1.0).astype(np.float32)
         if float(w.min()) >= 1.0:
             return self.aif_linear, coc
-        bs = subtractable_blur(b)
-        coc_in = (np.sign(coc) * np.sqrt(np.maximum(coc * coc - bs * bs, 0.0))).astype(np.float32)
+        coc_in = residual_coc(coc, b)
         base = self.linear + w[..., None] * (self.aif_linear - self.linear)
         return base.astype(np.float32), (coc_in + w * (coc - coc_in)).astype(np.float32)
 

@@ -54,6 +54,7 @@ expressions themselves run.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 
@@ -142,9 +143,12 @@ def render_kernel(aper, radius_px: float, front: bool = False, cats_eye_offset: 
     return (out / out.sum()).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=256)
 def _sampled_gaussian(var_px2: float, half: int) -> np.ndarray:
     """A (2 half + 1)^2 separable kernel of samples of a Gaussian whose *sampled*
-    variance per axis is ``var_px2`` (sampling a narrow Gaussian shrinks it)."""
+    variance per axis is ``var_px2`` (sampling a narrow Gaussian shrinks it).
+    Cached: every layer asks for its kernel several times per render (margins,
+    windows, the dense path's reach), and re-renders ask for the same ones."""
     x = np.arange(-half, half + 1, dtype=np.float64)
     lo, hi = 1e-3, 4.0 * np.sqrt(var_px2) + 1.0
     for _ in range(50):
@@ -155,7 +159,9 @@ def _sampled_gaussian(var_px2: float, half: int) -> np.ndarray:
             lo = s
         else:
             hi = s
-    return np.outer(g, g)
+    out = np.outer(g, g)
+    out.setflags(write=False)
+    return out
 
 
 def own_step(centres: np.ndarray, i: int) -> tuple[float, float]:
@@ -167,8 +173,8 @@ def own_step(centres: np.ndarray, i: int) -> tuple[float, float]:
     layer, e.g. an in-focus subject at CoC 0) counts as another surface.
 
     The own share is used only where no depth jump lies within layer ``i``'s blur
-    reach (no 4 x 4 px block whose CoC spans more than the layer spacing
-    ``c_i - c_{i-1}``): the over operator spreads a layer's alpha a little beyond
+    reach (no 4 x 4 px block whose CoC spans more than ``_JUMP_SPACINGS`` times the
+    layer spacing ``c_i - c_{i-1}``): the over operator spreads a layer's alpha a little beyond
     the tent mix of the two blurs, which over a farther background must show the
     background (the extrapolated fill), not the foreground's colour. Measured on
     hci-antinous (half resolution, R = 4, far and middle focus): own shares
@@ -870,25 +876,27 @@ class _SparseLevels:
     def _tile_range(self, s: int, margin_px: int, high: bool, tile: int) -> np.ndarray:
         """Per tile at level s, the min (or max) CoC within margin_px (full res) of it."""
         m = -(-margin_px // (_BLOCK * s))
-        key = (s, m, high, tile)
+        return self._tile_reduce(("range", s), self.bstats[s][1 if high else 0], m, tile // _BLOCK, high)
+
+    def _tile_reduce(self, name: tuple, blocks: np.ndarray, m: int, per: int, high: bool) -> np.ndarray:
+        """Max (or min) of a block map over ``per`` x ``per`` block tiles widened by
+        ``m`` blocks, cached under ``name`` (``blocks`` must be the same for a name)."""
+        key = (name, m, high, per)
         if key not in self.tstats and self.jit is not None:
-            self.tstats[key] = self.jit.tile_range(self.bstats[s][1 if high else 0], m, tile // _BLOCK, high)
+            self.tstats[key] = self.jit.tile_range(blocks, m, per, high)
         elif key not in self.tstats:
             # The dilated block map does not depend on the tile size: shared by all.
-            dkey = (s, m, high)
+            dkey = (name, m, high)
             if dkey not in self.tstats:
-                b = self.bstats[s][1 if high else 0]
                 f = self.ndimage.maximum_filter if high else self.ndimage.minimum_filter
-                self.tstats[dkey] = f(b, size=2 * m + 1, mode="nearest") if m > 0 else b
-            d = self.tstats[dkey]
-            per = tile // _BLOCK
-            self.tstats[key] = _block_reduce(d, per, np.maximum if high else np.minimum)
+                self.tstats[dkey] = f(blocks, size=2 * m + 1, mode="nearest") if m > 0 else blocks
+            self.tstats[key] = _block_reduce(self.tstats[dkey], per, np.maximum if high else np.minimum)
         return self.tstats[key]
 
     def _own_groups(self, i: int, own: bool, s: int, T: int, ty, tx) -> list:
         """Tiles (ty, tx) of side T at level s, split into [(own_k, ty_k, tx_k)]:
         whether layer i uses its pixels' own nearer shares there (:func:`own_step`:
-        not within its blur reach of anything behind c_{i-1}), or the plain tent."""
+        no depth jump within its blur reach, :meth:`_own_ok`), or the plain tent."""
         if not own or i + 1 >= len(self.centres):
             return [(False, ty, tx)]
         ok = self._own_ok(i, s, T, ty, tx)
@@ -904,17 +912,9 @@ class _SparseLevels:
     def _tile_jump(self, s: int, margin_px: int, T: int) -> np.ndarray:
         """Per tile at level s, the largest CoC jump (max - min) of a 4 x 4 px block
         within margin_px (full res) of it."""
-        key = ("jump", s, margin_px, T)
-        if key not in self.tstats:
-            if self._jump4 is None:
-                self._jump4 = np.ascontiguousarray(self.bstats[1][1] - self.bstats[1][0])
-            m, per = -(-margin_px // _BLOCK), T * s // _BLOCK
-            if self.jit is not None:
-                self.tstats[key] = self.jit.tile_range(self._jump4, m, per, True)
-            else:
-                d = self.ndimage.maximum_filter(self._jump4, size=2 * m + 1, mode="nearest") if m > 0 else self._jump4
-                self.tstats[key] = _block_reduce(d, per, np.maximum)
-        return self.tstats[key]
+        if self._jump4 is None:
+            self._jump4 = np.ascontiguousarray(self.bstats[1][1] - self.bstats[1][0])
+        return self._tile_reduce(("jump",), self._jump4, -(-margin_px // _BLOCK), T * s // _BLOCK, True)
 
     def _ramp(self, cw, lo: float, hi: float):
         be = self.be
