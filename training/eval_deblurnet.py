@@ -37,34 +37,53 @@ from refocus.deblur.classical import DEFAULT_NSR, unsharp_mask, wiener_deblur
 ROOT = Path(__file__).resolve().parents[1]
 
 
+LOCAL = ("synthetic-ours", "photos-holdout")
+
+
 def cases(data=("lightfield", "synthetic", "synthetic-ours")):
     from refocus.bench.methods import Case
     from refocus.bench.quality import build_cases
     from refocus.deblur.synth import frozen_test_set
 
-    out, notes = build_cases(["deblur"], [d for d in data if d != "synthetic-ours"])
+    out, notes = build_cases(["deblur"], [d for d in data if d not in LOCAL])
     if "synthetic-ours" in data:
         for i, (inp, tgt, _) in enumerate(frozen_test_set(n=8, size=96)):
             out.append(Case("deblur", "synthetic-ours", f"ours{i:02d}", inp, tgt))
+    if "photos-holdout" in data:
+        # Pairs made from the held-out corpus photos (never trained on), by the training
+        # generator with its own seeds: the same distribution as training, unseen content.
+        import sys
+
+        sys.path.insert(0, str(ROOT / "training"))
+        import photo_pairs
+
+        pool = photo_pairs.load_pool(ROOT / ".trainpool", "holdout")
+        for i in range(16):
+            p = photo_pairs.make_pair(np.random.default_rng([2 * 10 ** 6, i]), pool, 256)
+            out.append(Case("deblur", "photos-holdout", f"hold{i:02d}", p["input"].astype(np.float32) / 255,
+                            p["target"].astype(np.float32) / 255))
     return out, notes
 
 
-def methods(weights):
+def methods(weights, baselines=True):
+    """Methods to score; ``weights`` maps a label to a weights file (None: shipped)."""
     cache = {}
 
-    def net(img, guard=True):
-        key = (id(img), guard)
+    def net(w, img, guard=True):
+        key = (w, id(img), guard)
         if key not in cache:
-            cache[key] = deblur(img, weights=weights, guard=guard)
+            cache[key] = deblur(img, weights=w, guard=guard)
         return cache[key]
 
-    return {
-        "input": lambda c: c.input,
-        "deblurnet": lambda c: net(c.input)[0],
-        "deblurnet-raw": lambda c: net(c.input, guard=False)[0],
-        "wiener": lambda c: wiener_deblur(c.input, net(c.input)[1], nsr=DEFAULT_NSR),
-        "unsharp": lambda c: unsharp_mask(c.input, UNSHARP_RADIUS_PX, UNSHARP_AMOUNT),
-    }
+    out = {"input": lambda c: c.input} if baselines else {}
+    for label, w in weights.items():
+        out[f"deblurnet{label}"] = lambda c, w=w: net(w, c.input)[0]
+        out[f"deblurnet-raw{label}"] = lambda c, w=w: net(w, c.input, guard=False)[0]
+    if baselines:
+        first = next(iter(weights.values()))
+        out["wiener"] = lambda c: wiener_deblur(c.input, net(first, c.input)[1], nsr=DEFAULT_NSR)
+        out["unsharp"] = lambda c: unsharp_mask(c.input, UNSHARP_RADIUS_PX, UNSHARP_AMOUNT)
+    return out
 
 
 def photo_sheet(weights, path: Path, max_side: int = 768) -> None:
@@ -123,7 +142,8 @@ def _fit(img, side):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--weights", type=Path, nargs="*", default=None,
+                    help="weights files (default: the shipped ones); several are compared side by side")
     ap.add_argument("--out", type=Path, default=ROOT / "training/logs/eval_deblurnet")
     ap.add_argument("--sheet", type=Path, default=None)
     ap.add_argument("--no-lpips", action="store_true")
@@ -131,7 +151,13 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.time()
     cs, notes = cases(tuple(args.data.split(",")))
-    meths = methods(args.weights)
+    if not args.weights:
+        weights = {"": None}
+    elif len(args.weights) == 1:
+        weights = {"": args.weights[0]}
+    else:
+        weights = {f"[{w.parent.name}/{w.stem}]": w for w in args.weights}
+    meths = methods(weights)
     records = []
     for c in cs:
         for name, fn in meths.items():
@@ -156,11 +182,11 @@ def main() -> None:
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"summary": summary, "records": records, "notes": notes,
-                                                         "weights": str(args.weights or "shipped"),
+                                                         "weights": {k: str(v or "shipped") for k, v in weights.items()},
                                                          "seconds": round(time.time() - t0)}, indent=1))
     args.out.with_suffix(".md").write_text(table + "\n")
     if args.sheet:
-        photo_sheet(args.weights, args.sheet)
+        photo_sheet(next(iter(weights.values())), args.sheet)
         print(f"sheet -> {args.sheet}")
 
 

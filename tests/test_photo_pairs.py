@@ -1,0 +1,100 @@
+"""Photo-like DeblurNet training pairs (training/photo_pairs.py) and their trainer."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(REPO / "training"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def pool_dir(tmp_path_factory):
+    """A pool from 10 small 'corpus' photos (crops of scikit-image pictures) + scikit-image's own."""
+    import skimage.data as skd
+    from PIL import Image
+
+    pp = _load("photo_pairs")
+    root = tmp_path_factory.mktemp("pool")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    src = skd.astronaut()
+    for i in range(10):
+        Image.fromarray(np.ascontiguousarray(src[i * 20:i * 20 + 300, i * 15:i * 15 + 300])).save(corpus / f"cam{i:02d}.jpg")
+    (corpus / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    counts = pp.build_pool(corpus, root / "pool", long_side_px=256)
+    return root / "pool", counts
+
+
+def test_pool_holds_out_every_fifth_photo(pool_dir):
+    path, counts = pool_dir
+    # 10 good corpus files + 1 broken (sorted first, skipped, but it still counts in the order).
+    held = sorted(p.stem for p in (path / "holdout").glob("*.jpg"))
+    train = {p.stem for p in (path / "train").glob("*.jpg")}
+    assert held and not (set(held) & train)
+    assert counts["holdout"] == len(held) == 2
+    assert {"skimage-astronaut", "skimage-coffee"} <= train  # scikit-image photos train only
+    assert (path / "motorcycle.npz").is_file()
+
+
+def test_pair_is_consistent(pool_dir):
+    pp = _load("photo_pairs")
+    pool = pp.load_pool(pool_dir[0])
+    for i in range(3):
+        p = pp.make_pair(np.random.default_rng([3, i]), pool, size=96)
+        assert p["input"].shape == p["target"].shape == (96, 96, 3) and p["input"].dtype == np.uint8
+        assert p["defocus_px"].shape == (96, 96)
+        d, coc = p["defocus_px"].astype(np.float32), np.abs(p["coc_px"].astype(np.float32))
+        # The observable defocus never exceeds the true |CoC|, and both stay within the drawn range.
+        assert (d <= coc + 1e-2).all() and coc.max() <= pp.MAX_COC_PX + 1e-3
+
+
+def test_observable_defocus_is_zero_where_nothing_changed():
+    pp = _load("photo_pairs")
+    rng = np.random.default_rng(0)
+    sharp = np.full((64, 64, 3), 0.5, np.float32)
+    sharp[:, 32:] = rng.random((64, 32, 3))  # textured right half
+    blurred = sharp.copy()
+    blurred[:, 32:] = 0.5  # blur removed the texture: a visible change on the right only
+    coc = np.full((64, 64), 5.0, np.float32)
+    d = pp.observable_defocus(coc, sharp, blurred)
+    assert d[:, :20].max() == 0.0  # flat: the blur there cannot be seen
+    assert d[:, 40:].min() == pytest.approx(5.0)
+
+
+def test_camera_target_is_clean_and_input_noisy():
+    pp = _load("photo_pairs")
+    cam = pp.Camera(optics_sigma_px=0.5, exposure=1.0, gamma=1.0, bayer=True, shot=1e-3, read=1e-3,
+                    denoise_sigma_px=0.0, sharpen_amount=0.0, sharpen_sigma_px=1.0, jpeg_quality=80)
+    flat = np.full((64, 64, 3), 0.2, np.float32)
+    clean = cam(flat)
+    noisy = cam(flat, np.random.default_rng(0))
+    assert np.ptp(clean[8:-8, 8:-8]) < 1e-5  # same camera, no noise, no JPEG
+    assert noisy[8:-8, 8:-8].std() > 0.004  # ~2/255 after demosaicing and JPEG
+
+
+def test_tiny_training_run_saves_loadable_weights(pool_dir, tmp_path):
+    tr = _load("train_photo_deblurnet")
+    from refocus.deblur.infer import load_model
+
+    out = tmp_path / "w.pt"
+    res = tr.main(["--pool", str(pool_dir[0]), "--device", "cpu", "--workers", "1", "--threads", "1",
+                   "--batch", "2", "--crop", "32", "--size", "64", "--width", "8", "--enc-blocks", "1,1",
+                   "--middle-blocks", "1", "--dec-blocks", "1,1", "--time-budget", "3", "--val-n", "2",
+                   "--min-buffer", "4", "--val-every", "1000", "--out", str(out), "--log", str(tmp_path / "log")])
+    assert res["step"] > 0 and np.isfinite(res["val"]["psnr_out"])
+    model = load_model(out)
+    assert model.config.width == 8
