@@ -53,7 +53,7 @@ def test_upsampling_handles_nan_constant_and_bad_shapes():
 
 
 def test_render_resample_uses_guided_upsampling():
-    from refocus.render import prepare_disparity
+    from refocus.depth.prepare import prepare_disparity
 
     img, disp, inside = _disc_scene()
     with pytest.warns(UserWarning, match="resampling"):

@@ -94,7 +94,7 @@ def test_free_space_is_checked_before_the_work(tmp_path, photo, depth, capsys, m
     import shutil
     from collections import namedtuple
 
-    import refocus.render
+    import refocus.pipeline.bokeh
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 100, 100))
@@ -102,7 +102,7 @@ def test_free_space_is_checked_before_the_work(tmp_path, photo, depth, capsys, m
     def render(*a, **k):
         raise AssertionError("rendered before checking the free space")
 
-    monkeypatch.setattr(refocus.render, "render_bokeh", render)
+    monkeypatch.setattr(refocus.pipeline.bokeh, "render_bokeh", render)
     out = tmp_path / "o.png"
     code, err = _run(capsys, "render", photo, "--depth", depth, "-o", out, "-k", "2", "--focus-value", "0.5")
     assert code == 2 and str(out) in err and "free" in err, err

@@ -164,7 +164,7 @@ def _textured_map(rng, shape):
 
 def _render_sees(monkeypatch, capsys, argv):
     """The normalised disparity ``refocus render`` hands to the renderer."""
-    import refocus.render as R
+    import refocus.pipeline.bokeh as R
 
     seen = {}
 
@@ -215,7 +215,7 @@ def test_an_aligned_smaller_map_keeps_the_raw_maps_range(tmp_path, capsys, monke
 
 
 def test_render_bokeh_api_keeps_the_raw_range_when_resampling():
-    from refocus.render import prepare_disparity
+    from refocus.depth.prepare import prepare_disparity
 
     small = np.full((12, 16), 0.5, np.float32)
     small[:, :8] = 0.3

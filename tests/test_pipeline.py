@@ -244,7 +244,7 @@ def test_keep_sharp_leaves_no_dotted_outline_where_the_coc_crosses_zero(rng):
     blur = np.zeros((h, w), np.float32)
     rendered = render_linear(img, coc, RenderConfig(highlight_gain=0.0))
     for jit in (True, False):
-        import refocus.render._jit as jitmod
+        import refocus.render.backends.numba as jitmod
 
         saved = jitmod.kernels
         if not jit:

@@ -12,7 +12,8 @@ from scipy import ndimage
 
 from refocus.aperture import ApertureConfig, kernel
 from refocus.errors import RefocusError
-from refocus.render import RenderConfig, coc_map, render_bokeh, render_linear
+from refocus.pipeline.bokeh import render_bokeh
+from refocus.render import RenderConfig, coc_map, render_linear
 
 EXACT = RenderConfig(highlight_gain=0.0)
 
@@ -157,7 +158,7 @@ def test_blurred_foreground_edge_is_semi_transparent_with_the_right_width():
 
 
 def _dense_numpy():
-    from refocus.render.backend import NumpyBackend
+    from refocus.render.backends import cpu_backend as NumpyBackend
 
     be = NumpyBackend()
     be.tile_sparse = False
@@ -199,7 +200,8 @@ def test_torch_tile_sparse_mode_agrees_with_numpy(rng):
     slower on a GPU); it must then match the numpy path."""
     pytest.importorskip("torch")
     from refocus.bench.speed import smooth_disparity
-    from refocus.render.backend import NumpyBackend, TorchBackend
+    from refocus.render.backends import TorchBackend
+    from refocus.render.backends import cpu_backend as NumpyBackend
     from refocus.render.layered import render_layers
 
     img = rng.random((120, 160, 3)).astype(np.float32)
@@ -215,10 +217,10 @@ def test_tile_sparse_cpu_rendering_stays_close_to_the_dense_algorithm(rng):
     layers) approximate the dense algorithm the GPU runs: small on average, bounded
     at the 99th percentile. Measured on this noise texture (the worst case: every
     pixel differs from its neighbours): mean up to 6.4e-3 at K = 48, 3e-3 before
-    the own nearer shares of split pixels (layered.own_step), which the dense path
+    the own nearer shares of split pixels (plan.own_step), which the dense path
     decides per 4 px block and the tile-sparse one per tile."""
     from refocus.bench.speed import smooth_disparity
-    from refocus.render.backend import NumpyBackend
+    from refocus.render.backends import cpu_backend as NumpyBackend
     from refocus.render.layered import render_layers
 
     img = rng.random((240, 320, 3)).astype(np.float32)
@@ -354,7 +356,7 @@ def test_cli_render_and_its_errors(tmp_path, rng):
 def test_tile_skipping_is_exact(monkeypatch, rng):
     """Tiles skipped by the tile-sparse layers (zero alpha, or under an opaque nearer
     layer) must not change the picture: compare with every tile processed."""
-    from refocus.render import layered
+    from refocus.render.sparse import SparseLevels
 
     img = rng.random((160, 200, 3)).astype(np.float32)
     yy, xx = np.mgrid[0:160, 0:200]
@@ -367,7 +369,7 @@ def test_tile_skipping_is_exact(monkeypatch, rng):
         shape = (self.Hp // s // tile, self.Wp // s // tile)
         return np.full(shape, np.inf if high else -np.inf, np.float32)
 
-    monkeypatch.setattr(layered._SparseLevels, "_tile_range", every_tile)
+    monkeypatch.setattr(SparseLevels, "_tile_range", every_tile)
     dense = render_linear(img, coc, cfg)
     assert np.abs(sparse - dense).max() < 1e-4
 
@@ -392,7 +394,7 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu(rng, monkeypatch):
         out = render_linear(img, coc, RenderConfig(device="torch-cpu"))
     ref = real(img, coc, RenderConfig(), _dense_numpy())
     assert out.shape == img.shape and np.abs(out - ref).mean() < 5e-3
-    from refocus.render.backend import TorchBackend
+    from refocus.render.backends import TorchBackend
 
     with pytest.raises(RefocusError, match="out of GPU memory"):
         render_mod._render_on_device(torch.from_numpy(img), torch.from_numpy(coc), RenderConfig(), TorchBackend("cpu"))
@@ -403,7 +405,7 @@ def test_split_sweeps_equal_the_sequential_render(rng, monkeypatch):
     renders its coarse part and its full-resolution tail on two threads and joins
     them with the over operator. The result must equal the one-thread render."""
     from refocus.bench.speed import smooth_disparity
-    from refocus.render import layered
+    from refocus.render import RenderThreads, layered
 
     img = rng.random((200, 260, 3)).astype(np.float32)
     coc = (-30.0 * (1.0 - smooth_disparity(200, 260, seed=5))).astype(np.float32)  # 0 .. -30 px: all behind
@@ -412,13 +414,12 @@ def test_split_sweeps_equal_the_sequential_render(rng, monkeypatch):
     monkeypatch.setattr(layered, "_over", lambda near, far: joins.append(near is not None and far is not None) or real_over(near, far))
     split = render_linear(img, coc, RenderConfig())
     assert any(joins), "the back sweep should have been split"
-    monkeypatch.setattr(layered, "_THREADS", False)
-    sequential = render_linear(img, coc, RenderConfig())
+    sequential = render_linear(img, coc, RenderConfig(), threads=RenderThreads(parallel=False))
     assert np.abs(split - sequential).max() < 1e-5
 
 
 def _compiled_or_skip():
-    from refocus.render import _jit
+    from refocus.render.backends import numba as _jit
 
     if _jit.kernels() is None:
         pytest.skip("numba is not installed: the compiled CPU kernels are not used")
@@ -434,7 +435,7 @@ def test_compiled_kernels_equal_the_numpy_path(rng, case):
     every aperture, either side of the focal plane and every quality level."""
     _compiled_or_skip()
     from refocus.bench.speed import smooth_disparity
-    from refocus.render.backend import NumpyBackend
+    from refocus.render.backends import cpu_backend as NumpyBackend
     from refocus.render.layered import render_layers
 
     h, w = 150, 230
@@ -470,7 +471,7 @@ def test_compiled_resampling_equals_numpy(rng, shape):
     """The compiled bilinear x2 upsampling and splat downsampling are the numpy
     backend's, bit for bit (same operations in the same order)."""
     _compiled_or_skip()
-    from refocus.render.backend import NumpyBackend
+    from refocus.render.backends import cpu_backend as NumpyBackend
 
     fast, plain = NumpyBackend(), NumpyBackend(jit=False)
     x = rng.random(shape).astype(np.float32)
@@ -481,8 +482,8 @@ def test_compiled_resampling_equals_numpy(rng, shape):
 
 
 def test_compiled_kernels_can_be_switched_off(monkeypatch):
-    from refocus.render import _jit
-    from refocus.render.backend import NumpyBackend
+    from refocus.render.backends import cpu_backend as NumpyBackend
+    from refocus.render.backends import numba as _jit
 
     monkeypatch.setenv("REFOCUS_NO_JIT", "1")
     assert _jit.kernels() is None and NumpyBackend().jit is None
@@ -493,7 +494,7 @@ def test_windows_split_over_both_cores_equal_the_whole_batch(rng, monkeypatch):
     run on two threads (they write disjoint tiles); the picture must not change."""
     _compiled_or_skip()
     from refocus.bench.speed import smooth_disparity
-    from refocus.render import layered
+    from refocus.render import RenderThreads
 
     img = rng.random((180, 240, 3)).astype(np.float32)
     coc = (-30.0 * (1.0 - smooth_disparity(180, 240, seed=5))).astype(np.float32)
@@ -504,7 +505,7 @@ def test_windows_split_over_both_cores_equal_the_whole_batch(rng, monkeypatch):
         cuts.append(n)
         return [(0, n // 2), (n // 2, n)] if n >= 2 else [(0, n)]
 
-    monkeypatch.setattr(layered, "_window_ranges", halves)
+    monkeypatch.setattr(RenderThreads, "window_ranges", lambda self, n: halves(n))
     split = render_linear(img, coc, RenderConfig())
     assert cuts, "the compiled kernels should have been asked how to cut their windows"
     np.testing.assert_array_equal(split, whole)
@@ -539,8 +540,8 @@ def test_smooth_depth_ramp_has_no_bands(gain):
     import skimage.data
 
     from refocus.io.color import linear_to_srgb, srgb_to_linear
-    from refocus.render.backend import NumpyBackend
-    from refocus.render.layered import _Booster
+    from refocus.render.backends import cpu_backend as NumpyBackend
+    from refocus.render.highlights import Booster as _Booster
 
     img = skimage.data.astronaut().astype(np.float32) / 255.0
     h, w, _ = img.shape

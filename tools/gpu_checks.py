@@ -102,16 +102,16 @@ def main() -> int:
     lines = []
 
     if "agree" not in skip:
-        from refocus.render.backend import NumpyBackend, get_backend
+        from refocus.render.backends import cpu_backend, get_backend
 
         ch, cw = min(h, 768), min(w, 1024)
-        dense = NumpyBackend()
+        dense = cpu_backend()
         dense.tile_sparse = False
         for c in (8.0, 32.0, 64.0):
             coc = (2 * c * (disp[:ch, :cw] - 0.5)).astype(np.float32)
             be = get_backend(dev)
             got = be.to_numpy(layered.render_layers(img[:ch, :cw], coc, cfg, be))
-            for name, ref_be in (("dense", dense), ("sparse", NumpyBackend())):
+            for name, ref_be in (("dense", dense), ("sparse", cpu_backend())):
                 ref = layered.render_layers(img[:ch, :cw], coc, RenderConfig(device="cpu"), ref_be)
                 e = np.abs(got - ref).max(axis=2)
                 res[f"agree_{name}_{c:g}"] = [float(e.max()), float(e.mean())]
@@ -146,15 +146,20 @@ def main() -> int:
         for variant in ["balanced"]:
             coc = (2 * 32.0 * (disp - 0.5)).astype(np.float32)
             render_linear(img, coc, cfg)
+            import refocus.render as render_mod
+            from refocus.render import dense as dense_mod
+            from refocus.render.backends.base import ArrayBackend
+            from refocus.render.highlights import Booster
+
             bd = Breakdown()
-            bd.wrap(layered, "render_layers", "render_layers (total)")
-            bd.wrap(layered, "pushpull", "pushpull (dense)")
-            bd.wrap(layered, "_conv_layer", "conv (dense layers)")
-            bd.wrap(layered, "_used_layers", "used_layers")
-            bd.wrap(layered, "_tent_weights", "tent_weights")
-            bd.wrap(layered, "_box_down", "box_down")
-            bd.wrap(layered._Booster, "expand", "highlights expand")
-            bd.wrap(layered._Booster, "compress", "highlights compress")
+            bd.wrap(render_mod, "render_layers", "render_layers (total)")
+            bd.wrap(ArrayBackend, "pushpull", "pushpull (dense)")
+            bd.wrap(dense_mod, "conv_layer", "conv (dense layers)")
+            bd.wrap(layered, "used_layers", "used_layers")
+            bd.wrap(dense_mod, "tent_weights", "tent_weights")
+            bd.wrap(ArrayBackend, "splat_down", "splat_down")
+            bd.wrap(Booster, "expand", "highlights expand")
+            bd.wrap(Booster, "compress", "highlights compress")
             try:
                 render_linear(img, coc, cfg)
             finally:

@@ -49,7 +49,7 @@ def hci_numbers() -> None:
 
 
 def bokehme_figure(n: int, box: tuple[int, int, int, int], focus_xy: tuple[int, int], strength: float) -> None:
-    from refocus.render import render_bokeh
+    from refocus.pipeline.bokeh import render_bokeh
 
     img, _ = read_image(SHARED / "photos" / f"bokehme-{n}.jpg")
     soft = read_depth_file(SHARED / "photos" / f"bokehme-{n}-disparity.png")

@@ -14,7 +14,7 @@ positive in front of the focal plane.
 
 from refocus.aperture import ApertureConfig
 from refocus.errors import RefocusError
-from refocus.render import RenderConfig, render_bokeh
+from refocus.render import RenderConfig
 
 __version__ = "0.1.0"
 
@@ -23,6 +23,10 @@ __all__ = ["ApertureConfig", "RefocusError", "RenderConfig", "render_bokeh", "__
 
 def __getattr__(name):
     # Heavier stages are imported on first use so that `import refocus` stays fast.
+    if name == "render_bokeh":  # depth preparation + renderer: refocus.pipeline.bokeh
+        from refocus.pipeline.bokeh import render_bokeh
+
+        return render_bokeh
     if name == "deblur":
         from refocus.deblur import deblur
 

@@ -65,7 +65,7 @@ def render_cmd(
     from refocus.io import read_image, write_image
     from refocus.io.outputs import aperture_input
     from refocus.pipeline.options import check_output
-    from refocus.render import render_bokeh
+    from refocus.pipeline.bokeh import render_bokeh
 
     console = stderr_console()
     if focus is not None and focus_value is not None:

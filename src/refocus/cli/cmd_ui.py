@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
         if device not in ("cpu", "cuda", "auto"):
             raise RefocusError(f"--device must be cpu, cuda or auto, got {device!r}")
-        from refocus.render.backend import get_backend
+        from refocus.render.backends import get_backend
 
         get_backend(device)  # a missing GPU is a one-line error now, not at the first click
         if not 0 < port < 65536:

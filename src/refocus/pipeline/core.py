@@ -34,13 +34,9 @@ def residual_coc(coc_px: np.ndarray, input_blur_px: np.ndarray) -> np.ndarray:
     """The CoC still to render onto an input that carries its own blur b:
     ``sign(c) sqrt(max(c^2 - b^2, 0))`` (radii of successive blurs add in quadrature
     for the second moments of disc kernels), b the :func:`subtractable_blur`."""
-    from refocus.render import _jit
+    from refocus.render.backends import cpu_backend
 
-    b = subtractable_blur(input_blur_px)
-    jit = _jit.kernels()
-    if jit is not None:  # one compiled pass: this sits on the UI's re-render path
-        return jit.coc_effective(np.ascontiguousarray(coc_px, dtype=np.float32), b)
-    return (np.sign(coc_px) * np.sqrt(np.maximum(coc_px * coc_px - b * b, 0.0))).astype(np.float32)
+    return cpu_backend().residual_coc(coc_px, subtractable_blur(input_blur_px))
 
 
 def subtractable_blur(input_blur_px: np.ndarray) -> np.ndarray:
@@ -328,30 +324,10 @@ def keep_sharp_input(
     """
     if keep_sharp_px <= 0:
         return rendered_linear
-    from refocus.render import _jit
+    from refocus.render.backends import cpu_backend
 
-    jit = _jit.kernels()
-    if jit is not None:  # one compiled pass instead of a selection and a gather
-        out = np.array(rendered_linear, dtype=np.float32)
-        jit.blend_kept(out, np.ascontiguousarray(input_linear, dtype=np.float32), np.ascontiguousarray(coc_px, dtype=np.float32),
-                       np.ascontiguousarray(input_blur_px, dtype=np.float32), float(keep_sharp_px), np.float32(SHARP_INPUT_PX),
-                       float(KEEP_AGREE_LINEAR))
-        return out
-    a = np.abs(coc_px)
-    # Unknown (NaN) or infinite input blur compares False: those pixels are not kept.
-    sel = np.flatnonzero((a < 2.0 * keep_sharp_px) & (np.asarray(input_blur_px) <= SHARP_INPUT_PX))
-    if sel.size == 0:
-        return rendered_linear
-    # Blend only the selected pixels (usually a small part of the frame).
-    out = np.array(rendered_linear, dtype=np.float32)
-    flat = out.reshape(-1, out.shape[-1])
-    src = np.asarray(input_linear, dtype=np.float32).reshape(flat.shape)[sel]
-    d = np.abs(flat[sel] - src).max(axis=1)
-    w = np.clip((2.0 * keep_sharp_px - a.ravel()[sel]) / keep_sharp_px, 0.0, 1.0).astype(np.float32)
-    w *= np.clip((2.0 * KEEP_AGREE_LINEAR - d) / KEEP_AGREE_LINEAR, 0.0, 1.0).astype(np.float32)
-    w = w[:, None]
-    flat[sel] = flat[sel] * (1.0 - w) + src * w
-    return out
+    return cpu_backend().blend_kept(rendered_linear, input_linear, coc_px, input_blur_px, float(keep_sharp_px), SHARP_INPUT_PX,
+                                    KEEP_AGREE_LINEAR)
 
 
 # -- stages (lazy imports: the stage packages are optional) ------------------
@@ -377,7 +353,7 @@ def load_disparity(
 ) -> tuple[np.ndarray, str, tuple[float, float] | None]:
     """Normalised disparity (larger = nearer, [0, 1]) at the image's size, its source,
     and the metric disparity range (1/m) when the depth is known in metres."""
-    from refocus.render import prepare_disparity
+    from refocus.depth.prepare import prepare_disparity
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

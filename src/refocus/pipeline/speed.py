@@ -53,7 +53,7 @@ def bench_interactive(
     if image is None:
         from refocus.io import read_depth_file, read_image
         from refocus.pipeline.demo import demo_files
-        from refocus.render import prepare_disparity
+        from refocus.depth.prepare import prepare_disparity
 
         p, d = demo_files()
         image, _ = read_image(p)

@@ -8,98 +8,39 @@ Conventions (used everywhere in the project):
   ``coc_px = K * (disparity - focus_disparity)``: positive in front of the focal
   plane, negative behind it. With normalised disparity, K (``strength``) is the CoC
   radius difference between the nearest and the farthest point.
+
+This package renders a linear image and a CoC map (:func:`render_linear`); turning
+a depth map into the renderer's disparity is the depth stage's
+(:func:`refocus.depth.prepare.prepare_disparity`), and the photo-level call
+(photo + disparity + focus -> photo) is :func:`refocus.pipeline.bokeh.render_bokeh`.
+
+Modules: :mod:`~refocus.render.layered` (the algorithm: sweeps and their join),
+:mod:`~refocus.render.plan` (layers, scales, kernels, tile geometry, constants),
+:mod:`~refocus.render.dense` and :mod:`~refocus.render.sparse` (the two ways a
+layer is rendered), :mod:`~refocus.render.highlights` (the highlight boost),
+:mod:`~refocus.render.threads` (the threads, owned by the caller) and
+:mod:`~refocus.render.backends` (numpy, numba, torch: the only switch between them).
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
-from typing import Literal
 
 import numpy as np
 
-from refocus.aperture import ApertureConfig
 from refocus.errors import RefocusError
 from refocus.render.config import RenderConfig
 from refocus.render.layered import render_layers
+from refocus.render.threads import RenderThreads
 
 __all__ = [
     "RenderConfig",
+    "RenderThreads",
     "coc_map",
-    "focus_at_point",
-    "prepare_disparity",
-    "render_bokeh",
     "render_layers",
     "render_linear",
 ]
-
-
-def prepare_disparity(
-    depth: np.ndarray,
-    kind: Literal["disparity", "depth"] = "disparity",
-    normalize: bool = True,
-    shape: tuple[int, int] | None = None,
-    guide: np.ndarray | None = None,
-) -> np.ndarray:
-    """Turn a depth or disparity map into the renderer's disparity.
-
-    ``kind="depth"`` converts distance to disparity with 1/z. Non-finite values are
-    filled from their neighbours (an all-invalid map is an error). With
-    ``normalize`` the result is min-max scaled to [0, 1]; a constant map becomes all
-    zeros (everything on one plane: nothing will blur) with a warning. When
-    ``shape`` differs from the map's, it is resampled to it (edge-aware when a
-    ``guide`` image is given), with a warning. (:func:`render_bokeh` returns the
-    image unchanged for a constant relative map.)
-    """
-    from refocus.io.depthfile import as_depth_map
-
-    d = as_depth_map(depth)
-    finite = np.isfinite(d)
-    if kind == "depth":
-        finite &= d > 0
-    if not finite.any():
-        raise RefocusError("depth map has no valid (finite) values")
-    if not finite.all():
-        n_bad = int((~finite).sum())
-        warnings.warn(f"depth map has {n_bad} invalid values (NaN/inf/non-positive); filled from neighbours", stacklevel=2)
-        from scipy.ndimage import distance_transform_edt
-
-        idx = distance_transform_edt(~finite, return_distances=False, return_indices=True)
-        d = d[tuple(idx)]
-    if kind == "depth":
-        d = 1.0 / d
-    elif kind != "disparity":
-        raise RefocusError(f"unknown depth kind {kind!r}: use disparity or depth")
-    # The range of the map as given: resampling (edge alignment removes isolated
-    # extremes) must not change what a normalised focus value or K means.
-    lo, hi = float(d.min()), float(d.max())
-    if shape is not None and tuple(shape) != d.shape:
-        warnings.warn(f"depth map is {d.shape[1]}x{d.shape[0]}, image is {shape[1]}x{shape[0]}: resampling the depth", stacklevel=2)
-        d = resample_depth(d, shape, guide)
-    if normalize:
-        if hi - lo < 1e-12:
-            warnings.warn("depth map is constant: the whole image lies on one plane", stacklevel=2)
-            return np.zeros_like(d)
-        d = np.clip((d - lo) / (hi - lo), 0.0, 1.0)
-    return d.astype(np.float32)
-
-
-def resample_depth(d: np.ndarray, shape: tuple[int, int], guide: np.ndarray | None = None) -> np.ndarray:
-    """Resize a depth map to ``shape`` (H, W); edge-aware when a guide image is given."""
-    try:
-        from refocus.depth.refine import upsample_to_guide  # provided by the depth stage
-    except Exception:  # pragma: no cover - the depth stage may not define it
-        upsample_to_guide = None
-    if guide is not None and upsample_to_guide is not None:
-        return upsample_to_guide(d, guide)
-    from PIL import Image
-
-    img = Image.fromarray(d.astype(np.float32), mode="F")
-    return np.asarray(img.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float32)
-
-
-# The focus logic lives in the depth stage; re-exported here for existing callers.
-from refocus.depth.focus import focus_at_point  # noqa: E402
 
 
 def coc_map(disparity: np.ndarray, focus_disparity, strength: float) -> np.ndarray:
@@ -125,18 +66,21 @@ def _is_tensor(x) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def render_linear(image_linear, coc_px, config: RenderConfig | None = None):
+def render_linear(image_linear, coc_px, config: RenderConfig | None = None, *, threads: RenderThreads | None = None):
     """Render from a *linear* image and a signed CoC map (the core entry point).
 
     numpy arrays (H x W x 3 and H x W) are rendered on the path ``config.device``
     names and come back as a numpy array. torch tensors are rendered on the image's
     own device (``config.device`` is then ignored: the torch path on a GPU, the numpy
     path on the CPU) and come back as an H x W x 3 tensor there: on a GPU nothing
-    crosses to the host.
+    crosses to the host. ``threads``: the :class:`RenderThreads` the CPU path runs
+    on (by default the process's shared ones).
     """
     config = config or RenderConfig()
+    # Passed on only when given: render_layers's own default is the shared threads.
+    kw = {} if threads is None else {"threads": threads}
     if _is_tensor(image_linear) or _is_tensor(coc_px):
-        return _render_tensors(image_linear, coc_px, config)
+        return _render_tensors(image_linear, coc_px, config, kw)
     image_linear = np.asarray(image_linear, dtype=np.float32)
     coc_px = np.asarray(coc_px, dtype=np.float32)
     _check_shapes(image_linear.shape, coc_px.shape)
@@ -144,11 +88,11 @@ def render_linear(image_linear, coc_px, config: RenderConfig | None = None):
         raise RefocusError("CoC map contains NaN or infinite values")
     if float(np.abs(coc_px).max()) < 0.05:
         return image_linear.copy()
-    from refocus.render.backend import get_backend
+    from refocus.render.backends import get_backend
 
     be = get_backend(config.device)
     try:
-        return be.to_numpy(render_layers(image_linear, coc_px, config, be))
+        return be.to_numpy(render_layers(image_linear, coc_px, config, be, **kw))
     except Exception as exc:
         if be.name != "torch" or not _is_out_of_memory(exc):
             raise
@@ -157,9 +101,9 @@ def render_linear(image_linear, coc_px, config: RenderConfig | None = None):
     _release_gpu_memory()
     h, w = coc_px.shape
     warnings.warn(f"out of GPU memory for a {w}x{h} render; rendering it on the CPU instead", stacklevel=2)
-    from refocus.render.backend import NumpyBackend
+    from refocus.render.backends import cpu_backend
 
-    return render_layers(image_linear, coc_px, config, NumpyBackend())
+    return render_layers(image_linear, coc_px, config, cpu_backend(), **kw)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -185,10 +129,10 @@ def _check_shapes(image_shape: tuple, coc_shape: tuple) -> None:
         raise RefocusError("image is empty")
 
 
-def _render_tensors(image_linear, coc_px, config: RenderConfig):
+def _render_tensors(image_linear, coc_px, config: RenderConfig, kw: dict):
     import torch
 
-    from refocus.render.backend import TorchBackend
+    from refocus.render.backends import TorchBackend, cpu_backend
 
     dev = image_linear.device if _is_tensor(image_linear) else coc_px.device
     image_linear = torch.as_tensor(image_linear, dtype=torch.float32, device=dev)
@@ -201,9 +145,7 @@ def _render_tensors(image_linear, coc_px, config: RenderConfig):
     if max_abs < 0.05:
         return image_linear.clone()
     if dev.type == "cpu":  # the numpy path is the fast one on a CPU
-        from refocus.render.backend import NumpyBackend
-
-        out = render_layers(image_linear.detach().numpy(), coc_px.detach().numpy(), config, NumpyBackend())
+        out = render_layers(image_linear.detach().numpy(), coc_px.detach().numpy(), config, cpu_backend(), **kw)
         return torch.from_numpy(out)
     return _render_on_device(image_linear, coc_px, config, TorchBackend(str(dev)))
 
@@ -223,84 +165,3 @@ def _render_on_device(image_linear, coc_px, config: RenderConfig, backend):
     )
 
 
-def render_bokeh(
-    image: np.ndarray,
-    disparity: np.ndarray,
-    *,
-    strength: float,
-    focus_disparity: float | None = None,
-    focus_xy: tuple[float, float] | None = None,
-    aperture: ApertureConfig | str | None = None,
-    depth_kind: Literal["disparity", "depth"] = "disparity",
-    normalize: bool = True,
-    highlight_threshold: float | None = None,
-    highlight_gain: float | None = None,
-    cats_eye: float | None = None,
-    quality: Literal["fast", "balanced", "high"] = "balanced",
-    device: str = "cpu",
-    return_coc: bool = False,
-):
-    """Render a new depth of field onto an all-in-focus photo.
-
-    Parameters
-    ----------
-    image:
-        H x W x 3 float32 sRGB in [0, 1] (uint8/uint16 are accepted and scaled).
-    disparity:
-        Disparity (larger = nearer), or distance with ``depth_kind="depth"``. Another
-        size is resampled to the image's, with a warning.
-    strength:
-        K, in pixels: CoC radius per unit of (normalised) disparity.
-    focus_disparity, focus_xy:
-        The focal plane, as a disparity in the renderer's units (normalised to [0, 1]
-        by default) or as a pixel (x, y) whose local median disparity is used. With
-        neither, the disparity median is used.
-    aperture:
-        An :class:`ApertureConfig`, or ``"disc"``, ``"polygon"`` or an image path.
-    highlight_threshold, highlight_gain, cats_eye, quality, device:
-        See :class:`RenderConfig` and :class:`ApertureConfig`.
-    return_coc:
-        Also return the signed CoC map (px).
-
-    Returns
-    -------
-    The rendered photo, float32 H x W x 3 sRGB in [0, 1] (and the CoC map).
-    """
-    from refocus.aperture import aperture_from_spec
-    from refocus.io.color import linear_to_srgb, srgb_to_linear
-
-    from refocus.io import as_float_rgb
-
-    img, _ = as_float_rgb(image)
-    if not np.isfinite(strength) or strength < 0:
-        raise RefocusError(f"strength must be a finite number >= 0, got {strength}")
-    disp = prepare_disparity(disparity, depth_kind, normalize, shape=img.shape[:2], guide=img)
-    if normalize and float(disp.max()) == float(disp.min()):
-        # A constant map (already warned about) puts everything on one plane: with
-        # relative depth there is no second plane to blur, whatever the focus.
-        coc = np.zeros(img.shape[:2], np.float32)
-        return (img.copy(), coc) if return_coc else img.copy()
-    if focus_disparity is None:
-        focus_disparity = focus_at_point(disp, *focus_xy) if focus_xy is not None else float(np.median(disp))
-    if not np.isfinite(focus_disparity):
-        raise RefocusError("focus disparity must be finite")
-    if aperture is None:
-        aperture = ApertureConfig()
-    elif isinstance(aperture, str):
-        aperture = aperture_from_spec(aperture)
-    if cats_eye is not None:
-        aperture = aperture.model_copy(update={"cats_eye": float(cats_eye)})
-    overrides = {"aperture": aperture, "quality": quality, "device": device}
-    if highlight_threshold is not None:
-        overrides["highlight_threshold"] = highlight_threshold
-    if highlight_gain is not None:
-        overrides["highlight_gain"] = highlight_gain
-    try:
-        cfg = RenderConfig(**overrides)
-    except Exception as exc:
-        raise RefocusError(f"invalid render settings: {str(exc).splitlines()[0]}") from None
-    coc = coc_map(disp, focus_disparity, strength)
-    out_lin = render_linear(srgb_to_linear(img), coc, cfg)
-    out = linear_to_srgb(out_lin)
-    # Pixels exactly on the focal plane are returned bit-exact.
-    return (out, coc) if return_coc else out

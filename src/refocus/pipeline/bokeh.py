@@ -1,0 +1,104 @@
+"""The photo-level render: a new depth of field from a photo and its disparity.
+
+:func:`render_bokeh` composes the depth stage's disparity preparation
+(:func:`refocus.depth.prepare.prepare_disparity`), the focus
+(:func:`refocus.depth.focus.focus_at_point`), the CoC (:func:`refocus.render.coc_map`)
+and the renderer (:func:`refocus.render.render_linear`). ``refocus render`` and the
+package's ``refocus.render_bokeh`` are this function.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from refocus.aperture import ApertureConfig
+from refocus.depth.focus import focus_at_point
+from refocus.depth.prepare import prepare_disparity
+from refocus.errors import RefocusError
+from refocus.render import RenderConfig, coc_map, render_linear
+
+__all__ = ["prepare_disparity", "render_bokeh"]
+
+
+def render_bokeh(
+    image: np.ndarray,
+    disparity: np.ndarray,
+    *,
+    strength: float,
+    focus_disparity: float | None = None,
+    focus_xy: tuple[float, float] | None = None,
+    aperture: ApertureConfig | str | None = None,
+    depth_kind: Literal["disparity", "depth"] = "disparity",
+    normalize: bool = True,
+    highlight_threshold: float | None = None,
+    highlight_gain: float | None = None,
+    cats_eye: float | None = None,
+    quality: Literal["fast", "balanced", "high"] = "balanced",
+    device: str = "cpu",
+    return_coc: bool = False,
+):
+    """Render a new depth of field onto an all-in-focus photo.
+
+    Parameters
+    ----------
+    image:
+        H x W x 3 float32 sRGB in [0, 1] (uint8/uint16 are accepted and scaled).
+    disparity:
+        Disparity (larger = nearer), or distance with ``depth_kind="depth"``. Another
+        size is resampled to the image's, with a warning.
+    strength:
+        K, in pixels: CoC radius per unit of (normalised) disparity.
+    focus_disparity, focus_xy:
+        The focal plane, as a disparity in the renderer's units (normalised to [0, 1]
+        by default) or as a pixel (x, y) whose local median disparity is used. With
+        neither, the disparity median is used.
+    aperture:
+        An :class:`ApertureConfig`, or ``"disc"``, ``"polygon"`` or an image path.
+    highlight_threshold, highlight_gain, cats_eye, quality, device:
+        See :class:`RenderConfig` and :class:`ApertureConfig`.
+    return_coc:
+        Also return the signed CoC map (px).
+
+    Returns
+    -------
+    The rendered photo, float32 H x W x 3 sRGB in [0, 1] (and the CoC map).
+    """
+    from refocus.aperture import aperture_from_spec
+    from refocus.io import as_float_rgb
+    from refocus.io.color import linear_to_srgb, srgb_to_linear
+
+    img, _ = as_float_rgb(image)
+    if not np.isfinite(strength) or strength < 0:
+        raise RefocusError(f"strength must be a finite number >= 0, got {strength}")
+    disp = prepare_disparity(disparity, depth_kind, normalize, shape=img.shape[:2], guide=img)
+    if normalize and float(disp.max()) == float(disp.min()):
+        # A constant map (already warned about) puts everything on one plane: with
+        # relative depth there is no second plane to blur, whatever the focus.
+        coc = np.zeros(img.shape[:2], np.float32)
+        return (img.copy(), coc) if return_coc else img.copy()
+    if focus_disparity is None:
+        focus_disparity = focus_at_point(disp, *focus_xy) if focus_xy is not None else float(np.median(disp))
+    if not np.isfinite(focus_disparity):
+        raise RefocusError("focus disparity must be finite")
+    if aperture is None:
+        aperture = ApertureConfig()
+    elif isinstance(aperture, str):
+        aperture = aperture_from_spec(aperture)
+    if cats_eye is not None:
+        aperture = aperture.model_copy(update={"cats_eye": float(cats_eye)})
+    overrides = {"aperture": aperture, "quality": quality, "device": device}
+    if highlight_threshold is not None:
+        overrides["highlight_threshold"] = highlight_threshold
+    if highlight_gain is not None:
+        overrides["highlight_gain"] = highlight_gain
+    try:
+        cfg = RenderConfig(**overrides)
+    except Exception as exc:
+        raise RefocusError(f"invalid render settings: {str(exc).splitlines()[0]}") from None
+    coc = coc_map(disp, focus_disparity, strength)
+    out_lin = render_linear(srgb_to_linear(img), coc, cfg)
+    out = linear_to_srgb(out_lin)
+    # Pixels exactly on the focal plane are returned bit-exact.
+    return (out, coc) if return_coc else out

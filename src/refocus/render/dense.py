@@ -1,0 +1,192 @@
+"""Layers rendered densely over the frame at their level.
+
+On a GPU every layer; on the CPU the layers blurred at quarter resolution or
+coarser (the finest ones are tile-sparse, :mod:`refocus.render.sparse`). A layer's
+(premultiplied colour, alpha) stack holds its own pixels (the tent weight W_i, plus
+their own nearer shares S_i away from depth jumps: :func:`refocus.render.plan.own_step`)
+and, where other, nearer surfaces hide it, a push-pull extrapolation of the content
+at or behind it; the stack is then blurred with the layer's aperture kernel
+(spatially varying for the cat's eye).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from refocus import aperture as ap
+from refocus.render.backends.base import add_
+from refocus.render.config import RenderConfig
+from refocus.render.plan import BLOCK, JUMP_SPACINGS, render_kernel
+
+
+def tent_weights(coc, centres: np.ndarray, be):
+    """For each pixel, the index k of the layer just behind it and the weight t of layer k+1."""
+    if len(centres) == 1:
+        return be.zeros(coc.shape), be.zeros(coc.shape)
+    k = be.clip(be.searchsorted(centres, coc, right=True) - 1, 0, len(centres) - 2)
+    lo = be.take(centres, k)
+    hi = be.take(centres, k + 1)
+    t = be.clip((coc - lo) / (hi - lo), 0.0, 1.0)
+    return k, t
+
+
+class DenseLayers:
+    """The frame state of the dense layers, and their step of a sweep (:meth:`layer`)."""
+
+    def __init__(self, be, cfg: RenderConfig, centres, scale: dict[int, int], coc_pad, x, x_at, grid: int, sparse):
+        """``coc_pad`` and ``x``: the grid-padded CoC (Hp, Wp) and image (3, Hp, Wp);
+        ``x_at(q)``: the image at level q; ``sparse``: the tile-sparse levels (whose
+        band tiles then give the coarse layers' weights), or None."""
+        self.be, self.cfg, self.centres, self.scale = be, cfg, centres, scale
+        self.x, self.x_at, self.grid, self.sparse = x, x_at, grid, sparse
+        self.Hp, self.Wp = coc_pad.shape
+        # Full-resolution tent weights, for a frame without tile-sparse layers only.
+        self.k, self.t = tent_weights(coc_pad, centres, be) if sparse is None else (None, None)
+        # Rows each layer touches (its tent weight is non-zero there), rounded to the grid.
+        self.row_lo, self.row_hi = be.row_minmax(coc_pad)
+        # CoC jumps per 4 x 4 block, for the own shares of full-resolution dense layers.
+        self.jump4 = be.block_jump(coc_pad, BLOCK) if sparse is None else None
+
+    def band_rows(self, i: int) -> tuple[int, int]:
+        """The rows (rounded to the grid) where layer i's tent weight is non-zero."""
+        c = self.centres
+        lo = c[i - 1] if i > 0 else -np.inf
+        hi = c[i + 1] if i + 1 < len(c) else np.inf
+        rows = np.nonzero((self.row_hi >= lo) & (self.row_lo <= hi))[0]
+        if rows.size == 0:
+            return 0, 0
+        return (rows[0] // self.grid) * self.grid, min(self.Hp, -(-(rows[-1] + 1) // self.grid) * self.grid)
+
+    def layer(self, i: int, front: bool, levels: list[int], cum_w: dict, cum_wx: dict, half):
+        """Layer i's blurred (premultiplied colour, alpha) stack (4, Hp/s, Wp/s).
+
+        ``levels``: the levels of the sweep's dense layers; ``cum_w``, ``cum_wx``:
+        the sweep's cumulative weights per level (layers at or behind the current
+        one back-to-front, nearer ones front-to-back), updated here; ``half``: the
+        sweep's half-resolution cumulative weights of the tile-sparse layers, or None.
+        """
+        be, c, x, x_at = self.be, self.centres, self.x, self.x_at
+        Hp, Wp = self.Hp, self.Wp
+        s = self.scale[i]
+        finer = [q for q in levels if q <= s]  # later layers are at these scales
+        has_hi = i + 1 < len(c)
+        if self.sparse is not None and finer[0] >= 4:
+            # Weights at half resolution from the tiles the layer's band touches.
+            y0, y1 = 0, Hp
+            prev_q, prev = 4, self.sparse.band_quarter_res_from_half(i, half, x_at)
+            own = self.sparse.band_quarter_res_from_half(i, None, x_at, own=True) if has_hi else None
+        else:
+            y0, y1 = self.band_rows(i)
+            kc, tc = self.k[y0:y1], self.t[y0:y1]
+            w_i = be.where(kc == i, 1.0 - tc, 0.0)
+            if i > 0:
+                w_i = w_i + be.where(kc == i - 1, tc, 0.0)
+            w_i = w_i[None]
+            wx_i = w_i * x[:, y0:y1]
+            prev_q, prev = 1, (w_i, wx_i)
+            own = None
+            if has_hi:  # V_i = W_i + S_i; t == 1 only at the top end, on layer i + 1
+                s_i = be.where((kc == i) & (tc < 1.0), tc, 0.0)
+                if i > 0:  # own shares only away from depth jumps (own_step)
+                    half_i = max(render_kernel(self.cfg.aperture, abs(float(c[i])) / s, front=c[i] > 0).shape) // 2
+                    reach = -(-(half_i + 3) * s // BLOCK)
+                    ok = be.clip((JUMP_SPACINGS * float(c[i] - c[i - 1]) - be.max_filter(self.jump4, reach)) * 1e6, 0.0, 1.0)
+                    hb, wb = ok.shape
+                    ok = be.upsample(ok[None], BLOCK, hb * BLOCK, wb * BLOCK)[0, y0:y1, :Wp]
+                    s_i = s_i * ok
+                v_i = w_i + s_i[None]
+                own = (v_i, v_i * x[:, y0:y1])
+        own_q = prev_q  # own: V_i and V_i x at this level, None where V_i = W_i
+        small = {}
+        for q in finer:  # ascending: each level averages the previous one
+            cur = (be.splat_down(prev[0], q // prev_q), be.splat_down(prev[1], q // prev_q))
+            small[q] = cur
+            prev_q, prev = q, cur
+        if own is not None:
+            own = (be.splat_down(own[0], s // own_q), be.splat_down(own[1], s // own_q))
+        else:
+            own = small[s]
+        # The layer's (premultiplied colour, alpha) stack, built in place: these
+        # are full-frame arrays at level 0, and each extra pass costs.
+        stack = be.zeros((4, Hp // s, Wp // s))
+        stack[:3, y0 // s : y1 // s] = own[1]
+        stack[3:4, y0 // s : y1 // s] = own[0]
+        # Covered: content at or behind layer i, and the own nearer shares S_i
+        # of its pixels (a surface never hides itself); the rest is hidden by
+        # other, nearer surfaces.
+        rows = slice(y0 // s, y1 // s)
+        if not front:  # back-to-front: C_i counts layers at or behind i
+            for q in finer:
+                add_(cum_w[q][:, y0 // q : y1 // q], small[q][0])
+                add_(cum_wx[q][:, y0 // q : y1 // q], small[q][1])
+            covered, covered_x = cum_w[s], cum_wx[s]
+        else:  # front-to-back: the cumulative counts layers nearer than i
+            covered, covered_x = 1.0 - cum_w[s], x_at(s) - cum_wx[s]
+        if own is not small[s]:
+            if not front:
+                covered, covered_x = covered + 0.0, covered_x + 0.0
+            add_(covered[:, rows], own[0] - small[s][0])
+            add_(covered_x[:, rows], own[1] - small[s][1])
+        hidden = be.clip(1.0 - covered, 0.0, 1.0)
+        add_(stack[3:4], hidden)
+        if be.may_exceed(hidden, 1e-4):
+            fill = be.pushpull(covered_x, be.clip(covered, 0.0, 1.0))
+            fill *= hidden
+            add_(stack[:3], fill)
+        if front:
+            for q in finer:
+                add_(cum_w[q][:, y0 // q : y1 // q], small[q][0])
+                add_(cum_wx[q][:, y0 // q : y1 // q], small[q][1])
+        return conv_layer(stack, abs(float(c[i])) / s, front, self.cfg, be, s, (Hp, Wp))
+
+
+def conv_layer(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, full_hw: tuple[int, int]):
+    """Blur a (4,h,w) layer stack with the aperture kernel (spatially varying for cat's-eye)."""
+    aper = cfg.aperture
+    if aper.cats_eye <= 0 or radius < 0.5:
+        return be.conv(stack, render_kernel(aper, radius, front=front))
+    # Cat's-eye: blend kernels computed on a coarse grid of frame positions.
+    _, h, w = stack.shape
+    H, W = full_hw
+    grid = 5
+    ys = np.linspace(0, h - 1, grid)
+    xs = np.linspace(0, w - 1, grid)
+    out = None
+    r_pad = int(math.ceil(radius)) + 1
+    for gy in range(grid):
+        y_lo = int(math.floor(ys[gy - 1])) if gy > 0 else 0
+        y_hi = int(math.ceil(ys[gy + 1])) + 1 if gy < grid - 1 else h
+        wy = _hat(np.arange(y_lo, y_hi), ys, gy)
+        for gx in range(grid):
+            x_lo = int(math.floor(xs[gx - 1])) if gx > 0 else 0
+            x_hi = int(math.ceil(xs[gx + 1])) + 1 if gx < grid - 1 else w
+            wx = _hat(np.arange(x_lo, x_hi), xs, gx)
+            off = ap.cats_eye_offset(aper.cats_eye, xs[gx] * scale, ys[gy] * scale, W, H)
+            k = render_kernel(aper, radius, front=front, cats_eye_offset=off)
+            cy0, cy1 = max(0, y_lo - r_pad), min(h, y_hi + r_pad)
+            cx0, cx1 = max(0, x_lo - r_pad), min(w, x_hi + r_pad)
+            blurred = be.conv(stack[:, cy0:cy1, cx0:cx1], k)[:, y_lo - cy0 : y_hi - cy0, x_lo - cx0 : x_hi - cx0]
+            wt = be.asarray((wy[:, None] * wx[None, :]).astype(np.float32))[None]
+            if out is None:
+                out = be.zeros(stack.shape)
+            add_(out[:, y_lo:y_hi, x_lo:x_hi], blurred * wt)
+    return out
+
+
+def _hat(p: np.ndarray, centres: np.ndarray, i: int) -> np.ndarray:
+    """Piecewise-linear interpolation weight of grid node i at positions p (partition of unity)."""
+    c = centres[i]
+    w = np.zeros(len(p), dtype=np.float64)
+    if i > 0:
+        left = (p >= centres[i - 1]) & (p <= c)
+        w[left] = (p[left] - centres[i - 1]) / (c - centres[i - 1])
+    else:
+        w[p <= c] = 1.0
+    if i < len(centres) - 1:
+        right = (p > c) & (p <= centres[i + 1])
+        w[right] = (centres[i + 1] - p[right]) / (centres[i + 1] - c)
+    else:
+        w[p > c] = 1.0
+    return w

@@ -1,0 +1,336 @@
+"""Tile-sparse rendering of the layers at the finest levels (the CPU's choice).
+
+At full resolution most of the cost of a dense layer is spent where it changes
+nothing: where its alpha is zero, or under a nearer layer that is opaque after
+blurring. Layer ``i`` is written with the ramps ``R_j`` (coverage by layers
+``>= j``, a clipped linear function of the CoC), so everything it needs is local:
+alpha ``D(R_i)``, own colour ``D(R_i x) - D(O_i x)``, hidden coverage ``D(O_i)``,
+and the content at or behind it ``D(x) - D(O_i x)`` (D: the splat downsampling to
+the layer's level; O_i the step of :func:`refocus.render.plan.own_step`). Per tile
+(32 to 512 px at that level, whichever size leaves the least work for this layer)
+and the CoC range of the 3 x 3 tiles around it:
+
+* ``max CoC <= c_{i-1}``: alpha is 0 there, nothing to do;
+* ``min CoC >= c_{i+1}``: layer ``i+1`` or a nearer one covers the tile opaquely
+  after its blur, so whatever ``i`` leaves there is overwritten (back-to-front)
+  or masked (front-to-back);
+* otherwise the tile's window (tile + kernel halo + one fill block) is gathered
+  from the full-resolution frame and processed as a batch.
+
+The push-pull fill is split at blocks of ``BLOCK`` px: its coarse levels run
+densely on block means (of active windows, or known constants: 0, or the block
+mean of ``D(x)``, in skipped tiles), its fine levels inside each window, so the
+fill equals the dense one wherever the kernel reads it.
+
+Coarser layers (quarter resolution and below, :mod:`refocus.render.dense`) take
+their weights from the tiles their tent band touches, evaluated on the
+half-resolution image and CoC (:meth:`SparseLevels.band_quarter_res_from_half`), so
+no layer pays a full-resolution pass of its own.
+
+This module decides which tiles and windows; the work on them is the backend's
+(``band_splat``, ``coarse_fill``, ``layer_windows``, ``tile_reduce``: see
+:mod:`refocus.render.backends`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from refocus.render.config import RenderConfig
+from refocus.render.plan import BLOCK, JUMP_SPACINGS, own_step, render_kernel, window_margin
+
+
+@dataclass
+class WindowJob:
+    """One tile-sparse layer's windows: what a backend's ``layer_windows`` needs.
+
+    Windows of side ``T + 2 E`` at the layer's level ``s`` around the active tiles
+    (``ty``, ``tx``; side T). Ramps are ``(has_lo, lo, inv_lo, has_hi, hi, inv_hi)``
+    (:meth:`SparseLevels.ramps`): ``tent`` those of the tent weight W_i, ``own``
+    those whose second ramp is the step O_i (the pixels' own nearer shares apply).
+    """
+
+    s: int
+    T: int
+    E: int
+    #: Half-width of the layer's kernel (px at its level).
+    half: int
+    ty: np.ndarray
+    tx: np.ndarray
+    front: bool
+    tent: tuple
+    own: tuple
+    #: The full-resolution CoC (1, ., .) and image (3, ., .), edge-padded by ``off``.
+    coc_big: object
+    x_big: object
+    off: int
+    #: The layer's aperture kernel at its level.
+    kern: np.ndarray
+    #: Inputs already at the layer's level (alpha, own colour, hidden, behind), or None.
+    dense_in: list | None
+    #: (ty, tx) -> bool per tile: whether the own nearer shares apply there.
+    own_ok: Callable
+    #: (ty, tx) -> [(ramps, ty_k, tx_k)]: the tiles grouped by the ramps they use.
+    groups: Callable
+    #: () -> the image at level s (D(x)), edge-padded by E.
+    level_x: Callable
+    #: pulled -> the coarse push-pull fill, edge-padded (see SparseLevels.coarse_fill).
+    coarse_fill: Callable
+
+
+class SparseLevels:
+    """The frame state of the tile-sparse layers (CoC ranges per block and tile,
+    kernels, reaches) and the layer steps that use it (see the module docstring)."""
+
+    def __init__(self, coc_pad, x_big, off: int, centres, all_scales: dict[int, int], ids, cfg: RenderConfig, be, t_max: int, threads):
+        """``coc_pad``: the grid-padded CoC (numpy); ``x_big``: the (3, Hp + 2 off,
+        Wp + 2 off) image, edge-padded by ``off`` (:func:`refocus.render.plan.sparse_margin`)
+        around the grid-padded frame."""
+        self.be, self.centres, self.threads = be, centres, threads
+        self.scales = {i: all_scales[i] for i in ids}
+        self.Hp, self.Wp = coc_pad.shape
+        aper = cfg.aperture
+        half = {}
+        self.kern = {}
+        for i, s in all_scales.items():
+            c = float(centres[i])
+            k = render_kernel(aper, abs(c) / s, front=c > 0)
+            half[i] = max(k.shape) // 2
+            if i in ids:
+                self.kern[i] = k
+        # How far (full-resolution px) each layer's result reaches from where its alpha
+        # is defined: kernel, splat margin, bilinear upsampling of the accumulator.
+        self.reach = {i: (half[i] + 3) * all_scales[i] for i in all_scales}
+        used = sorted(all_scales)
+        self.next_used = {a: b for a, b in zip(used, used[1:])}
+        self.E_of = {i: window_margin(half[i]) for i in ids}
+        assert off >= (max(self.E_of.values()) + 1) * max(self.scales.values())  # every window is inside
+        self.off = off
+        self.coc_big = be.asarray(np.pad(coc_pad, off, mode="edge")[None])
+        self.coc_np = coc_pad
+        self._lock = threading.Lock()
+        self._half_src = None
+        self._jump4 = None
+        self.x_big = x_big
+        self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
+        self.tile_sizes = [t for t in (32, 64, 128, 256, 512) if t <= t_max]
+        for s in sorted(set(self.scales.values()) | {1}):
+            # CoC range per block of BLOCK px at level s
+            self.bstats[s] = be.block_minmax(coc_pad, BLOCK * s)
+
+    def ramps(self, i: int, own: bool = False) -> tuple:
+        """(has_lo, lo, 1 / (c_i - lo), has_hi, c_i, 1 / (hi - c_i)) in float32: the
+        ramps R_i and R_{i+1} of layer i's tent weight W_i = R_i - R_{i+1}. With
+        ``own`` the second is the step O_i of :func:`~refocus.render.plan.own_step`
+        instead (V_i = R_i - O_i: the tent plus the pixels' own nearer share)."""
+        c, f32 = self.centres, np.float32
+        has_lo, has_hi = i > 0, i + 1 < len(c)
+        lo, inv_lo = (f32(c[i - 1]), f32(1.0 / (c[i] - c[i - 1]))) if has_lo else (f32(0), f32(0))
+        if has_hi:
+            a, b = own_step(c, i) if own else (c[i], c[i + 1])
+            hi, inv_hi = f32(a), f32(1.0 / (b - a))
+        else:
+            hi, inv_hi = f32(0), f32(0)
+        return (has_lo, lo, inv_lo, has_hi, hi, inv_hi)
+
+    def _band_tiles(self, i: int, margin_px: int, tile: int) -> np.ndarray:
+        """Full-resolution tiles (bool grid) where layer i's tent weight can be non-zero,
+        counting pixels within margin_px of the tile (what its splats read)."""
+        c = self.centres
+        active = np.ones((self.Hp // tile, self.Wp // tile), bool)
+        if i > 0:
+            active &= self._tile_range(1, margin_px, True, tile) > c[i - 1]
+        if i + 1 < len(c):
+            active &= self._tile_range(1, margin_px, False, tile) < c[i + 1]
+        return active
+
+    def _tile_range(self, s: int, margin_px: int, high: bool, tile: int) -> np.ndarray:
+        """Per tile at level s, the min (or max) CoC within margin_px (full res) of it."""
+        m = -(-margin_px // (BLOCK * s))
+        return self._tile_reduce(("range", s), self.bstats[s][1 if high else 0], m, tile // BLOCK, high)
+
+    def _tile_reduce(self, name: tuple, blocks: np.ndarray, m: int, per: int, high: bool) -> np.ndarray:
+        """Max (or min) of a block map over ``per`` x ``per`` block tiles widened by
+        ``m`` blocks, cached under ``name`` (``blocks`` must be the same for a name)."""
+        key = (name, m, high, per)
+        if key not in self.tstats:
+            self.tstats[key] = self.be.tile_reduce(blocks, m, per, high, self.tstats, name)
+        return self.tstats[key]
+
+    def own_groups(self, i: int, own: bool, s: int, T: int, ty, tx) -> list:
+        """Tiles (ty, tx) of side T at level s, split into [(ramps_k, ty_k, tx_k)]:
+        whether layer i uses its pixels' own nearer shares there (:meth:`own_ok`:
+        no depth jump within its blur reach), or the plain tent."""
+        if not own or i + 1 >= len(self.centres):
+            return [(self.ramps(i), ty, tx)]
+        ok = self.own_ok(i, s, T, ty, tx)
+        return [(self.ramps(i, k), ty[sel], tx[sel]) for k, sel in ((True, ok), (False, ~ok)) if sel.any()]
+
+    def own_ok(self, i: int, s: int, T: int, ty, tx) -> np.ndarray:
+        """Per tile (ty, tx) (side T at level s): no depth jump within layer i's
+        reach, so the own nearer shares apply there (:func:`~refocus.render.plan.own_step`)."""
+        if i == 0:
+            return np.ones(np.shape(ty), bool)
+        return (self._tile_jump(s, self.reach[i], T) <= JUMP_SPACINGS * (self.centres[i] - self.centres[i - 1]))[ty, tx]
+
+    def _tile_jump(self, s: int, margin_px: int, T: int) -> np.ndarray:
+        """Per tile at level s, the largest CoC jump (max - min) of a 4 x 4 px block
+        within margin_px (full res) of it."""
+        if self._jump4 is None:
+            self._jump4 = np.ascontiguousarray(self.bstats[1][1] - self.bstats[1][0])
+        return self._tile_reduce(("jump",), self._jump4, -(-margin_px // BLOCK), T * s // BLOCK, True)
+
+    def band_half_res(self, i: int, own: bool = False):
+        """Layer i's tent weight W_i = R_i - R_{i+1} and W_i x, splatted to half
+        resolution, (1|3, Hp/2, Wp/2). Computed only in the 64 px tiles where W_i is
+        non-zero: each pixel lies in the band of two layers only, while a dense layer
+        would pay a full-resolution pass for every layer. With ``own``, V_i and V_i x
+        instead (:meth:`ramps`)."""
+        be, T = self.be, 64
+        active = self._band_tiles(i, 2, T)
+        w2 = be.zeros((1, self.Hp // 2, self.Wp // 2))
+        wx2 = be.zeros((3, self.Hp // 2, self.Wp // 2))
+        ty, tx = np.nonzero(active)
+        groups = self.own_groups(i, own, 1, T, ty, tx)
+        be.band_splat(self.coc_big, self.x_big, self.off - 2, T, groups, w2, wx2, None, self.threads)
+        return w2, wx2
+
+    def _half_sources(self, x_at):
+        """Half-resolution CoC and image, padded by 8 px, for the coarse layers' bands.
+
+        The image is the centroid-preserving splat D(x). The CoC is its splat too,
+        except where a 2 x 2 block straddles a depth edge: there an average would
+        invent a depth between the two sides (and a layer that exists in neither),
+        so the block takes the side (its min or max) nearer to that average.
+        """
+        with self._lock:  # the two sweeps share them
+            if self._half_src is None:
+                be, P = self.be, 8
+                c = self.coc_np
+                avg = be.to_numpy(be.downsample(be.asarray(c[None]), 2))[0]
+                lo, hi = be.block_minmax(c, 2)
+                side = np.where(avg - lo < hi - avg, lo, hi)
+                coc2 = np.where(hi - lo > 1.0, side, avg).astype(np.float32)
+                self._half_src = (be.asarray(np.pad(coc2, P, mode="edge")[None]), be.pad_edge(be.contiguous(x_at(2)), P, P, P, P), P)
+            return self._half_src
+
+    def band_quarter_res_from_half(self, i: int, half_acc, x_at, own: bool = False):
+        """Layer i's W_i and W_i x at quarter resolution, for the coarse layers' own
+        levels, while adding their half-resolution values into ``half_acc`` (the
+        cumulative weights of the level-2 layers, if any) tile by tile: no
+        full-frame pass at half resolution per layer.
+
+        Computed from the half-resolution image and CoC (:meth:`_half_sources`), not
+        from full resolution: a quarter of the work, and for these layers (blurred
+        by 4 px or more at quarter resolution) a depth edge placed to half a pixel
+        changes the result by less than 1/255 almost everywhere (53 to 71 dB against
+        the full-resolution weights on the bundled test photos at K = 40 and 64).
+        With ``own``, V_i and V_i x instead (:meth:`ramps`; ``half_acc`` must be None:
+        the cumulative weights are the tents')."""
+        be, T = self.be, 64
+        coc2_big, x2_big, P = self._half_sources(x_at)
+        active = self._band_tiles(i, 6, T)
+        w4 = be.zeros((1, self.Hp // 4, self.Wp // 4))
+        wx4 = be.zeros((3, self.Hp // 4, self.Wp // 4))
+        ty, tx = np.nonzero(active)
+        groups = self.own_groups(i, own, 1, T, ty, tx)
+        be.band_splat(coc2_big, x2_big, P - 2, T // 2, groups, w4, wx4, half_acc, self.threads)
+        return w4, wx4
+
+    def coarse_fill(self, s: int, T: int, E: int, active, opaque, x_at, pulled):
+        """The push-pull fill's coarse part, dense over the frame at block resolution
+        (1/BLOCK of level s), edge-padded by ``E // BLOCK + 1`` blocks.
+
+        ``pulled``: (block level of the windows' (behind, 1 - hidden), ty, tx) per
+        batch of active windows; skipped tiles hold known values: the block means
+        of D(x) with weight 1 where skipped for zero alpha (all content is at or
+        behind layer i there), 0 under an opaque nearer layer."""
+        be, q = self.be, BLOCK
+        if s not in self.xb:
+            self.xb[s] = be.block_means(x_at(s), q)
+        behind = ~active & ~opaque
+        fc = be.coarse_fill(self.xb[s], behind, T // q, pulled, E // q)
+        mp = E // q + 1
+        return be.pad_edge(fc, mp, mp, mp, mp)
+
+    def _level_x(self, s: int, E: int, x_at):
+        """D(x) at level s edge-padded by E: shared by all layers of the level."""
+        if (s, E) not in self.xs_pad:
+            self.xs_pad[(s, E)] = self.be.pad_edge(x_at(s), E, E, E, E)
+        return self.xs_pad[(s, E)]
+
+    def sweep_layer(self, i: int, front: bool, acc, x_at, half) -> None:
+        """Layer i's step of a sweep: composite it into ``acc`` (4, Hp/s, Wp/s).
+
+        ``half``: the sweep's half-resolution cumulative weights [W, W x] (layers at
+        or behind the current one back-to-front, nearer ones front-to-back), or None.
+        A level-2 layer then takes its inputs at level 2 from them and its band
+        tiles, instead of recomputing them from the full-resolution frame in each
+        window.
+        """
+        be, c = self.be, self.centres
+        dense_in = None
+        if self.scales[i] == 2 and half is not None:
+            w2, wx2 = self.band_half_res(i)
+            # V_i = W_i + S_i: the layer's own pixels, their nearer shares included.
+            v2, vx2 = self.band_half_res(i, own=True) if i + 1 < len(c) else (w2, wx2)
+            # Hidden (by other, nearer surfaces): O_i = R_{i+1} - S_i; behind:
+            # (1 - O_i) x. Back-to-front the cumulative sums hold 1 - R_{i+1}
+            # once W_i is added; front-to-back R_{i+1} before it is.
+            if not front:
+                half[0] += w2
+                half[1] += wx2
+                hidden, behind = (1.0 - half[0]) + (w2 - v2), half[1] + (vx2 - wx2)
+            else:
+                hidden, behind = half[0] + (w2 - v2), (x_at(2) - half[1]) + (vx2 - wx2)
+                half[0] += w2
+                half[1] += wx2
+            hidden = be.clip(hidden, 0.0, 1.0)
+            dense_in = [v2 + hidden, vx2, hidden, behind]
+        self.layer(i, front, acc, x_at, dense_in)
+
+    def layer(self, i: int, front: bool, acc, x_at, dense_in=None) -> None:
+        """Composite layer i into acc (4, Hp/s, Wp/s) in place.
+
+        ``dense_in``: optional inputs already at the layer's level, a list of
+        (1|3, Hp/s, Wp/s) arrays: alpha, own colour W_i x, hidden coverage, content
+        at or behind i; without it they are computed from the full-resolution frame
+        in each window.
+        """
+        c, s = self.centres, self.scales[i]
+        E = self.E_of[i]
+        half = max(self.kern[i].shape) // 2
+        j = self.next_used.get(i)
+        best = None
+        # Small tiles skip more, large ones waste less on window margins: take the
+        # size with the least window area to process.
+        for T in self.tile_sizes:
+            if j is not None:
+                # The next used layer is opaque where all CoC within its reach is
+                # >= c_j: it (or a nearer one) overwrites or masks layer i there.
+                opaque = self._tile_range(s, self.reach[j], False, T) >= c[j]
+            else:
+                opaque = np.zeros((self.Hp // s // T, self.Wp // s // T), bool)
+            active = ~opaque
+            if i > 0:  # zero alpha: all CoC within the window's reach is <= c_{i-1}
+                active &= self._tile_range(s, (half + 2) * s, True, T) > c[i - 1]
+            cost = int(active.sum()) * (T + 2 * E + 2) ** 2
+            if best is None or cost < best[0]:
+                best = (cost, T, opaque, active)
+        _, T, opaque, active = best
+        ty, tx = np.nonzero(active)
+        if ty.size == 0:
+            return
+        job = WindowJob(
+            s=s, T=T, E=E, half=half, ty=ty, tx=tx, front=front, tent=self.ramps(i), own=self.ramps(i, True),
+            coc_big=self.coc_big, x_big=self.x_big, off=self.off, kern=self.kern[i], dense_in=dense_in,
+            own_ok=lambda ty_, tx_: self.own_ok(i, s, T, ty_, tx_),
+            groups=lambda ty_, tx_: self.own_groups(i, True, s, T, ty_, tx_),
+            level_x=lambda: self._level_x(s, E, x_at),
+            coarse_fill=lambda pulled: self.coarse_fill(s, T, E, active, opaque, x_at, pulled),
+        )
+        self.be.layer_windows(job, acc, self.threads)
