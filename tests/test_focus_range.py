@@ -93,3 +93,18 @@ def test_pug_heic_focus_range_in_metres_with_f_number(shared_data, tmp_path, cap
         main(["refocus", str(photo), "--focus-range", "1.8m:2.4m", "-k", "4", "--no-deblur", "--quality", "fast", "-o", str(out)])
     assert exc.value.code == 0, capsys.readouterr().err
     assert out.is_file()
+
+
+def test_info_names_the_metric_range_and_what_it_allows(shared_data, capsys):
+    """Issue 14 item 2: `refocus info` says what metric depth allows on the pug HEIC
+    (distances 1.50-4.38 m; --f-number with the focus point's depth; metres ranges)."""
+    from refocus.cli import main
+
+    photo = shared_data / "phone-depth" / "iphone13pro-pug.heic"
+    if not photo.exists():
+        pytest.skip("iphone13pro-pug.heic not in the shared data")
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(photo)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exc.value.code in (0, None)
+    assert "1.50–4.38 m" in out and "--f-number works" in out and "--focus-range" in out and "m:" in out
