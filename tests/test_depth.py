@@ -437,3 +437,40 @@ def test_iphone_heic_depth_is_metric_from_its_representation_info(shared_data):
     lo, hi = r.disparity_range()
     assert lo == pytest.approx(1 / 4.3828125, rel=1e-3) and hi == pytest.approx(1 / 1.498046875, rel=1e-3)
     assert r.focus_disparity_for_distance(2.0) == pytest.approx((0.5 - lo) / (hi - lo), rel=1e-6)
+
+
+def test_fast_median_bins_agree_with_the_full_resolution_filter():
+    """The median's coefficients are computed on a 2x smaller grid (fast guided filter,
+    for the 12 MP depth stage's speed); its bins must stay those of the exact filter
+    nearly everywhere, and at most one bin off where a coefficient's smoothing tips
+    an edge pixel."""
+    from refocus.depth.refine import _median_upper_bound
+
+    rng = np.random.default_rng(3)
+    h, w = 240, 320
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.empty((h, w, 3), np.float32)
+    img[...] = (0.2, 0.35, 0.6)
+    disp = 0.2 + 0.3 * xx / w  # a slanted background
+    for cx, cy, r, col, dv in ((90, 120, 50, (0.85, 0.4, 0.2), 0.9), (230, 80, 35, (0.3, 0.7, 0.3), 0.7)):
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
+        img[inside] = col
+        disp[inside] = dv
+    img = np.clip(img + rng.normal(0, 0.02, img.shape).astype(np.float32), 0, 1)
+    pn = gaussian_filter(disp, 2.0)
+    pn = (pn - pn.min()) / (pn.max() - pn.min())
+    exact = _median_upper_bound(img, pn, 8, 1e-3, 32, subsample=1)
+    fast = _median_upper_bound(img, pn, 8, 1e-3, 32, subsample=2)
+    bins_off = np.abs(np.round((fast - exact) * 32))
+    assert (bins_off > 0).mean() < 0.01, (bins_off > 0).mean()
+    assert (bins_off > 1).mean() < 0.0005, (bins_off > 1).mean()
+
+
+def test_upsampling_tolerates_nan_inf_and_out_of_range_guides():
+    img, disp, _ = _disc_scene()
+    bad = img.copy()
+    bad[0, 0] = (np.nan, np.inf, -np.inf)
+    bad[1, 1] = (1.5, -0.5, 2.0)
+    out = upsample_to_guide(disp[::4, ::4], bad)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, upsample_to_guide(disp[::4, ::4], np.clip(np.nan_to_num(bad, nan=0.0), 0, 1)))

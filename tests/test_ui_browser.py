@@ -172,7 +172,8 @@ def test_depth_drop_zone_text_is_not_clipped(ui_url):
 
 def test_in_focus_band_slider_rerenders(ui_url, tmp_path):
     """Issue 14, item 5 (UI): the in-focus depth band slider re-renders the preview
-    with a band of depth kept sharp (the CoC view's green area grows)."""
+    with a band of depth kept sharp (the CoC view's green area grows), and "show
+    depth" lays the depth, band hatched, over the result."""
     from playwright.sync_api import sync_playwright
 
     from refocus.pipeline.demo import demo_files
@@ -195,6 +196,15 @@ def test_in_focus_band_slider_rerenders(ui_url, tmp_path):
         )
         assert not page.get_by_text(re.compile(r"^Error$")).count(), "a panel shows Error"
         status.get_by_text("sharp from disparity").wait_for(timeout=60_000)
+        # "Show depth": the result shows the depth with the in-focus band hatched.
+        after = page.locator("#result img").last.get_attribute("src")
+        page.locator("#show-depth input[type=checkbox]").check()
+        page.wait_for_function(
+            "([sel, old]) => { const i = document.querySelectorAll(sel); return i.length && i[i.length - 1].getAttribute('src') !== old; }",
+            arg=["#result img", after], timeout=180_000,
+        )
+        assert not page.get_by_text(re.compile(r"^Error$")).count(), "a panel shows Error"
+        page.wait_for_timeout(500)
         page.screenshot(path=str(tmp_path / "ui-band.png"), full_page=True)
         if os.environ.get("REFOCUS_UI_SCREENSHOT"):
             shutil.copy(tmp_path / "ui-band.png", os.environ["REFOCUS_UI_SCREENSHOT"])

@@ -109,3 +109,70 @@ def test_in_focus_band_keeps_a_range_of_depth_sharp(files):
     assert fd2 == pytest.approx(fd)
     assert (np.abs(coc_band) < 1e-6).sum() > 5 * max(1, (np.abs(coc_plane) < 1e-6).sum())
     assert np.abs(coc_band).max() > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_metric_model(tmp_path_factory):
+    """A randomly initialised metric Depth Anything, saved locally (nothing downloaded)."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(0)
+    bb = transformers.Dinov2Config(
+        image_size=56, patch_size=14, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, out_indices=[1, 2], reshape_hidden_states=False,
+    )
+    cfg = transformers.DepthAnythingConfig(
+        backbone_config=bb, reassemble_hidden_size=16, reassemble_factors=[2, 1], neck_hidden_sizes=[8, 16],
+        fusion_hidden_size=8, head_hidden_size=4, depth_estimation_type="metric", max_depth=20,
+    )
+    d = tmp_path_factory.mktemp("tiny-metric")
+    transformers.DepthAnythingForDepthEstimation(cfg).save_pretrained(d)
+    proc_cls = getattr(transformers, "DPTImageProcessorPil", None) or transformers.DPTImageProcessor
+    proc_cls(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(d)
+    return str(d)
+
+
+def test_ui_depth_model_is_used_for_a_photo_without_depth(files, tiny_metric_model, tmp_path):
+    """Issue 14 (UI): the depth-model box picks the network for a photo without depth;
+    the photo is cached per model, and a model that cannot be had is an error."""
+    from refocus.errors import RefocusError
+
+    photo = tmp_path / "alone.jpg"
+    photo.write_bytes(open(files[0], "rb").read())  # no neighbouring depth map
+    session._cache.clear()
+    key = session.load(str(photo), depth_model=f"  {tiny_metric_model} ")
+    entry = session.get(key)
+    assert "network via transformers" in entry.full.depth_source and tiny_metric_model in entry.full.depth_source
+    assert "metric depth" in entry.full.depth_source and entry.depth_model == tiny_metric_model
+    assert session.load(str(photo), depth_model=tiny_metric_model) == key
+    with pytest.raises(RefocusError):
+        session.load(str(photo), depth_model=str(tmp_path / "no-such-model"))
+
+
+def test_depth_view_marks_the_in_focus_band(files):
+    """Issue 14, item 5 (UI): the depth view hatches exactly what renders sharp, and
+    "show depth" lays it over the result."""
+    gr = pytest.importorskip("gradio")  # noqa: F841
+    from refocus.depth.preview import BAND_RGB, colorize, depth_overlay
+
+    d = np.tile(np.linspace(0, 1, 80, dtype=np.float32), (60, 1))
+    band = (d > 0.4) & (d < 0.6)
+    ov = depth_overlay(d, band)
+    marked = np.all(np.isclose(ov, BAND_RGB), axis=2)
+    assert marked[band].mean() > 0.25 and not marked[~band].any()
+    np.testing.assert_allclose(ov[~band], colorize(d)[~band])
+    assert np.array_equal(depth_overlay(d, np.zeros_like(band)), colorize(d))
+
+    from refocus.ui.app import build_app
+
+    app = build_app(device="cpu")
+    upload = next(f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == "on_upload")
+    settings = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.2)
+    session._cache.clear()
+    key, _, (before, after), depth_img, coc_img, status = upload(files[0], files[1], "disparity", "", *settings, False)
+    _, _, (_, shown), depth_img2, _, _ = upload(files[0], files[1], "disparity", "", *settings, True)
+    assert depth_img.shape == before.shape and np.array_equal(depth_img, depth_img2)
+    green = np.all(depth_img == np.round(BAND_RGB * 255).astype(np.uint8), axis=2)
+    assert green.any() and not np.array_equal(after, shown)
+    assert "sharp from disparity" in status

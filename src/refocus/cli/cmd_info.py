@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import typer
 
 
@@ -48,17 +49,33 @@ def info_cmd(
     if cam.focus_distance_source:
         dist += f" ({cam.focus_distance_source})"
     row("focus distance", dist)
+    near_far_m = None
     if emb is not None:
         h, w = emb.values.shape
         scale = "metric" if emb.metric else "relative"
-        row("embedded depth", f"{emb.source}: {scale} {emb.kind}, {w}x{h}")
+        extent = ""
+        if emb.metric:
+            v = np.asarray(emb.values, dtype=np.float64)
+            v = v[np.isfinite(v) & (v > 0)]
+            if v.size:
+                dist = v if emb.kind == "depth" else 1.0 / v
+                near_far_m = (float(dist.min()), float(dist.max()))
+                extent = f", {near_far_m[0]:.2f}–{near_far_m[1]:.2f} m"
+        row("embedded depth", f"{emb.source}: {scale} {emb.kind}, {w}x{h}{extent}")
     else:
         row("embedded depth", "none" + (f" usable ({'; '.join(messages)})" if messages else ""))
     k = cam.strength()
+    missing = cam.missing_for_strength()
     if k is not None:
         row("blur gain K", f"{k:.4g} px·m (CoC radius = K·(1/z − 1/z_focus), z in m)")
+    elif near_far_m is not None and all("focus distance" in m for m in missing):
+        # Metric depth gives the focus distance: the depth under the chosen focus.
+        row("blur gain K", "from the depth at the focus point (metric depth): --f-number works")
     else:
-        row("blur gain K", "not computable: missing " + ", ".join(cam.missing_for_strength()))
+        row("blur gain K", "not computable: missing " + ", ".join(missing))
+    if near_far_m is not None:
+        a, b = near_far_m
+        row("focus range", f"in metres on this depth, e.g. --focus-range {a + (b - a) / 3:.1f}m:{a + 2 * (b - a) / 3:.1f}m")
     Console().print(t)
 
 

@@ -11,7 +11,10 @@ import typer
 FocusOpt = typer.Option(None, "--focus", help="Focus point X,Y (pixels), box X0,Y0,X1,Y1, or 'auto' (default).")
 FocusValueOpt = typer.Option(None, "--focus-value", help="Focus on this normalised disparity, 0 (far) .. 1 (near).")
 FocusRangeOpt = typer.Option(
-    None, "--focus-range", help="Keep a band of normalised disparity sharp, e.g. 0.4:0.7; the blur grows from its ends outside it."
+    None,
+    "--focus-range",
+    help="Keep a band of normalised disparity sharp, e.g. 0.4:0.7, or of distance with metric depth, e.g. 1.5m:2.5m; "
+    "the blur grows from its ends outside it.",
 )
 StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC radius in px between nearest and farthest point (default 1.5% of the long side).")
 FNumberOpt = typer.Option(None, "--f-number", help="Derive the strength from EXIF at this f-number (needs metric depth).")

@@ -201,10 +201,15 @@ def _align(values: np.ndarray, kind: str, image: np.ndarray, refine: bool) -> np
     span = hi - lo if hi > lo else 1.0
     unit = ((disp.astype(np.float64) - lo) / span).astype(np.float32)
     out = upsample_to_guide(unit, image) if refine else _resize(unit, (H, W))
-    out = (out.astype(np.float64) * span + lo).astype(np.float32)
+    if not out.flags.writeable or np.shares_memory(out, unit):
+        out = out.copy()
+    # In place and in float32: each 12 MP float64 temporary costs ~50 ms.
+    out *= np.float32(span)
+    out += np.float32(lo)
     if kind == "depth":
-        out = 1.0 / np.maximum(out, np.float32(1e-12))
-    return out.astype(np.float32)
+        np.maximum(out, np.float32(1e-12), out=out)
+        np.divide(np.float32(1.0), out, out=out)
+    return out
 
 
 def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list[str]]:

@@ -32,6 +32,36 @@ def colorize(disparity01: np.ndarray) -> np.ndarray:
     return (_ANCHORS[i] * (1 - f) + _ANCHORS[i + 1] * f).astype(np.float32)
 
 
+#: Colour of the in-focus band's hatching and outline in :func:`depth_overlay`.
+BAND_RGB = np.array([0.25, 1.0, 0.35], dtype=np.float32)
+
+
+def depth_overlay(disparity01: np.ndarray, in_focus: np.ndarray, image: np.ndarray | None = None, opacity: float = 0.7) -> np.ndarray:
+    """The depth map with the in-focus band marked, for the UI's "show depth" view.
+
+    ``colorize`` of the disparity (over the photo at ``opacity`` when ``image`` is
+    given); the pixels of ``in_focus`` (H x W bool: what renders sharp) are hatched
+    with green diagonal stripes and outlined, so the band reads at a glance and the
+    depth colours under it stay visible.
+    """
+    from scipy.ndimage import binary_erosion
+
+    col = colorize(disparity01)
+    if image is not None:
+        col = opacity * col + (1.0 - opacity) * np.asarray(image, dtype=np.float32)[..., :3]
+    band = np.asarray(in_focus, dtype=bool)
+    if band.any():
+        h, w = band.shape
+        # Stripes a fixed fraction of the picture apart, so a preview and a draft look alike.
+        period_px = max(4, round(max(h, w) / 80))
+        yy, xx = np.mgrid[0:h, 0:w]
+        stripe = ((xx + yy) % period_px) < max(1, period_px // 3)
+        edge = band & ~binary_erosion(band, iterations=max(1, period_px // 6), border_value=1)
+        mark = (band & stripe) | edge
+        col = np.where(mark[..., None], BAND_RGB, col)
+    return np.clip(col, 0, 1).astype(np.float32)
+
+
 #: Formats the float depth can be written in.
 DEPTH_SUFFIXES = (".npy", ".pfm", ".tif", ".tiff")
 

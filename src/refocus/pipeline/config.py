@@ -26,6 +26,9 @@ class RefocusConfig(BaseModel):
         Keep a band of normalised disparity ``(a, b)`` sharp, the CoC growing from
         its ends outside it (a focus range); its middle stands for the focal plane
         where one is needed (``f_number``, reports).
+    focus_range_m:
+        The same band given as two distances in metres (either order); needs metric
+        depth, which converts it to normalised disparity (``1.5m:2.5m`` on the CLI).
     focus_band:
         Width (normalised disparity) of a band kept sharp around the focal plane the
         other settings choose: the UI's "in-focus depth band"; 0 is one plane.
@@ -72,6 +75,7 @@ class RefocusConfig(BaseModel):
     focus_value: float | None = Field(None, ge=0.0, le=1.0)
     focus_box: tuple[float, float, float, float] | None = None
     focus_range: tuple[float, float] | None = None
+    focus_range_m: tuple[float, float] | None = None
     focus_band: float = Field(0.0, ge=0.0, le=1.0)
     strength: float | None = Field(None, ge=0.0, le=1000.0)
     f_number: float | None = Field(None, gt=0.0, le=128.0)
@@ -89,11 +93,13 @@ class RefocusConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_of_each(self):
-        given = [n for n in ("focus_xy", "focus_value", "focus_box", "focus_range") if getattr(self, n) is not None]
+        given = [n for n in ("focus_xy", "focus_value", "focus_box", "focus_range", "focus_range_m") if getattr(self, n) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one focus setting, got {' and '.join(given)}")
         if self.focus_range is not None and not all(0.0 <= v <= 1.0 for v in self.focus_range):
-            raise ValueError("a focus range is two normalised disparities in [0, 1]")
+            raise ValueError("a focus range is two normalised disparities in [0, 1] (distances are written with m: 1.5m:2.5m)")
+        if self.focus_range_m is not None and not all(0.0 < v < float("inf") for v in self.focus_range_m):
+            raise ValueError("a focus range in metres is two distances > 0")
         if self.strength is not None and self.f_number is not None:
             raise ValueError("give either strength or f_number, not both")
         return self
@@ -119,6 +125,8 @@ class RefocusConfig(BaseModel):
             return "box " + ",".join(f"{v:g}" for v in self.focus_box)
         if self.focus_range is not None:
             return "range {:g}:{:g}".format(*self.focus_range)
+        if self.focus_range_m is not None:
+            return "range {:g}m:{:g}m".format(*self.focus_range_m)
         return "auto"
 
 

@@ -110,8 +110,9 @@ class PreparedPhoto:
     def focus_disparity(self, cfg: RefocusConfig) -> float:
         """The focal plane's normalised disparity for ``cfg``'s focus setting (the
         middle of a focus range)."""
-        if cfg.focus_range is not None:
-            return float(sum(cfg.focus_range)) / 2.0
+        band = self.focus_range(cfg)
+        if band is not None:
+            return float(sum(band)) / 2.0
         if self.scale != 1.0 and (cfg.focus_xy is not None or cfg.focus_box is not None):
             s = self.scale
             upd = {"focus_xy": tuple(v * s for v in cfg.focus_xy)} if cfg.focus_xy is not None else {"focus_box": tuple(v * s for v in cfg.focus_box)}
@@ -125,11 +126,30 @@ class PreparedPhoto:
         from refocus.render import coc_map
 
         focus = focus_disparity
-        if cfg.focus_range is not None:
-            focus = cfg.focus_range
+        band = self.focus_range(cfg)
+        if band is not None:
+            focus = band
         elif cfg.focus_band > 0:
             focus = (focus_disparity - cfg.focus_band / 2, focus_disparity + cfg.focus_band / 2)
         return coc_map(self.disparity, focus, strength)
+
+    def focus_range(self, cfg: RefocusConfig) -> tuple[float, float] | None:
+        """``cfg``'s focus range in normalised disparity (near end first), from
+        ``focus_range`` or, through the metric depth, from ``focus_range_m``. A band in
+        metres may reach beyond the scene's depth (ends outside [0, 1]): a focal plane
+        in front of everything is a real lens setting too."""
+        if cfg.focus_range is not None:
+            return tuple(sorted(cfg.focus_range, reverse=True))
+        if cfg.focus_range_m is None:
+            return None
+        if self.metric_range is None:
+            raise RefocusError(
+                f"--focus-range in metres needs metric depth, and this photo's ({self.depth_source or 'depth'}) is relative: "
+                "give the range in normalised disparity (e.g. 0.4:0.7), or use metric depth "
+                "(--depth FILE --depth-kind depth with distances in metres, or --depth-model apple/DepthPro-hf)"
+            )
+        lo, hi = self.metric_range
+        return tuple(sorted(((1.0 / z - lo) / (hi - lo) for z in cfg.focus_range_m), reverse=True))
 
     def strength(self, cfg: RefocusConfig, focus_disparity: float) -> float:
         """K in pixels of this photo (see :attr:`RefocusConfig.strength`)."""

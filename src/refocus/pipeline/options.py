@@ -56,6 +56,25 @@ def build_aperture(aperture: str = "disc", blades: int = 6, rotation: float = 0.
         raise RefocusError(f"invalid aperture {detail}") from None
 
 
+def parse_focus_range(spec: str) -> dict:
+    """``--focus-range A:B`` -> ``{"focus_range": (a, b)}`` in normalised disparity, or
+    ``A m:B m`` (``1.5m:2.5m``, or ``1.5:2.5m``: one unit for both) ->
+    ``{"focus_range_m": (a, b)}`` in metres."""
+    text = str(spec).replace(" ", "").lower()
+    ends = text.split(":")
+    if len(ends) != 2 or not all(ends):
+        raise RefocusError(f"--focus-range must be A:B (normalised disparity, e.g. 0.4:0.7) or in metres (1.5m:2.5m), got {spec!r}")
+    in_m = [e.endswith("m") for e in ends]
+    if in_m == [True, False]:
+        raise RefocusError(f"--focus-range: give both ends in metres (1.5m:2.5m) or neither, got {spec!r}")
+    if any(in_m):
+        a, b = parse_numbers(",".join(e.removesuffix("m") for e in ends), 2, "--focus-range")
+        if not (a > 0 and b > 0):
+            raise RefocusError(f"--focus-range in metres needs two distances > 0, got {spec!r}")
+        return {"focus_range_m": (a, b)}
+    return {"focus_range": parse_numbers(",".join(ends), 2, "--focus-range")}
+
+
 def build_config(
     *,
     focus: str | None = None,
@@ -95,7 +114,7 @@ def build_config(
     if focus_range is not None:
         if fields:
             raise RefocusError("give one of --focus, --focus-value and --focus-range")
-        fields["focus_range"] = parse_numbers(str(focus_range).replace(":", ","), 2, "--focus-range")
+        fields.update(parse_focus_range(focus_range))
     if depth is not None and not Path(depth).exists():
         raise RefocusError(f"depth map not found: {depth}")
     return RefocusConfig.build(

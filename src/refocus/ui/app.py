@@ -100,7 +100,9 @@ def build_app(device: str = "auto"):
     """The Gradio Blocks app (not launched). ``device``: where DeblurNet and the
     renderer run (``auto``: the GPU when there is one)."""
     gr = import_gradio()
-    from refocus.pipeline.visual import coc_to_rgb, disparity_to_rgb
+    from refocus.depth.estimate import DEFAULT_DEPTH_MODEL
+    from refocus.depth.preview import depth_overlay
+    from refocus.pipeline.visual import coc_to_rgb
     from refocus.ui import session
 
     export_dir = ui_dirs()["exports"]
@@ -110,7 +112,9 @@ def build_app(device: str = "auto"):
         return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in text)
 
     def _update(key, focus, *settings, draft=False):
-        """Re-render the preview (or the smaller draft); returns the outputs shared by every event."""
+        """Re-render the preview (or the smaller draft); returns the outputs shared by
+        every event: the before/after pair, the depth view, the CoC view, the status."""
+        *settings, show_depth = settings
         entry = session.get(key)
         cfg = _config(focus, *settings, device=device)
         img, coc, fd = session.render(key, cfg, draft=draft)
@@ -123,28 +127,34 @@ def build_app(device: str = "auto"):
             f" {p.shape[1]}x{p.shape[0]} of {w}x{h}; depth from {entry.full.depth_source}"
         )
         if cfg.focus_band > 0:
-            status += f"; sharp from disparity {max(0.0, fd - cfg.focus_band / 2):.3f} to {min(1.0, fd + cfg.focus_band / 2):.3f}"
+            near, far = min(1.0, fd + cfg.focus_band / 2), max(0.0, fd - cfg.focus_band / 2)
+            status += f"; sharp from disparity {far:.3f} to {near:.3f}"
+            if p.metric_range is not None:
+                lo, hi = p.metric_range
+                status += " ({:.2f} m to {:.2f} m)".format(*(1.0 / max(lo + v * (hi - lo), 1e-9) for v in (near, far)))
         for n in session.notes(key):
             status += f"\n\nnote: {_md_escape(n)}"
-        return (_u8(p.image), _u8(img)), _u8(coc_to_rgb(coc, p.image)), status
+        # What renders sharp: the band (or plane) and the sub-pixel CoC around it.
+        depth_img = depth_overlay(p.disparity, np.abs(coc) <= 0.5, p.image)
+        after = 0.5 * img + 0.5 * depth_img if show_depth else img
+        return (_u8(p.image), _u8(after)), _u8(depth_img), _u8(coc_to_rgb(coc, p.image)), status
 
-    def on_upload(photo_path, depth_file, depth_kind, *settings):
+    def on_upload(photo_path, depth_file, depth_kind, depth_model, *settings):
         if not photo_path:
             return None, None, None, None, None, "upload a photo"
         try:
             depth_path = depth_file if isinstance(depth_file, str) or depth_file is None else depth_file.name
             # The radio always has a value; it only means something for a depth file.
-            key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device)
-            entry = session.get(key)
-            slider, coc_img, status = _update(key, None, *settings)
+            key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device, depth_model=depth_model)
+            slider, depth_img, coc_img, status = _update(key, None, *settings)
         except RefocusError as exc:
             raise gr.Error(str(exc)) from None
-        return key, None, slider, _u8(disparity_to_rgb(entry.preview.disparity)), coc_img, status
+        return key, None, slider, depth_img, coc_img, status
 
     # Gradio finds the event data by the annotation of a positional parameter, so
     # the settings are spelled out here.
-    def on_click(key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, evt: gr.SelectData):
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band)
+    def on_click(key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, show, evt: gr.SelectData):
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, show)
         if key is None:
             raise gr.Error("upload a photo first")
         x, y = (float(v) for v in evt.index[:2])
@@ -157,7 +167,7 @@ def build_app(device: str = "auto"):
 
     def on_settings(key, focus, *settings, draft=False):
         if key is None:
-            return gr.skip(), gr.skip(), (gr.skip() if draft else "upload a photo, then click on it to set the focus")
+            return gr.skip(), gr.skip(), gr.skip(), (gr.skip() if draft else "upload a photo, then click on it to set the focus")
         try:
             return _update(key, focus, *settings, draft=draft)
         except RefocusError as exc:
@@ -170,7 +180,7 @@ def build_app(device: str = "auto"):
         if key is None:
             raise gr.Error("upload a photo first")
         try:
-            path = session.export(key, _config(focus, *settings, device=device), export_dir, fmt)
+            path = session.export(key, _config(focus, *settings[:-1], device=device), export_dir, fmt)
         except RefocusError as exc:
             raise gr.Error(str(exc)) from None
         return str(path)
@@ -192,6 +202,10 @@ def build_app(device: str = "auto"):
                     file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth",
                 )
                 depth_kind = gr.Radio(["disparity", "depth"], value="disparity", label="The depth file holds")
+                depth_model = gr.Textbox(
+                    label="Depth network for photos without depth (hub id or local folder; Enter reloads)",
+                    placeholder=DEFAULT_DEPTH_MODEL, elem_id="depth-model",
+                )
                 blur_mode = gr.Radio(["strength", "f-number"], value="strength", label="Blur set by")
                 strength = gr.Slider(0, 80, value=15, step=0.5, label="Strength K (px at full size)", elem_id="strength")
                 f_number = gr.Slider(0.95, 22, value=2.8, step=0.05, label="f-number (needs metric depth and EXIF)")
@@ -210,18 +224,23 @@ def build_app(device: str = "auto"):
                 result = gr.ImageSlider(label="Before / after (preview)", elem_id="result", interactive=False)
                 status = gr.Markdown("upload a photo, then click on it to set the focus", elem_id="status")
                 with gr.Row():
-                    depth_view = gr.Image(label="Depth (yellow = near)", interactive=False, elem_id="depth-view")
+                    depth_view = gr.Image(
+                        label="Depth (bright = near; green hatching = in focus)", interactive=False, elem_id="depth-view"
+                    )
                     coc_view = gr.Image(label="Signed CoC: orange in front, blue behind, green in focus", interactive=False, elem_id="coc-view")
+                show_depth = gr.Checkbox(False, label="Show depth over the result (in-focus band hatched)", elem_id="show-depth")
                 with gr.Row():
                     fmt = gr.Dropdown([("PNG 16-bit", "png16"), ("PNG 8-bit", "png8"), ("JPEG (keeps EXIF)", "jpeg")], value="png16", label="Export format")
                     export_btn = gr.Button("Export full resolution", elem_id="export")
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
-        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band]
-        photo.upload(on_upload, [photo, depth_file, depth_kind, *settings], [key, focus, result, depth_view, coc_view, status])
-        depth_file.upload(on_upload, [photo, depth_file, depth_kind, *settings], [key, focus, result, depth_view, coc_view, status])
-        photo.select(on_click, [key, *settings], [focus, result, coc_view, status])
-        outputs = [result, coc_view, status]
+        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, show_depth]
+        loaded = [key, focus, result, depth_view, coc_view, status]
+        photo.upload(on_upload, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
+        depth_file.upload(on_upload, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
+        depth_model.submit(on_upload, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
+        photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status])
+        outputs = [result, depth_view, coc_view, status]
         for comp in settings:
             if isinstance(comp, gr.Slider):
                 # Drafts while the slider moves, the preview when it is let go.

@@ -51,6 +51,7 @@ class Prepared:
     source_path: str | None = None
     depth_path: str | None = None
     depth_kind: str | None = None
+    depth_model: str | None = None  # the network for a photo without depth (None: the default)
     full_shape: tuple[int, int] = (0, 0)  # (H, W) of the photo itself
 
     def nbytes(self) -> int:
@@ -77,8 +78,8 @@ def _digest(path: str | None) -> str:
     return h.hexdigest()
 
 
-def photo_key(photo_path: str, depth_path: str | None, depth_kind: str | None) -> str:
-    return f"{_digest(photo_path)}:{_digest(depth_path)}:{depth_kind}"
+def photo_key(photo_path: str, depth_path: str | None, depth_kind: str | None, depth_model: str | None = None) -> str:
+    return f"{_digest(photo_path)}:{_digest(depth_path)}:{depth_kind}:{depth_model or ''}"
 
 
 def check_request(paths, max_megapixels: float | None = None) -> None:
@@ -108,28 +109,33 @@ def load(
     depth_kind: str | None = None,
     max_megapixels: float | None = None,
     device: str = "cpu",
+    depth_model: str | None = None,
 ) -> str:
     """Prepare a photo (depth, DeblurNet once, on ``device``) and return its cache key.
+
+    ``depth_model``: the depth network (hub id or folder) for a photo without depth;
+    None or empty: the default (:data:`refocus.depth.estimate.DEFAULT_DEPTH_MODEL`).
 
     A photo larger than :data:`WORK_PIXELS` is prepared on a working copy of that size.
     """
     if not photo_path:
         raise RefocusError("upload a photo first")
     check_request([photo_path, depth_path], max_megapixels)
-    key = photo_key(photo_path, depth_path, depth_kind)
+    depth_model = (depth_model or "").strip() or None
+    key = photo_key(photo_path, depth_path, depth_kind, depth_model)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return key
     budget = {} if max_megapixels is None else {"max_megapixels": max_megapixels}
-    cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, device=device, **budget)
+    cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, device=device, **budget)
     full, full_shape = _prepare_working_copy(photo_path, cfg)
     # DeblurNet runs once here (when installed); renders use it where it helps.
     full.ensure_all_in_focus("auto", cfg.device)
     preview = full.resized(PREVIEW_PIXELS)
     entry = Prepared(
         full=full, preview=preview, draft=preview.resized(DRAFT_PIXELS), source_path=str(photo_path),
-        depth_path=depth_path, depth_kind=depth_kind, full_shape=full_shape,
+        depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, full_shape=full_shape,
     )
     with _lock:
         _cache[key] = entry
@@ -218,7 +224,8 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
         # (whose result carries the output metadata already).
         from refocus.pipeline.core import refocus
 
-        res = refocus(entry.source_path, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}))
+        upd = {"depth_path": entry.depth_path, "depth_kind": entry.depth_kind, "depth_model": entry.depth_model}
+        res = refocus(entry.source_path, cfg.model_copy(update=upd))
         img, info = res.image, res.info
     else:
         img, _, _ = render(key, cfg, full_resolution=True)

@@ -1,0 +1,65 @@
+"""Issue 14 item 3 experiment: can the photo's own lens (K, focal plane) be fitted from its blur?
+
+    python tools/own_lens_fit.py [--deblurnet]      # from the repository root
+
+hci-antinous (true disparity) is refocused by the light field at R = 2 and 4 view steps with
+the focus at the 5th/50th/95th percentile of its disparity; the true lens is then
+K = R * (d_max - d_min) px for the normalised disparity and f = (s - d_min) / (d_max - d_min).
+The blur measured per disparity bin (edge re-blur readings, or with --deblurnet DeblurNet's
+defocus map, median over edge pixels) is fitted with sqrt((K (d - f))^2 + 0.5^2) by grid
+search, residuals capped at 3 px. Results: docs/depth.md, "The photo's own lens".
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from refocus.bench.lightfield import FOCUS_PERCENTILES, load_lightfield, refocus_srgb
+from refocus.pipeline.sharpness import _edge_readings, _median_per_bin, blur_by_disparity
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+N_BINS = 24
+
+
+def fit_v(centres: np.ndarray, blur_px: np.ndarray, floor_px: float = 0.5) -> tuple[float, float]:
+    ok = np.isfinite(blur_px)
+    c, y = centres[ok], blur_px[ok]
+    best = (np.inf, np.nan, np.nan)
+    for f in np.linspace(-0.3, 1.3, 321):
+        a = np.abs(c - f)[None, :]
+        ks = np.linspace(0.5, 60, 400)[:, None]
+        cost = (np.minimum(np.abs(np.sqrt((ks * a) ** 2 + floor_px**2) - y[None, :]), 3.0) ** 2).sum(axis=1)
+        i = int(np.argmin(cost))
+        if cost[i] < best[0]:
+            best = (float(cost[i]), float(ks[i, 0]), float(f))
+    return best[1], best[2]
+
+
+def main() -> None:
+    lf = load_lightfield(SHARED / "lightfields" / "hci-antinous")
+    disp = lf.disparity
+    lo, hi = float(disp.min()), float(disp.max())
+    dn = (disp - lo) / (hi - lo)
+    for radius in (2, 4):
+        for name, pct in FOCUS_PERCENTILES.items():
+            s = float(np.percentile(disp, pct))
+            img = refocus_srgb(lf, s, radius)
+            k_true, f_true = radius * (hi - lo), (s - lo) / (hi - lo)
+            centres, blur = blur_by_disparity(img, dn, N_BINS)
+            if "--deblurnet" in sys.argv:
+                from refocus.deblur import deblur
+
+                _, defocus = deblur(img)
+                edges, _ = _edge_readings(img)
+                idx = np.minimum((dn * N_BINS).astype(np.int64), N_BINS - 1)
+                blur = _median_per_bin(idx.ravel()[edges], np.abs(defocus).ravel()[edges], N_BINS)
+            k, f = fit_v(centres, blur)
+            print(f"R={radius} {name:6s} true K {k_true:5.2f} f {f_true:.3f} | fit K {k:5.2f} ({100 * (k / k_true - 1):+.0f} %)"
+                  f" f {f:.3f} ({100 * (f - f_true):+.1f} % of the range)")
+
+
+if __name__ == "__main__":
+    main()
