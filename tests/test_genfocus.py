@@ -1,0 +1,208 @@
+"""The genfocus engine against the authors' released code (``../shared/reference/genfocus``)
+on a tiny random-weight FLUX with Genfocus-format LoRAs (tests/genfocus_tiny.py): same
+inputs, seeds and steps, outputs equal to float32 round-off. Also the K mapping, the
+size rule and the weights' one-line errors (those need no reference)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+REFERENCE = REPO.parent / "shared" / "reference" / "genfocus"
+STEPS = 2
+SEQ = 32  # T5 tokens (512 in real use): the same for both, and 16x less attention here
+
+pytest.importorskip("diffusers", reason="the genfocus engine's packages are not installed (pip install -e '.[genfocus]')")
+pytest.importorskip("peft", reason="the genfocus engine's packages are not installed (pip install -e '.[genfocus]')")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    if not (REFERENCE / "Genfocus" / "pipeline" / "flux.py").is_file():
+        pytest.skip(f"the Genfocus reference code is not at {REFERENCE}")
+    pytest.importorskip("cv2", reason="the reference imports cv2 (opencv-python-headless, in the test extra)")
+    sys.path.insert(0, str(REFERENCE))
+    try:
+        from Genfocus.pipeline import flux
+    finally:
+        sys.path.remove(str(REFERENCE))
+    return flux
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from genfocus_tiny import build_tiny_flux, write_lora
+
+    root = tmp_path_factory.mktemp("tinyflux")
+    base = build_tiny_flux(root / "base", vae_blocks=4)  # FLUX's 8x VAE: the 16 px rule and 512 px tiles hold
+    loras = root / "loras"
+    for i, name in enumerate(("deblurNet", "bokehNet", "deblurNet_with_pre_deblur")):
+        write_lora(base, loras / f"{name}.safetensors", seed=10 + i)
+    return base, loras
+
+
+@pytest.fixture(scope="module")
+def ours(tiny):
+    from refocus.pipeline.genfocus import GenfocusEngine, GenfocusOptions
+
+    base, loras = tiny
+    return GenfocusEngine(GenfocusOptions(weights=str(loras), base_model=str(base), steps=STEPS, device="cpu",
+                                          max_sequence_length=SEQ))
+
+
+def _ref_pipe(tiny, file, adapter):
+    import torch
+    from diffusers import FluxPipeline
+
+    base, loras = tiny
+    pipe = FluxPipeline.from_pretrained(str(base), torch_dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(loras), weight_name=file, adapter_name=adapter)
+    pipe.set_adapters([adapter])
+    return pipe
+
+
+def _photo(h, w, seed):
+    from PIL import Image
+
+    u8 = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+    return Image.fromarray(u8), u8.astype(np.float32) / 255.0
+
+
+def _ref_deblur(reference, pipe, conds, h, w, tiled):
+    reference.seed_everything(42)
+    return reference.generate(pipe, height=h, width=w, prompt="a sharp photo with everything in focus",
+                              num_inference_steps=STEPS, conditions=conds, NO_TILED_DENOISE=not tiled,
+                              output_type="np", max_sequence_length=SEQ).images[0]
+
+
+def _agree(a, b, tol):
+    assert a.shape == b.shape
+    err = float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
+    assert err <= tol, f"max |ours - reference| = {err:.3g} > {tol}"
+    # Not a vacuous agreement: the outputs depend on the input.
+    assert float(np.std(a)) > 1e-3
+
+
+@pytest.mark.parametrize("h,w,tiled", [(96, 128, False), (512, 640, True)], ids=["whole", "tiled-2-windows"])
+def test_deblur_matches_reference(reference, tiny, ours, h, w, tiled):
+    pil, img = _photo(h, w, 1)
+    ref = _ref_deblur(reference, _ref_pipe(tiny, "deblurNet.safetensors", "deblurring"),
+                      [reference.Condition(pil, "deblurring", [0, 0], 1.0)], h, w, tiled)
+    out = ours.deblur(img)
+    _agree(out, ref, 1e-5)
+
+
+def test_pre_deblur_variant_matches_reference(reference, tiny, ours):
+    h, w = 96, 128
+    pil, img = _photo(h, w, 2)
+    pre_pil, pre = _photo(h, w, 3)
+    pipe = _ref_pipe(tiny, "deblurNet_with_pre_deblur.safetensors", "deblurring")
+    conds = [reference.Condition(pre_pil, "deblurring", [0, 32], 1.0), reference.Condition(pil, "deblurring", [0, 0], 1.0)]
+    ref = _ref_deblur(reference, pipe, conds, h, w, False)
+    _agree(ours.deblur(img, pre_deblurred=pre), ref, 1e-5)
+    # The pre-deblurred image is really used (a different one changes the result).
+    assert float(np.abs(ours.deblur(img, pre_deblurred=img) - ref).max()) > 1e-3
+
+
+def _scene(h, w):
+    """Metric depth (m): a far wall, a table at 2.5 m, a near box at 0.9 m."""
+    z = np.full((h, w), 8.0, np.float32)
+    z[h // 3:, :] = 2.5
+    z[h // 2:, w // 4: w // 2] = 0.9
+    return z
+
+
+@pytest.mark.parametrize("how", ["point", "mask"])
+def test_bokeh_matches_reference(reference, tiny, ours, how):
+    """Their script's condition (inverse metric depth, their K, their focus rule) against
+    ours (normalised disparity, K mapped by refocus_strength, refocus's focus selection)."""
+    import torch
+
+    from refocus.depth.focus import select_focus
+    from refocus.pipeline.genfocus import refocus_strength
+
+    h, w, k_theirs = 96, 128, 200.0
+    pil, img = _photo(h, w, 4)
+    disp = 1.0 / _scene(h, w)
+    mask = np.zeros((h, w), bool)
+    mask[h // 2 + 5: h - 5, w // 4 + 4: w // 2 - 4] = True  # on the near box
+    point = (w - 10, h // 3 + 6)  # on the table
+    f_theirs = float(np.median(disp[mask])) if how == "mask" else float(disp[point[1], point[0]])
+    cond_map = torch.from_numpy(np.abs(k_theirs * (disp - np.float32(f_theirs))))[None].float()
+    cond_map = (cond_map / 100.0).clamp(0, 1).repeat(3, 1, 1).unsqueeze(0)
+    pipe = _ref_pipe(tiny, "bokehNet.safetensors", "bokeh")
+    reference.seed_everything(42)
+    ref = reference.generate(
+        pipe, height=h, width=w, prompt="an excellent photo with a large aperture", num_inference_steps=STEPS,
+        conditions=[reference.Condition(pil, "bokeh"), reference.Condition(cond_map, "bokeh", [0, 0], 1.0, No_preprocess=True)],
+        guidance_scale=1.0, kv_cache=False, generator=torch.Generator(device="cpu").manual_seed(1234),
+        NO_TILED_DENOISE=True, output_type="np", max_sequence_length=SEQ,
+    ).images[0]
+
+    lo, hi = float(disp.min()), float(disp.max())
+    d = (disp - lo) / (hi - lo)
+    k_ours = refocus_strength(k_theirs, lo, hi)
+    f = select_focus(d, point=point if how == "point" else None, mask=mask if how == "mask" else None).focus_disparity
+    coc = (k_ours * (d - f)).astype(np.float32)
+    assert float(np.abs(coc).max()) > 100  # some of the condition saturates at 1, some does not
+    _agree(ours.bokeh(img, coc), ref, 2e-5)
+
+
+def test_strength_mapping():
+    """K_refocus = K_genfocus * (1/z_near - 1/z_far): the same |CoC| everywhere."""
+    from refocus.pipeline.genfocus import defocus_condition, refocus_strength
+
+    z = _scene(40, 60)
+    disp = 1.0 / z
+    lo, hi = float(disp.min()), float(disp.max())
+    k = refocus_strength(15.0, lo, hi)
+    assert k == pytest.approx(15.0 * (1 / 0.9 - 1 / 8.0))
+    d = (disp - lo) / (hi - lo)
+    np.testing.assert_allclose(np.abs(k * (d - d[20, 5])), np.abs(15.0 * (disp - disp[20, 5])), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(defocus_condition(np.array([-250.0, -50.0, 0.0, 30.0])), [1.0, 0.5, 0.0, 0.3], rtol=1e-6)
+
+
+def test_size_rule_matches_reference_script():
+    """Sizes rounded up to multiples of 16 px, as the authors' scripts resize."""
+    from refocus.pipeline.genfocus import model_size
+
+    assert model_size(100, 130) == (112, 144)
+    assert model_size(512, 640) == (512, 640)
+    assert model_size(1000, 3000, long_side=1024) == (336, 1024)
+    if (REFERENCE / "Inference_deblurNet.py").is_file():
+        pytest.importorskip("cv2")
+        from PIL import Image
+
+        sys.path.insert(0, str(REFERENCE))
+        try:
+            import Inference_deblurNet as script
+        finally:
+            sys.path.remove(str(REFERENCE))
+        for h, w in [(100, 130), (17, 33), (512, 640)]:
+            assert script.resize_and_pad_image(Image.new("RGB", (w, h)), 0).size == model_size(h, w)[::-1]
+
+
+def test_missing_weights_one_line_within_seconds(tmp_path, monkeypatch):
+    from refocus.errors import RefocusError
+    from refocus.pipeline.genfocus import GenfocusEngine, GenfocusOptions
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    t0 = time.perf_counter()
+    with pytest.raises(RefocusError) as err:
+        GenfocusEngine(GenfocusOptions()).check_weights(["bokeh"])
+    assert time.perf_counter() - t0 < 5
+    msg = str(err.value)
+    assert "\n" not in msg and "HF_HUB_OFFLINE" in msg and "--genfocus-weights" in msg
+    with pytest.raises(RefocusError, match="no bokehNet.safetensors"):
+        GenfocusEngine(GenfocusOptions(weights=str(tmp_path))).check_weights(["bokeh"])
+    (tmp_path / "bokehNet.safetensors").write_bytes(b"")
+    with pytest.raises(RefocusError, match="--base-model") as err:
+        GenfocusEngine(GenfocusOptions(weights=str(tmp_path))).check_weights(["bokeh"])
+    assert "black-forest-labs/FLUX.1-dev" in str(err.value)
