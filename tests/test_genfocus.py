@@ -206,3 +206,103 @@ def test_missing_weights_one_line_within_seconds(tmp_path, monkeypatch):
     with pytest.raises(RefocusError, match="--base-model") as err:
         GenfocusEngine(GenfocusOptions(weights=str(tmp_path))).check_weights(["bokeh"])
     assert "black-forest-labs/FLUX.1-dev" in str(err.value)
+
+
+def _run(args):
+    from refocus.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return exc.value.code
+
+
+def test_cli_refocus_with_tiny_weights(tiny, tmp_path):
+    """`refocus refocus --engine genfocus` end to end: our depth file and focus point,
+    both stages, a size that is not a multiple of 16 (resized in, and back out)."""
+    from refocus.io import read_image, write_image
+
+    base, loras = tiny
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    write_image(src, np.random.default_rng(5).random((90, 120, 3)).astype(np.float32))
+    np.save(tmp_path / "d.npy", np.linspace(0, 1, 90 * 120, dtype=np.float32).reshape(90, 120))
+    args = ["refocus", str(src), "-o", str(out), "--depth", str(tmp_path / "d.npy"), "--focus", "60,45", "-k", "40",
+            "--engine", "genfocus", "--genfocus-weights", str(loras), "--base-model", str(base), "--genfocus-steps", "1",
+            "--device", "cpu", "--save-intermediate", str(tmp_path / "mid")]
+    assert _run(args) in (0, None)
+    img, _ = read_image(out)
+    assert img.shape == (90, 120, 3) and float(img.std()) > 1e-3
+    assert (tmp_path / "mid").is_dir()
+
+
+def test_cli_help_documents_the_engine(capsys):
+    assert _run(["refocus", "--engine", "genfocus", "--help"]) in (0, None)
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("genfocus", "FLUX.1-dev", "hf auth login", "refocus[genfocus]", "--genfocus-weights", "--base-model"):
+        assert words in text
+
+
+def test_cli_missing_weights_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    from refocus.io import write_image
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    src = tmp_path / "in.png"
+    write_image(src, np.random.default_rng(0).random((32, 48, 3)).astype(np.float32))
+    for cmd in (["refocus", str(src), "-o", str(tmp_path / "o.png"), "--focus-value", "0.5"],
+                ["deblur", str(src), "-o", str(tmp_path / "o.png")]):
+        t0 = time.perf_counter()
+        assert _run(cmd + ["--engine", "genfocus"]) == 2
+        assert time.perf_counter() - t0 < 10
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("error: genfocus weights") and "--genfocus-weights" in err
+    assert _run(["deblur", str(src), "-o", str(tmp_path / "o.png"), "--seed", "3"]) == 2
+    assert "--engine genfocus" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_bench_method_is_opt_in_and_scores(tiny, monkeypatch):
+    """`refocus bench quality --methods genfocus` runs the engine on the benchmark's
+    cases; the default run does not (it would start a 34 GB download)."""
+    from refocus.bench import methods as mreg
+    from refocus.bench import quality as q
+
+    base, loras = tiny
+    monkeypatch.setenv("REFOCUS_GENFOCUS_WEIGHTS", str(loras))
+    monkeypatch.setenv("REFOCUS_GENFOCUS_BASE_MODEL", str(base))
+    monkeypatch.setenv("REFOCUS_GENFOCUS_STEPS", "1")
+    mreg.load_plugins()
+    assert "genfocus" not in [m.name for m in mreg.methods_for("bokeh")]
+    assert "genfocus" in [m.name for m in mreg.methods_for("bokeh", ["genfocus"])]
+    run = q.run_quality(["bokeh"], q.parse_data("synthetic"), ["genfocus"], quick=True)
+    rows = q.summarise(run)["bokeh"]
+    assert any("genfocus" in r for r in rows.values()), run.notes
+
+
+def test_conditions_at_model_size_and_in_range(monkeypatch):
+    """A photo of 90 x 120 px reaches the model at 96 x 128, every condition in [0, 1]
+    (the pipeline's image processor takes negative values, which Lanczos overshoot
+    makes, for an image already in [-1, 1]); the result comes back at 90 x 120."""
+    from refocus.pipeline.genfocus import GenfocusEngine, GenfocusOptions
+
+    seen = []
+
+    def fake_run(self, task, prompt, guidance, conds, hw, noise_seed, cond_seed, progress):
+        seen.append((task, prompt, guidance, conds, hw, noise_seed, cond_seed))
+        return np.full((*hw, 3), 0.5, np.float32)
+
+    monkeypatch.setattr(GenfocusEngine, "_run", fake_run)
+    eng = GenfocusEngine(GenfocusOptions(device="cpu"))
+    checker = np.indices((90, 120)).sum(0) % 2
+    img = np.repeat(checker[..., None], 3, axis=2).astype(np.float32)
+    assert eng.deblur(img).shape == (90, 120, 3)
+    coc = np.linspace(-300, 300, 90 * 120, dtype=np.float32).reshape(90, 120)
+    assert eng.bokeh(img, coc).shape == (90, 120, 3)
+    assert eng.deblur(img, pre_deblurred=img).shape == (90, 120, 3)
+    (t1, p1, g1, c1, hw1, s1, cs1), (t2, p2, g2, c2, hw2, s2, cs2), (t3, _, _, c3, _, _, _) = seen
+    assert (t1, p1, g1, hw1, s1, cs1) == ("deblur", "a sharp photo with everything in focus", 3.5, (96, 128), 42, None)
+    assert (t2, p2, g2, hw2, s2, cs2) == ("bokeh", "an excellent photo with a large aperture", 1.0, (96, 128), 1234, 42)
+    assert t3 == "deblur-pre" and [c.offset for c in c3] == [(0, 32), (0, 0)]
+    for c in c1 + c3 + c2[:1]:
+        assert c.pixels.shape == (96, 128, 3) and 0 <= c.pixels.min() and c.pixels.max() <= 1
+    dmap = c2[1].pixels.numpy()
+    assert c2[1].raw and dmap.shape == (1, 3, 96, 128) and dmap.min() < 0.01 and dmap.max() == 1

@@ -121,6 +121,12 @@ def _resize(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return out[..., 0] if a.ndim == 2 else out
 
 
+def _fit(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """An image at the model's size, in [0, 1]: Lanczos overshoots, and the pipeline's
+    image processor takes an image with negative values for one already in [-1, 1]."""
+    return np.clip(_resize(image, hw), 0, 1)
+
+
 def _check_image(image, what: str = "image") -> np.ndarray:
     a = np.asarray(image, dtype=np.float32)
     if a.ndim != 3 or a.shape[2] != 3:
@@ -169,7 +175,7 @@ class GenfocusEngine:
 
             base = getattr(self, "_base", None) or W.resolve_base(self.options.base_model)
             dev, dtype = self._torch_setup()
-            pipe = FluxPipeline.from_pretrained(base, torch_dtype=dtype)
+            pipe = FluxPipeline.from_pretrained(base, dtype=dtype)
             pipe.set_progress_bar_config(disable=True)
             if self.options.offload and dev == "cuda":
                 pipe.enable_model_cpu_offload()
@@ -218,12 +224,12 @@ class GenfocusEngine:
 
         img = _check_image(image)
         hw = model_size(*img.shape[:2], self.options.long_side)
-        conds = [ConditionInput(_resize(img, hw), "deblur")]
+        conds = [ConditionInput(_fit(img, hw), "deblur")]
         task = "deblur"
         if pre_deblurred is not None:
             pre = _check_image(pre_deblurred, "pre-deblurred image")
             task = "deblur-pre"
-            conds = [ConditionInput(_resize(pre, hw), "deblur_pre", PRE_DEBLUR_OFFSET),
+            conds = [ConditionInput(_fit(pre, hw), "deblur_pre", PRE_DEBLUR_OFFSET),
                      ConditionInput(conds[0].pixels, "deblur_pre")]
         seed = DEBLUR_SEED if self.options.seed is None else self.options.seed
         out = self._run(task, DEBLUR_PROMPT, DEBLUR_GUIDANCE, conds, hw, seed, None, progress)
@@ -247,7 +253,7 @@ class GenfocusEngine:
         scale = np.float32(hw[1] / img.shape[1])
         coc_m = coc if hw == img.shape[:2] else _resize(coc, hw) * scale
         dmap = torch.from_numpy(defocus_condition(coc_m))[None].repeat(3, 1, 1)[None]
-        conds = [ConditionInput(_resize(img, hw), "bokeh"), ConditionInput(dmap, "bokeh", raw=True)]
+        conds = [ConditionInput(_fit(img, hw), "bokeh"), ConditionInput(dmap, "bokeh", raw=True)]
         seed = BOKEH_SEED if self.options.seed is None else self.options.seed
         out = self._run("bokeh", BOKEH_PROMPT, BOKEH_GUIDANCE, conds, hw, seed, CONDITION_SEED, progress)
         return np.clip(_resize(out, img.shape[:2]), 0, 1)
