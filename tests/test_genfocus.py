@@ -306,3 +306,42 @@ def test_conditions_at_model_size_and_in_range(monkeypatch):
         assert c.pixels.shape == (96, 128, 3) and 0 <= c.pixels.min() and c.pixels.max() <= 1
     dmap = c2[1].pixels.numpy()
     assert c2[1].raw and dmap.shape == (1, 3, 96, 128) and dmap.min() < 0.01 and dmap.max() == 1
+
+
+def test_ui_engine_choice_only_when_installed(monkeypatch):
+    pytest.importorskip("gradio")
+    from refocus.pipeline.genfocus import weights
+    from refocus.ui.app import build_app
+
+    def engine_radio(app):
+        found = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "engine"]
+        assert len(found) == 1
+        return found[0]
+
+    monkeypatch.setattr(weights, "packages_missing", lambda: [])
+    assert engine_radio(build_app("cpu")).visible
+    monkeypatch.setattr(weights, "packages_missing", lambda: ["diffusers"])
+    assert not engine_radio(build_app("cpu")).visible
+
+
+def test_ui_export_with_the_generative_engine(tiny, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from refocus.io import read_image
+    from refocus.pipeline import RefocusConfig
+    from refocus.ui import session
+
+    base, loras = tiny
+    monkeypatch.setenv("REFOCUS_GENFOCUS_WEIGHTS", str(loras))
+    monkeypatch.setenv("REFOCUS_GENFOCUS_BASE_MODEL", str(base))
+    monkeypatch.setenv("REFOCUS_GENFOCUS_STEPS", "1")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1)))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    key = session.load(str(tmp_path / "p.png"), str(tmp_path / "d.npy"), "disparity")
+    cfg = RefocusConfig(focus_xy=(10.0, 10.0), strength=30.0)
+    phys = read_image(session.export(key, cfg, tmp_path / "a", "png16"))[0]
+    gen = read_image(session.export(key, cfg, tmp_path / "b", "png16", engine="genfocus"))[0]
+    assert phys.shape == gen.shape == (48, 64, 3)
+    assert float(np.abs(phys - gen).mean()) > 0.05  # a random FLUX: nothing like the renderer

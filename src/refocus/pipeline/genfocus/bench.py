@@ -10,8 +10,6 @@ Opt-in: ``refocus bench quality --methods genfocus,...`` (never part of the defa
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from refocus.bench.methods import Case, MethodUnavailable, register
@@ -23,13 +21,7 @@ _failed: str | None = None
 def options_from_env():
     from refocus.pipeline.genfocus.engine import GenfocusOptions
 
-    return GenfocusOptions(
-        weights=os.environ.get("REFOCUS_GENFOCUS_WEIGHTS") or None,
-        base_model=os.environ.get("REFOCUS_GENFOCUS_BASE_MODEL") or None,
-        steps=int(os.environ.get("REFOCUS_GENFOCUS_STEPS", "28")),
-        offload=os.environ.get("REFOCUS_GENFOCUS_OFFLOAD") == "1",
-        pre_deblur=os.environ.get("REFOCUS_GENFOCUS_PRE_DEBLUR") == "1",
-    )
+    return GenfocusOptions.from_env()
 
 
 def _engine(tasks: list[str]):

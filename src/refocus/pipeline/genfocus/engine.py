@@ -76,6 +76,21 @@ class GenfocusOptions:
     pre_deblur: bool = False
     max_sequence_length: int = 512
 
+    @classmethod
+    def from_env(cls) -> "GenfocusOptions":
+        """Options for callers without a command line (the UI, the benchmark):
+        ``REFOCUS_GENFOCUS_WEIGHTS``, ``_BASE_MODEL``, ``_STEPS``, ``_OFFLOAD=1``, ``_PRE_DEBLUR=1``."""
+        import os
+
+        env = os.environ.get
+        try:
+            steps = int(env("REFOCUS_GENFOCUS_STEPS", "28"))
+        except ValueError:
+            raise RefocusError(f"REFOCUS_GENFOCUS_STEPS must be a whole number, got {env('REFOCUS_GENFOCUS_STEPS')!r}") from None
+        return cls(weights=env("REFOCUS_GENFOCUS_WEIGHTS") or None, base_model=env("REFOCUS_GENFOCUS_BASE_MODEL") or None,
+                   steps=steps, offload=env("REFOCUS_GENFOCUS_OFFLOAD") == "1",
+                   pre_deblur=env("REFOCUS_GENFOCUS_PRE_DEBLUR") == "1").validated()
+
     def validated(self) -> "GenfocusOptions":
         if not 1 <= int(self.steps) <= 1000:
             raise RefocusError(f"--genfocus-steps must be between 1 and 1000, got {self.steps}")
