@@ -345,3 +345,30 @@ def test_ui_export_with_the_generative_engine(tiny, tmp_path, monkeypatch):
     gen = read_image(session.export(key, cfg, tmp_path / "b", "png16", engine="genfocus"))[0]
     assert phys.shape == gen.shape == (48, 64, 3)
     assert float(np.abs(phys - gen).mean()) > 0.05  # a random FLUX: nothing like the renderer
+
+
+def test_gpu_eval_script_writes_the_benchmark_report(tiny, tmp_path, monkeypatch):
+    """training/eval_genfocus.py on the tiny FLUX (CPU): it runs and writes the same
+    report as `refocus bench quality`, with a genfocus row (numbers meaningless here)."""
+    import importlib.util
+    import json
+
+    base, loras = tiny
+    spec = importlib.util.spec_from_file_location("eval_genfocus", REPO / "training" / "eval_genfocus.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for k in ("REFOCUS_GENFOCUS_STEPS", "REFOCUS_GENFOCUS_WEIGHTS", "REFOCUS_GENFOCUS_BASE_MODEL",
+              "REFOCUS_GENFOCUS_OFFLOAD", "REFOCUS_GENFOCUS_PRE_DEBLUR"):
+        monkeypatch.delenv(k, raising=False)  # main() sets them; monkeypatch restores
+        monkeypatch.setenv(k, "")
+    out = tmp_path / "out"
+    rc = mod.main(["--out", str(out), "--data", "synthetic", "--tasks", "bokeh", "--methods", "input", "--quick",
+                   "--genfocus-weights", str(loras), "--base-model", str(base), "--steps", "1"])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    rows = report["summary"]["bokeh"]
+    assert all("genfocus" in per_ds and "input" in per_ds for per_ds in rows.values()), report["notes"]
+    assert json.loads((out / "genfocus-run.json").read_text())["settings"]["REFOCUS_GENFOCUS_STEPS"] == "1"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert mod.main(["--out", str(tmp_path / "x"), "--data", "synthetic", "--quick"]) == 2
