@@ -98,6 +98,25 @@ def test_deblur_matches_reference(reference, tiny, ours, h, w, tiled):
     _agree(out, ref, 1e-5)
 
 
+def test_bfloat16_matches_reference(reference, tiny):
+    """--genfocus-dtype bfloat16 (the GPU default): the same casts as the reference."""
+    import torch
+    from diffusers import FluxPipeline
+
+    from refocus.pipeline.genfocus import GenfocusEngine, GenfocusOptions
+
+    base, loras = tiny
+    pil, img = _photo(48, 64, 6)
+    pipe = FluxPipeline.from_pretrained(str(base), torch_dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(loras), weight_name="deblurNet.safetensors", adapter_name="deblurring")
+    pipe.set_adapters(["deblurring"])
+    ref = _ref_deblur(reference, pipe, [reference.Condition(pil, "deblurring", [0, 0], 1.0)], 48, 64, False)
+    ours = GenfocusEngine(GenfocusOptions(weights=str(loras), base_model=str(base), steps=STEPS, device="cpu",
+                                          dtype="bfloat16", max_sequence_length=SEQ))
+    _agree(ours.deblur(img), ref, 1e-5)
+
+
 def test_pre_deblur_variant_matches_reference(reference, tiny, ours):
     h, w = 96, 128
     pil, img = _photo(h, w, 2)
@@ -260,7 +279,7 @@ def test_cli_missing_weights_one_line_exit_2(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "o.png").exists()
 
 
-def test_bench_method_is_opt_in_and_scores(tiny, monkeypatch):
+def test_bench_method_is_opt_in_and_scores(tiny, tmp_path, monkeypatch):
     """`refocus bench quality --methods genfocus` runs the engine on the benchmark's
     cases; the default run does not (it would start a 34 GB download)."""
     from refocus.bench import methods as mreg
@@ -276,6 +295,12 @@ def test_bench_method_is_opt_in_and_scores(tiny, monkeypatch):
     run = q.run_quality(["bokeh"], q.parse_data("synthetic"), ["genfocus"], quick=True)
     rows = q.summarise(run)["bokeh"]
     assert any("genfocus" in r for r in rows.values()), run.notes
+    # Without weights: skipped, with the reason as a note (not a crash, not a hang).
+    monkeypatch.setenv("REFOCUS_GENFOCUS_WEIGHTS", "")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    run = q.run_quality(["bokeh"], q.parse_data("synthetic"), ["genfocus"], quick=True)
+    assert not q.summarise(run) and any("genfocus skipped" in n and "HF_HUB_OFFLINE" in n for n in run.notes), run.notes
 
 
 def test_conditions_at_model_size_and_in_range(monkeypatch):

@@ -15,7 +15,8 @@ import numpy as np
 from refocus.bench.methods import Case, MethodUnavailable, register
 from refocus.errors import RefocusError
 
-_failed: str | None = None
+#: Why the engine cannot run, per set of options (one hub probe per run, not per case).
+_failed: dict = {}
 
 
 def options_from_env():
@@ -25,23 +26,23 @@ def options_from_env():
 
 
 def _engine(tasks: list[str]):
-    """The engine, or MethodUnavailable (remembered: one hub probe per run, not per case)."""
-    global _failed
-    if _failed is not None:
-        raise MethodUnavailable(_failed)
+    """The engine, or MethodUnavailable."""
     from refocus.pipeline.genfocus.weights import packages_missing
 
     if packages_missing():
-        _failed = f"genfocus needs {', '.join(packages_missing())}: pip install 'refocus[genfocus]'"
-        raise MethodUnavailable(_failed)
+        raise MethodUnavailable(f"genfocus needs {', '.join(packages_missing())}: pip install 'refocus[genfocus]'")
     from refocus.pipeline.genfocus.engine import get_engine
 
-    engine = get_engine(options_from_env())
+    options = options_from_env()
+    why = _failed.get((options, tuple(tasks)))
+    if why is not None:
+        raise MethodUnavailable(why)
+    engine = get_engine(options)
     try:
         engine.check_weights(tasks)
     except RefocusError as exc:
-        _failed = str(exc)
-        raise MethodUnavailable(_failed) from None
+        _failed[(options, tuple(tasks))] = str(exc)
+        raise MethodUnavailable(str(exc)) from None
     return engine
 
 
