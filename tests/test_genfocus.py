@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SHARED
 
-REFERENCE = REPO.parent / "shared" / "reference" / "genfocus"
+REFERENCE = SHARED / "reference" / "genfocus"  # ../shared/reference/genfocus from the repository
 STEPS = 2
 SEQ = 32  # T5 tokens (512 in real use): the same for both, and 16x less attention here
 
@@ -251,6 +251,26 @@ def test_cli_refocus_with_tiny_weights(tiny, tmp_path):
     img, _ = read_image(out)
     assert img.shape == (90, 120, 3) and float(img.std()) > 1e-3
     assert (tmp_path / "mid").is_dir()
+
+
+def test_cli_deblur_and_render_with_tiny_weights(tiny, tmp_path, capsys):
+    from refocus.io import read_image, write_image
+
+    base, loras = tiny
+    src = tmp_path / "in.png"
+    write_image(src, np.random.default_rng(7).random((48, 64, 3)).astype(np.float32))
+    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1)))
+    gen = ["--engine", "genfocus", "--genfocus-weights", str(loras), "--base-model", str(base), "--genfocus-steps", "1",
+           "--device", "cpu"]
+    assert _run(["deblur", str(src), "-o", str(tmp_path / "aif.png"), *gen, "--pre-deblur"]) in (0, None)
+    assert _run(["render", str(tmp_path / "aif.png"), "--depth", str(tmp_path / "d.npy"), "-o", str(tmp_path / "b.png"),
+                 "-k", "50", "--focus", "10,20", *gen, "--aperture", "polygon"]) in (0, None)
+    err = capsys.readouterr().err
+    assert "pre-deblur" in err and "Genfocus BokehNet" in err and "--aperture is not used" in err
+    for name in ("aif.png", "b.png"):
+        assert read_image(tmp_path / name)[0].shape == (48, 64, 3)
+    assert _run(["deblur", str(src), "-o", str(tmp_path / "x.png"), *gen, "--defocus-map", str(tmp_path / "m.png")]) == 2
+    assert "no defocus map" in capsys.readouterr().err
 
 
 def test_cli_help_documents_the_engine(capsys):
