@@ -190,12 +190,21 @@ class GenfocusEngine:
 
             base = getattr(self, "_base", None) or W.resolve_base(self.options.base_model)
             dev, dtype = self._torch_setup()
-            pipe = FluxPipeline.from_pretrained(base, dtype=dtype)
+            import torch
+
+            try:
+                pipe = FluxPipeline.from_pretrained(base, dtype=dtype)
+            except Exception as exc:
+                msg = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+                raise RefocusError(f"cannot load the base model from {base}: {msg}") from None
             pipe.set_progress_bar_config(disable=True)
-            if self.options.offload and dev == "cuda":
-                pipe.enable_model_cpu_offload()
-            else:
-                pipe.to(dev)
+            try:
+                if self.options.offload and dev == "cuda":
+                    pipe.enable_model_cpu_offload()
+                else:
+                    pipe.to(dev)
+            except torch.OutOfMemoryError:
+                raise RefocusError("out of GPU memory loading FLUX.1-dev (~34 GB in bf16): try --offload") from None
             self._pipe = pipe
         name = task.replace("-", "_")
         if name not in self._adapters:

@@ -140,12 +140,11 @@ def resolve_lora(task: str, folder: str | os.PathLike | None) -> str:
     filename = LORA_FILES[task]
     if folder is not None:
         p = Path(folder).expanduser()
-        f = p / filename if p.is_dir() else p
-        if p.is_dir() and not f.is_file():
+        if not p.is_dir():
+            raise RefocusError(f"--genfocus-weights {folder}: no such folder (give the folder holding {filename})")
+        if not (p / filename).is_file():
             raise RefocusError(f"--genfocus-weights {folder}: no {filename} in that folder")
-        if not f.is_file():
-            raise RefocusError(f"--genfocus-weights {folder}: no such folder")
-        return str(f)
+        return str(p / filename)
     from huggingface_hub import hf_hub_download
 
     try:
