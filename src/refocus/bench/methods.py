@@ -54,6 +54,7 @@ TASKS = ("bokeh", "deblur", "refocus")
 PLUGIN_MODULES = (
     "refocus.deblur.bench",
     "refocus.pipeline.bench",
+    "refocus.pipeline.genfocus.bench",
 )
 
 
@@ -123,6 +124,7 @@ class Method:
     fn: Callable[[Case], np.ndarray]
     needs_disparity: bool = False
     description: str = ""
+    opt_in: bool = False
 
 
 _REGISTRY: dict[str, dict[str, Method]] = {t: {} for t in TASKS}
@@ -137,6 +139,7 @@ def register(
     needs_disparity: bool = False,
     description: str = "",
     replace: bool = True,
+    opt_in: bool = False,
 ) -> None:
     """Add (or replace) a method for ``task`` under ``name``.
 
@@ -154,6 +157,9 @@ def register(
         One line shown in the report.
     replace:
         When False, registering an existing name is an error.
+    opt_in:
+        Run only when named in ``--methods`` (a method that downloads tens of GB or
+        needs a large GPU must not start because a user ran the default benchmark).
     """
     if task not in _REGISTRY:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
@@ -161,7 +167,7 @@ def register(
         raise ValueError(f"invalid method name {name!r}")
     if not replace and name in _REGISTRY[task]:
         raise ValueError(f"method {name!r} already registered for {task}")
-    _REGISTRY[task][name] = Method(task, name, fn, needs_disparity, description)
+    _REGISTRY[task][name] = Method(task, name, fn, needs_disparity, description, opt_in)
 
 
 def load_plugins() -> list[str]:
@@ -184,12 +190,13 @@ def load_plugins() -> list[str]:
 
 
 def methods_for(task: str, names: list[str] | None = None) -> list[Method]:
-    """Registered methods of ``task`` in registration order, optionally only ``names``."""
+    """Registered methods of ``task`` in registration order (opt-in ones only when
+    named), optionally only ``names``."""
     if task not in _REGISTRY:
         raise RefocusError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     reg = _REGISTRY[task]
     if names is None:
-        return list(reg.values())
+        return [m for m in reg.values() if not m.opt_in]
     return [reg[n] for n in names if n in reg]
 
 

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from refocus.cli import _genfocus as G
 
 #: Formats :func:`write_defocus_map` writes.
 DEFOCUS_SUFFIXES = (".npy", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp")
@@ -56,15 +57,28 @@ def register(app: typer.Typer) -> None:
             None, "--defocus-map", help="Also write the defocus map (CoC radius): .png (scaled) or .tif/.npy (px)."
         ),
         weights: Optional[Path] = typer.Option(None, "--weights", help="DeblurNet weights file (default: shipped)."),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+        device: Optional[str] = G.GenfocusDeviceOpt,
         tile: Optional[int] = typer.Option(
             None, "--tile", help="Tile size in px (bounds memory); default 640 on the CPU, whole images up to 16 MP on a GPU."
         ),
         raw: bool = typer.Option(
             False, "--raw", help="The network's output as is, without keeping the input where it was already sharp."
         ),
+        engine: str = G.EngineOpt,
+        genfocus_weights: Optional[Path] = G.GenfocusWeightsOpt,
+        base_model: Optional[str] = G.BaseModelOpt,
+        steps: int = G.StepsOpt,
+        seed: Optional[int] = G.SeedOpt,
+        no_tiling: bool = G.NoTilingOpt,
+        offload: bool = G.OffloadOpt,
+        dtype: str = G.DtypeOpt,
+        long_side: int = G.LongSideOpt,
+        pre_deblur: bool = G.PreDeblurOpt,
     ) -> None:
-        """Recover the all-in-focus photo (and the defocus map) from a defocused photo."""
+        """Recover the all-in-focus photo (and the defocus map) from a defocused photo.
+
+        --engine genfocus runs Genfocus's generative DeblurNet instead (no defocus map).
+        """
         from rich.console import Console
         from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -77,11 +91,22 @@ def register(app: typer.Typer) -> None:
 
         if tile is not None and tile < 32:
             raise RefocusError(f"--tile must be >= 32 px, got {tile}")
-        check_output(output, [image, weights], photo=image)  # writable, room on its disk, before the work
+        gen = G.genfocus_options(engine, device, genfocus_weights, base_model, steps, seed, no_tiling, offload, dtype,
+                                 long_side, pre_deblur)
+        if gen is not None:
+            if defocus_map is not None:
+                raise RefocusError("--defocus-map: Genfocus's DeblurNet gives no defocus map (use --engine physical)")
+            if weights is not None or raw or tile is not None:
+                raise RefocusError("--weights, --raw and --tile are options of refocus's DeblurNet, not of --engine genfocus")
+        device = device or "cpu"
+        check_output(output, [image, weights, genfocus_weights], photo=image)  # writable, room on its disk, before the work
         if defocus_map is not None:
             if same_file(defocus_map, output):
                 raise RefocusError("--defocus-map and --output name the same file; give two paths")
             check_output(defocus_map, [image, weights], suffixes=DEFOCUS_SUFFIXES)
+        if gen is not None:
+            _deblur_generative(image, output, gen)
+            return
         rgb, info = read_image(image)
         console = Console(stderr=True, soft_wrap=True)
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -98,6 +123,25 @@ def register(app: typer.Typer) -> None:
         if defocus_map is not None:
             how = write_defocus_map(defocus_map, defocus)
             console.print(escape(f"defocus map -> {defocus_map} ({how})"))
+
+
+def _deblur_generative(image: Path, output: Path, options) -> None:
+    from rich.markup import escape
+
+    from refocus.cli._console import stderr_console
+    from refocus.io import read_image, write_image
+    from refocus.pipeline.genfocus import get_engine
+    from refocus.pipeline.genfocus.run import generative_all_in_focus, tasks_for
+
+    engine = get_engine(options)
+    engine.check_weights(tasks_for(True, options)[:1])  # one line now, not after loading the photo
+    rgb, info = read_image(image)
+    console = stderr_console()
+    with G.step_progress(console, "Genfocus DeblurNet") as progressed:
+        aif = generative_all_in_focus(engine, rgb, options.device, progressed)
+    write_image(output, aif, info)
+    console.print(escape(f"all-in-focus -> {output} (Genfocus DeblurNet{' with pre-deblur' if options.pre_deblur else ''}, "
+                         f"{options.steps} steps)"))
 
 
 def _median(x):

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from refocus.cli import _genfocus as G
 # Options shared with ``animate`` and ``batch`` (they import them from here).
 FocusOpt = typer.Option(None, "--focus", help="Focus point X,Y (pixels), box X0,Y0,X1,Y1, or 'auto' (default).")
 FocusValueOpt = typer.Option(None, "--focus-value", help="Focus on this normalised disparity, 0 (far) .. 1 (near).")
@@ -63,17 +64,39 @@ def register(app: typer.Typer) -> None:
         save_intermediate: Optional[Path] = typer.Option(
             None, "--save-intermediate", help="Folder for the all-in-focus image, depth and signed CoC map (PNG + .npy)."
         ),
-        device: str = DeviceOpt,
+        device: Optional[str] = G.GenfocusDeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
         bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (PNG/TIFF); default: the input's."),
         max_megapixels: Optional[float] = MaxMpOpt,
         overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-intermediate replace files already in its folder."),
+        engine: str = G.EngineOpt,
+        genfocus_weights: Optional[Path] = G.GenfocusWeightsOpt,
+        base_model: Optional[str] = G.BaseModelOpt,
+        steps: int = G.StepsOpt,
+        seed: Optional[int] = G.SeedOpt,
+        no_tiling: bool = G.NoTilingOpt,
+        offload: bool = G.OffloadOpt,
+        dtype: str = G.DtypeOpt,
+        long_side: int = G.LongSideOpt,
+        pre_deblur: bool = G.PreDeblurOpt,
     ) -> None:
         """Refocus IMAGE: depth -> DeblurNet -> bokeh renderer, written to -o.
 
         Without --depth, a depth map next to the photo named PHOTO-disparity.png
         (.npy, .pfm, .tif, .exr) is used, as in `refocus batch`.
+
+        Engines (--engine): physical, the default, runs refocus's DeblurNet and its
+        layered renderer (seconds on a CPU). genfocus runs the seed paper's generative
+        models, Genfocus (Tuan Mu, Huang, Liu 2025): its DeblurNet then its BokehNet,
+        LoRAs on FLUX.1-dev, on refocus's depth and focus selection; BokehNet gets
+        the all-in-focus image and the defocus map min(|K (d - d_focus)| / 100 px, 1).
+        It needs pip install 'refocus[genfocus]', a CUDA GPU with about 45 GB
+        (less with --offload) and the weights: downloaded on first use from the
+        Hugging Face hub (FLUX.1-dev is gated: accept its licence on huggingface.co,
+        then `hf auth login`), or --genfocus-weights DIR and --base-model PATH.
+        Without them it stops with one line (exit 2). --no-deblur gives BokehNet the
+        photo itself. Aperture, quality and highlight options do not apply to it.
         """
         from rich.markup import escape
 
@@ -86,8 +109,12 @@ def register(app: typer.Typer) -> None:
 
         if bit_depth not in (None, 8, 16):
             raise RefocusError(f"--bit-depth must be 8 or 16, got {bit_depth}")
+        gen = G.genfocus_options(engine, device, genfocus_weights, base_model, steps, seed, no_tiling, offload, dtype,
+                                 long_side, pre_deblur)
+        device = device or ("auto" if gen is not None else "cpu")
         unnamed = intermediate_paths(save_intermediate) if save_intermediate is not None else []
-        check_output(output, command_inputs(image, depth, aperture), unnamed=unnamed, overwrite=overwrite, photo=image)
+        check_output(output, command_inputs(image, depth, aperture) + [genfocus_weights], unnamed=unnamed, overwrite=overwrite,
+                     photo=image)
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
@@ -95,11 +122,17 @@ def register(app: typer.Typer) -> None:
             highlight_gain=highlight_gain, max_megapixels=max_megapixels,
         )
         console = stderr_console()
-        with console.status("refocusing..."):
-            result = refocus(image, cfg)
-            write_image(output, result.image, result.info, bit_depth=bit_depth)
-            if save_intermediate is not None:
-                save_intermediates(result, save_intermediate)
+        if gen is not None:
+            from refocus.pipeline.genfocus.run import refocus_generative
+
+            with G.step_progress(console, "Genfocus") as progressed:
+                result = refocus_generative(image, cfg, gen, progress=progressed)
+        else:
+            with console.status("refocusing..."):
+                result = refocus(image, cfg)
+        write_image(output, result.image, result.info, bit_depth=bit_depth)
+        if save_intermediate is not None:
+            save_intermediates(result, save_intermediate)
         print_notes(console, result.notes)
         h, w = result.image.shape[:2]
         console.print(escape(

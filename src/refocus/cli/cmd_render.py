@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from refocus.cli import _genfocus as G
 from refocus.errors import RefocusError
 
 
@@ -55,9 +56,22 @@ def render_cmd(
     quality: str = typer.Option("balanced", "--quality", help="fast, balanced or high."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Use disparity values as they are (no min-max scaling)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (default: as the input)."),
-    device: str = typer.Option("cpu", "--device", help="cpu (numpy), cuda, or auto."),
+    device: Optional[str] = G.GenfocusDeviceOpt,
+    engine: str = G.EngineOpt,
+    genfocus_weights: Optional[Path] = G.GenfocusWeightsOpt,
+    base_model: Optional[str] = G.BaseModelOpt,
+    steps: int = G.StepsOpt,
+    seed: Optional[int] = G.SeedOpt,
+    no_tiling: bool = G.NoTilingOpt,
+    offload: bool = G.OffloadOpt,
+    dtype: str = G.DtypeOpt,
+    long_side: int = G.LongSideOpt,
 ) -> None:
-    """Render a new depth of field: blur by signed CoC = K * (disparity - focus)."""
+    """Render a new depth of field: blur by signed CoC = K * (disparity - focus).
+
+    --engine genfocus gives the all-in-focus photo and the defocus map |CoC| / 100 px
+    to Genfocus's BokehNet instead of the layered renderer.
+    """
     from rich.markup import escape
 
     from refocus.cli._console import print_notes, stderr_console
@@ -80,8 +94,14 @@ def render_cmd(
         raise RefocusError(f"--depth-kind must be disparity or depth, got {depth_kind!r}")
     if bit_depth not in (None, 8, 16):
         raise RefocusError("--bit-depth must be 8 or 16")
+    gen = G.genfocus_options(engine, device, genfocus_weights, base_model, steps, seed, no_tiling, offload, dtype, long_side)
+    device = device or "cpu"
     # Fail before rendering, not after: a 12 MP render takes seconds to minutes.
-    check_output(output, [image, depth, aperture_input(aperture)], photo=image)  # writable, room on its disk
+    check_output(output, [image, depth, aperture_input(aperture), genfocus_weights], photo=image)  # writable, room on its disk
+    if gen is not None:
+        from refocus.pipeline.genfocus import get_engine
+
+        get_engine(gen).check_weights(["bokeh"])  # one line now rather than after the depth work
     aper = build_aperture(aperture, blades, rotation, curvature, cats_eye)
     rgb, info = read_image(image)
     # The depth rule of every command (refocus.depth.get_depth): same aspect ratio or
@@ -91,6 +111,9 @@ def render_cmd(
     print_notes(console, res.notes)
     disp = res.disparity() if not no_normalize else to_disparity(res.values, res.kind)
     t0 = time.perf_counter()
+    if gen is not None:
+        _render_generative(console, rgb, info, disp, strength, focus, focus_value, output, bit_depth, gen, aperture, t0)
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, coc = render_bokeh(
@@ -115,6 +138,27 @@ def render_cmd(
     console.print(
         f"wrote {escape(str(output))} ({rgb.shape[1]}x{rgb.shape[0]}, CoC {float(coc.min()):+.1f}..{float(coc.max()):+.1f} px, {elapsed:.2f} s)"
     )
+
+
+def _render_generative(console, rgb, info, disp, strength, focus, focus_value, output, bit_depth, options, aperture, t0):
+    from rich.markup import escape
+
+    from refocus.depth.focus import select_focus
+    from refocus.io import write_image
+    from refocus.pipeline.genfocus import get_engine
+    from refocus.render import coc_map
+
+    if aperture not in ("disc", "circle"):
+        console.print("[yellow]note:[/] Genfocus's BokehNet takes no aperture shape; --aperture is not used")
+    f = focus_value if focus_value is not None else select_focus(disp, point=parse_xy(focus)).focus_disparity
+    coc = coc_map(disp, f, strength)
+    with G.step_progress(console, "Genfocus BokehNet") as progressed:
+        out = get_engine(options).bokeh(rgb, coc, progress=progressed)
+    write_image(output, out, info=info, bit_depth=bit_depth)
+    console.print(escape(
+        f"wrote {output} ({rgb.shape[1]}x{rgb.shape[0]}, Genfocus BokehNet, CoC {float(coc.min()):+.1f}..{float(coc.max()):+.1f} px, "
+        f"{time.perf_counter() - t0:.1f} s)"
+    ))
 
 
 def register(app: typer.Typer) -> None:

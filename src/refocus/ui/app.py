@@ -106,6 +106,7 @@ def build_app(device: str = "auto"):
     from refocus.ui import session
 
     export_dir = ui_dirs()["exports"]
+    from refocus.pipeline.genfocus import available as genfocus_available
 
     def _md_escape(text: str) -> str:
         # The status is Markdown: a file name's * or _ must not start emphasis.
@@ -176,11 +177,11 @@ def build_app(device: str = "auto"):
     def on_drag(key, focus, *settings):
         return on_settings(key, focus, *settings, draft=True)
 
-    def on_export(key, focus, fmt, *settings):
+    def on_export(key, focus, fmt, engine, *settings):
         if key is None:
             raise gr.Error("upload a photo first")
         try:
-            path = session.export(key, _config(focus, *settings[:-1], device=device), export_dir, fmt)
+            path = session.export(key, _config(focus, *settings[:-1], device=device), export_dir, fmt, engine=engine)
         except RefocusError as exc:
             raise gr.Error(str(exc)) from None
         return str(path)
@@ -231,6 +232,12 @@ def build_app(device: str = "auto"):
                 show_depth = gr.Checkbox(False, label="Show depth over the result (in-focus band hatched)", elem_id="show-depth")
                 with gr.Row():
                     fmt = gr.Dropdown([("PNG 16-bit", "png16"), ("PNG 8-bit", "png8"), ("JPEG (keeps EXIF)", "jpeg")], value="png16", label="Export format")
+                    # The generative engine takes ~a minute per image on a large GPU: offered for
+                    # the export only, and only where its packages are installed.
+                    engine = gr.Radio(
+                        ["physical", "genfocus"], value="physical", label="Engine for the export", elem_id="engine",
+                        visible=genfocus_available(), info="genfocus: Genfocus's generative models (FLUX.1-dev; large GPU)",
+                    )
                     export_btn = gr.Button("Export full resolution", elem_id="export")
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
@@ -248,7 +255,7 @@ def build_app(device: str = "auto"):
                 comp.release(on_settings, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
             else:
                 comp.change(on_settings, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
-        export_btn.click(on_export, [key, focus, fmt, *settings], [export_file], concurrency_limit=1)
+        export_btn.click(on_export, [key, focus, fmt, engine, *settings], [export_file], concurrency_limit=1)
     return app
 
 

@@ -214,12 +214,24 @@ def render(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: b
     return img, coc, fd
 
 
-def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16") -> Path:
-    """Render at full resolution and write it: ``png8``, ``png16`` or ``jpeg`` (EXIF kept)."""
+def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16", engine: str = "physical") -> Path:
+    """Render at full resolution and write it: ``png8``, ``png16`` or ``jpeg`` (EXIF kept).
+
+    ``engine="genfocus"``: the generative engine (Genfocus DeblurNet + BokehNet, options
+    from ``REFOCUS_GENFOCUS_*``) on the same photo, depth and settings.
+    """
     from refocus.io import write_image
 
     entry = get(key)
-    if entry.full.scale != 1.0 and entry.source_path is not None:
+    if engine == "genfocus":
+        from refocus.pipeline.genfocus import GenfocusOptions
+        from refocus.pipeline.genfocus.run import refocus_generative
+
+        src = entry.source_path if entry.source_path is not None else entry.full.image
+        res = refocus_generative(src, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}),
+                                 GenfocusOptions.from_env())
+        img, info = res.image, res.info
+    elif entry.full.scale != 1.0 and entry.source_path is not None:
         # A working copy: the full size is rendered now, on demand, by the whole pipeline
         # (whose result carries the output metadata already).
         from refocus.pipeline.core import refocus
