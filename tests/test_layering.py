@@ -112,3 +112,17 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     path = tmp_path / "x.py"
     path.write_text(src)
     assert {t for _, t in _imports(path, "refocus.render.x")} == {"refocus.ui", "refocus.pipeline"}
+
+
+def test_bench_registers_the_stages_methods_explicitly():
+    """The lower stages' benchmark methods are found without loading modules by string,
+    genfocus opt-in as before."""
+    from refocus.bench import methods
+
+    assert not hasattr(methods, "PLUGIN_MODULES")
+    assert methods.load_plugins() == []  # no stage failed to import (or loaded already)
+    names = {t: [m.name for m in methods.methods_for(t)] for t in methods.TASKS}
+    assert {"deblurnet", "deblurnet-raw", "wiener", "unsharp"} <= set(names["deblur"])
+    assert "pipeline" in names["refocus"]
+    assert all("genfocus" not in n for n in names.values())
+    assert all([m.name for m in methods.methods_for(t, ["genfocus"])] == ["genfocus"] for t in methods.TASKS)
