@@ -198,7 +198,7 @@ def test_unsharp_mask_identity_and_sharpening():
 def test_bench_methods_registered():
     from refocus.bench import methods
 
-    import refocus.deblur.bench  # noqa: F401  (registers on import)
+    import refocus.bench.methods_deblur  # noqa: F401  (registers on import)
 
     names = {m.name for m in methods.methods_for("deblur")}
     assert {"deblurnet", "wiener", "unsharp"} <= names

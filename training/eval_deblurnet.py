@@ -31,7 +31,7 @@ import numpy as np
 
 from refocus.bench.metrics import compute_metrics
 from refocus.deblur import deblur
-from refocus.deblur.bench import UNSHARP_AMOUNT, UNSHARP_RADIUS_PX
+from refocus.deblur.classical import UNSHARP_AMOUNT, UNSHARP_RADIUS_PX
 from refocus.deblur.classical import DEFAULT_NSR, unsharp_mask, wiener_deblur
 
 ROOT = Path(__file__).resolve().parents[1]

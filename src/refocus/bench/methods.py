@@ -33,14 +33,14 @@ case) raises :class:`MethodUnavailable`; the benchmark skips it with the message
 a note in the report. Methods registered with ``needs_disparity=True`` are skipped
 automatically on cases without disparity.
 
-Modules that register methods are imported by :func:`load_plugins` (the entries of
-:data:`PLUGIN_MODULES` that exist), so the benchmark finds the other stages'
-methods without this module importing them eagerly.
+The other stages' methods live in this package (``methods_deblur``,
+``methods_pipeline``, ``methods_genfocus``: the benchmark sits above the stages it
+measures) and are registered by :func:`load_plugins`, which imports each by name, so
+that importing this module stays cheap.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -49,14 +49,6 @@ import numpy as np
 from refocus.errors import RefocusError
 
 TASKS = ("bokeh", "deblur", "refocus")
-
-#: Modules imported (when present) to let other stages register their methods.
-PLUGIN_MODULES = (
-    "refocus.deblur.bench",
-    "refocus.pipeline.bench",
-    "refocus.pipeline.genfocus.bench",
-)
-
 
 class MethodUnavailable(Exception):
     """Raised by a method that cannot run here (the reason becomes a report note)."""
@@ -171,22 +163,37 @@ def register(
 
 
 def load_plugins() -> list[str]:
-    """Import the modules of :data:`PLUGIN_MODULES` that exist; returns notes on failures."""
+    """Register the other stages' methods (once); returns notes on those that failed.
+
+    The modules are named here, one import each, rather than found by string: a
+    renamed or missing module is then an import error a test sees, not a method that
+    silently disappears from the report. They are imported inside the function
+    because each imports this module (for :class:`Case` and :func:`register`).
+    """
     global _plugins_loaded
     notes: list[str] = []
     if _plugins_loaded:
         return notes
     _plugins_loaded = True
-    for mod in PLUGIN_MODULES:
+    for name, load in (("deblur", _load_deblur), ("pipeline", _load_pipeline), ("genfocus", _load_genfocus)):
         try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and mod.startswith(exc.name):
-                continue  # the stage has no benchmark hook: nothing to register
-            notes.append(f"{mod}: import failed ({exc})")
-        except Exception as exc:  # a broken plugin must not stop the benchmark
-            notes.append(f"{mod}: import failed ({exc.__class__.__name__}: {exc})")
+            load()
+        except Exception as exc:  # a broken stage must not stop the benchmark
+            notes.append(f"{name} methods: import failed ({exc.__class__.__name__}: {exc})")
     return notes
+
+
+def _load_deblur() -> None:
+    from refocus.bench import methods_deblur  # noqa: F401  (registers on import)
+
+
+def _load_pipeline() -> None:
+    from refocus.bench import methods_pipeline  # noqa: F401  (registers on import)
+
+
+def _load_genfocus() -> None:
+    # Opt-in methods (registered with opt_in=True); importing needs neither diffusers nor a GPU.
+    from refocus.bench import methods_genfocus  # noqa: F401  (registers on import)
 
 
 def methods_for(task: str, names: list[str] | None = None) -> list[Method]:

@@ -25,6 +25,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 MUTATIONS = ("flip", "overwrite", "zero", "truncate", "insert", "duplicate", "huge-size")
 
@@ -127,10 +128,9 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    """``refocus ARGV`` in this process: (exit code, last line of stderr)."""
-    from refocus.cli import main
-
+def run_cli(main: Callable[[list[str]], object], argv: list[str]) -> tuple[int, str]:
+    """``refocus ARGV`` in this process through ``main`` (:func:`refocus.cli.main`):
+    (exit code, last line of stderr)."""
     err = io.StringIO()
     code = 0
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
@@ -149,8 +149,13 @@ def run_fuzz(
     photo_for_depth: Path | None = None,
     depth_max_pixels: int = 4_000_000,
     progress=None,
+    *,
+    cli_main: Callable[[list[str]], object],
 ) -> list[Run]:
     """Run ``n_mutants`` mutants spread over ``sources``; see the module docstring.
+
+    ``cli_main`` is :func:`refocus.cli.main`, passed in by the command because the
+    CLI sits above the benchmark (imports run downward).
 
     Mutants of photos run ``info``, and ``depth`` when the source has at most
     ``depth_max_pixels`` (writing a 12 MP depth set takes seconds); mutants of
@@ -181,7 +186,7 @@ def run_fuzz(
             for argv in commands:
                 _reset_peak()
                 t0 = time.perf_counter()
-                code, msg = run_cli(argv)
+                code, msg = run_cli(cli_main, argv)
                 runs.append(Run(src.name, kind, mutation, argv[0], code, time.perf_counter() - t0, _peak_mb(), msg[:300]))
                 if progress is not None:
                     progress(runs[-1])

@@ -83,7 +83,7 @@ import torch.nn.functional as F
 
 from refocus.aperture import ApertureConfig, aperture_mask
 from refocus.errors import RefocusError
-from refocus.render import coc_map
+from refocus.render import coc_map, signed_coc_px
 
 __all__ = [
     "CameraParams",
@@ -1413,7 +1413,7 @@ def _generate_pairs(gen, batch, size, dev, method, pad, aperture, spacing_px, n_
         "blurred_linear": blurred_lin,
         "sharp_linear": sharp_lin,
         "disparity": disp[:, None],
-        "coc_px": (K_d[:, None, None, None] * (disp[:, None] - f_d[:, None, None, None])),
+        "coc_px": signed_coc_px(disp[:, None], f_d[:, None, None, None], K_d[:, None, None, None]),
         "K": K_d,
         "focus_disparity": f_d,
     }

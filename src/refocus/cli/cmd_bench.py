@@ -154,7 +154,9 @@ def robustness_cmd(
     sources, photo = rb.default_sources(data_dir)
     if not sources:
         raise RefocusError(f"no input files under {data_dir} (phone-depth/, photos/)")
-    runs = rb.run_fuzz(sources, mutants, seed, photo_for_depth=photo)
+    from refocus.cli import main
+
+    runs = rb.run_fuzz(sources, mutants, seed, photo_for_depth=photo, cli_main=main)
     table = Table(title=f"{len(runs)} runs of {mutants} mutants (seed {seed})")
     for col in ("input class", "runs", "exit codes", "median s", "max s", "median MB", "peak MB"):
         table.add_column(col, justify="left" if col in ("input class", "exit codes") else "right")

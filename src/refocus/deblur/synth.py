@@ -27,6 +27,7 @@ import numpy as np
 
 from refocus.aperture import ApertureConfig, kernel
 from refocus.io.color import linear_to_srgb, srgb_to_linear
+from refocus.render import signed_coc_px
 
 #: Largest CoC radius (px) that ``make_pair`` draws; also the render margin.
 MAX_COC_PX = 12.0
@@ -213,7 +214,7 @@ def make_pair(rng: np.random.Generator, size: int = 128, max_coc_px: float = MAX
             d_layer = np.clip(disp[0] + span * ramp, 0, 1).astype(np.float32)
         else:
             d_layer = np.full((n, n), disp[i], np.float32)
-        coc = k_px * (d_layer - focus)
+        coc = signed_coc_px(d_layer, focus, k_px)
         lo, hi = float(coc.min()), float(coc.max())
         if hi - lo < 0.25:
             slices = [(0.5 * (lo + hi), np.ones_like(coc))]
@@ -236,7 +237,7 @@ def make_pair(rng: np.random.Generator, size: int = 128, max_coc_px: float = MAX
     return Pair(
         sharp=np.ascontiguousarray(np.clip(sharp_c, 0, 1), dtype=np.float32),
         blurred=np.ascontiguousarray(np.clip(blur_c, 0, 1), dtype=np.float32),
-        defocus_px=np.abs(k_px * (d_c - focus)).astype(np.float32),
+        defocus_px=np.abs(signed_coc_px(d_c, focus, k_px)).astype(np.float32),
         disparity=d_c.astype(np.float32),
     )
 

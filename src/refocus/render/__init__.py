@@ -40,7 +40,18 @@ __all__ = [
     "coc_map",
     "render_layers",
     "render_linear",
+    "signed_coc_px",
 ]
+
+
+def signed_coc_px(disparity, focus_disparity, strength):
+    """The CoC formula itself, ``strength * (disparity - focus_disparity)``, on anything
+    that broadcasts (numpy arrays, torch tensors, scalars).
+
+    No checks and no casts, so that batched callers (the synthetic pairs, one K and
+    focus per item) get the same operations, and the same bits, as :func:`coc_map`.
+    """
+    return strength * (disparity - focus_disparity)
 
 
 def coc_map(disparity: np.ndarray, focus_disparity, strength: float) -> np.ndarray:
@@ -57,8 +68,9 @@ def coc_map(disparity: np.ndarray, focus_disparity, strength: float) -> np.ndarr
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise RefocusError("a focus range must be two finite numbers")
         d = np.asarray(disparity, dtype=np.float32)
-        return (np.float32(strength) * (d - np.clip(d, np.float32(lo), np.float32(hi)))).astype(np.float32)
-    return (np.float32(strength) * (disparity - np.float32(focus_disparity))).astype(np.float32)
+        # Inside the band d equals its own focus: the plane formula with a per-pixel focus.
+        return signed_coc_px(d, np.clip(d, np.float32(lo), np.float32(hi)), np.float32(strength)).astype(np.float32)
+    return signed_coc_px(disparity, np.float32(focus_disparity), np.float32(strength)).astype(np.float32)
 
 
 def _is_tensor(x) -> bool:

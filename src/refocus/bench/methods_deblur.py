@@ -1,4 +1,4 @@
-"""Benchmark hook: registers the deblurring methods with ``refocus.bench.methods``.
+"""The deblurring stage's methods for ``refocus bench quality``.
 
 * ``deblurnet``: the shipped DeblurNet (skipped when its weights are missing), with
   its guard (:mod:`refocus.deblur.guard`); ``deblurnet-raw``: the network alone;
@@ -7,7 +7,7 @@
   same blur estimate, classical inversion);
 * ``unsharp``: unsharp masking with the parameters tuned on synthetic training pairs.
 
-Imported by :func:`refocus.bench.methods.load_plugins`.
+Imported (and so registered) by :func:`refocus.bench.methods.load_plugins`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from refocus.bench.methods import Case, MethodUnavailable, register
-from refocus.deblur.classical import DEFAULT_NSR, unsharp_mask, wiener_deblur
+from refocus.deblur.classical import DEFAULT_NSR, UNSHARP_AMOUNT, UNSHARP_RADIUS_PX, unsharp_mask, wiener_deblur
 from refocus.errors import RefocusError
 
-#: Unsharp-mask parameters (radius px, amount), tuned on 20 synthetic training pairs over
-#: radius {0.8, 1.5, 2.5} x amount {0.3, 0.6, 1, 1.5}: LPIPS within 0.001 of the best
-#: (2.5, 0.3) with a higher PSNR. No setting improves PSNR over the input.
-UNSHARP_RADIUS_PX = 1.5
-UNSHARP_AMOUNT = 0.3
 
 
 def _run(image: np.ndarray, guard: bool = True) -> tuple[np.ndarray, np.ndarray]:

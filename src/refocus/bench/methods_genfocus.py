@@ -6,6 +6,7 @@ same: ``REFOCUS_GENFOCUS_WEIGHTS`` (LoRA folder), ``REFOCUS_GENFOCUS_BASE_MODEL`
 ``REFOCUS_GENFOCUS_STEPS``, ``REFOCUS_GENFOCUS_OFFLOAD=1``, ``REFOCUS_GENFOCUS_PRE_DEBLUR=1``.
 Without the packages or the weights every case is skipped with the reason as a note.
 Opt-in: ``refocus bench quality --methods genfocus,...`` (never part of the default run).
+Imported (and so registered) by :func:`refocus.bench.methods.load_plugins`.
 """
 
 from __future__ import annotations

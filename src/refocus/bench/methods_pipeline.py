@@ -1,4 +1,7 @@
-"""Registers the whole pipeline as the ``pipeline`` method of the refocus benchmark."""
+"""The whole pipeline as the ``pipeline`` method of ``refocus bench quality``.
+
+Imported (and so registered) by :func:`refocus.bench.methods.load_plugins`.
+"""
 
 from __future__ import annotations
 
