@@ -301,7 +301,7 @@ def test_all_in_focus_used_only_where_the_new_focus_needs_sharpening():
     photo = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=blur, all_in_focus=aif)
     coc = np.full((h, w), 1.0, np.float32)
     coc[:, :10] = 4.0
-    base, coc_eff = photo._sharpened_base(coc)
+    base, coc_eff = photo.pipeline._sharpened_base(photo, coc)
     np.testing.assert_allclose(base[:, :20], photo.linear[:, :20], atol=1e-6)
     np.testing.assert_allclose(coc_eff[:, :10], 4.0, atol=1e-6)
     np.testing.assert_allclose(coc_eff[:, 10:20], 0.0, atol=1e-6)  # 1 < 2: no blur to add
@@ -320,25 +320,74 @@ def test_blur_within_the_estimates_precision_is_not_subtracted():
     np.testing.assert_allclose(subtractable_blur(b), [0.0, 0.0, 0.0, 0.75, 2.0, 5.0], atol=1e-6)
 
 
-def test_one_deblur_decision_for_every_caller(monkeypatch):
-    """Issue 17 (part): "does it need deblurring? -> DeblurNet -> render" was written
-    out in refocus(), the UI, focus pulls and the benchmark; PreparedPhoto owns it."""
-    from refocus.pipeline import core
+def test_one_deblur_decision_for_every_caller():
+    """Issue 17: "does it need deblurring? -> DeblurNet -> render" was written out in
+    refocus(), the UI, focus pulls and the benchmark; the Refocuser owns it, with
+    the deblurrer a component that can be swapped."""
     from refocus.pipeline.core import PreparedPhoto
+    from refocus.pipeline.refocuser import Refocuser
 
     h, w = 8, 8
     img = np.full((h, w, 3), 0.5, np.float32)
-    blurred = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=np.full((h, w), 6.0, np.float32))
     calls = []
-    monkeypatch.setattr(core, "run_deblur", lambda image, device="cpu": calls.append(1) or (image.copy(), np.full(image.shape[:2], 6.0, np.float32)))
+
+    def deblurrer(image, device="cpu"):
+        calls.append(device)
+        return image.copy(), np.full(image.shape[:2], 6.0, np.float32)
+
+    pipeline = Refocuser(deblurrer=deblurrer)
+    blurred = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=np.full((h, w), 6.0, np.float32),
+                            refocuser=pipeline)
     sharp_coc = [np.zeros((h, w), np.float32)]
     assert not blurred.use_all_in_focus(RefocusConfig(deblur="never"), sharp_coc)
     assert not blurred.use_all_in_focus(RefocusConfig(), sharp_coc, run=False) and not calls  # the UI never runs it
-    assert blurred.use_all_in_focus(RefocusConfig(), sharp_coc) and calls == [1]
+    assert blurred.use_all_in_focus(RefocusConfig(), sharp_coc) and calls == ["cpu"]
     assert blurred.use_all_in_focus(RefocusConfig(), sharp_coc, run=False)  # now it exists
-    sharp = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=np.zeros((h, w), np.float32))
+    r = pipeline.render_focus(blurred, RefocusConfig(focus_value=0.0, strength=1.0))
+    assert r.deblurred and calls == ["cpu"]  # once per photo
+    sharp = PreparedPhoto(image=img, disparity=np.zeros((h, w), np.float32), input_blur_px=np.zeros((h, w), np.float32),
+                          refocuser=pipeline)
     assert not sharp.use_all_in_focus(RefocusConfig(), [np.full((h, w), 5.0, np.float32)])
     assert any("deblurring skipped" in n for n in sharp.notes)
+
+
+def test_refocuser_components_are_swappable(tmp_path):
+    """A renderer of sRGB images that cannot add blur to a blurred input (as the
+    generative BokehNet) is always given the all-in-focus image and the whole CoC,
+    without the keep-sharp blend; a depth source and a blur estimate are plain
+    callables too."""
+    from refocus.pipeline.refocuser import Refocuser
+
+    h, w = 12, 16
+    img = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
+    seen = {}
+
+    class Renderer:
+        linear_light = False
+        adds_blur = False
+
+        def check(self, cfg):
+            seen["checked"] = True
+
+        def __call__(self, image, coc_px, cfg):
+            seen["base"], seen["coc"] = image, coc_px
+            return 1.0 - image
+
+    def depth(image, path, cfg, notes):
+        notes.append("ramp depth")
+        return np.tile(np.linspace(0, 1, image.shape[1], dtype=np.float32), (image.shape[0], 1)), "ramp", None
+
+    aif = np.full_like(img, 0.25)
+    pipeline = Refocuser(depth=depth, blur_estimate=lambda image, d: np.zeros(d.shape, np.float32),
+                         deblurrer=lambda image, device="cpu": (aif, None), renderer=Renderer(), keep_sharp=None)
+    res = pipeline.refocus(img, RefocusConfig(focus_value=0.5, strength=4.0))
+    assert seen["checked"] and res.deblurred and res.depth_source == "ramp" and "ramp depth" in res.notes
+    np.testing.assert_array_equal(seen["base"], aif)  # sRGB all-in-focus, not the input
+    np.testing.assert_allclose(seen["coc"], 4.0 * (res.disparity - 0.5), atol=1e-6)  # the whole CoC, no residual
+    np.testing.assert_allclose(res.image, 0.75, atol=1e-6)  # no keep-sharp blend back to the input
+    never = pipeline.refocus(img, RefocusConfig(focus_value=0.5, strength=4.0, deblur="never"))
+    assert not never.deblurred
+    np.testing.assert_array_equal(seen["base"], img)
 
 
 def test_focus_range_keeps_a_band_sharp(tmp_path, capsys):

@@ -33,14 +33,18 @@ def _empty_cache():
 
 def test_large_photo_is_prepared_on_a_working_copy_and_exported_at_full_size(files, tmp_path, monkeypatch):
     monkeypatch.setattr(s, "WORK_PIXELS", 1200, raising=False)
-    real = s.prepare
+    from refocus.pipeline.refocuser import Refocuser
+    from refocus.pipeline.stages import load_disparity
 
-    def prepare(photo, cfg):
-        assert not isinstance(photo, str), "the full-size photo was prepared"
-        return real(photo, cfg)
+    sizes = []
 
-    monkeypatch.setattr(s, "prepare", prepare)
+    def depth(image, path, cfg, notes):
+        sizes.append(image.shape[0] * image.shape[1])
+        return load_disparity(image, path, cfg, notes)
+
+    monkeypatch.setattr(s, "default_refocuser", lambda: Refocuser(depth=depth))
     key = s.load(*files)
+    assert sizes and max(sizes) <= 1200, "the full-size photo was prepared"
     entry = s.get(key)
     h, w = entry.full.shape
     assert h * w <= 1200 and entry.full.scale < 1
@@ -60,9 +64,9 @@ def test_upload_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, m
     monkeypatch.setenv("REFOCUS_MAX_MEGAPIXELS", "1")
     p = tmp_path / "bomb.png"
     p.write_bytes(bomb_png(1600, 1200))
-    import refocus.pipeline.core as core
+    import refocus.pipeline.stages as stages
 
-    monkeypatch.setattr(core, "read_image", lambda *a, **k: pytest.fail("decoded"))
+    monkeypatch.setattr(stages, "read_image", lambda *a, **k: pytest.fail("decoded"))
     with pytest.raises(RefocusError, match="pixel limit"):
         s.load(str(p))
 

@@ -25,8 +25,11 @@ def test_prepared_once_and_preview_limited(files, monkeypatch):
     calls = []
     import refocus.ui.session as s
 
-    real = s.prepare
-    monkeypatch.setattr(s, "prepare", lambda *a, **k: calls.append(1) or real(*a, **k))
+    from refocus.pipeline.refocuser import Refocuser
+    from refocus.pipeline.stages import load_disparity
+
+    depth = lambda *a: calls.append(1) or load_disparity(*a)  # noqa: E731
+    monkeypatch.setattr(s, "default_refocuser", lambda: Refocuser(depth=depth))
     monkeypatch.setattr(s, "PREVIEW_PIXELS", 1200)
     s._cache.clear()
     k1 = session.load(*files)

@@ -74,11 +74,12 @@ def focus_pull(
     fds = fa + (fb - fa) * (_smoothstep(t) if ease else t)
     # One decision for the whole pull (a flicker-free one renders every frame from the
     # same image), judged at its ends and its middle, with the CoC the frames get.
+    pipeline = photo.pipeline
     probes = [photo.coc(cfg, float(f), photo.strength(cfg, float(f))) for f in (fa, fb, fds[frames // 2])]
-    use_aif = photo.use_all_in_focus(cfg, probes)
+    use_aif = pipeline.use_all_in_focus(photo, cfg, probes)
     out = []
     for i, fd in enumerate(fds):
-        img, _ = photo.render(cfg, float(fd), photo.strength(cfg, float(fd)), use_all_in_focus=use_aif)
+        img, _ = pipeline.render(photo, cfg, float(fd), photo.strength(cfg, float(fd)), use_all_in_focus=use_aif)
         out.append(img)
         if progress is not None:
             progress(i + 1, frames)

@@ -25,7 +25,8 @@ import numpy as np
 
 from refocus.errors import RefocusError
 from refocus.pipeline.config import RefocusConfig
-from refocus.pipeline.core import PreparedPhoto, output_info, prepare
+from refocus.pipeline.core import PreparedPhoto, output_info
+from refocus.pipeline.refocuser import default_refocuser
 
 # The interactive sizes live with the pipeline (the speed benchmark times them too).
 from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS  # noqa: E402
@@ -131,7 +132,7 @@ def load(
     cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, device=device, **budget)
     full, full_shape = _prepare_working_copy(photo_path, cfg)
     # DeblurNet runs once here (when installed); renders use it where it helps.
-    full.ensure_all_in_focus("auto", cfg.device)
+    full.pipeline.ensure_all_in_focus(full, "auto", cfg.device)
     preview = full.resized(PREVIEW_PIXELS)
     entry = Prepared(
         full=full, preview=preview, draft=preview.resized(DRAFT_PIXELS), source_path=str(photo_path),
@@ -154,28 +155,8 @@ def _evict() -> None:
 
 def _prepare_working_copy(photo_path: str, cfg: RefocusConfig) -> tuple[PreparedPhoto, tuple[int, int]]:
     """The photo prepared at most :data:`WORK_PIXELS` large, and the photo's own (H, W)."""
-    from refocus.io.limits import photo_size
-
-    size = photo_size(photo_path)
-    if size is None or size[0] * size[1] <= WORK_PIXELS:
-        full = prepare(photo_path, cfg)
-        return full, full.shape
-    from refocus.pipeline.core import _resize, load_disparity, load_photo
-    from refocus.pipeline.sharpness import input_blur_map
-
-    rgb, info, path = load_photo(photo_path, cfg)
-    h, w = rgb.shape[:2]
-    s = float(np.sqrt(WORK_PIXELS / (h * w)))
-    nh, nw = max(1, int(h * s)), max(1, int(w * s))
-    small = _resize(rgb, (nh, nw)).astype(np.float32)
-    del rgb
-    notes = [f"working copy {nw}x{nh} of the {w}x{h} photo; export renders the full size"]
-    disp, source, metric = load_disparity(small, path, cfg, notes)
-    work = PreparedPhoto(
-        image=small, disparity=disp, input_blur_px=input_blur_map(small, disp), info=info,
-        depth_source=source, notes=notes, metric_range=metric, scale=nw / w,
-    )
-    return work, (h, w)
+    full = default_refocuser().prepare(photo_path, cfg, work_pixels=WORK_PIXELS)
+    return full, full.source_shape or full.shape
 
 
 def get(key: str | None) -> Prepared:
@@ -206,12 +187,8 @@ def render(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: b
     """
     entry = get(key)
     photo = entry.full if full_resolution else (entry.draft if draft else entry.preview)
-    fd = photo.focus_disparity(cfg)
-    k = photo.strength(cfg, fd)
-    coc = photo.coc(cfg, fd, k)
-    use_aif = photo.use_all_in_focus(cfg, [coc], run=False)  # DeblurNet ran once, at load
-    img, coc = photo.render(cfg, fd, k, use_all_in_focus=use_aif)
-    return img, coc, fd
+    r = photo.pipeline.render_focus(photo, cfg, run=False)  # DeblurNet ran once, at load
+    return r.image, r.coc_px, r.focus_disparity
 
 
 def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16", engine: str = "physical") -> Path:
@@ -225,19 +202,17 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
     entry = get(key)
     if engine == "genfocus":
         from refocus.pipeline.genfocus import GenfocusOptions
-        from refocus.pipeline.genfocus.run import refocus_generative
+        from refocus.pipeline.genfocus.run import genfocus_refocuser
 
         src = entry.source_path if entry.source_path is not None else entry.full.image
-        res = refocus_generative(src, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}),
-                                 GenfocusOptions.from_env())
+        res = genfocus_refocuser(GenfocusOptions.from_env()).refocus(
+            src, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}))
         img, info = res.image, res.info
     elif entry.full.scale != 1.0 and entry.source_path is not None:
         # A working copy: the full size is rendered now, on demand, by the whole pipeline
         # (whose result carries the output metadata already).
-        from refocus.pipeline.core import refocus
-
         upd = {"depth_path": entry.depth_path, "depth_kind": entry.depth_kind, "depth_model": entry.depth_model}
-        res = refocus(entry.source_path, cfg.model_copy(update=upd))
+        res = entry.full.pipeline.refocus(entry.source_path, cfg.model_copy(update=upd))
         img, info = res.image, res.info
     else:
         img, _, _ = render(key, cfg, full_resolution=True)

@@ -4,8 +4,6 @@ Genfocus's BokehNet on the signed CoC map."""
 
 from __future__ import annotations
 
-import time
-
 from refocus.pipeline.config import RefocusConfig
 from refocus.pipeline.genfocus.engine import GenfocusOptions, get_engine
 
@@ -19,41 +17,56 @@ def generative_all_in_focus(engine, image, device: str = "cpu", progress=None):
     """Genfocus DeblurNet on ``image``; with the pre-deblur variant, refocus's DeblurNet first."""
     pre = None
     if engine.options.pre_deblur:
-        from refocus.pipeline.core import run_deblur
+        from refocus.pipeline.stages import run_deblur
 
         pre = run_deblur(image, device=device)[0]
     return engine.deblur(image, pre_deblurred=pre, progress=progress)
 
 
+class GenfocusDeblurrer:
+    """Genfocus's DeblurNet as the :class:`~refocus.pipeline.refocuser.Refocuser`'s
+    deblurrer (no defocus map)."""
+
+    def __init__(self, engine, progress=None):
+        self.engine, self.progress = engine, progress
+
+    def check(self, cfg: RefocusConfig) -> None:
+        self.engine.check_weights(tasks_for(True, self.engine.options)[:1])
+
+    def __call__(self, image, device: str = "cpu"):
+        return generative_all_in_focus(self.engine, image, device, self.progress), None
+
+
+class GenfocusRenderer:
+    """Genfocus's BokehNet as the renderer: sRGB in and out, always from an
+    all-in-focus image (it was trained on such inputs; it cannot add only the blur
+    an input lacks). The aperture, quality and highlight settings have no
+    counterpart in BokehNet and are not used."""
+
+    linear_light = False
+    adds_blur = False
+
+    def __init__(self, engine, progress=None):
+        self.engine, self.progress = engine, progress
+
+    def check(self, cfg: RefocusConfig) -> None:
+        self.engine.check_weights(["bokeh"])
+
+    def __call__(self, image, coc_px, cfg: RefocusConfig):
+        return self.engine.bokeh(image, coc_px, progress=self.progress)
+
+
+def genfocus_refocuser(options: GenfocusOptions | None = None, progress=None):
+    """The generative engine: a :class:`~refocus.pipeline.refocuser.Refocuser` with
+    refocus's depth and focus selection and Genfocus's DeblurNet and BokehNet.
+    ``cfg.deblur == "never"`` gives BokehNet the photo itself as its all-in-focus input."""
+    from refocus.pipeline.refocuser import Refocuser
+
+    engine = get_engine(options or GenfocusOptions())
+    return Refocuser(deblurrer=GenfocusDeblurrer(engine, progress), renderer=GenfocusRenderer(engine, progress), keep_sharp=None)
+
+
 def refocus_generative(image, cfg: RefocusConfig, options: GenfocusOptions | None = None, progress=None):
-    """Like :func:`refocus.pipeline.refocus`, with Genfocus's networks for both stages.
-
-    ``cfg.deblur == "never"`` gives BokehNet the photo itself as its all-in-focus input.
-    The aperture, quality and highlight settings have no counterpart in BokehNet and
-    are not used.
-    """
-    from refocus.pipeline.core import RefocusResult, output_info, prepare
-
-    options = options or GenfocusOptions()
-    engine = get_engine(options)
-    deblur = cfg.deblur != "never"
-    # The weights (a download of tens of GB, or a one-line refusal) before the depth work.
-    engine.check_weights(tasks_for(deblur, options))
-    t = {}
-    t0 = time.perf_counter()
-    photo = prepare(image, cfg)
-    t["load_and_depth"] = time.perf_counter() - t0
-    fd = photo.focus_disparity(cfg)
-    k = photo.strength(cfg, fd)
-    coc = photo.coc(cfg, fd, k)
-    t0 = time.perf_counter()
-    aif = generative_all_in_focus(engine, photo.image, cfg.device, progress) if deblur else photo.image
-    t["deblur"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = engine.bokeh(aif, coc, progress=progress)
-    t["render"] = time.perf_counter() - t0
-    return RefocusResult(
-        image=out, all_in_focus=aif, disparity=photo.disparity, coc_px=coc, input_blur_px=photo.input_blur_px,
-        focus_disparity=fd, strength=k, deblurred=deblur, info=output_info(photo.info, cfg), config=cfg,
-        depth_source=photo.depth_source, notes=photo.notes, timings_s=t,
-    )
+    """Like :func:`refocus.pipeline.refocus`, with Genfocus's networks for both stages
+    (:func:`genfocus_refocuser`)."""
+    return genfocus_refocuser(options, progress).refocus(image, cfg)

@@ -1,0 +1,233 @@
+"""A photo prepared once for many renders: :class:`PreparedPhoto`.
+
+It holds what is expensive and does not depend on the focus (the photo, its
+disparity, its estimated input blur, the all-in-focus image once computed) and
+the geometry of a focus setting (focal plane, strength K, signed CoC map), so
+that the UI and focus pulls re-render without recomputing them. What to do with
+it -- deblur or not, render how -- belongs to the :class:`~refocus.pipeline.refocuser.Refocuser`
+that prepared it (:attr:`PreparedPhoto.pipeline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from refocus.errors import RefocusError
+from refocus.io import ImageInfo, srgb_to_linear
+from refocus.pipeline.config import RefocusConfig
+
+if TYPE_CHECKING:
+    from refocus.pipeline.refocuser import Refocuser
+
+@dataclass
+class PreparedPhoto:
+    """A photo with everything the focus does not change.
+
+    Attributes
+    ----------
+    image : (H, W, 3) float32 sRGB in [0, 1]
+        The input photo, upright.
+    disparity : (H, W) float32 in [0, 1]
+        Larger = nearer, same size as ``image``.
+    input_blur_px : (H, W) float32
+        How blurred the input already is (disc radius, px): DeblurNet's defocus map
+        once it ran, before that a cheap estimate (:mod:`refocus.pipeline.sharpness`).
+    all_in_focus : (H, W, 3) float32 sRGB, or None
+        DeblurNet's output, once computed.
+    metric_range : (lo, hi) or None
+        Disparity in 1/m at normalised disparity 0 and 1, when the depth is metric.
+    scale : float
+        Size of this copy relative to the photo (1, or less for previews): focus
+        points and strengths in a config are in the photo's pixels and are scaled.
+    refocuser : Refocuser or None
+        The pipeline that prepared it, which renders it (None: the default one).
+    source_shape : (H, W) or None
+        Size of the photo itself, when this is a smaller copy of it.
+    """
+
+    image: np.ndarray
+    disparity: np.ndarray
+    input_blur_px: np.ndarray
+    info: ImageInfo | None = None
+    depth_source: str = ""
+    all_in_focus: np.ndarray | None = None
+    deblur_note: str = ""
+    metric_range: tuple[float, float] | None = None
+    scale: float = 1.0
+    notes: list[str] = field(default_factory=list)
+    refocuser: Any = field(default=None, repr=False, compare=False)
+    source_shape: tuple[int, int] | None = None
+    _linear: np.ndarray | None = field(default=None, repr=False)
+    _aif_linear: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape[:2]
+
+    @property
+    def linear(self) -> np.ndarray:
+        if self._linear is None:
+            self._linear = srgb_to_linear(self.image)
+        return self._linear
+
+    @property
+    def aif_linear(self) -> np.ndarray | None:
+        if self.all_in_focus is None:
+            return None
+        if self._aif_linear is None:
+            self._aif_linear = srgb_to_linear(self.all_in_focus)
+        return self._aif_linear
+
+    # -- focus and strength -------------------------------------------------
+    def focus_disparity(self, cfg: RefocusConfig) -> float:
+        """The focal plane's normalised disparity for ``cfg``'s focus setting (the
+        middle of a focus range)."""
+        band = self.focus_range(cfg)
+        if band is not None:
+            return float(sum(band)) / 2.0
+        if self.scale != 1.0 and (cfg.focus_xy is not None or cfg.focus_box is not None):
+            s = self.scale
+            upd = {"focus_xy": tuple(v * s for v in cfg.focus_xy)} if cfg.focus_xy is not None else {"focus_box": tuple(v * s for v in cfg.focus_box)}
+            cfg = cfg.model_copy(update=upd)
+        return select_focus(self.disparity, cfg, image=self.image)
+
+    def coc(self, cfg: RefocusConfig, focus_disparity: float, strength: float) -> np.ndarray:
+        """The signed CoC map (px) of ``cfg``: about ``focus_disparity``, or zero over
+        the whole of ``cfg.focus_range``, or of a ``cfg.focus_band`` wide band centred
+        on ``focus_disparity``."""
+        from refocus.render import coc_map
+
+        focus = focus_disparity
+        band = self.focus_range(cfg)
+        if band is not None:
+            focus = band
+        elif cfg.focus_band > 0:
+            focus = (focus_disparity - cfg.focus_band / 2, focus_disparity + cfg.focus_band / 2)
+        return coc_map(self.disparity, focus, strength)
+
+    def focus_range(self, cfg: RefocusConfig) -> tuple[float, float] | None:
+        """``cfg``'s focus range in normalised disparity (near end first), from
+        ``focus_range`` or, through the metric depth, from ``focus_range_m``. A band in
+        metres may reach beyond the scene's depth (ends outside [0, 1]): a focal plane
+        in front of everything is a real lens setting too."""
+        if cfg.focus_range is not None:
+            return tuple(sorted(cfg.focus_range, reverse=True))
+        if cfg.focus_range_m is None:
+            return None
+        if self.metric_range is None:
+            raise RefocusError(
+                f"--focus-range in metres needs metric depth, and this photo's ({self.depth_source or 'depth'}) is relative: "
+                "give the range in normalised disparity (e.g. 0.4:0.7), or use metric depth "
+                "(--depth FILE --depth-kind depth with distances in metres, or --depth-model apple/DepthPro-hf)"
+            )
+        lo, hi = self.metric_range
+        return tuple(sorted(((1.0 / z - lo) / (hi - lo) for z in cfg.focus_range_m), reverse=True))
+
+    def strength(self, cfg: RefocusConfig, focus_disparity: float) -> float:
+        """K in pixels of this photo (see :attr:`RefocusConfig.strength`)."""
+        if cfg.strength is not None:
+            return float(cfg.strength) * self.scale
+        if cfg.f_number is not None:
+            return strength_from_f_number(self, cfg.f_number, focus_disparity) * self.scale
+        return 0.015 * max(self.shape)
+
+
+    # -- what the pipeline does with it (decided once, in the Refocuser) --------
+    @property
+    def pipeline(self) -> "Refocuser":
+        """The :class:`~refocus.pipeline.refocuser.Refocuser` that renders this photo."""
+        if self.refocuser is None:
+            from refocus.pipeline.refocuser import default_refocuser
+
+            self.refocuser = default_refocuser()
+        return self.refocuser
+
+    def needs_deblur(self, coc_px: np.ndarray, keep_sharp_px: float = 0.1) -> bool:
+        """See :meth:`Refocuser.needs_deblur <refocus.pipeline.refocuser.Refocuser.needs_deblur>`."""
+        return self.pipeline.needs_deblur(self, coc_px)
+
+    def ensure_all_in_focus(self, mode: str = "auto", device: str = "cpu") -> bool:
+        """See :meth:`Refocuser.ensure_all_in_focus <refocus.pipeline.refocuser.Refocuser.ensure_all_in_focus>`."""
+        return self.pipeline.ensure_all_in_focus(self, mode, device)
+
+    def use_all_in_focus(self, cfg: RefocusConfig, coc_maps: list[np.ndarray], run: bool = True) -> bool:
+        """See :meth:`Refocuser.use_all_in_focus <refocus.pipeline.refocuser.Refocuser.use_all_in_focus>`."""
+        return self.pipeline.use_all_in_focus(self, cfg, coc_maps, run=run)
+
+    def render(self, cfg: RefocusConfig, focus_disparity: float | None = None, strength: float | None = None,
+               use_all_in_focus: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """See :meth:`Refocuser.render <refocus.pipeline.refocuser.Refocuser.render>`."""
+        return self.pipeline.render(self, cfg, focus_disparity, strength, use_all_in_focus)
+
+    def resized(self, max_pixels: int) -> "PreparedPhoto":
+        """A copy at most ``max_pixels`` large (for interactive previews).
+
+        Blur radii scale with the image, so the copy renders with ``strength``
+        and focus points scaled by the same factor (its :attr:`scale`).
+        """
+        h, w = self.shape
+        if h * w <= max_pixels:
+            return self
+        s = float(np.sqrt(max_pixels / (h * w)))
+        nh, nw = max(1, int(h * s)), max(1, int(w * s))
+        aif = None if self.all_in_focus is None else _resize(self.all_in_focus, (nh, nw))
+        blur = _resize(np.where(np.isfinite(self.input_blur_px), self.input_blur_px, 1e6), (nh, nw)) * (nw / w)
+        return replace(
+            self,
+            image=_resize(self.image, (nh, nw)),
+            disparity=_resize(self.disparity, (nh, nw)),
+            input_blur_px=blur.astype(np.float32),
+            all_in_focus=aif,
+            info=None,
+            notes=list(self.notes),
+            _linear=None,
+            _aif_linear=None,
+            scale=self.scale * nw / w,
+        )
+
+
+
+def _resize(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 2:
+        return np.asarray(Image.fromarray(a, "F").resize((hw[1], hw[0]), Image.BILINEAR), dtype=np.float32)
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(a[..., c]), "F").resize((hw[1], hw[0]), Image.BILINEAR)) for c in range(a.shape[2])]
+    return np.clip(np.stack(chans, axis=2), 0, 1).astype(np.float32)
+
+
+
+def select_focus(disparity: np.ndarray, cfg: RefocusConfig, image: np.ndarray | None = None) -> float:
+    """Focal-plane disparity for the focus setting of ``cfg`` (point, box, value or auto)."""
+    from refocus.depth.focus import select_focus as _select
+
+    choice = _select(disparity, point=cfg.focus_xy, box=cfg.focus_box, value=cfg.focus_value)
+    return float(choice.focus_disparity)
+
+
+def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparity: float) -> float:
+    """K (px, for the normalised disparity) of this photo's camera at ``f_number``.
+
+    Needs metric depth (to know the disparity span in 1/m and the focus distance)
+    and the EXIF focal length and sensor size.
+    """
+    from refocus.camera import camera_from_exif, strength_for_normalised_disparity, strength_from_camera
+
+    if photo.metric_range is None:
+        raise RefocusError("--f-number needs metric depth (a distance map in metres: --depth FILE --depth-kind depth); use --strength")
+    exif = photo.info.exif if photo.info is not None else None
+    h, w = photo.shape
+    cam = camera_from_exif(exif, (round(w / photo.scale), round(h / photo.scale))) if exif else None
+    if cam is None or cam.focal_length_mm is None or cam.sensor_width_mm is None:
+        raise RefocusError("--f-number needs the focal length and sensor size from EXIF, which this photo lacks; use --strength")
+    lo, hi = photo.metric_range
+    focus_per_m = lo + float(focus_disparity) * (hi - lo)
+    if focus_per_m <= 0:
+        raise RefocusError("the focal plane is at infinity; --f-number cannot be used there, use --strength")
+    # K for the full photo; render() applies this copy's scale.
+    k_metric = strength_from_camera(f_number, cam.focal_length_mm, cam.sensor_width_mm, 1.0 / focus_per_m, round(max(w, h) / photo.scale))
+    return strength_for_normalised_disparity(k_metric, lo, hi)

@@ -1,0 +1,442 @@
+"""The pipeline object: swappable components composed, and the one decision
+"deblur, then render".
+
+A :class:`Refocuser` is built from five components. Each is a plain callable
+(a function, or a small class when it carries state or attributes); any object
+with the same call replaces it:
+
+========================  ===================================================  ==========================
+component                 call                                                 default
+========================  ===================================================  ==========================
+``depth``                 ``(image, path, cfg, notes) -> (disparity, source,   :func:`~refocus.pipeline.stages.load_disparity`
+                          metric_range)``
+``blur_estimate``         ``(image, disparity) -> input_blur_px``              :func:`~refocus.pipeline.sharpness.input_blur_map`
+``deblurrer``             ``(image, device) -> (all_in_focus, defocus_px)``    :class:`DeblurNetDeblurrer`
+``renderer``              ``(base, coc_px, cfg) -> image``                     :class:`LayeredRenderer`
+``keep_sharp``            ``(rendered, input, coc_px, input_blur_px,           :func:`keep_sharp_input`
+                          keep_sharp_px) -> image`` (linear light), or None
+========================  ===================================================  ==========================
+
+A renderer says how it works through two attributes: ``linear_light`` (it blurs
+linear light, as a lens does; otherwise it takes and returns sRGB) and
+``adds_blur`` (it can add only the blur an already blurred input lacks; a
+generative BokehNet, trained on all-in-focus inputs, cannot, and is then always
+given the all-in-focus image). A component with a ``check(cfg)`` method is asked
+before any work (the generative engine resolves its weights there, in seconds).
+
+:func:`default_refocuser` is the physical engine (``refocus refocus``); the
+generative engine is the same object with Genfocus's DeblurNet and BokehNet as the
+deblurrer and the renderer (:func:`refocus.pipeline.genfocus.run.genfocus_refocuser`).
+Every caller -- the one-shot :func:`refocus.pipeline.refocus`, the UI, focus
+pulls, batches and the benchmark -- goes through :meth:`Refocuser.render_focus`
+or :meth:`Refocuser.render`, so the decision is taken in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from refocus.errors import RefocusError
+from refocus.io import ImageInfo, linear_to_srgb
+from refocus.pipeline.config import RefocusConfig
+from refocus.pipeline.photo import PreparedPhoto, _resize
+from refocus.pipeline import stages
+
+#: Input blur radius (px) under which the input counts as sharp.
+SHARP_INPUT_PX = 1.0
+#: Sharpening (input blur minus the new |CoC|, px) at which the all-in-focus image
+#: takes over from the input, fully at SHARPEN_FROM_PX + 1: less than that is left
+#: to the input with the blur it lacks (issue 12: DeblurNet's output is worse than
+#: the input wherever little or nothing must be removed, e.g. all 6 deblur cases of
+#: a real Lytro capture, where the input's blur is under 1 px).
+SHARPEN_FROM_PX = 1.0
+#: Largest difference (linear light, any channel) between the render and the input
+#: at which the input's pixel is put back whole; none is put back at twice it.
+#: Along a depth edge whose CoC passes through 0, the render is (rightly) covered
+#: by the blurred side nearer than the focal plane, and putting the input back
+#: there drew a dotted sharp outline (issue 12, bokehme-21, focus 694,507, K = 45).
+#: Measured on bokehme-3, -13 and -21 with their disparity (render without the
+#: boost, |CoC| < 1, sharp input): away from any blurred nearer side, 90 % of the
+#: pixels differ by less than 0.021 and 99 % by less than 0.075; within 4 px of
+#: one, the median difference is 0.02-0.12.
+KEEP_AGREE_LINEAR = 0.05
+#: Share of the pixels that must need sharpening before a network pass is worth it
+#: (fewer is noise in the blur estimate).
+DEBLUR_MIN_SHARE = 0.002
+
+
+def subtractable_blur(input_blur_px: np.ndarray) -> np.ndarray:
+    """The part of an estimated input blur (px) the renderer subtracts from the new CoC.
+
+    Both estimates (the edge readings of :mod:`refocus.pipeline.sharpness` and
+    DeblurNet's map) are good to about +-1 px: on the real Lytro captures (true
+    blur 0-1 px) both read 0.8-1.4 px everywhere, and subtracting that left the
+    flowers that should be blurred 0.5-1 px nearly sharp (refocus, lytro1g-0002,
+    R = 4, near -> far: 1.3 dB behind naive re-blurring there). Readings up to 1 px
+    count as no measurable blur, those from 2 px fully; unknown (NaN) as 0.
+    """
+    b = np.where(np.isfinite(input_blur_px), input_blur_px, 0.0).astype(np.float32)
+    return (b * np.clip(b - 1.0, 0.0, 1.0)).astype(np.float32)
+
+
+def residual_coc(coc_px: np.ndarray, input_blur_px: np.ndarray) -> np.ndarray:
+    """The CoC still to render onto an input that carries its own blur b:
+    ``sign(c) sqrt(max(c^2 - b^2, 0))`` (radii of successive blurs add in quadrature
+    for the second moments of disc kernels), b the :func:`subtractable_blur`."""
+    from refocus.render.backends import cpu_backend
+
+    return cpu_backend().residual_coc(coc_px, subtractable_blur(input_blur_px))
+
+
+def keep_sharp_input(
+    rendered_linear: np.ndarray, input_linear: np.ndarray, coc_px: np.ndarray, input_blur_px: np.ndarray, keep_sharp_px: float
+) -> np.ndarray:
+    """Put the input's own pixels back where they are already what was asked for.
+
+    Weight 1 where the new |CoC| <= ``keep_sharp_px`` and the input was sharp
+    there, falling linearly to 0 at twice that radius (no visible seam); and only
+    where the render agrees with the input (:data:`KEEP_AGREE_LINEAR`): where a
+    blurred nearer surface spreads over an in-focus pixel, the render is right.
+    """
+    if keep_sharp_px <= 0:
+        return rendered_linear
+    from refocus.render.backends import cpu_backend
+
+    return cpu_backend().blend_kept(rendered_linear, input_linear, coc_px, input_blur_px, float(keep_sharp_px), SHARP_INPUT_PX,
+                                    KEEP_AGREE_LINEAR)
+
+
+# -- the default components ------------------------------------------------------
+
+
+class DeblurNetDeblurrer:
+    """refocus's DeblurNet (:func:`refocus.deblur.deblur`): all-in-focus image and
+    defocus map (px)."""
+
+    def __call__(self, image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+        return stages.run_deblur(image, device=device)
+
+
+class LayeredRenderer:
+    """The physical renderer (:func:`refocus.render.render_linear`): layered
+    scatter-as-gather in linear light, with the config's aperture, quality,
+    device and highlight boost."""
+
+    linear_light = True
+    adds_blur = True
+
+    def __call__(self, base_linear: np.ndarray, coc_px: np.ndarray, cfg: RefocusConfig) -> np.ndarray:
+        from refocus.render import RenderConfig, render_linear
+
+        device = {"cpu": "cpu", "cuda": "cuda", "auto": "auto"}.get(cfg.device, "cpu")
+        overrides: dict[str, Any] = {"aperture": cfg.aperture, "quality": cfg.quality, "device": device}
+        if cfg.highlight_gain is not None:
+            overrides["highlight_gain"] = cfg.highlight_gain
+        return render_linear(base_linear, coc_px, RenderConfig(**overrides))
+
+
+def _input_blur_map(image: np.ndarray, disparity: np.ndarray) -> np.ndarray:
+    from refocus.pipeline.sharpness import input_blur_map
+
+    return input_blur_map(image, disparity)
+
+
+@dataclass
+class Rendered:
+    """One render of a prepared photo and what was decided for it."""
+
+    image: np.ndarray
+    coc_px: np.ndarray
+    focus_disparity: float
+    strength: float
+    deblurred: bool
+
+
+@dataclass
+class RefocusResult:
+    """What :meth:`Refocuser.refocus` produced.
+
+    Attributes
+    ----------
+    image : (H, W, 3) float32 sRGB, the refocused photo.
+    all_in_focus : the image the blur was rendered from (DeblurNet's output, or
+        the input when deblurring was skipped or unavailable).
+    disparity, coc_px : (H, W) float32 maps used.
+    focus_disparity, strength : the focal plane and K (px) used.
+    deblurred : whether DeblurNet's output was used.
+    notes : one-line remarks for the user (fallbacks, resampling).
+    timings_s : seconds per stage.
+    """
+
+    image: np.ndarray
+    all_in_focus: np.ndarray
+    disparity: np.ndarray
+    coc_px: np.ndarray
+    input_blur_px: np.ndarray
+    focus_disparity: float
+    strength: float
+    deblurred: bool
+    info: ImageInfo | None
+    config: RefocusConfig
+    depth_source: str = ""
+    notes: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def output_info(info: ImageInfo | None, cfg: RefocusConfig) -> ImageInfo | None:
+    """The metadata to write with a result rendered with ``cfg``: with ``f_number``,
+    EXIF FNumber becomes the simulated one and UserComment keeps the original."""
+    if info is None or cfg.f_number is None:
+        return info
+    from dataclasses import replace
+
+    from refocus.camera.exif import exif_with_f_number
+
+    return replace(info, exif=exif_with_f_number(info.exif, cfg.f_number))
+
+
+# -- the pipeline ------------------------------------------------------------------
+
+
+@dataclass
+class Refocuser:
+    """depth -> blur estimate -> (deblurrer where it helps) -> renderer -> keep-sharp.
+
+    Build one with other components to swap a stage, e.g.
+    ``Refocuser(deblurrer=my_net)``; see the module docstring for each call.
+    """
+
+    depth: Callable = stages.load_disparity
+    blur_estimate: Callable = _input_blur_map
+    deblurrer: Callable = field(default_factory=DeblurNetDeblurrer)
+    renderer: Any = field(default_factory=LayeredRenderer)
+    keep_sharp: Callable | None = keep_sharp_input
+
+    # -- before any work ---------------------------------------------------------
+    def check(self, cfg: RefocusConfig) -> None:
+        """Ask each component that can (``check(cfg)``) whether it will be able to run:
+        missing weights are one line now, not after minutes of depth work."""
+        for part in (self.depth, self.blur_estimate, self.deblurrer, self.renderer, self.keep_sharp):
+            if cfg.deblur == "never" and part is self.deblurrer:
+                continue
+            check = getattr(part, "check", None)
+            if callable(check):
+                check(cfg)
+
+    # -- the focus-independent work ---------------------------------------------
+    def prepare(self, image, cfg: RefocusConfig, work_pixels: int | None = None) -> PreparedPhoto:
+        """Load a photo and its depth, and estimate its blur (no deblurring yet).
+
+        ``image`` is a path or an H x W x 3 array. With ``work_pixels``, a photo
+        larger than that is prepared on a working copy of that size (its
+        :attr:`~PreparedPhoto.scale` < 1; focus points and strengths stay in the
+        photo's own pixels).
+        """
+        rgb, info, path = stages.load_photo(image, cfg)
+        notes: list[str] = []
+        scale = 1.0
+        h, w = rgb.shape[:2]
+        if work_pixels is not None and h * w > work_pixels:
+            s = float(np.sqrt(work_pixels / (h * w)))
+            nh, nw = max(1, int(h * s)), max(1, int(w * s))
+            rgb = _resize(rgb, (nh, nw)).astype(np.float32)
+            scale = nw / w
+            notes.append(f"working copy {nw}x{nh} of the {w}x{h} photo; export renders the full size")
+        disp, source, metric = self.depth(rgb, path, cfg, notes)
+        return PreparedPhoto(
+            image=rgb, disparity=disp, input_blur_px=self.blur_estimate(rgb, disp), info=info, depth_source=source,
+            notes=notes, metric_range=metric, scale=scale, refocuser=self, source_shape=(h, w),
+        )
+
+    # -- the one decision: deblur, then render -------------------------------------
+    def needs_deblur(self, photo: PreparedPhoto, coc_px: np.ndarray) -> bool:
+        """Whether an all-in-focus image can improve a render with this CoC.
+
+        It cannot when the new blur is at least the input's everywhere: the input
+        then only needs the extra blur, and where the new blur is tiny the input is
+        already sharp and is kept. A renderer that cannot add blur to a blurred
+        input (``adds_blur`` False) always needs it.
+        """
+        if not getattr(self.renderer, "adds_blur", True):
+            return True
+        b = photo.input_blur_px
+        with np.errstate(invalid="ignore"):
+            need = (b > SHARP_INPUT_PX) & (np.abs(coc_px) + 0.5 < b)
+        return bool(need.mean() > DEBLUR_MIN_SHARE)
+
+    def ensure_all_in_focus(self, photo: PreparedPhoto, mode: str = "auto", device: str = "cpu") -> bool:
+        """Run the deblurrer once per photo (cached on it). Returns whether an
+        all-in-focus image exists.
+
+        With ``mode="auto"`` an unavailable deblurrer is a note, not an error (for a
+        renderer that needs the all-in-focus image, ``auto`` is ``always``); with
+        ``"always"`` it is an error; ``"never"`` does nothing.
+        """
+        if photo.all_in_focus is not None:
+            return True
+        if mode == "never" or photo.deblur_note:
+            return False
+        if not getattr(self.renderer, "adds_blur", True):
+            mode = "always"
+        try:
+            aif, defocus = self.deblurrer(photo.image, device)
+        except RefocusError as exc:
+            if mode == "always":
+                raise
+            photo.deblur_note = str(exc)
+            photo.notes.append(f"{exc}; rendering from the input photo, with only the blur it lacks")
+            return False
+        aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
+        if aif.shape != photo.image.shape:
+            raise RefocusError(f"the deblurrer returned shape {aif.shape} for an image of shape {photo.image.shape}")
+        photo.all_in_focus = aif
+        photo._aif_linear = None
+        if defocus is not None and np.shape(defocus) == photo.shape:
+            from refocus.pipeline.sharpness import pool_blur_by_disparity
+
+            # DeblurNet's map reads blur in flat, textureless regions (3-4 px where
+            # the true CoC is ~0.2): pooled per disparity over textured pixels, and
+            # never above the edge-based estimate where that has one.
+            photo.input_blur_px = pool_blur_by_disparity(
+                np.abs(np.asarray(defocus, dtype=np.float32)), photo.disparity, photo.image, prior_px=photo.input_blur_px
+            )
+        return True
+
+    def use_all_in_focus(self, photo: PreparedPhoto, cfg: RefocusConfig, coc_maps: list[np.ndarray], run: bool = True) -> bool:
+        """Whether renders with these CoC maps use the deblurrer's output.
+        ``cfg.deblur`` "never": no; "always": yes (running it when ``run``); "auto":
+        when :meth:`needs_deblur` says it can help any of them. With ``run=False``
+        (the UI's re-renders) only an output computed before is used."""
+        if cfg.deblur == "never":
+            return False
+        need = cfg.deblur == "always" or any(self.needs_deblur(photo, c) for c in coc_maps)
+        if not need:
+            if cfg.deblur == "auto" and run:
+                note = "the input is already at most as blurred as asked everywhere: deblurring skipped"
+                if note not in photo.notes:
+                    photo.notes.append(note)
+            return False
+        if not run:
+            return photo.all_in_focus is not None
+        return self.ensure_all_in_focus(photo, cfg.deblur, cfg.device)
+
+    # -- rendering ----------------------------------------------------------------
+    def render(
+        self,
+        photo: PreparedPhoto,
+        cfg: RefocusConfig,
+        focus_disparity: float | None = None,
+        strength: float | None = None,
+        use_all_in_focus: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Render the photo with a new focus.
+
+        Parameters
+        ----------
+        cfg : the settings (aperture, quality, keep_sharp_px...).
+        focus_disparity, strength : override the ones derived from ``cfg``.
+        use_all_in_focus : render from the deblurrer's output (default: when it exists).
+
+        Returns
+        -------
+        image : (H, W, 3) float32 sRGB in [0, 1]
+        coc_px : (H, W) float32, the signed CoC asked for (px).
+        """
+        fd = photo.focus_disparity(cfg) if focus_disparity is None else float(focus_disparity)
+        k = photo.strength(cfg, fd) if strength is None else float(strength)
+        coc = photo.coc(cfg, fd, k)
+        if use_all_in_focus is None:
+            use_all_in_focus = photo.all_in_focus is not None
+        if not getattr(self.renderer, "linear_light", True):
+            # A renderer of sRGB images that cannot add blur (BokehNet) gets the
+            # all-in-focus image and the whole CoC, and no keep-sharp blend.
+            base = photo.all_in_focus if use_all_in_focus and photo.all_in_focus is not None else photo.image
+            return np.clip(np.asarray(self.renderer(base, coc, cfg), dtype=np.float32), 0, 1), coc
+        if use_all_in_focus and photo.aif_linear is not None:
+            base, coc_eff = self._sharpened_base(photo, coc)
+        else:
+            base, coc_eff = photo.linear, residual_coc(coc, photo.input_blur_px)
+        out_lin = self.renderer(base, coc_eff, cfg)
+        if self.keep_sharp is not None:
+            out_lin = self.keep_sharp(out_lin, photo.linear, coc, photo.input_blur_px, cfg.keep_sharp_px)
+        return linear_to_srgb(out_lin), coc
+
+    def _sharpened_base(self, photo: PreparedPhoto, coc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The image to render from and the CoC to render with, when an all-in-focus
+        image exists: that image with the full CoC where the new focus needs
+        sharpening (the input blur exceeds the new |CoC| by more than
+        :data:`SHARPEN_FROM_PX`), elsewhere the input with only the blur it lacks,
+        blended over one pixel of needed sharpening."""
+        if not getattr(self.renderer, "adds_blur", True):
+            return photo.aif_linear, coc
+        b = np.asarray(photo.input_blur_px, dtype=np.float32)
+        # Unknown input blur: the network's output is used, as before any estimate.
+        need = np.where(np.isfinite(b), b - np.abs(coc), np.inf)
+        w = np.clip(need - SHARPEN_FROM_PX, 0.0, 1.0).astype(np.float32)
+        if float(w.min()) >= 1.0:
+            return photo.aif_linear, coc
+        coc_in = residual_coc(coc, b)
+        base = photo.linear + w[..., None] * (photo.aif_linear - photo.linear)
+        return base.astype(np.float32), (coc_in + w * (coc - coc_in)).astype(np.float32)
+
+    def render_focus(
+        self,
+        photo: PreparedPhoto,
+        cfg: RefocusConfig,
+        focus_disparity: float | None = None,
+        strength: float | None = None,
+        run: bool = True,
+    ) -> Rendered:
+        """The whole sequence for one setting: focal plane and K from ``cfg`` (or as
+        given), the CoC, the deblur decision (running the deblurrer when ``run``),
+        the render."""
+        fd = photo.focus_disparity(cfg) if focus_disparity is None else float(focus_disparity)
+        k = photo.strength(cfg, fd) if strength is None else float(strength)
+        coc = photo.coc(cfg, fd, k)
+        deblurred = self.use_all_in_focus(photo, cfg, [coc], run=run)
+        img, coc = self.render(photo, cfg, fd, k, use_all_in_focus=deblurred)
+        return Rendered(img, coc, fd, k, deblurred)
+
+    # -- one photo, one setting ------------------------------------------------------
+    def refocus(self, image, cfg: RefocusConfig) -> RefocusResult:
+        """Refocus a photo (a path or an H x W x 3 array) with ``cfg``: check the
+        components, prepare, deblur where it helps, render."""
+        self.check(cfg)
+        t: dict[str, float] = {}
+        t0 = time.perf_counter()
+        photo = self.prepare(image, cfg)
+        t["load_and_depth"] = time.perf_counter() - t0
+        fd = photo.focus_disparity(cfg)
+        k = photo.strength(cfg, fd)
+        coc = photo.coc(cfg, fd, k)
+        t0 = time.perf_counter()
+        deblurred = self.use_all_in_focus(photo, cfg, [coc])
+        t["deblur"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out, coc = self.render(photo, cfg, fd, k, use_all_in_focus=deblurred)
+        t["render"] = time.perf_counter() - t0
+        return RefocusResult(
+            image=out,
+            all_in_focus=photo.all_in_focus if deblurred else photo.image,
+            disparity=photo.disparity,
+            coc_px=coc,
+            input_blur_px=photo.input_blur_px,
+            focus_disparity=fd,
+            strength=k,
+            deblurred=deblurred,
+            info=output_info(photo.info, cfg),
+            config=cfg,
+            depth_source=photo.depth_source,
+            notes=photo.notes,
+            timings_s=t,
+        )
+
+
+def default_refocuser() -> Refocuser:
+    """The physical engine with the default components (they hold no state, so a
+    new one costs nothing)."""
+    return Refocuser()

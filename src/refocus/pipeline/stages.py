@@ -1,0 +1,105 @@
+"""The calls into the stage packages the pipeline composes: reading the photo,
+its depth, DeblurNet. Imports are lazy: the depth and deblur stages are optional
+installs, and a missing one is a one-line :class:`RefocusError` or a fallback,
+never an ImportError.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from refocus.errors import RefocusError
+from refocus.io import ImageInfo, read_image
+from refocus.pipeline.config import RefocusConfig
+
+
+def load_photo(image, cfg: RefocusConfig) -> tuple[np.ndarray, ImageInfo | None, Path | None]:
+    """Accept a path or an array; return (sRGB float32 H x W x 3, info, path)."""
+    if isinstance(image, (str, os.PathLike)):
+        rgb, info = read_image(image, max_pixels=int(cfg.max_megapixels * 1e6))
+        return rgb, info, Path(image)
+    from refocus.io import as_float_rgb
+
+    arr, alpha = as_float_rgb(image)
+    if arr.shape[0] * arr.shape[1] > cfg.max_megapixels * 1e6:
+        raise RefocusError(f"image has {arr.shape[0] * arr.shape[1] / 1e6:.0f} megapixels, over the limit of {cfg.max_megapixels:g}")
+    return arr, ImageInfo(alpha=alpha), None
+
+
+
+def run_deblur(image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """Call DeblurNet; a missing or unusable one raises :class:`RefocusError`."""
+    try:
+        from refocus.deblur import deblur
+    except ImportError:
+        raise RefocusError("DeblurNet is not available in this installation (refocus.deblur.deblur missing)") from None
+    # deblur() resolves "auto" (the GPU when there is one) and reports missing or
+    # foreign weights and bad devices as RefocusError itself.
+    aif, defocus = deblur(image, device=device)
+    aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
+    if aif.shape != image.shape:
+        raise RefocusError(f"DeblurNet returned shape {aif.shape} for an image of shape {image.shape}")
+    return aif, defocus
+
+
+def load_disparity(
+    image: np.ndarray, image_path: str | os.PathLike | None, cfg: RefocusConfig, notes: list[str]
+) -> tuple[np.ndarray, str, tuple[float, float] | None]:
+    """Normalised disparity (larger = nearer, [0, 1]) at the image's size, its source,
+    and the metric disparity range (1/m) when the depth is known in metres."""
+    from refocus.depth.prepare import prepare_disparity
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            from refocus.depth import get_depth
+        except ImportError:
+            get_depth = None
+        if get_depth is not None:
+            res = get_depth(
+                image_path,
+                depth_path=cfg.depth_path,
+                depth_kind=cfg.depth_kind,
+                model=cfg.depth_model,
+                allow_estimate=True,
+                image=image,
+                device="cpu" if cfg.device == "auto" else cfg.device,
+            )
+            notes.extend(str(n) for n in getattr(res, "notes", []))
+            d = np.asarray(res.disparity(), dtype=np.float32)
+            source = str(getattr(res, "source", "depth"))
+            metric = _metric_range(np.asarray(res.values), res.kind) if getattr(res, "metric", False) else None
+            if d.shape != image.shape[:2]:
+                d = prepare_disparity(d, "disparity", True, shape=image.shape[:2], guide=image)
+        else:
+            if cfg.depth_path is None:
+                raise RefocusError(
+                    "no depth map: pass --depth FILE (depth estimation is not available in this installation)"
+                )
+            from refocus.io import read_depth_file
+
+            raw = read_depth_file(cfg.depth_path, max_pixels=int(cfg.max_megapixels * 1e6))
+            # Float distance maps are taken to be in metres (integer PNGs rarely are).
+            metric = _metric_range(raw, "depth") if cfg.depth_kind == "depth" and not Path(cfg.depth_path).suffix.lower() == ".png" else None
+            d = prepare_disparity(raw, cfg.depth_kind or "disparity", True, shape=image.shape[:2], guide=image)
+            source = f"file {Path(cfg.depth_path).name} ({cfg.depth_kind or 'disparity'})"
+    for w in caught:
+        notes.append(str(w.message).splitlines()[0])
+    if not np.isfinite(d).all():
+        raise RefocusError("depth stage returned non-finite disparity")
+    return np.clip(d, 0, 1).astype(np.float32), source, metric
+
+
+def _metric_range(values: np.ndarray, kind: str) -> tuple[float, float] | None:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return None
+    disp = 1.0 / v if kind == "depth" else v
+    lo, hi = float(disp.min()), float(disp.max())
+    return (lo, hi) if hi > lo else None
+
