@@ -416,3 +416,20 @@ def test_focus_range_keeps_a_band_sharp(tmp_path, capsys):
               "-o", str(tmp_path / "o.png")])
     assert exc.value.code == 0, capsys.readouterr().err
     assert (tmp_path / "o.png").is_file()
+
+
+def test_srgb_encode_threads_are_the_callers():
+    """Issue 17: io.color kept a thread pool of its own, started on first use; the
+    caller now passes the threads (the renderer's), and the halves are bit-identical."""
+    import threading
+
+    from refocus.io.color import _SPLIT_SIZE, linear_to_srgb
+    from refocus.render.threads import RenderThreads
+
+    x = np.random.default_rng(1).random((_SPLIT_SIZE // 3 + 64, 3, 3)).astype(np.float32) * 1.2 - 0.1
+    one = linear_to_srgb(x)
+    assert not any(t.name.startswith("refocus-srgb") for t in threading.enumerate())
+    threads = RenderThreads()
+    two = linear_to_srgb(x, run_ranges=threads.run_ranges)
+    threads.shutdown()
+    np.testing.assert_array_equal(one, two)

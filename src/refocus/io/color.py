@@ -24,15 +24,20 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """Encode linear light to sRGB; the input is clipped to [0, 1] first."""
+def linear_to_srgb(x: np.ndarray, run_ranges=None) -> np.ndarray:
+    """Encode linear light to sRGB; the input is clipped to [0, 1] first.
+
+    ``run_ranges``: optional ``run_ranges(fn, [(a, b), ...])`` that runs ``fn(a, b)``
+    for each range, e.g. on two threads (:meth:`refocus.render.threads.RenderThreads.run_ranges`);
+    arrays of :data:`_SPLIT_SIZE` elements and more are then encoded in two row halves.
+    None: on the calling thread. numpy releases the GIL in its loops, and the encode
+    sits on the UI's re-render path and at the end of every pipeline run.
+    """
     x = np.asarray(x, dtype=np.float32)
     out = np.empty_like(x)
-    if x.ndim >= 2 and x.size >= _SPLIT_SIZE:
-        # numpy releases the GIL in its loops: two row halves on two cores (the
-        # encode sits on the UI's re-render path and at the end of every pipeline).
+    if run_ranges is not None and x.ndim >= 2 and x.size >= _SPLIT_SIZE:
         m = x.shape[0] // 2
-        list(_pool().map(_encode, (x[:m], x[m:]), (out[:m], out[m:])))
+        run_ranges(lambda a, b: _encode(x[a:b], out[a:b]), [(0, m), (m, x.shape[0])])
     else:
         _encode(x, out)
     return out
@@ -48,18 +53,9 @@ def _encode(x: np.ndarray, out: np.ndarray) -> None:
     np.multiply(xc, np.float32(12.92), out=out, where=low)
 
 
-#: Arrays at least this large (elements) are encoded on two threads.
+#: Arrays at least this large (elements) are encoded in two halves when a
+#: ``run_ranges`` is given.
 _SPLIT_SIZE = 1 << 20
-_POOL = None
-
-
-def _pool():
-    global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="refocus-srgb")
-    return _POOL
 
 
 def luminance(x_linear: np.ndarray) -> np.ndarray:

@@ -98,7 +98,10 @@ def render_bokeh(
     except Exception as exc:
         raise RefocusError(f"invalid render settings: {str(exc).splitlines()[0]}") from None
     coc = coc_map(disp, focus_disparity, strength)
-    out_lin = render_linear(srgb_to_linear(img), coc, cfg)
-    out = linear_to_srgb(out_lin)
+    from refocus.render.threads import shared_threads
+
+    threads = shared_threads()
+    out_lin = render_linear(srgb_to_linear(img), coc, cfg, threads=threads)
+    out = linear_to_srgb(out_lin, run_ranges=threads.run_ranges)
     # Pixels exactly on the focal plane are returned bit-exact.
     return (out, coc) if return_coc else out

@@ -124,10 +124,14 @@ class DeblurNetDeblurrer:
 class LayeredRenderer:
     """The physical renderer (:func:`refocus.render.render_linear`): layered
     scatter-as-gather in linear light, with the config's aperture, quality,
-    device and highlight boost."""
+    device and highlight boost, on ``threads`` (a
+    :class:`~refocus.render.threads.RenderThreads`; None: the process's shared one)."""
 
     linear_light = True
     adds_blur = True
+
+    def __init__(self, threads=None):
+        self.threads = threads
 
     def __call__(self, base_linear: np.ndarray, coc_px: np.ndarray, cfg: RefocusConfig) -> np.ndarray:
         from refocus.render import RenderConfig, render_linear
@@ -136,7 +140,7 @@ class LayeredRenderer:
         overrides: dict[str, Any] = {"aperture": cfg.aperture, "quality": cfg.quality, "device": device}
         if cfg.highlight_gain is not None:
             overrides["highlight_gain"] = cfg.highlight_gain
-        return render_linear(base_linear, coc_px, RenderConfig(**overrides))
+        return render_linear(base_linear, coc_px, RenderConfig(**overrides), threads=self.threads)
 
 
 def _input_blur_map(image: np.ndarray, disparity: np.ndarray) -> np.ndarray:
@@ -363,7 +367,10 @@ class Refocuser:
         out_lin = self.renderer(base, coc_eff, cfg)
         if self.keep_sharp is not None:
             out_lin = self.keep_sharp(out_lin, photo.linear, coc, photo.input_blur_px, cfg.keep_sharp_px)
-        return linear_to_srgb(out_lin), coc
+        from refocus.render.threads import shared_threads
+
+        threads = getattr(self.renderer, "threads", None) or shared_threads()
+        return linear_to_srgb(out_lin, run_ranges=threads.run_ranges), coc
 
     def _sharpened_base(self, photo: PreparedPhoto, coc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The image to render from and the CoC to render with, when an all-in-focus
