@@ -66,7 +66,7 @@ def test_deterministic_on_cpu():
 
 @needs_weights
 def test_shipped_weights_beat_input_on_frozen_synthetic_set():
-    from refocus.deblur.synth import frozen_test_set
+    from refocus.bench.scenes import frozen_pair_set as frozen_test_set
 
     items = frozen_test_set(n=8, size=96)
     gains, pred_d, true_d = [], [], []
@@ -93,7 +93,7 @@ def test_guard_keeps_sharp_input_and_still_deblurs():
     from scipy import ndimage as ndi
 
     from refocus.deblur.guard import GuardConfig, guard_output
-    from refocus.deblur.synth import frozen_test_set
+    from refocus.bench.scenes import frozen_pair_set as frozen_test_set
 
     sharp = skd.astronaut()[::2, ::2].astype(np.float32) / 255.0  # crisp, in focus
     raw, _ = deblur(sharp, tile=None, guard=False)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from refocus.bench.methods import Case
-from refocus.bench.synthetic import CameraParams, generate_pairs, make_scene
+from refocus.bench.scenes import CameraParams, generate_pairs, make_scene
 from refocus.render import coc_map, signed_coc_px
 
 

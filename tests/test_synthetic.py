@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from refocus.aperture import ApertureConfig, kernel
-from refocus.bench.synthetic import (
+from refocus.bench.scenes import (
     CameraParams,
     Layers,
     composite_all_in_focus,
@@ -260,7 +260,7 @@ def test_lights_at_several_depths_have_flat_exact_kernels(method):
 
 
 def _random_scenes(n: int, size: int, seed: int, coc_range=(6.0, 16.0)):
-    from refocus.bench.synthetic import _pick_focus, _Rand
+    from refocus.bench.scenes.scenes import _pick_focus, _Rand
 
     gen = torch.Generator().manual_seed(seed)
     layers, _ = make_layers(gen, n, (size, size), 24, n_planes=3, n_lights=(4, 8))
@@ -271,7 +271,7 @@ def _random_scenes(n: int, size: int, seed: int, coc_range=(6.0, 16.0)):
 
 
 def _psnr_srgb(a: torch.Tensor, b: torch.Tensor) -> float:
-    from refocus.bench.synthetic import _linear_to_srgb_t
+    from refocus.bench.scenes.textures import _linear_to_srgb_t
 
     mse = float(((_linear_to_srgb_t(a) - _linear_to_srgb_t(b)) ** 2).mean())
     return 10 * math.log10(1 / max(mse, 1e-20))

@@ -21,7 +21,7 @@ def _trainer():
 
 
 def _write_shard(folder: Path, n: int = 4, size: int = 40) -> None:
-    from refocus.deblur.synth import make_pair
+    from refocus.bench.scenes import make_pair
 
     pairs = [make_pair(np.random.default_rng([7, i]), size, max_coc_px=4.0) for i in range(n)]
     folder.mkdir(parents=True, exist_ok=True)

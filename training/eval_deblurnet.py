@@ -7,7 +7,7 @@ Data (the benchmark's own cases, :func:`refocus.bench.quality.build_cases`):
   metrics after the protocol's border crop. Validation only: never trained on.
 * ``synthetic``: the benchmark's frozen ray-traced scenes (256 px, blur up to 16 px,
   highlights), never trained on;
-* ``synthetic-ours``: :func:`refocus.deblur.synth.frozen_test_set` (96 px, camera
+* ``synthetic-ours``: :func:`refocus.bench.scenes.frozen_pair_set` (96 px, camera
   degradations), a seed disjoint from the training shards.
 
 Methods: ``input`` (unchanged), ``deblurnet`` (with its guard, the default),
@@ -43,11 +43,11 @@ LOCAL = ("synthetic-ours", "photos-holdout")
 def cases(data=("lightfield", "synthetic", "synthetic-ours")):
     from refocus.bench.methods import Case
     from refocus.bench.quality import build_cases
-    from refocus.deblur.synth import frozen_test_set
+    from refocus.bench.scenes import frozen_pair_set
 
     out, notes = build_cases(["deblur"], [d for d in data if d not in LOCAL])
     if "synthetic-ours" in data:
-        for i, (inp, tgt, _) in enumerate(frozen_test_set(n=8, size=96)):
+        for i, (inp, tgt, _) in enumerate(frozen_pair_set(n=8, size=96)):
             out.append(Case("deblur", "synthetic-ours", f"ours{i:02d}", inp, tgt))
     if "photos-holdout" in data:
         # Pairs made from the held-out corpus photos (never trained on), by the training

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refocus.deblur.synth import make_pair
+from refocus.bench.scenes import make_pair
 
 
 def main() -> None:

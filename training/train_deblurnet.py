@@ -3,7 +3,7 @@
 Data: shards written by ``training/make_dataset.py`` (layered thin-lens scenes,
 float16 linear light). Each step draws random pairs, random crops, flips and 90-degree
 rotations, and fresh camera degradations of the input (exposure, tone curve,
-Poisson-Gaussian noise, softness, JPEG: :func:`refocus.deblur.synth.degrade`).
+Poisson-Gaussian noise, softness, JPEG: :func:`refocus.bench.scenes.degrade`).
 
 Losses: 20 x MSE on the sRGB image + 0.05 x L1 between the FFTs (keeps fine
 detail, penalises ringing) + 0.01 x L1 on the defocus map (px).
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from refocus.deblur.model import DeblurNet, DeblurNetConfig, count_parameters
-from refocus.deblur.synth import degrade, frozen_test_set
+from refocus.bench.scenes import degrade, frozen_pair_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = load_shards(args.data)
     n_loaded = len(list(args.data.glob("shard_*[0-9].npz")))
     log(f"data: {len(data['sharp'])} pairs of {data['sharp'].shape[1]} px from {args.data}")
-    val_items = frozen_test_set(n=args.val_n, size=96)
+    val_items = frozen_pair_set(n=args.val_n, size=96)
     stream = BatchStream(data, args.seed, step, args.batch, args.crop, args.sharp_frac, args.soft_prob)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=args.workers,
                                          persistent_workers=args.workers > 0,

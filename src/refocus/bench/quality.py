@@ -18,8 +18,10 @@ Data sources (``--data``):
     Any folder of views (``input_CamNNN.png``, square grid, ``gt_disp_lowres.pfm``;
     or a decoded Lytro capture, ``IMG_*_AA_BB.png``) at full resolution, same protocol.
 ``synthetic``
-    Ray-traced dead-leaves scenes (:func:`refocus.bench.synthetic.frozen_test_set`):
+    Ray-traced dead-leaves scenes (:func:`refocus.bench.scenes.frozen_test_set`):
     bokeh (all-in-focus -> lens photo) and deblur (lens photo -> all-in-focus).
+    Textured with the shared data's ``photos`` too when that folder exists
+    (:func:`synthetic_photo_dirs`), as the reports were made.
 ``paired:DIR``
     A DPDD/RealDOF-style folder (:mod:`refocus.bench.paired`): deblur only.
 ``all``
@@ -57,6 +59,14 @@ def shared_data_dir() -> Path | None:
         if c.is_dir():
             return c
     return None
+
+
+def synthetic_photo_dirs() -> tuple[Path, ...]:
+    """The photo folders of the synthetic scenes: ``shared_data_dir() / "photos"``
+    when it exists, else none (scikit-image's photos only: other scenes)."""
+    data = shared_data_dir()
+    photos = data / "photos" if data is not None else None
+    return (photos,) if photos is not None and photos.is_dir() else ()
 
 
 @dataclass
@@ -216,14 +226,18 @@ def _synthetic_cases(tasks: list[str], quick: bool, progress: Progress) -> tuple
     if not wanted:
         return [], notes
     try:
-        from refocus.bench.synthetic import frozen_test_set
+        from refocus.bench.scenes import frozen_test_set
     except ImportError as exc:
         return [], notes + [f"synthetic: scene generator unavailable ({exc}); skipped"]
     progress.status("ray tracing synthetic scenes")
+    photo_dirs = synthetic_photo_dirs()
+    if not photo_dirs:
+        notes.append("synthetic: no shared photos folder; scenes textured with scikit-image's photos only "
+                     "(not the reports' scenes)")
     if quick:
-        scenes = frozen_test_set(n=2, size=(96, 96), max_coc_px=(4.0, 8.0))
+        scenes = frozen_test_set(n=2, size=(96, 96), max_coc_px=(4.0, 8.0), photo_dirs=photo_dirs)
     else:
-        scenes = frozen_test_set(n=6, size=(256, 256))
+        scenes = frozen_test_set(n=6, size=(256, 256), photo_dirs=photo_dirs)
     cases = []
     for i, sc in enumerate(scenes):
         meta = {"seed": sc.seed, "K": sc.K, "focus_disparity": sc.focus_disparity, "aperture": sc.aperture.shape,

@@ -133,7 +133,8 @@ def render_markdown(run: QualityRun, summary: dict, sheet_names: list[str]) -> s
         "- bokeh: centre view + true disparity -> refocused at s. deblur: refocused at s -> centre view. "
         "refocus: refocused at s1 -> refocused at s2 for near->far, far->near, middle->near (crop over both planes); "
         "the no-depth track gets no disparity.",
-        "- synthetic: ray-traced dead-leaves scenes (refocus.bench.synthetic.frozen_test_set), no crop.",
+        "- synthetic: ray-traced dead-leaves scenes (refocus.bench.scenes.frozen_test_set, textured with the shared "
+        "photos when present), no crop.",
         "",
     ]
     return "\n".join(lines)

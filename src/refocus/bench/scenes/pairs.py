@@ -1,15 +1,20 @@
-"""Synthetic training pairs for DeblurNet: layered "dead leaves" scenes with thin-lens blur.
+"""Layered training pairs for DeblurNet (numpy): "dead leaves" scenes with thin-lens blur.
+
+The generator the shipped DeblurNet was trained on (``training/make_dataset.py``)
+and validated on (:func:`frozen_pair_set`); formerly ``refocus.deblur.synth``, kept
+bit for bit. The ray-traced generator (:mod:`.scenes`) is the benchmark's ground
+truth; it also makes training pairs with highlights (``generate_pairs``).
 
 A scene is a stack of planar layers, far to near, each a shape (ellipse, polygon or
-blob) textured with a patch of a real photo (``skimage.data``) or a procedural
-texture, at its own disparity; the farthest layer covers the frame and may be
-slanted (its disparity a linear ramp). The defocused photo is rendered exactly for
-this layered model: every layer is blurred by the aperture kernel of its own CoC
-radius (a slanted layer is cut into CoC slices 0.5 px apart with linear "tent"
-weights) and composited back to front with the *over* operator on blurred colour
-and blurred alpha. Because each layer's texture is known under the nearer layers,
-the background that a blurred foreground edge reveals is the true one (partial
-occlusion), as with a real lens.
+blob) textured with a patch of a real photo (:func:`.textures.texture_pool`:
+``skimage.data``) or a procedural texture, at its own disparity; the farthest layer
+covers the frame and may be slanted (its disparity a linear ramp). The defocused
+photo is rendered exactly for this layered model: every layer is blurred by the
+aperture kernel of its own CoC radius (a slanted layer is cut into CoC slices 0.5 px
+apart with linear "tent" weights) and composited back to front with the *over*
+operator on blurred colour and blurred alpha. Because each layer's texture is known
+under the nearer layers, the background that a blurred foreground edge reveals is
+the true one (partial occlusion), as with a real lens.
 
 All radiometry is in linear light. ``make_pair`` returns the clean linear pair;
 :func:`degrade` then turns the blurred input into something that looks like a
@@ -26,82 +31,14 @@ from functools import lru_cache
 import numpy as np
 
 from refocus.aperture import ApertureConfig, kernel
-from refocus.io.color import linear_to_srgb, srgb_to_linear
+from refocus.bench.scenes.textures import _pair_texture
+from refocus.io.color import linear_to_srgb
 from refocus.render import signed_coc_px
+
+__all__ = ["MAX_COC_PX", "Pair", "degrade", "frozen_pair_set", "make_pair"]
 
 #: Largest CoC radius (px) that ``make_pair`` draws; also the render margin.
 MAX_COC_PX = 12.0
-
-_COLOR_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina", "colorwheel")
-_GRAY_IMAGES = ("camera", "brick", "grass", "gravel", "moon", "text", "page", "clock", "coins")
-
-
-@lru_cache(maxsize=1)
-def texture_pool() -> tuple[np.ndarray, ...]:
-    """Linear-light float32 H x W x 3 photos bundled with scikit-image (no download)."""
-    import skimage.data as skd
-
-    pool = []
-    for name in _COLOR_IMAGES + _GRAY_IMAGES + ("stereo_motorcycle",):
-        try:
-            img = getattr(skd, name)()
-        except Exception:  # an image needing a download is skipped, the rest suffice
-            continue
-        if isinstance(img, tuple):
-            pool.extend(srgb_to_linear(np.asarray(a, np.float32) / 255.0) for a in img[:2])
-            continue
-        img = np.asarray(img, dtype=np.float32)
-        img = img / (255.0 if img.max() > 1.5 else 1.0)
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        pool.append(srgb_to_linear(img[..., :3]))
-    return tuple(pool)
-
-
-def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A size x size linear texture: a random photo crop (rescaled, flipped, tinted)
-    or, one time in six, a procedural pattern with sharp detail."""
-    from scipy.ndimage import zoom
-
-    if rng.random() < 1 / 6:
-        yy, xx = np.mgrid[:size, :size].astype(np.float32)
-        kind = rng.integers(3)
-        if kind == 0:  # stripes / gratings
-            f = rng.uniform(0.05, 0.6)
-            th = rng.uniform(0, np.pi)
-            base = 0.5 + 0.5 * np.sign(np.sin(f * (np.cos(th) * xx + np.sin(th) * yy)))
-        elif kind == 1:  # checkerboard
-            p = int(rng.integers(3, 16))
-            base = ((xx // p + yy // p) % 2).astype(np.float32)
-        else:  # value noise at a random scale
-            n = rng.random((size // 4 + 2, size // 4 + 2)).astype(np.float32)
-            base = zoom(n, size / (size // 4 + 2), order=int(rng.integers(0, 2)))[:size, :size]
-        c0, c1 = rng.random(3), rng.random(3)
-        tex = c0[None, None] + (c1 - c0)[None, None] * base[..., None]
-        return srgb_to_linear(np.clip(tex, 0, 1).astype(np.float32))
-    pool = texture_pool()
-    img = pool[rng.integers(len(pool))]
-    # Downscaling sharpens soft photos; upscaling is avoided (it would make blur the target).
-    scale = rng.uniform(0.35, 1.0)
-    need = int(np.ceil(size / scale))
-    h, w = img.shape[:2]
-    if need > min(h, w):
-        need = min(h, w)
-        scale = size / need
-    y0 = int(rng.integers(0, h - need + 1))
-    x0 = int(rng.integers(0, w - need + 1))
-    crop = img[y0 : y0 + need, x0 : x0 + need]
-    if need != size:
-        from PIL import Image
-
-        chans = [np.asarray(Image.fromarray(crop[..., c], mode="F").resize((size, size), Image.BOX)) for c in range(3)]
-        crop = np.stack(chans, axis=2)
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-    if rng.random() < 0.5:
-        crop = np.transpose(crop, (1, 0, 2))
-    tint = rng.uniform(0.6, 1.4, 3).astype(np.float32)
-    return np.clip(crop * tint * rng.uniform(0.5, 1.5), 0, 1).astype(np.float32)
 
 
 def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -204,7 +141,7 @@ def make_pair(rng: np.random.Generator, size: int = 128, max_coc_px: float = MAX
     disp_map = np.zeros((n, n), np.float32)
     yy, xx = np.mgrid[:n, :n].astype(np.float32) / n
     for i in range(n_layers):
-        tex = _texture(rng, n).transpose(2, 0, 1)
+        tex = _pair_texture(rng, n).transpose(2, 0, 1)
         alpha = np.ones((n, n), np.float32) if i == 0 else _shape_mask(rng, n)
         if i == 0 and rng.random() < 0.6:
             # Slanted background: disparity ramps over the frame (kept below the next layer).
@@ -290,8 +227,13 @@ def degrade(
     return inp.astype(np.float32), tone(sharp_linear)
 
 
-def frozen_test_set(n: int = 8, size: int = 96, seed: int = 20240601, degraded: bool = True):
+def frozen_pair_set(n: int = 8, size: int = 96, seed: int = 20240601, degraded: bool = True):
     """A deterministic small synthetic test set: list of (input_srgb, target_srgb, defocus_px).
+
+    DeblurNet's validation set (``training/train_deblurnet.py``) and the
+    ``synthetic-ours`` cases of ``training/eval_deblurnet.py``; formerly
+    ``refocus.deblur.synth.frozen_test_set`` (renamed: the ray-traced generator's
+    :func:`~refocus.bench.scenes.frozen_test_set` is the benchmark's).
 
     The seed is disjoint from training (which uses seeds < 10**6 per sample index
     offset), so these scenes are never trained on.
