@@ -62,6 +62,21 @@ def test_pair_is_consistent(pool_dir):
         assert (d <= coc + 1e-2).all() and coc.max() <= pp.MAX_COC_PX + 1e-3
 
 
+def test_clean_target_skips_the_mosaic_and_keeps_the_stream(pool_dir):
+    """--clean-target: the target carries no demosaicing fringes (the raw photo net drew
+    them on a real Lytro capture), and the pairs are otherwise the same draws."""
+    pp = _load("photo_pairs")
+    pool = pp.load_pool(pool_dir[0])
+    for i in range(6):
+        a = pp.make_pair(np.random.default_rng([5, i]), pool, size=96)
+        b = pp.make_pair(np.random.default_rng([5, i]), pool, size=96, clean_target=True)
+        np.testing.assert_array_equal(a["input"], b["input"])
+        np.testing.assert_array_equal(a["coc_px"], b["coc_px"])
+        if not np.array_equal(a["target"], b["target"]):
+            return
+    pytest.fail("no camera with a Bayer mosaic drawn in 6 pairs, or the clean target changed nothing")
+
+
 def test_observable_defocus_is_zero_where_nothing_changed():
     pp = _load("photo_pairs")
     rng = np.random.default_rng(0)

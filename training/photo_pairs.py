@@ -34,7 +34,7 @@ no blur can be seen. The old map read 3-4 px on flat regions where the true CoC 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -415,13 +415,22 @@ def observable_defocus(coc_px: np.ndarray, sharp_srgb: np.ndarray, blurred_srgb:
     return (np.abs(coc_px) * t * t * (3 - 2 * t)).astype(np.float32)
 
 
-def make_pair(rng: np.random.Generator, pool: Pool, size: int = 256, optics_softness: bool = False) -> dict[str, np.ndarray]:
-    """One training pair: ``input``/``target`` uint8 sRGB, ``defocus_px`` float16, ``coc_px`` float16."""
+def make_pair(rng: np.random.Generator, pool: Pool, size: int = 256, optics_softness: bool = False,
+              clean_target: bool = False) -> dict[str, np.ndarray]:
+    """One training pair: ``input``/``target`` uint8 sRGB, ``defocus_px`` float16, ``coc_px`` float16.
+
+    ``clean_target`` (not used for the shipped weights): the target skips the Bayer
+    mosaic. Through the mosaic, a sharp edge in the target carries the demosaicing's
+    colour fringes, and the network learned to draw them: on a real Lytro capture its
+    raw output had green/magenta fringes along saturated edges (docs/deblurnet.md).
+    Draws no random numbers, so the stream of pairs is otherwise the same.
+    """
     img, disp = make_scene(rng, pool, size)
     blurred, coc = blur_scene(rng, img, disp)
     cam = Camera.draw(rng, optics_softness)
-    target = cam(img)
-    clean_blurred = cam(blurred)
+    tcam = replace(cam, bayer=False) if clean_target else cam
+    target = tcam(img)
+    clean_blurred = tcam(blurred)
     inp = cam(blurred, rng)
     defocus = observable_defocus(coc, target, clean_blurred)
     q = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
