@@ -1,12 +1,13 @@
 """Issue 14 item 3 experiment: can the photo's own lens (K, focal plane) be fitted from its blur?
 
-    python tools/own_lens_fit.py [--deblurnet]      # from the repository root
+    python tools/own_lens_fit.py [--deblurnet [--weights FILE] [--textured]]   # from the repository root
 
 hci-antinous (true disparity) is refocused by the light field at R = 2 and 4 view steps with
 the focus at the 5th/50th/95th percentile of its disparity; the true lens is then
 K = R * (d_max - d_min) px for the normalised disparity and f = (s - d_min) / (d_max - d_min).
 The blur measured per disparity bin (edge re-blur readings, or with --deblurnet DeblurNet's
-defocus map, median over edge pixels) is fitted with sqrt((K (d - f))^2 + 0.5^2) by grid
+defocus map, median over edge pixels, or with --textured over the more textured half of the
+pixels; --weights: another DeblurNet, e.g. the photo-trained one) is fitted with sqrt((K (d - f))^2 + 0.5^2) by grid
 search, residuals capped at 3 px. Results: docs/depth.md, "The photo's own lens".
 """
 
@@ -52,8 +53,14 @@ def main() -> None:
             if "--deblurnet" in sys.argv:
                 from refocus.deblur import deblur
 
-                _, defocus = deblur(img)
+                weights = sys.argv[sys.argv.index("--weights") + 1] if "--weights" in sys.argv else None
+                _, defocus = deblur(img, weights=weights, guard=False)
                 edges, _ = _edge_readings(img)
+                if "--textured" in sys.argv:
+                    from scipy import ndimage
+
+                    g = ndimage.gaussian_gradient_magnitude(img.mean(axis=2), 1.0)
+                    edges = (g > np.median(g)).ravel()
                 idx = np.minimum((dn * N_BINS).astype(np.int64), N_BINS - 1)
                 blur = _median_per_bin(idx.ravel()[edges], np.abs(defocus).ravel()[edges], N_BINS)
             k, f = fit_v(centres, blur)
