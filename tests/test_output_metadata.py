@@ -102,3 +102,39 @@ def test_ui_export_writes_the_simulated_f_number():
     e = Image.Exif()
     e.load(new.exif)
     assert float(e.get_ifd(0x8769)[0x829D]) == 2.0 and info.exif == ex.tobytes()
+
+
+def test_full_frame_equivalent_f_number(tmp_path, capsys):
+    """--full-frame reads --f-number as a full-frame equivalent (what phone portrait
+    modes mean): K grows by the crop factor, EXIF FNumber stays the lens's own and
+    UserComment says what was rendered."""
+    from refocus.camera import read_camera_info
+    from refocus.pipeline import RefocusConfig, refocus
+    from refocus.errors import RefocusError
+
+    rng = np.random.default_rng(4)
+    ex = Image.Exif()
+    sub = ex.get_ifd(0x8769)
+    sub[0x829D] = IFDRational(18, 10)  # taken at f/1.8
+    sub[0x920A] = IFDRational(6, 1)  # 6 mm lens ...
+    sub[0xA405] = 26  # ... of 26 mm in 35 mm terms: a phone, crop factor 26 / 6
+    photo = tmp_path / "p.jpg"
+    Image.fromarray((rng.random((H, W, 3)) * 255).astype(np.uint8)).save(photo, exif=ex.tobytes(), quality=95)
+    z = tmp_path / "z.npy"
+    np.save(z, np.where(np.arange(W)[None, :] < W // 2, 1.0, 3.0).astype(np.float32).repeat(H, axis=0))
+    common = dict(depth_path=str(z), depth_kind="depth", focus_xy=(10, 20), f_number=1.8, deblur="never")
+    own = refocus(str(photo), **common)
+    ff = refocus(str(photo), **common, full_frame=True)
+    crop = 26 / 6
+    # Thin lens: K scales by the crop factor up to (1 - f/z) terms (f = 26 mm, z = 1 m).
+    assert ff.strength / own.strength == pytest.approx(crop, rel=0.03)
+    out = tmp_path / "o.jpg"
+    code, err = _run(capsys, "refocus", photo, "-o", out, "--depth", z, "--depth-kind", "depth",
+                     "--focus", "10,20", "--f-number", "1.8", "--full-frame", "--no-deblur")
+    assert code in (0, None), err
+    assert read_camera_info(out).f_number == pytest.approx(1.8)  # the lens's own, as taken
+    with Image.open(out) as o:
+        comment = o.getexif().get_ifd(0x8769)[0x9286].decode("ascii", "replace")
+    assert "f/1.8 full-frame equivalent" in comment
+    with pytest.raises(RefocusError, match="full-frame"):
+        RefocusConfig.build(strength=3, full_frame=True)

@@ -243,10 +243,14 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
 _USER_COMMENT = 0x9286
 
 
-def exif_with_f_number(exif: bytes | None, f_number: float) -> bytes:
+def exif_with_f_number(exif: bytes | None, f_number: float, full_frame: bool = False) -> bytes:
     """EXIF for a result rendered at ``f_number``: FNumber says the simulated aperture,
     and UserComment keeps the one the photo was taken at (a later ``refocus info``
-    or photo library then shows the depth of field the image has)."""
+    or photo library then shows the depth of field the image has).
+
+    With ``full_frame`` the f-number is a full-frame equivalent, which FNumber (the
+    lens's own) cannot hold: FNumber is left as taken, as phones do for their portrait
+    modes, and UserComment says what was rendered."""
     from fractions import Fraction
 
     from PIL import Image
@@ -260,9 +264,11 @@ def exif_with_f_number(exif: bytes | None, f_number: float) -> bytes:
             e = Image.Exif()
     sub = e.get_ifd(_EXIF_IFD)
     taken = _num(sub.get(_F_NUMBER))
-    frac = Fraction(float(f_number)).limit_denominator(100)
-    sub[_F_NUMBER] = IFDRational(frac.numerator, frac.denominator)
+    if not full_frame:
+        frac = Fraction(float(f_number)).limit_denominator(100)
+        sub[_F_NUMBER] = IFDRational(frac.numerator, frac.denominator)
     was = f"f/{taken:.3g}" if taken is not None else "an unknown f-number"
-    note = f"refocus: depth of field rendered for f/{float(f_number):.3g}; taken at {was}"
+    what = f"f/{float(f_number):.3g} full-frame equivalent" if full_frame else f"f/{float(f_number):.3g}"
+    note = f"refocus: depth of field rendered for {what}; taken at {was}"
     sub[_USER_COMMENT] = b"ASCII\x00\x00\x00" + note.encode("ascii")
     return e.tobytes()

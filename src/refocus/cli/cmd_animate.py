@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt,
+    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt,
     HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         max_size: int = typer.Option(1280, "--max-size", help="Longest side of the frames in px (0 = full size)."),
         strength: Optional[float] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
+        full_frame: bool = FullFrameOpt,
         aperture: str = ApertureOpt,
         blades: int = BladesOpt,
         rotation: float = RotationOpt,
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
             raise RefocusError(f"--max-size must be >= 0, got {max_size}")
         a, b = parse_endpoint(start), parse_endpoint(end)
         cfg = build_config(
-            strength=strength, f_number=f_number, aperture=aperture, blades=blades, rotation=rotation,
+            strength=strength, f_number=f_number, full_frame=full_frame, aperture=aperture, blades=blades, rotation=rotation,
             curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur,
             device=device, quality=quality, highlight_gain=highlight_gain, max_megapixels=max_megapixels,
         )

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FocusOpt,
+    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, FocusOpt,
     FocusRangeOpt, FocusValueOpt, HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         focus_range: Optional[str] = FocusRangeOpt,
         strength: Optional[float] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
+        full_frame: bool = FullFrameOpt,
         aperture: str = ApertureOpt,
         blades: int = BladesOpt,
         rotation: float = RotationOpt,
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
         if depth_dir is not None and not depth_dir.is_dir():
             raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
         cfg = build_config(
-            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, aperture=aperture,
+            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind, depth_model=depth_model,
             no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain,
             max_megapixels=max_megapixels,

@@ -44,6 +44,13 @@ def info_cmd(
     sensor = _fmt(cam.sensor_width_mm, " mm wide")
     if cam.sensor_width_source:
         sensor += f" (from the {cam.sensor_width_source})"
+    if cam.sensor_width_mm:
+        from refocus.pipeline.photo import FULL_FRAME_WIDTH_MM
+
+        crop = FULL_FRAME_WIDTH_MM / cam.sensor_width_mm
+        if abs(crop - 1.0) > 0.05:
+            # The factor between the lens's own f-number and its full-frame equivalent.
+            sensor += f"; crop factor {crop:.2g}: --f-number N --full-frame blurs about {crop:.2g}x more than --f-number N"
     row("sensor", sensor)
     dist = _fmt(cam.focus_distance_m, " m")
     if cam.focus_distance_source:

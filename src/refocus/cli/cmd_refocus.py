@@ -19,6 +19,8 @@ FocusRangeOpt = typer.Option(
 )
 StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC radius in px between nearest and farthest point (default 1.5% of the long side).")
 FNumberOpt = typer.Option(None, "--f-number", help="Derive the strength from EXIF at this f-number (needs metric depth).")
+FullFrameOpt = typer.Option(False, "--full-frame", help="Read --f-number as a full-frame (35 mm) equivalent, as phone portrait modes do "
+                            "(a phone's own lens blurs ~4-7x less at the same f-number).")
 ApertureOpt = typer.Option("disc", "--aperture", help="disc, polygon, or a grayscale image of the aperture shape.")
 BladesOpt = typer.Option(6, "--blades", help="Diaphragm blades (polygon), 3..16.")
 RotationOpt = typer.Option(0.0, "--rotation", help="Aperture rotation, degrees counter-clockwise.")
@@ -52,6 +54,7 @@ def register(app: typer.Typer) -> None:
         focus_range: Optional[str] = FocusRangeOpt,
         strength: Optional[float] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
+        full_frame: bool = FullFrameOpt,
         aperture: str = ApertureOpt,
         blades: int = BladesOpt,
         rotation: float = RotationOpt,
@@ -116,7 +119,7 @@ def register(app: typer.Typer) -> None:
         check_output(output, command_inputs(image, depth, aperture) + [genfocus_weights], unnamed=unnamed, overwrite=overwrite,
                      photo=image)
         cfg = build_config(
-            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, aperture=aperture,
+            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
             depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur, device=device, quality=quality,
             highlight_gain=highlight_gain, max_megapixels=max_megapixels,

@@ -200,7 +200,7 @@ def output_info(info: ImageInfo | None, cfg: RefocusConfig) -> ImageInfo | None:
 
     from refocus.camera.exif import exif_with_f_number
 
-    return replace(info, exif=exif_with_f_number(info.exif, cfg.f_number))
+    return replace(info, exif=exif_with_f_number(info.exif, cfg.f_number, full_frame=cfg.full_frame))
 
 
 # -- the pipeline ------------------------------------------------------------------

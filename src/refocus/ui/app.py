@@ -76,6 +76,10 @@ def _u8(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
 
 
+#: The blur mode that reads the f-number as a full-frame equivalent (RefocusConfig.full_frame).
+FULL_FRAME_MODE = "f-number, full-frame equivalent"
+
+
 def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, device: str = "auto"):
     from refocus.aperture import ApertureConfig, load_aperture_image
     from refocus.pipeline.config import RefocusConfig
@@ -89,8 +93,9 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
     else:
         ap = ApertureConfig()
     kw = {"focus_xy": tuple(focus)} if focus else {}
-    if blur_mode == "f-number":
+    if blur_mode in ("f-number", FULL_FRAME_MODE):
         kw["f_number"] = float(f_number)
+        kw["full_frame"] = blur_mode == FULL_FRAME_MODE
     else:
         kw["strength"] = float(strength)
     return RefocusConfig.build(aperture=ap, device=device, focus_band=float(band or 0.0), **kw)
@@ -207,7 +212,7 @@ def build_app(device: str = "auto"):
                     label="Depth network for photos without depth (hub id or local folder; Enter reloads)",
                     placeholder=DEFAULT_DEPTH_MODEL, elem_id="depth-model",
                 )
-                blur_mode = gr.Radio(["strength", "f-number"], value="strength", label="Blur set by")
+                blur_mode = gr.Radio(["strength", "f-number", FULL_FRAME_MODE], value="strength", label="Blur set by", elem_id="blur-mode")
                 strength = gr.Slider(0, 80, value=15, step=0.5, label="Strength K (px at full size)", elem_id="strength")
                 f_number = gr.Slider(0.95, 22, value=2.8, step=0.05, label="f-number (needs metric depth and EXIF)")
                 band = gr.Slider(
