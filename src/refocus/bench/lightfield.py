@@ -170,7 +170,7 @@ def is_lytro_folder(folder: str | Path) -> bool:
     return folder.is_dir() and any(_LYTRO_RE.match(p.name) for p in folder.iterdir())
 
 
-def load_lytro(folder: str | Path, grid: int = 9, estimate: bool = True) -> LightField:
+def load_lytro(folder: str | Path, grid: int = 9, estimate: bool = True, equalise: bool = True) -> LightField:
     """Load a decoded Lytro capture (a 10 x 10 grid of views) as a light field.
 
     Views are named ``IMG_<capture>_<index>_<AA>_<BB>.png`` with grid positions AA,
@@ -185,6 +185,13 @@ def load_lytro(folder: str | Path, grid: int = 9, estimate: bool = True) -> Ligh
     A Lytro capture comes without depth: with ``estimate`` the centre view's
     disparity is estimated from the views (:func:`estimate_disparity`), as a real
     user's depth always is.
+
+    With ``equalise`` (the benchmark's protocol since 2026-12-05) every view is
+    softened to the softest view's sharpness first
+    (:func:`equalise_view_sharpness`): the decoder's resampling leaves the views
+    of different rows unequally sharp, and without this the ground truth (an
+    average of views) is sharper than the centre view for reasons unrelated to
+    depth or aperture.
     """
     from refocus.io import read_image
 
@@ -210,10 +217,96 @@ def load_lytro(folder: str | Path, grid: int = 9, estimate: bool = True) -> Ligh
         elif lin.shape != views.shape[2:]:
             raise RefocusError(f"{path.name} is {lin.shape[1]}x{lin.shape[0]}, other views differ")
         views[b - 1, a - 1] = lin  # [row v = BB, column u = AA]
+    if equalise:
+        views = equalise_view_sharpness(views)
     lf = LightField(views_linear=views, disparity=None, name=folder.name)
     if estimate:
         lf.disparity = estimate_disparity(lf)
     return lf
+
+
+#: Border left out of the sharpness measure, px (the views' edges carry the
+#: decoder's padding and the boundary mode of the filter).
+_SHARPNESS_BORDER_PX = 16
+
+
+def _view_sharpness_terms(view: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grey level of a view and its 3-tap second difference along ``axis``, both
+    cropped: the terms of :func:`equalise_view_sharpness`'s quadratic."""
+    from scipy.ndimage import correlate1d
+
+    grey = view.mean(axis=-1, dtype=np.float64)
+    lap = correlate1d(grey, [1.0, -2.0, 1.0], axis=axis, mode="nearest")
+    b = _SHARPNESS_BORDER_PX
+    return grey[b:-b, b:-b], lap[b:-b, b:-b]
+
+
+def _sharpness(grey: np.ndarray, axis: int) -> float:
+    """Mean squared first difference along ``axis`` over the variance: a
+    brightness-free measure of how much fine detail an image holds."""
+    return float((np.diff(grey, axis=axis) ** 2).mean() / grey.var())
+
+
+def equalise_view_sharpness(views_linear: np.ndarray) -> np.ndarray:
+    """Soften each view of an N x N light field to the softest view's sharpness.
+
+    A Lytro's views are resampled from the hexagonal microlens grid, and the
+    resampling blur depends on the view's position: on lytro1g-0001 the squared
+    vertical gradient of rows of views ranges from 1.00 (the centre row) to 1.32
+    times the centre view's, with little change along a row; on lytro1g-0002 from
+    0.97 to 1.17. An average of views is then sharper than the centre view where
+    the views align, which penalises any added blur in the bokeh task (a loss that
+    no renderer can avoid) and any sharpening in the deblur task.
+
+    Each view, per axis (rows first, then columns), is filtered with the 3-tap
+    kernel ``[a, 1 - 2a, a]`` (variance 2a px²), with ``a`` in [0, 0.25] chosen so
+    that its sharpness (mean squared first difference over variance, grey level,
+    16 px border left out) equals the softest view's. The sharpness of
+    ``x + a·Lx`` (L the second difference) is a ratio of two quadratics in ``a``,
+    so ``a`` is solved for exactly. Views already at the softest level are
+    unchanged. Nothing is chosen per scene: the target is the capture's own
+    softest view.
+
+    Parameters
+    ----------
+    views_linear:
+        (N, N, H, W, 3) float32, linear light.
+
+    Returns
+    -------
+    A new array of the same shape and dtype.
+    """
+    from scipy.ndimage import correlate1d
+
+    views = np.array(views_linear, dtype=np.float32, copy=True)
+    n_v, n_u = views.shape[:2]
+    for axis in (0, 1):
+        terms = [[_view_sharpness_terms(views[v, u], axis) for u in range(n_u)] for v in range(n_v)]
+        level = np.array([[_sharpness(g, axis) for g, _ in row] for row in terms])
+        target = float(level.min())
+        for v in range(n_v):
+            for u in range(n_u):
+                a = _softening_weight(*terms[v][u], axis, target)
+                if a > 0.0:
+                    views[v, u] = correlate1d(views[v, u], [a, 1.0 - 2.0 * a, a], axis=axis, mode="nearest")
+    return views
+
+
+def _softening_weight(grey: np.ndarray, lap: np.ndarray, axis: int, target: float) -> float:
+    """The ``a`` in [0, 0.25] at which ``grey + a·lap`` has sharpness ``target``
+    (0 when it is already at or below it)."""
+    g0, g1 = np.diff(grey, axis=axis), np.diff(lap, axis=axis)
+    x0, x1 = grey - grey.mean(), lap - lap.mean()
+    n_g, n_x = g0.size, x0.size
+    # sharpness(a) = (A + 2aB + a²C) / (V + 2aW + a²Z); solve numerator = target · denominator.
+    A, B, C = (g0 * g0).sum() / n_g, (g0 * g1).sum() / n_g, (g1 * g1).sum() / n_g
+    V, W, Z = (x0 * x0).sum() / n_x, (x0 * x1).sum() / n_x, (x1 * x1).sum() / n_x
+    q2, q1, q0 = C - target * Z, 2.0 * (B - target * W), A - target * V
+    if q0 <= 0.0:
+        return 0.0
+    roots = np.roots([q2, q1, q0]) if abs(q2) > 1e-30 else np.array([-q0 / q1])
+    real = [float(r.real) for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12 and 0.0 < r.real <= 0.25]
+    return min(real) if real else 0.25
 
 
 def estimate_disparity(
