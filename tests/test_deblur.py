@@ -227,3 +227,24 @@ def test_gpu_pass_retries_in_smaller_tiles_when_memory_runs_out(monkeypatch):
     monkeypatch.setattr(infer, "predict_tensors", lambda *a, **k: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("oom")))
     with pytest.raises(RefocusError, match="out of GPU memory"):
         infer._predict_fitting(model, img, None, 192, None)
+
+
+def test_a_weights_file_carries_its_own_guard(tmp_path):
+    """The guard is tuned per network: a file's "guard" entry is used by deblur(guard=True);
+    a file without one gets GuardConfig's defaults."""
+    import torch
+
+    from refocus.deblur.guard import GuardConfig
+
+    cfg = DeblurNetConfig(width=8, enc_blocks=(1,), dec_blocks=(1,), middle_blocks=1)
+    state = DeblurNet(cfg).state_dict()
+    plain, own = tmp_path / "plain.pt", tmp_path / "own.pt"
+    torch.save({"config": cfg.to_dict(), "state_dict": state}, plain)
+    guard = GuardConfig(range_radius_px=0, trust_from_px=0.0, trust_full_px=0.0)
+    torch.save({"config": cfg.to_dict(), "state_dict": state, "guard": guard.model_dump()}, own)
+    assert load_model(plain).guard_config == GuardConfig()
+    assert load_model(own).guard_config == guard
+    img = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+    # A gate from 0 px with no clip is the raw network: the file's guard was applied.
+    np.testing.assert_array_equal(deblur(img, weights=own)[0], deblur(img, weights=own, guard=False)[0])
+    assert not np.array_equal(deblur(img, weights=plain)[0], deblur(img, weights=plain, guard=False)[0])

@@ -80,13 +80,24 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> Deblur
             blob = torch.load(path, map_location="cpu", weights_only=False)
             model = DeblurNet(DeblurNetConfig.from_dict(blob["config"]))
             model.load_state_dict(blob["state_dict"])
+            guard_config = _guard_of(blob)
         except Exception as exc:
             raise RefocusError(f"{path} is not a DeblurNet weights file ({exc.__class__.__name__})") from None
         model.eval().to(dev)
+        # The guard's parameters are chosen per network (training/tune_guard.py), so a
+        # weights file may carry its own; files without one use GuardConfig's defaults.
+        model.guard_config = guard_config
         for p in model.parameters():
             p.requires_grad_(False)
         _cache[key] = model
         return model
+
+
+def _guard_of(blob: dict) -> "GuardConfig":
+    """The guard a weights file was tuned with (its ``"guard"`` entry), else the defaults."""
+    from refocus.deblur.guard import GuardConfig
+
+    return GuardConfig(**blob["guard"]) if blob.get("guard") else GuardConfig()
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -268,8 +279,8 @@ def deblur(
     guard:
         Keep the input where the network's own defocus map says it was sharp, and
         clip halos (:func:`refocus.deblur.guard.guard_output`); a
-        :class:`~refocus.deblur.guard.GuardConfig`, True (defaults) or False (the
-        raw network output).
+        :class:`~refocus.deblur.guard.GuardConfig`, True (the weights file's own
+        guard, else the defaults) or False (the raw network output).
 
     Returns
     -------
@@ -291,7 +302,7 @@ def deblur(
         dmap = dmap.clamp_min(0)
         if guard is not False:
             x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(out.device)
-            out = guard_output_torch(x, out, dmap, guard if isinstance(guard, GuardConfig) else None)
+            out = guard_output_torch(x, out, dmap, guard if isinstance(guard, GuardConfig) else model.guard_config)
         aif = np.ascontiguousarray(out.clamp(0, 1).permute(1, 2, 0).float().cpu().numpy(), dtype=np.float32)
         defocus = np.ascontiguousarray(dmap.float().cpu().numpy(), dtype=np.float32)
     else:
@@ -299,7 +310,7 @@ def deblur(
         if guard is not False:
             from refocus.deblur.guard import GuardConfig, guard_output
 
-            aif = guard_output(img, aif, defocus, guard if isinstance(guard, GuardConfig) else None)
+            aif = guard_output(img, aif, defocus, guard if isinstance(guard, GuardConfig) else model.guard_config)
     if refiner is not None:
         aif, defocus = refiner.refine(img, aif, defocus)
         aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
