@@ -20,6 +20,7 @@ import torch
 
 from refocus.deblur.guard import GuardConfig
 from refocus.deblur.infer import default_weights_path
+from refocus.io import atomic_write_bytes
 
 
 def main() -> None:
@@ -35,9 +36,7 @@ def main() -> None:
     blob["guard"] = guard.model_dump()
     blob.setdefault("meta", {})["guard_tuning"] = args.tune_log
     blob["meta"]["source"] = args.weights.name
-    tmp = args.out.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(args.out)
+    atomic_write_bytes(args.out, lambda p: torch.save(blob, p))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB), guard {guard.model_dump()}")
 
 
