@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights", help="DeblurNet weights file (default: shipped)."),
         device: Optional[str] = G.GenfocusDeviceOpt,
         tile: Optional[int] = typer.Option(
-            None, "--tile", help="Tile size in px (bounds memory); default 640 on the CPU, whole images up to 16 MP on a GPU."
+            None, "--tile", help="Tile size in px (bounds memory); default 1280 on the CPU, whole images up to 16 MP on a GPU."
         ),
         raw: bool = typer.Option(
             False, "--raw", help="The network's output as is, without keeping the input where it was already sharp."

@@ -110,17 +110,36 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return as_float_rgb(arr)[0]
 
 
+#: Width of the raised-cosine blend between neighbouring windows, px.
+BLEND_PX = 32
+
+
+def tile_overlap(model: DeblurNet) -> int:
+    """The window overlap that makes tiled inference equal a whole-image pass: each of
+    two facing window sides ignores the network's receptive radius
+    (:attr:`DeblurNetConfig.receptive_radius_px`), and the windows blend over
+    :data:`BLEND_PX` between them. Rounded up to the network's multiple.
+
+    A fixed 192 px overlap (this function's predecessor) ignored 72 px, less than the
+    3.2 M photo net's 142 px measured reach: its tiles then differed from a whole pass
+    by 2.7e-3 in the image and 0.95 px in the defocus map (a 768 px photo, 384 px tiles).
+    """
+    cfg = model.config
+    m = cfg.multiple
+    return int(math.ceil((2 * cfg.receptive_radius_px + BLEND_PX) / m)) * m
+
+
 def _window_weight(n: int, start: int, size: int, total: int, overlap: int) -> np.ndarray:
     """1-D blending weight of a window along one axis.
 
-    Inside the image the outer ``3 * overlap // 8`` px of a window get weight 0
-    (their context is cut off by the window, and the trained network's outputs
-    depend on up to ~50 px of context), then a raised cosine rises to 1 over
-    ``overlap // 4`` px, where neighbouring windows blend; sides on the image
-    border keep weight 1.
+    Inside the image the outer ``(overlap - ramp) // 2`` px of a window get weight 0
+    (their context is cut off by the window), then a raised cosine rises to 1 over
+    ``ramp = min(BLEND_PX, overlap // 4)`` px, where neighbouring windows blend; sides
+    on the image border keep weight 1.
     """
     w = np.ones(size, np.float32)
-    margin, ramp = 3 * overlap // 8, max(1, overlap // 4)
+    ramp = max(1, min(BLEND_PX, overlap // 4))
+    margin = max(0, (overlap - ramp) // 2)
     x = np.arange(size, dtype=np.float32)
     rise = np.clip((x - margin + 0.5) / ramp, 0.0, 1.0)
     rise = 0.5 - 0.5 * np.cos(np.pi * rise)
@@ -150,15 +169,23 @@ def _starts(total: int, tile: int, stride: int, align: int) -> list[int]:
 GPU_WHOLE_IMAGE_PIXELS = 16_000_000
 
 
+#: Window side on a CPU, px. With the exact overlap (:func:`tile_overlap`) larger
+#: windows waste less: on a 6 MP photo, 2 cores, 1280 px took 4.2 s (0.6 M net) and
+#: 11.7-15.6 s (3.2 M net) against 6.5 s and 20.3 s in 640 px windows, at a 1.2-1.4 GB
+#: peak (0.7-0.8 GB); 1536 px was slower again (measured 2026-12-05, /tmp/tb.py in the
+#: issue 15 notes of docs/deblurnet.md).
+CPU_TILE_PX = 1280
+
+
 def auto_tile(device: torch.device, shape: tuple[int, int]) -> int | None:
-    """The tile side ``tile="auto"`` means: 640 px on a CPU (bounded memory, the
-    cache), on a GPU the whole image up to :data:`GPU_WHOLE_IMAGE_PIXELS`, else 2048."""
+    """The tile side ``tile="auto"`` means: :data:`CPU_TILE_PX` on a CPU (bounded
+    memory), on a GPU the whole image up to :data:`GPU_WHOLE_IMAGE_PIXELS`, else 2048."""
     if device.type != "cuda":
-        return 640
+        return CPU_TILE_PX
     return None if shape[0] * shape[1] <= GPU_WHOLE_IMAGE_PIXELS else 2048
 
 
-def predict(model: DeblurNet, image: np.ndarray, tile: int | None | str = 640, overlap: int = 192, progress=None):
+def predict(model: DeblurNet, image: np.ndarray, tile: int | None | str = "auto", overlap: int | None = None, progress=None):
     """Run DeblurNet on an image of any size, in overlapping tiles with smooth blending.
 
     Parameters
@@ -168,9 +195,9 @@ def predict(model: DeblurNet, image: np.ndarray, tile: int | None | str = 640, o
     tile: window side in px (rounded to the network's multiple), None for one pass, or
         ``"auto"`` (:func:`auto_tile`).
         Peak memory grows with ``tile**2``, not with the image size.
-    overlap: overlap between neighbouring windows, px, at most ``tile // 2``. 192 keeps
-        tiles within 1e-4 of a whole-image pass (measured max 7e-5 on a 512 px photo
-        with 384 px tiles; 128 gave 2e-3).
+    overlap: overlap between neighbouring windows, px, at most ``tile // 2``; None:
+        :func:`tile_overlap`, which makes tiles equal a whole-image pass (to float
+        rounding) when the tile is at least twice as large.
     progress: optional callable ``progress(done, total)`` called after each window.
 
     Returns
@@ -184,7 +211,7 @@ def predict(model: DeblurNet, image: np.ndarray, tile: int | None | str = 640, o
 
 
 @torch.inference_mode()
-def predict_tensors(model: DeblurNet, image: np.ndarray, tile: int | None | str = 640, overlap: int = 192, progress=None):
+def predict_tensors(model: DeblurNet, image: np.ndarray, tile: int | None | str = "auto", overlap: int | None = None, progress=None):
     """:func:`predict` without the copy back: the unclipped (3, H, W) prediction and
     (H, W) defocus map as tensors on the model's device."""
     dev = next(model.parameters()).device
@@ -205,7 +232,7 @@ def predict_tensors(model: DeblurNet, image: np.ndarray, tile: int | None | str 
         out, dmap = y[0], d[0, 0]
     else:
         tile = max(m, int(math.ceil(tile / m)) * m)
-        overlap = min(max(0, overlap), tile // 2)
+        overlap = min(max(0, tile_overlap(model) if overlap is None else overlap), tile // 2)
         stride = max(m, tile - overlap)
         ys, xs = _starts(H, tile, stride, m), _starts(W, tile, stride, m)
         out = torch.zeros(3, H, W, device=dev)
@@ -231,7 +258,7 @@ def predict_tensors(model: DeblurNet, image: np.ndarray, tile: int | None | str 
     return out[:, :h, :w], dmap[:h, :w]
 
 
-def _predict_fitting(model: DeblurNet, img: np.ndarray, tile, overlap: int, progress):
+def _predict_fitting(model: DeblurNet, img: np.ndarray, tile, overlap: int | None, progress):
     """:func:`predict_tensors` on a GPU, in smaller tiles when a pass runs out of memory."""
     h, w = img.shape[:2]
     first = auto_tile(next(model.parameters()).device, (h, w)) if tile == "auto" else tile
@@ -252,7 +279,7 @@ def deblur(
     weights: str | Path | None = None,
     device: str = "cpu",
     tile: int | None | str = "auto",
-    overlap: int = 192,
+    overlap: int | None = None,
     refiner: Refiner | None = None,
     progress=None,
     guard: "GuardConfig | bool" = True,
@@ -269,9 +296,10 @@ def deblur(
     device:
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     tile, overlap:
-        Tiled inference window and overlap, px (None: one pass over the whole image;
-        ``"auto"``: 640 px tiles on a CPU, one pass on a GPU up to 16 MP). Tiles agree
-        with a whole-image pass to 1e-4.
+        Tiled inference window and overlap, px (tile None: one pass over the whole
+        image; ``"auto"``: :data:`CPU_TILE_PX` tiles on a CPU, one pass on a GPU up to
+        16 MP; overlap None: :func:`tile_overlap`, the network's receptive field, so
+        tiles equal a whole-image pass).
     refiner:
         Optional second stage (see :class:`Refiner`) applied to DeblurNet's output.
     progress:

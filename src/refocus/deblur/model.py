@@ -59,6 +59,26 @@ class DeblurNetConfig:
         """Input sides must be multiples of this (the network pads internally)."""
         return self.unshuffle * 2 ** len(self.enc_blocks)
 
+    @property
+    def receptive_radius_px(self) -> int:
+        """How far, in input px, an output pixel can see: the sum over layers of each
+        kernel's reach times the scale the layer runs at (3 x 3 convs reach 1, the 2 x 2
+        stride-2 downsamplers 1, 1 x 1 convs 0), plus one unshuffle cell of alignment.
+
+        Beyond this distance an input change, or a window's edge, cannot move an output
+        pixel, so tiled inference that ignores this many px at each inner window side
+        equals a whole-image pass. It is an upper bound: the measured reach (1e-4 of a
+        half-plane step) is 82 px for the shipped 0.6 M net (bound 120) and 142 px for
+        the 3.2 M photo net (bound 160).
+        """
+        s = self.unshuffle
+        r = s + s  # intro 3 x 3 conv, ending 3 x 3 conv (both at 1/s)
+        for level, (n_enc, n_dec) in enumerate(zip(self.enc_blocks, self.dec_blocks)):
+            scale = s * 2**level
+            r += (n_enc + n_dec) * scale + scale  # a 3 x 3 depthwise conv per block; the downsampler
+        r += self.middle_blocks * s * 2 ** len(self.enc_blocks)
+        return r + s
+
 
 class LayerNorm2d(nn.Module):
     """LayerNorm over channels of an N x C x H x W tensor."""
