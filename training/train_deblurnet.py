@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--log", type=Path, default=ROOT / "training/logs/deblurnet.log")
-    ap.add_argument("--export", type=Path, default=ROOT / "src/refocus/weights/deblurnet.pt")
+    ap.add_argument("--export", type=Path, default=ROOT / "training/weights/deblurnet-deadleaves-0.6M.pt")
     ap.add_argument("--val-n", type=int, default=8)
     ap.add_argument("--init", type=Path, default=None, help="start a new run from these exported weights (fine-tuning)")
     ap.add_argument("--sharp-frac", type=float, default=0.0, help="fraction of in-focus (identity) training pairs")
