@@ -16,6 +16,26 @@ def shared_data() -> Path:
     return p
 
 
+def _load_training_module(name: str):
+    """``training/NAME.py`` as a module, with ``training/`` on ``sys.path`` for its own
+    imports and the module registered under NAME (dataclasses and pickling look it up)."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(REPO / "training"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def training_module():
+    """The loader of training scripts: ``training_module("photo_pairs")``."""
+    return _load_training_module
+
+
 @pytest.fixture
 def rng():
     import numpy as np

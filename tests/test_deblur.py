@@ -121,21 +121,9 @@ def test_dead_leaves_net_beats_input_on_its_frozen_synthetic_set():
     assert np.abs(p - t).mean() < 0.7 * np.abs(t).mean()
 
 
-def _photo_pairs():
-    import importlib.util
-    import sys
-
-    sys.path.insert(0, str(REPO / "training"))
-    spec = importlib.util.spec_from_file_location("photo_pairs", REPO / "training" / "photo_pairs.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["photo_pairs"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @needs_weights
 @pytest.mark.skipif(not DEADLEAVES_WEIGHTS.is_file(), reason="dead-leaves DeblurNet weights missing")
-def test_shipped_weights_beat_input_on_held_out_real_photos(tmp_path):
+def test_shipped_weights_beat_input_on_held_out_real_photos(tmp_path, training_module):
     """The shipped net on pairs made by its training generator from the corpus photos it
     never saw (every 5th, sorted by name), against the input and the former default."""
     from refocus.bench.quality import shared_data_dir
@@ -144,7 +132,7 @@ def test_shipped_weights_beat_input_on_held_out_real_photos(tmp_path):
     corpus = None if root is None else root / "photos" / "exif-corpus"
     if corpus is None or not corpus.is_dir():
         pytest.skip("../shared/data/photos/exif-corpus not found")
-    pp = _photo_pairs()
+    pp = training_module("photo_pairs")
     pp.build_pool(corpus, tmp_path / "pool", long_side_px=512)
     pool = pp.load_pool(tmp_path / "pool", "holdout")
     gains, raw_gains, old_gains = [], [], []

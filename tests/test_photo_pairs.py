@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str):
-    sys.path.insert(0, str(REPO / "training"))
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope="module")
-def pool_dir(tmp_path_factory):
+def pool_dir(tmp_path_factory, training_module):
     """A pool from 10 small 'corpus' photos (crops of scikit-image pictures) + scikit-image's own."""
     import skimage.data as skd
     from PIL import Image
 
-    pp = _load("photo_pairs")
+    pp = training_module("photo_pairs")
     root = tmp_path_factory.mktemp("pool")
     corpus = root / "corpus"
     corpus.mkdir()
@@ -50,8 +35,8 @@ def test_pool_holds_out_every_fifth_photo(pool_dir):
     assert (path / "motorcycle.npz").is_file()
 
 
-def test_pair_is_consistent(pool_dir):
-    pp = _load("photo_pairs")
+def test_pair_is_consistent(pool_dir, training_module):
+    pp = training_module("photo_pairs")
     pool = pp.load_pool(pool_dir[0])
     for i in range(3):
         p = pp.make_pair(np.random.default_rng([3, i]), pool, size=96)
@@ -62,10 +47,10 @@ def test_pair_is_consistent(pool_dir):
         assert (d <= coc + 1e-2).all() and coc.max() <= pp.MAX_COC_PX + 1e-3
 
 
-def test_clean_target_skips_the_mosaic_and_keeps_the_stream(pool_dir):
+def test_clean_target_skips_the_mosaic_and_keeps_the_stream(pool_dir, training_module):
     """--clean-target: the target carries no demosaicing fringes (the raw photo net drew
     them on a real Lytro capture), and the pairs are otherwise the same draws."""
-    pp = _load("photo_pairs")
+    pp = training_module("photo_pairs")
     pool = pp.load_pool(pool_dir[0])
     for i in range(6):
         a = pp.make_pair(np.random.default_rng([5, i]), pool, size=96)
@@ -77,8 +62,8 @@ def test_clean_target_skips_the_mosaic_and_keeps_the_stream(pool_dir):
     pytest.fail("no camera with a Bayer mosaic drawn in 6 pairs, or the clean target changed nothing")
 
 
-def test_observable_defocus_is_zero_where_nothing_changed():
-    pp = _load("photo_pairs")
+def test_observable_defocus_is_zero_where_nothing_changed(training_module):
+    pp = training_module("photo_pairs")
     rng = np.random.default_rng(0)
     sharp = np.full((64, 64, 3), 0.5, np.float32)
     sharp[:, 32:] = rng.random((64, 32, 3))  # textured right half
@@ -90,8 +75,8 @@ def test_observable_defocus_is_zero_where_nothing_changed():
     assert d[:, 40:].min() == pytest.approx(5.0)
 
 
-def test_camera_target_is_clean_and_input_noisy():
-    pp = _load("photo_pairs")
+def test_camera_target_is_clean_and_input_noisy(training_module):
+    pp = training_module("photo_pairs")
     cam = pp.Camera(optics_sigma_px=0.5, exposure=1.0, gamma=1.0, bayer=True, shot=1e-3, read=1e-3,
                     denoise_sigma_px=0.0, sharpen_amount=0.0, sharpen_sigma_px=1.0, jpeg_quality=80)
     flat = np.full((64, 64, 3), 0.2, np.float32)
@@ -101,8 +86,8 @@ def test_camera_target_is_clean_and_input_noisy():
     assert noisy[8:-8, 8:-8].std() > 0.004  # ~2/255 after demosaicing and JPEG
 
 
-def test_tiny_training_run_saves_loadable_weights(pool_dir, tmp_path):
-    tr = _load("train_photo_deblurnet")
+def test_tiny_training_run_saves_loadable_weights(pool_dir, tmp_path, training_module):
+    tr = training_module("train_photo_deblurnet")
     from refocus.deblur.infer import load_model
 
     out = tmp_path / "w.pt"
