@@ -41,7 +41,7 @@ def test_config_round_trip():
 @pytest.mark.parametrize(
     "cfg",
     [DeblurNetConfig(), DeblurNetConfig(width=8, enc_blocks=(1, 1, 3), middle_blocks=6, dec_blocks=(1, 1, 1))],
-    ids=["shipped-architecture", "photo-net-architecture"],
+    ids=["default-config-0.6M", "photo-net-architecture"],
 )
 def test_receptive_radius_bounds_how_far_an_output_pixel_sees(cfg):
     """An input change moves no output pixel farther than ``receptive_radius_px``, and

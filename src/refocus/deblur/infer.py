@@ -172,8 +172,8 @@ GPU_WHOLE_IMAGE_PIXELS = 16_000_000
 #: Window side on a CPU, px. With the exact overlap (:func:`tile_overlap`) larger
 #: windows waste less: on a 6 MP photo, 2 cores, 1280 px took 4.2 s (0.6 M net) and
 #: 11.7-15.6 s (3.2 M net) against 6.5 s and 20.3 s in 640 px windows, at a 1.2-1.4 GB
-#: peak (0.7-0.8 GB); 1536 px was slower again (measured 2026-12-05, /tmp/tb.py in the
-#: issue 15 notes of docs/deblurnet.md).
+#: peak (0.7-0.8 GB); 1536 px was slower again (measured 2026-12-05, one process per
+#: setting; docs/deblurnet.md, "Tiling").
 CPU_TILE_PX = 1280
 
 

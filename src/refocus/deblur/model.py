@@ -68,8 +68,8 @@ class DeblurNetConfig:
         Beyond this distance an input change, or a window's edge, cannot move an output
         pixel, so tiled inference that ignores this many px at each inner window side
         equals a whole-image pass. It is an upper bound: the measured reach (1e-4 of a
-        half-plane step) is 82 px for the shipped 0.6 M net (bound 120) and 142 px for
-        the 3.2 M photo net (bound 160).
+        half-plane step) is 82 px for the 0.6 M dead-leaves net (bound 120) and 142 px
+        for the shipped 3.2 M photo net (bound 160).
         """
         s = self.unshuffle
         r = s + s  # intro 3 x 3 conv, ending 3 x 3 conv (both at 1/s)
