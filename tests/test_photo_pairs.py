@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,25 @@ def test_tiny_training_run_saves_loadable_weights(pool_dir, tmp_path, training_m
     assert res["step"] > 0 and np.isfinite(res["val"]["psnr_out"])
     model = load_model(out)
     assert model.config.width == 8
+
+
+def test_processed_photos_carry_no_camera_noise(pool_dir, training_module):
+    """--processed P: that share of pairs comes from an already-processed photo (no mosaic,
+    noise, sharpening or JPEG), so where the scene was in focus the input equals the target;
+    at P = 0 the stream of pairs is the shipped weights' one."""
+    pp = training_module("photo_pairs")
+    pool = pp.load_pool(pool_dir[0])
+    noisy, clean = [], []
+    for i in range(4):
+        a = pp.make_pair(np.random.default_rng([7, i]), pool, size=96)
+        z = pp.make_pair(np.random.default_rng([7, i]), pool, size=96, processed=0.0)
+        np.testing.assert_array_equal(a["input"], z["input"])
+        b = pp.make_pair(np.random.default_rng([7, i]), pool, size=96, processed=1.0)
+        for pair, out in ((a, noisy), (b, clean)):
+            sharp = np.abs(pair["coc_px"].astype(np.float32)) < 0.05
+            sharp = ndimage.binary_erosion(sharp, iterations=3)  # away from blurred neighbours
+            if sharp.sum() > 50:
+                diff = np.abs(pair["input"].astype(np.int16) - pair["target"].astype(np.int16))[sharp]
+                out.append(float(diff.mean()))
+    assert clean and noisy, "no in-focus region drawn in 4 pairs"
+    assert max(clean) < 0.5 < max(noisy), (clean, noisy)

@@ -416,7 +416,7 @@ def observable_defocus(coc_px: np.ndarray, sharp_srgb: np.ndarray, blurred_srgb:
 
 
 def make_pair(rng: np.random.Generator, pool: Pool, size: int = 256, optics_softness: bool = False,
-              clean_target: bool = False) -> dict[str, np.ndarray]:
+              clean_target: bool = False, processed: float = 0.0) -> dict[str, np.ndarray]:
     """One training pair: ``input``/``target`` uint8 sRGB, ``defocus_px`` float16, ``coc_px`` float16.
 
     ``clean_target`` (not used for the shipped weights): the target skips the Bayer
@@ -424,10 +424,18 @@ def make_pair(rng: np.random.Generator, pool: Pool, size: int = 256, optics_soft
     colour fringes, and the network learned to draw them: on a real Lytro capture its
     raw output had green/magenta fringes along saturated edges (docs/deblurnet.md).
     Draws no random numbers, so the stream of pairs is otherwise the same.
+
+    ``processed`` (not used for the shipped weights): the probability that the photo
+    is an already-processed image, with no mosaic, noise, denoising, sharpening or
+    JPEG, in input and target alike. A Lytro refocused image (an average of decoded
+    views) has neither fringes nor grain, and the raw photo net invented changes there
+    (docs/deblurnet.md). Draws one more number per pair only when it is above 0.
     """
     img, disp = make_scene(rng, pool, size)
     blurred, coc = blur_scene(rng, img, disp)
     cam = Camera.draw(rng, optics_softness)
+    if processed > 0 and rng.random() < processed:
+        cam = replace(cam, bayer=False, shot=0.0, read=0.0, denoise_sigma_px=0.0, sharpen_amount=0.0, jpeg_quality=0)
     tcam = replace(cam, bayer=False) if clean_target else cam
     target = tcam(img)
     clean_blurred = tcam(blurred)

@@ -60,11 +60,12 @@ def _init_worker(pool_dir: str, split: str) -> None:
     _POOL = photo_pairs.load_pool(Path(pool_dir), split)
 
 
-def _make(args: tuple[int, int, int, bool]):
+def _make(args: tuple[int, int, int, bool, bool, float]):
     import photo_pairs
 
-    seed, index, size, optics_softness, clean_target = args
-    return photo_pairs.make_pair(np.random.default_rng([seed, index]), _POOL, size, optics_softness, clean_target)
+    seed, index, size, optics_softness, clean_target, processed = args
+    return photo_pairs.make_pair(np.random.default_rng([seed, index]), _POOL, size, optics_softness, clean_target,
+                                 processed)
 
 
 class ReplayBuffer:
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="cameras with a soft lens at focus (photo_pairs.Camera; not in the shipped weights' run)")
     ap.add_argument("--clean-target", action="store_true",
                     help="targets without the Bayer mosaic (photo_pairs.make_pair; not in the shipped weights' run)")
+    ap.add_argument("--processed", type=float, default=0.0,
+                    help="share of already-processed photos: no mosaic, noise, denoising, sharpening or JPEG "
+                         "(photo_pairs.make_pair; not in the shipped weights' run)")
     ap.add_argument("--min-buffer", type=int, default=200, help="pairs made before training starts")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--width", type=int, default=32)
@@ -189,7 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
     train_pool = ctx.Pool(args.workers, _init_worker, (str(args.pool), "train"))
     t0 = time.time()
     with ctx.Pool(min(args.workers, args.val_n), _init_worker, (str(args.pool), "holdout")) as vp:
-        val_items = vp.map(_make, [(10 ** 6 + args.seed, i, args.size, args.optics_softness, args.clean_target)
+        val_items = vp.map(_make, [(10 ** 6 + args.seed, i, args.size, args.optics_softness, args.clean_target,
+                                     args.processed)
                                     for i in range(args.val_n)])
     log(f"validation set: {len(val_items)} held-out pairs in {time.time() - t0:.0f} s")
 
@@ -197,7 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
     stop = threading.Event()
 
     def produce():
-        jobs = ((args.seed, i, args.size, args.optics_softness, args.clean_target) for i in range(10 ** 9))
+        jobs = ((args.seed, i, args.size, args.optics_softness, args.clean_target, args.processed)
+                for i in range(10 ** 9))
         for pair in train_pool.imap_unordered(_make, jobs, chunksize=2):
             buf.add(pair)
             if stop.is_set():
