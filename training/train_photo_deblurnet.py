@@ -190,20 +190,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Workers start before any CUDA work (fork after CUDA init is unsafe; spawn is clean).
     ctx = mp.get_context("spawn")
+    # What make_pair takes after (seed, index): one tuple for the validation and training pairs.
+    pair_options = (args.size, args.optics_softness, args.clean_target, args.processed)
     train_pool = ctx.Pool(args.workers, _init_worker, (str(args.pool), "train"))
     t0 = time.time()
     with ctx.Pool(min(args.workers, args.val_n), _init_worker, (str(args.pool), "holdout")) as vp:
-        val_items = vp.map(_make, [(10 ** 6 + args.seed, i, args.size, args.optics_softness, args.clean_target,
-                                     args.processed)
-                                    for i in range(args.val_n)])
+        val_items = vp.map(_make, [(10 ** 6 + args.seed, i, *pair_options) for i in range(args.val_n)])
     log(f"validation set: {len(val_items)} held-out pairs in {time.time() - t0:.0f} s")
 
     buf = ReplayBuffer(args.buffer, args.size)
     stop = threading.Event()
 
     def produce():
-        jobs = ((args.seed, i, args.size, args.optics_softness, args.clean_target, args.processed)
-                for i in range(10 ** 9))
+        jobs = ((args.seed, i, *pair_options) for i in range(10 ** 9))
         for pair in train_pool.imap_unordered(_make, jobs, chunksize=2):
             buf.add(pair)
             if stop.is_set():
