@@ -121,3 +121,22 @@ def test_processed_photos_carry_no_camera_noise(pool_dir, training_module):
                 out.append(float(diff.mean()))
     assert clean and noisy, "no in-focus region drawn in 4 pairs"
     assert max(clean) < 0.5 < max(noisy), (clean, noisy)
+
+
+def test_in_focus_highlights_are_the_same_in_input_and_target(pool_dir, training_module, monkeypatch):
+    """Half the scenes boost their highlights above 1 before the blur; the target must be
+    the sharp photo of that same scene, so with no blur at all and an already-processed
+    camera the input equals the target, highlights included. (The target was the
+    unboosted scene: highlights up to 63/255 brighter in the input, and the net learned
+    to darken bright regions.)"""
+    pp = training_module("photo_pairs")
+    monkeypatch.setattr(pp, "_draw_strength", lambda rng: 0.0)  # every lens in focus everywhere
+    pool = pp.load_pool(pool_dir[0])
+    bright_px, worst = 0, 0
+    for i in range(8):
+        p = pp.make_pair(np.random.default_rng([11, i]), pool, size=96, processed=1.0)
+        assert not np.any(p["coc_px"])
+        bright_px += int((p["target"].max(axis=2) > 200).sum())
+        worst = max(worst, int(np.abs(p["input"].astype(np.int16) - p["target"].astype(np.int16)).max()))
+    assert bright_px > 500, "too few highlights drawn to test"
+    assert worst <= 1, worst

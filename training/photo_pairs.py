@@ -290,8 +290,13 @@ def _draw_strength(rng) -> float:
     return float(rng.uniform(20.0, 50.0))
 
 
-def blur_scene(rng, img_lin: np.ndarray, disp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Render the scene through a random lens: (blurred linear image, signed CoC px)."""
+def blur_scene(rng, img_lin: np.ndarray, disp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render the scene through a random lens: (blurred linear image, signed CoC px, scene).
+
+    ``scene`` is the linear radiance that was blurred, highlights boosted above 1. Both
+    stay unclipped: the camera scales them by its exposure and then clips, the same way
+    for the input (blurred) and the target (scene).
+    """
     from refocus.render import RenderConfig, render_linear
 
     k = _draw_strength(rng)
@@ -306,7 +311,8 @@ def blur_scene(rng, img_lin: np.ndarray, disp: np.ndarray) -> tuple[np.ndarray, 
     src = img_lin * (boost[..., None] if isinstance(boost, np.ndarray) else boost)
     cfg = RenderConfig(aperture=_aperture(rng), highlight_gain=0.0, quality="high" if rng.random() < 0.5 else "balanced")
     out = render_linear(src, coc, cfg)
-    return np.clip(np.asarray(out, np.float32), 0, 1), coc
+    # Not clipped here: the camera clips after its exposure, as it does for the target.
+    return np.maximum(np.asarray(out, np.float32), 0), coc, src.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- camera
@@ -432,7 +438,11 @@ def make_pair(rng: np.random.Generator, pool: Pool, size: int = 256, optics_soft
     (docs/deblurnet.md). Draws one more number per pair only when it is above 0.
     """
     img, disp = make_scene(rng, pool, size)
-    blurred, coc = blur_scene(rng, img, disp)
+    # The target is the sharp photo of the boosted scene. Until 2026-12-06 it was the
+    # unboosted one, so an in-focus highlight was up to 18/255 brighter in the input than
+    # in the target and the shipped net learned to darken bright regions (flat white
+    # -0.007..-0.010 raw; docs/deblurnet.md).
+    blurred, coc, img = blur_scene(rng, img, disp)
     cam = Camera.draw(rng, optics_softness)
     if processed > 0 and rng.random() < processed:
         cam = replace(cam, bayer=False, shot=0.0, read=0.0, denoise_sigma_px=0.0, sharpen_amount=0.0, jpeg_quality=0)
