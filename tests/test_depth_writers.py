@@ -73,6 +73,8 @@ def encode_range(depth: np.ndarray, fmt: str, near: float, far: float, bits: int
 
 GDEPTH = "http://ns.google.com/photos/1.0/depthmap/"
 XMPNOTE = "http://ns.adobe.com/xmp/note/"
+GFOCUS = "http://ns.google.com/photos/1.0/focus/"
+GIMAGE = "http://ns.google.com/photos/1.0/image/"
 
 
 def gdepth_jpeg(
@@ -87,9 +89,23 @@ def gdepth_jpeg(
     guid_override: str | None = None,
     b64: str | None = None,
     orientation: int | None = None,
+    gfocus: dict[str, float] | None = None,
+    original_jpeg: bytes | None = None,
 ) -> bytes:
+    """A GDepth JPEG; with ``gfocus`` (FocalDistance, BlurAtInfinity, ...) and
+    ``original_jpeg``, a Google Lens Blur file (the original in Extended XMP)."""
     data = b64 if b64 is not None else base64.b64encode(depth_png).decode()
     attrs = f'GDepth:Format="{fmt}" GDepth:Mime="image/png"'
+    ns_main = {"GDepth": GDEPTH, "xmpNote": XMPNOTE}
+    ext_attrs, ns_ext = f'GDepth:Data="{data}"', {"GDepth": GDEPTH}
+    if gfocus:
+        attrs += "".join(f' GFocus:{k}="{v}"' for k, v in gfocus.items())
+        ns_main["GFocus"] = GFOCUS
+    if original_jpeg is not None:
+        attrs += ' GImage:Mime="image/jpeg"'
+        ns_main["GImage"] = GIMAGE
+        ext_attrs += f' GImage:Data="{base64.b64encode(original_jpeg).decode()}"'
+        ns_ext["GImage"] = GIMAGE
     if near is not None:
         attrs += f' GDepth:Near="{near}"'
     if far is not None:
@@ -98,10 +114,10 @@ def gdepth_jpeg(
         attrs += f' GDepth:Units="{units}"'
     segs = []
     if extended:
-        ext = xmp_packet(f'GDepth:Data="{data}"', {"GDepth": GDEPTH})
+        ext = xmp_packet(ext_attrs, ns_ext)
         guid = hashlib.md5(ext).hexdigest().upper()
         attrs += f' xmpNote:HasExtendedXMP="{guid_override or guid}"'
-        main = xmp_packet(attrs, {"GDepth": GDEPTH, "xmpNote": XMPNOTE})
+        main = xmp_packet(attrs, ns_main)
         segs.append(segment(0xE1, XMP_HEADER + main))
         for off in range(0, len(ext), chunk):
             piece = ext[off : off + chunk]

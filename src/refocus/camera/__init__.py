@@ -13,6 +13,7 @@ from refocus.camera.lens import (
     sensor_width_from_35mm,
     strength_for_normalised_disparity,
     strength_from_camera,
+    strength_from_lens_blur,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "sensor_width_from_35mm",
     "strength_for_normalised_disparity",
     "strength_from_camera",
+    "strength_from_lens_blur",
 ]

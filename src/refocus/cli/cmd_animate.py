@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         frames: int = typer.Option(24, "--frames", help="Number of frames."),
         fps: float = typer.Option(12.0, "--fps", help="Frames per second."),
         max_size: int = typer.Option(1280, "--max-size", help="Longest side of the frames in px (0 = full size)."),
-        strength: Optional[float] = StrengthOpt,
+        strength: Optional[str] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
         full_frame: bool = FullFrameOpt,
         aperture: str = ApertureOpt,

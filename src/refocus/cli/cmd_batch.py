@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         focus: Optional[str] = FocusOpt,
         focus_value: Optional[float] = FocusValueOpt,
         focus_range: Optional[str] = FocusRangeOpt,
-        strength: Optional[float] = StrengthOpt,
+        strength: Optional[str] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
         full_frame: bool = FullFrameOpt,
         aperture: str = ApertureOpt,

@@ -83,6 +83,17 @@ def info_cmd(
     if near_far_m is not None:
         a, b = near_far_m
         row("focus range", f"in metres on this depth, e.g. --focus-range {a + (b - a) / 3:.1f}m:{a + 2 * (b - a) / 3:.1f}m")
+    if emb is not None:
+        from refocus.pipeline.stages import load_own_lens
+
+        notes: list[str] = []
+        own = load_own_lens(image, (cam.height_px, cam.width_px), emb.source, notes)
+        if own is not None:
+            where = "" if own.focal_point is None else f" (the point {own.focal_point[0]:.0%}, {own.focal_point[1]:.0%} of the frame)"
+            row("photo's own lens", f"Google Lens Blur: focal plane at depth {own.focal_distance:.4g} (the depth map's units){where}, "
+                f"normalised disparity {own.focus_disparity:.3f}; blur at infinity {own.blur_at_infinity_px:.1f} px radius; "
+                f"K {own.strength_px:.3g} px: --strength auto (the default for this photo) keeps it at a new focal plane")
+            row("original", "stored: renders start from it, no deblurring" if own.original is not None else "not stored or not usable" + (f" ({notes[-1]})" if notes else ""))
     Console().print(t)
 
 

@@ -17,7 +17,7 @@ FocusRangeOpt = typer.Option(
     help="Keep a band of normalised disparity sharp, e.g. 0.4:0.7, or of distance with metric depth, e.g. 1.5m:2.5m; "
     "the blur grows from its ends outside it.",
 )
-StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC radius in px between nearest and farthest point (default 1.5% of the long side).")
+StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC radius in px between nearest and farthest point, or 'auto': the lens a Lens Blur photo states (default: that lens when the photo states one, else 1.5% of the long side).")
 FNumberOpt = typer.Option(None, "--f-number", help="Derive the strength from EXIF at this f-number (needs metric depth).")
 FullFrameOpt = typer.Option(False, "--full-frame", help="Read --f-number as a full-frame (35 mm) equivalent, as phone portrait modes do "
                             "(a phone's own lens blurs ~4-7x less at the same f-number).")
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         focus: Optional[str] = FocusOpt,
         focus_value: Optional[float] = FocusValueOpt,
         focus_range: Optional[str] = FocusRangeOpt,
-        strength: Optional[float] = StrengthOpt,
+        strength: Optional[str] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
         full_frame: bool = FullFrameOpt,
         aperture: str = ApertureOpt,

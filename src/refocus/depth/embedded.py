@@ -221,6 +221,72 @@ def read_gdepth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth | N
     return _range_map_result(d, props, data, f"GDepth XMP ({fmt})", notes)
 
 
+@dataclass
+class LensBlurLens:
+    """The lens a Google Camera "Lens Blur" photo was rendered with, and its original.
+
+    Lens Blur stores the photo it rendered as the primary image and, in XMP, the depth
+    map (GDepth), the lens (GFocus) and the all-in-focus original (GImage).
+
+    Attributes
+    ----------
+    focal_distance : float
+        Distance of the focal plane, in the depth map's units (``GFocus:FocalDistance``).
+    blur_at_infinity : float
+        CoC radius at infinity as a fraction of the image's long side
+        (``GFocus:BlurAtInfinity``; see :func:`refocus.camera.strength_from_lens_blur`).
+    focal_point : (x, y) or None
+        The point focused on, as fractions of the stored image's width and height.
+    original : bytes or None
+        The original photo (``GImage:Data``, usually a JPEG), before the blur.
+    """
+
+    focal_distance: float
+    blur_at_infinity: float
+    focal_point: tuple[float, float] | None
+    original: bytes | None
+
+
+def read_lens_blur(data: bytes) -> LensBlurLens | None:
+    """The lens and original of a Lens Blur JPEG, ``None`` when it states no lens.
+
+    Raises
+    ------
+    RefocusError
+        When GFocus is present but its values are unusable.
+    """
+    main, ext, _ = jp.read_xmp(data)
+    if main is None or xm.GFOCUS_NS.encode() not in main + (ext or b""):
+        return None
+    focus: dict[str, str] = {}
+    image: dict[str, str] = {}
+    for packet in (main, ext):
+        if packet:
+            root = xm.parse_xmp(packet)
+            for k, v in xm.properties(root, xm.GFOCUS_NS).items():
+                focus.setdefault(k, v)
+            for k, v in xm.properties(root, xm.GIMAGE_NS).items():
+                image.setdefault(k, v)
+    z_f = _float(focus, "FocalDistance", "GFocus")
+    b = _float(focus, "BlurAtInfinity", "GFocus")
+    if not (0 < z_f < MAX_RANGE) or not (0 <= b < 1):
+        raise RefocusError(f"GFocus values out of range (FocalDistance {z_f:g}, BlurAtInfinity {b:g})")
+    point = None
+    if "FocalPointX" in focus and "FocalPointY" in focus:
+        try:
+            x, y = float(focus["FocalPointX"]), float(focus["FocalPointY"])
+            point = (x, y) if 0 <= x <= 1 and 0 <= y <= 1 else None
+        except ValueError:
+            point = None
+    original = None
+    if "Data" in image:
+        try:
+            original = base64.b64decode("".join(image["Data"].split()), validate=True)
+        except (binascii.Error, ValueError):
+            original = None
+    return LensBlurLens(z_f, b, point, original)
+
+
 def _range_map_result(d: np.ndarray, props: dict, data: bytes, source: str, notes: list) -> EmbeddedDepth:
     """A decoded range map (GDepth or Dynamic Depth) in metres when its ``Units`` say so,
     turned like the primary image."""

@@ -18,6 +18,7 @@ _DECL = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 GDEPTH_NS = "http://ns.google.com/photos/1.0/depthmap/"
 GIMAGE_NS = "http://ns.google.com/photos/1.0/image/"
+GFOCUS_NS = "http://ns.google.com/photos/1.0/focus/"
 DD_DEVICE_NS = "http://ns.google.com/photos/dd/1.0/device/"
 DD_CONTAINER_NS = "http://ns.google.com/photos/dd/1.0/container/"
 DD_ITEM_NS = "http://ns.google.com/photos/dd/1.0/item/"

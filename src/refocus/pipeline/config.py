@@ -36,7 +36,11 @@ class RefocusConfig(BaseModel):
     strength:
         K, the blur strength in pixels at the input's resolution: the CoC radius
         difference between the nearest and the farthest point. ``None`` (with no
-        ``f_number``) means 1.5 % of the image's long side.
+        ``f_number``) means the lens the photo's file states (Google Lens Blur), else
+        1.5 % of the image's long side.
+    own_lens:
+        Require the photo's own lens (``--strength auto``): an error for a photo whose
+        file states none, instead of the 1.5 % default.
     f_number:
         Derive K from the camera (EXIF focal length and sensor size) at this f-number
         instead of giving ``strength``.
@@ -84,6 +88,7 @@ class RefocusConfig(BaseModel):
     focus_band: float = Field(0.0, ge=0.0, le=1.0)
     strength: float | None = Field(None, ge=0.0, le=1000.0)
     f_number: float | None = Field(None, gt=0.0, le=128.0)
+    own_lens: bool = False
     full_frame: bool = False
     aperture: ApertureConfig = Field(default_factory=ApertureConfig)
     depth_path: str | None = None
@@ -108,6 +113,8 @@ class RefocusConfig(BaseModel):
             raise ValueError("a focus range in metres is two distances > 0")
         if self.strength is not None and self.f_number is not None:
             raise ValueError("give either strength or f_number, not both")
+        if self.own_lens and (self.strength is not None or self.f_number is not None):
+            raise ValueError("the photo's own lens (strength auto) replaces strength and f_number: give one of the three")
         if self.full_frame and self.f_number is None:
             raise ValueError("full_frame (--full-frame) qualifies an f-number: give f_number (--f-number) too")
         return self

@@ -80,7 +80,7 @@ def build_config(
     focus: str | None = None,
     focus_value: float | None = None,
     focus_range: str | None = None,
-    strength: float | None = None,
+    strength: float | str | None = None,
     f_number: float | None = None,
     full_frame: bool = False,
     aperture: str = "disc",
@@ -118,9 +118,18 @@ def build_config(
         fields.update(parse_focus_range(focus_range))
     if depth is not None and not Path(depth).exists():
         raise RefocusError(f"depth map not found: {depth}")
+    own_lens = isinstance(strength, str) and strength.strip().lower() == "auto"
+    if own_lens:
+        strength = None
+    elif isinstance(strength, str):
+        try:
+            strength = float(strength)
+        except ValueError:
+            raise RefocusError(f"--strength takes a number of pixels or 'auto' (the photo's own lens), got {strength!r}") from None
     return RefocusConfig.build(
         **fields,
         strength=strength,
+        own_lens=own_lens,
         f_number=f_number,
         full_frame=full_frame,
         aperture=build_aperture(aperture, blades, rotation, curvature, cats_eye),

@@ -23,6 +23,33 @@ if TYPE_CHECKING:
     from refocus.pipeline.refocuser import Refocuser
 
 @dataclass
+class OwnLens:
+    """The lens a photo's file states it was rendered with (Google Lens Blur's GFocus).
+
+    Attributes
+    ----------
+    focus_disparity : float
+        Its focal plane, in the photo's normalised disparity.
+    strength_px : float
+        Its K for the normalised disparity, in the photo's full-size pixels.
+    blur_at_infinity_px : float
+        CoC radius of a point at infinity, full-size pixels.
+    focal_distance : float
+        Its focal plane in the depth map's own units.
+    focal_point : (x, y) fractions of the frame, or None
+    original : (H, W, 3) float32 sRGB or None
+        The photo before the blur, stored beside it: an exact all-in-focus image.
+    """
+
+    focus_disparity: float
+    strength_px: float
+    blur_at_infinity_px: float
+    focal_distance: float
+    focal_point: tuple[float, float] | None = None
+    original: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
 class PreparedPhoto:
     """A photo with everything the focus does not change.
 
@@ -46,6 +73,8 @@ class PreparedPhoto:
         The pipeline that prepared it, which renders it (None: the default one).
     source_shape : (H, W) or None
         Size of the photo itself, when this is a smaller copy of it.
+    own_lens : OwnLens or None
+        The lens the file states it was rendered with (Lens Blur), if any.
     """
 
     image: np.ndarray
@@ -60,6 +89,7 @@ class PreparedPhoto:
     notes: list[str] = field(default_factory=list)
     refocuser: Any = field(default=None, repr=False, compare=False)
     source_shape: tuple[int, int] | None = None
+    own_lens: OwnLens | None = None
     _linear: np.ndarray | None = field(default=None, repr=False)
     _aif_linear: np.ndarray | None = field(default=None, repr=False)
 
@@ -132,6 +162,15 @@ class PreparedPhoto:
             return float(cfg.strength) * self.scale
         if cfg.f_number is not None:
             return strength_from_f_number(self, cfg.f_number, focus_disparity, cfg.full_frame) * self.scale
+        if self.own_lens is not None:
+            # The photo's own lens at the new focal plane: a fixed aperture keeps K
+            # (blur per unit of disparity), whatever the focus.
+            return self.own_lens.strength_px * self.scale
+        if cfg.own_lens:
+            raise RefocusError(
+                "--strength auto needs a photo that states its lens (a Google Lens Blur JPEG with GFocus and its GDepth map); "
+                "for other photos give --strength or --f-number (fitting the lens from the photo's blur is not reliable: docs/depth.md)"
+            )
         return 0.015 * max(self.shape)
 
 

@@ -1,7 +1,7 @@
 """The pipeline object: swappable components composed, and the one decision
 "deblur, then render".
 
-A :class:`Refocuser` is built from five components. Each is a plain callable
+A :class:`Refocuser` is built from six components. Each is a plain callable
 (a function, or a small class when it carries state or attributes); any object
 with the same call replaces it:
 
@@ -15,6 +15,8 @@ component                 call                                                 d
 ``renderer``              ``(base, coc_px, cfg) -> image``                     :class:`LayeredRenderer`
 ``keep_sharp``            ``(rendered, input, coc_px, input_blur_px,           :func:`keep_sharp_input`
                           keep_sharp_px) -> image`` (linear light), or None
+``own_lens``              ``(path, full_shape, depth_source, notes) ->         :func:`~refocus.pipeline.stages.load_own_lens`
+                          OwnLens | None``: the lens the file states, or None
 ========================  ===================================================  ==========================
 
 A renderer says how it works through two attributes: ``linear_light`` (it blurs
@@ -219,6 +221,7 @@ class Refocuser:
     deblurrer: Callable = field(default_factory=DeblurNetDeblurrer)
     renderer: Any = field(default_factory=LayeredRenderer)
     keep_sharp: Callable | None = keep_sharp_input
+    own_lens: Callable | None = stages.load_own_lens
 
     # -- before any work ---------------------------------------------------------
     def check(self, cfg: RefocusConfig) -> None:
@@ -251,10 +254,19 @@ class Refocuser:
             scale = nw / w
             notes.append(f"working copy {nw}x{nh} of the {w}x{h} photo; export renders the full size")
         disp, source, metric = self.depth(rgb, path, cfg, notes)
-        return PreparedPhoto(
+        own = self.own_lens(path, (h, w), source, notes) if self.own_lens is not None else None
+        photo = PreparedPhoto(
             image=rgb, disparity=disp, input_blur_px=self.blur_estimate(rgb, disp), info=info, depth_source=source,
-            notes=notes, metric_range=metric, scale=scale, refocuser=self, source_shape=(h, w),
+            notes=notes, metric_range=metric, scale=scale, refocuser=self, source_shape=(h, w), own_lens=own,
         )
+        if own is not None:
+            # The file says how the photo was blurred: that is its blur map, exactly.
+            photo.input_blur_px = (np.abs(disp - own.focus_disparity) * own.strength_px * scale).astype(np.float32)
+            if own.original is not None:
+                # A real all-in-focus photo beats any deblurring.
+                photo.all_in_focus = own.original if scale == 1.0 else _resize(own.original, rgb.shape[:2]).astype(np.float32)
+                notes.append("Lens Blur photo: rendering from the original it stores (no deblurring needed)")
+        return photo
 
     # -- the one decision: deblur, then render -------------------------------------
     def needs_deblur(self, photo: PreparedPhoto, coc_px: np.ndarray) -> bool:

@@ -31,6 +31,66 @@ def load_photo(image, cfg: RefocusConfig) -> tuple[np.ndarray, ImageInfo | None,
 
 
 
+def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source: str, notes: list[str]):
+    """The lens the photo's file states (Google Lens Blur's GFocus), in this pipeline's
+    terms, or ``None``.
+
+    Only when the depth is the file's own GDepth map: the focal distance is in that
+    map's units, and the normalised disparity is that map's (its own range). ``shape``
+    is the photo's upright (H, W) at full size.
+    """
+    if image_path is None or not depth_source.startswith("GDepth"):
+        return None
+    from refocus.camera import strength_for_normalised_disparity, strength_from_lens_blur
+    from refocus.depth import to_disparity
+    from refocus.depth.embedded import _orientation, read_gdepth, read_lens_blur
+    from refocus.pipeline.photo import OwnLens
+
+    data = Path(image_path).read_bytes()
+    try:
+        lens = read_lens_blur(data)
+        depth = read_gdepth(data) if lens is not None else None
+    except RefocusError as exc:
+        notes.append(f"Lens Blur lens not used: {exc}")
+        return None
+    if lens is None or depth is None:
+        return None
+    d = to_disparity(depth.values, depth.kind)
+    lo, hi = float(d.min()), float(d.max())
+    if not hi > lo:
+        return None
+    k_units = strength_from_lens_blur(lens.blur_at_infinity, lens.focal_distance, max(shape))
+    original = None
+    if lens.original is not None:
+        original = _decode_original(lens.original, shape, _orientation(data), notes)
+    return OwnLens(
+        focus_disparity=(1.0 / lens.focal_distance - lo) / (hi - lo),
+        strength_px=strength_for_normalised_disparity(k_units, lo, hi),
+        blur_at_infinity_px=lens.blur_at_infinity * max(shape),
+        focal_distance=lens.focal_distance,
+        focal_point=lens.focal_point,
+        original=original,
+    )
+
+
+def _decode_original(blob: bytes, shape: tuple[int, int], orientation: int, notes: list[str]) -> np.ndarray | None:
+    """Lens Blur's stored original as float32 sRGB, when it is the photo's size and
+    orientation (else a note and ``None``: it cannot stand in for the photo)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(blob)) as im:
+            if (im.size[1], im.size[0]) != tuple(shape) or orientation != 1:
+                notes.append(f"Lens Blur's stored original ({im.size[0]}x{im.size[1]}) does not match the photo; not used")
+                return None
+            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except Exception as exc:  # a broken embedded JPEG: the photo itself still works
+        notes.append(f"Lens Blur's stored original is unreadable ({type(exc).__name__}); not used")
+        return None
+
+
 def run_deblur(image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
     """Call DeblurNet; a missing or unusable one raises :class:`RefocusError`."""
     try:

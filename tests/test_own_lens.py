@@ -1,0 +1,174 @@
+"""The lens a photo states (Google Lens Blur: GFocus + GDepth + the original in GImage)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import test_depth_writers as W
+from refocus.camera import strength_from_lens_blur
+from refocus.depth.embedded import read_lens_blur
+from refocus.errors import RefocusError
+from refocus.pipeline import RefocusConfig, Refocuser
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "phone-depth"
+MOTOROLA = SHARED / "motorola-lensblur-gdepth.jpg"
+
+NEAR, FAR, FOCAL, BLUR = 1.0, 5.0, 2.0, 0.01
+
+
+def test_strength_from_lens_blur():
+    # radius = b * |z - z_f| / z = b * z_f * |1/z - 1/z_f|, b a fraction of the long side
+    k = strength_from_lens_blur(0.01, 2.0, 400)
+    assert k == pytest.approx(8.0)
+    z = np.array([1.0, 2.0, 4.0, 1e9])
+    radius = k * np.abs(1 / z - 1 / 2.0)
+    np.testing.assert_allclose(radius, 0.01 * 400 * np.abs(z - 2.0) / z, rtol=1e-6)
+    with pytest.raises(RefocusError):
+        strength_from_lens_blur(-0.01, 2.0, 400)
+    with pytest.raises(RefocusError):
+        strength_from_lens_blur(0.01, 0.0, 400)
+
+
+def _lens_blur_file(tmp_path, gfocus=True, original=True) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A 160x120 Lens Blur JPEG: depth a left-right ramp, the primary a flat grey
+    (what it shows does not matter here), the original a texture."""
+    rng = np.random.default_rng(0)
+    h, w = 120, 160
+    depth = np.tile(np.linspace(NEAR, FAR, w, dtype=np.float32), (h, 1))
+    dn = W.encode_range(depth, "RangeInverse", NEAR, FAR, bits=16)
+    buf = io.BytesIO()
+    Image.fromarray(dn).save(buf, format="PNG")
+    orig_rgb = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    orig_jpeg = W.jpeg_bytes(orig_rgb)
+    primary = np.full((h, w, 3), 128, np.uint8)
+    focus = {"FocalDistance": FOCAL, "BlurAtInfinity": BLUR, "FocalPointX": 0.25, "FocalPointY": 0.5} if gfocus else None
+    data = W.gdepth_jpeg(primary, buf.getvalue(), "RangeInverse", NEAR, FAR, gfocus=focus,
+                         original_jpeg=orig_jpeg if original else None)
+    path = tmp_path / "lensblur.jpg"
+    path.write_bytes(data)
+    decoded = np.asarray(Image.open(io.BytesIO(orig_jpeg)).convert("RGB"), np.float32) / 255
+    return path, depth, decoded
+
+
+def test_lens_blur_file_states_its_lens_and_original(tmp_path):
+    path, depth, original = _lens_blur_file(tmp_path)
+    lens = read_lens_blur(path.read_bytes())
+    assert lens.focal_distance == pytest.approx(FOCAL)
+    assert lens.blur_at_infinity == pytest.approx(BLUR)
+    assert lens.focal_point == pytest.approx((0.25, 0.5))
+    assert lens.original is not None
+
+    photo = Refocuser().prepare(path, RefocusConfig(deblur="never"))
+    own = photo.own_lens
+    assert own is not None
+    lo, hi = 1 / FAR, 1 / NEAR
+    # the stated focal plane, in the map's own normalised disparity
+    assert own.focus_disparity == pytest.approx((1 / FOCAL - lo) / (hi - lo), abs=1e-4)
+    # K for that normalised disparity: b * z_f * long side * disparity span
+    assert own.strength_px == pytest.approx(BLUR * FOCAL * 160 * (hi - lo), rel=1e-4)
+    # the default strength is the stated lens; an explicit one still wins
+    fd = photo.focus_disparity(RefocusConfig(focus_value=0.2))
+    assert photo.strength(RefocusConfig(focus_value=0.2), fd) == pytest.approx(own.strength_px)
+    assert photo.strength(RefocusConfig(focus_value=0.2, own_lens=True), fd) == pytest.approx(own.strength_px)
+    assert photo.strength(RefocusConfig(focus_value=0.2, strength=3.0), fd) == pytest.approx(3.0)
+    # the stored original is the all-in-focus image; the blur map is the stated lens's
+    np.testing.assert_array_equal(photo.all_in_focus, original)
+    expect = np.abs(photo.disparity - own.focus_disparity) * own.strength_px
+    np.testing.assert_allclose(photo.input_blur_px, expect, atol=1e-4)
+    assert any("original it stores" in n for n in photo.notes)
+
+
+def test_working_copy_scales_the_stated_lens(tmp_path):
+    path, _, _ = _lens_blur_file(tmp_path)
+    photo = Refocuser().prepare(path, RefocusConfig(deblur="never"), work_pixels=80 * 60)
+    assert photo.scale == pytest.approx(0.5)
+    fd = photo.focus_disparity(RefocusConfig(focus_value=0.2))
+    assert photo.strength(RefocusConfig(), fd) == pytest.approx(photo.own_lens.strength_px * 0.5)
+    assert photo.all_in_focus.shape == photo.image.shape
+
+
+def test_without_gfocus_there_is_no_own_lens(tmp_path):
+    path, _, _ = _lens_blur_file(tmp_path, gfocus=False)
+    assert read_lens_blur(path.read_bytes()) is None
+    photo = Refocuser().prepare(path, RefocusConfig(deblur="never"))
+    assert photo.own_lens is None and photo.all_in_focus is None
+    fd = photo.focus_disparity(RefocusConfig(focus_value=0.2))
+    assert photo.strength(RefocusConfig(), fd) == pytest.approx(0.015 * 160)
+    with pytest.raises(RefocusError, match="states its lens"):
+        photo.strength(RefocusConfig(own_lens=True), fd)
+
+
+def test_strength_auto_on_the_cli(tmp_path, capsys):
+    from refocus.cli import main
+
+    path, _, _ = _lens_blur_file(tmp_path)
+    k = BLUR * FOCAL * 160 * (1 / NEAR - 1 / FAR)  # 2.56 px
+    out = tmp_path / "a.png"
+    with pytest.raises(SystemExit) as e:
+        main(["refocus", str(path), "-o", str(out), "--focus-value", "0.2", "-k", "auto", "--no-deblur"])
+    captured = capsys.readouterr()
+    assert e.value.code == 0, captured.err
+    assert f"strength {k:.1f} px" in captured.out + captured.err and out.exists()
+    (tmp_path / "plain").mkdir()
+    plain, _, _ = _lens_blur_file(tmp_path / "plain", gfocus=False)
+    for k_arg, message in (("auto", "states its lens"), ("abc", "takes a number of pixels or 'auto'")):
+        with pytest.raises(SystemExit) as e:
+            main(["refocus", str(plain), "-o", str(tmp_path / "b.png"), "--focus-value", "0.2", "-k", k_arg])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_info_reports_the_stated_lens(tmp_path):
+    from typer.testing import CliRunner
+
+    from refocus.cli import _register, app
+
+    _register()
+    path, _, _ = _lens_blur_file(tmp_path)
+    res = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "Google Lens Blur: focal plane at depth 2" in res.output
+    assert "blur at infinity 1.6 px" in res.output  # 0.01 of the 160 px long side
+    assert "stored: renders start from it" in res.output
+
+
+@pytest.mark.skipif(not MOTOROLA.exists(), reason="needs ../shared/data/phone-depth (real Lens Blur file)")
+def test_real_lens_blur_file():
+    """The Motorola XT912's Lens Blur JPEG: its stated focal plane is the depth under its
+    stated focal point, and our renderer re-blurring the stored original with the
+    stated lens matches the photo Lens Blur rendered better than with that blur read as
+    a fraction of the short side (the other plausible reading) or 1.3 times larger."""
+    from refocus.render import RenderConfig, render_linear
+
+    data = MOTOROLA.read_bytes()
+    lens = read_lens_blur(data)
+    assert lens.focal_distance == pytest.approx(26.517597)
+    assert lens.blur_at_infinity == pytest.approx(0.00796752)
+    photo = Refocuser().prepare(MOTOROLA, RefocusConfig(deblur="never"))
+    own = photo.own_lens
+    h, w = photo.shape
+    x, y = lens.focal_point
+    assert photo.disparity[int(y * h), int(x * w)] == pytest.approx(own.focus_disparity, abs=0.01)
+    assert photo.all_in_focus is not None and photo.all_in_focus.shape == photo.image.shape
+
+    s = 4  # a quarter of the size keeps it fast; blur scales with it
+    small = lambda a: np.asarray(Image.fromarray((a * 255 + 0.5).astype(np.uint8)).resize((w // s, h // s), Image.LANCZOS), np.float32) / 255  # noqa: E731
+    prim, orig = small(photo.image), small(photo.all_in_focus)
+    disp = np.asarray(Image.fromarray(photo.disparity).resize((w // s, h // s), Image.BILINEAR), np.float32)
+
+    def psnr_for(factor):
+        coc = (own.strength_px / s * factor * (disp - own.focus_disparity)).astype(np.float32)
+        # Lens Blur blends sRGB values, so the comparison does too.
+        out = np.clip(np.asarray(render_linear(orig, coc, RenderConfig(highlight_gain=0.0)), np.float32), 0, 1)
+        return -10 * np.log10(np.mean((out - prim)[8:-8, 8:-8] ** 2))
+
+    stated = psnr_for(1.0)
+    assert stated > psnr_for(w / h) + 1.0  # the short side: 0.75 times the blur
+    assert stated > psnr_for(1.3) + 0.5
+    assert stated > 38.0
