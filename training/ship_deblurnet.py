@@ -9,6 +9,10 @@ the tuning log is named beside it.
 Usage::
 
     python training/ship_deblurnet.py WEIGHTS --guard R FROM WIDTH --tune-log LOG [--out PATH]
+        [--half] [--runs LOG ...]
+
+``--half`` stores the weights as float16 (half the size; they load into float32);
+``--runs`` names the training logs that made them, oldest first.
 """
 
 from __future__ import annotations
@@ -29,8 +33,15 @@ def main() -> None:
     ap.add_argument("--guard", nargs=3, type=float, metavar=("RADIUS_PX", "FROM_PX", "WIDTH_PX"), required=True)
     ap.add_argument("--tune-log", required=True, help="the tune_guard.py log the setting was chosen from")
     ap.add_argument("--out", type=Path, default=default_weights_path())
+    ap.add_argument("--half", action="store_true", help="store float16 (loads into float32)")
+    ap.add_argument("--runs", nargs="+", help="the training logs that made these weights, oldest first")
     args = ap.parse_args()
     blob = torch.load(args.weights, map_location="cpu", weights_only=False)
+    if args.half:
+        blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+        blob.setdefault("meta", {})["stored"] = "float16 (loads into float32)"
+    if args.runs:
+        blob.setdefault("meta", {})["runs"] = list(args.runs)
     radius, start, width = args.guard
     guard = GuardConfig(range_radius_px=int(radius), trust_from_px=start, trust_full_px=start + width)
     blob["guard"] = guard.model_dump()
