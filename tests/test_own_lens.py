@@ -172,3 +172,13 @@ def test_real_lens_blur_file():
     assert stated > psnr_for(w / h) + 1.0  # the short side: 0.75 times the blur
     assert stated > psnr_for(1.3) + 0.5
     assert stated > 38.0
+
+
+def test_ui_blur_mode_own_lens(tmp_path):
+    from refocus.ui.app import OWN_LENS_MODE, _config
+
+    cfg = _config((40, 30), OWN_LENS_MODE, 8, 2.8, "disc", 6, 0, 0, None, 0.0, device="cpu")
+    assert cfg.own_lens and cfg.strength is None and cfg.f_number is None
+    path, _, _ = _lens_blur_file(tmp_path)
+    photo = Refocuser().prepare(path, RefocusConfig(deblur="never"))
+    assert photo.strength(cfg, 0.5) == pytest.approx(photo.own_lens.strength_px)

@@ -78,6 +78,8 @@ def _u8(x: np.ndarray) -> np.ndarray:
 
 #: The blur mode that reads the f-number as a full-frame equivalent (RefocusConfig.full_frame).
 FULL_FRAME_MODE = "f-number, full-frame equivalent"
+#: The blur mode that keeps the lens the photo states (Lens Blur; RefocusConfig.own_lens).
+OWN_LENS_MODE = "the photo's own lens"
 
 
 def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, device: str = "auto"):
@@ -96,6 +98,8 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
     if blur_mode in ("f-number", FULL_FRAME_MODE):
         kw["f_number"] = float(f_number)
         kw["full_frame"] = blur_mode == FULL_FRAME_MODE
+    elif blur_mode == OWN_LENS_MODE:
+        kw["own_lens"] = True
     else:
         kw["strength"] = float(strength)
     return RefocusConfig.build(aperture=ap, device=device, focus_band=float(band or 0.0), **kw)
@@ -212,7 +216,7 @@ def build_app(device: str = "auto"):
                     label="Depth network for photos without depth (hub id or local folder; Enter reloads)",
                     placeholder=DEFAULT_DEPTH_MODEL, elem_id="depth-model",
                 )
-                blur_mode = gr.Radio(["strength", "f-number", FULL_FRAME_MODE], value="strength", label="Blur set by", elem_id="blur-mode")
+                blur_mode = gr.Radio(["strength", "f-number", FULL_FRAME_MODE, OWN_LENS_MODE], value="strength", label="Blur set by", elem_id="blur-mode")
                 strength = gr.Slider(0, 80, value=15, step=0.5, label="Strength K (px at full size)", elem_id="strength")
                 f_number = gr.Slider(0.95, 22, value=2.8, step=0.05, label="f-number (needs metric depth and EXIF)")
                 band = gr.Slider(
