@@ -182,3 +182,22 @@ def test_ui_blur_mode_own_lens(tmp_path):
     path, _, _ = _lens_blur_file(tmp_path)
     photo = Refocuser().prepare(path, RefocusConfig(deblur="never"))
     assert photo.strength(cfg, 0.5) == pytest.approx(photo.own_lens.strength_px)
+
+
+def test_bench_lensblur_cases(tmp_path):
+    """`refocus bench quality --data lensblur:DIR`: the rendered photo -> the stored original."""
+    from refocus.bench.quality import build_cases, parse_data
+
+    path, _, original = _lens_blur_file(tmp_path)
+    _lens_blur_file(tmp_path / "plain" if (tmp_path / "plain").mkdir() is None else tmp_path, gfocus=False)
+    assert parse_data(f"lensblur:{tmp_path}") == [f"lensblur:{tmp_path}"]
+    cases, notes = build_cases(["deblur"], [f"lensblur:{tmp_path}"])
+    assert [c.name for c in cases] == ["lensblur"] and not notes
+    c = cases[0]
+    assert c.task == "deblur" and c.dataset == "lensblur"
+    np.testing.assert_array_equal(c.target, original)
+    assert c.strength == pytest.approx(BLUR * FOCAL * 160 * (1 / NEAR - 1 / FAR), rel=1e-4)
+    quick, _ = build_cases(["deblur"], [f"lensblur:{tmp_path}"], quick=True)
+    assert quick[0].input.shape == (30, 40, 3)
+    none, notes = build_cases(["deblur"], [f"lensblur:{tmp_path / 'plain'}"])
+    assert not none and "no Lens Blur JPEG" in notes[0]

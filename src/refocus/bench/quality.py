@@ -24,12 +24,17 @@ Data sources (``--data``):
     (:func:`synthetic_photo_dirs`), as the reports were made.
 ``paired:DIR``
     A DPDD/RealDOF-style folder (:mod:`refocus.bench.paired`): deblur only.
+``lensblur``
+    Google Camera Lens Blur JPEGs in the shared data's ``phone-depth`` folder (or
+    ``lensblur:DIR``): each stores the photo it rendered and the original before the
+    blur, so the deblur task has a real photo's content, noise and (phone-estimated)
+    depth with Lens Blur's own, sRGB-blended blur as input, and the original as target.
 ``all``
     ``lightfield``, ``lytro1g`` and ``synthetic``.
 
 ``quick`` keeps only a few small cases (R = 2; near and far focus; a 128 x 128 centre
 of each light-field view; two 96 x 96 synthetic scenes; 2 paired images cropped
-to 256 px) so the whole run takes well under a minute; its numbers are for smoke
+to 256 px; Lens Blur photos at a quarter of their size) so the whole run takes well under a minute; its numbers are for smoke
 tests, not for comparison with the full protocol.
 """
 
@@ -125,9 +130,9 @@ def parse_data(value: str) -> list[str]:
     for item in [v.strip() for v in value.split(",") if v.strip()]:
         if item == "all":
             specs += ["lightfield", "lytro1g", "synthetic"]
-        elif item in ("lightfield", "lytro1g", "synthetic"):
+        elif item in ("lightfield", "lytro1g", "synthetic", "lensblur"):
             specs.append(item)
-        elif item.startswith("lightfield:") or item.startswith("paired:"):
+        elif item.startswith("lightfield:") or item.startswith("paired:") or item.startswith("lensblur:"):
             kind, _, path = item.partition(":")
             if not path:
                 raise RefocusError(f"--data {kind}: needs a folder, e.g. {kind}:/path/to/dir")
@@ -135,7 +140,7 @@ def parse_data(value: str) -> list[str]:
                 raise RefocusError(f"--data {item}: folder not found")
             specs.append(item)
         else:
-            raise RefocusError(f"unknown data source {item!r}; use lightfield, lytro1g, lightfield:DIR, synthetic, paired:DIR or all")
+            raise RefocusError(f"unknown data source {item!r}; use lightfield, lytro1g, lightfield:DIR, synthetic, paired:DIR, lensblur[:DIR] or all")
     if not specs:
         raise RefocusError("no data source given")
     return list(dict.fromkeys(specs))
@@ -216,6 +221,46 @@ def _lytro_cases(tasks: list[str], quick: bool, progress: Progress) -> tuple[lis
     return cases, notes
 
 
+def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress) -> tuple[list, list[str]]:
+    """Deblur cases from Lens Blur JPEGs: the rendered photo -> the original it stores."""
+    from refocus.bench.methods import Case
+    from refocus.pipeline import RefocusConfig, Refocuser
+    from refocus.pipeline.photo import _resize
+
+    if "deblur" not in tasks:
+        return [], []
+    if spec == "lensblur":
+        shared = shared_data_dir()
+        folder = shared / "phone-depth" if shared else None
+    else:
+        folder = Path(spec.partition(":")[2])
+    files = sorted(folder.glob("*.jp*g")) if folder is not None and folder.is_dir() else []
+    cases, notes = [], []
+    for f in files:
+        progress.status(f"reading {f.name}")
+        try:
+            photo = Refocuser().prepare(f, RefocusConfig(deblur="never"))
+        except RefocusError as exc:
+            notes.append(f"lensblur: {f.name}: {exc}; skipped")
+            continue
+        own = photo.own_lens
+        if own is None or photo.all_in_focus is None:
+            continue  # not a Lens Blur file, or one without its original
+        inp, tgt, disp, k = photo.image, photo.all_in_focus, photo.disparity, own.strength_px
+        if quick:
+            h, w = photo.shape
+            size = (max(1, h // 4), max(1, w // 4))
+            inp, tgt = _resize(inp, size).astype(np.float32), _resize(tgt, size).astype(np.float32)
+            disp, k = _resize(disp, size).astype(np.float32), k / 4
+        meta = {"K": k, "focus_disparity": own.focus_disparity, "blur_at_infinity_px": own.blur_at_infinity_px,
+                "max_coc_px": float(k * np.abs(disp - own.focus_disparity).max())}
+        cases.append(Case("deblur", "lensblur", f.stem, inp, tgt, disp, k, input_focus_disparity=own.focus_disparity,
+                          crop_px=8, meta=meta))
+    if not cases:
+        notes.append("lensblur: no Lens Blur JPEG with its original found (set REFOCUS_SHARED, or lensblur:DIR); skipped")
+    return cases, notes
+
+
 def _synthetic_cases(tasks: list[str], quick: bool, progress: Progress) -> tuple[list, list[str]]:
     from refocus.bench.methods import Case
 
@@ -276,6 +321,8 @@ def build_cases(tasks: list[str], data: list[str], quick: bool = False, progress
             c, n = _synthetic_cases(tasks, quick, progress)
         elif spec.startswith("paired:"):
             c, n = _paired_cases(spec, tasks, quick)
+        elif spec == "lensblur" or spec.startswith("lensblur:"):
+            c, n = _lensblur_cases(spec, tasks, quick, progress)
         else:
             raise RefocusError(f"unknown data source {spec!r}")
         cases += c
