@@ -102,6 +102,12 @@ def test_without_gfocus_there_is_no_own_lens(tmp_path):
     with pytest.raises(RefocusError, match="states its lens"):
         photo.strength(RefocusConfig(own_lens=True), fd)
 
+    def depth_must_not_run(*args):
+        raise AssertionError("the depth stage ran before the missing lens was reported")
+
+    with pytest.raises(RefocusError, match="states its lens"):
+        Refocuser(depth=depth_must_not_run).prepare(path, RefocusConfig(own_lens=True))
+
 
 def test_strength_auto_on_the_cli(tmp_path, capsys):
     from refocus.cli import main

@@ -22,6 +22,13 @@ from refocus.pipeline.config import RefocusConfig
 if TYPE_CHECKING:
     from refocus.pipeline.refocuser import Refocuser
 
+#: The one-line error for ``--strength auto`` on a photo that states no lens.
+NO_STATED_LENS = (
+    "--strength auto needs a photo that states its lens (a Google Lens Blur JPEG with GFocus and its GDepth map); "
+    "for other photos give --strength or --f-number (fitting the lens from the photo's blur is not reliable: docs/depth.md)"
+)
+
+
 @dataclass
 class OwnLens:
     """The lens a photo's file states it was rendered with (Google Lens Blur's GFocus).
@@ -167,10 +174,7 @@ class PreparedPhoto:
             # (blur per unit of disparity), whatever the focus.
             return self.own_lens.strength_px * self.scale
         if cfg.own_lens:
-            raise RefocusError(
-                "--strength auto needs a photo that states its lens (a Google Lens Blur JPEG with GFocus and its GDepth map); "
-                "for other photos give --strength or --f-number (fitting the lens from the photo's blur is not reliable: docs/depth.md)"
-            )
+            raise RefocusError(NO_STATED_LENS)
         return 0.015 * max(self.shape)
 
 

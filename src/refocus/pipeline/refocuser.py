@@ -244,6 +244,10 @@ class Refocuser:
         photo's own pixels).
         """
         rgb, info, path = stages.load_photo(image, cfg)
+        if cfg.own_lens and not stages.states_a_lens(path):
+            from refocus.pipeline.photo import NO_STATED_LENS
+
+            raise RefocusError(NO_STATED_LENS)  # before minutes of depth work
         notes: list[str] = []
         scale = 1.0
         h, w = rgb.shape[:2]

@@ -31,6 +31,23 @@ def load_photo(image, cfg: RefocusConfig) -> tuple[np.ndarray, ImageInfo | None,
 
 
 
+def states_a_lens(image_path: Path | None) -> bool:
+    """Whether the photo's file says which lens rendered it (a Lens Blur GFocus), cheaply:
+    the XMP only, nothing decoded."""
+    if image_path is None:
+        return False
+    from refocus.depth.xmp import GFOCUS_NS
+    from refocus.io import jpeg as jp
+
+    try:
+        with open(image_path, "rb") as f:
+            data = f.read()
+        main, ext, _ = jp.read_xmp(data)
+    except (OSError, RefocusError):
+        return False
+    return main is not None and GFOCUS_NS.encode() in main + (ext or b"")
+
+
 def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source: str, notes: list[str]):
     """The lens the photo's file states (Google Lens Blur's GFocus), in this pipeline's
     terms, or ``None``.
