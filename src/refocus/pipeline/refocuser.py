@@ -266,6 +266,8 @@ class Refocuser:
         if own is not None:
             # The file says how the photo was blurred: that is its blur map, exactly.
             photo.input_blur_px = (np.abs(disp - own.focus_disparity) * own.strength_px * scale).astype(np.float32)
+            notes.append(f"Lens Blur photo: its own lens has K {own.strength_px:.1f} px (full size) and its focal plane at "
+                         f"disparity {own.focus_disparity:.3f}; --strength auto (UI: the photo's own lens) keeps that lens")
             if own.original is not None:
                 # A real all-in-focus photo beats any deblurring.
                 photo.all_in_focus = own.original if scale == 1.0 else _resize(own.original, rgb.shape[:2]).astype(np.float32)
