@@ -207,3 +207,14 @@ def test_bench_lensblur_cases(tmp_path):
     assert quick[0].input.shape == (30, 40, 3)
     none, notes = build_cases(["deblur"], [f"lensblur:{tmp_path / 'plain'}"])
     assert not none and "no Lens Blur JPEG" in notes[0]
+
+
+def test_result_says_the_all_in_focus_image_is_the_stored_original(tmp_path):
+    from refocus.pipeline import refocus
+
+    path, _, _ = _lens_blur_file(tmp_path)
+    # Focus far from the stated plane with a smaller K: sharper than the photo somewhere.
+    res = refocus(path, focus_value=0.0, strength=1.0)
+    assert res.deblurred and res.all_in_focus_source == "stored original"
+    plain = refocus(path, focus_value=0.0, strength=1.0, deblur="never")
+    assert not plain.deblurred and plain.all_in_focus_source == ""

@@ -44,6 +44,12 @@ MaxMpOpt = typer.Option(
 )
 
 
+def _aif_words(result) -> str:
+    if not result.deblurred:
+        return "no deblurring"
+    return "from the stored all-in-focus original" if result.all_in_focus_source == "stored original" else "deblurred"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("refocus")
     def refocus_cmd(
@@ -140,7 +146,7 @@ def register(app: typer.Typer) -> None:
         h, w = result.image.shape[:2]
         console.print(escape(
             f"wrote {output} ({w}x{h}): focus {cfg.focus_description()} -> disparity {result.focus_disparity:.3f}, "
-            f"strength {result.strength:.1f} px, {'deblurred' if result.deblurred else 'no deblurring'}, "
+            f"strength {result.strength:.1f} px, {_aif_words(result)}, "
             f"depth from {result.depth_source}, {sum(result.timings_s.values()):.1f} s"
         ))
         if save_intermediate is not None:

@@ -169,11 +169,14 @@ class RefocusResult:
     Attributes
     ----------
     image : (H, W, 3) float32 sRGB, the refocused photo.
-    all_in_focus : the image the blur was rendered from (DeblurNet's output, or
-        the input when deblurring was skipped or unavailable).
+    all_in_focus : the image the blur was rendered from (DeblurNet's output, the
+        original a Lens Blur file stores, or the input when deblurring was skipped or
+        unavailable).
     disparity, coc_px : (H, W) float32 maps used.
     focus_disparity, strength : the focal plane and K (px) used.
-    deblurred : whether DeblurNet's output was used.
+    deblurred : whether an all-in-focus image was used (see ``all_in_focus_source``).
+    all_in_focus_source : ``"DeblurNet"`` (the deblurrer), ``"stored original"`` (Lens
+        Blur), or ``""`` when none was used.
     notes : one-line remarks for the user (fallbacks, resampling).
     timings_s : seconds per stage.
     """
@@ -191,6 +194,7 @@ class RefocusResult:
     depth_source: str = ""
     notes: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    all_in_focus_source: str = ""
 
 
 def output_info(info: ImageInfo | None, cfg: RefocusConfig) -> ImageInfo | None:
@@ -458,6 +462,8 @@ class Refocuser:
             depth_source=photo.depth_source,
             notes=photo.notes,
             timings_s=t,
+            all_in_focus_source="" if not deblurred else (
+                "stored original" if photo.own_lens is not None and photo.own_lens.original is not None else "DeblurNet"),
         )
 
 
