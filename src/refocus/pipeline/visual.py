@@ -83,6 +83,7 @@ def save_intermediates(result, folder: str | Path) -> list[Path]:
         "focus_disparity": result.focus_disparity,
         "strength_px": result.strength,
         "deblurred": result.deblurred,
+        "all_in_focus_source": getattr(result, "all_in_focus_source", ""),
         "depth_source": result.depth_source,
         "notes": result.notes,
         "timings_s": result.timings_s,
