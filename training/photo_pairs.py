@@ -439,7 +439,7 @@ def make_pair(rng: np.random.Generator, pool: Pool, size: int = 256, optics_soft
     """
     img, disp = make_scene(rng, pool, size)
     # The target is the sharp photo of the boosted scene. Until 2026-12-06 it was the
-    # unboosted one, so an in-focus highlight was up to 18/255 brighter in the input than
+    # unboosted one, so an in-focus highlight was up to 63/255 brighter in the input than
     # in the target and the shipped net learned to darken bright regions (flat white
     # -0.007..-0.010 raw; docs/deblurnet.md).
     blurred, coc, img = blur_scene(rng, img, disp)

@@ -226,6 +226,7 @@ def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress
     from refocus.bench.methods import Case
     from refocus.pipeline import RefocusConfig, Refocuser
     from refocus.pipeline.photo import _resize
+    from refocus.render import coc_map
 
     if "deblur" not in tasks:
         return [], []
@@ -250,10 +251,9 @@ def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress
         if quick:
             h, w = photo.shape
             size = (max(1, h // 4), max(1, w // 4))
-            inp, tgt = _resize(inp, size).astype(np.float32), _resize(tgt, size).astype(np.float32)
-            disp, k = _resize(disp, size).astype(np.float32), k / 4
+            inp, tgt, disp, k = _resize(inp, size), _resize(tgt, size), _resize(disp, size), k / 4
         meta = {"K": k, "focus_disparity": own.focus_disparity, "blur_at_infinity_px": own.blur_at_infinity_px,
-                "max_coc_px": float(k * np.abs(disp - own.focus_disparity).max())}
+                "max_coc_px": float(np.abs(coc_map(disp, own.focus_disparity, k)).max())}
         cases.append(Case("deblur", "lensblur", f.stem, inp, tgt, disp, k, input_focus_disparity=own.focus_disparity,
                           crop_px=8, meta=meta))
     if not cases:

@@ -247,6 +247,19 @@ class LensBlurLens:
     original: bytes | None
 
 
+def _states_lens_blur(main: bytes | None, ext: bytes | None) -> bool:
+    return main is not None and xm.GFOCUS_NS.encode() in main + (ext or b"")
+
+
+def states_lens_blur(data: bytes) -> bool:
+    """Whether a JPEG states a Lens Blur lens (GFocus in its XMP): a cheap check, nothing
+    parsed or decoded beyond finding the XMP packets."""
+    try:
+        return _states_lens_blur(*jp.read_xmp(data)[:2])
+    except RefocusError:
+        return False
+
+
 def read_lens_blur(data: bytes) -> LensBlurLens | None:
     """The lens and original of a Lens Blur JPEG, ``None`` when it states no lens.
 
@@ -256,7 +269,7 @@ def read_lens_blur(data: bytes) -> LensBlurLens | None:
         When GFocus is present but its values are unusable.
     """
     main, ext, _ = jp.read_xmp(data)
-    if main is None or xm.GFOCUS_NS.encode() not in main + (ext or b""):
+    if not _states_lens_blur(main, ext):
         return None
     focus: dict[str, str] = {}
     image: dict[str, str] = {}

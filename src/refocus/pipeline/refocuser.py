@@ -263,18 +263,23 @@ class Refocuser:
             notes.append(f"working copy {nw}x{nh} of the {w}x{h} photo; export renders the full size")
         disp, source, metric = self.depth(rgb, path, cfg, notes)
         own = self.own_lens(path, (h, w), source, notes) if self.own_lens is not None else None
+        if own is not None:
+            from refocus.render import coc_map
+
+            # The file says how the photo was blurred: that is its blur map, exactly.
+            input_blur_px = np.abs(coc_map(disp, own.focus_disparity, own.strength_px * scale)).astype(np.float32)
+        else:
+            input_blur_px = self.blur_estimate(rgb, disp)
         photo = PreparedPhoto(
-            image=rgb, disparity=disp, input_blur_px=self.blur_estimate(rgb, disp), info=info, depth_source=source,
+            image=rgb, disparity=disp, input_blur_px=input_blur_px, info=info, depth_source=source,
             notes=notes, metric_range=metric, scale=scale, refocuser=self, source_shape=(h, w), own_lens=own,
         )
         if own is not None:
-            # The file says how the photo was blurred: that is its blur map, exactly.
-            photo.input_blur_px = (np.abs(disp - own.focus_disparity) * own.strength_px * scale).astype(np.float32)
             notes.append(f"Lens Blur photo: its own lens has K {own.strength_px:.1f} px (full size) and its focal plane at "
                          f"disparity {own.focus_disparity:.3f}; --strength auto (UI: the photo's own lens) keeps that lens")
             if own.original is not None:
                 # A real all-in-focus photo beats any deblurring.
-                photo.all_in_focus = own.original if scale == 1.0 else _resize(own.original, rgb.shape[:2]).astype(np.float32)
+                photo.all_in_focus = own.original if scale == 1.0 else _resize(own.original, rgb.shape[:2])
                 notes.append("Lens Blur photo: rendering from the original it stores (no deblurring needed)")
         return photo
 

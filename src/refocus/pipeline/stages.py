@@ -36,16 +36,13 @@ def states_a_lens(image_path: Path | None) -> bool:
     the XMP only, nothing decoded."""
     if image_path is None:
         return False
-    from refocus.depth.xmp import GFOCUS_NS
-    from refocus.io import jpeg as jp
+    from refocus.depth.embedded import states_lens_blur
 
     try:
-        with open(image_path, "rb") as f:
-            data = f.read()
-        main, ext, _ = jp.read_xmp(data)
-    except (OSError, RefocusError):
+        data = Path(image_path).read_bytes()
+    except OSError:
         return False
-    return main is not None and GFOCUS_NS.encode() in main + (ext or b"")
+    return states_lens_blur(data)
 
 
 def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source: str, notes: list[str]):
