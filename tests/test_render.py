@@ -258,6 +258,53 @@ def test_highlights_bloom_but_in_focus_pixels_do_not_change():
     assert np.abs(bright[5:15, 5:15] - dim[5:15, 5:15]).max() < 1e-4  # no highlight there
 
 
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+def test_a_pale_surface_does_not_glow_but_a_small_light_still_blooms(device):
+    """Real capture (the Motorola Lens Blur photo refocused to its background): pale
+    petal tips near clipping were boosted like light sources and bloomed into white
+    blobs larger than themselves. A near-white patch among bright pixels is a surface:
+    blurred with the default boost it must stay what it is without the boost; an
+    isolated clipped spot on a dark ground must still bloom into a brighter disc."""
+    from refocus.io.color import srgb_to_linear
+
+    img = np.full((120, 200, 3), 0.35, np.float32)
+    img[30:90, 30:90] = 0.97  # a pale surface, 60 px wide
+    img[58:61, 148:151] = 1.0  # a 3 px light
+    lin = srgb_to_linear(img)
+    coc = np.full(img.shape[:2], 10.0, np.float32)
+    plain = render_linear(lin, coc, RenderConfig(highlight_gain=0.0, device=device))
+    boosted = render_linear(lin, coc, RenderConfig(device=device))  # the default gain
+    plain, boosted = np.asarray(plain)[..., 1], np.asarray(boosted)[..., 1]
+    ring = np.zeros(img.shape[:2], bool)
+    ring[22:98, 22:98] = True
+    ring[30:90, 30:90] = False  # the 8 px band around the patch that its blur spills into
+    # Before: the patch, boosted 2.3x, spilled up to +0.44 (linear) into the band.
+    assert np.abs(boosted[ring] - plain[ring]).max() < 0.01
+    assert boosted[59, 149] > plain[59, 149] + 0.05
+
+
+def test_the_boost_is_inverted_exactly_with_its_per_pixel_gain(rng):
+    """compress(expand(x)) = x wherever the gains are the same pixel's: in-focus
+    pixels come back unchanged, crowded or not, on numpy and torch alike."""
+    import torch
+
+    from refocus.render.backends import cpu_backend
+    from refocus.render.backends.torch import TorchBackend
+    from refocus.render.highlights import Booster
+
+    x = (0.5 * rng.random((3, 64, 64))).astype(np.float32)
+    x[:, 10:30, 10:30] = 0.9 + 0.1 * rng.random((3, 20, 20))  # a crowd of near-clipped pixels
+    x[:, 40::6, 40::6] = 1.0  # lone lights
+    for be, arr in ((cpu_backend(), x.copy()), (TorchBackend("cpu"), torch.from_numpy(x.copy()))):
+        b = Booster(0.92, 3.0)
+        expanded = b.expand(arr, be)
+        gains = np.asarray(b.gain(b._crowd))
+        assert gains.min() < 0.5 and gains.max() > 2.9  # both kinds of pixel present
+        assert float(np.asarray(expanded).max()) > 3.5
+        back = np.asarray(b.compress(expanded, be))
+        np.testing.assert_allclose(back, x, atol=2e-6)
+
+
 def test_cats_eye_clips_highlights_towards_the_corners():
     aper = ApertureConfig(cats_eye=0.8)
     cfg = RenderConfig(highlight_gain=0.0, aperture=aper)

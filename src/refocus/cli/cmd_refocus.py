@@ -37,7 +37,7 @@ DepthModelOpt = typer.Option(
 NoDeblurOpt = typer.Option(False, "--no-deblur", help="Render from the input photo as it is (skip DeblurNet).")
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
 QualityOpt = typer.Option("balanced", "--quality", help="Renderer quality: fast, balanced or high.")
-HighlightOpt = typer.Option(None, "--highlight-gain", help="Boost of clipped highlights (0 = physically exact).")
+HighlightOpt = typer.Option(None, "--highlight-gain", help="Boost of small clipped highlights, the light sources (default 2; 0 = none).")
 MaxMpOpt = typer.Option(
     None, "--max-megapixels",
     help="Pixel budget for every image read, checked before decoding (megapixels; default: $REFOCUS_MAX_MEGAPIXELS or 100).",

@@ -51,7 +51,7 @@ def render_cmd(
     rotation: float = typer.Option(0.0, "--rotation", help="Aperture rotation, degrees."),
     curvature: float = typer.Option(0.0, "--curvature", help="Blade curvature, 0 straight .. 1 round."),
     highlight_threshold: float = typer.Option(0.92, "--highlight-threshold", help="sRGB luminance treated as clipped, 0..1."),
-    highlight_gain: float = typer.Option(2.0, "--highlight-gain", help="Extra brightness of clipped highlights (0 = off)."),
+    highlight_gain: float = typer.Option(2.0, "--highlight-gain", help="Extra brightness of small clipped highlights, the light sources (0 = off)."),
     cats_eye: float = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1."),
     quality: str = typer.Option("balanced", "--quality", help="fast, balanced or high."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Use disparity values as they are (no min-max scaling)."),

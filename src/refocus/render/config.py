@@ -20,9 +20,11 @@ class RenderConfig(BaseModel):
         sRGB luminance above which pixels are treated as clipped highlights whose
         true brightness was higher, 0..1. Below it nothing is boosted.
     highlight_gain:
-        How much brighter a fully clipped pixel (luminance 1) is taken to be: its
-        linear radiance is multiplied by ``1 + highlight_gain``. 0 turns it off.
-        The boost is inverted after blurring, so in-focus pixels are unchanged.
+        How much brighter a fully clipped light source (luminance 1) is taken to be:
+        its linear luminance becomes ``1 + highlight_gain``. Only clipped pixels with
+        few bright pixels around them count as light sources; a pale surface is left
+        as recorded (see :mod:`refocus.render.highlights`). 0 turns it off. The boost
+        is inverted after blurring, so in-focus pixels are unchanged.
     quality:
         ``"fast"``, ``"balanced"`` or ``"high"``: how large a blur is rendered at
         full resolution before switching to reduced-resolution layers, and how finely

@@ -1,6 +1,6 @@
 """Compiled full-frame passes of the CPU renderer (numba; imported only when numba is).
 
-Image in with the highlight boost and result out (:func:`image_in`,
+Image in (padded) and result out (:func:`image_in`,
 :func:`image_out`), band counts, block and tile reductions, the x2 splat and the
 4 x 4 block means, and the two per-pixel passes of the pipeline around the renderer
 (:func:`coc_effective`, :func:`blend_kept`). Used by
@@ -25,35 +25,10 @@ f32 = np.float32
 
 
 @jit
-def _interp(v, xp, fp):
-    """np.interp(v, xp, fp) for one value (xp ascending), by binary search."""
-    n = xp.shape[0]
-    if v <= xp[0]:
-        return fp[0]
-    if v >= xp[n - 1]:
-        return fp[n - 1]
-    lo, hi = 0, n - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if xp[mid] <= v:
-            lo = mid
-        else:
-            hi = mid
-    slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
-    return slope * (v - xp[lo]) + fp[lo]
-
-
-@jit
-def _lum(r, g, b):
-    return r * f32(0.2126) + g * f32(0.7152) + b * f32(0.0722)
-
-
-@jit
-def image_in(r0, r1, img, out, top, left, boost, t, xp, fp, eps):
+def image_in(r0, r1, img, out, top, left):
     """Rows [r0, r1) of ``out`` (3, Hb, Wb): the H x W x 3 image channel-first,
-    edge-padded by (top, left) and to out's size, highlights boosted (``boost``:
-    times interp(lum, xp, fp) / lum where lum > t; see ``refocus.render.highlights.Booster``).
-    Plain per-channel copies first (they vectorise), then the few boosted pixels."""
+    edge-padded by (top, left) and to out's size (the highlight boost follows, in
+    ``refocus.render.highlights.Booster``)."""
     H, W = img.shape[0], img.shape[1]
     Wb = out.shape[2]
     for R in range(r0, r1):
@@ -66,22 +41,13 @@ def image_in(r0, r1, img, out, top, left, boost, t, xp, fp, eps):
                 dst[left + C] = row[C, ch]
             for C in range(left + W, Wb):
                 dst[C] = row[W - 1, ch]
-        if boost:
-            o0, o1, o2 = out[0, R], out[1, R], out[2, R]
-            for C in range(Wb):
-                y = _lum(o0[C], o1[C], o2[C])
-                if y > t:
-                    ratio = f32(_interp(y, xp, fp)) / max(y, eps)
-                    o0[C] *= ratio
-                    o1[C] *= ratio
-                    o2[C] *= ratio
 
 
 @jit
-def image_out(r0, r1, back, front, has_back, has_front, out, boost, t, xp, fp, eps):
+def image_out(r0, r1, back, front, has_back, has_front, out, eps):
     """Rows [r0, r1) of the H x W x 3 result ``out``: the far sweep's
     premultiplied (4, ., .) accumulator un-premultiplied, the near one over it,
-    clipped at 0, highlights compressed (the inverse of :func:`image_in`)."""
+    clipped at 0 (the highlights are compressed after, by the Booster)."""
     W = out.shape[1]
     rgb = np.empty((3, W), dtype=np.float32)
     far = back if has_back else front  # the accumulator that is un-premultiplied
@@ -97,18 +63,11 @@ def image_out(r0, r1, back, front, has_back, has_front, out, boost, t, xp, fp, e
                     dst[x] = dst[x] * (f32(1.0) - fa[x]) + fs[x]
             for x in range(W):
                 dst[x] = max(dst[x], f32(0.0))
-        r_, g_, b_ = rgb[0], rgb[1], rgb[2]
         orow = out[y]
-        for x in range(W):
-            r, g, b = r_[x], g_[x], b_[x]
-            if boost:
-                lum = _lum(r, g, b)
-                if lum > t:
-                    ratio = f32(_interp(lum, xp, fp)) / max(lum, eps)
-                    r, g, b = r * ratio, g * ratio, b * ratio
-            orow[x, 0] = r
-            orow[x, 1] = g
-            orow[x, 2] = b
+        for ch in range(3):
+            src = rgb[ch]
+            for x in range(W):
+                orow[x, ch] = src[x]
 
 
 @jit

@@ -65,7 +65,7 @@ class ArrayBackend:
         on every side, highlights boosted (``booster``, see refocus.render.highlights)."""
         H, W = image_linear.shape[:2]
         x_big = self.image_chw_padded(image_linear, off, off + Hp - H, off, off + Wp - W)
-        return booster.expand(x_big, self)
+        return booster.expand(x_big, self, off)
 
     def image_out(self, back, front, H: int, W: int, booster, threads):
         """The result: the far sweep's premultiplied (4, Hp, Wp) accumulator

@@ -100,15 +100,15 @@ class NumbaBackend(NumpyBackend):
     def image_in(self, image_linear, off, Hp, Wp, booster, threads):
         x_big = np.empty((3, Hp + 2 * off, Wp + 2 * off), np.float32)
         img = np.ascontiguousarray(image_linear, dtype=np.float32)
-        threads.in_row_halves(self.jit.image_in, x_big.shape[1], img, x_big, off, off, *booster.table(expand=True))
-        return x_big
+        threads.in_row_halves(self.jit.image_in, x_big.shape[1], img, x_big, off, off)
+        return booster.expand(x_big, self, off)
 
     def image_out(self, back, front, H, W, booster, threads):
         out = np.empty((H, W, 3), np.float32)
         dummy = np.zeros((4, 1, 1), np.float32)
         threads.in_row_halves(self.jit.image_out, H, dummy if back is None else back, dummy if front is None else front,
-                              back is not None, front is not None, out, *booster.table(expand=False))
-        return out
+                              back is not None, front is not None, out, np.float32(EPS))
+        return booster.compress(out, self, channel_axis=-1)
 
     # --- reductions and resampling -------------------------------------------------
     def band_counts(self, coc, centres32, threads):

@@ -206,17 +206,36 @@ class NumpyBackend(ArrayBackend):
             out = fft_conv_valid(flat, np.asarray(k, dtype=np.float32))
         return out.reshape(n, c, out.shape[1], out.shape[2])
 
-    def scale_highlights(self, x: np.ndarray, y: np.ndarray, thresh: float, xp: np.ndarray, fp: np.ndarray, eps: float):
-        """``x`` times ``interp(y) / y`` where ``y > thresh``, in place on x (C,H,W,
-        contiguous). Only the pixels above the threshold are looked up (usually a small
-        fraction): np.interp is a binary search per element."""
+    def scale_highlights(self, x: np.ndarray, y: np.ndarray, thresh: float, ratio_of, channel_axis: int = 0):
+        """``x`` (C,H,W, or H,W,C with ``channel_axis=-1``; contiguous) times a ratio
+        where ``y > thresh``, in place. ``ratio_of(take)`` computes the ratio from
+        per-pixel maps passed through ``take``: here only the pixels above the
+        threshold are taken (usually a small fraction of the frame)."""
         idx = np.flatnonzero(y > thresh)
         if idx.size:
-            ym = y.reshape(-1)[idx]
-            ratio = np.interp(ym, xp, fp).astype(np.float32) / np.maximum(ym, np.float32(eps))
-            flat = x.reshape(x.shape[0], -1)
-            flat[:, idx] *= ratio[None]
+            ratio = np.asarray(ratio_of(lambda a: a.reshape(-1)[idx]), dtype=np.float32)
+            if channel_axis == 0:
+                flat = x.reshape(x.shape[0], -1)
+                flat[:, idx] *= ratio[None]
+            else:
+                flat = x.reshape(-1, x.shape[-1])
+                flat[idx] *= ratio[:, None]
         return x
+
+    def map_above(self, y: np.ndarray, thresh: float, fn) -> np.ndarray:
+        """``fn(y)`` where ``y > thresh``, 0 elsewhere (fn is evaluated on those
+        pixels only)."""
+        out = np.zeros(y.shape, np.float32)
+        idx = np.flatnonzero(y > thresh)
+        if idx.size:
+            out.reshape(-1)[idx] = fn(y.reshape(-1)[idx])
+        return out
+
+    def box_mean(self, x, radius: int) -> np.ndarray:
+        """Mean of a 2-D array over (2 radius + 1)^2 squares, edges replicated."""
+        from scipy import ndimage
+
+        return ndimage.uniform_filter(np.asarray(x, dtype=np.float32), size=2 * int(radius) + 1, mode="nearest")
 
     # --- per-pixel passes of the pipeline around the renderer (refocus.pipeline.core) ---
     def residual_coc(self, coc_px: np.ndarray, blur_px: np.ndarray) -> np.ndarray:

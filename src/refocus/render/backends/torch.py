@@ -224,17 +224,24 @@ class TorchBackend(ArrayBackend):
         out = self.F.conv2d(x.reshape(n * c, 1, h, w), weight[None, None])
         return out.reshape(n, c, out.shape[2], out.shape[3])
 
-    def interp(self, x, xp: np.ndarray, fp: np.ndarray):
-        t = self.torch
-        xp_t, fp_t = self._upload(xp), self._upload(fp)
-        xc = t.clamp(x, xp_t[0], xp_t[-1])
-        idx = t.clamp(t.searchsorted(xp_t, xc.contiguous(), right=True) - 1, 0, len(xp) - 2)
-        x0, x1 = xp_t[idx], xp_t[idx + 1]
-        f0, f1 = fp_t[idx], fp_t[idx + 1]
-        w = (xc - x0) / t.clamp(x1 - x0, min=1e-12)
-        return f0 + w * (f1 - f0)
+    def scale_highlights(self, x, y, thresh: float, ratio_of, channel_axis: int = 0):
+        """``x`` times ``ratio_of(take)`` where ``y > thresh`` (see NumpyBackend), out of
+        place; the ratio is computed over the whole frame (no host sync)."""
+        ratio = self.where(y > thresh, ratio_of(lambda a: a), 1.0)
+        return x * (ratio[None] if channel_axis == 0 else ratio[..., None])
 
-    def scale_highlights(self, x, y, thresh: float, xp: np.ndarray, fp: np.ndarray, eps: float):
-        """``x`` times ``interp(y) / y`` where ``y > thresh`` (see NumpyBackend), out of place."""
-        ratio = self.interp(y, xp, fp) / self.torch.clamp(y, min=eps)
-        return x * self.where(y > thresh, ratio, 1.0)[None]
+    def map_above(self, y, thresh: float, fn):
+        """``fn(y)`` where ``y > thresh``, 0 elsewhere (see NumpyBackend)."""
+        return self.where(y > thresh, fn(y), 0.0)
+
+    def box_mean(self, x, radius: int):
+        """Mean of a 2-D tensor over (2 radius + 1)^2 squares, edges replicated (two
+        1-D average pools)."""
+        F = self.torch.nn.functional
+        r = int(radius)
+        if r <= 0:
+            return x
+        y = F.pad(x[None, None], (r, r, r, r), mode="replicate")
+        y = F.avg_pool2d(y, (2 * r + 1, 1), stride=1)
+        y = F.avg_pool2d(y, (1, 2 * r + 1), stride=1)
+        return y[0, 0]
