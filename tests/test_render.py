@@ -513,6 +513,18 @@ def test_compiled_kernels_equal_the_numpy_path(rng, case):
     assert np.abs(compiled - plain).max() < 1e-5
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 200), (57, 41)])
+def test_compiled_bright_share_equals_numpy(rng, shape):
+    """The highlight boost's share of bright pixels (running sums in the kernel, a
+    box filter on the numpy path), edges replicated, windows larger than the frame."""
+    _compiled_or_skip()
+    from refocus.render.backends import cpu_backend as NumpyBackend
+
+    y = rng.random(shape).astype(np.float32) ** 0.3
+    fast, plain = NumpyBackend(), NumpyBackend(jit=False)
+    np.testing.assert_allclose(fast.bright_share(y, 0.7, 4), plain.bright_share(y, 0.7, 4), atol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(4, 1, 1), (3, 5, 8), (1, 38, 51), (2, 2, 64)])
 def test_compiled_resampling_equals_numpy(rng, shape):
     """The compiled bilinear x2 upsampling and splat downsampling are the numpy

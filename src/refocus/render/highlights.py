@@ -57,7 +57,8 @@ def _smoothstep(u):
 
 
 def _luminance(x, channel_axis: int):
-    """Rec. 709 luminance of a linear RGB image, channels first (0) or last (-1)."""
+    """Rec. 709 luminance of a linear RGB image, channels first (0) or last (-1)
+    (the compiled kernels' ``image_in``/``image_out`` compute the same)."""
     r, g, b = (x[0], x[1], x[2]) if channel_axis == 0 else (x[..., 0], x[..., 1], x[..., 2])
     return r * 0.2126 + g * 0.7152 + b * 0.0722
 
@@ -87,10 +88,9 @@ class Booster:
 
     def crowd(self, y, be):
         """Share of bright pixels around each pixel (H x W, the backend's array kind),
-        from the luminance ``y``."""
-        k = 1.0 / (1.0 - self.t_bright)
-        bright = be.map_above(y, self.t_bright, lambda v: _smoothstep((v - self.t_bright) * k))
-        return be.box_mean(bright, CROWD_RADIUS_PX)
+        from the luminance ``y``: ``be.bright_share``, each pixel counted by a
+        smoothstep from ``t_bright`` to 1."""
+        return be.bright_share(y, self.t_bright, CROWD_RADIUS_PX)
 
     def gain(self, crowd):
         """Per-pixel gain from the share of bright pixels around: ``gain`` for a
@@ -109,14 +109,15 @@ class Booster:
         beyond = Y - g  # above a fully clipped pixel's 1 + g the curve is a shift
         return inner + (beyond - inner).clip(0.0, None) * ((Y - 1.0 - g) >= 0)
 
-    def expand(self, x, be, off: int = 0, channel_axis: int = 0):
+    def expand(self, x, be, off: int = 0, channel_axis: int = 0, y=None):
         """Boost the highlights of ``x`` (3 x H x W, or H x W x 3 with
         ``channel_axis=-1``; may work in place) and keep what :meth:`compress` needs
-        (its frame starts ``off`` px into this one)."""
+        (its frame starts ``off`` px into this one). ``y``: x's luminance, when the
+        caller has it."""
         self._crowd = None
         if not self.enabled:
             return x
-        y = _luminance(x, channel_axis)
+        y = _luminance(x, channel_axis) if y is None else y
         if not be.may_exceed(y, self.t):
             return x
         crowd = self._crowd = self.crowd(y, be)
@@ -128,15 +129,15 @@ class Booster:
 
         return be.scale_highlights(x, y, self.t, ratio, channel_axis)
 
-    def compress(self, x, be, channel_axis: int = 0):
+    def compress(self, x, be, channel_axis: int = 0, y=None):
         """Invert :meth:`expand` on the result ``x`` (its frame ``off`` px into the
-        expanded one); may work in place."""
+        expanded one; ``y`` its luminance, when the caller has it); may work in place."""
         if self._crowd is None:
             return x
         H, W = (x.shape[1], x.shape[2]) if channel_axis == 0 else (x.shape[0], x.shape[1])
         o = self._off
         crowd = be.contiguous(self._crowd[o : o + H, o : o + W])
-        Y = _luminance(x, channel_axis)
+        Y = _luminance(x, channel_axis) if y is None else y
 
         def ratio(take):
             v = take(Y)

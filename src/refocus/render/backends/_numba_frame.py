@@ -25,10 +25,10 @@ f32 = np.float32
 
 
 @jit
-def image_in(r0, r1, img, out, top, left):
+def image_in(r0, r1, img, out, top, left, lum):
     """Rows [r0, r1) of ``out`` (3, Hb, Wb): the H x W x 3 image channel-first,
-    edge-padded by (top, left) and to out's size (the highlight boost follows, in
-    ``refocus.render.highlights.Booster``)."""
+    edge-padded by (top, left) and to out's size, and of ``lum`` (Hb, Wb) its
+    luminance (the highlight boost follows, in ``refocus.render.highlights``)."""
     H, W = img.shape[0], img.shape[1]
     Wb = out.shape[2]
     for R in range(r0, r1):
@@ -41,13 +41,17 @@ def image_in(r0, r1, img, out, top, left):
                 dst[left + C] = row[C, ch]
             for C in range(left + W, Wb):
                 dst[C] = row[W - 1, ch]
+        o0, o1, o2, ly = out[0, R], out[1, R], out[2, R], lum[R]
+        for C in range(Wb):
+            ly[C] = o0[C] * f32(0.2126) + o1[C] * f32(0.7152) + o2[C] * f32(0.0722)
 
 
 @jit
-def image_out(r0, r1, back, front, has_back, has_front, out, eps):
+def image_out(r0, r1, back, front, has_back, has_front, out, eps, lum):
     """Rows [r0, r1) of the H x W x 3 result ``out``: the far sweep's
     premultiplied (4, ., .) accumulator un-premultiplied, the near one over it,
-    clipped at 0 (the highlights are compressed after, by the Booster)."""
+    clipped at 0; and of ``lum`` (H, W) its luminance (the highlights are
+    compressed after, in ``refocus.render.highlights``)."""
     W = out.shape[1]
     rgb = np.empty((3, W), dtype=np.float32)
     far = back if has_back else front  # the accumulator that is un-premultiplied
@@ -63,11 +67,47 @@ def image_out(r0, r1, back, front, has_back, has_front, out, eps):
                     dst[x] = dst[x] * (f32(1.0) - fa[x]) + fs[x]
             for x in range(W):
                 dst[x] = max(dst[x], f32(0.0))
-        orow = out[y]
-        for ch in range(3):
-            src = rgb[ch]
-            for x in range(W):
-                orow[x, ch] = src[x]
+        orow, ly = out[y], lum[y]
+        r_, g_, b_ = rgb[0], rgb[1], rgb[2]
+        for x in range(W):
+            orow[x, 0] = r_[x]
+            orow[x, 1] = g_[x]
+            orow[x, 2] = b_[x]
+            ly[x] = r_[x] * f32(0.2126) + g_[x] * f32(0.7152) + b_[x] * f32(0.0722)
+
+
+@jit
+def bright_share(y, lo, radius, out):
+    """``out`` (H, W): the mean over (2 radius + 1)^2 squares, edges replicated, of
+    smoothstep((y - lo) / (1 - lo)) (0 below lo): the numpy path's
+    ``box_mean(map_above(...))`` as running sums (float64) down and across."""
+    H, W = y.shape
+    k = f32(1.0) / (f32(1.0) - lo)
+    ramp = np.empty((H, W), np.float32)
+    for i in range(H):
+        for j in range(W):
+            u = min(max((y[i, j] - lo) * k, f32(0.0)), f32(1.0))
+            ramp[i, j] = u * u * (f32(3.0) - f32(2.0) * u)
+    col = np.zeros(W, np.float64)
+    for d in range(-radius, radius + 1):
+        src = ramp[min(max(d, 0), H - 1)]
+        for j in range(W):
+            col[j] += src[j]
+    n = 2 * radius + 1
+    scale = 1.0 / (n * n)
+    for i in range(H):
+        if i > 0:
+            add, sub = ramp[min(i + radius, H - 1)], ramp[max(i - radius - 1, 0)]
+            for j in range(W):
+                col[j] += add[j] - sub[j]
+        acc = 0.0
+        for d in range(-radius, radius + 1):
+            acc += col[min(max(d, 0), W - 1)]
+        orow = out[i]
+        for j in range(W):
+            if j > 0:
+                acc += col[min(j + radius, W - 1)] - col[max(j - radius - 1, 0)]
+            orow[j] = acc * scale
 
 
 @jit

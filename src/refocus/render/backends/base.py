@@ -84,6 +84,18 @@ class ArrayBackend:
         out = booster.compress(self.contiguous(self.clip(out[:, :H, :W], 0.0, None)), self)
         return self.output_hwc(out)
 
+    def bright_share(self, y, lo: float, radius: int):
+        """Mean over (2 radius + 1)^2 squares (edges replicated) of each pixel's
+        brightness above ``lo``: smoothstep((y - lo) / (1 - lo)), 0 below ``lo``
+        (see refocus.render.highlights)."""
+        k = 1.0 / (1.0 - lo)
+
+        def ramp(v):
+            u = ((v - lo) * k).clip(0.0, 1.0)
+            return u * u * (3.0 - 2.0 * u)
+
+        return self.box_mean(self.map_above(y, lo, ramp), radius)
+
     # --- reductions ------------------------------------------------------------
     def band_counts(self, coc, centres32: np.ndarray, threads) -> np.ndarray:
         """``bincount(searchsorted(centres32, coc, 'left'), minlength=n + 1)[:n + 1]``

@@ -8,7 +8,8 @@ same arithmetic for the tile-sparse layers window by window while the window sit
 in the CPU cache, convolve with the aperture kernel directly (at levels 1 and 2 a
 kernel has at most about 13 x 13 taps); those of
 :mod:`~refocus.render.backends._numba_frame` fuse the full-frame passes around them
-(image in with the highlight boost, result out, band counts, x2 downsampling, block
+(image in and result out with their luminance, the highlight boost's bright-pixel share,
+band counts, x2 downsampling, block
 and tile reductions). They release the GIL, so the renderer's two sweeps run on two
 cores, and a kernel call over many windows is cut in two halves when one sweep runs
 alone (:class:`refocus.render.threads.RenderThreads`).
@@ -100,15 +101,21 @@ class NumbaBackend(NumpyBackend):
     def image_in(self, image_linear, off, Hp, Wp, booster, threads):
         x_big = np.empty((3, Hp + 2 * off, Wp + 2 * off), np.float32)
         img = np.ascontiguousarray(image_linear, dtype=np.float32)
-        threads.in_row_halves(self.jit.image_in, x_big.shape[1], img, x_big, off, off)
-        return booster.expand(x_big, self, off)
+        lum = np.empty(x_big.shape[1:], np.float32)
+        threads.in_row_halves(self.jit.image_in, x_big.shape[1], img, x_big, off, off, lum)
+        return booster.expand(x_big, self, off, y=lum)
 
     def image_out(self, back, front, H, W, booster, threads):
-        out = np.empty((H, W, 3), np.float32)
+        out, lum = np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32)
         dummy = np.zeros((4, 1, 1), np.float32)
         threads.in_row_halves(self.jit.image_out, H, dummy if back is None else back, dummy if front is None else front,
-                              back is not None, front is not None, out, np.float32(EPS))
-        return booster.compress(out, self, channel_axis=-1)
+                              back is not None, front is not None, out, np.float32(EPS), lum)
+        return booster.compress(out, self, channel_axis=-1, y=lum)
+
+    def bright_share(self, y, lo, radius):
+        out = np.empty(y.shape, np.float32)
+        self.jit.bright_share(np.ascontiguousarray(y, dtype=np.float32), np.float32(lo), int(radius), out)
+        return out
 
     # --- reductions and resampling -------------------------------------------------
     def band_counts(self, coc, centres32, threads):
