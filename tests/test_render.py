@@ -283,6 +283,24 @@ def test_a_pale_surface_does_not_glow_but_a_small_light_still_blooms(device):
     assert boosted[59, 149] > plain[59, 149] + 0.05
 
 
+def test_a_preview_and_the_full_size_export_boost_the_same_light():
+    """Which clipped pixels count as light sources is judged in a window that scales
+    with the frame: a 6 px light in a 2048 px wide export is the 3 px light of its
+    1024 px preview, and both must bloom alike (with a fixed 4 px window the export
+    took it for a surface: its disc came out at the unboosted brightness)."""
+    ratios = []
+    for scale in (1, 2):
+        h, w, side = 32 * scale, 1024 * scale, 3 * scale
+        img = np.full((h, w, 3), 0.02, np.float32)
+        img[h // 2 - side // 2 : h // 2 - side // 2 + side, w // 2 : w // 2 + side] = 1.0
+        coc = np.full((h, w), 6.0 * scale, np.float32)
+        plain = render_linear(img, coc, RenderConfig(highlight_gain=0.0))[..., 1]
+        boosted = render_linear(img, coc, RenderConfig())[..., 1]
+        ratios.append(float(boosted.sum() - 0.02 * h * w) / float(plain.sum() - 0.02 * h * w))
+    assert ratios[0] > 2.5  # the light's energy, 1 + gain = 3 times the recorded
+    assert ratios[1] == pytest.approx(ratios[0], rel=0.1), ratios
+
+
 def test_the_boost_is_inverted_exactly_with_its_per_pixel_gain(rng):
     """compress(expand(x)) = x wherever the gains are the same pixel's: in-focus
     pixels come back unchanged, crowded or not, on numpy and torch alike."""

@@ -11,7 +11,7 @@ squares of a checkerboard are surfaces exposed near the top of the range: boosti
 them makes them glow and spill light over their neighbours (a pale surface blurred
 into a white disc larger than itself). So the boost is given only to clipped pixels
 with few bright pixels around them: the share of bright pixels (sRGB luminance
-above :data:`CROWD_BRIGHT_SRGB`) within :data:`CROWD_RADIUS_PX` turns the gain off
+above :data:`CROWD_BRIGHT_SRGB`) in a window (:data:`CROWD_RADIUS_PX`) turns the gain off
 smoothly between :data:`CROWD_FROM` and :data:`CROWD_FULL`.
 
 Measured on 12 ray-traced development scenes with point lights far brighter than 1
@@ -23,8 +23,9 @@ dB with this one. The window and the crowd limits were chosen on those scenes
 (radius 2/4/8 px, limits 0.05-0.3/0.1-0.5/0.2-0.6); a brightness level of 0.75 and
 0.85 tied there (33.86/33.85 dB) and the benchmark's frozen synthetic set (seeds
 20240601-20240606) decided for 0.85 (36.42 dB, as the former boost's 36.42; no
-boost 35.52; 0.75 36.32). The crowd is counted in pixels of the image being
-rendered: a light source wider than about 8 px is taken for a surface.
+boost 35.52; 0.75 36.32). The window is 9 x 9 px up to a long side of 1,024 px and
+grows with the frame beyond (17 x 17 at 2,048 px), so that a preview and its export
+agree: a light source wider than about 1/128 of the long side is taken for a surface.
 
 The curve: on luminance y, with u = (y - t) / (1 - t) for a threshold t (linear),
 a pixel is expanded to ``Y = y + g * u^2`` (u clipped to [0, 1]): continuous with
@@ -42,8 +43,12 @@ from refocus.render.plan import EPS
 #: pixel stands alone (a light source) or in a crowd (a pale surface). See the module
 #: docstring for the data that chose it and the three constants below.
 CROWD_BRIGHT_SRGB = 0.85
-#: Radius of the square window, px, over which the share of bright pixels is taken.
+#: Radius of the square window over which the share of bright pixels is taken, px of an
+#: image whose long side is :data:`CROWD_REFERENCE_PX` or less; larger images scale it
+#: with their long side, so that a preview and the full-size export judge the same
+#: highlights to be light sources.
 CROWD_RADIUS_PX = 4
+CROWD_REFERENCE_PX = 1024
 #: Share of bright pixels up to which a clipped pixel gets the full boost ...
 CROWD_FROM = 0.1
 #: ... and from which it gets none (smoothstep in between).
@@ -74,15 +79,18 @@ class Booster:
     gain:
         How much brighter a fully clipped light source is taken to be (its linear
         luminance becomes ``1 + gain``); 0 turns the boost off.
+    long_side_px:
+        The long side of the frame being rendered (sets the crowd window's radius).
     """
 
-    def __init__(self, threshold_srgb: float, gain: float):
+    def __init__(self, threshold_srgb: float, gain: float, long_side_px: int = 0):
         from refocus.io.color import srgb_to_linear
 
         self.enabled = gain > 0 and threshold_srgb < 1.0
         self.gain_full = float(gain)
         self.t = float(srgb_to_linear(np.float32(threshold_srgb)))
         self.t_bright = float(srgb_to_linear(np.float32(min(CROWD_BRIGHT_SRGB, threshold_srgb))))
+        self.radius_px = max(CROWD_RADIUS_PX, round(CROWD_RADIUS_PX * long_side_px / CROWD_REFERENCE_PX))
         self._crowd = None  # share of bright pixels around each pixel of the expanded frame
         self._off = 0
 
@@ -90,7 +98,7 @@ class Booster:
         """Share of bright pixels around each pixel (H x W, the backend's array kind),
         from the luminance ``y``: ``be.bright_share``, each pixel counted by a
         smoothstep from ``t_bright`` to 1."""
-        return be.bright_share(y, self.t_bright, CROWD_RADIUS_PX)
+        return be.bright_share(y, self.t_bright, self.radius_px)
 
     def gain(self, crowd):
         """Per-pixel gain from the share of bright pixels around: ``gain`` for a

@@ -131,7 +131,7 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     # One padded copy of the image serves all paths: the tile-sparse layers read
     # windows reaching `off` px beyond the frame, the rest reads the view x.
     off = sparse_margin(centres, scale, sparse_ids, cfg.aperture) if sparse_ids else 0
-    booster = Booster(cfg.highlight_threshold, cfg.highlight_gain)
+    booster = Booster(cfg.highlight_threshold, cfg.highlight_gain, max(H, W))
     x_big = be.image_in(image_linear, off, Hp, Wp, booster, threads)
     x = x_big[:, off : off + Hp, off : off + Wp]
     x_small = {}
