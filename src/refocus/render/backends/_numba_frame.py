@@ -86,7 +86,8 @@ def bright_share(y, lo, radius, out):
     ramp = np.empty((H, W), np.float32)
     for i in range(H):
         for j in range(W):
-            u = min(max((y[i, j] - lo) * k, f32(0.0)), f32(1.0))
+            v = y[i, j]
+            u = min((v - lo) * k, f32(1.0)) if v > lo else f32(0.0)  # NaN counts as 0: it must not enter the running sums
             ramp[i, j] = u * u * (f32(3.0) - f32(2.0) * u)
     col = np.zeros(W, np.float64)
     for d in range(-radius, radius + 1):
