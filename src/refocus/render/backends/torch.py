@@ -73,17 +73,19 @@ class TorchBackend(ArrayBackend):
         y = F.pad(x[None, None], (0, -w % b, 0, -h % b), mode="replicate")
         return (F.max_pool2d(y, b) + F.max_pool2d(-y, b))[0, 0]
 
-    def max_filter(self, x, radius: int):
-        """Maximum of a 2-D tensor over (2 radius + 1)^2 squares, edges replicated
-        (two 1-D max-pools: separable, linear in the radius)."""
-        F = self.torch.nn.functional
+    def _square_pool(self, x, radius: int, pool):
+        """``pool`` (a torch 2-D pooling function) of a 2-D tensor over (2 radius + 1)^2
+        squares, edges replicated: two 1-D pools, separable, linear in the radius."""
         r = int(radius)
         if r <= 0:
             return x
-        y = F.pad(x[None, None], (r, r, r, r), mode="replicate")
-        y = F.max_pool2d(y, (2 * r + 1, 1), stride=1)
-        y = F.max_pool2d(y, (1, 2 * r + 1), stride=1)
-        return y[0, 0]
+        y = self.torch.nn.functional.pad(x[None, None], (r, r, r, r), mode="replicate")
+        y = pool(y, (2 * r + 1, 1), stride=1)
+        return pool(y, (1, 2 * r + 1), stride=1)[0, 0]
+
+    def max_filter(self, x, radius: int):
+        """Maximum of a 2-D tensor over (2 radius + 1)^2 squares, edges replicated."""
+        return self._square_pool(x, radius, self.torch.nn.functional.max_pool2d)
 
     def asarray(self, x):
         t = self.torch
@@ -235,13 +237,5 @@ class TorchBackend(ArrayBackend):
         return self.where(y > thresh, fn(y), 0.0)
 
     def box_mean(self, x, radius: int):
-        """Mean of a 2-D tensor over (2 radius + 1)^2 squares, edges replicated (two
-        1-D average pools)."""
-        F = self.torch.nn.functional
-        r = int(radius)
-        if r <= 0:
-            return x
-        y = F.pad(x[None, None], (r, r, r, r), mode="replicate")
-        y = F.avg_pool2d(y, (2 * r + 1, 1), stride=1)
-        y = F.avg_pool2d(y, (1, 2 * r + 1), stride=1)
-        return y[0, 0]
+        """Mean of a 2-D tensor over (2 radius + 1)^2 squares, edges replicated."""
+        return self._square_pool(x, radius, self.torch.nn.functional.avg_pool2d)
