@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dec-blocks", default="1,1,1")
     ap.add_argument("--defocus-scale-px", type=float, default=8.0)
     ap.add_argument("--defocus-weight", type=float, default=0.005)
+    ap.add_argument("--head-only", action="store_true",
+                    help="train only the defocus map's output filters (the last convolution's defocus channels): "
+                         "the all-in-focus image stays bit for bit that of --init")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0)
@@ -228,7 +231,21 @@ def main(argv: list[str] | None = None) -> dict:
         model.load_state_dict(blob["state_dict"])
         log(f"initialised from {args.init}")
     log(f"DeblurNet {cfg.to_dict()} params={count_parameters(model)} device={device}")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4, betas=(0.9, 0.9))
+    keep_image_rows = None
+    if args.head_only:
+        # The ending convolution's channels [4k, 4k + 4) become output channel k after the
+        # pixel shuffle; channel 3 is the defocus map. Everything else is frozen, and the
+        # image rows are restored after every step (AdamW's weight decay moves them even
+        # with a zero gradient).
+        for p_ in model.parameters():
+            p_.requires_grad_(False)
+        conv = model.ending[0]
+        n_img = 3 * cfg.unshuffle * cfg.unshuffle
+        conv.weight.requires_grad_(True)
+        conv.bias.requires_grad_(True)
+        keep_image_rows = (conv.weight.detach()[:n_img].clone(), conv.bias.detach()[:n_img].clone(), n_img)
+    opt = torch.optim.AdamW([p_ for p_ in model.parameters() if p_.requires_grad], lr=args.lr, weight_decay=1e-4,
+                            betas=(0.9, 0.9))
 
     while buf.count < args.min_buffer:
         time.sleep(0.5)
@@ -250,6 +267,11 @@ def main(argv: list[str] | None = None) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
+        if keep_image_rows is not None:
+            w_img, b_img, n_img = keep_image_rows
+            with torch.no_grad():
+                model.ending[0].weight[:n_img] = w_img
+                model.ending[0].bias[:n_img] = b_img
         step += 1
         now = time.time()
         elapsed += now - t_last
