@@ -474,3 +474,21 @@ def test_upsampling_tolerates_nan_inf_and_out_of_range_guides():
     out = upsample_to_guide(disp[::4, ::4], bad)
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out, upsample_to_guide(disp[::4, ::4], np.clip(np.nan_to_num(bad, nan=0.0), 0, 1)))
+
+
+def test_a_depth_read_from_blur_comes_with_the_blur_along_it(tmp_path):
+    """Real capture (exif-corpus Epson PhotoPC 3000Z, no depth, no network): the depth
+    came from DeblurNet's defocus map, the input blur from independent edge readings
+    per disparity bin, and the two disagreed (5.5 px read where the depth put the
+    largest blur); the renders switched between re-blurring and keeping the input in
+    grey blotches over a dark background. Now the blur is taken along that depth: one
+    lens, in focus at the nearest disparity, blur falling as disparity rises."""
+    from refocus.pipeline import RefocusConfig, Refocuser
+
+    _, blurred = _camera_photos(tmp_path)
+    photo = Refocuser().prepare(blurred, RefocusConfig(deblur="never"))
+    assert photo.depth_source == "defocus estimate"
+    b, d = photo.input_blur_px, photo.disparity
+    assert np.isfinite(b).all()
+    assert np.corrcoef(b.ravel(), d.ravel())[0, 1] < -0.99
+    assert float(b[d > 0.99].max()) < 0.5 and float(b.max()) > 2.0

@@ -40,6 +40,11 @@ NEIGHBOUR_SUFFIX = "-disparity"
 NEIGHBOUR_EXTENSIONS = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr")
 
 
+#: The ``source`` of a disparity read from the photo's own blur (the last resort): the
+#: pipeline then takes the input blur along that disparity (see refocus.pipeline).
+DEFOCUS_ESTIMATE_SOURCE = "defocus estimate"
+
+
 def find_neighbour_depth(
     photo: str | os.PathLike, depth_dir: str | os.PathLike | None = None, suffix: str = NEIGHBOUR_SUFFIX
 ) -> Path | None:
@@ -351,7 +356,7 @@ def get_depth(
 
         try:
             disp = estimate_depth_from_defocus(image)
-            found = (disp, "disparity", False, "defocus estimate")
+            found = (disp, "disparity", False, DEFOCUS_ESTIMATE_SOURCE)
             notes.append("depth from the photo's own blur: assumes the nearest subject was in focus (relative only)")
         except AllInFocus as exc:
             why = f"{exc}" + (f", and {net_missing}" if net_missing else "")

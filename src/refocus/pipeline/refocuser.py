@@ -9,7 +9,9 @@ with the same call replaces it:
 component                 call                                                 default
 ========================  ===================================================  ==========================
 ``depth``                 ``(image, path, cfg, notes) -> (disparity, source,   :func:`~refocus.pipeline.stages.load_disparity`
-                          metric_range)``
+                          metric_range)``; an ``own_blur_px`` attribute on
+                          the tuple, when present, is the blur range of a
+                          depth read from the photo's own blur
 ``blur_estimate``         ``(image, disparity) -> input_blur_px``              :func:`~refocus.pipeline.sharpness.input_blur_map`
 ``deblurrer``             ``(image, device) -> (all_in_focus, defocus_px)``    :class:`DeblurNetDeblurrer`
 ``renderer``              ``(base, coc_px, cfg) -> image``                     :class:`LayeredRenderer`
@@ -42,6 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from refocus.depth import DEFOCUS_ESTIMATE_SOURCE
 from refocus.errors import RefocusError
 from refocus.io import ImageInfo, linear_to_srgb
 from refocus.pipeline.config import RefocusConfig
@@ -261,13 +264,22 @@ class Refocuser:
             rgb = _resize(rgb, (nh, nw)).astype(np.float32)
             scale = nw / w
             notes.append(f"working copy {nw}x{nh} of the {w}x{h} photo; export renders the full size")
-        disp, source, metric = self.depth(rgb, path, cfg, notes)
+        loaded = self.depth(rgb, path, cfg, notes)
+        disp, source, metric = loaded
+        own_blur_px = getattr(loaded, "own_blur_px", None)
         own = self.own_lens(path, (h, w), source, notes) if self.own_lens is not None else None
         if own is not None:
             from refocus.render import coc_map
 
             # The file says how the photo was blurred: that is its blur map, exactly.
             input_blur_px = np.abs(coc_map(disp, own.focus_disparity, own.strength_px * scale)).astype(np.float32)
+        elif source == DEFOCUS_ESTIMATE_SOURCE and own_blur_px is not None:
+            # A depth read from the blur implies the blur along it: one lens, in focus at
+            # the nearest (sharpest) disparity. An independent edge-based estimate
+            # disagreed with it (5.5 px where this depth put the largest blur, on an
+            # exif-corpus photo), and renders then switched between re-blurring and
+            # keeping the input in blotches.
+            input_blur_px = (own_blur_px * (1.0 - disp)).astype(np.float32)
         else:
             input_blur_px = self.blur_estimate(rgb, disp)
         photo = PreparedPhoto(
@@ -326,7 +338,7 @@ class Refocuser:
             raise RefocusError(f"the deblurrer returned shape {aif.shape} for an image of shape {photo.image.shape}")
         photo.all_in_focus = aif
         photo._aif_linear = None
-        if defocus is not None and np.shape(defocus) == photo.shape:
+        if defocus is not None and np.shape(defocus) == photo.shape and photo.depth_source != DEFOCUS_ESTIMATE_SOURCE:
             from refocus.pipeline.sharpness import pool_blur_by_disparity
 
             # DeblurNet's map reads blur in flat, textureless regions (3-4 px where

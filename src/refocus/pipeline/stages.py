@@ -120,13 +120,25 @@ def run_deblur(image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.n
     return aif, defocus
 
 
+class LoadedDisparity(tuple):
+    """What :func:`load_disparity` returns: the tuple ``(disparity, source, metric_range)``,
+    and in :attr:`own_blur_px`, for a disparity read from the photo's own blur
+    (:data:`refocus.depth.DEFOCUS_ESTIMATE_SOURCE`), the blur in px between its nearest
+    (sharpest, disparity 1) and farthest (disparity 0) pixels, else None."""
+
+    own_blur_px: float | None = None
+
+
 def load_disparity(
     image: np.ndarray, image_path: str | os.PathLike | None, cfg: RefocusConfig, notes: list[str]
-) -> tuple[np.ndarray, str, tuple[float, float] | None]:
+) -> LoadedDisparity:
     """Normalised disparity (larger = nearer, [0, 1]) at the image's size, its source,
-    and the metric disparity range (1/m) when the depth is known in metres."""
+    and the metric disparity range (1/m) when the depth is known in metres (a
+    :class:`LoadedDisparity`)."""
+    from refocus.depth import DEFOCUS_ESTIMATE_SOURCE
     from refocus.depth.prepare import prepare_disparity
 
+    own_blur_px = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -146,6 +158,9 @@ def load_disparity(
             notes.extend(str(n) for n in getattr(res, "notes", []))
             d = np.asarray(res.disparity(), dtype=np.float32)
             source = str(getattr(res, "source", "depth"))
+            if source == DEFOCUS_ESTIMATE_SOURCE:
+                v = np.asarray(res.values, dtype=np.float32)  # blur px below the largest reading
+                own_blur_px = float(np.nanmax(v) - np.nanmin(v))
             metric = _metric_range(np.asarray(res.values), res.kind) if getattr(res, "metric", False) else None
             if d.shape != image.shape[:2]:
                 d = prepare_disparity(d, "disparity", True, shape=image.shape[:2], guide=image)
@@ -165,7 +180,9 @@ def load_disparity(
         notes.append(str(w.message).splitlines()[0])
     if not np.isfinite(d).all():
         raise RefocusError("depth stage returned non-finite disparity")
-    return np.clip(d, 0, 1).astype(np.float32), source, metric
+    out = LoadedDisparity((np.clip(d, 0, 1).astype(np.float32), source, metric))
+    out.own_blur_px = own_blur_px
+    return out
 
 
 def _metric_range(values: np.ndarray, kind: str) -> tuple[float, float] | None:
