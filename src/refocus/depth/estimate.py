@@ -335,8 +335,9 @@ def estimate_depth_from_defocus(image: np.ndarray) -> np.ndarray:
         from refocus.deblur import deblur
     except Exception:
         raise RefocusError("the deblurring stage (refocus.deblur.deblur) is not available") from None
+    image = np.asarray(image, dtype=np.float32)
     try:
-        result = deblur(np.asarray(image, dtype=np.float32))
+        result = deblur(image)
     except RefocusError:
         raise
     except Exception as exc:
@@ -362,4 +363,4 @@ def estimate_depth_from_defocus(image: np.ndarray) -> np.ndarray:
     if s >= 1.0:
         return d
     coarse = _resize(d, (max(1, round(h * s)), max(1, round(w * s))))
-    return upsample_to_guide(coarse, np.asarray(image, dtype=np.float32)).astype(np.float32)
+    return upsample_to_guide(coarse, image).astype(np.float32)

@@ -273,7 +273,7 @@ class Refocuser:
 
             # The file says how the photo was blurred: that is its blur map, exactly.
             input_blur_px = np.abs(coc_map(disp, own.focus_disparity, own.strength_px * scale)).astype(np.float32)
-        elif source == DEFOCUS_ESTIMATE_SOURCE and own_blur_px is not None:
+        elif own_blur_px is not None:
             # A depth read from the blur implies the blur along it: one lens, in focus at
             # the nearest (sharpest) disparity. An independent edge-based estimate
             # disagreed with it (5.5 px where this depth put the largest blur, on an

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refocus.render.plan import EPS
+from refocus.render.plan import EPS, smoothstep
 
 #: sRGB luminance from which a pixel counts as bright when judging whether a clipped
 #: pixel stands alone (a light source) or in a crowd (a pale surface). See the module
@@ -53,12 +53,6 @@ CROWD_REFERENCE_PX = 1024
 CROWD_FROM = 0.1
 #: ... and from which it gets none (smoothstep in between).
 CROWD_FULL = 0.4
-
-
-def _smoothstep(u):
-    """3u^2 - 2u^3 of u clipped to [0, 1], on numpy arrays or tensors alike."""
-    u = u.clip(0.0, 1.0)
-    return u * u * (3.0 - 2.0 * u)
 
 
 def _luminance(x, channel_axis: int):
@@ -103,7 +97,7 @@ class Booster:
     def gain(self, crowd):
         """Per-pixel gain from the share of bright pixels around: ``gain`` for a
         clipped pixel with few bright pixels around it, falling to 0 in a crowd."""
-        return (1.0 - _smoothstep((crowd - CROWD_FROM) * (1.0 / (CROWD_FULL - CROWD_FROM)))) * self.gain_full
+        return (1.0 - smoothstep((crowd - CROWD_FROM) * (1.0 / (CROWD_FULL - CROWD_FROM)))) * self.gain_full
 
     def _expanded(self, y, g):
         u = ((y - self.t) * (1.0 / (1.0 - self.t))).clip(0.0, 1.0)

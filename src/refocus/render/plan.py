@@ -44,6 +44,12 @@ SPARSE_MAX_SCALE = 2
 CHUNK_PX = 300_000
 
 
+def smoothstep(u):
+    """3u^2 - 2u^3 of u clipped to [0, 1], on numpy arrays or tensors alike."""
+    u = u.clip(0.0, 1.0)
+    return u * u * (3.0 - 2.0 * u)
+
+
 def layer_centres(coc_min: float, coc_max: float, min_step: float, rel_step: float) -> np.ndarray:
     """Signed CoC values of the layers, ascending (far to near), always including 0
     when the range straddles it, and both ends exactly (so a constant map is one layer)."""

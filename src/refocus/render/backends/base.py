@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refocus.render.plan import BLOCK, CHUNK_PX, EPS
+from refocus.render.plan import BLOCK, CHUNK_PX, EPS, smoothstep
 
 
 def add_(view, value) -> None:
@@ -89,12 +89,7 @@ class ArrayBackend:
         brightness above ``lo``: smoothstep((y - lo) / (1 - lo)), 0 below ``lo``
         (see refocus.render.highlights)."""
         k = 1.0 / (1.0 - lo)
-
-        def ramp(v):
-            u = ((v - lo) * k).clip(0.0, 1.0)
-            return u * u * (3.0 - 2.0 * u)
-
-        return self.box_mean(self.map_above(y, lo, ramp), radius)
+        return self.box_mean(self.map_above(y, lo, lambda v: smoothstep((v - lo) * k)), radius)
 
     # --- reductions ------------------------------------------------------------
     def band_counts(self, coc, centres32: np.ndarray, threads) -> np.ndarray:
