@@ -433,3 +433,37 @@ def test_srgb_encode_threads_are_the_callers():
     two = linear_to_srgb(x, run_ranges=threads.run_ranges)
     threads.shutdown()
     np.testing.assert_array_equal(one, two)
+
+
+def test_a_subject_blurred_past_the_edge_readings_is_deblurred_when_focused_on():
+    """Regression (hci-antinous, refocus far -> near: the bust stayed as blurred as it
+    came): a region blurred so much that no edge can be read has an unknown input
+    blur (NaN); focusing on it must still run the deblurrer."""
+    from scipy.signal import fftconvolve
+
+    from refocus.aperture import ApertureConfig, kernel
+    from refocus.pipeline.photo import PreparedPhoto
+    from refocus.pipeline.refocuser import Refocuser
+
+    sharp, disp = _scene(128, 192, seed=3)
+    lin = srgb_to_linear(sharp)
+    k = kernel(ApertureConfig(), 14.0)
+    blurred = linear_to_srgb(np.stack([fftconvolve(lin[..., c], k, mode="same") for c in range(3)], -1))
+    photo_img = sharp.copy()
+    photo_img[:, :96] = np.clip(blurred[:, :96], 0, 1)  # far half blurred by a 14 px disc
+    true_blur = np.where(disp > 0.5, 0.0, 14.0).astype(np.float32)
+
+    calls = []
+
+    def oracle_deblurrer(image, device="cpu"):
+        calls.append(image.shape)
+        return sharp, true_blur
+
+    pipeline = Refocuser(deblurrer=oracle_deblurrer)
+    b = pipeline.blur_estimate(photo_img, disp)
+    assert np.isnan(b[:, :90]).all()  # the premise: no readable edge in the blurred half
+    photo = PreparedPhoto(image=photo_img, disparity=disp, input_blur_px=b, refocuser=pipeline)
+    r = pipeline.render_focus(photo, RefocusConfig(highlight_gain=0), focus_disparity=0.0, strength=8.0)
+    assert r.deblurred and len(calls) == 1
+    far = slice(8, 120), slice(8, 84)
+    assert np.abs(r.image[far] - sharp[far]).mean() < 0.25 * np.abs(photo_img[far] - sharp[far]).mean()

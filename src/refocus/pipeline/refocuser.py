@@ -301,14 +301,21 @@ class Refocuser:
 
         It cannot when the new blur is at least the input's everywhere: the input
         then only needs the extra blur, and where the new blur is tiny the input is
-        already sharp and is kept. A renderer that cannot add blur to a blurred
-        input (``adds_blur`` False) always needs it.
+        already sharp and is kept. Where the input's blur is unknown (NaN: too few
+        readable edges at that depth) and the new focus wants it sharp, the
+        deblurrer is asked to measure it: a subject blurred beyond the edge
+        readings' reach has no readable edges, and skipping it left the subject a
+        refocus was meant to sharpen as blurred as it came (hci-antinous, refocus
+        far -> near). A renderer that cannot add blur to a blurred input
+        (``adds_blur`` False) always needs it.
         """
         if not getattr(self.renderer, "adds_blur", True):
             return True
         b = photo.input_blur_px
+        new_blur_px = np.abs(coc_px)
         with np.errstate(invalid="ignore"):
-            need = (b > SHARP_INPUT_PX) & (np.abs(coc_px) + 0.5 < b)
+            need = (b > SHARP_INPUT_PX) & (new_blur_px + 0.5 < b)
+            need |= np.isnan(b) & (new_blur_px < SHARPEN_FROM_PX)
         return bool(need.mean() > DEBLUR_MIN_SHARE)
 
     def ensure_all_in_focus(self, photo: PreparedPhoto, mode: str = "auto", device: str = "cpu") -> bool:
