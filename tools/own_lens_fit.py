@@ -1,6 +1,7 @@
 """Issue 14 item 3 experiment: can the photo's own lens (K, focal plane) be fitted from its blur?
 
     python tools/own_lens_fit.py [--deblurnet [--weights FILE] [--textured | --welsch]]   # from the repository root
+    python tools/own_lens_fit.py --synthesis [--oracle | --wiener-lens SCALE]
 
 hci-antinous (true disparity) is refocused by the light field at R = 2 and 4 view steps with
 the focus at the 5th/50th/95th percentile of its disparity; the true lens is then
@@ -11,6 +12,12 @@ pixels; --weights: another DeblurNet, e.g. the photo-trained one) is fitted with
 search, residuals capped at 3 px. With --welsch the fit is per pixel instead of per bin: a
 bounded (Welsch) loss with a tolerance of 1 px + 25 % of the predicted blur, each disparity bin
 weighted equally (so the far wall, most of antinous, does not outvote the rest).
+With --synthesis the blur is read by analysis by synthesis instead: per disparity bin, the
+disc radius (of a grid, linear light) that best maps an all-in-focus image onto the photo,
+over the more textured half of the pixels farther than K px from a depth edge (where no
+other depth's blur spills in); the all-in-focus image is DeblurNet's, the light field's
+centre view (--oracle: what the method can do with a perfect one), or a Wiener
+deconvolution with the true lens scaled by SCALE (--wiener-lens: does the loop pin K down?).
 Results: docs/depth.md, "The photo's own lens".
 """
 
@@ -69,6 +76,46 @@ def fit_v_welsch(dn: np.ndarray, blur_px: np.ndarray, n_bins: int = N_BINS,
     return best[1], best[2]
 
 
+SYNTH_RADII_PX = np.array([0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 19, 22, 26, 30], np.float32)
+
+
+def blur_by_synthesis(photo: np.ndarray, all_in_focus: np.ndarray, dn: np.ndarray, edge_margin_px: float,
+                      n_bins: int = N_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """Per disparity bin, the disc radius (px, of :data:`SYNTH_RADII_PX`) whose blur of
+    ``all_in_focus`` best matches ``photo`` (sRGB), over the more textured half of the
+    pixels at least ``edge_margin_px`` from a depth edge. (bin centres, radius; NaN: a
+    bin with fewer than 40 such pixels)."""
+    from scipy import ndimage
+    from scipy.signal import fftconvolve
+
+    from refocus.aperture import ApertureConfig, kernel
+    from refocus.io.color import linear_to_srgb, srgb_to_linear
+
+    lin = srgb_to_linear(all_in_focus)
+    err = []
+    for r in SYNTH_RADII_PX:
+        if r == 0:
+            b = all_in_focus
+        else:
+            pad = int(np.ceil(r)) + 1
+            lp = np.pad(lin, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+            k = kernel(ApertureConfig(), float(r))
+            b = linear_to_srgb(np.stack([fftconvolve(lp[..., c], k, mode="same") for c in range(3)], -1)[pad:-pad, pad:-pad])
+        err.append(((np.clip(b, 0, 1) - photo) ** 2).mean(-1))
+    err = np.stack(err)
+    depth_edge = (np.abs(ndimage.sobel(dn, 0)) + np.abs(ndimage.sobel(dn, 1))) > 0.2
+    far = ~ndimage.binary_dilation(depth_edge, iterations=max(int(edge_margin_px), 1))
+    g = ndimage.gaussian_gradient_magnitude(all_in_focus.mean(-1), 1.0)
+    use = far & (g > np.percentile(g[far], 50))
+    idx = np.minimum((dn * n_bins).astype(np.int64), n_bins - 1)
+    out = np.full(n_bins, np.nan)
+    for b in range(n_bins):
+        m = (idx == b) & use
+        if m.sum() >= 40:
+            out[b] = SYNTH_RADII_PX[int(np.argmin(err[:, m].sum(axis=1)))]
+    return (np.arange(n_bins) + 0.5) / n_bins, out
+
+
 def main() -> None:
     lf = load_lightfield(SHARED / "lightfields" / "hci-antinous")
     disp = lf.disparity
@@ -79,6 +126,22 @@ def main() -> None:
             s = float(np.percentile(disp, pct))
             img = refocus_srgb(lf, s, radius)
             k_true, f_true = radius * (hi - lo), (s - lo) / (hi - lo)
+            if "--synthesis" in sys.argv:
+                from refocus.deblur import deblur
+                from refocus.deblur.classical import wiener_deblur
+
+                if "--oracle" in sys.argv:
+                    aif = lf.centre_view_srgb()
+                elif "--wiener-lens" in sys.argv:
+                    scale = float(sys.argv[sys.argv.index("--wiener-lens") + 1])
+                    aif = wiener_deblur(img, np.abs(scale * k_true * (dn - f_true)), nsr=0.01)
+                else:
+                    aif = deblur(img)[0]
+                centres, blur = blur_by_synthesis(img, aif, dn, k_true)
+                k, f = fit_v(centres, blur)
+                print(f"R={radius} {name:6s} true K {k_true:5.2f} f {f_true:.3f} | fit K {k:5.2f} ({100 * (k / k_true - 1):+.0f} %)"
+                      f" f {f:.3f} ({100 * (f - f_true):+.1f} % of the range)")
+                continue
             centres, blur = blur_by_disparity(img, dn, N_BINS)
             if "--deblurnet" in sys.argv:
                 from refocus.deblur import deblur
