@@ -209,6 +209,28 @@ def test_bench_lensblur_cases(tmp_path):
     assert not none and "no Lens Blur JPEG" in notes[0]
 
 
+def test_bench_lensblur_refocus_cases(tmp_path):
+    """`--task refocus --data lensblur:DIR`: the rendered photo -> the original refocused
+    behind its subject with the file's lens (sharp at the new plane, blurred away from it)."""
+    from refocus.bench.quality import LENSBLUR_REFOCUS_PERCENTILES, build_cases
+    from refocus.render import coc_map
+
+    _, _, original = _lens_blur_file(tmp_path)
+    cases, notes = build_cases(["refocus"], [f"lensblur:{tmp_path}"])
+    assert not notes and [c.name for c in cases] == [f"lensblur-to-{n}" for n in LENSBLUR_REFOCUS_PERCENTILES]
+    for c, pct in zip(cases, LENSBLUR_REFOCUS_PERCENTILES.values()):
+        assert c.task == "refocus" and c.focus_disparity == pytest.approx(np.percentile(c.disparity, pct))
+        coc = np.abs(coc_map(c.disparity, c.focus_disparity, c.strength))
+        inner = np.zeros(coc.shape, bool)
+        inner[8:-8, 8:-8] = True
+        sharp, blurred = inner & (coc < 0.3), inner & (coc > 1.5)  # K is 2.6 px here
+        assert sharp.sum() > 50 and blurred.sum() > 50
+        changed = np.abs(c.target - original).mean(axis=-1)
+        assert changed[blurred].mean() > 0.08  # uniform noise loses its texture
+        assert changed[sharp].mean() < 0.25 * changed[blurred].mean()
+    assert build_cases(["bokeh"], [f"lensblur:{tmp_path}"])[0] == []
+
+
 def test_result_says_the_all_in_focus_image_is_the_stored_original(tmp_path):
     from refocus.pipeline import refocus
 

@@ -29,6 +29,11 @@ Data sources (``--data``):
     ``lensblur:DIR``): each stores the photo it rendered and the original before the
     blur, so the deblur task has a real photo's content, noise and (phone-estimated)
     depth with Lens Blur's own, sRGB-blended blur as input, and the original as target.
+    Refocus: the same input, and as target the original refocused by the project's
+    renderer with the file's lens at the 5th / 50th percentile of its disparity (behind
+    the subject). The target's blur is this renderer's, so that task compares how the
+    input's own blur is handled (deblurring, subtracting it), not renderers: ``naive``
+    (a Gaussian) is at a disadvantage there that has nothing to do with deblurring.
 ``all``
     ``lightfield``, ``lytro1g`` and ``synthetic``.
 
@@ -221,14 +226,32 @@ def _lytro_cases(tasks: list[str], quick: bool, progress: Progress) -> tuple[lis
     return cases, notes
 
 
+#: Focal planes of the Lens Blur refocus cases: percentiles of the photo's disparity
+#: (the file's own focus is on its subject, so these move it behind).
+LENSBLUR_REFOCUS_PERCENTILES = {"far": 5.0, "middle": 50.0}
+
+
+def _lensblur_target(original: np.ndarray, disparity: np.ndarray, focus_disparity: float, strength: float) -> np.ndarray:
+    """The stored original refocused at ``focus_disparity`` with the file's lens K, by
+    the layered renderer (quality "high", no highlight boost), in linear light."""
+    from refocus.io import linear_to_srgb, srgb_to_linear
+    from refocus.render import RenderConfig, coc_map, render_linear
+
+    out = render_linear(srgb_to_linear(original), coc_map(disparity, focus_disparity, strength),
+                        RenderConfig(highlight_gain=0.0, quality="high"))
+    return np.clip(linear_to_srgb(out), 0.0, 1.0).astype(np.float32)
+
+
 def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress) -> tuple[list, list[str]]:
-    """Deblur cases from Lens Blur JPEGs: the rendered photo -> the original it stores."""
+    """Cases from Lens Blur JPEGs. Deblur: the rendered photo -> the original it stores.
+    Refocus: the rendered photo -> the original refocused behind the subject with the
+    file's lens (:func:`_lensblur_target`)."""
     from refocus.bench.methods import Case
     from refocus.pipeline import RefocusConfig, Refocuser
     from refocus.pipeline.photo import _resize
     from refocus.render import coc_map
 
-    if "deblur" not in tasks:
+    if "deblur" not in tasks and "refocus" not in tasks:
         return [], []
     if spec == "lensblur":
         shared = shared_data_dir()
@@ -254,8 +277,16 @@ def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress
             inp, tgt, disp, k = _resize(inp, size), _resize(tgt, size), _resize(disp, size), k / 4
         meta = {"K": k, "focus_disparity": own.focus_disparity, "blur_at_infinity_px": own.blur_at_infinity_px,
                 "max_coc_px": float(np.abs(coc_map(disp, own.focus_disparity, k)).max())}
-        cases.append(Case("deblur", "lensblur", f.stem, inp, tgt, disp, k, input_focus_disparity=own.focus_disparity,
-                          crop_px=8, meta=meta))
+        if "deblur" in tasks:
+            cases.append(Case("deblur", "lensblur", f.stem, inp, tgt, disp, k, input_focus_disparity=own.focus_disparity,
+                              crop_px=8, meta=meta))
+        if "refocus" in tasks:
+            for name, pct in LENSBLUR_REFOCUS_PERCENTILES.items():
+                progress.status(f"ground truth for refocus on {f.name} ({name})")
+                s2 = float(np.percentile(disp, pct))
+                cases.append(Case("refocus", "lensblur", f"{f.stem}-to-{name}", inp, _lensblur_target(tgt, disp, s2, k),
+                                  disp, k, focus_disparity=s2, input_focus_disparity=own.focus_disparity, crop_px=8,
+                                  meta={**meta, "to": name, "to_disparity": s2, "percentile": pct}))
     if not cases:
         notes.append("lensblur: no Lens Blur JPEG with its original found (set REFOCUS_SHARED, or lensblur:DIR); skipped")
     return cases, notes

@@ -128,8 +128,14 @@ def render_markdown(run: QualityRun, summary: dict, sheet_names: list[str]) -> s
         "",
         "- light field: hci-antinous at half resolution (views 2x2 area-averaged in linear light, disparity halved); "
         "ground truth = mean of the views within a disc of radius R view steps, each shifted so disparity s aligns "
-        "(bilinear), in linear light; R in {2, 4}; s = 95th/50th/5th percentile (near/middle/far) of the disparity; "
+        "(cubic B-spline), in linear light; R in {2, 4}; s = 95th/50th/5th percentile (near/middle/far) of the disparity; "
         "CoC = R (d - s) px; crop ceil(R max|d - s|) + 2 px.",
+        "- lytro1g: the same on real Lytro captures (9x9 views, each first softened to the softest view's sharpness), "
+        "disparity estimated from the views by a plane sweep.",
+        "- lensblur: Google Lens Blur JPEGs; deblur: the rendered photo -> the original it stores; refocus: the rendered "
+        "photo -> the original refocused by the layered renderer (quality high) with the file's lens at the 5th/50th "
+        "percentile of its disparity (the target's blur is this renderer's: the task compares how the input's own "
+        "blur is handled, not renderers); crop 8 px.",
         "- bokeh: centre view + true disparity -> refocused at s. deblur: refocused at s -> centre view. "
         "refocus: refocused at s1 -> refocused at s2 for near->far, far->near, middle->near (crop over both planes); "
         "the no-depth track gets no disparity.",

@@ -16,7 +16,7 @@ def quality_cmd(
     data: str = typer.Option(
         "lightfield",
         "--data",
-        help="lightfield (hci-antinous, half res), lytro1g (real Lytro captures, estimated depth), lightfield:DIR, synthetic, paired:DIR (inputC/ + target/), lensblur[:DIR] (Lens Blur JPEGs: rendered photo -> stored original, deblur only), or all; comma-separated.",
+        help="lightfield (hci-antinous, half res), lytro1g (real Lytro captures, estimated depth), lightfield:DIR, synthetic, paired:DIR (inputC/ + target/), lensblur[:DIR] (Lens Blur JPEGs: rendered photo -> stored original for deblur, -> original refocused behind the subject for refocus), or all; comma-separated.",
     ),
     out: Path = typer.Option(Path("bench-out/quality"), "--out", help="Folder for report.md, report.json and contact sheets."),
     quick: bool = typer.Option(False, "--quick", help="A few small cases (smoke test, under a minute)."),
