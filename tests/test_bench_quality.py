@@ -217,3 +217,15 @@ def test_quick_bench_on_the_real_lytro_captures(shared_data):
     for c in run.cases:
         if c["task"] == "refocus" and "pipeline" in c["results"]:
             assert c["results"]["pipeline"]["psnr"] >= c["results"]["input"]["psnr"] - 0.01, c["case"]
+
+
+def test_contact_sheet_skips_a_track_no_method_runs_on(tmp_path, shared_data):
+    """Regression: the refocus sheet showed the no-depth track (wider crop, same cases)
+    as a row of empty tiles, in place of a case the methods ran on."""
+    from refocus.bench.quality import run_quality
+
+    lf = two_plane_lightfield(tmp_path / "lf")
+    run = run_quality(["refocus"], [f"lightfield:{lf}"], methods=["input", "naive", "ours-no-deblur"], quick=True,
+                      lpips_weights=shared_data / "lpips" / "alexnet.ckpt")
+    shown = [case.dataset for case, _ in run.images["refocus"]]
+    assert shown == ["lightfield:lf"]

@@ -458,7 +458,8 @@ def run_quality(
     skipped: set[tuple[str, str, str]] = set()
     by_case: dict[int, dict] = {}
     sheets: dict[str, list] = {}
-    on_sheet = _sheet_selection(cases, sheet_cases)
+    runnable = {id(c) for c, m in plan if m.name != "input" and not (m.needs_disparity and c.disparity is None)}
+    on_sheet = _sheet_selection(cases, sheet_cases, runnable)
     for case, method in plan:
         progress.advance(f"{case.task} {case.dataset} {case.name}: {method.name}")
         run.descriptions.setdefault(case.task, {})[method.name] = method.description
@@ -506,14 +507,18 @@ def run_quality(
     return run
 
 
-def _sheet_selection(cases: list, per_task: int) -> set[int]:
+def _sheet_selection(cases: list, per_task: int, shown: set[int] | None = None) -> set[int]:
     """Ids of the cases shown on the contact sheets: per task, one per dataset (up to
     ``per_task``), the one with the widest crop, i.e. the strongest blur, where
-    differences between methods are easiest to see."""
+    differences between methods are easiest to see. With ``shown``, only those case
+    ids (the ones some method besides ``input`` can run on: a no-depth track without
+    such a method is a row of empty tiles)."""
     chosen: set[int] = set()
     for task in dict.fromkeys(c.task for c in cases):
         best: dict[str, object] = {}
         for c in cases:
+            if shown is not None and id(c) not in shown:
+                continue
             if c.task == task and (c.dataset not in best or c.crop_px > best[c.dataset].crop_px):
                 best[c.dataset] = c
         chosen.update(id(c) for c in list(best.values())[:per_task])
