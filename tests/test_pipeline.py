@@ -467,3 +467,24 @@ def test_a_subject_blurred_past_the_edge_readings_is_deblurred_when_focused_on()
     assert r.deblurred and len(calls) == 1
     far = slice(8, 120), slice(8, 84)
     assert np.abs(r.image[far] - sharp[far]).mean() < 0.25 * np.abs(photo_img[far] - sharp[far]).mean()
+
+
+def test_a_preview_blurs_a_region_of_unknown_input_blur_as_the_export_does():
+    """Regression: the preview copy turned an unknown input blur (NaN) into 1e6 px,
+    so the renderer subtracted it all and added no blur there, while the full-size
+    export blurred it."""
+    from refocus.pipeline.photo import PreparedPhoto
+    from refocus.pipeline.refocuser import Refocuser
+
+    img, disp = _scene(256, 384, seed=1)
+    blur = np.where(disp > 0.5, 0.0, np.nan).astype(np.float32)  # the far half's blur unknown
+    pipeline = Refocuser()
+    photo = PreparedPhoto(image=img, disparity=disp, input_blur_px=blur, refocuser=pipeline)
+    cfg = RefocusConfig(highlight_gain=0, deblur="never")
+    small = photo.resized(photo.shape[0] * photo.shape[1] // 4)
+    assert np.isnan(small.input_blur_px[:, :80]).all() and (small.input_blur_px[:, 110:] == 0).all()
+    full = pipeline.render_focus(photo, cfg, 1.0, 8.0).image
+    preview = pipeline.render_focus(small, cfg, 1.0, 8.0 * small.scale).image
+    far_full, far_preview = full[16:-16, 16:160].std(), preview[8:-8, 8:80].std()
+    assert far_full < 0.5 * img[:, :192].std()
+    assert abs(far_preview - far_full) < 0.25 * far_full

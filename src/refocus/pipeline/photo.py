@@ -217,7 +217,13 @@ class PreparedPhoto:
         s = float(np.sqrt(max_pixels / (h * w)))
         nh, nw = max(1, int(h * s)), max(1, int(w * s))
         aif = None if self.all_in_focus is None else _resize(self.all_in_focus, (nh, nw))
-        blur = _resize(np.where(np.isfinite(self.input_blur_px), self.input_blur_px, 1e6), (nh, nw)) * (nw / w)
+        # Unknown blur (NaN) stays unknown: a large stand-in value, as before, read as
+        # "very blurred" and the preview added no blur there while the export did.
+        known = np.isfinite(self.input_blur_px)
+        weight = _resize(known.astype(np.float32), (nh, nw))
+        blur_sum = _resize(np.where(known, self.input_blur_px, 0.0).astype(np.float32), (nh, nw))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            blur = np.where(weight >= 0.5, blur_sum / weight, np.nan) * (nw / w)
         return replace(
             self,
             image=_resize(self.image, (nh, nw)),
