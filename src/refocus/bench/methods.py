@@ -312,7 +312,7 @@ def _register_baselines() -> None:
         "ours-default",
         _renderer("balanced", default_gain),
         needs_disparity=True,
-        description=f"layered renderer as shipped: render_linear(quality='balanced'), highlight boost on (gain {default_gain:g})",
+        description=f"layered renderer with the highlight boost on, as shipped (render_linear(quality='balanced'), highlight_gain {default_gain:g})",
     )
     register(
         "bokeh",
