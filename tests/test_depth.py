@@ -492,3 +492,27 @@ def test_a_depth_read_from_blur_comes_with_the_blur_along_it(tmp_path):
     assert np.isfinite(b).all()
     assert np.corrcoef(b.ravel(), d.ravel())[0, 1] < -0.99
     assert float(b[d > 0.99].max()) < 0.5 and float(b.max()) > 2.0
+
+
+@pytest.mark.parametrize("name, defocused", [("Olympus_PEN_E-P3.jpg", True), ("HTC_One.jpg", False)])
+def test_the_blur_fallback_decides_on_the_photo_not_its_size(shared_data, name, defocused):
+    """Regression: read at the photo's own size, the decision depended on it. The
+    Olympus PEN photo (a blurred thumb and background, 1.2 MP) was refused as in focus
+    everywhere (accepted at 0.5 MP), and the HTC One fern (in focus, 4 MP) was accepted:
+    at that size DeblurNet reads the phone's own softness as blur."""
+    from refocus.depth.estimate import AllInFocus, estimate_depth_from_defocus
+    from refocus.io import read_image
+
+    path = shared_data / "photos" / "exif-corpus" / name
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    img = read_image(path)[0]
+    if defocused:
+        d = estimate_depth_from_defocus(img)
+        assert d.shape == img.shape[:2]
+        h, w = d.shape
+        # the blurred thumb (left edge) reads farther (lower) than the sharp box
+        assert np.median(d[h // 3 : 2 * h // 3, : w // 40]) < np.median(d[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3]) - 3
+    else:
+        with pytest.raises(AllInFocus):
+            estimate_depth_from_defocus(img)
