@@ -55,7 +55,7 @@ DEFOCUS_READ_PX = 3.0
 #: PhotoPC 3000Z, Kodak DC3400, Nikon Coolpix 775, Olympus PEN E-P3 and S760, Panasonic
 #: LC70, Pentax Optio 330, Sony Mavica, Sony Ericsson C905c, FujiFilm 4900Z, bokehme-21)
 #: read 5.6-26 %, the others 0-3.6 % (HTC One 3.6, iPhone 4 1.9, Canon SD600 1.6).
-#: skimage's camera: 0.0 %.
+#: skimage: camera 0.0, rocket 0.0, coffee 0.2 %; astronaut 8.9 and chelsea 24.1 % (soft backgrounds).
 DEFOCUS_MIN_SHARE = 0.05
 
 #: Long side (px) of the coarse map the blur-derived disparity is reduced to before it
