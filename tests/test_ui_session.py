@@ -114,6 +114,23 @@ def test_in_focus_band_keeps_a_range_of_depth_sharp(files):
     assert np.abs(coc_band).max() > 0
 
 
+def test_a_focus_mask_sets_the_preview_focus_and_wins_over_the_click(files, tmp_path):
+    """The UI's focus mask (white = subject): the preview focuses at the disparity
+    under it, whatever was clicked, and the status says so."""
+    from refocus.ui.app import _config
+
+    session._cache.clear()
+    key = session.load(*files)
+    m = np.zeros((30, 40), np.uint8)  # half the photo's size, same aspect ratio
+    m[10:20, 30:36] = 255  # columns 60..71 of the photo: disparity about 0.76..0.9
+    Image.fromarray(m).save(tmp_path / "mask.png")
+    cfg = _config((5, 30), "strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, str(tmp_path / "mask.png"), device="cpu")
+    assert cfg.focus_mask and cfg.focus_xy is None
+    _, coc, fd = session.render(key, cfg)
+    _, _, fd_click = session.render(key, _config((66, 30), "strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, device="cpu"))
+    assert fd == pytest.approx(fd_click, abs=0.03) and fd > 0.7
+
+
 @pytest.fixture(scope="module")
 def tiny_metric_model(tmp_path_factory):
     """A randomly initialised metric Depth Anything, saved locally (nothing downloaded)."""

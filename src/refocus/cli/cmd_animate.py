@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
     @app.command("animate")
     def animate_cmd(
         image: Path = typer.Argument(..., help="The photo."),
-        start: str = typer.Option(..., "--from", help="Start focus: X,Y (pixels) or a disparity 0..1."),
-        end: str = typer.Option(..., "--to", help="End focus: X,Y (pixels) or a disparity 0..1."),
+        start: str = typer.Option(..., "--from", help="Start focus: X,Y (pixels), a disparity 0..1, or a distance like 1.5m (metric depth)."),
+        end: str = typer.Option(..., "--to", help="End focus: X,Y (pixels), a disparity 0..1, or a distance like 4m (metric depth)."),
         output: Path = typer.Option(..., "--output", "-o", help="Output .mp4 or .gif."),
         frames: int = typer.Option(24, "--frames", help="Number of frames."),
         fps: float = typer.Option(12.0, "--fps", help="Frames per second."),

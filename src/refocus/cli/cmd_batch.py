@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         folder: Path = typer.Argument(..., help="Folder of photos."),
         output_dir: Path = typer.Option(..., "--output", "-o", help="Output folder (created if missing)."),
         focus: Optional[str] = FocusOpt,
-        focus_value: Optional[float] = FocusValueOpt,
+        focus_value: Optional[str] = FocusValueOpt,
         focus_range: Optional[str] = FocusRangeOpt,
         strength: Optional[str] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,

@@ -9,8 +9,15 @@ import typer
 
 from refocus.cli import _genfocus as G
 # Options shared with ``animate`` and ``batch`` (they import them from here).
-FocusOpt = typer.Option(None, "--focus", help="Focus point X,Y (pixels), box X0,Y0,X1,Y1, or 'auto' (default).")
-FocusValueOpt = typer.Option(None, "--focus-value", help="Focus on this normalised disparity, 0 (far) .. 1 (near).")
+FocusOpt = typer.Option(
+    None, "--focus",
+    help="Focus point X,Y (pixels), box X0,Y0,X1,Y1, a mask image (white or opaque = the subject; the photo's aspect ratio), "
+    "or 'auto' (default).",
+)
+FocusValueOpt = typer.Option(
+    None, "--focus-value",
+    help="Focus on this normalised disparity, 0 (far) .. 1 (near), or at a distance with metric depth, e.g. 2.5m.",
+)
 FocusRangeOpt = typer.Option(
     None,
     "--focus-range",
@@ -56,7 +63,7 @@ def register(app: typer.Typer) -> None:
         image: Path = typer.Argument(..., help="The photo (JPEG, PNG, TIFF, WebP, HEIC...)."),
         output: Path = typer.Option(..., "--output", "-o", help="Output file (.png, .jpg, .tif, .webp)."),
         focus: Optional[str] = FocusOpt,
-        focus_value: Optional[float] = FocusValueOpt,
+        focus_value: Optional[str] = FocusValueOpt,
         focus_range: Optional[str] = FocusRangeOpt,
         strength: Optional[str] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
@@ -122,7 +129,7 @@ def register(app: typer.Typer) -> None:
                                  long_side, pre_deblur)
         device = device or ("auto" if gen is not None else "cpu")
         unnamed = intermediate_paths(save_intermediate) if save_intermediate is not None else []
-        check_output(output, command_inputs(image, depth, aperture) + [genfocus_weights], unnamed=unnamed, overwrite=overwrite,
+        check_output(output, command_inputs(image, depth, aperture, focus) + [genfocus_weights], unnamed=unnamed, overwrite=overwrite,
                      photo=image)
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, aperture=aperture,

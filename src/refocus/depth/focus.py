@@ -9,6 +9,7 @@ what the user gave (a point, a box, a mask, a value, nothing) and says what it d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -155,6 +156,41 @@ def focus_in_mask(disparity: np.ndarray, mask: np.ndarray) -> float:
     if not m.any():
         raise RefocusError("focus mask is empty")
     return _finite_median(d[m], "focus mask")
+
+
+#: How far a focus mask's aspect ratio may differ from the photo's (relative): an
+#: editor's export rounds each side to a whole pixel, a mask of another photo differs more.
+MASK_ASPECT_TOLERANCE = 0.02
+
+
+def read_focus_mask(path, shape: tuple[int, int]) -> np.ndarray:
+    """A focus mask image as a bool H x W array for a depth map of ``shape`` (H, W).
+
+    White marks the subject; an image with a (not fully opaque) alpha channel marks it
+    by opacity instead, as a cut-out exported by a photo editor. The mask may have any
+    size with the photo's aspect ratio (within :data:`MASK_ASPECT_TOLERANCE`) and is
+    resized to ``shape`` (bilinear, then thresholded at half of the sRGB range). EXIF orientation is
+    applied, as to the photo. Raises :class:`RefocusError` (one line) for an unreadable
+    file, another aspect ratio, or a mask that marks nothing.
+    """
+    from PIL import Image
+
+    from refocus.io import read_image
+
+    rgb, info = read_image(path)
+    alpha = getattr(info, "alpha", None)
+    m = alpha if alpha is not None and float(alpha.min()) < 1.0 else rgb.mean(axis=2)
+    h, w = shape
+    mh, mw = m.shape
+    if abs((mw / mh) / (w / h) - 1.0) > MASK_ASPECT_TOLERANCE:
+        raise RefocusError(f"focus mask {Path(path).name} is {mw}x{mh}, not the photo's aspect ratio ({w}x{h} for the depth map): "
+                           "a mask of another photo, or of a crop?")
+    if (mh, mw) != (h, w):
+        m = np.asarray(Image.fromarray(np.ascontiguousarray(m, dtype=np.float32), "F").resize((w, h), Image.BILINEAR))
+    mask = m > 0.5
+    if not mask.any():
+        raise RefocusError(f"focus mask {Path(path).name} marks nothing: white (or opaque) pixels mark the subject")
+    return mask
 
 
 def focus_in_focus_region(disparity: np.ndarray, defocus_px: np.ndarray) -> tuple[float, np.ndarray]:

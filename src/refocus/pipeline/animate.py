@@ -14,26 +14,24 @@ from typing import Callable
 import numpy as np
 
 from refocus.errors import RefocusError
-from refocus.pipeline.config import RefocusConfig
+from refocus.pipeline.config import FOCUS_SETTINGS, RefocusConfig
 from refocus.pipeline.core import PreparedPhoto
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov")
 
 
 def parse_endpoint(text: str) -> dict:
-    """``"X,Y"`` (a pixel) or ``"V"`` (a normalised disparity) -> config focus fields."""
-    from refocus.pipeline.options import parse_numbers
+    """``"X,Y"`` (a pixel), ``"V"`` (a normalised disparity) or ``"Zm"`` (a distance in
+    metres, with metric depth) -> config focus fields."""
+    from refocus.pipeline.options import parse_focus_value, parse_numbers
 
     t = str(text).strip()
     if "," in t:
         return {"focus_xy": parse_numbers(t, 2, "focus point")}
     try:
-        v = float(t)
-    except ValueError:
-        raise RefocusError(f"focus end must be X,Y (pixels) or a disparity 0..1, got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise RefocusError(f"focus disparity must be in 0..1, got {v:g}")
-    return {"focus_value": v}
+        return parse_focus_value(t)
+    except RefocusError:
+        raise RefocusError(f"focus end must be X,Y (pixels), a disparity 0..1 or a distance like 2.5m, got {text!r}") from None
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -56,7 +54,7 @@ def focus_pull(
     ----------
     photo : the prepared photo (depth and, when needed, all-in-focus computed once).
     cfg : settings (strength, aperture...); its own focus is ignored.
-    start, end : focus fields (``{"focus_xy": (x, y)}`` or ``{"focus_value": v}``).
+    start, end : focus fields (``{"focus_xy": (x, y)}``, ``{"focus_value": v}``, ``{"focus_distance_m": z}``).
     frames : number of frames, >= 2.
     progress : called with (done, total) after each frame.
 
@@ -67,7 +65,7 @@ def focus_pull(
     """
     if frames < 2:
         raise RefocusError(f"--frames must be at least 2, got {frames}")
-    clear = {"focus_xy": None, "focus_value": None, "focus_box": None}
+    clear = dict.fromkeys(FOCUS_SETTINGS)
     fa = photo.focus_disparity(cfg.model_copy(update={**clear, **start}))
     fb = photo.focus_disparity(cfg.model_copy(update={**clear, **end}))
     t = np.linspace(0.0, 1.0, frames)

@@ -211,7 +211,7 @@ def run_batch(
         out = output_for(p, out_dir, fmt)
         depth = find_depth(p, ddir, depth_suffix)
         try:
-            check_outputs([out], [p, depth, cfg.aperture.image_path])
+            check_outputs([out], [p, depth, cfg.aperture.image_path, cfg.focus_mask])
         except RefocusError as exc:
             summary.failed.append((p.name, str(exc)))
             continue

@@ -10,6 +10,10 @@ from refocus.aperture import ApertureConfig
 from refocus.errors import RefocusError
 
 
+#: The ways of setting the focus; a config takes at most one (none: automatic).
+FOCUS_SETTINGS = ("focus_xy", "focus_value", "focus_distance_m", "focus_box", "focus_mask", "focus_range", "focus_range_m")
+
+
 class RefocusConfig(BaseModel):
     """Everything that decides how a photo is refocused.
 
@@ -20,8 +24,16 @@ class RefocusConfig(BaseModel):
         (EXIF-rotated) input image.
     focus_value:
         Focus on this normalised disparity, 0 (farthest) .. 1 (nearest).
+    focus_distance_m:
+        Focus at this distance in metres (``--focus-value 2.5m``); needs metric depth,
+        which converts it to normalised disparity. It may lie outside the scene's depth
+        (in front of everything, or beyond it): a real lens setting too.
     focus_box:
         Focus on the median disparity inside ``(x0, y0, x1, y1)``, pixels.
+    focus_mask:
+        Focus on the median disparity inside a mask image: white (or, with an alpha
+        channel, opaque) marks the subject, as a mask painted or exported by a photo
+        editor. Any size with the photo's aspect ratio (it is resized to the depth map).
     focus_range:
         Keep a band of normalised disparity ``(a, b)`` sharp, the CoC growing from
         its ends outside it (a focus range); its middle stands for the focal plane
@@ -32,7 +44,7 @@ class RefocusConfig(BaseModel):
     focus_band:
         Width (normalised disparity) of a band kept sharp around the focal plane the
         other settings choose: the UI's "in-focus depth band"; 0 is one plane.
-        With none of the four focus settings, the focus is chosen automatically.
+        With none of the focus settings above, the focus is chosen automatically.
     strength:
         K, the blur strength in pixels at the input's resolution: the CoC radius
         difference between the nearest and the farthest point. ``None`` (with no
@@ -82,7 +94,9 @@ class RefocusConfig(BaseModel):
 
     focus_xy: tuple[float, float] | None = None
     focus_value: float | None = Field(None, ge=0.0, le=1.0)
+    focus_distance_m: float | None = Field(None, gt=0.0, allow_inf_nan=False)
     focus_box: tuple[float, float, float, float] | None = None
+    focus_mask: str | None = None
     focus_range: tuple[float, float] | None = None
     focus_range_m: tuple[float, float] | None = None
     focus_band: float = Field(0.0, ge=0.0, le=1.0)
@@ -104,7 +118,7 @@ class RefocusConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_of_each(self):
-        given = [n for n in ("focus_xy", "focus_value", "focus_box", "focus_range", "focus_range_m") if getattr(self, n) is not None]
+        given = [n for n in FOCUS_SETTINGS if getattr(self, n) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one focus setting, got {' and '.join(given)}")
         if self.focus_range is not None and not all(0.0 <= v <= 1.0 for v in self.focus_range):
@@ -136,8 +150,12 @@ class RefocusConfig(BaseModel):
             return f"point {self.focus_xy[0]:g},{self.focus_xy[1]:g}"
         if self.focus_value is not None:
             return f"disparity {self.focus_value:g}"
+        if self.focus_distance_m is not None:
+            return f"distance {self.focus_distance_m:g} m"
         if self.focus_box is not None:
             return "box " + ",".join(f"{v:g}" for v in self.focus_box)
+        if self.focus_mask is not None:
+            return f"mask {self.focus_mask}"
         if self.focus_range is not None:
             return "range {:g}:{:g}".format(*self.focus_range)
         if self.focus_range_m is not None:

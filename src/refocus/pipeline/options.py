@@ -11,6 +11,8 @@ from refocus.pipeline.config import RefocusConfig
 
 #: Output formats :func:`refocus.io.write_image` can write.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+#: Files ``--focus`` reads as a mask image.
+MASK_SUFFIXES = IMAGE_SUFFIXES + (".bmp", ".gif")
 
 
 def parse_numbers(text: str, n: int, what: str) -> tuple[float, ...]:
@@ -26,14 +28,40 @@ def parse_numbers(text: str, n: int, what: str) -> tuple[float, ...]:
     return vals
 
 
-def parse_focus(focus: str | None) -> dict:
-    """``--focus`` value -> config fields: ``"X,Y"``, ``"x0,y0,x1,y1"`` (box) or ``"auto"``."""
+def parse_focus(focus: str | os.PathLike | None) -> dict:
+    """``--focus`` value -> config fields: ``"X,Y"``, ``"x0,y0,x1,y1"`` (box), a mask
+    image's path, or ``"auto"``."""
     if focus is None or str(focus).strip().lower() in ("", "auto"):
         return {}
-    n = len(str(focus).split(","))
+    text = str(focus)
+    n = len(text.split(","))
     if n == 4:
-        return {"focus_box": parse_numbers(focus, 4, "--focus box")}
-    return {"focus_xy": parse_numbers(focus, 2, "--focus")}
+        return {"focus_box": parse_numbers(text, 4, "--focus box")}
+    if n == 1:
+        if Path(text).suffix.lower() in MASK_SUFFIXES or Path(text).exists():
+            if not Path(text).is_file():
+                raise RefocusError(f"--focus mask not found: {text}")
+            return {"focus_mask": text}
+        raise RefocusError(f"--focus must be X,Y (pixels), a box X0,Y0,X1,Y1, a mask image or auto, got {text!r}")
+    return {"focus_xy": parse_numbers(text, 2, "--focus")}
+
+
+def parse_focus_value(value: str | float) -> dict:
+    """``--focus-value`` -> ``{"focus_value": v}`` (normalised disparity, 0..1) or, written
+    with ``m`` (``2.5m``), ``{"focus_distance_m": z}`` (metres; needs metric depth)."""
+    text = str(value).strip()
+    if text.lower().endswith("m"):
+        (z,) = parse_numbers(text[:-1], 1, "--focus-value in metres")
+        if z <= 0:
+            raise RefocusError(f"--focus-value in metres must be a distance > 0, got {text!r}")
+        return {"focus_distance_m": z}
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 <= v <= 1.0:
+        raise RefocusError(f"--focus-value must be a normalised disparity 0 (far) .. 1 (near), or a distance like 2.5m, got {text!r}")
+    return {"focus_value": v}
 
 
 def build_aperture(aperture: str = "disc", blades: int = 6, rotation: float = 0.0, curvature: float = 0.0, cats_eye: float = 0.0):
@@ -78,7 +106,7 @@ def parse_focus_range(spec: str) -> dict:
 def build_config(
     *,
     focus: str | None = None,
-    focus_value: float | None = None,
+    focus_value: float | str | None = None,
     focus_range: str | None = None,
     strength: float | str | None = None,
     f_number: float | None = None,
@@ -111,7 +139,7 @@ def build_config(
     if focus_value is not None:
         if fields:
             raise RefocusError("give either --focus or --focus-value, not both")
-        fields["focus_value"] = focus_value
+        fields.update(parse_focus_value(focus_value))
     if focus_range is not None:
         if fields:
             raise RefocusError("give one of --focus, --focus-value and --focus-range")
@@ -181,12 +209,14 @@ def check_output(
     return out
 
 
-def command_inputs(image, depth=None, aperture: str | None = None) -> list:
+def command_inputs(image, depth=None, aperture: str | None = None, focus: str | None = None) -> list:
     """The files a refocusing command reads: the photo, its depth map (given, or the
-    neighbouring one :func:`refocus.depth.find_neighbour_depth` picks), an aperture image."""
+    neighbouring one :func:`refocus.depth.find_neighbour_depth` picks), an aperture
+    image, a focus mask (``--focus`` naming a file)."""
     from refocus.depth import find_neighbour_depth
     from refocus.io.outputs import aperture_input
 
     if depth is None and image is not None:
         depth = find_neighbour_depth(image)
-    return [image, depth, aperture_input(aperture)]
+    mask = focus if focus is not None and "," not in str(focus) and Path(str(focus)).is_file() else None
+    return [image, depth, aperture_input(aperture), mask]

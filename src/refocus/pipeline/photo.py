@@ -125,6 +125,9 @@ class PreparedPhoto:
         band = self.focus_range(cfg)
         if band is not None:
             return float(sum(band)) / 2.0
+        if cfg.focus_distance_m is not None:
+            lo, hi = self._metric_range_for("--focus-value in metres")
+            return (1.0 / cfg.focus_distance_m - lo) / (hi - lo)
         if self.scale != 1.0 and (cfg.focus_xy is not None or cfg.focus_box is not None):
             s = self.scale
             upd = {"focus_xy": tuple(v * s for v in cfg.focus_xy)} if cfg.focus_xy is not None else {"focus_box": tuple(v * s for v in cfg.focus_box)}
@@ -154,14 +157,19 @@ class PreparedPhoto:
             return tuple(sorted(cfg.focus_range, reverse=True))
         if cfg.focus_range_m is None:
             return None
+        lo, hi = self._metric_range_for("--focus-range in metres", "give the range in normalised disparity (e.g. 0.4:0.7)")
+        return tuple(sorted(((1.0 / z - lo) / (hi - lo) for z in cfg.focus_range_m), reverse=True))
+
+    def _metric_range_for(self, what: str, instead: str = "give the focus as a point, box, mask or normalised disparity") -> tuple[float, float]:
+        """The metric disparity range (1/m) that turns distances into normalised
+        disparity; a one-line error naming ``what`` needed it when the depth is relative."""
         if self.metric_range is None:
             raise RefocusError(
-                f"--focus-range in metres needs metric depth, and this photo's ({self.depth_source or 'depth'}) is relative: "
-                "give the range in normalised disparity (e.g. 0.4:0.7), or use metric depth "
+                f"{what} needs metric depth, and this photo's ({self.depth_source or 'depth'}) is relative: "
+                f"{instead}, or use metric depth "
                 "(--depth FILE --depth-kind depth with distances in metres, or --depth-model apple/DepthPro-hf)"
             )
-        lo, hi = self.metric_range
-        return tuple(sorted(((1.0 / z - lo) / (hi - lo) for z in cfg.focus_range_m), reverse=True))
+        return self.metric_range
 
     def strength(self, cfg: RefocusConfig, focus_disparity: float) -> float:
         """K in pixels of this photo (see :attr:`RefocusConfig.strength`)."""
@@ -251,10 +259,12 @@ def _resize(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 def select_focus(disparity: np.ndarray, cfg: RefocusConfig, image: np.ndarray | None = None) -> float:
-    """Focal-plane disparity for the focus setting of ``cfg`` (point, box, value or auto)."""
+    """Focal-plane disparity for the focus setting of ``cfg`` (point, box, mask, value or auto)."""
+    from refocus.depth.focus import read_focus_mask
     from refocus.depth.focus import select_focus as _select
 
-    choice = _select(disparity, point=cfg.focus_xy, box=cfg.focus_box, value=cfg.focus_value)
+    mask = read_focus_mask(cfg.focus_mask, np.shape(disparity)[:2]) if cfg.focus_mask is not None else None
+    choice = _select(disparity, point=cfg.focus_xy, box=cfg.focus_box, mask=mask, value=cfg.focus_value)
     return float(choice.focus_disparity)
 
 

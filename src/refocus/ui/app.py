@@ -82,7 +82,7 @@ FULL_FRAME_MODE = "f-number, full-frame equivalent"
 OWN_LENS_MODE = "the photo's own lens"
 
 
-def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, device: str = "auto"):
+def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, mask_path=None, device: str = "auto"):
     from refocus.aperture import ApertureConfig, load_aperture_image
     from refocus.pipeline.config import RefocusConfig
 
@@ -94,7 +94,8 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
         ap = ApertureConfig(shape="custom", image=load_aperture_image(custom_path), rotation_deg=float(rotation))
     else:
         ap = ApertureConfig()
-    kw = {"focus_xy": tuple(focus)} if focus else {}
+    # An uploaded focus mask decides the focus until it is removed (a click then has no say).
+    kw = {"focus_mask": str(mask_path)} if mask_path else {"focus_xy": tuple(focus)} if focus else {}
     if blur_mode in ("f-number", FULL_FRAME_MODE):
         kw["f_number"] = float(f_number)
         kw["full_frame"] = blur_mode == FULL_FRAME_MODE
@@ -130,7 +131,7 @@ def build_app(device: str = "auto"):
         img, coc, fd = session.render(key, cfg, draft=draft)
         p = entry.draft if draft else entry.preview
         k = p.strength(cfg, fd) / p.scale
-        where = f"point ({focus[0]:.0f}, {focus[1]:.0f})" if focus else "auto"
+        where = ("mask (remove it to click)" if cfg.focus_mask else f"point ({focus[0]:.0f}, {focus[1]:.0f})" if focus else "auto")
         h, w = entry.full.shape
         status = (
             f"focus {where}: disparity {fd:.3f}, strength {k:.1f} px (full size) - {'draft' if draft else 'preview'}"
@@ -163,8 +164,8 @@ def build_app(device: str = "auto"):
 
     # Gradio finds the event data by the annotation of a positional parameter, so
     # the settings are spelled out here.
-    def on_click(key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, show, evt: gr.SelectData):
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, show)
+    def on_click(key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show, evt: gr.SelectData):
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show)
         if key is None:
             raise gr.Error("upload a photo first")
         x, y = (float(v) for v in evt.index[:2])
@@ -230,6 +231,10 @@ def build_app(device: str = "auto"):
                     label="Custom aperture shape (white = open)", type="filepath", image_mode=None, sources=["upload"], height=120,
                     elem_id="custom-aperture",
                 )
+                focus_mask = gr.Image(
+                    label="Focus mask (optional: white or opaque = the subject; replaces the click)", type="filepath",
+                    image_mode=None, sources=["upload"], height=120, elem_id="focus-mask",
+                )
             with gr.Column(scale=2):
                 result = gr.ImageSlider(label="Before / after (preview)", elem_id="result", interactive=False)
                 status = gr.Markdown("upload a photo, then click on it to set the focus", elem_id="status")
@@ -250,7 +255,7 @@ def build_app(device: str = "auto"):
                     export_btn = gr.Button("Export full resolution", elem_id="export")
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
-        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, show_depth]
+        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, show_depth]
         loaded = [key, focus, result, depth_view, coc_view, status]
         photo.upload(on_upload, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
         depth_file.upload(on_upload, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
