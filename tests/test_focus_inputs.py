@@ -144,3 +144,49 @@ def test_the_mask_is_an_input_never_overwritten(tmp_path, capsys):
               "--no-deblur", "-o", str(tmp_path / "o.png")])
     assert exc.value.code == 0, capsys.readouterr().err
     assert (tmp_path / "o.png").is_file()
+
+
+def _metric_photo_with_exif(tmp_path):
+    """A 240 x 160 JPEG from a 6 mm lens (26 mm in 35 mm terms) over distances 1 .. 5 m."""
+    from PIL.TiffImagePlugin import IFDRational
+
+    rng = np.random.default_rng(1)
+    img = (np.kron(rng.random((40, 60, 3)), np.ones((4, 4, 1))) * 255).astype(np.uint8)
+    ex = Image.Exif()
+    sub = ex.get_ifd(0x8769)
+    sub[0x829D] = IFDRational(18, 10)
+    sub[0x920A] = IFDRational(6, 1)
+    sub[0xA405] = 26
+    Image.fromarray(img).save(tmp_path / "cam.jpg", exif=ex.tobytes(), quality=95)
+    np.save(tmp_path / "z.npy", np.tile(np.linspace(1.0, 5.0, 240, dtype=np.float32), (160, 1)))
+    return tmp_path / "cam.jpg", tmp_path / "z.npy"
+
+
+def test_f_number_works_on_a_preview_copy(tmp_path):
+    """Regression: the UI's previews and `animate --max-size` render a resized copy,
+    which dropped the photo's EXIF, so --f-number (the UI's f-number modes) always
+    failed with "needs the focal length and sensor size from EXIF"."""
+    from refocus.pipeline import prepare
+
+    photo, zfile = _metric_photo_with_exif(tmp_path)
+    cfg = RefocusConfig.build(depth_path=str(zfile), depth_kind="depth", f_number=1.4, full_frame=True, focus_distance_m=2.0,
+                              deblur="never")
+    full = prepare(str(photo), cfg)
+    small = full.resized(full.shape[0] * full.shape[1] // 4)
+    assert small.scale == pytest.approx(0.5, abs=0.01)
+    fd = full.focus_disparity(cfg)
+    assert small.focus_disparity(cfg) == pytest.approx(fd)
+    k_full = full.strength(cfg, fd)
+    assert k_full > 0 and small.strength(cfg, fd) == pytest.approx(k_full * small.scale, rel=1e-6)
+
+
+def test_a_focus_pull_at_an_f_number_at_reduced_size(tmp_path, capsys):
+    from refocus.cli import main
+
+    photo, zfile = _metric_photo_with_exif(tmp_path)
+    out = tmp_path / "pull.gif"
+    with pytest.raises(SystemExit) as exc:
+        main(["animate", str(photo), "--depth", str(zfile), "--depth-kind", "depth", "--from", "1.5m", "--to", "4m",
+              "--frames", "3", "--max-size", "120", "--f-number", "2", "--no-deblur", "-o", str(out)])
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert out.is_file()

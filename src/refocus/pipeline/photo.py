@@ -238,7 +238,11 @@ class PreparedPhoto:
             disparity=_resize(self.disparity, (nh, nw)),
             input_blur_px=blur.astype(np.float32),
             all_in_focus=aif,
-            info=None,
+            # The EXIF stays (--f-number reads the camera from it); an alpha channel
+            # is resized with the image.
+            info=None if self.info is None else replace(
+                self.info, alpha=None if self.info.alpha is None else _resize(self.info.alpha, (nh, nw))
+            ),
             notes=list(self.notes),
             _linear=None,
             _aif_linear=None,
