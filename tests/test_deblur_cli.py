@@ -44,3 +44,31 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert _run(["deblur", str(src), "-o", str(tmp_path / "o.png"), "--weights", str(tmp_path / "w.pt")]) == 2
     err = capsys.readouterr().err
     assert "w.pt" in err and "Traceback" not in err
+
+
+class _RunsCode:
+    """A pickled object whose unpickling calls a function: what a hostile weights file holds."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_weights_file_that_runs_code_is_refused_without_running_it(tmp_path, capsys):
+    import torch
+
+    from refocus.io import write_image
+
+    marker = tmp_path / "ran"
+    weights = tmp_path / "evil.pt"
+    torch.save({"config": {}, "state_dict": {}, "x": _RunsCode(str(marker))}, weights)
+    src = tmp_path / "in.png"
+    write_image(src, np.zeros((16, 16, 3), np.float32))
+    assert _run(["deblur", str(src), "-o", str(tmp_path / "o.png"), "--weights", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert "evil.pt" in err and "Traceback" not in err
+    assert not marker.exists(), "loading the weights ran code from the file"

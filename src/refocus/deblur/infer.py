@@ -77,7 +77,9 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> Deblur
             hint = "pass --weights PATH" if weights is None else "check the path"
             raise RefocusError(f"DeblurNet weights not found: {path} ({hint})")
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=False)
+            # weights_only: a weights file from elsewhere is a pickle, and a full unpickle
+            # would run whatever code it names before we could check its keys.
+            blob = torch.load(path, map_location="cpu", weights_only=True)
             model = DeblurNet(DeblurNetConfig.from_dict(blob["config"]))
             model.load_state_dict(blob["state_dict"])
             guard_config = _guard_of(blob)
