@@ -67,3 +67,28 @@ def test_batch_refuses_same_folder_and_empty(folder, tmp_path):
 def test_batch_in_parallel_processes(folder, tmp_path):
     s = run_batch(folder, tmp_path / "out", RefocusConfig(strength=2, quality="fast"), workers=2)
     assert sorted(s.done) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_photos_sharing_a_name_each_get_their_own_output(tmp_path, fmt):
+    """x.jpg and x.png used to be written to the same x.png, one replacing the other,
+    with both reported done."""
+    from refocus.io import read_image
+
+    d = tmp_path / "in"
+    d.mkdir()
+    dark = np.full((24, 32, 3), 40, np.uint8)
+    bright = np.full((24, 32, 3), 220, np.uint8)
+    Image.fromarray(dark).save(d / "x.jpg", quality=95)
+    Image.fromarray(bright).save(d / "x.png")
+    np.save(d / "x-disparity.npy", np.tile(np.linspace(0, 1, 32, dtype=np.float32), (24, 1)))
+    out = tmp_path / "out"
+    cfg = RefocusConfig(strength=2, quality="fast")
+    s = run_batch(d, out, cfg, workers=1, fmt=fmt)
+    assert sorted(s.done) == ["x.jpg", "x.png"] and not s.failed
+    written = sorted(p.name for p in out.iterdir())
+    assert written == [f"x-jpg.{fmt}", f"x-png.{fmt}"]
+    means = {p.name: float(read_image(p)[0].mean()) for p in out.iterdir()}
+    assert means[written[0]] < 0.3 < 0.7 < means[written[1]]
+    again = run_batch(d, out, cfg, workers=1, fmt=fmt)
+    assert sorted(again.kept) == ["x.jpg", "x.png"] and not again.done

@@ -1,6 +1,8 @@
 """Refocusing every photo of a folder, in parallel processes, resumably.
 
-* Each photo is written to ``OUTDIR/<stem><ext>`` atomically. A rerun keeps an
+* Each photo is written to ``OUTDIR/<stem><ext>`` atomically; photos whose outputs
+  would share a name (``x.jpg`` and ``x.png``, ``x.heic`` and ``x.jpg``) are written to
+  ``<stem>-<their extension><ext>`` instead, so neither replaces the other. A rerun keeps an
   output that exists and decodes (an empty or unreadable one is redone, with a note),
   and does only what is missing.
 * Every entry of the folder is accounted for: done, kept, skipped with a reason
@@ -112,6 +114,24 @@ def output_for(photo: Path, out_dir: Path, fmt: str | None) -> Path:
     return out_dir / f"{photo.stem}{ext}"
 
 
+def outputs_for(photos: list[Path], out_dir: Path, fmt: str | None) -> dict[Path, Path]:
+    """Where each photo's result goes: :func:`output_for`, except that photos whose
+    outputs would coincide keep their own extension in the name (``x-jpg.png``,
+    ``x-png.png``), which is the same on every rerun, so resuming still finds them."""
+    natural = {p: output_for(p, out_dir, fmt) for p in photos}
+    by_name: dict[str, list[Path]] = {}
+    for p, out in natural.items():
+        # Case folded: on a case-insensitive disk (macOS, Windows) x.JPG and x.jpg clash too.
+        by_name.setdefault(out.name.casefold(), []).append(p)
+    result = dict(natural)
+    for group in by_name.values():
+        if len(group) > 1:
+            for p in group:
+                out = natural[p]
+                result[p] = out.with_name(f"{p.stem}-{p.suffix.lstrip('.')}{out.suffix}")
+    return result
+
+
 def _exit_with_parent(parent_pid: int, interval_s: float = 0.5) -> None:
     """Exit this worker as soon as its parent is gone (a killed parent cannot tell its
     pool; orphaned workers would finish their photo and then wait forever)."""
@@ -207,8 +227,14 @@ def run_batch(
     ddir = Path(depth_dir) if depth_dir is not None else None
     summary = BatchSummary(skipped=skipped, failed=list(failed))
     todo = []
+    outputs = outputs_for(photos, out_dir, fmt)
+    claimed: dict[str, str] = {}
     for p in photos:
-        out = output_for(p, out_dir, fmt)
+        out = outputs[p]
+        if out.name.casefold() in claimed:  # only a photo literally named like a renamed output
+            summary.failed.append((p.name, f"its output {out.name} is also {claimed[out.name.casefold()]}'s; rename one"))
+            continue
+        claimed[out.name.casefold()] = p.name
         depth = find_depth(p, ddir, depth_suffix)
         try:
             check_outputs([out], [p, depth, cfg.aperture.image_path, cfg.focus_mask])
