@@ -268,3 +268,26 @@ def test_embedded_png_map_twice_the_photo_per_side_is_averaged_down_with_a_note(
     got = read_gdepth(_gdepth(W.png_bytes(W.encode_range(depth, "RangeLinear", 1.0, 4.5))))
     assert got.values.shape == (H, W_)
     assert any("averaged down by 2" in n for n in got.notes)
+
+
+def test_a_blur_far_wider_than_the_image_is_capped_not_allowed_to_eat_memory():
+    """A 16-bit disparity read with --no-normalize and -k 5 asked for 180,000 px of blur
+    on a 600 px photo: the frame was padded by the radius, the process grew past 12 GB
+    and was killed. Radii are now drawn at most 2 diagonals (a disc that already covers
+    the frame), with a warning."""
+    import tracemalloc
+
+    from refocus.render import capped_coc_limit_px, render_linear
+
+    rng = np.random.default_rng(0)
+    img = rng.random((16, 24, 3)).astype(np.float32)
+    coc = np.tile(np.linspace(-3000, 3000, 24, dtype=np.float32), (16, 1))
+    limit = capped_coc_limit_px(16, 24)
+    expected = render_linear(img, np.clip(coc, -limit, limit))  # also fills the kernel caches
+    tracemalloc.start()
+    with pytest.warns(UserWarning, match="drawn at most"):
+        out = render_linear(img, coc)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20e6, f"{peak / 1e6:.0f} MB for a 16 x 24 render"
+    np.testing.assert_array_equal(out, expected)

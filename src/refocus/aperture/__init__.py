@@ -54,7 +54,9 @@ class ApertureConfig(BaseModel):
         Strength of the cat's-eye clipping towards the frame corners, 0..1.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    # Non-finite numbers refused: a NaN rotation passed unchecked and drew a broken
+    # kernel (almost no blur).
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, allow_inf_nan=False)
 
     shape: Literal["disc", "polygon", "custom"] = "disc"
     blades: int = Field(6, ge=3, le=16)

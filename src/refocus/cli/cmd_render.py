@@ -22,22 +22,6 @@ def parse_xy(text: str) -> tuple[float, float]:
     return x, y
 
 
-def build_aperture(aperture: str, blades: int, rotation: float, curvature: float, cats_eye: float):
-    """ApertureConfig from CLI options (a clear error on bad values)."""
-    from refocus.aperture import aperture_from_spec
-
-    if not 3 <= blades <= 16:
-        raise RefocusError(f"--blades must be between 3 and 16, got {blades}")
-    if not 0 <= curvature <= 1:
-        raise RefocusError(f"--curvature must be between 0 and 1, got {curvature}")
-    if not 0 <= cats_eye <= 1:
-        raise RefocusError(f"--cats-eye must be between 0 and 1, got {cats_eye}")
-    kwargs = dict(blades=blades, rotation_deg=rotation, curvature=curvature, cats_eye=cats_eye)
-    if aperture not in ("disc", "circle", "polygon", "blades") and not Path(aperture).exists():
-        raise RefocusError(f"unknown aperture {aperture!r}: use disc, polygon or the path of a kernel image")
-    return aperture_from_spec(aperture, **kwargs)
-
-
 def render_cmd(
     image: Path = typer.Argument(..., help="All-in-focus photo (PNG, JPEG, TIFF, HEIC, WebP; 8 or 16 bit)."),
     depth: Path = typer.Option(..., "--depth", "-d", help="Depth or disparity map: .npy, .pfm, 8/16-bit PNG, float TIFF."),
@@ -86,8 +70,8 @@ def render_cmd(
         raise RefocusError("give either --focus X,Y or --focus-value V, not both")
     if focus is None and focus_value is None:
         raise RefocusError("say where to focus: --focus X,Y (pixel) or --focus-value V (disparity)")
-    if strength < 0 or strength != strength:
-        raise RefocusError(f"--strength must be >= 0, got {strength}")
+    if not 0 <= strength < float("inf"):
+        raise RefocusError(f"invalid --strength (-k): must be a finite number >= 0, got {strength}")
     if quality not in ("fast", "balanced", "high"):
         raise RefocusError(f"--quality must be fast, balanced or high, got {quality!r}")
     if depth_kind not in ("disparity", "depth"):
@@ -102,6 +86,8 @@ def render_cmd(
         from refocus.pipeline.genfocus import get_engine
 
         get_engine(gen).check_weights(["bokeh"])  # one line now rather than after the depth work
+    from refocus.pipeline.options import build_aperture
+
     aper = build_aperture(aperture, blades, rotation, curvature, cats_eye)
     rgb, info = read_image(image)
     # The depth rule of every command (refocus.depth.get_depth): same aspect ratio or

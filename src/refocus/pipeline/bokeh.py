@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from pydantic import ValidationError
 
 from refocus.aperture import ApertureConfig
 from refocus.depth.focus import focus_at_point
 from refocus.depth.prepare import prepare_disparity
 from refocus.errors import RefocusError
+from refocus.pipeline.config import settings_error
 from refocus.render import RenderConfig, coc_map, render_linear
 
 __all__ = ["prepare_disparity", "render_bokeh"]
@@ -95,8 +97,8 @@ def render_bokeh(
         overrides["highlight_gain"] = highlight_gain
     try:
         cfg = RenderConfig(**overrides)
-    except Exception as exc:
-        raise RefocusError(f"invalid render settings: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        raise settings_error(exc) from None
     coc = coc_map(disp, focus_disparity, strength)
     from refocus.render.threads import shared_threads
 

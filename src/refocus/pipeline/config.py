@@ -90,7 +90,9 @@ class RefocusConfig(BaseModel):
         default: the pixel budget of :mod:`refocus.io.limits`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN passes every ge/le bound unnoticed (comparisons with NaN are false), so
+    # non-finite numbers are refused outright.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     focus_xy: tuple[float, float] | None = None
     focus_value: float | None = Field(None, ge=0.0, le=1.0)
@@ -126,9 +128,9 @@ class RefocusConfig(BaseModel):
         if self.focus_range_m is not None and not all(0.0 < v < float("inf") for v in self.focus_range_m):
             raise ValueError("a focus range in metres is two distances > 0")
         if self.strength is not None and self.f_number is not None:
-            raise ValueError("give either strength or f_number, not both")
+            raise ValueError("give either a strength (-k) or an f-number (--f-number), not both")
         if self.own_lens and (self.strength is not None or self.f_number is not None):
-            raise ValueError("the photo's own lens (strength auto) replaces strength and f_number: give one of the three")
+            raise ValueError("the photo's own lens (--strength auto) replaces -k and --f-number: give one of the three")
         if self.full_frame and self.f_number is None:
             raise ValueError("full_frame (--full-frame) qualifies an f-number: give f_number (--f-number) too")
         return self
@@ -139,10 +141,7 @@ class RefocusConfig(BaseModel):
         try:
             return cls(**kwargs)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
-            msg = err.get("msg", str(exc)).removeprefix("Value error, ")
-            raise RefocusError(f"invalid setting {where}: {msg}" if where else f"invalid settings: {msg}") from None
+            raise settings_error(exc) from None
 
     def focus_description(self) -> str:
         """The focus setting, as a user would write it."""
@@ -161,6 +160,50 @@ class RefocusConfig(BaseModel):
         if self.focus_range_m is not None:
             return "range {:g}m:{:g}m".format(*self.focus_range_m)
         return "auto"
+
+
+#: The command-line option of each setting, so that a message names what the user typed
+#: (the UI's controls carry the same names in their help texts).
+OPTION_OF = {
+    "strength": "--strength (-k)",
+    "f_number": "--f-number",
+    "own_lens": "--strength auto",
+    "full_frame": "--full-frame",
+    "focus_xy": "--focus X,Y",
+    "focus_box": "--focus X0,Y0,X1,Y1",
+    "focus_mask": "--focus MASK",
+    "focus_value": "--focus-value",
+    "focus_distance_m": "--focus-value (metres)",
+    "focus_range": "--focus-range",
+    "focus_range_m": "--focus-range (metres)",
+    "focus_band": "focus band",
+    "depth_kind": "--depth-kind",
+    "depth_model": "--depth-model",
+    "quality": "--quality",
+    "highlight_gain": "--highlight-gain",
+    "highlight_threshold": "--highlight-threshold",
+    "device": "--device",
+    "max_megapixels": "--max-megapixels",
+    "shape": "--aperture",
+    "blades": "--blades",
+    "rotation_deg": "--rotation",
+    "curvature": "--curvature",
+    "cats_eye": "--cats-eye",
+}
+
+
+def settings_error(exc: ValidationError) -> RefocusError:
+    """One line naming the option and what it accepts, from a settings model's
+    validation error (refocus, render and aperture settings alike)."""
+    err = exc.errors()[0]
+    fields = [str(p) for p in err.get("loc", ()) if p != "__root__"]
+    msg = str(err.get("msg", exc)).removeprefix("Value error, ")
+    value = err.get("input")
+    if not fields:
+        return RefocusError(f"invalid settings: {msg}")
+    option = OPTION_OF.get(fields[-1], ".".join(fields))
+    got = f", got {value!r}" if isinstance(value, (int, float, str)) and not isinstance(value, bool) else ""
+    return RefocusError(f"invalid {option}: {msg}{got}")
 
 
 def _budget_megapixels() -> float:

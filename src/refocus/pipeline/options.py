@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from refocus.errors import RefocusError
-from refocus.pipeline.config import RefocusConfig
+from refocus.pipeline.config import RefocusConfig, settings_error
 
 #: Output formats :func:`refocus.io.write_image` can write.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
@@ -15,16 +17,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = IMAGE_SUFFIXES + (".bmp", ".gif")
 
 
-def parse_numbers(text: str, n: int, what: str) -> tuple[float, ...]:
-    """``"12,34"`` -> (12.0, 34.0); a one-line error otherwise."""
+def parse_numbers(text: str, n: int, what: str, *, example: str | None = None, given: str | None = None) -> tuple[float, ...]:
+    """``"12,34"`` -> (12.0, 34.0); a one-line error otherwise, quoting ``given`` (what
+    the user typed, when ``text`` was cut out of it) and ``example`` (how to write it)."""
     parts = [p for p in str(text).replace(";", ",").split(",")]
     try:
         vals = tuple(float(p) for p in parts)
     except ValueError:
         vals = ()
     if len(vals) != n or not all(v == v and abs(v) != float("inf") for v in vals):
-        example = ",".join(["12", "34", "56", "78"][:n])
-        raise RefocusError(f"{what} must be {n} numbers like {example}, got {text!r}")
+        if example is None:
+            example = ",".join(["12", "34", "56", "78"][:n])
+        count = "a number" if n == 1 else f"{n} numbers"
+        raise RefocusError(f"{what} must be {count} like {example}, got {(given if given is not None else text)!r}")
     return vals
 
 
@@ -51,7 +56,7 @@ def parse_focus_value(value: str | float) -> dict:
     with ``m`` (``2.5m``), ``{"focus_distance_m": z}`` (metres; needs metric depth)."""
     text = str(value).strip()
     if text.lower().endswith("m"):
-        (z,) = parse_numbers(text[:-1], 1, "--focus-value in metres")
+        (z,) = parse_numbers(text[:-1], 1, "--focus-value in metres", example="2.5m", given=text)
         if z <= 0:
             raise RefocusError(f"--focus-value in metres must be a distance > 0, got {text!r}")
         return {"focus_distance_m": z}
@@ -73,15 +78,8 @@ def build_aperture(aperture: str = "disc", blades: int = 6, rotation: float = 0.
         raise RefocusError(f"--aperture must be disc, polygon or an image file; {spec!r} is none of them")
     try:
         return aperture_from_spec(spec, blades=blades, rotation_deg=rotation, curvature=curvature, cats_eye=cats_eye)
-    except RefocusError:
-        raise
-    except Exception as exc:  # pydantic validation: out-of-range blades, curvature...
-        errs = getattr(exc, "errors", lambda: [])()
-        if errs:
-            detail = f"{'.'.join(str(p) for p in errs[0].get('loc', ()))}: {errs[0].get('msg', '')}"
-        else:
-            detail = str(exc).splitlines()[0]
-        raise RefocusError(f"invalid aperture {detail}") from None
+    except ValidationError as exc:  # out-of-range blades, curvature, a NaN rotation...
+        raise settings_error(exc) from None
 
 
 def parse_focus_range(spec: str) -> dict:
@@ -96,11 +94,11 @@ def parse_focus_range(spec: str) -> dict:
     if in_m == [True, False]:
         raise RefocusError(f"--focus-range: give both ends in metres (1.5m:2.5m) or neither, got {spec!r}")
     if any(in_m):
-        a, b = parse_numbers(",".join(e.removesuffix("m") for e in ends), 2, "--focus-range")
+        a, b = parse_numbers(",".join(e.removesuffix("m") for e in ends), 2, "--focus-range in metres", example="1.5m:2.5m", given=spec)
         if not (a > 0 and b > 0):
             raise RefocusError(f"--focus-range in metres needs two distances > 0, got {spec!r}")
         return {"focus_range_m": (a, b)}
-    return {"focus_range": parse_numbers(",".join(ends), 2, "--focus-range")}
+    return {"focus_range": parse_numbers(",".join(ends), 2, "--focus-range", example="0.4:0.7", given=spec)}
 
 
 def build_config(

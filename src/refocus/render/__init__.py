@@ -24,6 +24,7 @@ layer is rendered), :mod:`~refocus.render.highlights` (the highlight boost),
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 
@@ -73,6 +74,29 @@ def coc_map(disparity: np.ndarray, focus_disparity, strength: float) -> np.ndarr
     return signed_coc_px(disparity, np.float32(focus_disparity), np.float32(strength)).astype(np.float32)
 
 
+#: Largest |CoC| drawn, in image diagonals. A disc wider than the diagonal already
+#: covers the whole frame from every pixel, so larger radii change little, but the
+#: tile-sparse layers pad the frame by about the radius, so memory grows with its
+#: square: a 600x338 photo took 0.27 GB at 1,505 px, 2.1 GB at 15,000 px and was
+#: killed at 12.9 GB beyond (a 16-bit disparity read with --no-normalize, -k 5); a
+#: 12 MP photo 2.8 GB at 7,500 px (1.5 diagonals). Measured 2026-12-06, this 2-core Xeon.
+MAX_COC_DIAGONALS = 2.0
+
+
+def capped_coc_limit_px(height: int, width: int) -> float:
+    """The largest |CoC| the renderer draws for an image of this size, px."""
+    return MAX_COC_DIAGONALS * math.hypot(height, width)
+
+
+def _cap_note(max_abs_px: float, limit_px: float) -> None:
+    warnings.warn(
+        f"blur radii up to {max_abs_px:,.0f} px asked for; drawn at most {limit_px:,.0f} px "
+        f"({MAX_COC_DIAGONALS:g} x the image's diagonal, where a disc already covers the frame): "
+        "check the strength and the depth map's scale",
+        stacklevel=3,
+    )
+
+
 def _is_tensor(x) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
@@ -98,8 +122,13 @@ def render_linear(image_linear, coc_px, config: RenderConfig | None = None, *, t
     _check_shapes(image_linear.shape, coc_px.shape)
     if not np.isfinite(coc_px).all():
         raise RefocusError("CoC map contains NaN or infinite values")
-    if float(np.abs(coc_px).max()) < 0.05:
+    max_abs = float(np.abs(coc_px).max())
+    if max_abs < 0.05:
         return image_linear.copy()
+    limit = capped_coc_limit_px(*coc_px.shape)
+    if max_abs > limit:
+        _cap_note(max_abs, limit)
+        coc_px = np.clip(coc_px, -limit, limit)
     from refocus.render.backends import get_backend
 
     be = get_backend(config.device)
@@ -156,6 +185,10 @@ def _render_tensors(image_linear, coc_px, config: RenderConfig, kw: dict):
         raise RefocusError("CoC map contains NaN or infinite values")
     if max_abs < 0.05:
         return image_linear.clone()
+    limit = capped_coc_limit_px(*coc_px.shape)
+    if max_abs > limit:
+        _cap_note(max_abs, limit)
+        coc_px = coc_px.clamp(-limit, limit)
     if dev.type == "cpu":  # the numpy path is the fast one on a CPU
         out = render_layers(image_linear.detach().numpy(), coc_px.detach().numpy(), config, cpu_backend(), **kw)
         return torch.from_numpy(out)

@@ -33,7 +33,7 @@ class RenderConfig(BaseModel):
         ``"cpu"`` uses the numpy path; ``"cuda"`` (or ``"torch-cpu"``) the torch path.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)  # NaN passes ge/le bounds
 
     aperture: ApertureConfig = Field(default_factory=ApertureConfig)
     highlight_threshold: float = Field(0.92, ge=0.0, le=1.0)
