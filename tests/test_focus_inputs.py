@@ -190,3 +190,24 @@ def test_a_focus_pull_at_an_f_number_at_reduced_size(tmp_path, capsys):
               "--frames", "3", "--max-size", "120", "--f-number", "2", "--no-deblur", "-o", str(out)])
     assert exc.value.code == 0, capsys.readouterr().err
     assert out.is_file()
+
+
+def test_a_point_on_the_photos_last_row_focuses_a_reduced_copy(tmp_path):
+    """animate --max-size 20 on a 1600x900 photo refused --from 800,880: one rounded
+    scale factor put the photo's last rows outside the 20x11 copy."""
+    from refocus.pipeline import Refocuser
+
+    rng = np.random.default_rng(0)
+    img = rng.random((90, 160, 3)).astype(np.float32)
+    disp = np.zeros((90, 160), np.float32)
+    disp[60:] = 1.0  # the bottom third is near
+    write_image(tmp_path / "p.png", img)
+    np.save(tmp_path / "p-disparity.npy", disp)
+    photo = Refocuser().prepare(tmp_path / "p.png", RefocusConfig(strength=2, deblur="never"))
+    small = photo.resized(226)  # what animate --max-size 20 asks of a 16:9 photo
+    assert small.shape == (11, 20)  # 11.3 rows rounded down, 20.04 columns
+    for y in (88, 89.9):
+        cfg = RefocusConfig(strength=2, focus_xy=(80, y), deblur="never")
+        assert small.focus_disparity(cfg) == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(RefocusError, match=r"outside the 160x90 image"):
+        small.focus_disparity(RefocusConfig(strength=2, focus_xy=(80, 90), deblur="never"))

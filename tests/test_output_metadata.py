@@ -138,3 +138,80 @@ def test_full_frame_equivalent_f_number(tmp_path, capsys):
     assert "f/1.8 full-frame equivalent" in comment
     with pytest.raises(RefocusError, match="full-frame"):
         RefocusConfig.build(strength=3, full_frame=True)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_tiff_output_keeps_exif_and_icc_like_the_other_formats(tmp_path, capsys, bits):
+    """A TIFF result carried only baseline tags plus tifffile's shape JSON: the camera
+    EXIF, the f-number note and the ICC profile were dropped (PNG/JPEG/WebP kept them)."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    ex = Image.Exif()
+    ex[0x010F], ex[0x0110], ex[0x0112] = "Acme", "Phone 9", 3  # Make, Model, Orientation (180)
+    sub = ex.get_ifd(0x8769)
+    sub[0x829D] = IFDRational(4, 1)  # FNumber: taken at f/4
+    sub[0x829A] = IFDRational(1, 125)  # ExposureTime
+    sub[0x920A] = IFDRational(50, 1)  # FocalLength
+    sub[0xA405] = 50  # FocalLengthIn35mmFilm
+    sub[0xA434] = "Acme 50mm"  # LensModel
+    rng = np.random.default_rng(5)
+    photo = tmp_path / "p.jpg"
+    Image.fromarray((rng.random((H, W, 3)) * 255).astype(np.uint8)).save(
+        photo, exif=ex.tobytes(), icc_profile=icc, quality=95)
+    np.save(tmp_path / "z.npy", np.where(np.arange(W)[None, :] < W // 2, 2.0, 4.0).astype(np.float32).repeat(H, axis=0))
+    out = tmp_path / "o.tif"
+    code, err = _run(capsys, "refocus", photo, "-o", out, "--depth", tmp_path / "z.npy", "--depth-kind", "depth",
+                     "--focus", "10,20", "--f-number", "1.8", "--no-deblur", "--bit-depth", bits)
+    assert code in (0, None), err
+
+    import tifffile
+
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.shape == (H, W, 3) and page.dtype == (np.uint16 if bits == 16 else np.uint8)
+        tags = page.tags
+        assert tags["InterColorProfile"].value == icc
+        assert tags["Make"].value == "Acme" and tags["Model"].value == "Phone 9"
+        assert tags["Orientation"].value == 1  # the pixels are written upright
+        assert "ImageDescription" not in tags  # no tifffile '{"shape": ...}' JSON
+        assert "Software" not in tags  # the photo had none; not 'tifffile.py'
+        exif = tags["ExifTag"].value
+        assert exif["FNumber"] == (9, 5)  # the simulated f/1.8
+        assert exif["ExposureTime"] == (1, 125)
+        assert exif["LensModel"] == "Acme 50mm"
+        assert "taken at f/4" in exif["UserComment"]
+    # Pillow (what read_camera_info and other programs use) sees the same.
+    with Image.open(out) as o:
+        assert o.info.get("icc_profile") == icc
+        sub = o.getexif().get_ifd(0x8769)
+        assert float(sub[0x829D]) == pytest.approx(1.8)
+        assert sub[0xA434] == "Acme 50mm"
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("gray", [False, True])
+@pytest.mark.parametrize("with_alpha", [False, True])
+def test_tiff_pixels_and_alpha_round_trip(tmp_path, bits, gray, with_alpha):
+    """The TIFF writers (Pillow's for its modes, its IFD writer for 16-bit colour or
+    grey + alpha) store the pixels, the bit depth and the alpha channel exactly."""
+    import tifffile
+
+    from refocus.io import ImageInfo, write_image
+
+    rng = np.random.default_rng(bits + 2 * gray + 4 * with_alpha)
+    dtype = np.uint16 if bits == 16 else np.uint8
+    q = np.iinfo(dtype).max
+    want = rng.integers(0, q + 1, (H, W, 1 if gray else 3), dtype=dtype)
+    alpha = rng.integers(0, q + 1, (H, W), dtype=dtype) if with_alpha else None
+    info = ImageInfo(bit_depth=bits, alpha=None if alpha is None else alpha.astype(np.float32) / q)
+    img = np.broadcast_to(want, (H, W, 3)).astype(np.float32) / q
+    out = write_image(tmp_path / "o.tif", img, info, bit_depth=bits, grayscale=gray)
+    if alpha is not None:
+        want = np.concatenate([want, alpha[..., None]], axis=2)
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.photometric == (tifffile.PHOTOMETRIC.MINISBLACK if gray else tifffile.PHOTOMETRIC.RGB)
+        assert tuple(page.extrasamples) == ((tifffile.EXTRASAMPLE.UNASSALPHA,) if with_alpha else ())
+        got = page.asarray()
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

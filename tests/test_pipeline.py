@@ -35,9 +35,9 @@ def scene_files(tmp_path):
 def test_config_rejects_two_focus_settings():
     with pytest.raises(RefocusError, match="only one focus"):
         RefocusConfig.build(focus_xy=(1, 2), focus_value=0.5)
-    with pytest.raises(RefocusError, match="strength or f_number"):
+    with pytest.raises(RefocusError, match="strength .-k. or an f-number"):
         RefocusConfig.build(strength=3, f_number=2.8)
-    with pytest.raises(RefocusError, match="focus_value"):
+    with pytest.raises(RefocusError, match="--focus-value"):
         RefocusConfig.build(focus_value=1.5)
 
 

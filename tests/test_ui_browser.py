@@ -195,7 +195,9 @@ def test_in_focus_band_slider_rerenders(ui_url, tmp_path):
             arg=["#coc-view img", before], timeout=180_000,
         )
         assert not page.get_by_text(re.compile(r"^Error$")).count(), "a panel shows Error"
-        status.get_by_text("sharp from disparity").wait_for(timeout=60_000)
+        # Trial C, defect 3: a typed value (Enter: no "release") must end with the full
+        # preview, not the draft.
+        status.get_by_text(re.compile(r"- preview .*sharp from disparity")).wait_for(timeout=60_000)
         # "Show depth": the result shows the depth with the in-focus band hatched.
         after = page.locator("#result img").last.get_attribute("src")
         page.locator("#show-depth input[type=checkbox]").check()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -187,12 +189,133 @@ def test_depth_view_marks_the_in_focus_band(files):
     from refocus.ui.app import build_app
 
     app = build_app(device="cpu")
-    upload = next(f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == "on_upload")
-    settings = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.2)
+    upload = _fn(app, "on_photo")
+    settings = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.2, None)
     session._cache.clear()
-    key, _, (before, after), depth_img, coc_img, status = upload(files[0], files[1], "disparity", "", *settings, False)
-    _, _, (_, shown), depth_img2, _, _ = upload(files[0], files[1], "disparity", "", *settings, True)
+    key, _, _, _, (before, after), depth_img, coc_img, status, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, False)
+    _, _, _, _, (_, shown), depth_img2, _, _, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, True)
     assert depth_img.shape == before.shape and np.array_equal(depth_img, depth_img2)
     green = np.all(depth_img == np.round(BAND_RGB * 255).astype(np.uint8), axis=2)
     assert green.any() and not np.array_equal(after, shown)
     assert "sharp from disparity" in status
+
+
+# -- the browser trial's defects (handlers called as Gradio calls them) -------------
+
+_REQ = SimpleNamespace(session_hash="tab-1")
+#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, show depth
+_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, False)
+
+
+def _fn(app, name):
+    return next(f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == name)
+
+
+def _dep(app, elem_id, event):
+    """The event listener of the component ``elem_id`` for ``event``."""
+    ids = {b._id for b in app.blocks.values() if getattr(b, "elem_id", None) == elem_id}
+    found = [f for f in app.fns.values() if any(t[0] in ids and t[1] == event for t in f.targets)]
+    assert found, f"nothing listens to {event} of #{elem_id}"
+    return found
+
+
+@pytest.fixture()
+def ui_app():
+    pytest.importorskip("gradio")
+    from refocus.ui.app import build_app
+
+    views = getattr(session, "_views", {})  # the browser tabs' render order
+    session._cache.clear()
+    views.clear()
+    yield build_app(device="cpu")
+    session._cache.clear()
+    views.clear()
+
+
+def test_heic_photo_gets_an_upright_browser_viewable_stand_in(ui_app, files, tmp_path):
+    """Trial C, defect 1: Chromium shows a HEIC as a 0x0 broken image, so nothing could
+    be clicked. The Photo panel gets a JPEG of the same (upright) pixel size."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    rng = np.random.default_rng(2)
+    heic = tmp_path / "p.heic"
+    im = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees: 48 wide, 64 high
+    pillow_heif.from_pillow(im).save(heic, quality=90, exif=exif.tobytes())
+    np.save(tmp_path / "dh.npy", np.tile(np.linspace(0, 1, 48, dtype=np.float32), (64, 1)))
+    key, _, source, shown, *_ = _fn(ui_app, "on_photo")(_REQ, str(heic), str(tmp_path / "dh.npy"), "disparity", "", *_SETTINGS)
+    assert key and source == str(heic) and isinstance(shown, str), "the panel kept the HEIC"
+    ref, _ = read_image(heic)
+    with Image.open(shown) as s:
+        assert s.format in ("JPEG", "PNG") and s.size == (ref.shape[1], ref.shape[0])
+    assert ref.shape[:2] == (64, 48) and session.get(key).full_shape == ref.shape[:2]
+    # A photo the browser shows as it is keeps its panel.
+    out = _fn(ui_app, "on_photo")(_REQ, files[0], files[1], "disparity", "", *_SETTINGS)
+    assert session.display_copy(files[0], tmp_path) is None and not isinstance(out[3], str)
+
+
+def test_last_click_wins(ui_app, files):
+    """Trial C, defect 2: a second click made during a render was dropped (Gradio's
+    "once"), and a click's late render must not replace a newer click's."""
+    import gradio as gr
+
+    dep = _dep(ui_app, "photo", "select")[0]
+    assert dep.trigger_mode != "once", "a click during a render is dropped"
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    click = _fn(ui_app, "on_click")
+    first = click(_REQ, key, *_SETTINGS, gr.SelectData(None, {"index": [5, 30], "value": None}))
+    second = click(_REQ, key, *_SETTINGS, gr.SelectData(None, {"index": [75, 30], "value": None}))
+    assert next(first)[4].startswith("focus point (5, 30)")  # its draft
+    assert next(second)[4].startswith("focus point (75, 30)")  # the newer click's draft
+    late = list(first)  # the first click's preview finishes last: it must not show
+    assert all(o is None or isinstance(o, dict) or o == (5.0, 30.0) for o in late[0][1:]), late[0][4]
+    status = next(second)[4]
+    assert status.startswith("focus point (75, 30)") and "- preview" in status
+    # A slider moved before the click's render came back keeps the click's focus.
+    settings = list(_SETTINGS)
+    settings[1] = 12
+    out = _fn(ui_app, "on_settings")(_REQ, key, None, *settings)
+    assert out[3].startswith("focus point (75, 30)")
+
+
+def test_typed_slider_values_end_with_the_full_preview(ui_app, files):
+    """Trial C, defect 3: a typed value (number box + Enter, arrow keys) sends no
+    "release", so only the draft showed. Each slider's "change" renders the preview."""
+    for elem in ("strength", "band"):
+        deps = _dep(ui_app, elem, "change")
+        assert any(getattr(d.fn, "__name__", "") in ("on_slider", "on_settings") for d in deps)
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    settings = list(_SETTINGS)
+    settings[1] = 20
+    draft = _fn(ui_app, "on_drag")(_REQ, key, None, *settings)
+    assert "- draft" in draft[3]
+    assert "- preview" in _fn(ui_app, "on_slider")(_REQ, key, None, *settings)[3]
+    # A draft of the same value that comes back late leaves the preview on screen.
+    assert all(isinstance(o, dict) for o in _fn(ui_app, "on_drag")(_REQ, key, None, *settings))
+
+
+def test_depth_kind_radio_reprepares(ui_app, files):
+    """Trial C, defect 4: "the depth file holds" did nothing after the upload."""
+    fn = _fn(ui_app, "on_depth_kind")
+    assert any(d.fn is fn for d in _dep(ui_app, "depth-kind", "change"))
+    k1 = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    out = fn(_REQ, files[0], files[1], "depth", "", *_SETTINGS)
+    assert out[0] != k1 and session.get(out[0]).depth_kind == "depth"
+    assert "- preview" in out[7] and out[8] is None
+    # Without a depth file the radio changes nothing.
+    assert all(isinstance(o, dict) for o in fn(_REQ, files[0], None, "disparity", "", *_SETTINGS))
+
+
+def test_removed_depth_or_photo_is_not_used_and_new_photo_empties_download(ui_app, files, tmp_path):
+    """Trial C, defects 5 and 6: removing the depth file or the photo left them live
+    (status, renders, export); a new photo kept the previous export for download."""
+    clears = {getattr(f.fn, "__name__", "") for e in ("photo", "depth") for f in _dep(ui_app, e, "clear")}
+    assert {"on_photo_removed", "on_depth"} <= clears
+    out = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)
+    assert "d.npy" in out[7] and out[8] is None  # the Download panel is emptied
+    out = _fn(ui_app, "on_depth")(_REQ, files[0], None, "disparity", "", *_SETTINGS)
+    # Here the photo alone is refused (sharp, no depth network): nothing stays live.
+    assert (out[0] is None or session.get(out[0]).depth_path is None) and "d.npy" not in out[7] and out[8] is None
+    out = _fn(ui_app, "on_photo_removed")(_REQ)
+    assert out[0] is None and out[2] is None and out[4] is None and out[8] is None
+    assert "upload a photo" in _fn(ui_app, "on_settings")(_REQ, None, None, *_SETTINGS)[3]

@@ -422,18 +422,14 @@ def image_writer(
 
     def _write(tmp: Path) -> None:
         if suffix in (".tif", ".tiff"):
-            import tifffile
-
             chans = x if alpha is None else np.concatenate([x, alpha[..., None]], axis=2)
-            kw = {"photometric": "minisblack" if grayscale else "rgb"}
-            if grayscale and alpha is not None:
-                kw["extrasamples"] = ["unassalpha"]
-            elif grayscale:
-                chans = chans[..., 0]
-            if bits == 16:
-                tifffile.imwrite(tmp, np.round(chans * 65535).astype(np.uint16), **kw)
-            else:
-                tifffile.imwrite(tmp, np.round(chans * 255).astype(np.uint8), **kw)
+            scale, dtype = (65535, np.uint16) if bits == 16 else (255, np.uint8)
+            _write_tiff(
+                tmp,
+                np.round(chans * scale).astype(dtype),
+                info.exif if info is not None else None,
+                info.icc_profile if info is not None else None,
+            )
             return
         if suffix == ".png" and bits == 16:
             _write_png16(tmp, x, alpha)
@@ -457,6 +453,80 @@ def image_writer(
         img.save(tmp, format=fmt, **kwargs)
 
     return _write
+
+
+# Tags of a photo's EXIF IFD0 that describe how *its* pixels were stored (a JPEG's
+# thumbnail, a TIFF's strips...): written into a TIFF they would contradict the
+# pixels written with them, so the TIFF writer's own values must stand.
+_TIFF_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
+     330, 338, 339, 513, 514, 529, 530, 531, 532, 34675}
+)
+
+
+def _tiff_exif(exif: bytes | None) -> Image.Exif:
+    """The photo's EXIF for a TIFF's IFD0: camera tags and the EXIF/GPS IFDs kept,
+    orientation 1 (the pixels are written upright), layout tags dropped."""
+    e = Image.Exif()
+    if exif:
+        try:
+            e.load(exif)
+        except Exception:  # unreadable EXIF: write the pixels without it rather than fail
+            e = Image.Exif()
+    for tag in _TIFF_LAYOUT_TAGS & set(e):
+        del e[tag]
+    if e:
+        e[0x0112] = 1
+    return e
+
+
+def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None) -> None:
+    """Write uint8/uint16 H x W (x 1..4, the last alpha when 2 or 4) as TIFF, with the
+    photo's EXIF (IFD0 tags, EXIF and GPS IFDs) and ICC profile, as PNG/JPEG/WebP get.
+
+    Pillow's TIFF writer writes EXIF IFDs (tifffile refuses to: its ExifTag is a
+    filtered extratag) but has no 16-bit colour mode; for those images Pillow's own
+    IFD writer (the one its TIFF plugin uses) writes the directory, followed by the
+    pixels as one uncompressed strip."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    samples = 1 if arr.ndim == 2 else arr.shape[2]
+    meta = _tiff_exif(exif)
+    if arr.dtype == np.uint8 or samples == 1:
+        img = Image.fromarray(np.ascontiguousarray(arr))  # L, LA, RGB, RGBA or I;16
+        kwargs = {"exif": meta} if meta else {}
+        if icc:
+            kwargs["icc_profile"] = icc
+        img.save(path, format="TIFF", **kwargs)
+        return
+    from PIL import TiffImagePlugin as tiff
+    from PIL import TiffTags
+
+    h, w = arr.shape[:2]
+    ifd = tiff.ImageFileDirectory_v2(prefix=b"II")
+    # As Pillow's TIFF writer copies exif=: nested IFDs (EXIF, GPS) as dicts.
+    for key in meta:
+        ifd[key] = meta.get_ifd(key) if key in TiffTags.TAGS_V2_GROUPS else meta.get(key)
+    if icc:
+        ifd[tiff.ICCPROFILE] = icc
+    ifd[tiff.IMAGEWIDTH] = w
+    ifd[tiff.IMAGELENGTH] = h
+    ifd[tiff.BITSPERSAMPLE] = (16,) * samples
+    ifd[tiff.SAMPLESPERPIXEL] = samples
+    ifd[tiff.PHOTOMETRIC_INTERPRETATION] = 2 if samples >= 3 else 1  # RGB / min-is-black
+    if samples in (2, 4):
+        ifd[tiff.EXTRASAMPLES] = 2  # unassociated alpha, as the colour is not premultiplied
+    ifd[tiff.COMPRESSION] = 1
+    ifd[tiff.PLANAR_CONFIGURATION] = 1
+    ifd[tiff.ROWSPERSTRIP] = h
+    data = np.ascontiguousarray(arr, dtype="<u2")  # as the "II" byte order says
+    ifd.tagtype[tiff.STRIPBYTECOUNTS] = TiffTags.LONG
+    ifd[tiff.STRIPBYTECOUNTS] = data.nbytes
+    ifd.tagtype[tiff.STRIPOFFSETS] = TiffTags.LONG
+    ifd[tiff.STRIPOFFSETS] = 0  # relative: the IFD writer moves it past the directory
+    with open(path, "wb") as f:
+        f.seek(ifd.save(f))  # save() returns where the directory's data ends
+        f.write(data.data)
 
 
 def _exif_without_orientation(exif: bytes) -> bytes:

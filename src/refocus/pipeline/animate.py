@@ -100,10 +100,11 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: floa
 
     def _write(tmp: Path) -> None:
         if suffix == ".gif":
-            from PIL import Image
+            from refocus.io import save_gif
 
-            imgs = [Image.fromarray(a) for a in arr]
-            imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=int(round(1000 / fps)), loop=0, optimize=False)
+            # One palette for the whole pull (Pillow's default per-frame one greys out
+            # small saturated areas and flickers).
+            save_gif(tmp, arr, duration_ms=int(round(1000 / fps)))
             return
         import imageio.v2 as imageio
 

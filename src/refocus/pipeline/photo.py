@@ -129,10 +129,27 @@ class PreparedPhoto:
             lo, hi = self._metric_range_for("--focus-value in metres")
             return (1.0 / cfg.focus_distance_m - lo) / (hi - lo)
         if self.scale != 1.0 and (cfg.focus_xy is not None or cfg.focus_box is not None):
-            s = self.scale
-            upd = {"focus_xy": tuple(v * s for v in cfg.focus_xy)} if cfg.focus_xy is not None else {"focus_box": tuple(v * s for v in cfg.focus_box)}
-            cfg = cfg.model_copy(update=upd)
+            cfg = cfg.model_copy(update=self._in_copy_px(cfg))
         return select_focus(self.disparity, cfg, image=self.image)
+
+    def _in_copy_px(self, cfg: RefocusConfig) -> dict:
+        """``cfg``'s focus point or box, given in the photo's pixels, in this smaller copy's.
+
+        Per axis and by pixel centres, clamped to the copy: with one rounded scale
+        factor, the photo's last row or column (a click at its bottom edge) fell
+        outside the copy (1600x900 at 20x11: y 880 -> 11) and was refused.
+        """
+        h, w = self.shape
+        sh, sw = self.source_shape or (round(h / self.scale), round(w / self.scale))
+        if cfg.focus_box is not None:
+            x0, y0, x1, y1 = cfg.focus_box
+            return {"focus_box": (x0 * w / sw, y0 * h / sh, x1 * w / sw, y1 * h / sh)}
+        x, y = cfg.focus_xy
+        if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < sw and 0 <= y < sh):
+            raise RefocusError(f"focus point ({x:g}, {y:g}) is outside the {sw}x{sh} image")
+        cx = min(max((x + 0.5) * w / sw - 0.5, 0.0), w - 1.0)
+        cy = min(max((y + 0.5) * h / sh - 0.5, 0.0), h - 1.0)
+        return {"focus_xy": (cx, cy)}
 
     def coc(self, cfg: RefocusConfig, focus_disparity: float, strength: float) -> np.ndarray:
         """The signed CoC map (px) of ``cfg``: about ``focus_disparity``, or zero over

@@ -8,6 +8,7 @@ binds 127.0.0.1 unless told otherwise. Logic lives in :mod:`refocus.ui.session`.
 # parameter by its (evaluated) annotation.
 import os
 import tempfile
+import time
 
 import numpy as np
 
@@ -19,6 +20,9 @@ DEFAULT_MAX_FILE_SIZE = "200mb"
 #: Events waiting in the queue at most; more are refused ("queue full") instead of
 #: piling up behind a slow one (2 run at once, one export at a time).
 QUEUE_SIZE = 16
+#: Seconds a slider's value must stay put before the full preview renders (drafts
+#: show it meanwhile): a drag then costs no preview per step.
+SLIDER_SETTLE_S = 0.3
 _dirs: dict[str, str] = {}
 
 
@@ -150,46 +154,126 @@ def build_app(device: str = "auto"):
         after = 0.5 * img + 0.5 * depth_img if show_depth else img
         return (_u8(p.image), _u8(after)), _u8(depth_img), _u8(coc_to_rgb(coc, p.image)), status
 
-    def on_upload(photo_path, depth_file, depth_kind, depth_model, *settings):
+    display_dir = os.path.join(ui_dirs()["root"], "display")
+    os.makedirs(display_dir, exist_ok=True)
+    skip4 = (gr.skip(),) * 4
+    empty = "upload a photo, then click on it to set the focus"
+
+    def _client(request) -> str:
+        # Renders are ordered per browser tab (session.ask); direct calls share one.
+        return getattr(request, "session_hash", None) or "local"
+
+    def _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display=None):
+        """Prepare the photo (and depth) and render it. The outputs: key, focus, source
+        photo, Photo panel, before/after, depth view, CoC view, status, Download."""
+        client = _client(request)
+        shown = gr.skip() if display is None else display
         if not photo_path:
-            return None, None, None, None, None, "upload a photo"
+            session.set_view(client, None)
+            return None, None, None, shown, None, None, None, "upload a photo", None
         try:
             depth_path = depth_file if isinstance(depth_file, str) or depth_file is None else depth_file.name
             # The radio always has a value; it only means something for a depth file.
             key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device, depth_model=depth_model)
+            # A new photo or depth: earlier renders in flight are stale, the focus is auto.
+            session.set_view(client, key)
             slider, depth_img, coc_img, status = _update(key, None, *settings)
         except RefocusError as exc:
-            raise gr.Error(str(exc)) from None
-        return key, None, slider, depth_img, coc_img, status
+            # Nothing of the previous photo or depth may stay live: the renders and the
+            # export would use what the panels no longer show.
+            session.set_view(client, None)
+            gr.Warning(str(exc))
+            return None, None, photo_path, shown, None, None, None, _md_escape(str(exc)), None
+        # The previous export belonged to other inputs: the Download panel is emptied.
+        return key, None, photo_path, shown, slider, depth_img, coc_img, status, None
+
+    def on_photo(request: gr.Request, photo_path, depth_file, depth_kind, depth_model, *settings):
+        display = None
+        if photo_path:
+            try:
+                # A browser cannot show every photo (HEIC): the panel gets a stand-in of
+                # the same pixel size, so clicks still map to the photo.
+                copy = session.display_copy(photo_path, display_dir)
+                display = None if copy is None else str(copy)
+            except RefocusError:
+                pass  # the load below says what is wrong with the file
+        return _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display)
+
+    def on_depth(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
+        # The photo as uploaded (the panel may hold its stand-in); a depth file, its
+        # removal or a new depth network re-prepares it.
+        if not source:
+            return (gr.skip(),) * 9
+        return _load(request, source, depth_file, depth_kind, depth_model, settings)
+
+    def on_depth_kind(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
+        if not depth_file:
+            return (gr.skip(),) * 9  # the radio means nothing without a depth file
+        return on_depth(request, source, depth_file, depth_kind, depth_model, *settings)
+
+    def on_photo_removed(request: gr.Request):
+        session.set_view(_client(request), None)
+        return None, None, None, gr.skip(), None, None, None, empty, None
 
     # Gradio finds the event data by the annotation of a positional parameter, so
     # the settings are spelled out here.
-    def on_click(key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show, evt: gr.SelectData):
+    def on_click(request: gr.Request, key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show,
+                 evt: gr.SelectData):
         settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show)
         if key is None:
             raise gr.Error("upload a photo first")
         x, y = (float(v) for v in evt.index[:2])
+        client = _client(request)
+        # Recorded before rendering: a slider moved meanwhile renders this focus too.
+        session.set_view(client, key, (x, y))
+        sig = (key, (x, y), settings)
+        session.ask(client, sig)
         try:
-            # The draft first (about 4x faster), then the preview replaces it.
-            yield ((x, y), *_update(key, (x, y), *settings, draft=True))
-            yield ((x, y), *_update(key, (x, y), *settings))
+            # The draft first (about 4x faster), then the preview replaces it; a newer
+            # click or setting makes both stale.
+            out = _update(key, (x, y), *settings, draft=True)
+            if not session.may_show(client, sig, draft=True):
+                yield ((x, y), *skip4)
+                return
+            yield ((x, y), *out)
+            out = _update(key, (x, y), *settings)
+            yield ((x, y), *out) if session.may_show(client, sig) else ((x, y), *skip4)
         except RefocusError as exc:
             raise gr.Error(str(exc)) from None
 
-    def on_settings(key, focus, *settings, draft=False):
+    def _settings(request, key, focus, settings, draft=False, wait=0.0):
         if key is None:
-            return gr.skip(), gr.skip(), gr.skip(), (gr.skip() if draft else "upload a photo, then click on it to set the focus")
+            return (*skip4[:3], gr.skip() if draft else empty)
+        client = _client(request)
+        focus = session.view_focus(client, key, focus)
+        sig = (key, focus, tuple(settings))
+        if not session.ask(client, sig, draft):
+            return skip4
+        if wait:
+            time.sleep(wait)
+            if not session.is_latest(client, sig):
+                return skip4  # moved on: the newer value's own event renders it
         try:
-            return _update(key, focus, *settings, draft=draft)
+            out = _update(key, focus, *settings, draft=draft)
         except RefocusError as exc:
             raise gr.Error(str(exc)) from None
+        return out if session.may_show(client, sig, draft) else skip4
 
-    def on_drag(key, focus, *settings):
-        return on_settings(key, focus, *settings, draft=True)
+    def on_settings(request: gr.Request, key, focus, *settings):
+        return _settings(request, key, focus, settings)
 
-    def on_export(key, focus, fmt, engine, *settings):
+    def on_slider(request: gr.Request, key, focus, *settings):
+        # Every committed slider value (mouse, typed number, arrow keys) ends with the
+        # preview; while the value keeps moving (a drag) the drafts show it instead.
+        return _settings(request, key, focus, settings, wait=SLIDER_SETTLE_S)
+
+    def on_drag(request: gr.Request, key, focus, *settings):
+        return _settings(request, key, focus, settings, draft=True)
+
+    def on_export(request: gr.Request, key, focus, fmt, engine, *settings):
         if key is None:
             raise gr.Error("upload a photo first")
+        focus = session.view_focus(_client(request), key, focus)
         try:
             path = session.export(key, _config(focus, *settings[:-1], device=device), export_dir, fmt, engine=engine)
         except RefocusError as exc:
@@ -200,6 +284,7 @@ def build_app(device: str = "auto"):
     with gr.Blocks(title="refocus", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         key = gr.State(None)
         focus = gr.State(None)
+        source = gr.State(None)  # the photo as uploaded (the panel may show a stand-in)
         gr.Markdown("### refocus - upload a photo, then click on it to set the focus")
         with gr.Row():
             with gr.Column(scale=1):
@@ -212,7 +297,7 @@ def build_app(device: str = "auto"):
                     label="Depth or disparity map (optional, before or after the photo)",
                     file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth",
                 )
-                depth_kind = gr.Radio(["disparity", "depth"], value="disparity", label="The depth file holds")
+                depth_kind = gr.Radio(["disparity", "depth"], value="disparity", label="The depth file holds", elem_id="depth-kind")
                 depth_model = gr.Textbox(
                     label="Depth network for photos without depth (hub id or local folder; Enter reloads)",
                     placeholder=DEFAULT_DEPTH_MODEL, elem_id="depth-model",
@@ -256,17 +341,25 @@ def build_app(device: str = "auto"):
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
         settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, show_depth]
-        loaded = [key, focus, result, depth_view, coc_view, status]
-        photo.upload(on_upload, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
-        depth_file.upload(on_upload, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
-        depth_model.submit(on_upload, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
-        photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status])
+        loaded = [key, focus, source, photo, result, depth_view, coc_view, status, export_file]
+        depth_inputs = [source, depth_file, depth_kind, depth_model, *settings]
+        photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
+        photo.clear(on_photo_removed, None, loaded)
+        depth_file.upload(on_depth, depth_inputs, loaded)
+        depth_file.clear(on_depth, depth_inputs, loaded)
+        depth_kind.change(on_depth_kind, depth_inputs, loaded)
+        depth_model.submit(on_depth, depth_inputs, loaded)
+        # "multiple": with Gradio's default ("once") a click during a render was dropped;
+        # session.ask/may_show let only the newest click reach the screen.
+        photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status], trigger_mode="multiple")
         outputs = [result, depth_view, coc_view, status]
         for comp in settings:
             if isinstance(comp, gr.Slider):
-                # Drafts while the slider moves, the preview when it is let go.
+                # Drafts while the slider moves; the preview once its value settles.
+                # "change" comes for every new value (drag, typed number + Enter, arrow
+                # keys); "release" only for a mouse release or the number box's blur.
                 comp.input(on_drag, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
-                comp.release(on_settings, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
+                comp.change(on_slider, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
             else:
                 comp.change(on_settings, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
         export_btn.click(on_export, [key, focus, fmt, engine, *settings], [export_file], concurrency_limit=1)

@@ -223,3 +223,112 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
         raise RefocusError(f"unknown export format {fmt!r}")
     out = Path(out_dir) / f"{stem}-refocused{ext}"
     return write_image(out, img, info, bit_depth=bits)
+
+
+#: Formats every browser shows as they are. Any other photo (HEIC, TIFF...) gets a
+#: JPEG stand-in in the Photo panel: Chromium shows a HEIC as a 0x0 broken image,
+#: and a click needs something to land on.
+BROWSER_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP"})
+
+
+def display_copy(photo_path: str, out_dir: str | Path) -> Path | None:
+    """A JPEG of the photo for the browser to show, or None when it can show the file.
+
+    Decoded the way the pipeline decodes it (orientation applied), at full size, so a
+    click on the stand-in lands on the same pixel of the photo the renders use.
+    """
+    from PIL import Image
+
+    from refocus.io import read_image
+    from refocus.io.limits import max_pixels, pillow_open
+
+    p = Path(photo_path)
+    try:
+        with pillow_open(p, p.name, max_pixels()) as im:
+            if im.format in BROWSER_FORMATS:
+                return None
+    except RefocusError:
+        pass  # not a Pillow format (or refused): read_image says why, once
+    rgb, _ = read_image(p)
+    out = Path(out_dir) / f"{_digest(str(p))}.jpg"
+    if not out.exists():
+        tmp = out.with_suffix(".part.jpg")
+        Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(tmp, quality=90)
+        tmp.replace(out)
+    return out
+
+
+@dataclass
+class _View:
+    """What one browser tab asked for last (see :func:`ask`)."""
+
+    latest: object = None  # the settings of the newest request
+    shown: object = None  # the settings whose full preview was last shown
+    key: str | None = None
+    focus: tuple[float, float] | None = None
+
+
+#: Browser tabs remembered (least recently seen dropped first).
+MAX_VIEWS = 256
+_views: OrderedDict[str, _View] = OrderedDict()
+
+
+def _view(client: str) -> _View:
+    v = _views.get(client)
+    if v is None:
+        v = _views[client] = _View()
+        while len(_views) > MAX_VIEWS:
+            _views.popitem(last=False)
+    _views.move_to_end(client)
+    return v
+
+
+def ask(client: str, sig: object, draft: bool = False) -> bool:
+    """Record a render request of one tab; False: not worth rendering (a draft of what
+    the full preview already shows).
+
+    Renders of one tab run side by side (two clicks, a drag's drafts and the release's
+    preview) and finish in any order; only the newest request's may reach the screen
+    (:func:`may_show`), so the last click or setting wins and a late draft never
+    replaces the preview of the same settings.
+    """
+    with _lock:
+        v = _view(client)
+        v.latest = sig
+        return not (draft and v.shown == sig)
+
+
+def may_show(client: str, sig: object, draft: bool = False) -> bool:
+    """Whether a finished render of ``sig`` is still the tab's newest request (and,
+    for a draft, its preview not shown already). A preview that may be shown is
+    recorded as shown."""
+    with _lock:
+        v = _view(client)
+        if v.latest != sig or (draft and v.shown == sig):
+            return False
+        if not draft:
+            v.shown = sig
+        return True
+
+
+def is_latest(client: str, sig: object) -> bool:
+    """Whether ``sig`` is still the tab's newest request."""
+    with _lock:
+        v = _views.get(client)
+        return v is not None and v.latest == sig
+
+
+def set_view(client: str, key: str | None, focus: tuple[float, float] | None = None) -> None:
+    """The tab's photo (None: removed) and focus point; a new photo or focus makes the
+    tab's renders in flight stale."""
+    with _lock:
+        v = _view(client)
+        v.key, v.focus, v.latest = key, focus, ("view", key, focus)
+
+
+def view_focus(client: str, key: str | None, fallback: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The tab's focus point for ``key``: the newest click, even one whose render has
+    not come back yet (a slider moved right after a click keeps the click)."""
+    with _lock:
+        v = _views.get(client)
+        return v.focus if v is not None and v.key == key and key is not None else fallback
