@@ -53,6 +53,12 @@ def _finite_median(vals: np.ndarray, what: str) -> float:
     return float(np.median(vals))
 
 
+def check_point_inside(x: float, y: float, width: int, height: int) -> None:
+    """A one-line error unless pixel ``(x, y)`` lies in a ``width`` x ``height`` image."""
+    if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < width and 0 <= y < height):
+        raise RefocusError(f"focus point ({x:g}, {y:g}) is outside the {width}x{height} image")
+
+
 def focus_at_point(disparity: np.ndarray, x: float, y: float, radius_px: int | None = None) -> float:
     """Disparity of the surface under pixel (x, y): a robust local median.
 
@@ -74,8 +80,7 @@ def focus_at_point(disparity: np.ndarray, x: float, y: float, radius_px: int | N
     """
     d = _as_map(disparity)
     h, w = d.shape
-    if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < w and 0 <= y < h):
-        raise RefocusError(f"focus point ({x:g}, {y:g}) is outside the {w}x{h} image")
+    check_point_inside(x, y, w, h)
     if radius_px is None:
         radius_px = max(3, int(round(0.015 * np.hypot(h, w))))
     radius_px = max(0, int(radius_px))

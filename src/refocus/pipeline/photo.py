@@ -144,9 +144,10 @@ class PreparedPhoto:
         if cfg.focus_box is not None:
             x0, y0, x1, y1 = cfg.focus_box
             return {"focus_box": (x0 * w / sw, y0 * h / sh, x1 * w / sw, y1 * h / sh)}
+        from refocus.depth.focus import check_point_inside
+
         x, y = cfg.focus_xy
-        if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < sw and 0 <= y < sh):
-            raise RefocusError(f"focus point ({x:g}, {y:g}) is outside the {sw}x{sh} image")
+        check_point_inside(x, y, sw, sh)  # in the photo's own size, as the user gave it
         cx = min(max((x + 0.5) * w / sw - 0.5, 0.0), w - 1.0)
         cy = min(max((y + 0.5) * h / sh - 0.5, 0.0), h - 1.0)
         return {"focus_xy": (cx, cy)}
