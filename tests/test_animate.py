@@ -71,3 +71,53 @@ def test_cli_animate(tmp_path, photo, capsys):
     with pytest.raises(SystemExit) as e:
         main(["animate", str(tmp_path / "q.png"), "--from", "0", "--to", "1", "-o", str(tmp_path / "pull.txt"), "--depth", str(tmp_path / "q.npy")])
     assert e.value.code == 2 and "unsupported output format" in capsys.readouterr().err
+
+
+def _run_cli(capsys, *argv):
+    from refocus.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return exc.value.code, out.out + out.err
+
+
+def _forbid_depth_work(monkeypatch, tmp_path):
+    """A photo with a depth file whose loading fails loudly: a refusal must come before it."""
+    write_image(tmp_path / "p.png", np.full((20, 30, 3), 0.5, np.float32))
+    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 30, dtype=np.float32), (20, 1)))
+
+    from refocus.pipeline import core, refocuser
+
+    def no_depth(*a, **k):
+        raise AssertionError("depth work started before a bad setting was refused")
+
+    for module in (core, refocuser):
+        monkeypatch.setattr(module, "default_refocuser", lambda: refocuser.Refocuser(depth=no_depth))
+
+
+def test_a_bad_frame_rate_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    # --fps 0 used to be refused only after every frame was rendered.
+    _forbid_depth_work(monkeypatch, tmp_path)
+    code, text = _run_cli(capsys, "animate", tmp_path / "p.png", "--depth", tmp_path / "d.npy", "--from", "0.1", "--to", "0.9", "-o", tmp_path / "a.gif", "--fps", "0")
+    assert code == 2 and "--fps" in text and "rendering frames" not in text
+    assert not (tmp_path / "a.gif").exists()
+
+
+@pytest.mark.parametrize("command", [["animate", "--from", "5000,5", "--to", "0.3"], ["refocus", "--focus", "5000,5"]])
+def test_a_focus_point_outside_the_photo_is_refused_before_depth_work(tmp_path, capsys, monkeypatch, command):
+    # The point was checked only after the depth (and for a pull, a progress bar was
+    # already on screen): seconds to minutes of work for a typo.
+    _forbid_depth_work(monkeypatch, tmp_path)
+    code, text = _run_cli(capsys, command[0], tmp_path / "p.png", "--depth", tmp_path / "d.npy", *command[1:], "-o", tmp_path / ("a.gif" if command[0] == "animate" else "a.png"))
+    assert code == 2 and "outside the 30x20 image" in text and "rendering frames" not in text
+
+
+def test_a_bad_focus_end_is_reported_before_the_frames_progress(tmp_path, capsys):
+    # A distance on a photo without metric depth fails when the ends are resolved;
+    # that now happens before the progress bar for the frames is shown.
+    img = np.full((20, 30, 3), 0.5, np.float32)
+    write_image(tmp_path / "p.png", img)
+    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 30, dtype=np.float32), (20, 1)))
+    code, text = _run_cli(capsys, "animate", tmp_path / "p.png", "--depth", tmp_path / "d.npy", "--from", "2m", "--to", "0.3", "-o", tmp_path / "a.gif")
+    assert code == 2 and "rendering frames" not in text, text

@@ -141,6 +141,19 @@ def test_setting_is_validated(monkeypatch, photo):
         read_image(photo)
 
 
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_a_budget_out_of_range_names_its_option_and_excludes_zero(photo, capsys, monkeypatch, value):
+    # Was "the pixel limit must be between 0 and 1e6 megapixels, got 0.0": 0 looked
+    # allowed and no option was named.
+    with pytest.raises(SystemExit) as exc:
+        main(["refocus", str(photo), "--max-megapixels", value, "-o", str(photo.with_name("o.png"))])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--max-megapixels must be above 0" in err and "between" not in err
+    monkeypatch.setenv("REFOCUS_MAX_MEGAPIXELS", value)
+    with pytest.raises(RefocusError, match="REFOCUS_MAX_MEGAPIXELS must be above 0"):
+        read_image(photo)
+
+
 # --- embedded maps: no more pixels than their photo -------------------------------------------
 
 

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from refocus.cli._console import print_notes, stderr_console
         from refocus.errors import RefocusError
         from refocus.pipeline import prepare
-        from refocus.pipeline.animate import VIDEO_SUFFIXES, focus_pull, parse_endpoint, write_animation
+        from refocus.pipeline.animate import VIDEO_SUFFIXES, check_fps, focus_pull, parse_endpoint, plan_focus_pull, write_animation
         from refocus.pipeline.options import build_config, check_output, command_inputs
 
         check_output(output, command_inputs(image, depth, aperture), suffixes=VIDEO_SUFFIXES)
@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
             raise RefocusError(f"--frames must be in 2..2000, got {frames}")
         if max_size < 0:
             raise RefocusError(f"--max-size must be >= 0, got {max_size}")
+        check_fps(fps)
         a, b = parse_endpoint(start), parse_endpoint(end)
         cfg = build_config(
             strength=strength, f_number=f_number, full_frame=full_frame, aperture=aperture, blades=blades, rotation=rotation,
@@ -63,13 +64,14 @@ def register(app: typer.Typer) -> None:
         )
         console = stderr_console()
         with console.status("reading the photo and its depth..."):
-            photo = prepare(image, cfg)
+            photo = prepare(image, cfg, focus_points=tuple(e["focus_xy"] for e in (a, b) if "focus_xy" in e))
             if max_size and max(photo.shape) > max_size:
                 s = max_size / max(photo.shape)
                 photo = photo.resized(int(photo.shape[0] * photo.shape[1] * s * s) + 1)
+            plan = plan_focus_pull(photo, cfg, a, b, frames)
         with Progress(console=console) as prog:
             task = prog.add_task("rendering frames", total=frames)
-            out, fds = focus_pull(photo, cfg, a, b, frames, progress=lambda i, n: prog.update(task, completed=i))
+            out, fds = focus_pull(photo, cfg, a, b, frames, progress=lambda i, n: prog.update(task, completed=i), plan=plan)
         write_animation(output, out, fps)
         print_notes(console, photo.notes)
         h, w = out[0].shape[:2]

@@ -30,7 +30,9 @@ _HINT = f"raise it with --max-megapixels or {ENV_VAR}"
 
 def max_pixels(megapixels: float | None = None) -> int:
     """The pixel budget: ``megapixels`` when given, else the setting (env), else 100 MP."""
+    name = "--max-megapixels"
     if megapixels is None:
+        name = ENV_VAR
         raw = os.environ.get(ENV_VAR, "").strip()
         if not raw:
             megapixels = DEFAULT_MAX_MEGAPIXELS
@@ -40,7 +42,8 @@ def max_pixels(megapixels: float | None = None) -> int:
             except ValueError:
                 raise RefocusError(f"{ENV_VAR} must be a number of megapixels, got {raw[:20]!r}") from None
     if not (megapixels > 0 and megapixels < 1e6):  # also refuses NaN
-        raise RefocusError(f"the pixel limit must be between 0 and 1e6 megapixels, got {megapixels}")
+        # "between 0 and 1e6" read as if 0 were allowed, and named no option.
+        raise RefocusError(f"{name} must be above 0 and below 1000000 (megapixels), got {megapixels:g}")
     return int(megapixels * 1e6)
 
 

@@ -39,29 +39,21 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def focus_pull(
-    photo: PreparedPhoto,
-    cfg: RefocusConfig,
-    start: dict,
-    end: dict,
-    frames: int = 24,
-    ease: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Render a focus pull.
+def check_fps(fps: float) -> float:
+    """Refuse a frame rate players cannot show; called before any work is done."""
+    if not (0 < fps <= 120):
+        raise RefocusError(f"--fps must be in (0, 120], got {fps:g}")
+    return fps
 
-    Parameters
-    ----------
-    photo : the prepared photo (depth and, when needed, all-in-focus computed once).
-    cfg : settings (strength, aperture...); its own focus is ignored.
-    start, end : focus fields (``{"focus_xy": (x, y)}``, ``{"focus_value": v}``, ``{"focus_distance_m": z}``).
-    frames : number of frames, >= 2.
-    progress : called with (done, total) after each frame.
 
-    Returns
-    -------
-    frames : list of (H, W, 3) float32 sRGB images.
-    focus_disparities : (frames,) the focal plane of each frame.
+def plan_focus_pull(
+    photo: PreparedPhoto, cfg: RefocusConfig, start: dict, end: dict, frames: int = 24, ease: bool = True
+) -> tuple[np.ndarray, bool]:
+    """The focal plane of each frame and whether the pull renders from the all-in-focus image.
+
+    Cheap next to rendering, and it is where a bad focus end (a point outside the
+    photo, a distance without metric depth) is found, so callers run it before they
+    show progress for the frames.
     """
     if frames < 2:
         raise RefocusError(f"--frames must be at least 2, got {frames}")
@@ -72,16 +64,45 @@ def focus_pull(
     fds = fa + (fb - fa) * (_smoothstep(t) if ease else t)
     # One decision for the whole pull (a flicker-free one renders every frame from the
     # same image), judged at its ends and its middle, with the CoC the frames get.
-    pipeline = photo.pipeline
     probes = [photo.coc(cfg, float(f), photo.strength(cfg, float(f))) for f in (fa, fb, fds[frames // 2])]
-    use_aif = pipeline.use_all_in_focus(photo, cfg, probes)
+    return fds.astype(np.float32), photo.pipeline.use_all_in_focus(photo, cfg, probes)
+
+
+def focus_pull(
+    photo: PreparedPhoto,
+    cfg: RefocusConfig,
+    start: dict,
+    end: dict,
+    frames: int = 24,
+    ease: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    plan: tuple[np.ndarray, bool] | None = None,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Render a focus pull.
+
+    Parameters
+    ----------
+    photo : the prepared photo (depth and, when needed, all-in-focus computed once).
+    cfg : settings (strength, aperture...); its own focus is ignored.
+    start, end : focus fields (``{"focus_xy": (x, y)}``, ``{"focus_value": v}``, ``{"focus_distance_m": z}``).
+    frames : number of frames, >= 2.
+    progress : called with (done, total) after each frame.
+    plan : :func:`plan_focus_pull`'s result for these arguments, when the caller already has it.
+
+    Returns
+    -------
+    frames : list of (H, W, 3) float32 sRGB images.
+    focus_disparities : (frames,) the focal plane of each frame.
+    """
+    fds, use_aif = plan if plan is not None else plan_focus_pull(photo, cfg, start, end, frames, ease)
+    pipeline = photo.pipeline
     out = []
     for i, fd in enumerate(fds):
         img, _ = pipeline.render(photo, cfg, float(fd), photo.strength(cfg, float(fd)), use_all_in_focus=use_aif)
         out.append(img)
         if progress is not None:
-            progress(i + 1, frames)
-    return out, fds.astype(np.float32)
+            progress(i + 1, len(fds))
+    return out, fds
 
 
 def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float = 12.0) -> Path:
@@ -94,8 +115,7 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: floa
         raise RefocusError(f"unsupported animation format {suffix or '(none)'}: use .mp4 or .gif")
     if not frames:
         raise RefocusError("no frames to write")
-    if not (0 < fps <= 120):
-        raise RefocusError(f"--fps must be in (0, 120], got {fps:g}")
+    check_fps(fps)
     arr = [np.round(np.clip(f, 0, 1) * 255).astype(np.uint8) for f in frames]
 
     def _write(tmp: Path) -> None:

@@ -54,13 +54,13 @@ def _config(config: RefocusConfig | None, kwargs: dict) -> RefocusConfig:
     return config or RefocusConfig.build(**kwargs)
 
 
-def prepare(image, cfg: RefocusConfig | None = None, **kwargs) -> PreparedPhoto:
+def prepare(image, cfg: RefocusConfig | None = None, focus_points: tuple = (), **kwargs) -> PreparedPhoto:
     """Load a photo and its depth, and estimate its blur (no deblurring yet).
 
     ``image`` is a path or an H x W x 3 array; ``kwargs`` are :class:`RefocusConfig`
-    fields.
+    fields; ``focus_points`` (x, y) that will be used later are checked first.
     """
-    return default_refocuser().prepare(image, cfg or RefocusConfig.build(**kwargs))
+    return default_refocuser().prepare(image, cfg or RefocusConfig.build(**kwargs), focus_points=focus_points)
 
 
 def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResult:

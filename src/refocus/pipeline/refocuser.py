@@ -242,15 +242,22 @@ class Refocuser:
                 check(cfg)
 
     # -- the focus-independent work ---------------------------------------------
-    def prepare(self, image, cfg: RefocusConfig, work_pixels: int | None = None) -> PreparedPhoto:
+    def prepare(
+        self, image, cfg: RefocusConfig, work_pixels: int | None = None, focus_points: tuple = ()
+    ) -> PreparedPhoto:
         """Load a photo and its depth, and estimate its blur (no deblurring yet).
 
         ``image`` is a path or an H x W x 3 array. With ``work_pixels``, a photo
         larger than that is prepared on a working copy of that size (its
         :attr:`~PreparedPhoto.scale` < 1; focus points and strengths stay in the
-        photo's own pixels).
+        photo's own pixels). ``cfg.focus_xy`` and any other ``focus_points`` (x, y)
+        the caller will use (a focus pull's ends) are checked against the photo first.
         """
+        from refocus.depth.focus import check_point_inside
+
         rgb, info, path = stages.load_photo(image, cfg)
+        for x, y in (*focus_points, *([cfg.focus_xy] if cfg.focus_xy is not None else [])):
+            check_point_inside(x, y, rgb.shape[1], rgb.shape[0])  # before minutes of depth work
         if cfg.own_lens and not stages.states_a_lens(path):
             from refocus.pipeline.photo import NO_STATED_LENS
 
