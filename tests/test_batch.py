@@ -92,3 +92,30 @@ def test_photos_sharing_a_name_each_get_their_own_output(tmp_path, fmt):
     assert means[written[0]] < 0.3 < 0.7 < means[written[1]]
     again = run_batch(d, out, cfg, workers=1, fmt=fmt)
     assert sorted(again.kept) == ["x.jpg", "x.png"] and not again.done
+
+
+def test_a_second_batch_into_the_same_folder_is_refused_while_the_first_runs(folder, tmp_path):
+    # Two batches into one folder each took the other's outputs for missing work and
+    # both redid every photo. The folder itself is locked (no lock file left), and the
+    # lock goes with the batch.
+    import fcntl
+    import os
+
+    from refocus.errors import RefocusError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = RefocusConfig(strength=2, quality="fast")
+    fd = os.open(out, os.O_RDONLY)  # stands for the first batch, still running
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RefocusError, match="another refocus batch is writing into"):
+            run_batch(folder, out, cfg, workers=1)
+        assert list(out.iterdir()) == []
+    finally:
+        os.close(fd)
+    s = run_batch(folder, out, cfg, workers=1)
+    assert sorted(s.done) == ["a.png", "b.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]  # nothing else left in the folder
+    s = run_batch(folder, out, cfg, workers=1)  # released after the run
+    assert sorted(s.kept) == ["a.png", "b.png"]

@@ -10,12 +10,15 @@
   that is unreadable, has no depth, ... or a folder named like a photo); the others
   go on.
 * Workers exit when the parent process dies (even by ``kill -9``).
+* One batch at a time writes into an output folder (a second is refused while the
+  first runs; the lock is on the folder and dies with the process).
 * Depth maps are looked up next to each photo (or in ``depth_dir``) as
   ``<stem><depth_suffix>.<ext>``; such files are not treated as photos.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -224,68 +227,100 @@ def run_batch(
         raise RefocusError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
     if not os.access(out_dir, os.W_OK):
         raise RefocusError(f"output folder is not writable: {out_dir}")
-    ddir = Path(depth_dir) if depth_dir is not None else None
-    summary = BatchSummary(skipped=skipped, failed=list(failed))
-    todo = []
-    outputs = outputs_for(photos, out_dir, fmt)
-    claimed: dict[str, str] = {}
-    for p in photos:
-        out = outputs[p]
-        if out.name.casefold() in claimed:  # only a photo literally named like a renamed output
-            summary.failed.append((p.name, f"its output {out.name} is also {claimed[out.name.casefold()]}'s; rename one"))
-            continue
-        claimed[out.name.casefold()] = p.name
-        depth = find_depth(p, ddir, depth_suffix)
-        try:
-            check_outputs([out], [p, depth, cfg.aperture.image_path, cfg.focus_mask])
-        except RefocusError as exc:
-            summary.failed.append((p.name, str(exc)))
-            continue
-        if out.exists() and not overwrite:
-            problem = output_problem(out)
-            if problem is None:
-                summary.kept.append(p.name)
+    with _folder_lock(out_dir):
+        ddir = Path(depth_dir) if depth_dir is not None else None
+        summary = BatchSummary(skipped=skipped, failed=list(failed))
+        todo = []
+        outputs = outputs_for(photos, out_dir, fmt)
+        claimed: dict[str, str] = {}
+        for p in photos:
+            out = outputs[p]
+            if out.name.casefold() in claimed:  # only a photo literally named like a renamed output
+                summary.failed.append((p.name, f"its output {out.name} is also {claimed[out.name.casefold()]}'s; rename one"))
                 continue
-            summary.redone.append((p.name, f"the output {out.name} {problem}"))
-        todo.append((str(p), str(out), None if depth is None else str(depth)))
-    _check_room(todo, out_dir)
-    if on_start is not None:
-        on_start(len(todo))
-    cfg_json = cfg.model_dump_json()
-    if cfg.aperture.shape == "custom" and cfg.aperture.image is not None and not cfg.aperture.image_path:
-        raise RefocusError("a custom aperture in batch mode must come from a file (--aperture PATH.png)")
-    n_workers = max(1, min(workers or _cpu_count(), len(todo) or 1))
+            claimed[out.name.casefold()] = p.name
+            depth = find_depth(p, ddir, depth_suffix)
+            try:
+                check_outputs([out], [p, depth, cfg.aperture.image_path, cfg.focus_mask])
+            except RefocusError as exc:
+                summary.failed.append((p.name, str(exc)))
+                continue
+            if out.exists() and not overwrite:
+                problem = output_problem(out)
+                if problem is None:
+                    summary.kept.append(p.name)
+                    continue
+                summary.redone.append((p.name, f"the output {out.name} {problem}"))
+            todo.append((str(p), str(out), None if depth is None else str(depth)))
+        _check_room(todo, out_dir)
+        if on_start is not None:
+            on_start(len(todo))
+        cfg_json = cfg.model_dump_json()
+        if cfg.aperture.shape == "custom" and cfg.aperture.image is not None and not cfg.aperture.image_path:
+            raise RefocusError("a custom aperture in batch mode must come from a file (--aperture PATH.png)")
+        n_workers = max(1, min(workers or _cpu_count(), len(todo) or 1))
 
-    def record(name: str, status: str, msg: str) -> None:
-        if status == "done":
-            summary.done.append(name)
+        def record(name: str, status: str, msg: str) -> None:
+            if status == "done":
+                summary.done.append(name)
+            else:
+                summary.failed.append((name, msg))
+            if on_progress is not None:
+                on_progress(name, status, msg)
+
+        if n_workers == 1:
+            for photo, out, depth in todo:
+                status, msg = process_one(photo, out, cfg_json, depth)
+                record(Path(photo).name, status, msg)
         else:
-            summary.failed.append((name, msg))
-        if on_progress is not None:
-            on_progress(name, status, msg)
+            import multiprocessing as mp
 
-    if n_workers == 1:
-        for photo, out, depth in todo:
-            status, msg = process_one(photo, out, cfg_json, depth)
-            record(Path(photo).name, status, msg)
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(
-            n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
-        ) as pool:
-            pending = {pool.submit(process_one, photo, out, cfg_json, depth): Path(photo).name for photo, out, depth in todo}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    name = pending.pop(fut)
-                    try:
-                        status, msg = fut.result()
-                    except Exception as exc:  # a worker died (killed for memory...)
-                        status, msg = "failed", f"worker crashed: {type(exc).__name__}"
-                    record(name, status, msg)
+            with ProcessPoolExecutor(
+                n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
+            ) as pool:
+                pending = {pool.submit(process_one, photo, out, cfg_json, depth): Path(photo).name for photo, out, depth in todo}
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        name = pending.pop(fut)
+                        try:
+                            status, msg = fut.result()
+                        except Exception as exc:  # a worker died (killed for memory...)
+                            status, msg = "failed", f"worker crashed: {type(exc).__name__}"
+                        record(name, status, msg)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+@contextlib.contextmanager
+def _folder_lock(out_dir: Path):
+    """Hold an exclusive lock on the output folder itself while a batch writes into it.
+
+    Two batches into one folder each saw the other's outputs as missing and both
+    redid every photo. The lock is on the folder, so no lock file is left behind, and
+    the kernel drops it when the process dies, even by ``kill -9``. Where folders
+    cannot be locked (Windows, some network disks) the batch runs unlocked.
+    """
+    try:
+        import fcntl
+
+        fd = os.open(out_dir, os.O_RDONLY)
+    except (ImportError, OSError):  # pragma: no cover - not POSIX, or an odd disk
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RefocusError(
+                f"another refocus batch is writing into {out_dir}: wait for it to finish (a rerun then does only what "
+                "is missing) or choose another output folder"
+            ) from None
+        except OSError:  # pragma: no cover - a disk without locks
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _check_room(todo: list[tuple[str, str, str | None]], out_dir: Path) -> None:
