@@ -12,6 +12,7 @@ def register(app: typer.Typer) -> None:
     def demo_cmd(
         output_dir: Path = typer.Option(Path("refocus-demo"), "--output-dir", "-o", help="Where to write the results."),
         frames: int = typer.Option(12, "--frames", help="Frames of the focus pull, one way."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace files of the demo's names in a folder the demo did not write."),
     ) -> None:
         """Refocus the bundled example photo a few ways into ./refocus-demo/."""
         import time
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"demo photo: {photo.name} (640x689, BokehMe, MIT licence) with its disparity map")
         t0 = time.perf_counter()
         with console.status("working...") as status:
-            outputs = run_demo(output_dir, frames=frames, progress=lambda s: status.update(s + "..."))
+            outputs = run_demo(output_dir, frames=frames, progress=lambda s: status.update(s + "..."), overwrite=overwrite)
         for o in outputs:
             console.print(f"  [bold]{escape(str(o.path))}[/]  {escape(o.what)}")
         console.print(f"done in {time.perf_counter() - t0:.0f} s. Try your own photo: refocus refocus PHOTO --depth DEPTH --focus X,Y -k 15 -o out.jpg")

@@ -22,18 +22,33 @@ def demo_files() -> tuple[Path, Path]:
     return photo, disp
 
 
+#: What the demo writes into its folder.
+DEMO_FILES = ("near-focus.jpg", "near-focus-coc.png", "near-focus-hexagon.jpg", "far-focus.jpg", "depth.png", "focus-pull.gif")
+
+#: Left in a folder the demo wrote, so that a rerun may replace its own files there,
+#: and only there (a user's own ``depth.png`` elsewhere is never replaced unasked).
+DEMO_MARK = ".refocus-demo"
+
+
 @dataclass
 class DemoOutput:
     path: Path
     what: str
 
 
-def run_demo(out_dir: str | Path = "refocus-demo", frames: int = 12, progress: Callable[[str], None] | None = None) -> list[DemoOutput]:
+def run_demo(
+    out_dir: str | Path = "refocus-demo", frames: int = 12, progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
+) -> list[DemoOutput]:
     """Write refocused variants of the bundled photo into ``out_dir``.
 
     Near focus and far focus with a disc aperture, near focus with a 6-blade
     aperture, the intermediate maps, and a focus pull GIF. Returns what was written.
+    The user names the folder, not the files in it: an existing file of one of those
+    names is replaced only in a folder an earlier demo wrote, or with ``overwrite``.
     """
+    from refocus.io.outputs import check_outputs
+
     from refocus.aperture import ApertureConfig
     from refocus.io import write_image
     from refocus.pipeline.animate import focus_pull, write_animation
@@ -42,8 +57,12 @@ def run_demo(out_dir: str | Path = "refocus-demo", frames: int = 12, progress: C
     from refocus.pipeline.visual import coc_to_rgb, disparity_to_rgb
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RefocusError(f"{out} is a file; --output-dir names a folder for the demo's files")
+    check_outputs((), (), [out / n for n in DEMO_FILES], overwrite=overwrite or (out / DEMO_MARK).exists())
     try:
         out.mkdir(parents=True, exist_ok=True)
+        (out / DEMO_MARK).touch()
     except OSError as exc:
         raise RefocusError(f"cannot create {out}: {exc.strerror or exc}") from None
     photo_path, disp_path = demo_files()

@@ -192,10 +192,10 @@ def check_output(
     from refocus.io.outputs import check_outputs
 
     out = Path(output)
+    if out.is_dir():  # first: "-o ." has no name to quote in the format message
+        raise RefocusError(f"output {out} is a folder; give a file name")
     if out.suffix.lower() not in suffixes:
         raise RefocusError(f"unsupported output format {out.suffix or '(none)'} for {out.name}: use {', '.join(suffixes)}")
-    if out.is_dir():
-        raise RefocusError(f"output {out} is a folder; give a file name")
     check_outputs([out], inputs, unnamed, overwrite)
     check_output_folder(out)
     if photo is not None:
