@@ -240,3 +240,17 @@ def test_batch_never_writes_over_a_depth_map_it_reads(tmp_path):
     summary = run_batch(photos, depths, RefocusConfig(strength=2, deblur="never"), workers=1, depth_dir=depths, depth_suffix="")
     assert summary.done == [] and summary.failed and "refusing to overwrite the input a.png" in summary.failed[0][1]
     assert _sha(depths / "a.png") == before
+
+
+@pytest.mark.parametrize("command", [
+    ["refocus"], ["render", "--focus-value", "0.5", "-k", "2"], ["animate", "--from", "0.1", "--to", "0.9"], ["deblur"], ["depth"],
+], ids=lambda c: c[0])
+def test_an_output_that_is_a_folder_is_named_as_one(tmp_path, capsys, monkeypatch, command):
+    # "-o ." read "unsupported output format (none) for : use ..." (an empty name), and
+    # `depth -o .` ended in "ValueError: PosixPath('.') has an empty name".
+    photo = _photo(tmp_path / "p.png")
+    depth = _ramp_png(tmp_path / "d.png")
+    monkeypatch.chdir(tmp_path)
+    extra = [] if command[0] in ("deblur", "depth") else ["--depth", depth]
+    code, err = _run(capsys, command[0], photo, *extra, *command[1:], "-o", ".")
+    assert code == 2 and err.strip() == "error: output . is a folder; give a file name", err

@@ -10,7 +10,7 @@ import typer
 
 def depth_cmd(
     image: Path = typer.Argument(..., help="The photo (JPEG, HEIC, PNG, TIFF, WebP)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the depth used (.npy, .pfm or .tif, float32)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the depth used (.npy, .pfm or .tif, float32; .npy and .tif record whether it is depth or disparity, which --depth then honours)."),
     depth: Optional[Path] = typer.Option(None, "--depth", "-d", help="Use this depth/disparity map (.npy, .pfm, PNG, TIFF, EXR)."),
     depth_kind: Optional[str] = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer, default) or depth."),
     model: Optional[str] = typer.Option(
@@ -35,7 +35,7 @@ def depth_cmd(
     """
     from rich.markup import escape
 
-    from refocus.cli._console import stderr_console
+    from refocus.cli._console import print_notes, stderr_console
     from refocus.depth import get_depth
     from refocus.depth.preview import DEPTH_SUFFIXES, sidecar_paths, write_depth_outputs
     from refocus.errors import RefocusError
@@ -48,7 +48,8 @@ def depth_cmd(
     if model is not None and Path(model).exists():
         protect.append(Path(model))
     # Before the work: float32 map + 16-bit PNG + 8-bit RGB preview = 9 bytes per pixel.
-    check_output(output, protect, suffixes=DEPTH_SUFFIXES, unnamed=sidecar_paths(output), overwrite=overwrite,
+    # (no sidecars for a name-less "-o .": check_output says it is a folder)
+    check_output(output, protect, suffixes=DEPTH_SUFFIXES, unnamed=sidecar_paths(output) if output.name else (), overwrite=overwrite,
                  photo=image, bytes_per_pixel=9)
     with console.status("finding depth…"):
         res = get_depth(
@@ -57,7 +58,7 @@ def depth_cmd(
         )
     for note in res.notes:
         console.print(f"[dim]- {escape(note)}[/]")
-    written = write_depth_outputs(output, res.values, res.disparity(), protect=protect)
+    written = write_depth_outputs(output, res.values, res.disparity(), protect=protect, kind=res.kind, metric=res.metric)
     if res.metric:
         lo, hi = float(res.values.min()), float(res.values.max())
         unit = "m" if res.kind == "depth" else "1/m"
@@ -67,6 +68,10 @@ def depth_cmd(
     h, w = res.values.shape
     console.print(f"depth from [bold]{escape(res.source)}[/]: {escape(meaning)}, {w}x{h}")
     console.print(escape(f"wrote {written[0]} (float32 {res.kind}), {written[1].name} (16-bit disparity), {written[2].name} (preview)"))
+    if written[0].suffix.lower() == ".pfm" and res.kind != "disparity":
+        # PFM has no room to record what it holds; --depth reads a map as disparity by default.
+        print_notes(console, [f"{written[0].name} holds {res.kind} (larger = farther), which PFM cannot record: give it back "
+                              f"with --depth-kind {res.kind}, or write .npy or .tif, which record it"])
 
 
 def register(app: typer.Typer) -> None:

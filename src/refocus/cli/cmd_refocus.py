@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = G.GenfocusDeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
-        bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (PNG/TIFF); default: the input's."),
+        bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (16: PNG/TIFF only); default: the input's."),
         max_megapixels: Optional[float] = MaxMpOpt,
         overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-intermediate replace files already in its folder."),
         engine: str = G.EngineOpt,
@@ -117,14 +117,13 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         from refocus.cli._console import print_notes, stderr_console
-        from refocus.errors import RefocusError
         from refocus.io import write_image
+        from refocus.io.outputs import check_bit_depth
         from refocus.pipeline import refocus, save_intermediates
         from refocus.pipeline.options import build_config, check_output, command_inputs
         from refocus.pipeline.visual import intermediate_paths
 
-        if bit_depth not in (None, 8, 16):
-            raise RefocusError(f"--bit-depth must be 8 or 16, got {bit_depth}")
+        check_bit_depth(output, bit_depth)  # before the work, not when writing the result
         gen = G.genfocus_options(engine, device, genfocus_weights, base_model, steps, seed, no_tiling, offload, dtype,
                                  long_side, pre_deblur)
         device = device or ("auto" if gen is not None else "cpu")

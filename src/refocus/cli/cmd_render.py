@@ -26,7 +26,10 @@ def render_cmd(
     image: Path = typer.Argument(..., help="All-in-focus photo (PNG, JPEG, TIFF, HEIC, WebP; 8 or 16 bit)."),
     depth: Path = typer.Option(..., "--depth", "-d", help="Depth or disparity map: .npy, .pfm, 8/16-bit PNG, float TIFF."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image path (.png, .jpg, .tif, .webp)."),
-    depth_kind: str = typer.Option("disparity", "--depth-kind", help="disparity (larger = nearer) or depth (distance)."),
+    depth_kind: Optional[str] = typer.Option(
+        None, "--depth-kind",
+        help="disparity (larger = nearer) or depth (distance); default: what the file records (a map refocus depth wrote), else disparity.",
+    ),
     focus: Optional[str] = typer.Option(None, "--focus", help="Focus on the surface under pixel X,Y."),
     focus_value: Optional[float] = typer.Option(None, "--focus-value", help="Focus at this disparity (normalised 0..1 by default)."),
     strength: float = typer.Option(..., "--strength", "-k", help="K: CoC radius in px per unit of normalised disparity."),
@@ -39,7 +42,7 @@ def render_cmd(
     cats_eye: float = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1."),
     quality: str = typer.Option("balanced", "--quality", help="fast, balanced or high."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Use disparity values as they are (no min-max scaling)."),
-    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (default: as the input)."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (16: PNG/TIFF only; default: as the input)."),
     device: Optional[str] = G.GenfocusDeviceOpt,
     engine: str = G.EngineOpt,
     genfocus_weights: Optional[Path] = G.GenfocusWeightsOpt,
@@ -61,7 +64,8 @@ def render_cmd(
     from refocus.cli._console import print_notes, stderr_console
     from refocus.depth import get_depth, to_disparity
     from refocus.io import read_image, write_image
-    from refocus.io.outputs import aperture_input
+    from refocus.io.depthfile import read_depth_meta
+    from refocus.io.outputs import aperture_input, check_bit_depth
     from refocus.pipeline.options import check_output
     from refocus.pipeline.bokeh import render_bokeh
 
@@ -74,10 +78,10 @@ def render_cmd(
         raise RefocusError(f"invalid --strength (-k): must be a finite number >= 0, got {strength}")
     if quality not in ("fast", "balanced", "high"):
         raise RefocusError(f"--quality must be fast, balanced or high, got {quality!r}")
-    if depth_kind not in ("disparity", "depth"):
+    if depth_kind not in (None, "disparity", "depth"):
         raise RefocusError(f"--depth-kind must be disparity or depth, got {depth_kind!r}")
-    if bit_depth not in (None, 8, 16):
-        raise RefocusError("--bit-depth must be 8 or 16")
+    check_bit_depth(output, bit_depth)  # before the work, not when writing the result
+    _check_render_settings(highlight_threshold, highlight_gain, quality)  # before the depth's notes are printed
     gen = G.genfocus_options(engine, device, genfocus_weights, base_model, steps, seed, no_tiling, offload, dtype, long_side)
     device = device or "cpu"
     # Fail before rendering, not after: a 12 MP render takes seconds to minutes.
@@ -93,6 +97,8 @@ def render_cmd(
     # The depth rule of every command (refocus.depth.get_depth): same aspect ratio or
     # an error, invalid values filled with a warning, a map of another size aligned,
     # and normalised by the range of the map as given.
+    if depth_kind is None and not read_depth_meta(depth):
+        depth_kind = "disparity"  # render's stated default for a map that records nothing: no hint to print
     res = get_depth(image, depth_path=depth, depth_kind=depth_kind, allow_estimate=False, image=rgb, neighbour=False)
     print_notes(console, res.notes)
     disp = res.disparity() if not no_normalize else to_disparity(res.values, res.kind)
@@ -124,6 +130,19 @@ def render_cmd(
     console.print(
         f"wrote {escape(str(output))} ({rgb.shape[1]}x{rgb.shape[0]}, CoC {float(coc.min()):+.1f}..{float(coc.max()):+.1f} px, {elapsed:.2f} s)"
     )
+
+
+def _check_render_settings(highlight_threshold: float, highlight_gain: float, quality: str) -> None:
+    """The renderer's own settings, refused (one line naming the option) before any work."""
+    from pydantic import ValidationError
+
+    from refocus.pipeline.config import settings_error
+    from refocus.render import RenderConfig
+
+    try:
+        RenderConfig(highlight_threshold=highlight_threshold, highlight_gain=highlight_gain, quality=quality)
+    except ValidationError as exc:
+        raise settings_error(exc) from None
 
 
 def _render_generative(console, rgb, info, disp, strength, focus, focus_value, output, bit_depth, options, aperture, t0):

@@ -217,22 +217,51 @@ def _align(values: np.ndarray, kind: str, image: np.ndarray, refine: bool) -> np
     return out
 
 
+_MEANING = {"disparity": "disparity (larger = nearer)", "depth": "depth (larger = farther)"}
+
+
 def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list[str]]:
-    from refocus.io.depthfile import read_depth_file
+    """A depth file's values, kind, metric flag, source and notes.
+
+    The kind is ``depth_kind`` when given, else what the file records (a map
+    ``refocus depth`` wrote: :func:`refocus.io.depthfile.read_depth_meta`), else
+    disparity; a given kind that contradicts the record is used, with a warning.
+    A map with no valid value for its kind is refused naming the file; a constant
+    one (one plane: nothing would be refocused) gives a warning naming it.
+    """
+    from refocus.io.depthfile import read_depth_file, read_depth_meta
 
     p = Path(depth_path)
     arr = read_depth_file(p)
-    kind = depth_kind or "disparity"
+    recorded = read_depth_meta(p)
+    rec_kind = recorded.get("kind")
+    kind = depth_kind or rec_kind or "disparity"
     notes = []
-    if depth_kind is None:
+    if depth_kind is None and rec_kind is None:
         notes.append(f"{p.name}: read as disparity (larger = nearer); pass --depth-kind depth if it holds distances")
+    elif depth_kind is None:
+        notes.append(f"{p.name}: read as {_MEANING[kind]}, as the file records")
+    elif rec_kind is not None and rec_kind != depth_kind:
+        notes.append(f"warning: {p.name} records that it holds {_MEANING[rec_kind]}, but --depth-kind says {depth_kind}: "
+                     f"read as {depth_kind}, as asked")
     n_bad = _invalid_count(arr, kind)
+    if n_bad == arr.size:  # (read_depth_file refuses a map without finite values)
+        hint = "; if it holds disparity, leave out --depth-kind depth" if depth_kind == "depth" else ""
+        raise RefocusError(f"depth map {p.name} has no positive value, and distances (depth) must be > 0{hint}")
     if n_bad:
         what = "NaN/inf/non-positive" if kind == "depth" else "NaN/inf"
         notes.append(f"warning: depth map {p.name} has {n_bad} invalid values ({what}); filled from their neighbours")
-    metric = kind == "depth" and p.suffix.lower() in _FLOAT_SUFFIXES
+    valid = arr[np.isfinite(arr) & (arr > 0)] if kind == "depth" else arr[np.isfinite(arr)]
+    lo, hi = float(valid.min()), float(valid.max())
+    if (1.0 / lo - 1.0 / hi if kind == "depth" else hi - lo) < 1e-12:  # as DepthResult.disparity decides
+        notes.append(f"warning: depth map {p.name} is constant (every value {lo:g}): the whole photo lies on one "
+                     "plane, so nothing will be refocused")
+    if rec_kind is not None and kind == rec_kind:
+        metric = recorded["metric"]
+    else:
+        metric = kind == "depth" and p.suffix.lower() in _FLOAT_SUFFIXES
     if metric:
-        notes.append(f"{p.name}: float distances, taken to be in metres")
+        notes.append(f"{p.name}: float distances, taken to be in metres" if kind == "depth" else f"{p.name}: metric disparity (1/m)")
     return arr, kind, metric, f"file {p.name}", notes
 
 
@@ -270,7 +299,9 @@ def get_depth(
         Without one, the photo's neighbouring ``PHOTO-disparity.*`` is used when it
         exists (``neighbour``; :func:`find_neighbour_depth`).
     depth_kind : {"disparity", "depth"}, optional
-        What ``depth_path`` holds (default disparity).
+        What ``depth_path`` holds; by default what the file records (a map
+        ``refocus depth`` wrote, :func:`refocus.io.depthfile.read_depth_meta`), else
+        disparity.
     model : str or path, optional
         A transformers depth model (hub id or folder); given explicitly, it is used
         instead of any embedded depth, and a failure to load it is an error.
@@ -364,6 +395,14 @@ def get_depth(
         except RefocusError as exc:
             notes.append(f"defocus estimate skipped: {exc}")
 
+    if found is None and not allow_estimate and model is None:
+        # Nothing stored, and estimating was ruled out: downloading a network is no answer.
+        name = Path(image_path).name if image_path is not None else "the photo"
+        why = "; ".join(n.removeprefix("embedded depth skipped: ") for n in notes if n.startswith("embedded depth skipped: "))
+        raise RefocusError(
+            f"no depth for this photo: {name} has no embedded depth{f' ({why})' if why else ''}, and --no-estimate "
+            "forbids estimating it; pass --depth FILE with a depth or disparity map"
+        )
     if found is None:
         why = "; ".join(notes) if notes else "nothing found"
         raise RefocusError(f"no depth for this photo ({why}); {_options()}")

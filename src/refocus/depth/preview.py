@@ -67,17 +67,31 @@ DEPTH_SUFFIXES = (".npy", ".pfm", ".tif", ".tiff")
 
 
 def sidecar_paths(out: Path) -> tuple[Path, Path]:
-    """The 16-bit disparity PNG and the preview written beside ``out``."""
+    """The 16-bit disparity PNG and the preview written beside ``out`` (none for a
+    path without a file name, such as ``.``, which the output check then refuses)."""
     out = Path(out)
+    if not out.name or out.is_dir():
+        return ()
     return out.with_name(out.stem + "-disparity.png"), out.with_name(out.stem + "-preview.png")
 
 
-def write_depth_outputs(out: str | os.PathLike, values: np.ndarray, disparity01: np.ndarray, protect: list[Path] = ()) -> list[Path]:
+def write_depth_outputs(
+    out: str | os.PathLike,
+    values: np.ndarray,
+    disparity01: np.ndarray,
+    protect: list[Path] = (),
+    kind: str = "disparity",
+    metric: bool = False,
+) -> list[Path]:
     """Write ``values`` (float32) to ``out`` (.npy, .pfm, .tif/.tiff) and the two PNGs beside it.
 
-    Nothing in ``protect`` (the inputs) is ever overwritten. Writes are atomic.
+    ``kind`` ("disparity" or "depth") and ``metric`` say what ``values`` hold; ``out``
+    records them where its format can (:func:`refocus.io.depthfile.write_depth_file`:
+    not PFM), the disparity PNG records that it holds relative disparity, so either
+    file keeps its meaning when it is given back to ``--depth``. Nothing in
+    ``protect`` (the inputs) is ever overwritten. Writes are atomic.
     """
-    from refocus.io.depthfile import write_pfm
+    from refocus.io.depthfile import depth_meta, write_depth_file
     from refocus.io.image import atomic_write_many, image_writer
     from refocus.io.outputs import check_outputs
 
@@ -85,32 +99,30 @@ def write_depth_outputs(out: str | os.PathLike, values: np.ndarray, disparity01:
     suffix = out.suffix.lower()
     if suffix not in DEPTH_SUFFIXES:
         raise RefocusError(f"depth output must be .npy, .pfm or .tif, got {suffix or '(none)'}")
+    depth_meta(kind, metric)  # an unknown kind: refused before anything is written
     png16, preview = sidecar_paths(out)
     check_outputs([out, png16, preview], protect, overwrite=True)  # the command checked the sidecars
     vals = np.ascontiguousarray(values, dtype=np.float32)
 
-    def _write(tmp: Path) -> None:
-        if suffix == ".npy":
-            with open(tmp, "wb") as f:
-                np.save(f, vals)
-        elif suffix == ".pfm":
-            write_pfm(tmp, vals)
-        else:
-            import tifffile
-
-            tifffile.imwrite(tmp, vals)
-
     # The three files appear together or not at all (a full disk must not leave a
     # half-written set that looks complete).
     return atomic_write_many([
-        (out, _write),
+        (out, lambda tmp: write_depth_file(tmp, vals, kind, metric, suffix=suffix)),
         (png16, _gray16_writer(np.clip(disparity01, 0, 1))),
         (preview, image_writer(preview, colorize(disparity01), bit_depth=8)),
     ])
 
 
 def _gray16_writer(x01: np.ndarray):
+    """The 16-bit PNG of a [0, 1] disparity, recording that it holds relative disparity."""
+    import json
+
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from refocus.io.depthfile import META_KEY, depth_meta
 
     arr = np.round(x01 * 65535).astype(np.uint16)
-    return lambda tmp: Image.fromarray(arr).save(tmp, format="PNG")
+    text = PngInfo()
+    text.add_text(META_KEY, json.dumps(depth_meta("disparity", False)))
+    return lambda tmp: Image.fromarray(arr).save(tmp, format="PNG", pnginfo=text)

@@ -1,14 +1,25 @@
 """Reading depth and disparity maps from files.
 
 Returns the raw values as float32 H x W; what they mean (disparity or distance,
-normalised or metric) is decided by the caller (``--depth-kind``). Supported:
-``.npy``, ``.pfm`` (rows bottom-up, as the format requires), 8/16-bit PNG, float or
-integer TIFF, and ``.exr`` when OpenEXR or imageio can read it.
+normalised or metric) is decided by the caller (``--depth-kind``), or by what the
+file records: a map ``refocus depth`` wrote (:func:`write_depth_file`) states its
+kind -- in a TIFF's ImageDescription JSON, a PNG text chunk, a comment in a
+``.npy`` header (invisible to ``np.load``) -- which :func:`read_depth_meta` returns.
+PFM has no place for it. Supported: ``.npy``, ``.pfm`` (rows bottom-up, as the
+format requires), 8/16-bit PNG, float or integer TIFF, and ``.exr`` when OpenEXR or
+imageio can read it.
+
+A map has one value per pixel: a grey image saved as colour (all colour channels
+equal) is read as its grey, an alpha channel (grey + alpha, RGBA) is dropped, and a
+map whose colour channels differ (a coloured preview, three maps in one array) is
+refused, in every format alike.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +53,139 @@ def check_depth_values(arr: np.ndarray, what: str) -> None:
         )
 
 
+#: Where refocus records what a depth file it wrote holds: the key of a TIFF's
+#: ImageDescription JSON and of a PNG text chunk, the tag of a ``.npy`` header comment.
+META_KEY = "refocus"
+
+
+def depth_meta(kind: str, metric: bool) -> dict:
+    """What a depth file records about its values: ``{"kind": ..., "metric": ...}``."""
+    if kind not in ("disparity", "depth"):
+        raise RefocusError(f"unknown depth kind {kind!r}: use disparity or depth")
+    return {"kind": kind, "metric": bool(metric)}
+
+
+def _parse_meta(text: str | None, nested: bool = False) -> dict:
+    """``{"kind": ..., "metric": ...}`` from JSON text (``nested``: under the key
+    :data:`META_KEY` of a larger object, as in a TIFF's description), else ``{}``."""
+    try:
+        meta = json.loads(text) if text else None
+    except ValueError:
+        return {}
+    if nested:
+        meta = meta.get(META_KEY) if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or meta.get("kind") not in ("disparity", "depth"):
+        return {}
+    return {"kind": meta["kind"], "metric": bool(meta.get("metric", False))}
+
+
+def read_depth_meta(path: str | os.PathLike) -> dict:
+    """What a depth file says it holds (``{"kind": "disparity"|"depth", "metric": bool}``),
+    or ``{}`` when it says nothing (any file refocus did not write, and every PFM).
+
+    Reads headers only; an unreadable header is ``{}`` (:func:`read_depth_file`
+    reports the file's faults).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            with open(path, "rb") as f:
+                head = f.read(12)
+                if head[:6] != b"\x93NUMPY":
+                    return {}
+                n = struct.unpack("<H", head[8:10])[0] if head[6] == 1 else struct.unpack("<I", head[8:12])[0]
+                f.seek(10 if head[6] == 1 else 12)
+                header = f.read(min(n, 1 << 16)).decode("latin1")
+            tag = f"# {META_KEY} "
+            return _parse_meta(header.split(tag, 1)[1].strip()) if tag in header else {}
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                desc = tif.pages[0].description
+            return _parse_meta(desc, nested=True)  # tifffile's {"shape": ..., "refocus": {...}}
+        if suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as img:  # text chunks before the pixels are read at open
+                return _parse_meta(img.info.get(META_KEY))
+    except Exception:
+        return {}
+    return {}
+
+
+def _write_npy(path: str | os.PathLike, arr: np.ndarray, meta: dict) -> None:
+    """A ``.npy`` file (format 1.0, as ``np.save`` writes) whose header ends with the
+    comment ``# refocus {json}``, which ``np.load`` (and every reader that evaluates the
+    header as a Python literal) ignores."""
+    arr = np.ascontiguousarray(arr)
+    d = np.lib.format.header_data_from_array_1_0(arr)
+    text = "{" + "".join(f"{k!r}: {d[k]!r}, " for k in sorted(d)) + "}"
+    text += f"  # {META_KEY} " + json.dumps(meta, separators=(", ", ": "))
+    pad = -(10 + len(text) + 1) % 64  # magic, version, length; the data starts 64-aligned
+    header = (text + " " * pad + "\n").encode("latin1")
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header)
+        f.write(memoryview(arr).cast("B"))
+
+
+def write_depth_file(path: str | os.PathLike, values: np.ndarray, kind: str, metric: bool = False,
+                     suffix: str | None = None) -> None:
+    """Write a float32 H x W map as ``.npy``, ``.pfm`` or ``.tif``/``.tiff`` (by
+    ``suffix``, default ``path``'s), recording ``kind`` and ``metric`` where the format
+    has room (not PFM): :func:`read_depth_meta` reads them back, so the map keeps its
+    meaning when it is given to ``--depth``."""
+    suffix = (suffix or Path(path).suffix).lower()
+    vals = np.ascontiguousarray(values, dtype=np.float32)
+    meta = depth_meta(kind, metric)
+    if suffix == ".npy":
+        _write_npy(path, vals, meta)
+    elif suffix == ".pfm":
+        write_pfm(path, vals)
+    elif suffix in (".tif", ".tiff"):
+        import tifffile
+
+        tifffile.imwrite(path, vals, metadata={META_KEY: meta})
+    else:
+        raise RefocusError(f"depth output must be .npy, .pfm or .tif, got {suffix or '(none)'}")
+
+
+def _channels_equal(colour: np.ndarray) -> bool:
+    """Whether the channels of H x W x C agree: a grey image saved as colour (to within
+    one 8-bit step for integers, a JPEG's rounding; 1e-6 of the peak for floats)."""
+    if colour.dtype.kind in "ui":
+        tol = float(np.iinfo(colour.dtype).max) / 255.0
+    else:
+        finite = np.isfinite(colour[..., 0])
+        tol = 1e-6 * (float(np.abs(colour[..., 0][finite]).max()) if finite.any() else 0.0)
+    first = colour[..., 0].astype(np.float64 if colour.dtype.kind == "f" else np.float32)
+    for c in range(1, colour.shape[-1]):
+        with np.errstate(invalid="ignore"):
+            if bool((np.abs(colour[..., c] - first) > tol).any()):
+                return False
+    return True
+
+
+def one_channel(arr: np.ndarray, name: str) -> np.ndarray:
+    """The map of an H x W (x C) array as H x W: alpha dropped (C = 2 grey + alpha,
+    C = 4 RGBA), a grey saved as colour taken as its grey; a colour map refused.
+    A stack of maps (first axis longer than 4 and last axis too) gives its first."""
+    arr = np.asarray(arr)
+    if arr.ndim != 3 or arr.dtype.kind not in "uif":
+        return arr  # the caller refuses other shapes and types, saying which
+    c = arr.shape[-1]
+    if c > 4:
+        return arr[0]
+    colour = arr[..., : {1: 1, 2: 1, 3: 3, 4: 3}[c]]
+    if colour.shape[-1] > 1 and not _channels_equal(colour):
+        raise RefocusError(
+            f"depth map {name} has {colour.shape[-1]} colour channels that differ (shape {'x'.join(map(str, arr.shape))}): "
+            "a depth map has one value per pixel; save it with one channel (grey, or an H x W array)"
+        )
+    return colour[..., 0]
+
+
 def as_depth_map(depth) -> np.ndarray:
     """A depth/disparity array as float32 H x W (first channel of H x W x C kept).
 
@@ -56,7 +200,8 @@ def as_depth_map(depth) -> np.ndarray:
 
 
 def read_pfm(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
-    """Read a PFM file (grayscale 'Pf' or colour 'PF'; first channel kept).
+    """Read a PFM file (grayscale 'Pf', or colour 'PF' whose channels are equal: see
+    :func:`one_channel`).
 
     The scale line's sign gives the byte order (negative: little-endian); a scale of
     0, NaN or infinity is refused (the format has no such file). The declared size is
@@ -84,7 +229,7 @@ def read_pfm(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarr
         data = np.frombuffer(f.read(), dtype=dtype)
     if data.size < w * h * channels:
         raise RefocusError(f"{Path(path).name}: truncated PFM data")
-    arr = data[: w * h * channels].reshape(h, w, channels)[..., 0]
+    arr = one_channel(data[: w * h * channels].reshape(h, w, channels), Path(path).name)
     return np.ascontiguousarray(np.flipud(arr), dtype=np.float32)
 
 
@@ -128,25 +273,39 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
             arr = tifffile.imread(path)
         elif suffix == ".exr":
             arr = _read_exr(path)
+        elif _png16_colour(path):  # 16-bit grey + alpha or colour: Pillow reads only 8 bits
+            import imagecodecs
+
+            arr = imagecodecs.png_decode(path.read_bytes())
         else:
             with pillow_open(path, what, limit) as img:
                 if img.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
                     arr = np.asarray(img)
-                else:
-                    arr = np.asarray(img.convert("L"))
+                elif img.mode in ("1", "LA", "La"):
+                    arr = np.asarray(img.convert("L"))  # grey + alpha: the alpha dropped
+                else:  # colour, palette: a grey saved as colour is its grey, see one_channel
+                    arr = np.asarray(img.convert("RGB"))
     except RefocusError:
         raise
     except Exception as exc:
         raise RefocusError(f"cannot read depth map {path.name}: {exc.__class__.__name__}: {exc}".split("\n")[0]) from None
-    arr = np.asarray(arr)
-    if arr.ndim == 3:
-        arr = arr[..., 0] if arr.shape[-1] <= 4 else arr[0]
+    arr = one_channel(np.asarray(arr), path.name)
     if arr.ndim != 2 or arr.size == 0:
         raise RefocusError(f"depth map {path.name} must be a 2-D array, got shape {arr.shape}")
     if arr.dtype.kind not in "uif":
         raise RefocusError(f"depth map {path.name} has unsupported type {arr.dtype}")
     check_depth_values(arr, what)
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _png16_colour(path: Path) -> bool:
+    """A 16-bit PNG with more than one channel (grey + alpha, RGB, RGBA)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return False
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
 
 
 def _read_exr(path: Path) -> np.ndarray:

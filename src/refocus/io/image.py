@@ -382,7 +382,9 @@ def write_image(
 ) -> Path:
     """Write float32 H x W x 3 sRGB in [0, 1] to PNG, JPEG, TIFF, WebP (atomically).
 
-    ``bit_depth`` 16 writes 16-bit PNG/TIFF; by default the input's depth is kept.
+    ``bit_depth`` 16 writes 16-bit PNG/TIFF (asked of JPEG or WebP, which hold 8
+    bits, it is an error: :func:`refocus.io.outputs.check_bit_depth`); by default
+    the input's depth is kept where the format allows.
     ``grayscale``: write one channel (the mean of the three); by default when the
     input (``info``) was grayscale, except to WebP, which has no grayscale mode.
     EXIF and ICC profile from ``info`` are carried over where the format allows; an
@@ -404,6 +406,9 @@ def image_writer(
     path = Path(path)
     if info is not None and info.path is not None and path.resolve() == Path(info.path).resolve():
         raise RefocusError(f"refusing to overwrite the input {path.name}; choose another output path")
+    from refocus.io.outputs import check_bit_depth
+
+    check_bit_depth(path, bit_depth)
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
@@ -444,7 +449,7 @@ def image_writer(
             img = Image.fromarray(arr8, "RGB")
         kwargs = {}
         if info is not None and info.exif and suffix in (".jpg", ".jpeg", ".webp", ".png"):
-            kwargs["exif"] = _exif_without_orientation(info.exif)
+            kwargs["exif"] = _exif_for_output(info.exif)
         if info is not None and info.icc_profile:
             kwargs["icc_profile"] = info.icc_profile
         fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[suffix]
@@ -456,8 +461,9 @@ def image_writer(
 
 
 # Tags of a photo's EXIF IFD0 that describe how *its* pixels were stored (a JPEG's
-# thumbnail, a TIFF's strips...): written into a TIFF they would contradict the
-# pixels written with them, so the TIFF writer's own values must stand.
+# thumbnail, a TIFF's strips, a HEIC's 512x512 tiles...): they do not describe the
+# pixels written with them in any output format (in a TIFF they would contradict
+# them, and the TIFF writer's own values must stand), so every writer drops them.
 _TIFF_LAYOUT_TAGS = frozenset(
     {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
      330, 338, 339, 513, 514, 529, 530, 531, 532, 34675}
@@ -529,11 +535,15 @@ def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | No
         f.write(data.data)
 
 
-def _exif_without_orientation(exif: bytes) -> bytes:
-    """The pixels are written upright, so the orientation tag must say 1."""
+def _exif_for_output(exif: bytes) -> bytes:
+    """The photo's EXIF for a JPEG, PNG or WebP result: orientation 1 (the pixels are
+    written upright) and no layout tags of the input's storage (:data:`_TIFF_LAYOUT_TAGS`,
+    e.g. a HEIC's TileWidth/TileLength). Unreadable EXIF is carried as it is."""
     try:
         e = Image.Exif()
         e.load(exif)
+        for tag in _TIFF_LAYOUT_TAGS & set(e):
+            del e[tag]
         e[0x0112] = 1
         return e.tobytes()
     except Exception:

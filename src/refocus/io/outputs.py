@@ -19,6 +19,9 @@ from typing import Iterable
 
 from refocus.errors import RefocusError
 
+#: Output formats that hold 16 bits per channel (``--bit-depth 16``); JPEG and WebP hold 8.
+SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
+
 #: Aperture names that are shapes, not files (``--aperture``).
 APERTURE_SHAPES = ("disc", "circle", "polygon", "blades")
 
@@ -39,6 +42,23 @@ def aperture_input(spec: str | os.PathLike | None) -> Path | None:
     if spec is None or str(spec) in APERTURE_SHAPES:
         return None
     return Path(spec)
+
+
+def check_bit_depth(output: str | os.PathLike, bit_depth: int | None) -> None:
+    """Refuse a bit depth asked for (``--bit-depth``) that ``output``'s format cannot hold,
+    rather than write fewer bits than asked; ``None`` (the input's depth, as far as the
+    format goes) is always accepted."""
+    if bit_depth is None:
+        return
+    if bit_depth not in (8, 16):
+        raise RefocusError(f"--bit-depth must be 8 or 16, got {bit_depth}")
+    suffix = Path(output).suffix.lower()
+    if bit_depth == 16 and suffix not in SIXTEEN_BIT_SUFFIXES:
+        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WebP"}.get(suffix, suffix or "(none)")
+        raise RefocusError(
+            f"--bit-depth 16 cannot be written to {Path(output).name}: {fmt} holds 8 bits per channel; "
+            f"16 bits need {', '.join(SIXTEEN_BIT_SUFFIXES)}"
+        )
 
 
 def check_outputs(

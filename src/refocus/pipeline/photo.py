@@ -82,6 +82,9 @@ class PreparedPhoto:
         Size of the photo itself, when this is a smaller copy of it.
     own_lens : OwnLens or None
         The lens the file states it was rendered with (Lens Blur), if any.
+    all_in_focus_source : str
+        Where ``all_in_focus`` came from when it was there before any deblurring
+        (``"stored original"``: a Lens Blur file's), else ``""`` (the deblurrer's).
     """
 
     image: np.ndarray
@@ -97,6 +100,7 @@ class PreparedPhoto:
     refocuser: Any = field(default=None, repr=False, compare=False)
     source_shape: tuple[int, int] | None = None
     own_lens: OwnLens | None = None
+    all_in_focus_source: str = ""
     _linear: np.ndarray | None = field(default=None, repr=False)
     _aif_linear: np.ndarray | None = field(default=None, repr=False)
 

@@ -69,6 +69,8 @@ SHARPEN_FROM_PX = 1.0
 #: pixels differ by less than 0.021 and 99 % by less than 0.075; within 4 px of
 #: one, the median difference is 0.02-0.12.
 KEEP_AGREE_LINEAR = 0.05
+#: ``all_in_focus_source`` of a Lens Blur file's stored original.
+STORED_ORIGINAL = "stored original"
 #: Share of the pixels that must need sharpening before a network pass is worth it
 #: (fewer is noise in the blur estimate).
 DEBLUR_MIN_SHARE = 0.002
@@ -275,6 +277,11 @@ class Refocuser:
         disp, source, metric = loaded
         own_blur_px = getattr(loaded, "own_blur_px", None)
         own = self.own_lens(path, (h, w), source, notes) if self.own_lens is not None else None
+        # A Lens Blur file's stored original is its all-in-focus image whatever depth is
+        # used; its lens (GFocus) is stated in its own GDepth map's terms, so it is only
+        # used with that map (own_lens above).
+        original = own.original if own is not None else (
+            stored_original(path, (h, w), notes) if self.own_lens is not None else None)
         if own is not None:
             from refocus.render import coc_map
 
@@ -296,10 +303,11 @@ class Refocuser:
         if own is not None:
             notes.append(f"Lens Blur photo: its own lens has K {own.strength_px:.1f} px (full size) and its focal plane at "
                          f"disparity {own.focus_disparity:.3f}; --strength auto (UI: the photo's own lens) keeps that lens")
-            if own.original is not None:
-                # A real all-in-focus photo beats any deblurring.
-                photo.all_in_focus = own.original if scale == 1.0 else _resize(own.original, rgb.shape[:2])
-                notes.append("Lens Blur photo: rendering from the original it stores (no deblurring needed)")
+        if original is not None:
+            # A real all-in-focus photo beats any deblurring.
+            photo.all_in_focus = original if scale == 1.0 else _resize(original, rgb.shape[:2])
+            photo.all_in_focus_source = STORED_ORIGINAL
+            notes.append("Lens Blur photo: rendering from the original it stores (no deblurring needed)")
         return photo
 
     # -- the one decision: deblur, then render -------------------------------------
@@ -493,9 +501,29 @@ class Refocuser:
             depth_source=photo.depth_source,
             notes=photo.notes,
             timings_s=t,
-            all_in_focus_source="" if not deblurred else (
-                "stored original" if photo.own_lens is not None and photo.own_lens.original is not None else "DeblurNet"),
+            all_in_focus_source="" if not deblurred else (photo.all_in_focus_source or "DeblurNet"),
         )
+
+
+def stored_original(path, shape: tuple[int, int], notes: list[str]) -> np.ndarray | None:
+    """The original a Google Lens Blur JPEG stores (GImage) as float32 sRGB, when the
+    file states its lens and the original fits the photo (``shape``, upright H x W);
+    else ``None`` (with a note when it is there but unusable)."""
+    if path is None or not stages.states_a_lens(path):
+        return None
+    from pathlib import Path
+
+    from refocus.depth.embedded import _orientation, read_lens_blur
+
+    data = Path(path).read_bytes()
+    try:
+        lens = read_lens_blur(data)
+    except RefocusError as exc:
+        notes.append(f"Lens Blur's stored original not used: {exc}")
+        return None
+    if lens is None or lens.original is None:
+        return None
+    return stages._decode_original(lens.original, shape, _orientation(data), notes)
 
 
 def default_refocuser() -> Refocuser:
