@@ -310,14 +310,6 @@ def _median_upper_bound(gw: np.ndarray, pn: np.ndarray, r: int, eps: float, leve
 
 def align_orientation(depth: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1-8) to a map stored in the sensor's orientation."""
-    ops = {
-        1: lambda a: a,
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1, :],
-        5: lambda a: a.T,
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a[::-1, ::-1].T,
-        8: lambda a: np.rot90(a, 1),
-    }
-    return np.ascontiguousarray(ops.get(int(orientation), ops[1])(depth))
+    from refocus.io.image import apply_orientation
+
+    return np.ascontiguousarray(apply_orientation(depth, orientation))

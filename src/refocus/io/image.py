@@ -136,6 +136,12 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
         with pillow_open(path, path.name, max_pixels) as img:
             exif = img.info.get("exif")
             icc = img.info.get("icc_profile")
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                import warnings
+
+                warnings.warn(f"{path.name} holds {frames} frames (an animation or a multi-page file): the first is used",
+                              stacklevel=2)
             img.load()
             img = ImageOps.exif_transpose(img)
             if img.mode in ("I;16", "I;16B", "I;16L") or (img.mode == "I"):
@@ -200,7 +206,54 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
         x = x[..., :3]
     elif x.shape[2] != 3:
         return None, ImageInfo(path=path)
-    return np.ascontiguousarray(x, dtype=np.float32), ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode)
+    if arr.dtype.kind == "f":
+        peak = float(np.nanmax(arr)) if np.isfinite(arr).any() else 0.0
+        if peak > 1.0:
+            import warnings
+
+            warnings.warn(f"{path.name}: float values up to {peak:.3g} clipped to 1 (refocus reads display-referred "
+                          "images in [0, 1]); scale the image to [0, 1] to keep its highlights", stacklevel=3)
+    # A 16-bit or float TIFF lost its EXIF and ICC in every output, and was not turned
+    # upright: orientation and profile come from the first page's tags, the EXIF from
+    # Pillow's view of the header where Pillow can open the file (not float colour).
+    exif, icc, orientation = None, None, 1
+    try:
+        with tifffile.TiffFile(path) as tf:
+            tags = tf.pages[0].tags
+            orientation = int(tags[274].value) if 274 in tags else 1
+            icc = bytes(tags[34675].value) if 34675 in tags else None
+    except Exception:
+        pass  # metadata is a bonus here; the pixels were read
+    try:
+        with pillow_open(path, path.name, max_pixels) as img:
+            e = img.getexif()
+            e.get_ifd(0x8769)  # loaded, so that tobytes() carries the EXIF sub-IFD
+            e.get_ifd(0x8825)
+            exif = e.tobytes() if len(e) else None
+    except Exception:
+        pass
+    x = apply_orientation(np.nan_to_num(x, nan=0.0), orientation)
+    if alpha is not None:
+        alpha = apply_orientation(np.nan_to_num(alpha, nan=0.0), orientation)
+    info = ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode, exif=exif, icc_profile=icc)
+    return np.ascontiguousarray(x, dtype=np.float32), info
+
+
+def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
+    """An H x W (x C) array stored as the sensor saw it, turned as EXIF ``orientation``
+    (1-8) says, so that it reads upright (what Pillow's ``exif_transpose`` does)."""
+    swap = (lambda t: np.swapaxes(t, 0, 1))
+    ops = {
+        2: lambda t: t[:, ::-1],
+        3: lambda t: t[::-1, ::-1],
+        4: lambda t: t[::-1, :],
+        5: swap,
+        6: lambda t: np.rot90(t, -1),
+        7: lambda t: swap(t[::-1, ::-1]),
+        8: lambda t: np.rot90(t, 1),
+    }
+    op = ops.get(int(orientation))
+    return a if op is None else np.ascontiguousarray(op(a))
 
 
 # Temporary files are named ".<name>.refocus-<host>-<pid>-<random>.part<ext>" in the
