@@ -24,5 +24,56 @@ def register(app: typer.Typer) -> None:
         get_backend(device)  # a missing GPU is a one-line error now, not at the first click
         if not 0 < port < 65536:
             raise RefocusError(f"--port must be in 1..65535, got {port}")
-        typer.echo(f"refocus UI on http://{host}:{port} (offline; Ctrl+C to stop)", err=True)
-        launch(host=host, port=port, max_file_size=max_file_size, block=True, device=device)
+        size_bytes = parse_file_size(max_file_size)
+        check_can_listen(host, port)
+        typer.echo(f"refocus UI on http://{host}:{port} (Ctrl+C to stop)", err=True)
+        launch(host=host, port=port, max_file_size=size_bytes, block=True, device=device)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_file_size(text: str) -> int:
+    """``--max-file-size``: ``"200mb"``, ``"1.5GB"``, ``"500kib"`` or a byte count -> bytes."""
+    import re
+
+    from refocus.errors import RefocusError
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _SIZE_UNITS or float(m.group(1)) <= 0:
+        raise RefocusError(f"--max-file-size must be a size like 50mb, 2gb or a number of bytes, got {text!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Refuse, in one line that says what to do, an address the UI could not listen on.
+
+    Gradio's own errors ("Cannot find empty port in range: 7861-7861 ... set the
+    GRADIO_SERVER_PORT environment variable or pass server_port to launch()") name
+    its internals, and the server printed a raw log line before them.
+    """
+    import errno
+    import socket
+
+    from refocus.errors import RefocusError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise RefocusError(f"--host {host}: not a known address or name of this machine") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise RefocusError(f"port {port} is in use (another program, or a UI already running): "
+                                   f"pass another --port, e.g. --port {port + 1}") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise RefocusError(f"--host {host} is not an address of this machine: use 127.0.0.1 (this machine "
+                                   "only) or 0.0.0.0 (every network it is on)") from None
+            if exc.errno == errno.EACCES:
+                raise RefocusError(f"port {port} needs administrator rights: use a port above 1023") from None
+            raise RefocusError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
