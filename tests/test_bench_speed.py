@@ -48,3 +48,17 @@ def test_bench_speed_times_the_depth_stage_through_get_depth():
     res = _child_depth(48, 64, "cpu", 1)
     assert len(res["times_s"]) == 1 and res["times_s"][0] > 0
     assert "network at" in res["note"] and "518" in res["note"]
+
+
+def test_a_failed_report_write_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    # speed.json and speed.md were written in place: a write that failed half-way (a
+    # full disk) left the previous report truncated. Here the write of speed.md fails
+    # once the file is open, as a full disk would: a CPU name that cannot be encoded.
+    from refocus.bench import speed
+
+    (tmp_path / "speed.md").write_text("previous report\n")
+    monkeypatch.setattr(speed, "machine_info", lambda: {"cpu": "x\ud800", "cpu_count": 2})
+    with pytest.raises(UnicodeEncodeError):
+        speed.run_speed(tmp_path, device="cpu", quick=True, size=(32, 48), max_cocs=(2.0,), repeats=1, stages=("render",))
+    assert (tmp_path / "speed.md").read_text() == "previous report\n"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left

@@ -320,7 +320,9 @@ def run_speed(
     report = {"machine": machine_info(), "quality": quality, "repeats": repeats, "rows": rows}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "speed.json").write_text(json.dumps(report, indent=2))
+    from refocus.io import atomic_write_bytes
+
+    atomic_write_bytes(out_dir / "speed.json", lambda p: Path(p).write_text(json.dumps(report, indent=2)))
     lines = [
         "# refocus bench speed",
         "",
@@ -347,7 +349,7 @@ def run_speed(
         ]
         lines.append("| " + " | ".join(cells) + " |")
         table.add_row(*cells)
-    (out_dir / "speed.md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(out_dir / "speed.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
     Console().print(table)
     console.print(f"wrote {out_dir / 'speed.json'} and {out_dir / 'speed.md'}")
     return report
