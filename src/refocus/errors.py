@@ -41,3 +41,185 @@ def describe_os_error(exc: OSError, path=None, verb: str = "access") -> str:
 
 class DiskError(RefocusError):
     """A file could not be written (full or read-only disk, missing folder...): exit 2."""
+
+
+def unreadable_image(path, exc: BaseException) -> RefocusError:
+    """The one-line error for an image file that cannot be opened or decoded: the
+    file's name and the cause in words (an empty file, not an image, truncated), for
+    every reader (``info``'s header read and the commands' full decode alike)."""
+    import os
+
+    name = os.path.basename(os.fspath(path))
+    try:
+        empty = os.path.getsize(path) == 0
+    except (OSError, TypeError, ValueError):
+        empty = False
+    cause = (str(exc).splitlines() or [""])[0].strip()
+    kind = exc.__class__.__name__
+    if empty:
+        why = "the file is empty (0 bytes)"
+    elif kind == "UnidentifiedImageError":
+        why = "not an image, or not a format refocus reads (JPEG, PNG, TIFF, WebP, HEIC, BMP)"
+    elif "truncated" in cause.lower() or isinstance(exc, EOFError):
+        why = f"the file is truncated or damaged ({cause or kind})"
+    else:
+        why = f"{kind}: {cause}" if cause else kind
+    return RefocusError(f"cannot read image {name}: {why}")
+
+
+# --- Ctrl-C ------------------------------------------------------------------------
+#
+# One rule for the command-line tool: an interrupt ends the command with one line,
+# "interrupted", and exit code 130, wherever it lands. Three places need care:
+#
+# * Python's default handler raises KeyboardInterrupt wherever the main thread is.
+#   Raised inside a C library's callback into Python (numba compiling through
+#   llvmlite's object-cache callback, a ctypes callback), the exception cannot
+#   propagate: Python reports it as "unraisable" and the command went on and wrote its
+#   output. Our handler records every interrupt, and our unraisable hook re-raises a
+#   swallowed one in the main thread as soon as it runs Python code again.
+# * Code that catches and drops the exception (or a command framework that turns it
+#   into an exit code) cannot hide it either: :func:`interrupted` stays true, and
+#   :func:`check_interrupted` raises before an output is committed.
+# * An interrupt while modules are still being imported (before ``main`` runs) gives
+#   one line and exit 130 through :data:`sys.excepthook`, not a traceback.
+
+_interrupted = False
+_installed: dict | None = None
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C (SIGINT) reached this process since the handler was installed."""
+    return _interrupted
+
+
+def check_interrupted() -> None:
+    """Raise :class:`KeyboardInterrupt` when an interrupt was recorded, even one that
+    some library swallowed; call it before committing an output."""
+    if _interrupted:
+        raise KeyboardInterrupt
+
+
+def _redeliver() -> None:
+    """Raise KeyboardInterrupt again in the main thread, from a helper thread: it lands
+    once the main thread runs Python code again, out of the callback that swallowed it
+    (raising it here, still inside that callback, would be swallowed again)."""
+    import _thread
+
+    try:
+        _thread.start_new_thread(_thread.interrupt_main, ())
+    except RuntimeError:  # interpreter shutting down: the recorded flag still decides the exit code
+        pass
+
+
+def _on_sigint(signum, frame) -> None:
+    global _interrupted
+    _interrupted = True
+    f = frame
+    while f is not None:
+        if f.f_code is _unraisable_hook.__code__:  # reporting a swallowed one: deliver later
+            _redeliver()
+            return
+        f = f.f_back
+    raise KeyboardInterrupt
+
+
+def _unraisable_hook(unraisable) -> None:
+    exc_type = getattr(unraisable, "exc_type", None)
+    if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        _redeliver()  # no "Exception ignored ... Traceback" on the screen: stop instead
+        return
+    previous = (_installed or {}).get("unraisablehook") or __import__("sys").__unraisablehook__
+    previous(unraisable)
+
+
+def report_interrupt() -> None:
+    """Print the one line for an interrupt on stderr."""
+    import sys
+
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    try:
+        sys.stderr.write("interrupted\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _excepthook(exc_type, exc, tb) -> None:
+    if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        import os
+
+        report_interrupt()
+        os._exit(130)  # only reached before main() runs: nothing to clean up yet
+    previous = (_installed or {}).get("excepthook") or __import__("sys").__excepthook__
+    previous(exc_type, exc, tb)
+
+
+def install_interrupt_handler() -> bool:
+    """Install the Ctrl-C handling described above (main thread only; a SIGINT that the
+    parent process set to be ignored stays ignored). Returns True when it installed it
+    now (then :func:`uninstall_interrupt_handler` restores what was there)."""
+    global _installed, _interrupted
+    import signal
+    import sys
+    import threading
+
+    if _installed is not None or threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signal.SIGINT)
+    if current is signal.SIG_IGN:  # e.g. started in the background by a shell
+        return False
+    previous = {
+        "sigint": current,
+        "unraisablehook": sys.unraisablehook,
+        "excepthook": sys.excepthook,
+    }
+    try:
+        signal.signal(signal.SIGINT, _on_sigint)
+    except (ValueError, OSError):  # not the main interpreter
+        return False
+    _interrupted = False
+    _installed = previous
+    sys.unraisablehook = _unraisable_hook
+    sys.excepthook = _excepthook
+    return True
+
+
+def uninstall_interrupt_handler() -> None:
+    """Restore the SIGINT handler and hooks found by :func:`install_interrupt_handler`."""
+    global _installed
+    import signal
+    import sys
+
+    if _installed is None:
+        return
+    previous, _installed = _installed, None
+    try:
+        signal.signal(signal.SIGINT, previous["sigint"])
+    except (ValueError, OSError, TypeError):
+        pass
+    if sys.unraisablehook is _unraisable_hook:
+        sys.unraisablehook = previous["unraisablehook"]
+    if sys.excepthook is _excepthook:
+        sys.excepthook = previous["excepthook"]
+
+
+def _launched_as_cli() -> bool:
+    import os
+    import sys
+
+    argv = getattr(sys, "argv", None) or [""]
+    if os.path.basename(str(argv[0])).lower() in ("refocus", "refocus.exe", "refocus-script.py"):
+        return True  # the console script
+    orig = list(getattr(sys, "orig_argv", None) or [])
+    return any(a == "-m" and orig[i + 1 : i + 2] == ["refocus.cli"] for i, a in enumerate(orig))  # python -m refocus.cli
+
+
+# The ``refocus`` script imports the package (numpy, pydantic, torch...) before its
+# main() can run; this module is imported early in that, so an interrupt there gives
+# one line too. Library users (``import refocus``) keep Python's own handling.
+if _launched_as_cli():
+    install_interrupt_handler()

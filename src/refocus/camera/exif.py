@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refocus.camera.lens import FULL_FRAME_WIDTH_MM, sensor_width_from_35mm, strength_from_camera
-from refocus.errors import RefocusError
+from refocus.errors import RefocusError, unreadable_image
 
 # EXIF tag numbers (CIPA DC-008).
 _MAKE, _MODEL, _ORIENTATION = 0x010F, 0x0110, 0x0112
@@ -26,6 +26,8 @@ _LENS_MAKE, _LENS_MODEL = 0xA433, 0xA434
 _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
 _FP_XRES, _FP_UNIT = 0xA20E, 0xA210
 _FP_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, um
+#: Sensor widths taken as real, in mm (exclusive): from a phone's smallest to beyond large format.
+_SENSOR_WIDTH_MM = (1.0, 200.0)
 
 
 @dataclass
@@ -62,6 +64,11 @@ class CameraInfo:
     focus_distance_m: float | None = None
     focus_distance_source: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: Fields whose EXIF value was present but not plausible (so left ``None``): field
+    #: name -> "FocalLength 4294967295 mm is not plausible; ignored".
+    ignored: dict[str, str] = field(default_factory=dict)
+    #: The file the settings were read from (its name), for messages.
+    source: str | None = None
 
     @property
     def camera(self) -> str | None:
@@ -70,6 +77,29 @@ class CameraInfo:
         if model and make and model.lower().startswith(make.split()[0].lower()):
             return model
         return " ".join(p for p in (make, model) if p) or None
+
+    def require(self, *fields: str, purpose: str, hint: str = "") -> None:
+        """Raise :class:`RefocusError` when one of ``fields`` (attribute names) is
+        missing, naming the file and, when its EXIF value was refused, the tag and value
+        (``photo.jpg: --f-number needs the focal length, but its EXIF FocalLength
+        4294967295 mm is not plausible; ignored``), then ``hint`` after a semicolon."""
+        words = {
+            "f_number": "f-number", "focal_length_mm": "focal length", "focal_length_35mm": "35 mm equivalent focal length",
+            "sensor_width_mm": "sensor width", "focus_distance_m": "focus distance",
+        }
+        where = f"{self.source}: " if self.source else ""
+        for name in fields:
+            if getattr(self, name) is not None:
+                continue
+            what = words.get(name, name)
+            tail = f"; {hint}" if hint else ""
+            # The sensor width comes from the focal length and its 35 mm equivalent.
+            refused = self.ignored.get(name) or (
+                self.ignored.get("focal_length_mm") or self.ignored.get("focal_length_35mm") if name == "sensor_width_mm" else None
+            )
+            if refused:
+                raise RefocusError(f"{where}{purpose} needs the {what}, but its EXIF {refused}{tail}")
+            raise RefocusError(f"{where}{purpose} needs the {what} from EXIF, which this photo lacks{tail}")
 
     def missing_for_strength(self) -> list[str]:
         """Names of the settings that :meth:`strength` still needs."""
@@ -96,15 +126,51 @@ class CameraInfo:
         )
 
 
-def _num(v) -> float | None:
-    """EXIF rationals come as IFDRational, tuples or numbers; undefined ones as 0/0."""
+def _raw(v) -> float | None:
+    """An EXIF number as written (IFDRational, tuple or number); None when absent,
+    undefined (0/0) or not a number."""
     try:
         if isinstance(v, tuple) and len(v) == 2:
             v = v[0] / v[1] if v[1] else float("nan")
         x = float(v)
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    return x if math.isfinite(x) and x > 0 else None
+    return x if not math.isnan(x) else None
+
+
+def _num(v) -> float | None:
+    """EXIF rationals come as IFDRational, tuples or numbers; undefined ones as 0/0."""
+    x = _raw(v)
+    return x if x is not None and math.isfinite(x) and x > 0 else None
+
+
+# What a camera can write: values outside are a broken or placeholder tag (0xFFFFFFFF,
+# 0 from a manual lens), and taking them would give a nonsense or impossible lens
+# (strength_from_camera refuses a focal length beyond the focus distance). The ranges
+# are wide: f/0.33 (the fastest lens made is f/0.33) to f/1024 (pinholes), a 0.5 mm
+# (endoscope) to 6 m focal length (the longest lens made is 5.2 m).
+_PLAUSIBLE = {
+    "f_number": ("FNumber", "", 0.3, 1024.0),
+    "focal_length_mm": ("FocalLength", " mm", 0.5, 6000.0),
+    "focal_length_35mm": ("FocalLengthIn35mmFilm", " mm", 1.0, 60000.0),
+}
+
+
+def _fmt_value(x: float) -> str:
+    return f"{x:.10g}"
+
+
+def _plausible(info: CameraInfo, name: str, value, zero_is_unknown: bool = False) -> float | None:
+    """The EXIF value of ``name`` when plausible; else None, with the reason kept in
+    ``info.ignored`` (a zero that the standard defines as "unknown" is just absent)."""
+    tag, unit, lo, hi = _PLAUSIBLE[name]
+    x = _raw(value)
+    if x is None or (zero_is_unknown and x == 0):
+        return None
+    if math.isfinite(x) and lo <= x <= hi:
+        return x
+    info.ignored[name] = f"{tag} {_fmt_value(x)}{unit} is not plausible; ignored"
+    return None
 
 
 def _text(v) -> str | None:
@@ -136,9 +202,14 @@ def _xmp_focus_distance(xmp: bytes) -> float | None:
     return v if math.isfinite(v) and 0 < v < 1e6 else None
 
 
-def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None) -> CameraInfo:
+def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, source: str | None = None) -> CameraInfo:
     """Build a :class:`CameraInfo` from EXIF (a ``PIL.Image.Exif`` or raw EXIF bytes,
-    e.g. ``ImageInfo.exif``) and the stored (W, H) in pixels."""
+    e.g. ``ImageInfo.exif``) and the stored (W, H) in pixels.
+
+    Values no camera writes (a focal length of 0 or 4294967295 mm...) are left out, with
+    the reason in ``CameraInfo.ignored``; ``source`` (the file's name) is kept for
+    messages. What is returned is consistent: :meth:`CameraInfo.strength` does not
+    refuse it."""
     if exif is None or isinstance(exif, (bytes, bytearray)):
         from PIL import Image
 
@@ -150,7 +221,7 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None) -> C
         except Exception:
             exif = Image.Exif()  # unreadable EXIF: every field stays None
     w, h = size
-    info = CameraInfo()
+    info = CameraInfo(source=source)
     sub = {}
     try:
         sub = dict(exif.get_ifd(_EXIF_IFD))
@@ -166,11 +237,20 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None) -> C
     info.lens = lens_model if (lens_model and (not lens_make or lens_make in lens_model)) else (
         " ".join(p for p in (lens_make, lens_model) if p) or None
     )
-    info.f_number = _num(sub.get(_F_NUMBER))
-    info.focal_length_mm = _num(sub.get(_FOCAL_LENGTH))
-    info.focal_length_35mm = _num(sub.get(_FOCAL_35))
+    info.f_number = _plausible(info, "f_number", sub.get(_F_NUMBER))
+    info.focal_length_mm = _plausible(info, "focal_length_mm", sub.get(_FOCAL_LENGTH))
+    info.focal_length_35mm = _plausible(info, "focal_length_35mm", sub.get(_FOCAL_35), zero_is_unknown=True)
+    width_35 = None
     if info.focal_length_mm and info.focal_length_35mm:
-        info.sensor_width_mm = sensor_width_from_35mm(info.focal_length_mm, info.focal_length_35mm)
+        width_35 = sensor_width_from_35mm(info.focal_length_mm, info.focal_length_35mm)
+        if not _SENSOR_WIDTH_MM[0] < width_35 < _SENSOR_WIDTH_MM[1]:
+            info.ignored["focal_length_35mm"] = (
+                f"FocalLengthIn35mmFilm {_fmt_value(info.focal_length_35mm)} mm with FocalLength "
+                f"{_fmt_value(info.focal_length_mm)} mm gives a sensor {width_35:.3g} mm wide, which is not plausible; ignored"
+            )
+            info.focal_length_35mm = width_35 = None
+    if width_35 is not None:
+        info.sensor_width_mm = width_35
         info.sensor_width_source = "35 mm equivalent focal length"
     else:
         # Focal-plane resolution is pixels per unit on the sensor, for the stored size.
@@ -178,7 +258,7 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None) -> C
         pix_x = _num(sub.get(_PIXEL_X)) or float(size[0])
         if xres and unit in _FP_UNIT_MM:
             width_mm = pix_x / xres * _FP_UNIT_MM[unit]
-            if 1.0 < width_mm < 200.0:
+            if _SENSOR_WIDTH_MM[0] < width_mm < _SENSOR_WIDTH_MM[1]:
                 info.sensor_width_mm = width_mm
                 info.sensor_width_source = "focal plane resolution"
         if info.sensor_width_mm and info.focal_length_mm and not info.focal_length_35mm:
@@ -193,6 +273,14 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None) -> C
         if d is not None:
             info.focus_distance_m = d
             info.focus_distance_source = "XMP ApproximateFocusDistance"
+    if info.focus_distance_m is not None and info.focal_length_mm is not None and info.focus_distance_m * 1000.0 <= info.focal_length_mm:
+        # A lens cannot focus nearer than its focal length (strength_from_camera refuses it).
+        tag = info.focus_distance_source or "focus distance"
+        info.ignored["focus_distance_m"] = (
+            f"{tag.removeprefix('EXIF ').removeprefix('XMP ')} {_fmt_value(info.focus_distance_m)} m is not beyond the "
+            f"focal length {_fmt_value(info.focal_length_mm)} mm; ignored"
+        )
+        info.focus_distance_m = info.focus_distance_source = None
     if info.sensor_width_mm is not None and info.sensor_width_mm > 0 and h > w:
         info.notes.append("portrait orientation: the sensor width is taken along the long side")
     return info
@@ -213,6 +301,8 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
     path = Path(path)
     if not path.exists():
         raise RefocusError(f"image not found: {path}")
+    if path.is_dir():
+        raise RefocusError(f"expected an image file, got a folder: {path}")
     from refocus.io.limits import check_file, pillow_open
 
     # Nothing is decoded here, but a file over the pixel budget is refused by every
@@ -222,14 +312,20 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
     try:
         with pillow_open(path, path.name) as img:
             exif = img.getexif()
+            try:
+                # In a TIFF the EXIF IFD (FNumber, FocalLength...) is read from the open
+                # file on first use; read it now, while the file is open (it is kept).
+                exif.get_ifd(_EXIF_IFD)
+            except Exception:
+                pass  # an unreadable EXIF IFD: those fields stay None
             xmp = img.info.get("xmp")
             if isinstance(xmp, str):
                 xmp = xmp.encode("utf-8", "replace")
             size = img.size
     except RefocusError:
         raise
-    except Exception as exc:
-        raise RefocusError(f"cannot read image {path.name}: {exc.__class__.__name__}") from None
+    except Exception as exc:  # the same words as every command's full read (refocus.errors)
+        raise unreadable_image(path, exc) from None
     if xmp is None and path.suffix.lower() in (".jpg", ".jpeg"):
         try:
             from refocus.io.jpeg import read_xmp
@@ -237,7 +333,7 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
             xmp = read_xmp(path.read_bytes())[0] or None
         except Exception:
             xmp = None
-    return camera_from_exif(exif, size, xmp)
+    return camera_from_exif(exif, size, xmp, source=path.name)
 
 
 _USER_COMMENT = 0x9286

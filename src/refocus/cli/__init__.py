@@ -63,44 +63,76 @@ def fail(message: str, code: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``refocus`` script."""
-    from refocus.errors import RefocusError, describe_os_error
-    from refocus.io.limits import ENV_VAR
-    from refocus.render.memory import keep_freed_memory
+    from refocus.errors import (
+        RefocusError, describe_os_error, install_interrupt_handler, interrupted, report_interrupt,
+        uninstall_interrupt_handler,
+    )
 
-    keep_freed_memory()  # renders reuse freed memory instead of page-faulting it back in
-    _register()
+    # Ctrl-C anywhere (an import, a C callback, a worker pool) ends with one line and exit
+    # code 130 (refocus.errors); warnings, ours and the libraries', are one line each.
+    own_interrupt_handler = install_interrupt_handler()
+    from refocus.cli._console import install_warning_format
+
+    restore_warnings = install_warning_format()
+    from refocus.io.limits import ENV_VAR
+
     debug = os.environ.get("REFOCUS_DEBUG") == "1"
     # --max-megapixels sets the budget through the environment (so batch workers get
     # it); restore it so that in-process callers (tests, the fuzz run) start clean.
     budget_before = os.environ.get(ENV_VAR)
+
+    def stop_if_interrupted() -> None:
+        if interrupted():
+            report_interrupt()
+            sys.exit(130)
+
     try:
+        from refocus.render.memory import keep_freed_memory
+
+        keep_freed_memory()  # renders reuse freed memory instead of page-faulting it back in
+        _register()
         app(args=argv, standalone_mode=True)
-    except SystemExit:
+    except SystemExit as exc:
+        # Typer turns a KeyboardInterrupt inside a command into a silent exit 130; a
+        # swallowed interrupt (see refocus.errors) must not end as a success either.
+        if exc.code == 130:
+            report_interrupt()
+            sys.exit(130)
+        stop_if_interrupted()
         raise
+    except KeyboardInterrupt:
+        report_interrupt()
+        sys.exit(130)
     except RefocusError as exc:
+        stop_if_interrupted()
         if debug:
             raise
         typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except OSError as exc:  # a disk fault outside an atomic write (which names the user's path itself)
+        stop_if_interrupted()
         if debug:
             raise
         typer.echo(f"error: {describe_os_error(exc)}", err=True)
         sys.exit(2)
     except MemoryError:
+        stop_if_interrupted()
         typer.echo("error: out of memory; try a smaller image or --device cpu with fewer layers", err=True)
         sys.exit(3)
     except Exception as exc:  # last resort: never show a traceback to a user
+        stop_if_interrupted()
         if debug:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
         typer.echo(f"error: {exc.__class__.__name__}: {msg} (set REFOCUS_DEBUG=1 for details)", err=True)
         sys.exit(1)
+    else:
+        stop_if_interrupted()
     finally:
         if budget_before is None:
             os.environ.pop(ENV_VAR, None)
         else:
             os.environ[ENV_VAR] = budget_before
+        restore_warnings()
+        if own_interrupt_handler:
+            uninstall_interrupt_handler()

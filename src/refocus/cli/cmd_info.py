@@ -32,15 +32,20 @@ def info_cmd(
     def row(label: str, value: str) -> None:
         t.add_row(label, escape(value))  # file names and EXIF text are not markup
 
+    def flagged(value: str, *fields: str) -> str:
+        # An EXIF value no camera writes is left out (refocus.camera.exif) and said here.
+        why = [cam.ignored[f] for f in fields if f in cam.ignored]
+        return value + "".join(f" (EXIF {w})" for w in why)
+
     row("file", str(image))
     row("size", f"{cam.width_px}x{cam.height_px} px")
     row("camera", cam.camera or "—")
     row("lens", cam.lens or "—")
-    row("f-number", "—" if cam.f_number is None else f"f/{cam.f_number:.3g}")
+    row("f-number", flagged("—" if cam.f_number is None else f"f/{cam.f_number:.3g}", "f_number"))
     focal = _fmt(cam.focal_length_mm, " mm")
     if cam.focal_length_35mm:
         focal += f" ({cam.focal_length_35mm:.3g} mm in 35 mm terms)"
-    row("focal length", focal)
+    row("focal length", flagged(focal, "focal_length_mm", "focal_length_35mm"))
     sensor = _fmt(cam.sensor_width_mm, " mm wide")
     if cam.sensor_width_source:
         sensor += f" (from the {cam.sensor_width_source})"
@@ -55,7 +60,7 @@ def info_cmd(
     dist = _fmt(cam.focus_distance_m, " m")
     if cam.focus_distance_source:
         dist += f" ({cam.focus_distance_source})"
-    row("focus distance", dist)
+    row("focus distance", flagged(dist, "focus_distance_m"))
     near_far_m = None
     if emb is not None:
         h, w = emb.values.shape

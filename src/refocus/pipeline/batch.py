@@ -149,7 +149,32 @@ def _exit_with_parent(parent_pid: int, interval_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="refocus-parent-watch", daemon=True).start()
 
 
+class _Stopped(BaseException):
+    """Raised in a worker that the parent stops (after Ctrl-C) while it writes an output:
+    unwinding through the atomic writer removes the unfinished temporary file."""
+
+
+_writing = False  # a worker is inside write_image (see _on_stop)
+
+
+def _on_stop(signum, frame) -> None:
+    """SIGTERM from the parent (it was interrupted): end now, writing nothing more."""
+    if _writing:
+        raise _Stopped
+    os._exit(128 + int(signum))
+
+
 def _init_worker(parent_pid: int | None = None) -> None:
+    import signal
+
+    # Ctrl-C reaches every process of the terminal's group. The parent alone handles it:
+    # it stops the workers (_stop_workers), so that none prints a KeyboardInterrupt
+    # traceback or goes on to write an output. The workers were started with SIGINT
+    # blocked (_sigint_blocked), so none arrived before this.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_stop)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
     # Processes already give the parallelism; more threads per process would
@@ -167,13 +192,20 @@ def process_one(photo: str, output: str, cfg_json: str, depth: str | None) -> tu
     from refocus.io import write_image
     from refocus.pipeline.core import refocus
 
+    global _writing
     try:
         cfg = RefocusConfig.model_validate_json(cfg_json)
         if depth is not None:
             cfg = cfg.model_copy(update={"depth_path": depth})
         res = refocus(photo, cfg)
-        write_image(output, res.image, res.info)
+        _writing = True
+        try:
+            write_image(output, res.image, res.info)
+        finally:
+            _writing = False
         return "done", "; ".join(res.notes)
+    except _Stopped:
+        os._exit(143)  # the unfinished output's temporary file is gone
     except RefocusError as exc:
         return "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     except MemoryError:
@@ -275,10 +307,19 @@ def run_batch(
         else:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(
-                n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
-            ) as pool:
-                pending = {pool.submit(process_one, photo, out, cfg_json, depth): Path(photo).name for photo, out, depth in todo}
+            pool = None
+            try:
+                # The workers start with SIGINT blocked (they inherit the mask): Ctrl-C
+                # during their start-up cannot print a traceback from them. The resource
+                # tracker is started first: starting it unblocks SIGINT in this thread.
+                from multiprocessing import resource_tracker
+
+                resource_tracker.ensure_running()
+                with _sigint_blocked():
+                    pool = ProcessPoolExecutor(
+                        n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
+                    )
+                    pending = {pool.submit(process_one, photo, out, cfg_json, depth): Path(photo).name for photo, out, depth in todo}
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
@@ -288,6 +329,13 @@ def run_batch(
                         except Exception as exc:  # a worker died (killed for memory...)
                             status, msg = "failed", f"worker crashed: {type(exc).__name__}"
                         record(name, status, msg)
+            except BaseException:  # Ctrl-C (or a failure here): no worker may go on writing
+                if pool is not None:
+                    _stop_workers(pool)
+                raise
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -336,6 +384,49 @@ def _check_room(todo: list[tuple[str, str, str | None]], out_dir: Path) -> None:
             need += estimate_output_bytes(size[0], size[1], Path(out).suffix, 16)
     if need:
         check_free_space(out_dir / "outputs", need)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT blocked for this (the main) thread meanwhile; processes started inside
+    inherit the mask. An interrupt that arrives meanwhile is delivered at the end."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, timeout_s: float = 10.0) -> None:
+    """Stop the pool's workers now (SIGTERM, see _on_stop; SIGKILL after ``timeout_s``)
+    and wait for them, so that none writes an output after the parent was interrupted."""
+    import multiprocessing as mp
+    from concurrent.futures.process import _process_worker
+
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    # One started but not yet recorded by the pool (interrupted in between).
+    procs += [p for p in mp.active_children() if getattr(p, "_target", None) is _process_worker and p not in procs]
+    for p in procs:
+        try:
+            if p.is_alive():
+                p.terminate()
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        try:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        except (OSError, ValueError, AssertionError):
+            pass
 
 
 def _cpu_count() -> int:
