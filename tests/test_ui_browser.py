@@ -136,7 +136,9 @@ def test_upload_in_any_order(ui_url, tmp_path, order):
             # The demo photo is sharp everywhere and the tests have no depth network:
             # the UI says so (issue 14) instead of rendering depth invented from texture.
             page.get_by_text(re.compile("in focus everywhere")).first.wait_for(timeout=180_000)
-            assert page.get_by_text(re.compile("--depth FILE")).count()
+            # In the UI's words (its controls), not the CLI's options (trial D, defect 3).
+            said = page.locator("#status").inner_text()
+            assert 'upload a "Depth or disparity map"' in said and "--depth" not in said, said
         if order == "photo then depth":
             page.locator("#depth input[type=file]").set_input_files(str(disp))
         if order != "photo only":
@@ -210,4 +212,33 @@ def test_in_focus_band_slider_rerenders(ui_url, tmp_path):
         page.screenshot(path=str(tmp_path / "ui-band.png"), full_page=True)
         if os.environ.get("REFOCUS_UI_SCREENSHOT"):
             shutil.copy(tmp_path / "ui-band.png", os.environ["REFOCUS_UI_SCREENSHOT"])
+        browser.close()
+
+
+@pytest.mark.parametrize("kind", ["text named .jpg", "PNG declaring 60000x60000"])
+def test_bad_upload_shows_the_pipelines_line(ui_url, tmp_path, kind):
+    """Trial D, defect 1: through the real server, a bad upload gets the CLI's one line
+    in the status (not Gradio's "Error" with Pillow's text), and the blur controls that
+    do not apply to the disc aperture are disabled (defect 7)."""
+    from playwright.sync_api import sync_playwright
+
+    from test_limits import bomb_png
+
+    if kind.startswith("text"):
+        bad = tmp_path / "holiday.jpg"
+        bad.write_text("this is not a photo\n")
+        expected = "cannot read image holiday.jpg"
+    else:
+        bad = tmp_path / "huge.png"
+        bad.write_bytes(bomb_png(60000, 60000, rows=1))
+        expected = "huge.png (PNG) declares 60000x60000"
+    with sync_playwright() as p:
+        browser, page = _open(p, ui_url)
+        assert page.locator("#blades input").first.is_disabled() and page.locator("#curvature input").first.is_disabled()
+        page.locator("#photo input[type=file]").set_input_files(str(bad))
+        status = page.locator("#status")
+        status.get_by_text(re.compile(re.escape(expected))).wait_for(timeout=60_000)
+        said = status.inner_text()
+        assert said.startswith("error: ") and "/tmp" not in said and "Decompression" not in said, said
+        assert not page.get_by_text(re.compile(r"^Error$")).count(), "a panel shows Error"
         browser.close()

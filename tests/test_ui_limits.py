@@ -4,6 +4,7 @@ queue) and leaves no files behind."""
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -111,10 +112,86 @@ def test_queue_is_bounded(monkeypatch):
 
 
 def test_gradio_does_not_decode_uploads_before_our_check():
-    pytest.importorskip("gradio")
+    gr = pytest.importorskip("gradio")
     from refocus.ui.app import build_app
 
     app = build_app("cpu")
-    images = {b.elem_id: b for b in app.blocks.values() if type(b).__name__ == "Image" and b.elem_id in ("photo", "custom-aperture")}
-    assert set(images) == {"photo", "custom-aperture"}
+    ids = ("photo", "custom-aperture", "focus-mask")
+    images = {b.elem_id: b for b in app.blocks.values() if isinstance(b, gr.Image) and b.elem_id in ids}
+    assert set(images) == set(ids)
     assert all(b.image_mode is None for b in images.values())
+    # The browser still gets Gradio's own image component.
+    assert all(b.get_block_name() == "image" for b in images.values())
+
+
+# -- user trial D: bad uploads and the messages about them ------------------------------
+
+_REQ = SimpleNamespace(session_hash="tab-limits")
+#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, show depth
+_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, False)
+
+
+def _fn(app, name):
+    return next(f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == name)
+
+
+def _cli_message(photo, depth=None) -> str:
+    """What ``refocus refocus PHOTO [--depth D]`` prints after ``error:``."""
+    from refocus.pipeline.refocuser import default_refocuser
+
+    with pytest.raises(RefocusError) as e:
+        default_refocuser().prepare(str(photo), RefocusConfig(depth_path=None if depth is None else str(depth)))
+    return str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["text file named .jpg", "PNG declaring 60000x60000"])
+def test_bad_upload_gets_the_clis_message_not_gradios(tmp_path, kind):
+    """Trial D, defect 1: Gradio opened every upload with Pillow before our handler ran,
+    so a text file named .jpg showed Pillow's "cannot identify" from inside Gradio and a
+    60000x60000 PNG Pillow's decompression-bomb text. The file now reaches the pipeline
+    undecoded, and the UI shows the CLI's line (its pixel budget, before decoding)."""
+    gr = pytest.importorskip("gradio")
+    from gradio.data_classes import FileData
+
+    from refocus.ui.app import build_app, ui_message
+
+    upload_dir = tmp_path / "gradio" / "0123abcd"
+    upload_dir.mkdir(parents=True)
+    if kind.startswith("text"):
+        bad = upload_dir / "holiday.jpg"
+        bad.write_text("this is not a photo\n")
+    else:
+        bad = upload_dir / "huge.png"
+        bad.write_bytes(bomb_png(60000, 60000, rows=1))
+    app = build_app("cpu")
+    # No component class of ours: Gradio writes a .pyi stub beside the module of each.
+    import refocus.ui.app as ui_app
+    from pathlib import Path
+
+    assert not list(Path(ui_app.__file__).parent.glob("*.pyi"))
+    for elem in ("photo", "custom-aperture", "focus-mask"):
+        comp = next(b for b in app.blocks.values() if isinstance(b, gr.Image) and b.elem_id == elem)
+        assert comp.preprocess(FileData(path=str(bad), orig_name=bad.name)) == str(bad)
+    out = _fn(app, "on_photo")(_REQ, str(bad), None, "disparity", "", *_SETTINGS)
+    status = out[7]
+    cli = _cli_message(bad)
+    assert out[0] is None and status.replace("\\", "") == "error: " + ui_message(cli, [str(bad)])
+    assert bad.name in status and str(upload_dir) not in status and "\n" not in status
+    if kind.startswith("PNG"):
+        assert "60000x60000" in status and "pixel limit" in status and "Decompression" not in status
+
+
+def test_bad_depth_file_is_named_as_uploaded_not_by_the_servers_path(files, tmp_path):
+    """Trial D, defect 2: a depth file Pillow cannot read gave a message quoting the
+    server's temporary path (/tmp/gradio/<hash>/name.png); the UI shows the file's name."""
+    pytest.importorskip("gradio")
+    from refocus.ui.app import build_app
+
+    upload_dir = tmp_path / "gradio" / "feedbeef"
+    upload_dir.mkdir(parents=True)
+    depth = upload_dir / "my depth.png"
+    depth.write_text("not a PNG")
+    assert "my depth.png" in _cli_message(files[0], depth) and str(upload_dir) not in _cli_message(files[0], depth)
+    out = _fn(build_app("cpu"), "on_photo")(_REQ, files[0], str(depth), "disparity", "", *_SETTINGS)
+    status = out[7]
+    assert out[0] is None and "my depth.png" in status and str(tmp_path) not in status and "/tmp" not in status

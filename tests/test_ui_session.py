@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import os
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -192,8 +196,8 @@ def test_depth_view_marks_the_in_focus_band(files):
     upload = _fn(app, "on_photo")
     settings = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.2, None)
     session._cache.clear()
-    key, _, _, _, (before, after), depth_img, coc_img, status, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, False)
-    _, _, _, _, (_, shown), depth_img2, _, _, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, True)
+    key, _, _, _, (before, after), depth_img, coc_img, status, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, False)[:9]
+    _, _, _, _, (_, shown), depth_img2, _, _, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, True)[:9]
     assert depth_img.shape == before.shape and np.array_equal(depth_img, depth_img2)
     green = np.all(depth_img == np.round(BAND_RGB * 255).astype(np.uint8), axis=2)
     assert green.any() and not np.array_equal(after, shown)
@@ -319,3 +323,191 @@ def test_removed_depth_or_photo_is_not_used_and_new_photo_empties_download(ui_ap
     out = _fn(ui_app, "on_photo_removed")(_REQ)
     assert out[0] is None and out[2] is None and out[4] is None and out[8] is None
     assert "upload a photo" in _fn(ui_app, "on_settings")(_REQ, None, None, *_SETTINGS)[3]
+
+
+# -- user trial D (handlers called as Gradio calls them) ------------------------------
+
+LENS_BLUR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "phone-depth" / "motorola-lensblur-gdepth.jpg"
+
+
+def _skipped(out) -> bool:
+    return all(isinstance(o, dict) and o.get("__type__") == "update" and len(o) == 1 for o in out)
+
+
+def test_messages_name_the_ui_controls_not_cli_options(ui_app, files, tmp_path):
+    """Trial D, defect 3: the UI quoted CLI options ("pass --depth FILE", "use --strength").
+    One table (app.UI_WORDS) words every message shown by the UI with its controls."""
+    from refocus.depth import _options
+    from refocus.depth.estimate import unavailable_message
+    from refocus.io.limits import check_pixels
+    from refocus.pipeline.photo import NO_STATED_LENS
+    from refocus.ui.app import UI_WORDS, ui_message
+
+    with pytest.raises(Exception) as budget:
+        check_pixels(60000, 60000, "huge.png", 10**8)
+    pipeline_lines = [
+        _options(), NO_STATED_LENS, unavailable_message("a/b", "offline", True), str(budget.value),
+        "--f-number needs metric depth (a distance map in metres: --depth FILE --depth-kind depth); use --strength",
+        "d.npy: read as disparity (larger = nearer); pass --depth-kind depth if it holds distances",
+        "invalid --strength (-k): Input should be less than or equal to 1000, got 2000",
+    ]
+    for line in pipeline_lines:
+        shown = ui_message(line)
+        # What only the UI's start can change is said as the command that starts it.
+        assert not re.search(r"(?<![\w-])--?[a-z]", shown.replace("refocus --max-megapixels N ui", "")), shown
+    assert ui_message(_options()).startswith('upload a "Depth or disparity map"')
+    assert set(UI_WORDS) >= {"--depth FILE", "--depth-model PATH", "--strength", "--f-number", "--focus"}
+    # In the handlers: the sharp photo alone is refused, in the UI's words.
+    alone = tmp_path / "alone.jpg"
+    alone.write_bytes(Path(files[0]).read_bytes())
+    out = _fn(ui_app, "on_photo")(_REQ, str(alone), None, "disparity", "", *_SETTINGS)
+    assert out[0] is None and "in focus everywhere" in out[7] and "Depth or disparity map" in out[7] and "--" not in out[7]
+
+
+def test_ui_does_not_force_hf_hub_offline(monkeypatch):
+    """Trial D, defect 4: the UI set HF_HUB_OFFLINE=1 (blocking the depth network's one
+    download) and then told the user to unset it. It leaves the variable to the user."""
+    from refocus.ui import app
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    app._offline_env()
+    assert "HF_HUB_OFFLINE" not in os.environ
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"  # still offline towards Gradio
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    app._offline_env()
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # the user's own setting stays
+
+
+def test_a_click_under_a_mask_is_not_used_after_the_mask_is_removed(ui_app, files, tmp_path):
+    """Trial D, defect 5: a click made while a focus mask was set (and not used) became
+    the focus once the mask was removed. Removing the mask now returns to the focus
+    from before it: the last click made before the mask (here at x=5)."""
+    import gradio as gr
+
+    m = np.zeros((30, 40), np.uint8)
+    m[10:20, 30:36] = 255
+    Image.fromarray(m).save(tmp_path / "mask.png")
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    click = _fn(ui_app, "on_click")
+    list(click(_REQ, key, *_SETTINGS, gr.SelectData(None, {"index": [5, 30], "value": None})))
+    masked = list(_SETTINGS)
+    masked[9] = str(tmp_path / "mask.png")
+    assert _fn(ui_app, "on_settings")(_REQ, key, (5.0, 30.0), *masked)[3].startswith("focus mask")
+    under_mask = list(click(_REQ, key, *masked, gr.SelectData(None, {"index": [75, 30], "value": None})))
+    assert all(_skipped(o) for o in under_mask), "the click under the mask changed something"
+    status = _fn(ui_app, "on_settings")(_REQ, key, (5.0, 30.0), *_SETTINGS)[3]  # mask removed
+    assert status.startswith("focus point (5, 30)"), status
+
+
+@pytest.mark.parametrize("what", ["own lens of a photo that states none", "mask of another aspect ratio"])
+def test_an_error_does_not_leave_the_old_preview_on_screen(ui_app, files, tmp_path, what):
+    """Trial D, defect 6: after an error the previous settings' preview stayed on screen
+    as if the new settings had made it. The panels are emptied and the status says why."""
+    from refocus.ui.app import OWN_LENS_MODE
+
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    settings = list(_SETTINGS)
+    settings[1] = 12  # a preview on screen first
+    assert _fn(ui_app, "on_settings")(_REQ, key, None, *settings)[0] is not None
+    if what.startswith("own lens"):
+        settings[0] = OWN_LENS_MODE
+    else:
+        Image.fromarray(np.full((10, 60), 255, np.uint8)).save(tmp_path / "wide.png")
+        settings[9] = str(tmp_path / "wide.png")
+    result, depth_view, coc_view, status = _fn(ui_app, "on_settings")(_REQ, key, None, *settings)
+    assert result is None and depth_view is None and coc_view is None
+    assert status.startswith("error: ") and "--" not in status
+    # The same settings again are rendered again (nothing is taken to be on screen).
+    assert not _skipped(_fn(ui_app, "on_settings")(_REQ, key, None, *settings))
+
+
+def test_blade_controls_only_enabled_for_the_blades_aperture(ui_app):
+    """Trial D, defect 7: Blades and Curvature could be moved with the disc aperture,
+    where they do nothing."""
+    comps = {b.elem_id: b for b in ui_app.blocks.values() if getattr(b, "elem_id", None) in ("blades", "rotation", "curvature")}
+    assert set(comps) == {"blades", "rotation", "curvature"}
+    assert all(c.interactive is False for c in comps.values()), "enabled with the default disc aperture"
+    assert any(d.fn.__name__ == "on_aperture" for d in _dep(ui_app, "aperture", "change"))
+    on_aperture = _fn(ui_app, "on_aperture")
+    interactive = lambda shape: [u["interactive"] for u in on_aperture(shape)]  # noqa: E731  (blades, rotation, curvature)
+    assert interactive("disc") == [False, False, False]
+    assert interactive("blades") == [True, True, True]
+    assert interactive("custom") == [False, True, False]
+
+
+def test_photo_gets_the_pipelines_default_blur(ui_app, files):
+    """Trial D, defect 8: the UI started every photo at strength 15, while the CLI (no -k)
+    uses the lens a Lens Blur photo states, else 1.5 % of the long side. A new photo
+    now sets the blur controls to the pipeline's default for it."""
+    from refocus.pipeline.refocuser import default_refocuser
+    from refocus.ui.app import OWN_LENS_MODE
+
+    out = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)
+    cli_k = default_refocuser().prepare(files[0], RefocusConfig(depth_path=files[1])).strength(RefocusConfig(), 0.0)
+    assert out[9] == "strength" and out[10]["value"] == pytest.approx(cli_k, abs=0.05)
+    assert f"strength {cli_k:.1f} px" in out[7]
+    # The controls' change events that follow find that render on screen already.
+    settings = list(_SETTINGS)
+    settings[0], settings[1] = out[9], out[10]["value"]
+    assert _skipped(_fn(ui_app, "on_settings")(_REQ, out[0], None, *settings))
+    if not LENS_BLUR.exists():
+        pytest.skip(f"{LENS_BLUR} not found (shared data)")
+    out = _fn(ui_app, "on_photo")(_REQ, str(LENS_BLUR), None, "disparity", "", *_SETTINGS)
+    own = default_refocuser().prepare(str(LENS_BLUR), RefocusConfig()).own_lens
+    assert own is not None and out[9] == OWN_LENS_MODE
+    assert out[10]["value"] == pytest.approx(own.strength_px, abs=0.05)
+    assert f"strength {own.strength_px:.1f} px (full size)" in out[7]
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_genfocus_is_not_offered_without_a_cuda_gpu(monkeypatch, files, tmp_path, cuda):
+    """Trial D, defect 9: the generative engine was offered on a CPU-only machine, where
+    one image takes hours. Without CUDA it is shown disabled, saying why, and refused."""
+    pytest.importorskip("gradio")
+    import torch
+
+    import refocus.pipeline.genfocus as genfocus
+    from refocus.ui.app import build_app
+
+    monkeypatch.setattr(genfocus, "available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    engine = next(b for b in build_app("cpu").blocks.values() if getattr(b, "elem_id", None) == "engine")
+    assert engine.visible and engine.interactive is cuda
+    assert ("CUDA" in engine.info) is not cuda
+    if not cuda:
+        import gradio as gr
+
+        app = build_app("cpu")
+        session._cache.clear()
+        key = session.load(*files)
+        with pytest.raises(gr.Error, match="CUDA"):
+            _fn(app, "on_export")(_REQ, key, None, "png8", "genfocus", *_SETTINGS)
+
+
+def test_export_reports_its_progress(ui_app, files, tmp_path, monkeypatch):
+    """Trial D, defect 10: a full-size export (a 12 MP HEIC: ~100 s) showed no progress.
+    The export reports its stages to a Gradio progress bar."""
+    import gradio as gr
+
+    import refocus.ui.session as s
+
+    fn = _fn(ui_app, "on_export")
+    assert any(isinstance(p.default, gr.Progress) for p in inspect.signature(fn).parameters.values())
+    monkeypatch.setattr(s, "WORK_PIXELS", 1200)  # a working copy: the export runs the whole pipeline
+    key = session.load(*files)
+    said = []
+    out = session.export(key, RefocusConfig(focus_xy=(70, 30), strength=4), tmp_path, "png8", progress=lambda f, t: said.append((f, t)))
+    assert read_image(out)[0].shape == (60, 80, 3)
+    texts = " | ".join(t for _, t in said)
+    assert "depth" in texts and "rendering" in texts and "writing" in texts, texts
+    assert [f for f, _ in said] == sorted(f for f, _ in said)
+    # DeblurNet, most of a large export, counts its windows.
+    from refocus.pipeline.refocuser import default_refocuser
+
+    import refocus.deblur.infer as infer
+
+    monkeypatch.setattr(infer, "auto_tile", lambda *a: 32)  # windows, as a 12 MP photo has on a CPU
+    said.clear()
+    image = np.random.default_rng(3).random((48, 64, 3)).astype(np.float32)
+    aif, _ = s._reporting(default_refocuser(), lambda f, t: said.append((f, t))).deblurrer(image, "cpu")
+    assert aif.shape == image.shape and any("window" in t for _, t in said), said

@@ -12,8 +12,10 @@ linear light; disparity is "larger = nearer"; CoC is a signed radius in pixels,
 positive in front of the focal plane.
 """
 
+# First: for the `refocus` script it installs the Ctrl-C handling (refocus.errors)
+# before the heavy imports below, so an interrupt during them is one line too.
+from refocus.errors import RefocusError  # noqa: I001
 from refocus.aperture import ApertureConfig
-from refocus.errors import RefocusError
 from refocus.render import RenderConfig
 
 __version__ = "0.1.0"

@@ -43,7 +43,7 @@ class DiskError(RefocusError):
     """A file could not be written (full or read-only disk, missing folder...): exit 2."""
 
 
-def unreadable_image(path, exc: BaseException) -> RefocusError:
+def unreadable_image(path, exc: BaseException, what: str = "image") -> RefocusError:
     """The one-line error for an image file that cannot be opened or decoded: the
     file's name and the cause in words (an empty file, not an image, truncated), for
     every reader (``info``'s header read and the commands' full decode alike)."""
@@ -59,12 +59,15 @@ def unreadable_image(path, exc: BaseException) -> RefocusError:
     if empty:
         why = "the file is empty (0 bytes)"
     elif kind == "UnidentifiedImageError":
-        why = "not an image, or not a format refocus reads (JPEG, PNG, TIFF, WebP, HEIC, BMP)"
-    elif "truncated" in cause.lower() or isinstance(exc, EOFError):
+        formats = "8/16-bit PNG, TIFF, .npy, .pfm, EXR" if what == "depth map" else "JPEG, PNG, TIFF, WebP, HEIC, BMP"
+        why = f"not an image, or not a format refocus reads ({formats})"
+    elif any(w in cause.lower() for w in ("truncated", "broken data stream", "corrupt")) or isinstance(exc, EOFError):
         why = f"the file is truncated or damaged ({cause or kind})"
     else:
         why = f"{kind}: {cause}" if cause else kind
-    return RefocusError(f"cannot read image {name}: {why}")
+    # Pillow's own text quotes the full path (a server's temporary one, in the UI).
+    why = why.replace(os.fspath(path), name) if isinstance(path, (str, os.PathLike)) else why
+    return RefocusError(f"cannot read {what} {name}: {why}")
 
 
 # --- Ctrl-C ------------------------------------------------------------------------

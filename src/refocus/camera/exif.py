@@ -325,7 +325,12 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
     except RefocusError:
         raise
     except Exception as exc:  # the same words as every command's full read (refocus.errors)
-        raise unreadable_image(path, exc) from None
+        size = _tiff_size(path) if path.suffix.lower() in (".tif", ".tiff") else None
+        if size is None:
+            raise unreadable_image(path, exc) from None
+        # A float colour TIFF, which Pillow cannot open but the commands read (tifffile):
+        # its size, and no camera settings.
+        exif, xmp = Image.Exif(), None
     if xmp is None and path.suffix.lower() in (".jpg", ".jpeg"):
         try:
             from refocus.io.jpeg import read_xmp
@@ -334,6 +339,18 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
         except Exception:
             xmp = None
     return camera_from_exif(exif, size, xmp, source=path.name)
+
+
+def _tiff_size(path: Path) -> tuple[int, int] | None:
+    """(W, H) of a TIFF's first page, from tifffile; None when it cannot tell."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    except Exception:
+        return None
 
 
 _USER_COMMENT = 0x9286

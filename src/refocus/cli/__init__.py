@@ -52,7 +52,25 @@ def _register() -> None:
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if mod.name.startswith("cmd_"):
             importlib.import_module(f"{__name__}.{mod.name}").register(app)
+    _name_arguments(app)
     _registered = True
+
+
+def _name_arguments(typer_app: typer.Typer) -> None:
+    """Show positional arguments in upper case in every usage line ("refocus refocus
+    [OPTIONS] IMAGE", as the commands' help texts call them); this typer and click
+    print "{image}"."""
+    import inspect
+
+    from typer.models import ArgumentInfo
+
+    for cmd in typer_app.registered_commands:
+        for p in inspect.signature(cmd.callback).parameters.values():
+            if isinstance(p.default, ArgumentInfo) and p.default.metavar is None:
+                p.default.metavar = p.name.upper()
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _name_arguments(group.typer_instance)
 
 
 def fail(message: str, code: int = 2) -> None:

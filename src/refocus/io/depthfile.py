@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refocus.errors import RefocusError
+from refocus.errors import RefocusError, unreadable_image
 
 #: Largest magnitude accepted in a depth or disparity map (metres, 1/m, pixels or
 #: raw integer units): 1e6 is far beyond any real scene (a 16-bit PNG holds at most
@@ -288,7 +288,7 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
     except RefocusError:
         raise
     except Exception as exc:
-        raise RefocusError(f"cannot read depth map {path.name}: {exc.__class__.__name__}: {exc}".split("\n")[0]) from None
+        raise unreadable_image(path, exc, "depth map") from None
     arr = one_channel(np.asarray(arr), path.name)
     if arr.ndim != 2 or arr.size == 0:
         raise RefocusError(f"depth map {path.name} must be a 2-D array, got shape {arr.shape}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from refocus.errors import DiskError, RefocusError, describe_os_error
+from refocus.errors import DiskError, RefocusError, check_interrupted, describe_os_error, unreadable_image
 from refocus.io.limits import DEFAULT_MAX_MEGAPIXELS, check_file, max_pixels as _budget, pillow_open
 
 try:  # HEIC/HEIF support is optional at import time but installed by default.
@@ -152,8 +152,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
             mode = img.mode
     except RefocusError:
         raise
-    except Exception as exc:  # Pillow raises many types for corrupt files
-        raise RefocusError(f"cannot read image {path.name}: {exc.__class__.__name__}: {exc}".split("\n")[0]) from None
+    except Exception as exc:  # Pillow raises many types for corrupt files; the same words as info's
+        raise unreadable_image(path, exc) from None
     if rgb.size == 0:
         raise RefocusError(f"{path.name} is an empty image")
     info = ImageInfo(path=path, bit_depth=max(bit_depth, depth_bits), alpha=alpha, exif=exif, icc_profile=icc, mode=mode)
@@ -409,6 +409,7 @@ def atomic_write_many(items) -> list[Path]:
             # mkstemp creates the file private (0600); a result should get the
             # permissions any new file of the user gets.
             os.chmod(tmp, 0o666 & ~_umask())
+        check_interrupted()  # a Ctrl-C some library swallowed must not end in a new output
         for tmp, path in tmps:
             current = path
             os.replace(tmp, path)

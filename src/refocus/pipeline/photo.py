@@ -312,10 +312,15 @@ def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparit
     if photo.metric_range is None:
         raise RefocusError("--f-number needs metric depth (a distance map in metres: --depth FILE --depth-kind depth); use --strength")
     exif = photo.info.exif if photo.info is not None else None
+    name = photo.info.path.name if photo.info is not None and photo.info.path is not None else None
     h, w = photo.shape
-    cam = camera_from_exif(exif, (round(w / photo.scale), round(h / photo.scale))) if exif else None
-    if cam is None or cam.focal_length_mm is None or cam.sensor_width_mm is None:
-        raise RefocusError("--f-number needs the focal length and sensor size from EXIF, which this photo lacks; use --strength")
+    if not exif:
+        where = f"{name}: " if name else ""
+        raise RefocusError(f"{where}--f-number needs the focal length and sensor size from EXIF, and this photo has no EXIF; "
+                           "use --strength")
+    cam = camera_from_exif(exif, (round(w / photo.scale), round(h / photo.scale)), source=name)
+    # Names the file, and the EXIF tag when its value was refused as implausible.
+    cam.require("focal_length_mm", "sensor_width_mm", purpose="--f-number", hint="use --strength")
     lo, hi = photo.metric_range
     focus_per_m = lo + float(focus_disparity) * (hi - lo)
     if focus_per_m <= 0:

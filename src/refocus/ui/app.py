@@ -7,8 +7,10 @@ binds 127.0.0.1 unless told otherwise. Logic lives in :mod:`refocus.ui.session`.
 # No `from __future__ import annotations`: Gradio recognises the gr.SelectData
 # parameter by its (evaluated) annotation.
 import os
+import re
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -58,7 +60,10 @@ def _offline_env() -> None:
     # outlives the server).
     os.environ.setdefault("GRADIO_TEMP_DIR", ui_dirs()["uploads"])
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # HF_HUB_OFFLINE is not set here: Gradio makes no hub requests (the page stays
+    # offline without it), and forcing it blocked the depth network's one download that
+    # the README promises for photos without depth, then told the user to unset a
+    # variable they never set. A user's own HF_HUB_OFFLINE is respected.
 
 
 def import_gradio():
@@ -76,6 +81,100 @@ def theme():
     return gr.themes.Default(font=_SYSTEM_FONTS, font_mono=_MONO_FONTS)
 
 
+def upload_image(**kwargs):
+    """A ``gr.Image`` (``type="filepath"``) that hands the uploaded file's path over
+    without opening it.
+
+    Gradio's own ``Image.preprocess`` runs ``PIL.Image.open`` on every upload, even with
+    ``type="filepath"`` and ``image_mode=None``: a text file named .jpg, or a PNG that
+    declares 60000x60000 pixels (Pillow's decompression-bomb check), then failed inside
+    Gradio with Pillow's text. Here the file goes to the pipeline as it is, which
+    answers with the CLI's one-line message (its pixel budget, checked first).
+
+    The instance's ``preprocess`` is replaced rather than subclassing ``gr.Image``:
+    Gradio writes a ``.pyi`` stub beside the module of every component class defined
+    (``app.pyi`` appeared in the installed package).
+    """
+    gr = import_gradio()
+    image = gr.Image(type="filepath", **kwargs)
+    gradio_preprocess = image.preprocess
+
+    def preprocess(payload):
+        if payload is not None and getattr(payload, "path", None):
+            return str(payload.path)
+        return gradio_preprocess(payload)
+
+    image.preprocess = preprocess
+    return image
+
+
+#: The command line's options, as the pipeline's messages quote them, and the UI's
+#: controls that do the same: :func:`ui_message` shows every message with these words
+#: (phrases first, the longest match wins). Options with no control name what to
+#: change where the UI is started.
+UI_WORDS = {
+    "--strength auto (UI: the photo's own lens)": '"Blur set by: the photo\'s own lens"',
+    "pass --depth FILE with a depth or disparity map": 'upload a "Depth or disparity map"',
+    "pass --depth FILE": 'upload a "Depth or disparity map"',
+    "pass --depth-model PATH to a downloaded one": 'give "Depth network" the folder of a downloaded one',
+    "pass --depth-model PATH or --depth FILE": 'give "Depth network" a downloaded model\'s folder, or upload a "Depth or disparity map"',
+    "pass --depth-model PATH": 'give "Depth network" a downloaded model\'s folder',
+    "pass --depth-kind depth": 'set "The depth file holds" to depth',
+    "--depth FILE --depth-kind depth": 'a "Depth or disparity map" with "The depth file holds: depth"',
+    "--depth FILE": 'a "Depth or disparity map"',
+    "--depth-kind depth": '"The depth file holds: depth"',
+    "--depth-kind": '"The depth file holds"',
+    "--depth-model PATH": 'a model folder in "Depth network"',
+    "--depth-model": '"Depth network"',
+    "--depth": '"Depth or disparity map"',
+    "--strength auto": '"Blur set by: the photo\'s own lens"',
+    "--strength (-k)": '"Strength K"',
+    "--strength": '"Blur set by: strength"',
+    "-k": '"Strength K"',
+    "--f-number": '"Blur set by: f-number"',
+    "--full-frame": '"Blur set by: f-number, full-frame equivalent"',
+    "--focus X,Y": "a click on the photo",
+    "--focus MASK": 'the "Focus mask"',
+    "--focus": 'the focus (a click or the "Focus mask")',
+    "--aperture": '"Aperture"',
+    "--blades": '"Blades"',
+    "--rotation": '"Rotation"',
+    "--curvature": '"Blade curvature"',
+    "--max-megapixels or REFOCUS_MAX_MEGAPIXELS": "REFOCUS_MAX_MEGAPIXELS=N or refocus --max-megapixels N ui where the UI is started",
+    "--max-megapixels": "refocus --max-megapixels N ui",
+    "use --device cpu": "start the UI with refocus ui --device cpu",
+    "--device": "refocus ui --device",
+    "try --offload": "set REFOCUS_GENFOCUS_OFFLOAD=1 where the UI is started",
+    "--offload": "REFOCUS_GENFOCUS_OFFLOAD=1",
+    "--genfocus-weights DIR": "REFOCUS_GENFOCUS_WEIGHTS=DIR",
+    "--genfocus-weights": "REFOCUS_GENFOCUS_WEIGHTS",
+    "--base-model PATH": "REFOCUS_GENFOCUS_BASE_MODEL=PATH",
+    "--base-model": "REFOCUS_GENFOCUS_BASE_MODEL",
+    "--genfocus-steps": "REFOCUS_GENFOCUS_STEPS",
+}
+_UI_WORDS_RE = re.compile(
+    r"(?<![\w-])(?:" + "|".join(re.escape(k) for k in sorted(UI_WORDS, key=len, reverse=True)) + r")(?![\w-])"
+)
+
+
+def _upload_dirs() -> list[str]:
+    """Where Gradio keeps uploads (ours, or another GRADIO_TEMP_DIR / its default)."""
+    dirs = [os.environ.get("GRADIO_TEMP_DIR"), _dirs.get("uploads"), os.path.join(tempfile.gettempdir(), "gradio")]
+    return [d.rstrip(os.sep) for d in dirs if d]
+
+
+def ui_message(text: str, uploads=()) -> str:
+    """A pipeline message as the UI shows it: the UI's controls instead of the CLI's
+    options (:data:`UI_WORDS`), and an uploaded file by its own name, not the server's
+    temporary path (``/tmp/gradio/<hash>/photo.png`` -> ``photo.png``)."""
+    text = " ".join(str(text).split())  # one line
+    for path in sorted({str(p) for p in uploads if p}, key=len, reverse=True):
+        text = text.replace(path, Path(path).name)
+    for d in _upload_dirs():
+        text = re.sub(re.escape(d) + r"[/\\](?:[^\s'\"]*[/\\])?([^/\\\s'\"]+)", r"\1", text)
+    return _UI_WORDS_RE.sub(lambda m: UI_WORDS[m.group(0)], text)
+
+
 def _u8(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
 
@@ -84,6 +183,11 @@ def _u8(x: np.ndarray) -> np.ndarray:
 FULL_FRAME_MODE = "f-number, full-frame equivalent"
 #: The blur mode that keeps the lens the photo states (Lens Blur; RefocusConfig.own_lens).
 OWN_LENS_MODE = "the photo's own lens"
+#: The shape controls each aperture choice uses (:func:`_config` reads them); the
+#: others are disabled while it is chosen.
+APERTURE_CONTROLS = {"disc": (), "blades": ("blades", "rotation", "curvature"), "custom": ("rotation",)}
+#: The strength slider's range at least (a photo's default K may widen it).
+STRENGTH_MAX = 80
 
 
 def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, mask_path=None, device: str = "auto"):
@@ -94,7 +198,7 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
         ap = ApertureConfig(shape="polygon", blades=int(blades), rotation_deg=float(rotation), curvature=float(curvature))
     elif aperture == "custom":
         if not custom_path:
-            raise RefocusError("upload an aperture shape image for the custom aperture")
+            raise RefocusError('upload an image in "Custom aperture shape" for the custom aperture')
         ap = ApertureConfig(shape="custom", image=load_aperture_image(custom_path), rotation_deg=float(rotation))
     else:
         ap = ApertureConfig()
@@ -116,15 +220,31 @@ def build_app(device: str = "auto"):
     gr = import_gradio()
     from refocus.depth.estimate import DEFAULT_DEPTH_MODEL
     from refocus.depth.preview import depth_overlay
+    from refocus.pipeline.genfocus import available as genfocus_available
     from refocus.pipeline.visual import coc_to_rgb
     from refocus.ui import session
 
     export_dir = ui_dirs()["exports"]
-    from refocus.pipeline.genfocus import available as genfocus_available
 
     def _md_escape(text: str) -> str:
         # The status is Markdown: a file name's * or _ must not start emphasis.
         return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in text)
+
+    def _uploads(key, *paths):
+        """The request's uploaded files (for messages: their names, not the server's paths)."""
+        try:
+            entry = session.get(key) if key else None
+        except RefocusError:
+            entry = None
+        extra = (entry.source_path, entry.depth_path) if entry is not None else ()
+        return [p if isinstance(p, str) or p is None else getattr(p, "name", None) for p in (*paths, *extra)]
+
+    def _say(exc, uploads) -> str:
+        """The one line the UI shows for an error (also as a pop-up): the CLI's message
+        in the UI's words."""
+        msg = ui_message(str(exc), uploads)
+        gr.Warning(msg)
+        return msg
 
     def _update(key, focus, *settings, draft=False):
         """Re-render the preview (or the smaller draft); returns the outputs shared by
@@ -148,7 +268,7 @@ def build_app(device: str = "auto"):
                 lo, hi = p.metric_range
                 status += " ({:.2f} m to {:.2f} m)".format(*(1.0 / max(lo + v * (hi - lo), 1e-9) for v in (near, far)))
         for n in session.notes(key):
-            status += f"\n\nnote: {_md_escape(n)}"
+            status += f"\n\nnote: {_md_escape(ui_message(n, _uploads(key)))}"
         # What renders sharp: the band (or plane) and the sub-pixel CoC around it.
         depth_img = depth_overlay(p.disparity, np.abs(coc) <= 0.5, p.image)
         after = 0.5 * img + 0.5 * depth_img if show_depth else img
@@ -163,29 +283,48 @@ def build_app(device: str = "auto"):
         # Renders are ordered per browser tab (session.ask); direct calls share one.
         return getattr(request, "session_hash", None) or "local"
 
-    def _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display=None):
+    def _failed(client, sig, exc, uploads):
+        """A render's error: the panels are emptied (the old preview must not pass for
+        the new settings' result) and the status says why, unless a newer request has
+        taken over the screen meanwhile."""
+        if not session.is_latest(client, sig):
+            return skip4
+        session.shown(client, None)
+        return None, None, None, "error: " + _md_escape(_say(exc, uploads))
+
+    def _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display=None, defaults=False):
         """Prepare the photo (and depth) and render it. The outputs: key, focus, source
-        photo, Photo panel, before/after, depth view, CoC view, status, Download."""
+        photo, Photo panel, before/after, depth view, CoC view, status, Download; with
+        ``defaults`` also the blur mode and strength, set to the pipeline's default
+        for this photo (as the CLI without -k: a Lens Blur photo's own lens)."""
         client = _client(request)
         shown = gr.skip() if display is None else display
+        keep = (gr.skip(), gr.skip()) if defaults else ()
         if not photo_path:
             session.set_view(client, None)
-            return None, None, None, shown, None, None, None, "upload a photo", None
+            return None, None, None, shown, None, None, None, "upload a photo", None, *keep
+        depth_path = depth_file if isinstance(depth_file, str) or depth_file is None else depth_file.name
+        settings = list(settings)
         try:
-            depth_path = depth_file if isinstance(depth_file, str) or depth_file is None else depth_file.name
             # The radio always has a value; it only means something for a depth file.
             key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device, depth_model=depth_model)
+            if defaults:
+                own, k = session.default_blur(key)
+                settings[0], settings[1] = (OWN_LENS_MODE if own else "strength"), round(k, 1)
+                keep = (settings[0], gr.update(value=settings[1], maximum=max(STRENGTH_MAX, float(np.ceil(k)))))
             # A new photo or depth: earlier renders in flight are stale, the focus is auto.
             session.set_view(client, key)
             slider, depth_img, coc_img, status = _update(key, None, *settings)
+            # The controls' change events that follow (new defaults) find it on screen.
+            session.shown(client, (key, None, tuple(settings)))
         except RefocusError as exc:
             # Nothing of the previous photo or depth may stay live: the renders and the
             # export would use what the panels no longer show.
             session.set_view(client, None)
-            gr.Warning(str(exc))
-            return None, None, photo_path, shown, None, None, None, _md_escape(str(exc)), None
+            msg = "error: " + _md_escape(_say(exc, [photo_path, depth_path]))
+            return None, None, photo_path, shown, None, None, None, msg, None, *keep
         # The previous export belonged to other inputs: the Download panel is emptied.
-        return key, None, photo_path, shown, slider, depth_img, coc_img, status, None
+        return key, None, photo_path, shown, slider, depth_img, coc_img, status, None, *keep
 
     def on_photo(request: gr.Request, photo_path, depth_file, depth_kind, depth_model, *settings):
         display = None
@@ -197,7 +336,7 @@ def build_app(device: str = "auto"):
                 display = None if copy is None else str(copy)
             except RefocusError:
                 pass  # the load below says what is wrong with the file
-        return _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display)
+        return _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display, defaults=True)
 
     def on_depth(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
         # The photo as uploaded (the panel may hold its stand-in); a depth file, its
@@ -222,6 +361,13 @@ def build_app(device: str = "auto"):
         settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show)
         if key is None:
             raise gr.Error("upload a photo first")
+        if mask:
+            # The mask decides the focus until it is removed. The click is neither used
+            # nor kept: removing the mask returns to the focus from before it (the last
+            # click made before the mask, or auto), never to a click the screen never showed.
+            gr.Info('the "Focus mask" sets the focus: remove it to focus with a click')
+            yield (gr.skip(), *skip4)
+            return
         x, y = (float(v) for v in evt.index[:2])
         client = _client(request)
         # Recorded before rendering: a slider moved meanwhile renders this focus too.
@@ -239,7 +385,7 @@ def build_app(device: str = "auto"):
             out = _update(key, (x, y), *settings)
             yield ((x, y), *out) if session.may_show(client, sig) else ((x, y), *skip4)
         except RefocusError as exc:
-            raise gr.Error(str(exc)) from None
+            yield ((x, y), *_failed(client, sig, exc, _uploads(key, custom, mask)))
 
     def _settings(request, key, focus, settings, draft=False, wait=0.0):
         if key is None:
@@ -256,7 +402,7 @@ def build_app(device: str = "auto"):
         try:
             out = _update(key, focus, *settings, draft=draft)
         except RefocusError as exc:
-            raise gr.Error(str(exc)) from None
+            return _failed(client, sig, exc, _uploads(key, settings[7], settings[9]))
         return out if session.may_show(client, sig, draft) else skip4
 
     def on_settings(request: gr.Request, key, focus, *settings):
@@ -270,16 +416,28 @@ def build_app(device: str = "auto"):
     def on_drag(request: gr.Request, key, focus, *settings):
         return _settings(request, key, focus, settings, draft=True)
 
-    def on_export(request: gr.Request, key, focus, fmt, engine, *settings):
+    def on_aperture(shape):
+        uses = APERTURE_CONTROLS.get(shape, ())
+        return tuple(gr.update(interactive=name in uses) for name in ("blades", "rotation", "curvature"))
+
+    # Progress is found by a positional parameter's default: the settings are spelled out.
+    def on_export(request: gr.Request, key, focus, fmt, engine, blur_mode, strength, f_number, aperture, blades, rotation, curvature,
+                  custom, band, mask, show, progress=gr.Progress()):
         if key is None:
             raise gr.Error("upload a photo first")
         focus = session.view_focus(_client(request), key, focus)
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask)
+        why = session.genfocus_unusable() if engine == "genfocus" else None
+        if why is not None:  # the radio is disabled then; a request may still ask
+            raise gr.Error(f"the generative engine (genfocus) {why}: export with the physical engine")
         try:
-            path = session.export(key, _config(focus, *settings[:-1], device=device), export_dir, fmt, engine=engine)
+            cfg = _config(focus, *settings, device=device)
+            path = session.export(key, cfg, export_dir, fmt, engine=engine, progress=lambda f, text: progress(f, desc=text))
         except RefocusError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(ui_message(str(exc), _uploads(key, custom, mask))) from None
         return str(path)
 
+    genfocus_why = session.genfocus_unusable() if genfocus_available() else None
     # delete_cache: Gradio also removes its cached uploads hourly and on shutdown.
     with gr.Blocks(title="refocus", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         key = gr.State(None)
@@ -288,9 +446,9 @@ def build_app(device: str = "auto"):
         gr.Markdown("### refocus - upload a photo, then click on it to set the focus")
         with gr.Row():
             with gr.Column(scale=1):
-                # image_mode=None: Gradio hands over the uploaded file as is; with a mode
-                # it decodes and converts any image of another mode before our size check.
-                photo = gr.Image(label="Photo (click to focus)", type="filepath", image_mode=None, sources=["upload"], elem_id="photo")
+                # upload_image: Gradio hands over the uploaded file as is, undecoded; the
+                # pipeline checks it (pixel budget first) and says what is wrong with it.
+                photo = upload_image(label="Photo (click to focus)", image_mode=None, sources=["upload"], elem_id="photo")
                 # No fixed height: Gradio's drop zone needs its own (a 90 px box clipped
                 # its "Drop File Here" text under the label).
                 depth_file = gr.File(
@@ -302,22 +460,24 @@ def build_app(device: str = "auto"):
                     label="Depth network for photos without depth (hub id or local folder; Enter reloads)",
                     placeholder=DEFAULT_DEPTH_MODEL, elem_id="depth-model",
                 )
+                # A new photo sets these two to the pipeline's default for it (session.default_blur).
                 blur_mode = gr.Radio(["strength", "f-number", FULL_FRAME_MODE, OWN_LENS_MODE], value="strength", label="Blur set by", elem_id="blur-mode")
-                strength = gr.Slider(0, 80, value=15, step=0.5, label="Strength K (px at full size)", elem_id="strength")
+                strength = gr.Slider(0, STRENGTH_MAX, value=15, step=0.1, label="Strength K (px at full size)", elem_id="strength")
                 f_number = gr.Slider(0.95, 22, value=2.8, step=0.05, label="f-number (needs metric depth and EXIF)")
                 band = gr.Slider(
                     0, 0.5, value=0, step=0.01, label="In-focus depth band (0 = one plane; green in the CoC view)", elem_id="band"
                 )
                 aperture = gr.Radio(["disc", "blades", "custom"], value="disc", label="Aperture", elem_id="aperture")
-                blades = gr.Slider(3, 16, value=6, step=1, label="Blades")
-                rotation = gr.Slider(0, 360, value=0, step=1, label="Rotation (degrees)")
-                curvature = gr.Slider(0, 1, value=0, step=0.05, label="Blade curvature")
-                custom = gr.Image(
-                    label="Custom aperture shape (white = open)", type="filepath", image_mode=None, sources=["upload"], height=120,
+                # Enabled only for the aperture choices that use them (on_aperture).
+                blades = gr.Slider(3, 16, value=6, step=1, label="Blades", elem_id="blades", interactive=False)
+                rotation = gr.Slider(0, 360, value=0, step=1, label="Rotation (degrees)", elem_id="rotation", interactive=False)
+                curvature = gr.Slider(0, 1, value=0, step=0.05, label="Blade curvature", elem_id="curvature", interactive=False)
+                custom = upload_image(
+                    label="Custom aperture shape (white = open)", image_mode=None, sources=["upload"], height=120,
                     elem_id="custom-aperture",
                 )
-                focus_mask = gr.Image(
-                    label="Focus mask (optional: white or opaque = the subject; replaces the click)", type="filepath",
+                focus_mask = upload_image(
+                    label="Focus mask (optional: white or opaque = the subject; replaces clicks until removed)",
                     image_mode=None, sources=["upload"], height=120, elem_id="focus-mask",
                 )
             with gr.Column(scale=2):
@@ -332,10 +492,13 @@ def build_app(device: str = "auto"):
                 with gr.Row():
                     fmt = gr.Dropdown([("PNG 16-bit", "png16"), ("PNG 8-bit", "png8"), ("JPEG (keeps EXIF)", "jpeg")], value="png16", label="Export format")
                     # The generative engine takes ~a minute per image on a large GPU: offered for
-                    # the export only, and only where its packages are installed.
+                    # the export only, where its packages are installed, and usable only with
+                    # a CUDA GPU (on the CPU it would take hours).
                     engine = gr.Radio(
                         ["physical", "genfocus"], value="physical", label="Engine for the export", elem_id="engine",
-                        visible=genfocus_available(), info="genfocus: Genfocus's generative models (FLUX.1-dev; large GPU)",
+                        visible=genfocus_available(), interactive=genfocus_why is None,
+                        info="genfocus: Genfocus's generative models (FLUX.1-dev; large GPU)" if genfocus_why is None
+                        else f"genfocus (Genfocus's generative models) {genfocus_why}",
                     )
                     export_btn = gr.Button("Export full resolution", elem_id="export")
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
@@ -343,7 +506,7 @@ def build_app(device: str = "auto"):
         settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, show_depth]
         loaded = [key, focus, source, photo, result, depth_view, coc_view, status, export_file]
         depth_inputs = [source, depth_file, depth_kind, depth_model, *settings]
-        photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], loaded)
+        photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], [*loaded, blur_mode, strength])
         photo.clear(on_photo_removed, None, loaded)
         depth_file.upload(on_depth, depth_inputs, loaded)
         depth_file.clear(on_depth, depth_inputs, loaded)
@@ -352,6 +515,7 @@ def build_app(device: str = "auto"):
         # "multiple": with Gradio's default ("once") a click during a render was dropped;
         # session.ask/may_show let only the newest click reach the screen.
         photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status], trigger_mode="multiple")
+        aperture.change(on_aperture, [aperture], [blades, rotation, curvature], queue=False, show_progress="hidden")
         outputs = [result, depth_view, coc_view, status]
         for comp in settings:
             if isinstance(comp, gr.Slider):

@@ -100,7 +100,15 @@ def check_request(paths, max_megapixels: float | None = None) -> None:
         raise RefocusError(f"the upload holds {total / 2**20:.0f} MiB, over the limit of {MAX_REQUEST_BYTES / 2**20:.0f} MiB per request")
     for p in files:
         if check_file(p, p.name, limit) is None and p.suffix.lower() not in (".npy", ".pfm", ".exr"):
-            with pillow_open(p, p.name, limit):
+            try:
+                with pillow_open(p, p.name, limit):
+                    pass
+            except RefocusError:
+                raise
+            except Exception:
+                # Not a file Pillow knows (a text file named .jpg, a HEIC...): the
+                # pipeline's reader then says what is wrong, in the CLI's words, and
+                # checks the budget of the formats it reads itself.
                 pass
 
 
@@ -191,36 +199,123 @@ def render(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: b
     return r.image, r.coc_px, r.focus_disparity
 
 
-def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16", engine: str = "physical") -> Path:
+def genfocus_unusable() -> str | None:
+    """Why the generative engine cannot be offered here (None: it can).
+
+    Not installed: it is not shown. Installed on a machine without a CUDA GPU: it would
+    take hours per image on the CPU, so the UI shows it disabled with this reason and
+    refuses it (:func:`export` itself runs it anywhere: tests use a tiny model on a CPU)."""
+    from refocus.pipeline.genfocus import available
+
+    if not available():
+        return "not installed (pip install 'refocus[genfocus]')"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU, and torch sees none here (on the CPU it would take hours per image)"
+    return None
+
+
+def default_blur(key: str) -> tuple[bool, float]:
+    """The blur the pipeline gives this photo when none is asked for (the CLI without
+    ``-k`` or ``--f-number``): (whether it is the lens the photo's file states, as a
+    Lens Blur JPEG does; K in the photo's full-size pixels)."""
+    p = get(key).full
+    # Without an f-number the focal plane does not change K.
+    return p.own_lens is not None, p.strength(RefocusConfig(), 0.0) / p.scale
+
+
+class _Reported:
+    """A pipeline component that says when it starts (for the export's progress bar);
+    everything else (attributes such as ``adds_blur``, ``check``) is the component's."""
+
+    def __init__(self, part, say):
+        self._part, self._say = part, say
+
+    def __call__(self, *args, **kwargs):
+        self._say()
+        return self._part(*args, **kwargs)
+
+    def __getattr__(self, name):
+        part = self.__dict__.get("_part")
+        if part is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(part, name)
+
+
+class _DeblurNetCounting:
+    """The default deblurrer (DeblurNet), reporting the windows it has done: at full
+    size on a CPU it is most of an export (a 12 MP HEIC: ~2 minutes on 2 cores)."""
+
+    def __init__(self, progress):
+        self._progress = progress
+
+    def __call__(self, image: np.ndarray, device: str = "cpu"):
+        from refocus.deblur import deblur
+
+        # As stages.run_deblur (the default's call), with deblur()'s own progress hook.
+        aif, defocus = deblur(image, device=device, progress=self._progress)
+        return np.clip(np.asarray(aif, dtype=np.float32), 0, 1), defocus
+
+
+def _reporting(pipeline, progress):
+    """``pipeline`` with its stages reporting to ``progress(fraction, text)``: the same
+    pipeline and decisions, only announced."""
+    from dataclasses import replace
+
+    from refocus.pipeline.refocuser import DeblurNetDeblurrer
+
+    say = lambda f, text: (lambda: progress(f, text))  # noqa: E731
+    deblurrer = pipeline.deblurrer
+    if type(deblurrer) is DeblurNetDeblurrer:
+        deblurrer = _DeblurNetCounting(
+            lambda done, total: progress(0.15 + 0.7 * done / max(total, 1), f"full size: deblurring (DeblurNet), window {done} of {total}"))
+    return replace(
+        pipeline,
+        depth=_Reported(pipeline.depth, say(0.1, "full size: depth")),
+        # Fractions from a 12 MP HEIC on 2 cores: DeblurNet ~85 % of the export.
+        deblurrer=_Reported(deblurrer, say(0.15, "full size: deblurring (DeblurNet)")),
+        renderer=_Reported(pipeline.renderer, say(0.85, "full size: rendering the new focus")),
+    )
+
+
+def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16", engine: str = "physical", progress=None) -> Path:
     """Render at full resolution and write it: ``png8``, ``png16`` or ``jpeg`` (EXIF kept).
 
     ``engine="genfocus"``: the generative engine (Genfocus DeblurNet + BokehNet, options
     from ``REFOCUS_GENFOCUS_*``) on the same photo, depth and settings.
+    ``progress``: called with (fraction done, what runs now) as the stages start (a
+    12 MP HEIC takes minutes on a laptop).
     """
     from refocus.io import write_image
 
+    say = progress or (lambda f, text: None)
     entry = get(key)
+    ext, bits = {"png8": (".png", 8), "png16": (".png", 16), "jpeg": (".jpg", 8)}.get(fmt, (None, None))
+    if ext is None:
+        raise RefocusError(f"unknown export format {fmt!r}")
     if engine == "genfocus":
         from refocus.pipeline.genfocus import GenfocusOptions
         from refocus.pipeline.genfocus.run import genfocus_refocuser
 
+        say(0.05, "full size: the generative engine (about a minute on a large GPU)")
         src = entry.source_path if entry.source_path is not None else entry.full.image
-        res = genfocus_refocuser(GenfocusOptions.from_env()).refocus(
+        res = _reporting(genfocus_refocuser(GenfocusOptions.from_env()), say).refocus(
             src, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}))
         img, info = res.image, res.info
     elif entry.full.scale != 1.0 and entry.source_path is not None:
         # A working copy: the full size is rendered now, on demand, by the whole pipeline
         # (whose result carries the output metadata already).
+        say(0.02, "full size: reading the photo")
         upd = {"depth_path": entry.depth_path, "depth_kind": entry.depth_kind, "depth_model": entry.depth_model}
-        res = entry.full.pipeline.refocus(entry.source_path, cfg.model_copy(update=upd))
+        res = _reporting(entry.full.pipeline, say).refocus(entry.source_path, cfg.model_copy(update=upd))
         img, info = res.image, res.info
     else:
+        say(0.5, "full size: rendering the new focus")
         img, _, _ = render(key, cfg, full_resolution=True)
         info = output_info(entry.full.info, cfg)
+    say(0.95, "writing the file")
     stem = Path(info.path).stem if info is not None and info.path is not None else "photo"
-    ext, bits = {"png8": (".png", 8), "png16": (".png", 16), "jpeg": (".jpg", 8)}.get(fmt, (None, None))
-    if ext is None:
-        raise RefocusError(f"unknown export format {fmt!r}")
     out = Path(out_dir) / f"{stem}-refocused{ext}"
     return write_image(out, img, info, bit_depth=bits)
 
@@ -247,7 +342,7 @@ def display_copy(photo_path: str, out_dir: str | Path) -> Path | None:
         with pillow_open(p, p.name, max_pixels()) as im:
             if im.format in BROWSER_FORMATS:
                 return None
-    except RefocusError:
+    except Exception:
         pass  # not a Pillow format (or refused): read_image says why, once
     rgb, _ = read_image(p)
     out = Path(out_dir) / f"{_digest(str(p))}.jpg"
@@ -263,7 +358,7 @@ class _View:
     """What one browser tab asked for last (see :func:`ask`)."""
 
     latest: object = None  # the settings of the newest request
-    shown: object = None  # the settings whose full preview was last shown
+    screen: object = None  # what the preview panel shows: a sig (its preview), ("draft", sig), or None
     key: str | None = None
     focus: tuple[float, float] | None = None
 
@@ -284,8 +379,8 @@ def _view(client: str) -> _View:
 
 
 def ask(client: str, sig: object, draft: bool = False) -> bool:
-    """Record a render request of one tab; False: not worth rendering (a draft of what
-    the full preview already shows).
+    """Record a render request of one tab; False: not worth rendering (the full
+    preview of these settings is on screen already).
 
     Renders of one tab run side by side (two clicks, a drag's drafts and the release's
     preview) and finish in any order; only the newest request's may reach the screen
@@ -295,20 +390,26 @@ def ask(client: str, sig: object, draft: bool = False) -> bool:
     with _lock:
         v = _view(client)
         v.latest = sig
-        return not (draft and v.shown == sig)
+        return v.screen != sig
 
 
 def may_show(client: str, sig: object, draft: bool = False) -> bool:
     """Whether a finished render of ``sig`` is still the tab's newest request (and,
-    for a draft, its preview not shown already). A preview that may be shown is
-    recorded as shown."""
+    for a draft, its preview not shown already). A render that may be shown is
+    recorded as on screen."""
     with _lock:
         v = _view(client)
-        if v.latest != sig or (draft and v.shown == sig):
+        if v.latest != sig or (draft and v.screen == sig):
             return False
-        if not draft:
-            v.shown = sig
+        v.screen = ("draft", sig) if draft else sig
         return True
+
+
+def shown(client: str, sig: object | None) -> None:
+    """Record what the tab's preview panel shows now: the preview of ``sig`` (rendered
+    outside :func:`ask`, e.g. on upload), or nothing (None: cleared after an error)."""
+    with _lock:
+        _view(client).screen = sig
 
 
 def is_latest(client: str, sig: object) -> bool:
@@ -328,7 +429,11 @@ def set_view(client: str, key: str | None, focus: tuple[float, float] | None = N
 
 def view_focus(client: str, key: str | None, fallback: tuple[float, float] | None) -> tuple[float, float] | None:
     """The tab's focus point for ``key``: the newest click, even one whose render has
-    not come back yet (a slider moved right after a click keeps the click)."""
+    not come back yet (a slider moved right after a click keeps the click).
+
+    A click made while a focus mask was set is not recorded (the mask decides the
+    focus until it is removed), so removing the mask returns to the focus the tab had
+    before it: the last click made before the mask, or auto."""
     with _lock:
         v = _views.get(client)
         return v.focus if v is not None and v.key == key and key is not None else fallback
