@@ -105,15 +105,16 @@ def _decode_original(blob: bytes, shape: tuple[int, int], orientation: int, note
         return None
 
 
-def run_deblur(image: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
-    """Call DeblurNet; a missing or unusable one raises :class:`RefocusError`."""
+def run_deblur(image: np.ndarray, device: str = "cpu", progress=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Call DeblurNet; a missing or unusable one raises :class:`RefocusError`.
+    ``progress(done, total)`` is called as its windows are done."""
     try:
         from refocus.deblur import deblur
     except ImportError:
         raise RefocusError("DeblurNet is not available in this installation (refocus.deblur.deblur missing)") from None
     # deblur() resolves "auto" (the GPU when there is one) and reports missing or
     # foreign weights and bad devices as RefocusError itself.
-    aif, defocus = deblur(image, device=device)
+    aif, defocus = deblur(image, device=device, progress=progress)
     aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
     if aif.shape != image.shape:
         raise RefocusError(f"DeblurNet returned shape {aif.shape} for an image of shape {image.shape}")

@@ -243,21 +243,6 @@ class _Reported:
         return getattr(part, name)
 
 
-class _DeblurNetCounting:
-    """The default deblurrer (DeblurNet), reporting the windows it has done: at full
-    size on a CPU it is most of an export (a 12 MP HEIC: ~2 minutes on 2 cores)."""
-
-    def __init__(self, progress):
-        self._progress = progress
-
-    def __call__(self, image: np.ndarray, device: str = "cpu"):
-        from refocus.deblur import deblur
-
-        # As stages.run_deblur (the default's call), with deblur()'s own progress hook.
-        aif, defocus = deblur(image, device=device, progress=self._progress)
-        return np.clip(np.asarray(aif, dtype=np.float32), 0, 1), defocus
-
-
 def _reporting(pipeline, progress):
     """``pipeline`` with its stages reporting to ``progress(fraction, text)``: the same
     pipeline and decisions, only announced."""
@@ -268,8 +253,8 @@ def _reporting(pipeline, progress):
     say = lambda f, text: (lambda: progress(f, text))  # noqa: E731
     deblurrer = pipeline.deblurrer
     if type(deblurrer) is DeblurNetDeblurrer:
-        deblurrer = _DeblurNetCounting(
-            lambda done, total: progress(0.15 + 0.7 * done / max(total, 1), f"full size: deblurring (DeblurNet), window {done} of {total}"))
+        deblurrer = DeblurNetDeblurrer(
+            progress=lambda done, total: progress(0.15 + 0.7 * done / max(total, 1), f"full size: deblurring (DeblurNet), window {done} of {total}"))
     return replace(
         pipeline,
         depth=_Reported(pipeline.depth, say(0.1, "full size: depth")),
