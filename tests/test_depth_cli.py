@@ -18,14 +18,15 @@ def _run(argv, capsys):
     return exc.value.code, out.out + out.err
 
 
-def _gdepth_photo(tmp_path):
+def _gdepth_photo(tmp_path, units: str | None = "m"):
+    """A GDepth JPEG whose depth grows to the right (the left is near)."""
     rng = np.random.default_rng(3)
     rgb = (rng.random((40, 60, 3)) * 255).astype(np.uint8)
     yy, xx = np.mgrid[0:20, 0:30]
     depth = (1.0 + xx / 29.0).astype(np.float32)
     png = W.png_bytes(W.encode_range(depth, "RangeInverse", 1.0, 2.0))
     p = tmp_path / "lensblur.jpg"
-    p.write_bytes(W.gdepth_jpeg(rgb, png, "RangeInverse", 1.0, 2.0, units="m", chunk=400))
+    p.write_bytes(W.gdepth_jpeg(rgb, png, "RangeInverse", 1.0, 2.0, units=units, chunk=400))
     return p
 
 

@@ -48,16 +48,11 @@ def _photo(tmp_path, name="p.png", shape=(40, 60)) -> Path:
     return p
 
 
-def _gdepth_photo(tmp_path, units: str | None = None) -> Path:
-    """A GDepth JPEG whose depth grows to the right (the left is near)."""
-    rng = np.random.default_rng(3)
-    rgb = (rng.random((40, 60, 3)) * 255).astype(np.uint8)
-    _, xx = np.mgrid[0:20, 0:30]
-    depth = (1.0 + xx / 29.0).astype(np.float32)
-    png = W.png_bytes(W.encode_range(depth, "RangeInverse", 1.0, 2.0))
-    p = tmp_path / "lensblur.jpg"
-    p.write_bytes(W.gdepth_jpeg(rgb, png, "RangeInverse", 1.0, 2.0, units=units, chunk=400))
-    return p
+def _gdepth_photo(tmp_path) -> Path:
+    """A GDepth JPEG (no units) whose depth grows to the right (the left is near)."""
+    from test_depth_cli import _gdepth_photo as gdepth_photo
+
+    return gdepth_photo(tmp_path, units=None)
 
 
 # -- 1. the kind a written map holds -------------------------------------------------
