@@ -74,6 +74,8 @@ def render_cmd(
         raise RefocusError("give either --focus X,Y or --focus-value V, not both")
     if focus is None and focus_value is None:
         raise RefocusError("say where to focus: --focus X,Y (pixel) or --focus-value V (disparity)")
+    if focus_value is not None and not abs(focus_value) < float("inf"):  # was "focus disparity must be finite", no option named
+        raise RefocusError(f"invalid --focus-value: must be a finite number, got {focus_value}")
     if not 0 <= strength < float("inf"):
         raise RefocusError(f"invalid --strength (-k): must be a finite number >= 0, got {strength}")
     if quality not in ("fast", "balanced", "high"):

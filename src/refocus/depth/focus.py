@@ -124,8 +124,14 @@ def focus_in_box(disparity: np.ndarray, box: tuple[float, float, float, float]) 
         x0, y0, x1, y1 = (float(v) for v in box)
     except (TypeError, ValueError):
         raise RefocusError(f"focus box must be four numbers x0,y0,x1,y1, got {box!r}") from None
+    if not all(np.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise RefocusError(f"focus box must be four finite numbers x0,y0,x1,y1, got {box!r}")
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))
+    if x1 <= x0 or y1 <= y0:
+        # Was "does not overlap the image", about a box inside it.
+        raise RefocusError(f"focus box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has no area: give two opposite corners "
+                           "x0,y0,x1,y1 with x0 != x1 and y0 != y1 (or a point x,y)")
     c0, c1 = int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.ceil(x1), 0, w))
     r0, r1 = int(np.clip(np.floor(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
     if c1 <= c0 or r1 <= r0:
@@ -149,15 +155,21 @@ def focus_in_box(disparity: np.ndarray, box: tuple[float, float, float, float]) 
     return float(np.median(sub[keep])), region
 
 
-def focus_in_mask(disparity: np.ndarray, mask: np.ndarray) -> float:
-    """Median disparity inside a mask (bool, or weights in [0, 1] thresholded at 0.5)."""
-    d = _as_map(disparity)
+def _mask_pixels(mask: np.ndarray) -> np.ndarray:
+    """A mask array as the bool H x W array of the pixels it marks (bool, or weights
+    in [0, 1] thresholded at 0.5, or 8-bit at 127; a colour mask by its first channel)."""
     m = np.asarray(mask)
     if m.ndim == 3:
         m = m[..., 0]
+    return m > (0.5 if m.dtype.kind == "f" else (127 if m.dtype == np.uint8 else 0))
+
+
+def focus_in_mask(disparity: np.ndarray, mask: np.ndarray) -> float:
+    """Median disparity inside a mask (bool, or weights in [0, 1] thresholded at 0.5)."""
+    d = _as_map(disparity)
+    m = _mask_pixels(mask)
     if m.shape != d.shape:
         raise RefocusError(f"focus mask is {m.shape[1]}x{m.shape[0]} but the depth map is {d.shape[1]}x{d.shape[0]}")
-    m = m > (0.5 if m.dtype.kind == "f" else (127 if m.dtype == np.uint8 else 0))
     if not m.any():
         raise RefocusError("focus mask is empty")
     return _finite_median(d[m], "focus mask")
@@ -316,7 +328,9 @@ def select_focus(
         return FocusChoice(f, "box", "box ({:g}, {:g}, {:g}, {:g})".format(*box), region)
     if mask is not None:
         f = focus_in_mask(d, mask)
-        return FocusChoice(f, "mask", "median inside the mask", np.asarray(mask) > 0)
+        # The pixels the value came from (was mask > 0: weights below 0.5 shown as used,
+        # and a colour mask gave an H x W x 3 region).
+        return FocusChoice(f, "mask", "median inside the mask", _mask_pixels(mask))
     if value is not None:
         v = float(value)
         if not np.isfinite(v):

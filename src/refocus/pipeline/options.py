@@ -40,14 +40,17 @@ def parse_focus(focus: str | os.PathLike | None) -> dict:
         return {}
     text = str(focus)
     n = len(text.split(","))
+    # An image's name first: "subject, v2.png" was read as a point and refused.
+    if Path(text).suffix.lower() in MASK_SUFFIXES or (n == 1 and Path(text).exists()):
+        if not Path(text).is_file():
+            raise RefocusError(f"--focus mask not found: {text}")
+        return {"focus_mask": text}
     if n == 4:
         return {"focus_box": parse_numbers(text, 4, "--focus box")}
     if n == 1:
-        if Path(text).suffix.lower() in MASK_SUFFIXES or Path(text).exists():
-            if not Path(text).is_file():
-                raise RefocusError(f"--focus mask not found: {text}")
-            return {"focus_mask": text}
         raise RefocusError(f"--focus must be X,Y (pixels), a box X0,Y0,X1,Y1, a mask image or auto, got {text!r}")
+    if n != 2:  # "12,34,56" was answered "must be 2 numbers", as if a box were not allowed
+        raise RefocusError(f"--focus must be 2 numbers, a point X,Y, or 4, a box X0,Y0,X1,Y1 (pixels), got {text!r}")
     return {"focus_xy": parse_numbers(text, 2, "--focus")}
 
 
@@ -74,8 +77,13 @@ def build_aperture(aperture: str = "disc", blades: int = 6, rotation: float = 0.
     from refocus.aperture import aperture_from_spec
 
     spec = str(aperture)
-    if spec not in ("disc", "circle", "polygon", "blades") and not Path(spec).exists():
-        raise RefocusError(f"--aperture must be disc, polygon or an image file; {spec!r} is none of them")
+    if spec not in ("disc", "circle", "polygon", "blades"):
+        if Path(spec).is_dir():
+            raise RefocusError(f"--aperture {spec} is a folder: give disc, polygon or an image file of the shape")
+        if not Path(spec).exists():
+            if Path(spec).suffix.lower() in MASK_SUFFIXES or "/" in spec or "\\" in spec:
+                raise RefocusError(f"--aperture image not found: {spec}")
+            raise RefocusError(f"--aperture must be disc, polygon or an image file; {spec!r} is none of them")
     try:
         return aperture_from_spec(spec, blades=blades, rotation_deg=rotation, curvature=curvature, cats_eye=cats_eye)
     except ValidationError as exc:  # out-of-range blades, curvature, a NaN rotation...
@@ -98,7 +106,11 @@ def parse_focus_range(spec: str) -> dict:
         if not (a > 0 and b > 0):
             raise RefocusError(f"--focus-range in metres needs two distances > 0, got {spec!r}")
         return {"focus_range_m": (a, b)}
-    return {"focus_range": parse_numbers(",".join(ends), 2, "--focus-range", example="0.4:0.7", given=spec)}
+    a, b = parse_numbers(",".join(ends), 2, "--focus-range", example="0.4:0.7", given=spec)
+    if not (0.0 <= a <= 1.0 and 0.0 <= b <= 1.0):  # was "invalid settings: ...", naming no option
+        raise RefocusError(f"--focus-range ends are normalised disparities 0 (far) .. 1 (near), or distances written "
+                           f"with m (1.5m:2.5m), got {spec!r}")
+    return {"focus_range": (a, b)}
 
 
 def build_config(
@@ -216,5 +228,5 @@ def command_inputs(image, depth=None, aperture: str | None = None, focus: str | 
 
     if depth is None and image is not None:
         depth = find_neighbour_depth(image)
-    mask = focus if focus is not None and "," not in str(focus) and Path(str(focus)).is_file() else None
+    mask = focus if focus is not None and Path(str(focus)).is_file() else None  # a comma in its name too
     return [image, depth, aperture_input(aperture), mask]
