@@ -199,3 +199,29 @@ def test_a_weighted_mask_reports_the_pixels_its_focus_came_from():
     choice = select_focus(d, mask=w)
     assert choice.region.shape == d.shape
     assert choice.region.sum() == 12 and choice.focus_disparity == pytest.approx(float(np.median(d[:, :3])))
+
+
+@pytest.mark.parametrize("value", [5.0, float("nan")])
+def test_render_bokeh_checks_cats_eye_like_the_cli(value):
+    # The Python API's cats_eye= skipped the range check (model_copy does not validate).
+    from refocus.errors import RefocusError
+    from refocus.pipeline.bokeh import render_bokeh
+
+    img = np.full((20, 30, 3), 0.5, np.float32)
+    d = np.tile(np.linspace(0, 1, 30, dtype=np.float32), (20, 1))
+    with pytest.raises(RefocusError, match="--cats-eye"):
+        render_bokeh(img, d, focus_disparity=0.5, strength=2, cats_eye=value)
+
+
+def test_a_distance_end_of_a_focus_pull_on_relative_depth_names_the_pulls_options(tmp_path):
+    # animate --from 1m on relative depth was refused as "--focus-value in metres".
+    from refocus.errors import RefocusError
+    from refocus.io import write_image
+    from refocus.pipeline import RefocusConfig, prepare
+    from refocus.pipeline.animate import focus_pull, parse_endpoint
+
+    write_image(tmp_path / "p.png", np.full((20, 30, 3), 0.5, np.float32))
+    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 30, dtype=np.float32), (20, 1)))
+    photo = prepare(tmp_path / "p.png", depth_path=str(tmp_path / "d.npy"))
+    with pytest.raises(RefocusError, match="animate --from/--to"):
+        focus_pull(photo, RefocusConfig(strength=2), parse_endpoint("1m"), parse_endpoint("0.5"), frames=2)

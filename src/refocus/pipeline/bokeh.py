@@ -89,6 +89,14 @@ def render_bokeh(
     elif isinstance(aperture, str):
         aperture = aperture_from_spec(aperture)
     if cats_eye is not None:
+        from pydantic import ValidationError
+
+        from refocus.pipeline.config import settings_error
+
+        try:  # model_copy does not validate: a cats_eye of 5 or NaN reached the kernel
+            ApertureConfig(cats_eye=cats_eye)
+        except ValidationError as exc:
+            raise settings_error(exc) from None
         aperture = aperture.model_copy(update={"cats_eye": float(cats_eye)})
     overrides = {"aperture": aperture, "quality": quality, "device": device}
     if highlight_threshold is not None:

@@ -130,7 +130,7 @@ class PreparedPhoto:
         if band is not None:
             return float(sum(band)) / 2.0
         if cfg.focus_distance_m is not None:
-            lo, hi = self._metric_range_for("--focus-value in metres")
+            lo, hi = self._metric_range_for("a focus distance in metres (--focus-value, animate --from/--to)")
             return (1.0 / cfg.focus_distance_m - lo) / (hi - lo)
         if self.scale != 1.0 and (cfg.focus_xy is not None or cfg.focus_box is not None):
             cfg = cfg.model_copy(update=self._in_copy_px(cfg))
