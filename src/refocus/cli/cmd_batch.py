@@ -66,15 +66,18 @@ def register(app: typer.Typer) -> None:
         prog = Progress(*cols, console=console)
         task = prog.add_task("refocusing", total=None)
 
+        started_at: list[int] = []
+
         def started(n: int) -> None:
             # Shown only once the checks passed: a refusal stays one line.
             prog.update(task, total=n)
             prog.start()
+            started_at.append(n)
 
         def progressed(name: str, status: str, msg: str) -> None:
             prog.advance(task)
             if status != "done":
-                prog.console.print(f"[red]failed[/] {escape(name)}: {escape(msg)}")
+                prog.console.print(f"[red]failed[/] {escape(shown(name))}: {escape(msg)}")
 
         try:
             summary = run_batch(
@@ -82,19 +85,63 @@ def register(app: typer.Typer) -> None:
                 fmt=fmt, overwrite=overwrite, on_start=started, on_progress=progressed,
             )
         finally:
-            prog.stop()
+            if started_at:  # a progress display never started prints an empty line when stopped
+                prog.stop()
         for name, why in summary.redone:
-            console.print(f"[yellow]redone[/] {escape(name)}: {escape(why)}")
+            console.print(f"[yellow]redone[/] {escape(shown(name))}: {escape(why)}")
         console.print(escape(
             f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.skipped)} skipped, "
             f"{len(summary.failed)} failed -> {output_dir} in {summary.seconds:.0f} s"
         ))
+        for why, names in _grouped(summary.stale).items():
+            console.print(escape(
+                f"note: {_some(names)} kept, {why}: --overwrite redoes "
+                f"{'it' if len(names) == 1 else 'them'} (or choose another output folder)"
+            ))
         if summary.skipped:
             console.print("skipped:")
-            for name, why in summary.skipped:
-                console.print(escape(f"  {name}: {why}"))
+            if len(summary.skipped) <= _LIST_EACH:
+                for name, why in summary.skipped:
+                    console.print(escape(f"  {shown(name)}: {why}"))
+            else:  # a folder of 2,000 sidecar files: one line per reason, not per file
+                for why, names in _grouped(summary.skipped).items():
+                    console.print(escape(f"  {why}: {_some(names)}"))
         if summary.failed:
             console.print("failed:")
             for name, msg in summary.failed:
-                console.print(escape(f"  {name}: {msg}"))
+                console.print(escape(f"  {shown(name)}: {msg}"))
             raise typer.Exit(1)
+
+
+#: Up to this many skipped entries are listed one per line; more are grouped by reason.
+_LIST_EACH = 12
+
+
+def shown(name: str) -> str:
+    """A file name as one printable line: control characters (a newline in a name) and
+    bytes that are not UTF-8 are written as escapes (``\\n``, ``\\xe9``)."""
+    out = []
+    for ch in name:
+        if 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte the file system name held that is not UTF-8
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif not ch.isprintable() and ch != " ":
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for name, why in pairs:
+        groups.setdefault(why, []).append(shown(name))
+    return groups
+
+
+def _some(names: list[str], n: int = 3) -> str:
+    """"a.jpg" / "2 files (a.jpg, b.jpg)" / "2000 files (a.jpg, b.jpg, c.jpg and 1997 more)"."""
+    if len(names) == 1:
+        return names[0]
+    listed = ", ".join(names[:n])
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return f"{len(names)} files ({listed}{more})"

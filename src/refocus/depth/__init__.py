@@ -54,13 +54,29 @@ def find_neighbour_depth(
     ``.exr``) in ``depth_dir`` or, by default, next to the photo. ``refocus refocus``,
     ``animate``, ``depth`` and the UI (through :func:`get_depth`) and ``batch`` all
     use this one rule; ``render`` always takes an explicit ``--depth``.
+
+    A photo that is a symbolic link with no map by its own name gets the map of the
+    file it points to (``TARGET-disparity.png`` beside the target, or in ``depth_dir``).
+    A name the disk cannot hold (over 255 bytes once the suffix is added) or cannot
+    look up is no map, not an error: one such photo must not stop a whole batch.
     """
     photo = Path(photo)
-    folder = Path(depth_dir) if depth_dir is not None else photo.parent
-    for ext in NEIGHBOUR_EXTENSIONS:
-        cand = folder / f"{photo.stem}{suffix}{ext}"
-        if cand.is_file() and not (depth_dir is None and cand == photo):
-            return cand
+    candidates = [(Path(depth_dir) if depth_dir is not None else photo.parent, photo)]
+    try:
+        if photo.is_symlink():
+            target = photo.resolve()
+            candidates.append((Path(depth_dir) if depth_dir is not None else target.parent, target))
+    except (OSError, RuntimeError):  # a link loop, an unreadable folder
+        pass
+    for folder, named in candidates:
+        for ext in NEIGHBOUR_EXTENSIONS:
+            cand = folder / f"{named.stem}{suffix}{ext}"
+            try:
+                found = cand.is_file()
+            except (OSError, ValueError):  # ENAMETOOLONG, EACCES..., a NUL in the suffix
+                found = False
+            if found and not (depth_dir is None and cand in (photo, named)):
+                return cand
     return None
 
 

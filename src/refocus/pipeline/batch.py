@@ -2,9 +2,14 @@
 
 * Each photo is written to ``OUTDIR/<stem><ext>`` atomically; photos whose outputs
   would share a name (``x.jpg`` and ``x.png``, ``x.heic`` and ``x.jpg``) are written to
-  ``<stem>-<their extension><ext>`` instead, so neither replaces the other. A rerun keeps an
-  output that exists and decodes (an empty or unreadable one is redone, with a note),
-  and does only what is missing.
+  ``<stem>-<their extension><ext>`` instead, so neither replaces the other (names that
+  differ only by case, ``B.jpg`` and ``b.jpg``, also get a short hash of the exact name).
+  A rerun keeps an output that exists and decodes (an empty or unreadable one is redone,
+  with a note), and does only what is missing; a kept output recorded as made with other
+  settings, or from a photo or depth map changed since, is named in a note
+  (``BatchSummary.stale``; ``overwrite`` redoes it). The record is an extended attribute
+  of the output (``user.refocus.batch``), so no file is added to the output folder.
+* Temporary files of a killed run are removed when the next batch starts.
 * Every entry of the folder is accounted for: done, kept, skipped with a reason
   (hidden, a depth map, not a photo, a sub-folder) or failed with a reason (a photo
   that is unreadable, has no depth, ... or a folder named like a photo); the others
@@ -13,14 +18,21 @@
 * One batch at a time writes into an output folder (a second is refused while the
   first runs; the lock is on the folder and dies with the process).
 * Depth maps are looked up next to each photo (or in ``depth_dir``) as
-  ``<stem><depth_suffix>.<ext>``; such files are not treated as photos.
+  ``<stem><depth_suffix>.<ext>``; such files are not treated as photos. A suffix that
+  is a path, ends with an extension, or is empty without ``depth_dir`` is refused.
+* At most one worker per CPU core: asking for more uses one per core, with a warning
+  (each worker holds its own models in memory; more would only share the cores).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
+import json
 import os
 import time
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +48,17 @@ DEPTH_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr")
 @dataclass
 class BatchSummary:
     """What a batch run did; ``skipped`` and ``failed`` hold (name, one-line reason);
-    ``redone`` lists outputs found empty or unreadable and made again."""
+    ``redone`` lists outputs found empty or unreadable and made again; ``stale`` the
+    kept outputs recorded as made with other settings or from a since-changed file."""
 
     done: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     redone: list[tuple[str, str]] = field(default_factory=list)
+    #: Kept outputs that this run would have made otherwise: (name, why), e.g. "made
+    #: with other settings (strength 10.0 -> 20.0)". ``overwrite=True`` redoes them.
+    stale: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -73,7 +89,7 @@ def scan_folder(
             else:
                 skipped.append((p.name, "a folder (batch does not descend into folders)"))
         elif not p.is_file():
-            (failed if photo_like else skipped).append((p.name, "not a regular file"))
+            (failed if photo_like else skipped).append((p.name, _not_a_file(p)))
         elif depth_suffix and p.stem.endswith(depth_suffix) and p.suffix.lower() in PHOTO_SUFFIXES + DEPTH_SUFFIXES:
             skipped.append((p.name, f"a depth map (name ends with {depth_suffix})"))
         elif not photo_like:
@@ -81,6 +97,24 @@ def scan_folder(
         else:
             photos.append(p)
     return photos, skipped, failed
+
+
+def _not_a_file(p: Path) -> str:
+    """Why ``p`` (neither a folder nor a regular file) is not read: a broken or looping
+    link, a device, a pipe..."""
+    if p.is_symlink():
+        try:
+            p.resolve(strict=True)
+        except RuntimeError:
+            return "a symbolic link loop"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic link loop"
+            try:
+                return f"a broken symbolic link (to {os.readlink(p)})"
+            except OSError:
+                return "a broken symbolic link"
+    return "not a regular file"
 
 
 def output_problem(path: Path) -> str | None:
@@ -132,6 +166,20 @@ def outputs_for(photos: list[Path], out_dir: Path, fmt: str | None) -> dict[Path
             for p in group:
                 out = natural[p]
                 result[p] = out.with_name(f"{p.stem}-{p.suffix.lstrip('.')}{out.suffix}")
+    # Names that still coincide, case folded: photos whose names differ only by case
+    # (B.jpg and b.jpg, x.JPG and x.jpg), or a photo literally named like a renamed
+    # output (x-jpg.jpg beside x.jpg and x.png). The renamed ones also get a short hash
+    # of their exact name: still the same on every rerun, and distinct.
+    again: dict[str, list[Path]] = {}
+    for p, out in result.items():
+        again.setdefault(out.name.casefold(), []).append(p)
+    for group in again.values():
+        if len(group) > 1:
+            for p in group:
+                if result[p] != natural[p]:
+                    out = result[p]
+                    tag = hashlib.sha1(os.fsencode(p.name)).hexdigest()[:6]
+                    result[p] = out.with_name(f"{out.stem}-{tag}{out.suffix}")
     return result
 
 
@@ -187,6 +235,86 @@ def _init_worker(parent_pid: int | None = None) -> None:
         pass
 
 
+# What each output was made from (the settings, the photo's and depth map's size and
+# time) is kept on the output itself, in an extended attribute, so that a rerun can say
+# which outputs it keeps were made otherwise (no file is added to the output folder).
+# Where the disk has no extended attributes (FAT, some network disks, macOS, Windows)
+# nothing is recorded and kept outputs are kept as before, without the note.
+_RECORD_ATTR = "user.refocus.batch"
+# Settings that do not change the picture.
+_UNRECORDED = ("device", "max_megapixels")
+
+
+def _file_sig(path: str | os.PathLike | None) -> list | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _record(cfg: RefocusConfig, photo: str | os.PathLike, depth: str | os.PathLike | None) -> dict:
+    settings = cfg.model_dump(mode="json", exclude=set(_UNRECORDED))
+    return {
+        "settings": settings,
+        "photo": [os.path.realpath(photo), _file_sig(photo)],
+        "depth": None if depth is None else [os.path.realpath(depth), _file_sig(depth)],
+    }
+
+
+def _write_record(output: str | os.PathLike, record: dict) -> None:
+    try:
+        os.setxattr(output, _RECORD_ATTR, json.dumps(record, separators=(",", ":")).encode())
+    except (AttributeError, OSError):  # no extended attributes here
+        pass
+
+
+def _read_record(output: str | os.PathLike) -> dict | None:
+    try:
+        record = json.loads(os.getxattr(output, _RECORD_ATTR))
+    except (AttributeError, OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("settings"), dict) else None
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def kept_mismatch(output: str | os.PathLike, now: dict) -> str | None:
+    """Why a kept output may not be what this run would make (other settings, a photo
+    or depth map changed since), from the record on it; None when it matches or when
+    there is no record."""
+    was = _read_record(output)
+    if was is None:
+        return None
+    old, new = _flat(was["settings"]), _flat(now["settings"])
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if changed:
+        shown = ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        return f"made with other settings ({shown}{more})"
+    old_photo, new_photo = was.get("photo") or [None, None], now["photo"]
+    if old_photo[0] is not None and old_photo[0] != new_photo[0]:
+        return f"made from another photo ({old_photo[0]})"
+    if old_photo[1] is not None and old_photo[1] != new_photo[1]:
+        return "the photo changed after this output was made"
+    old_depth, new_depth = was.get("depth"), now["depth"]
+    if (old_depth is None) != (new_depth is None) or (old_depth and old_depth[0] != new_depth[0]):
+        return "made with another depth map"
+    if old_depth and old_depth[1] != new_depth[1]:
+        return "the depth map changed after this output was made"
+    return None
+
+
 def process_one(photo: str, output: str, cfg_json: str, depth: str | None) -> tuple[str, str]:
     """Refocus one photo (runs in a worker process). Returns (status, message)."""
     from refocus.io import write_image
@@ -195,6 +323,7 @@ def process_one(photo: str, output: str, cfg_json: str, depth: str | None) -> tu
     global _writing
     try:
         cfg = RefocusConfig.model_validate_json(cfg_json)
+        made_from = _record(cfg, photo, depth)  # before reading: a later change shows on the next run
         if depth is not None:
             cfg = cfg.model_copy(update={"depth_path": depth})
         res = refocus(photo, cfg)
@@ -203,16 +332,27 @@ def process_one(photo: str, output: str, cfg_json: str, depth: str | None) -> tu
             write_image(output, res.image, res.info)
         finally:
             _writing = False
+        _write_record(output, made_from)
         return "done", "; ".join(res.notes)
     except _Stopped:
         os._exit(143)  # the unfinished output's temporary file is gone
     except RefocusError as exc:
-        return "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return "failed", _first_line(exc, photo) or type(exc).__name__
     except MemoryError:
         return "failed", "out of memory"
     except Exception as exc:  # one bad file must not stop the batch
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        return "failed", f"{type(exc).__name__}: {msg}"
+        return "failed", f"{type(exc).__name__}: {_first_line(exc, photo)}"
+
+
+def _first_line(exc: BaseException, photo: str) -> str:
+    """The first line of an error's message; a line break inside the photo's name (which
+    the message may quote) is written as an escape, so the reason is not cut there."""
+    text = str(exc)
+    for name in sorted({photo, os.path.basename(photo)}, key=len, reverse=True):
+        if "\n" in name or "\r" in name:
+            text = text.replace(name, name.replace("\n", "\\n").replace("\r", "\\r"))
+    lines = text.splitlines()
+    return lines[0] if lines else ""
 
 
 def run_batch(
@@ -233,8 +373,8 @@ def run_batch(
     Parameters
     ----------
     cfg : the settings for every photo (a focus point is in each photo's pixels).
-    workers : processes (default: the number of CPU cores available, at most the
-        number of photos).
+    workers : processes (default, and at most: the number of CPU cores available;
+        never more than the photos to do).
     depth_dir, depth_suffix : where depth maps are found (see module docs).
     fmt : output extension (default: the input's).
     overwrite : redo photos whose output exists (default: keep them).
@@ -246,9 +386,24 @@ def run_batch(
 
     t0 = time.perf_counter()
     folder, out_dir = Path(folder), Path(out_dir)
-    if fmt is not None and ("." + fmt.lstrip(".")).lower() not in IMAGE_SUFFIXES:
-        raise RefocusError(f"unsupported output format {fmt}: use {', '.join(IMAGE_SUFFIXES)}")
+    if fmt is not None:
+        # ".JPG", "JPG " and "jpg" are one format, and one output name: a rerun with
+        # another spelling must find the outputs of the first.
+        fmt = "." + fmt.strip().lstrip(".").lower()
+        if fmt not in IMAGE_SUFFIXES:
+            raise RefocusError(f"unsupported output format {fmt.lstrip('.') or '(empty)'}: use {', '.join(IMAGE_SUFFIXES)}")
+    if workers is not None and workers < 1:
+        raise RefocusError(f"the number of workers must be at least 1, got {workers}")
+    _check_depth_lookup(depth_dir, depth_suffix)
     photos, skipped, failed = scan_folder(folder, depth_suffix)
+    # The output folder inside the input folder is this batch's own, not an entry to
+    # fail on every rerun (-o photos/results.jpg would read "a folder named like a photo").
+    own = out_dir.resolve()
+    if own.parent == folder.resolve():
+        failed = [(n, why) for n, why in failed if n != own.name]
+        skipped = [(n, why) for n, why in skipped if n != own.name]
+        if (folder / own.name).is_dir():
+            skipped.append((own.name, "the output folder"))
     if not photos and not failed:
         raise RefocusError(f"no photos in {folder} ({', '.join(PHOTO_SUFFIXES)})")
     if out_dir.resolve() == folder.resolve():
@@ -260,6 +415,10 @@ def run_batch(
     if not os.access(out_dir, os.W_OK):
         raise RefocusError(f"output folder is not writable: {out_dir}")
     with _folder_lock(out_dir):
+        from refocus.io.image import clean_stale_parts
+
+        # Temporary files of a killed run: removed now, even when nothing is left to write.
+        clean_stale_parts(out_dir, force=True)
         ddir = Path(depth_dir) if depth_dir is not None else None
         summary = BatchSummary(skipped=skipped, failed=list(failed))
         todo = []
@@ -281,16 +440,24 @@ def run_batch(
                 problem = output_problem(out)
                 if problem is None:
                     summary.kept.append(p.name)
+                    why = kept_mismatch(out, _record(cfg, p, depth))
+                    if why is not None:
+                        summary.stale.append((p.name, why))
                     continue
                 summary.redone.append((p.name, f"the output {out.name} {problem}"))
             todo.append((str(p), str(out), None if depth is None else str(depth)))
+        cores = _cpu_count()
+        if workers is not None and workers > cores and len(todo) > cores:
+            # Each worker holds its own copy of the models and a photo's buffers: more
+            # workers than cores only share the same cores and multiply the memory.
+            warnings.warn(f"{workers} workers asked for, {cores} used: one per CPU core available", stacklevel=2)
+        n_workers = max(1, min(workers or cores, cores, len(todo) or 1))
         _check_room(todo, out_dir)
         if on_start is not None:
             on_start(len(todo))
         cfg_json = cfg.model_dump_json()
         if cfg.aperture.shape == "custom" and cfg.aperture.image is not None and not cfg.aperture.image_path:
             raise RefocusError("a custom aperture in batch mode must come from a file (--aperture PATH.png)")
-        n_workers = max(1, min(workers or _cpu_count(), len(todo) or 1))
 
         def record(name: str, status: str, msg: str) -> None:
             if status == "done":
@@ -369,6 +536,26 @@ def _folder_lock(out_dir: Path):
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _check_depth_lookup(depth_dir: str | os.PathLike | None, depth_suffix: str) -> None:
+    """Refuse a depth-map folder that is not one, and a suffix that cannot name a
+    depth map beside its photo."""
+    if depth_dir is not None and not Path(depth_dir).is_dir():
+        raise RefocusError(f"the depth map folder is not a folder: {depth_dir}")
+    if any(c in depth_suffix for c in ("/", "\\", "\0")):
+        raise RefocusError(f"the depth suffix {depth_suffix!r} is a path: give the end of a file name, e.g. -disparity")
+    ext = Path("x" + depth_suffix).suffix.lower()
+    if ext in DEPTH_SUFFIXES:
+        raise RefocusError(
+            f"the depth suffix {depth_suffix!r} ends with a file extension: give it without {ext} "
+            f"(the maps may be {', '.join(DEPTH_SUFFIXES)})"
+        )
+    if not depth_suffix and depth_dir is None:
+        raise RefocusError(
+            "an empty depth suffix needs a depth map folder (--depth-dir): beside the photos, "
+            "PHOTO.jpg's depth map would be named like a photo (PHOTO.png)"
+        )
 
 
 def _check_room(todo: list[tuple[str, str, str | None]], out_dir: Path) -> None:
