@@ -44,7 +44,9 @@ def write_defocus_map(path: Path, defocus_px) -> str:
         raise RefocusError(f"unsupported defocus map format {ext or '(none)'}: use .png, .tif or .npy")
     peak = float(d.max())
     norm = d / peak if peak > 0 else d
-    write_image(path, np.repeat(norm[..., None], 3, axis=2), bit_depth=16 if ext == ".png" else None)
+    # One channel (grey), as a map is: three equal ones tripled the file and made it
+    # read as a colour image (WebP has no grey mode and stores it as RGB).
+    write_image(path, norm[..., None], bit_depth=16 if ext == ".png" else None, grayscale=ext != ".webp")
     return f"scaled to its maximum: white = {peak:.2f} px"
 
 

@@ -35,8 +35,10 @@ def gif_palette(frames: list[np.ndarray], sample_pixels: int = PALETTE_SAMPLE_PI
     return Image.fromarray(sample[:, None, :]).quantize(256, method=Image.Quantize.MAXCOVERAGE, kmeans=3)
 
 
-def save_gif(path: str | os.PathLike, frames: list[np.ndarray], duration_ms: int, loop: int = 0) -> Path:
+def save_gif(path: str | os.PathLike, frames: list[np.ndarray], duration_ms: int | list[int], loop: int = 0) -> Path:
     """Write uint8 H x W x 3 frames as a looping GIF with one shared palette.
+
+    ``duration_ms``: every frame's delay, or one per frame (GIF stores centiseconds).
 
     Writes ``path`` directly; callers wanting an atomic write pass a temporary path
     (as :func:`refocus.io.atomic_write_bytes` gives)."""

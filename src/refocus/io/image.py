@@ -79,7 +79,84 @@ def as_float_rgb(image) -> tuple[np.ndarray, np.ndarray | None]:
         raise RefocusError(f"image must be H x W x 3 (or 4) and non-empty, got shape {arr.shape}")
     alpha = np.clip(np.nan_to_num(arr[..., 3]), 0, 1) if arr.shape[2] == 4 else None
     rgb = np.clip(np.nan_to_num(arr[..., :3], nan=0.0), 0.0, 1.0)
-    return np.ascontiguousarray(rgb, dtype=np.float32), alpha
+    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+    if alpha is not None:
+        rgb = fill_transparent(rgb, alpha)  # rgb is a new array: np.clip made it
+    return rgb, alpha
+
+
+def flatten(rgb: np.ndarray, alpha: np.ndarray | None, background: float = 1.0) -> np.ndarray:
+    """``rgb`` over a ``background`` grey (white by default, as an editor flattens a
+    cut-out) by ``alpha``, for outputs without alpha; ``rgb`` itself when there is no
+    alpha (or one of another size)."""
+    if alpha is None or np.shape(alpha) != np.shape(rgb)[:2]:
+        return rgb
+    a = np.clip(np.nan_to_num(np.asarray(alpha, dtype=np.float32), nan=0.0), 0, 1)[..., None]
+    return np.asarray(rgb, dtype=np.float32) * a + np.float32(background) * (1 - a)
+
+
+def fill_transparent(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """``rgb`` (float32 H x W x 3, changed in place and returned) with the colour of
+    fully transparent pixels replaced by the colour of the visible pixels around them.
+
+    What a file stores under alpha 0 is invisible and often black (or anything): blurred
+    with the visible pixels, it bled into them as a dark fringe round a cut-out. Every
+    visible pixel (alpha > 0) keeps its colour. Push-pull: alpha-weighted means on a
+    pyramid of halvings, each hole taking the colour of the finest level that has any.
+    """
+    if alpha is None:
+        return rgb
+    hole = ~(np.asarray(alpha) > 0)  # NaN alpha counts as transparent
+    if not hole.any() or hole.all():
+        return rgb
+    w = np.where(hole, np.float32(0), np.clip(np.asarray(alpha, dtype=np.float32), 0, 1))
+    coarse = np.pad(_push_pull(*_halve(rgb, w)), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    for dy in (0, 1):
+        for dx in (0, 1):
+            view = rgb[dy::2, dx::2]  # a view: assigning through it fills rgb
+            sub = hole[dy::2, dx::2]
+            if sub.any():
+                view[sub] = _upsampled(coarse, dy, dx, view.shape[:2])[sub]
+    return rgb
+
+
+def _upsampled(padded: np.ndarray, dy: int, dx: int, shape: tuple[int, int]) -> np.ndarray:
+    """The pixels (dy::2, dx::2) of the bilinear 2x enlargement of a level (given with
+    a one-pixel edge border), ``shape`` of them: smooth, where nearest-neighbour gave
+    blocks that a blur would show as steps along a cut-out's edge."""
+    n, m = shape
+    rows = 0.75 * padded[1 : n + 1] + 0.25 * padded[2 * dy : n + 2 * dy]
+    return 0.75 * rows[:, 1 : m + 1] + 0.25 * rows[:, 2 * dx : m + 2 * dx]
+
+
+def _halve(col: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted 2 x 2 means (colour, summed weight) of a pyramid level."""
+    h, wd = w.shape
+    c2 = np.zeros(((h + 1) // 2, (wd + 1) // 2, col.shape[2]), np.float32)
+    w2 = np.zeros(c2.shape[:2], np.float32)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            ws = w[dy::2, dx::2]
+            n, m = ws.shape
+            w2[:n, :m] += ws
+            c2[:n, :m] += col[dy::2, dx::2] * ws[..., None]
+    c2 /= np.maximum(w2, np.float32(1e-12))[..., None]
+    return c2, w2
+
+
+def _push_pull(col: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The level's colour, defined everywhere: own colour by weight, the coarser
+    level's for the rest."""
+    if (w > 0).all() or w.size == 1:
+        return col
+    coarse = np.pad(_push_pull(*_halve(col, w)), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    for dy in (0, 1):
+        for dx in (0, 1):
+            view = col[dy::2, dx::2]
+            ws = np.minimum(w[dy::2, dx::2], np.float32(1))[..., None]
+            view *= ws
+            view += _upsampled(coarse, dy, dx, view.shape[:2]) * (1 - ws)
+    return col
 
 
 def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
@@ -108,7 +185,9 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
     """Read a photo as float32 H x W x 3 sRGB in [0, 1].
 
     16-bit PNG and TIFF keep their precision; EXIF orientation is applied; an alpha
-    channel is returned in ``info.alpha`` (the colour is not premultiplied).
+    channel is returned in ``info.alpha`` (the colour is not premultiplied; under fully
+    transparent pixels it is the surrounding visible colour, :func:`fill_transparent`,
+    so that a blur does not pull the file's hidden colour, often black, into the edges).
 
     Raises
     ------
@@ -116,7 +195,13 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
         When the file is missing, unreadable, empty, or declares more than ``max_pixels``
         (default: the pixel budget setting, :mod:`refocus.io.limits`), checked before decoding.
     """
-    path = Path(path)
+    rgb, info = _read_image(Path(path), max_pixels)
+    if info.alpha is not None:
+        rgb = fill_transparent(rgb, info.alpha)
+    return rgb, info
+
+
+def _read_image(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageInfo]:
     if not path.exists():
         raise RefocusError(f"image not found: {path}")
     if path.is_dir():
@@ -134,8 +219,6 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
             return rgb, info
     try:
         with pillow_open(path, path.name, max_pixels) as img:
-            exif = img.info.get("exif")
-            icc = img.info.get("icc_profile")
             frames = getattr(img, "n_frames", 1)
             if frames > 1:
                 import warnings
@@ -143,7 +226,17 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
                 warnings.warn(f"{path.name} holds {frames} frames (an animation or a multi-page file): the first is used",
                               stacklevel=2)
             img.load()
+            # After load(): a PNG's eXIf chunk may follow its pixels.
+            exif = img.info.get("exif")
+            icc = img.info.get("icc_profile")
+            if not icc and img.info.get("nclx_profile"):  # a HEIC that states its colours as CICP codes
+                from refocus.io.color import icc_from_nclx
+
+                icc = icc_from_nclx(img.info["nclx_profile"])
+            extra = {"webp_lossless": True} if suffix == ".webp" and _webp_lossless(path) else {}
             img = ImageOps.exif_transpose(img)
+            if img.mode == "CMYK":
+                img, icc = _cmyk_to_rgb(img, icc)
             if img.mode in ("I;16", "I;16B", "I;16L") or (img.mode == "I"):
                 bit_depth = 16
             else:
@@ -156,25 +249,109 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
         raise unreadable_image(path, exc) from None
     if rgb.size == 0:
         raise RefocusError(f"{path.name} is an empty image")
-    info = ImageInfo(path=path, bit_depth=max(bit_depth, depth_bits), alpha=alpha, exif=exif, icc_profile=icc, mode=mode)
+    info = ImageInfo(path=path, bit_depth=max(bit_depth, depth_bits), alpha=alpha, exif=exif, icc_profile=icc, mode=mode,
+                     extra=extra)
     return np.ascontiguousarray(rgb, dtype=np.float32), info
 
 
+def _webp_lossless(path: Path) -> bool:
+    """Whether a WebP file holds lossless (VP8L) pixels, from its RIFF chunks."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+                return False
+            for _ in range(64):
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return False
+                if chunk[:4] in (b"VP8L", b"VP8 "):
+                    return chunk[:4] == b"VP8L"
+                size = int.from_bytes(chunk[4:], "little")
+                f.seek(size + (size & 1), 1)
+    except OSError:
+        pass
+    return False
+
+
+def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """A CMYK photo as sRGB, through its own (CMYK) ICC profile where it has one; the
+    profile is not kept: it describes ink, not the RGB pixels written from it (an RGB
+    result tagged with a CMYK profile is refused or misdrawn by viewers)."""
+    if icc:
+        try:
+            import io
+
+            from PIL import ImageCms
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if src.profile.xcolor_space.strip() == "CMYK":
+                return ImageCms.profileToProfile(img, src, ImageCms.createProfile("sRGB"), outputMode="RGB"), None
+        except Exception:
+            pass  # an unusable profile: Pillow's plain conversion
+    return img.convert("RGB"), None
+
+
+def _png_chunks(data: bytes, want: tuple[bytes, ...]) -> dict[bytes, bytes]:
+    """The first chunk of each type in ``want`` of a PNG file's bytes."""
+    import struct
+
+    found: dict[bytes, bytes] = {}
+    pos = 8
+    while pos + 8 <= len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        tag = data[pos + 4 : pos + 8]
+        if tag in want and tag not in found:
+            found[tag] = data[pos + 8 : pos + 8 + n]
+        if tag == b"IEND":
+            break
+        pos += 12 + n
+    return found
+
+
 def _read_png16(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo] | None:
-    """16-bit colour PNGs, which Pillow reads only as 8 bit; None for other PNGs."""
+    """16-bit colour and grey + alpha PNGs, which Pillow reads only as 8 bit (grey +
+    alpha even as RGBA); None for other PNGs. Their ICC profile (iCCP) and EXIF (eXIf)
+    are kept and the EXIF orientation applied, as for any photo."""
     with open(path, "rb") as f:
         head = f.read(33)
-    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[24] != 16 or head[25] not in (2, 6):
+    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[24] != 16 or head[25] not in (2, 4, 6):
         return None
     try:  # the declared size was checked by read_image
         import imagecodecs
 
-        arr = imagecodecs.png_decode(path.read_bytes())
+        data = path.read_bytes()
+        arr = imagecodecs.png_decode(data)
     except Exception as exc:
         raise RefocusError(f"cannot read image {path.name}: {exc.__class__.__name__}: {exc}".split("\n")[0]) from None
-    x = arr.astype(np.float32) / 65535.0
-    alpha = x[..., 3].copy() if x.shape[2] == 4 else None
-    return np.ascontiguousarray(x[..., :3]), ImageInfo(path=path, bit_depth=16, alpha=alpha, mode="RGB;16")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    exif = icc = None
+    orientation = 1
+    chunks = _png_chunks(data, (b"iCCP", b"eXIf"))
+    try:
+        if b"iCCP" in chunks:
+            import zlib
+
+            body = chunks[b"iCCP"]
+            icc = zlib.decompress(body[body.index(b"\0") + 2 :]) or None
+    except Exception:
+        icc = None  # a damaged profile: the pixels were read
+    if chunks.get(b"eXIf"):
+        exif = b"Exif\x00\x00" + chunks[b"eXIf"]  # as Pillow gives it for every format
+        try:
+            e = Image.Exif()
+            e.load(exif)
+            orientation = int(e.get(0x0112, 1) or 1)
+        except Exception:
+            pass
+    x = apply_orientation(arr, orientation).astype(np.float32)
+    x *= np.float32(1 / 65535.0)
+    grey = x.shape[2] in (1, 2)
+    alpha = x[..., -1].copy() if x.shape[2] in (2, 4) else None
+    rgb = np.repeat(x[..., :1], 3, axis=2) if grey else np.ascontiguousarray(x[..., :3])
+    info = ImageInfo(path=path, bit_depth=16, alpha=alpha, mode="LA" if grey else "RGB;16", exif=exif, icc_profile=icc)
+    return rgb, info
 
 
 def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInfo]:
@@ -201,6 +378,9 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
     mode = "RGB"
     if x.shape[2] == 1:
         x, mode = np.repeat(x, 3, axis=2), "L"
+    elif x.shape[2] == 2:  # grey + alpha, as refocus writes a 16-bit one (Pillow cannot read it)
+        alpha = x[..., 1].copy()
+        x, mode = np.repeat(x[..., :1], 3, axis=2), "LA"
     elif x.shape[2] == 4:
         alpha = x[..., 3].copy()
         x = x[..., :3]
@@ -441,8 +621,12 @@ def write_image(
     the input's depth is kept where the format allows.
     ``grayscale``: write one channel (the mean of the three); by default when the
     input (``info``) was grayscale, except to WebP, which has no grayscale mode.
-    EXIF and ICC profile from ``info`` are carried over where the format allows; an
-    alpha channel in ``info`` is written back for formats that have one.
+    EXIF and ICC profile from ``info`` are carried over where the format allows (16-bit
+    PNG included; a profile of another colour space than the pixels written, e.g. a
+    grey one on WebP's RGB, is left out); an alpha channel in ``info`` is written back
+    for formats that have one, and JPEG gets the image over white. JPEG at
+    ``quality`` >= 90 keeps full-resolution colour (4:4:4); a photo read from a
+    lossless WebP is written to WebP losslessly.
     """
     return atomic_write_bytes(path, image_writer(path, image, info, bit_depth, quality, grayscale))
 
@@ -463,9 +647,11 @@ def image_writer(
     from refocus.io.outputs import check_bit_depth
 
     check_bit_depth(path, bit_depth)
-    image = np.asarray(image, dtype=np.float32)
+    image = np.asarray(image)
     if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.size == 0:
+        raise RefocusError(f"image must be H x W x 3 and non-empty, got shape {image.shape}")
     bits = bit_depth or (info.bit_depth if info else 8)
     alpha = info.alpha if info is not None else None
     if alpha is not None and alpha.shape != image.shape[:2]:
@@ -473,45 +659,93 @@ def image_writer(
     suffix = path.suffix.lower()
     if suffix not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
         raise RefocusError(f"unsupported output format {suffix or '(none)'}: use .png, .jpg, .tif or .webp")
-    x = np.clip(np.nan_to_num(image, nan=0.0), 0, 1)
     if grayscale is None:
         grayscale = info is not None and info.grayscale and suffix != ".webp"
-    if grayscale:
-        x = x.mean(axis=2, keepdims=True)
+    grayscale = bool(grayscale)
+    bits16 = bits == 16 and suffix in (".png", ".tif", ".tiff")
+    exif = info.exif if info is not None else None
+    # A profile describes one colour space: an RGB one does not go with grey pixels,
+    # nor a grey (or CMYK) one with RGB pixels.
+    icc = _icc_matching(info.icc_profile if info is not None else None, grayscale)
 
     def _write(tmp: Path) -> None:
+        # Quantised in row blocks straight into the written array: a 12 MP float image
+        # is not copied three times over on its way out (nan_to_num, clip, scale, round).
+        # Formats without alpha (JPEG) get the image over white, as an editor flattens
+        # a cut-out, rather than the colour hidden under its transparent pixels.
+        arr = _quantize(image, alpha, grayscale, 65535 if bits16 else 255, keep_alpha=suffix != ".jpg" and suffix != ".jpeg")
         if suffix in (".tif", ".tiff"):
-            chans = x if alpha is None else np.concatenate([x, alpha[..., None]], axis=2)
-            scale, dtype = (65535, np.uint16) if bits == 16 else (255, np.uint8)
-            _write_tiff(
-                tmp,
-                np.round(chans * scale).astype(dtype),
-                info.exif if info is not None else None,
-                info.icc_profile if info is not None else None,
-            )
+            _write_tiff(tmp, arr, exif, icc)
             return
-        if suffix == ".png" and bits == 16:
-            _write_png16(tmp, x, alpha)
+        if suffix == ".png" and bits16:
+            _write_png16(tmp, arr, None, exif=_exif_for_output(exif) if exif else None, icc=icc)
             return
-        arr8 = np.round(x * 255).astype(np.uint8)
-        if alpha is not None and suffix in (".png", ".webp"):
-            a8 = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
-            img = Image.fromarray(np.concatenate([arr8, a8[..., None]], axis=2), "LA" if grayscale else "RGBA")
-        elif grayscale:
-            img = Image.fromarray(arr8[..., 0], "L")
-        else:
-            img = Image.fromarray(arr8, "RGB")
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
+        img = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
+        del arr
         kwargs = {}
-        if info is not None and info.exif and suffix in (".jpg", ".jpeg", ".webp", ".png"):
-            kwargs["exif"] = _exif_for_output(info.exif)
-        if info is not None and info.icc_profile:
-            kwargs["icc_profile"] = info.icc_profile
+        if exif:
+            kwargs["exif"] = _exif_for_output(exif)
+        if icc:
+            kwargs["icc_profile"] = icc
         fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[suffix]
-        if fmt in ("JPEG", "WEBP"):
+        if fmt == "JPEG":
             kwargs["quality"] = quality
+            # Full-resolution colour at high quality: Pillow's default 4:2:0 halves the
+            # chroma, which smears a saturated edge (a purple collar on grey fur).
+            kwargs["subsampling"] = 0 if quality >= 90 else 2
+        elif fmt == "WEBP":
+            if info is not None and info.extra.get("webp_lossless"):
+                kwargs["lossless"] = True  # a lossless WebP stays lossless
+            else:
+                kwargs["quality"] = quality
         img.save(tmp, format=fmt, **kwargs)
 
     return _write
+
+
+#: Rows quantised at a time by :func:`_quantize` (a few MB of float temporaries).
+_QUANT_ROWS = 128
+
+
+def _quantize(image: np.ndarray, alpha: np.ndarray | None, grayscale: bool, scale: int, keep_alpha: bool = True,
+              background: float = 1.0) -> np.ndarray:
+    """uint8 (``scale`` 255) or uint16 (65535) H x W x C, C = 1 or 3 colours (grey: their
+    mean) plus the alpha when there is one and ``keep_alpha``, else the colour over
+    ``background``; NaN is 0, values are clipped to [0, 1]. Done in row blocks, so
+    the only full-size array made is the result."""
+    h, w = image.shape[:2]
+    colours = 1 if grayscale else 3
+    with_alpha = alpha is not None and keep_alpha
+    out = np.empty((h, w, colours + with_alpha), np.uint16 if scale > 255 else np.uint8)
+    for r0 in range(0, h, _QUANT_ROWS):
+        r1 = min(h, r0 + _QUANT_ROWS)
+        x = np.nan_to_num(np.asarray(image[r0:r1, :, :3], dtype=np.float32), nan=0.0)  # a new block
+        np.clip(x, 0, 1, out=x)
+        if grayscale and x.shape[2] != 1:
+            x = x.mean(axis=2, keepdims=True, dtype=np.float32)
+        elif not grayscale and x.shape[2] == 1:
+            x = np.repeat(x, 3, axis=2)
+        if alpha is not None:
+            a = np.clip(np.nan_to_num(np.asarray(alpha[r0:r1], dtype=np.float32), nan=0.0), 0, 1)[..., None]
+            if with_alpha:
+                x = np.concatenate([x, a], axis=2)
+            else:
+                x *= a
+                x += np.float32(background) * (1 - a)
+        x *= np.float32(scale)
+        np.rint(x, out=x)
+        out[r0:r1] = x
+    return out
+
+
+def _icc_matching(icc: bytes | None, grayscale: bool) -> bytes | None:
+    """``icc`` when its colour space (header bytes 16-20) is that of the pixels
+    written (GRAY for grey, RGB for colour), else None."""
+    if not icc or len(icc) < 20:
+        return icc or None
+    space = bytes(icc[16:20])
+    return icc if space == (b"GRAY" if grayscale else b"RGB ") else None
 
 
 # Tags of a photo's EXIF IFD0 that describe how *its* pixels were stored (a JPEG's
@@ -604,24 +838,48 @@ def _exif_for_output(exif: bytes) -> bytes:
         return exif
 
 
-def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> None:
-    """16-bit gray, gray + alpha, RGB or RGBA PNG (by the channels of ``rgb``);
-    Pillow cannot write 16-bit colour PNGs itself."""
-    import zlib
+def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, exif: bytes | None = None,
+                 icc: bytes | None = None) -> None:
+    """16-bit gray, gray + alpha, RGB or RGBA PNG (by the channels of ``rgb``, uint16,
+    or floats in [0, 1] with ``alpha`` as a separate channel), with the ICC profile
+    (iCCP) and EXIF (eXIf) given; Pillow cannot write 16-bit colour PNGs itself.
+    Compressed as a stream of row blocks: no second copy of the image is made."""
     import struct
+    import zlib
 
-    chans = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
-    h, w, c = chans.shape
-    data = np.round(chans * 65535).astype(">u2")
-    raw = np.concatenate([np.zeros((h, 1), dtype=np.uint8), data.reshape(h, w * c).view(np.uint8)], axis=1)
-
-    def chunk(tag: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload) & 0xFFFFFFFF)
+    if rgb.ndim == 2:
+        rgb = rgb[..., None]
+    if rgb.dtype != np.uint16:
+        rgb = _quantize(rgb, alpha, rgb.shape[2] == 1, 65535)
+    elif alpha is not None:
+        rgb = np.concatenate([rgb, np.round(np.clip(alpha, 0, 1) * 65535).astype(np.uint16)[..., None]], axis=2)
+    h, w, c = rgb.shape
 
     color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     ihdr = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+    comp = zlib.compressobj(6)
     with open(path, "wb") as f:
+
+        def chunk(tag: bytes, payload) -> None:  # written in pieces: no copy of a large payload
+            f.write(struct.pack(">I", len(payload)))
+            f.write(tag)
+            f.write(payload)
+            f.write(struct.pack(">I", zlib.crc32(payload, zlib.crc32(tag)) & 0xFFFFFFFF))
+
         f.write(b"\x89PNG\r\n\x1a\n")
-        f.write(chunk(b"IHDR", ihdr))
-        f.write(chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)))
-        f.write(chunk(b"IEND", b""))
+        chunk(b"IHDR", ihdr)
+        if icc:
+            chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc))
+        if exif:
+            chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+        rows = None
+        for r0 in range(0, h, _QUANT_ROWS):
+            block = rgb[r0 : r0 + _QUANT_ROWS]
+            if rows is None or rows.shape[0] != block.shape[0]:
+                rows = np.zeros((block.shape[0], 1 + w * c * 2), np.uint8)  # filter byte 0 (None) per row
+            rows[:, 1:] = block.astype(">u2").reshape(block.shape[0], w * c).view(np.uint8)
+            piece = comp.compress(rows.data)
+            if piece:  # several IDAT chunks are one stream
+                chunk(b"IDAT", piece)
+        chunk(b"IDAT", comp.flush())
+        chunk(b"IEND", b"")

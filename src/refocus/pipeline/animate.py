@@ -91,18 +91,53 @@ def focus_pull(
 
     Returns
     -------
-    frames : list of (H, W, 3) float32 sRGB images.
+    frames : list of (H, W, 3) float32 sRGB images, ready for formats without a colour
+        profile or alpha (video, GIF): a photo in another colour space (an iPhone's
+        Display P3) is converted to sRGB, and one with alpha is shown over white.
     focus_disparities : (frames,) the focal plane of each frame.
     """
+    from refocus.io.color import display_srgb
+    from refocus.io.image import flatten
+
     fds, use_aif = plan if plan is not None else plan_focus_pull(photo, cfg, start, end, frames, ease)
     pipeline = photo.pipeline
+    info = photo.info
     out = []
     for i, fd in enumerate(fds):
         img, _ = pipeline.render(photo, cfg, float(fd), photo.strength(cfg, float(fd)), use_all_in_focus=use_aif)
+        if info is not None:
+            img = display_srgb(flatten(img, info.alpha), info.icc_profile)
         out.append(img)
         if progress is not None:
             progress(i + 1, len(fds))
     return out, fds
+
+
+#: The shortest GIF frame delay players honour (10 ms units; browsers show a delay of
+#: 0 or 10 ms as 100 ms).
+GIF_MIN_DELAY_MS = 20
+
+
+def gif_timing(n: int, fps: float) -> tuple[list[int], list[int]]:
+    """Which of ``n`` frames a GIF at ``fps`` shows and each one's delay in ms.
+
+    GIF delays are whole centiseconds: each frame ends at its own time rounded to 10 ms
+    (83 ms each at 12 fps played at 12.5 fps, 80 ms, and a pull ran 4 % short). Above
+    50 fps, frames are dropped so that none is shorter than :data:`GIF_MIN_DELAY_MS`,
+    keeping the pull's duration (``--fps 60`` gave 10 ms delays, which browsers show as
+    100 ms: a pull six times too slow).
+    """
+    step = 1000.0 / fps
+    total = n * step
+    if step >= GIF_MIN_DELAY_MS:
+        keep = list(range(n))
+    else:  # slots of at least 20 ms over the same duration, first and last frame kept
+        m = max(min(n, 2), int(total // GIF_MIN_DELAY_MS))
+        keep = [0] if m == 1 else [int(round(k * (n - 1) / (m - 1))) for k in range(m)]
+        step = total / m
+    ends = [int(round((i + 1) * step / 10.0)) * 10 for i in range(len(keep))]
+    delays = [e - s for s, e in zip([0] + ends[:-1], ends)]
+    return keep, [max(GIF_MIN_DELAY_MS if len(keep) < n else 10, d) for d in delays]
 
 
 def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float = 12.0) -> Path:
@@ -116,30 +151,52 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: floa
     if not frames:
         raise RefocusError("no frames to write")
     check_fps(fps)
-    arr = [np.round(np.clip(f, 0, 1) * 255).astype(np.uint8) for f in frames]
+
+    def to8(f: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(np.nan_to_num(np.asarray(f, dtype=np.float32), nan=0.0), 0, 1) * 255).astype(np.uint8)
 
     def _write(tmp: Path) -> None:
         if suffix == ".gif":
             from refocus.io import save_gif
 
             # One palette for the whole pull (Pillow's default per-frame one greys out
-            # small saturated areas and flickers).
-            save_gif(tmp, arr, duration_ms=int(round(1000 / fps)))
+            # small saturated areas and flickers), built from every frame.
+            arr = [to8(f) for f in frames]
+            keep, durations = gif_timing(len(arr), fps)
+            if len(keep) < len(arr):
+                import warnings
+
+                warnings.warn(f"{path.name}: a GIF shows at most {1000 // GIF_MIN_DELAY_MS} frames a second: {len(keep)} of the "
+                              f"{len(arr)} frames written, over the same time (use .mp4 for --fps {fps:g})", stacklevel=2)
+            save_gif(tmp, [arr[i] for i in keep], duration_ms=durations)
             return
         import imageio.v2 as imageio
 
-        h, w = arr[0].shape[:2]
+        h, w = np.shape(frames[0])[:2]
         # yuv420p (what players accept) needs even sizes: pad by one edge pixel.
         ph, pw = h % 2, w % 2
         codec = {".webm": "libvpx-vp9"}.get(suffix, "libx264")
+        # RGB -> YUV with the BT.709 matrix, and the stream says so (and that its
+        # colours are sRGB): an untagged stream was converted with BT.601, which
+        # players assume only for small (SD) videos; an HD one was shown with
+        # shifted hues (red as 255,23,0, green darkened).
+        params = ["-vf", "scale=out_color_matrix=bt709:out_range=tv,"
+                  "setparams=range=tv:color_primaries=bt709:color_trc=iec61966-2-1:colorspace=bt709"]
+        if codec == "libvpx-vp9":
+            # Constant quality: without it libvpx falls back to CRF 32 (soft) and says so on stderr.
+            params += ["-crf", "24", "-b:v", "0"]
+        if suffix in (".mp4", ".mov"):
+            params += ["-movflags", "+faststart"]  # playable while it downloads
         try:
             writer = imageio.get_writer(
-                tmp, format="FFMPEG", mode="I", fps=fps, codec=codec, quality=8, macro_block_size=1, pixelformat="yuv420p"
+                tmp, format="FFMPEG", mode="I", fps=fps, codec=codec, quality=8 if codec == "libx264" else None,
+                macro_block_size=1, pixelformat="yuv420p", output_params=params,
             )
         except Exception as exc:
             raise RefocusError(f"cannot write {suffix} video (ffmpeg unavailable?): {exc}".splitlines()[0]) from None
         with writer:
-            for a in arr:
+            for f in frames:  # one frame at a time in 8 bits: no second copy of a long pull
+                a = to8(f)
                 writer.append_data(np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else a)
 
     return atomic_write_bytes(path, _write)
