@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
             plan = plan_focus_pull(photo, cfg, a, b, frames)
         with Progress(console=console) as prog:
             task = prog.add_task("rendering frames", total=frames)
-            out, fds = focus_pull(photo, cfg, a, b, frames, progress=lambda i, n: prog.update(task, completed=i), plan=plan)
+            out, fds = focus_pull(photo, cfg, a, b, frames, progress=lambda i, n: prog.update(task, completed=i), plan=plan,
+                                  as_uint8=True)
         write_animation(output, out, fps)
         print_notes(console, photo.notes)
         h, w = out[0].shape[:2]

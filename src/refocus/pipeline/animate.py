@@ -77,6 +77,7 @@ def focus_pull(
     ease: bool = True,
     progress: Callable[[int, int], None] | None = None,
     plan: tuple[np.ndarray, bool] | None = None,
+    as_uint8: bool = False,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Render a focus pull.
 
@@ -88,6 +89,8 @@ def focus_pull(
     frames : number of frames, >= 2.
     progress : called with (done, total) after each frame.
     plan : :func:`plan_focus_pull`'s result for these arguments, when the caller already has it.
+    as_uint8 : keep each frame as 8-bit sRGB (what :func:`write_animation` writes) as soon
+        as it is rendered: a quarter of the memory (24 full-size 12 MP frames: 0.9 GB, not 3.5 GB).
 
     Returns
     -------
@@ -107,7 +110,7 @@ def focus_pull(
         img, _ = pipeline.render(photo, cfg, float(fd), photo.strength(cfg, float(fd)), use_all_in_focus=use_aif)
         if info is not None:
             img = display_srgb(flatten(img, info.alpha), info.icc_profile)
-        out.append(img)
+        out.append(frame_to_uint8(img) if as_uint8 else img)
         if progress is not None:
             progress(i + 1, len(fds))
     return out, fds
@@ -140,8 +143,15 @@ def gif_timing(n: int, fps: float) -> tuple[list[int], list[int]]:
     return keep, [max(GIF_MIN_DELAY_MS if len(keep) < n else 10, d) for d in delays]
 
 
+def frame_to_uint8(frame: np.ndarray) -> np.ndarray:
+    """A frame as 8-bit sRGB: float in [0, 1] scaled and rounded, uint8 as it is."""
+    if frame.dtype == np.uint8:
+        return frame
+    return np.round(np.clip(np.nan_to_num(np.asarray(frame, dtype=np.float32), nan=0.0), 0, 1) * 255).astype(np.uint8)
+
+
 def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float = 12.0) -> Path:
-    """Write frames (float sRGB) as MP4/WebM/MKV/MOV (ffmpeg) or GIF, atomically."""
+    """Write frames (float sRGB in [0, 1], or uint8) as MP4/WebM/MKV/MOV (ffmpeg) or GIF, atomically."""
     from refocus.io import atomic_write_bytes
 
     path = Path(path)
@@ -152,9 +162,7 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: floa
         raise RefocusError("no frames to write")
     check_fps(fps)
 
-    def to8(f: np.ndarray) -> np.ndarray:
-        return np.round(np.clip(np.nan_to_num(np.asarray(f, dtype=np.float32), nan=0.0), 0, 1) * 255).astype(np.uint8)
-
+    to8 = frame_to_uint8
     def _write(tmp: Path) -> None:
         if suffix == ".gif":
             from refocus.io import save_gif
