@@ -24,7 +24,8 @@ _F_NUMBER, _SUBJECT_DISTANCE, _FOCAL_LENGTH = 0x829D, 0x9206, 0x920A
 _FOCAL_35, _SUBJECT_DISTANCE_RANGE = 0xA405, 0xA40C
 _LENS_MAKE, _LENS_MODEL = 0xA433, 0xA434
 _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
-_FP_XRES, _FP_UNIT = 0xA20E, 0xA210
+_FP_XRES, _FP_YRES, _FP_UNIT = 0xA20E, 0xA20F, 0xA210
+_DIGITAL_ZOOM = 0xA404
 _FP_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, um
 #: Sensor widths taken as real, in mm (exclusive): from a phone's smallest to beyond large format.
 _SENSOR_WIDTH_MM = (1.0, 200.0)
@@ -63,6 +64,9 @@ class CameraInfo:
     sensor_width_source: str | None = None
     focus_distance_m: float | None = None
     focus_distance_source: str | None = None
+    #: EXIF DigitalZoomRatio when above 1: the image is a crop of the sensor, and
+    #: ``sensor_width_mm`` is the width of the part of the sensor the image covers.
+    digital_zoom: float | None = None
     notes: list[str] = field(default_factory=list)
     #: Fields whose EXIF value was present but not plausible (so left ``None``): field
     #: name -> "FocalLength 4294967295 mm is not plausible; ignored".
@@ -240,6 +244,13 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, sour
     info.f_number = _plausible(info, "f_number", sub.get(_F_NUMBER))
     info.focal_length_mm = _plausible(info, "focal_length_mm", sub.get(_FOCAL_LENGTH))
     info.focal_length_35mm = _plausible(info, "focal_length_35mm", sub.get(_FOCAL_35), zero_is_unknown=True)
+    # The image's pixels as the camera counted them (for the focal-plane resolution).
+    pix_x, pix_y = _num(sub.get(_PIXEL_X)), _num(sub.get(_PIXEL_Y))
+    if not (pix_x and pix_y):
+        pix_x, pix_y = float(size[0]), float(size[1])
+    zoom = _num(sub.get(_DIGITAL_ZOOM))
+    if zoom is not None and 1.0 < zoom < 100.0:
+        info.digital_zoom = zoom
     width_35 = None
     if info.focal_length_mm and info.focal_length_35mm:
         width_35 = sensor_width_from_35mm(info.focal_length_mm, info.focal_length_35mm)
@@ -253,11 +264,14 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, sour
         info.sensor_width_mm = width_35
         info.sensor_width_source = "35 mm equivalent focal length"
     else:
-        # Focal-plane resolution is pixels per unit on the sensor, for the stored size.
+        # Focal-plane resolution is pixels per unit on the sensor for the image's pixels
+        # (PixelX/YDimension): X and Y each with its own, and the width wanted is along
+        # the long side, which is Y in a portrait file (Canon writes a rotated
+        # PowerShot SD100 photo as X 1536 px over 0.156 in, Y 2048 px over 0.208 in).
         xres, unit = _num(sub.get(_FP_XRES)), sub.get(_FP_UNIT, 2)
-        pix_x = _num(sub.get(_PIXEL_X)) or float(size[0])
+        yres = _num(sub.get(_FP_YRES)) or xres
         if xres and unit in _FP_UNIT_MM:
-            width_mm = pix_x / xres * _FP_UNIT_MM[unit]
+            width_mm = (pix_x / xres if pix_x >= pix_y else pix_y / yres) * _FP_UNIT_MM[unit]
             if _SENSOR_WIDTH_MM[0] < width_mm < _SENSOR_WIDTH_MM[1]:
                 info.sensor_width_mm = width_mm
                 info.sensor_width_source = "focal plane resolution"

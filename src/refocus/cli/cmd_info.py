@@ -49,6 +49,12 @@ def info_cmd(
     sensor = _fmt(cam.sensor_width_mm, " mm wide")
     if cam.sensor_width_source:
         sensor += f" (from the {cam.sensor_width_source})"
+    if cam.sensor_width_mm and cam.digital_zoom:
+        # A digitally zoomed photo is a crop of the sensor: the width (and K) is that of
+        # the part it covers (the focal-plane resolution counts the image's pixels; the
+        # 35 mm equivalent is taken to include the zoom, as cameras write it).
+        sensor += (f"; digital zoom {cam.digital_zoom:.3g}x: the width of the sensor area the image covers "
+                   f"(the whole sensor about {cam.sensor_width_mm * cam.digital_zoom:.3g} mm)")
     if cam.sensor_width_mm:
         from refocus.pipeline.photo import FULL_FRAME_WIDTH_MM
 
