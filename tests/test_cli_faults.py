@@ -315,3 +315,27 @@ def test_ctrl_c_during_batch_stops_the_workers_cleanly(tmp_path):
         assert not [n for n in names if n.startswith(".")], names  # no temporary file left
         for n in names:
             Image.open(out / n).load()  # only complete outputs
+
+
+def test_ctrl_c_while_workers_start_is_raised_after_they_have_started():
+    # Under load, Ctrl-C landed between a worker's fork and the data it reads (the
+    # signal taken by another thread, the handler run in the main thread despite its
+    # blocked mask): the child printed "EOFError: Ran out of input". Interrupts are
+    # now held while workers start, and raised right after.
+    import os
+    import signal
+
+    from refocus.errors import install_interrupt_handler, interrupts_deferred, uninstall_interrupt_handler
+
+    assert install_interrupt_handler()
+    try:
+        reached_the_end = False
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(1000):  # the handler runs at some bytecode boundary here
+                    pass
+                reached_the_end = True
+        assert reached_the_end
+    finally:
+        uninstall_interrupt_handler()

@@ -78,3 +78,14 @@ def test_a_single_frame_photo_gives_no_warning(tmp_path, recwarn):
     Image.fromarray(np.full((12, 16, 3), 90, np.uint8)).save(tmp_path / "one.gif")
     read_image(tmp_path / "one.gif")
     assert not [w for w in recwarn if "frames" in str(w.message)]
+
+
+def test_a_multi_picture_jpeg_is_not_called_an_animation(tmp_path, recwarn):
+    # iPhone and camera JPEGs store depth and gain maps as MPO "frames": reading one
+    # warned that only its first frame was used.
+    first = Image.fromarray(np.full((12, 16, 3), 90, np.uint8))
+    first.save(tmp_path / "iphone.jpg", format="MPO", save_all=True, append_images=[Image.new("L", (8, 6), 128)])
+    with Image.open(tmp_path / "iphone.jpg") as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    read_image(tmp_path / "iphone.jpg")
+    assert not [w for w in recwarn if "frames" in str(w.message)]

@@ -115,9 +115,36 @@ def _redeliver() -> None:
         pass
 
 
+_deferring = 0
+
+
+class interrupts_deferred:
+    """Within it, Ctrl-C is recorded, not raised; it is raised on leaving (with the
+    handler of :func:`install_interrupt_handler`; without it Python's own applies).
+
+    For what must not be cut in the middle: starting worker processes (an interrupt
+    between a fork and the data the child reads gave an ``EOFError`` traceback from
+    the child). Blocking SIGINT in the main thread is not enough: another thread can
+    take the signal, and Python then runs the handler in the main thread anyway.
+    """
+
+    def __enter__(self):
+        global _deferring
+        _deferring += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        global _deferring
+        _deferring -= 1
+        if _deferring == 0 and exc_type is None:
+            check_interrupted()
+
+
 def _on_sigint(signum, frame) -> None:
     global _interrupted
     _interrupted = True
+    if _deferring:
+        return
     f = frame
     while f is not None:
         if f.f_code is _unraisable_hook.__code__:  # reporting a swallowed one: deliver later

@@ -219,7 +219,9 @@ def _read_image(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageIn
             return rgb, info
     try:
         with pillow_open(path, path.name, max_pixels) as img:
-            frames = getattr(img, "n_frames", 1)
+            # An MPO (an iPhone's or a camera's multi-picture JPEG) stores depth and gain
+            # maps as its other "frames": the photo is the first, nothing to say.
+            frames = getattr(img, "n_frames", 1) if img.format != "MPO" else 1
             if frames > 1:
                 import warnings
 

@@ -482,7 +482,9 @@ def run_batch(
                 from multiprocessing import resource_tracker
 
                 resource_tracker.ensure_running()
-                with _sigint_blocked():
+                from refocus.errors import interrupts_deferred
+
+                with interrupts_deferred(), _sigint_blocked():
                     pool = ProcessPoolExecutor(
                         n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
                     )
