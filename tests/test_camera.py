@@ -114,3 +114,22 @@ def test_camera_from_raw_exif_bytes():
     info = camera_from_exif(ex.tobytes(), (300, 200))
     assert info.f_number == 4 and info.sensor_width_mm == pytest.approx(36.0)
     assert camera_from_exif(b"garbage", (3, 2)).f_number is None
+
+
+@pytest.mark.parametrize("aspect, width_mm", [(1.5, 36.0 * 5.7 / 26), (4 / 3, 7.589), (16 / 9, 8.268)])
+def test_a_35mm_equivalent_is_read_on_the_diagonal(aspect, width_mm):
+    # Taken as 36 mm * f / f35 for every aspect, a 4:3 sensor came out 4 % too wide:
+    # 7.89 mm for the iPhone 13 Pro's main camera (5.7 mm, 26 mm equivalent; its sensor
+    # is about 7.6 mm wide), and its K 4 % too small.
+    from refocus.camera import crop_factor
+
+    w = sensor_width_from_35mm(5.7, 26, aspect=aspect)
+    assert w == pytest.approx(width_mm, rel=2e-3)
+    assert crop_factor(w, aspect) == pytest.approx(26 / 5.7)  # the crop factor stays f35 / f
+
+
+def test_the_pug_photos_sensor_is_as_wide_as_apples(shared_data):
+    from refocus.camera import read_camera_info
+
+    cam = read_camera_info(shared_data / "phone-depth" / "iphone13pro-pug.heic")
+    assert cam.sensor_width_mm == pytest.approx(7.6, abs=0.05)

@@ -5,6 +5,7 @@ TIFF EXIF)."""
 from __future__ import annotations
 
 import io
+import math
 import os
 import signal
 import subprocess
@@ -114,7 +115,7 @@ def test_info_flags_a_focus_distance_inside_the_lens_and_a_zero_f_number(tmp_pat
     text = " ".join(out.split())
     assert "FNumber 0 is not plausible; ignored" in text
     assert "SubjectDistance 0.01 m is not beyond the focal length 50 mm; ignored" in text
-    assert "FocalLengthIn35mmFilm 2 mm with FocalLength 50 mm gives a sensor 900 mm wide" in text
+    assert "FocalLengthIn35mmFilm 2 mm with FocalLength 50 mm gives a sensor 865 mm wide" in text  # on the diagonal, 4:3
 
 
 def test_camera_info_is_consistent_and_names_file_and_tag_when_required(tmp_path):
@@ -189,7 +190,7 @@ def test_tiff_with_exif_reports_its_camera(tmp_path, capsys, bit_depth):
     write_image(tif, rgb, info, bit_depth=bit_depth)  # the project's TIFF writer keeps the EXIF IFD
     cam = read_camera_info(tif)
     assert (cam.f_number, cam.focal_length_mm, cam.focal_length_35mm, cam.focus_distance_m) == (4.0, 35.0, 52.0, 3.0)
-    assert cam.sensor_width_mm == pytest.approx(36 * 35 / 52)
+    assert cam.sensor_width_mm == pytest.approx(math.hypot(36, 24) * 35 / 52 * 0.8)  # 35 mm terms are diagonal; 4:3
     code, out, _ = _run(capsys, "info", tif)
     assert code in (0, None) and "f/4" in out and "35 mm (52 mm in 35 mm terms)" in out
 

@@ -220,13 +220,15 @@ def install_interrupt_handler() -> bool:
 
 def uninstall_interrupt_handler() -> None:
     """Restore the SIGINT handler and hooks found by :func:`install_interrupt_handler`."""
-    global _installed
+    global _installed, _interrupted
     import signal
     import sys
 
     if _installed is None:
         return
-    previous, _installed = _installed, None
+    # The record belongs to the run that installed the handler: an in-process caller
+    # (tests, the UI) must not find a later atomic write refused for an old interrupt.
+    previous, _installed, _interrupted = _installed, None, False
     try:
         signal.signal(signal.SIGINT, previous["sigint"])
     except (ValueError, OSError, TypeError):

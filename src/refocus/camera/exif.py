@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refocus.camera.lens import FULL_FRAME_WIDTH_MM, sensor_width_from_35mm, strength_from_camera
+from refocus.camera.lens import crop_factor, sensor_width_from_35mm, strength_from_camera
 from refocus.errors import RefocusError, unreadable_image
 
 # EXIF tag numbers (CIPA DC-008).
@@ -253,7 +253,7 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, sour
         info.digital_zoom = zoom
     width_35 = None
     if info.focal_length_mm and info.focal_length_35mm:
-        width_35 = sensor_width_from_35mm(info.focal_length_mm, info.focal_length_35mm)
+        width_35 = sensor_width_from_35mm(info.focal_length_mm, info.focal_length_35mm, aspect=max(pix_x, pix_y) / min(pix_x, pix_y))
         if not _SENSOR_WIDTH_MM[0] < width_35 < _SENSOR_WIDTH_MM[1]:
             info.ignored["focal_length_35mm"] = (
                 f"FocalLengthIn35mmFilm {_fmt_value(info.focal_length_35mm)} mm with FocalLength "
@@ -276,7 +276,8 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, sour
                 info.sensor_width_mm = width_mm
                 info.sensor_width_source = "focal plane resolution"
         if info.sensor_width_mm and info.focal_length_mm and not info.focal_length_35mm:
-            info.focal_length_35mm = info.focal_length_mm * FULL_FRAME_WIDTH_MM / info.sensor_width_mm
+            # On the diagonal, as cameras state it (36 / width made a Canon S400's 36 mm 37.5).
+            info.focal_length_35mm = info.focal_length_mm * crop_factor(info.sensor_width_mm, max(pix_x, pix_y) / min(pix_x, pix_y))
     dist = _num(sub.get(_SUBJECT_DISTANCE))
     # 0xFFFFFFFF/1 means infinity; 0 means unknown (dropped by _num).
     if dist is not None and dist < 1e6:

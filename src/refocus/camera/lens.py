@@ -38,16 +38,36 @@ def _positive(name: str, value: float) -> float:
     return v
 
 
-def sensor_width_from_35mm(focal_length_mm: float, focal_length_35mm: float) -> float:
-    """Sensor width in mm from the focal length and its 35 mm equivalent.
+def sensor_width_from_35mm(focal_length_mm: float, focal_length_35mm: float, aspect: float | None = None) -> float:
+    """Sensor width in mm (along the image's long side) from the focal length and its
+    35 mm equivalent.
 
-    The crop factor is ``f35 / f``, so the width is ``36 mm * f / f35`` (exact when the
-    sensor has the 3:2 aspect ratio; EXIF's 35 mm equivalent is defined on the
-    diagonal, so for 4:3 sensors the width is about 3 % narrower than this).
+    The equivalent is defined on the diagonal (CIPA DC-008, DCG-001: the same diagonal
+    angle of view on a 36 x 24 mm frame), so the sensor's diagonal is
+    ``43.27 mm * f / f35`` and its width that diagonal's share along the long side of an
+    image of ``aspect`` (long side / short side). Without ``aspect``, 3:2 (a width of
+    ``36 mm * f / f35``). Taking 36 mm for every aspect made a 4:3 sensor 4 % too wide:
+    7.89 mm for the iPhone 13 Pro's main camera (5.7 mm, 26 mm equivalent), whose sensor
+    is about 7.6 mm wide.
     """
     f = _positive("focal length (mm)", focal_length_mm)
     f35 = _positive("35 mm equivalent focal length (mm)", focal_length_35mm)
-    return FULL_FRAME_WIDTH_MM * f / f35
+    if aspect is None:
+        return FULL_FRAME_WIDTH_MM * f / f35
+    a = _positive("aspect ratio", aspect)
+    a = max(a, 1.0 / a)
+    return FULL_FRAME_DIAGONAL_MM * f / f35 * a / math.hypot(a, 1.0)
+
+
+def crop_factor(sensor_width_mm: float, aspect: float) -> float:
+    """Full frame's diagonal over the sensor's, for a sensor ``sensor_width_mm`` wide along
+    the long side of an image of ``aspect`` (long / short): ``f35 / f`` for a width from
+    :func:`sensor_width_from_35mm`. A full-frame equivalent camera is this camera with
+    its focal length and sensor scaled by it (same angle of view, same f-number)."""
+    w = _positive("sensor width (mm)", sensor_width_mm)
+    a = _positive("aspect ratio", aspect)
+    a = max(a, 1.0 / a)
+    return FULL_FRAME_DIAGONAL_MM / (w * math.hypot(a, 1.0) / a)
 
 
 def _check_focus(focal_length_mm: float, focus_distance_m: float) -> tuple[float, float]:

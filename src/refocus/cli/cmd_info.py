@@ -56,9 +56,9 @@ def info_cmd(
         sensor += (f"; digital zoom {cam.digital_zoom:.3g}x: the width of the sensor area the image covers "
                    f"(the whole sensor about {cam.sensor_width_mm * cam.digital_zoom:.3g} mm)")
     if cam.sensor_width_mm:
-        from refocus.pipeline.photo import FULL_FRAME_WIDTH_MM
+        from refocus.camera import crop_factor
 
-        crop = FULL_FRAME_WIDTH_MM / cam.sensor_width_mm
+        crop = crop_factor(cam.sensor_width_mm, max(cam.width_px, cam.height_px) / max(1, min(cam.width_px, cam.height_px)))
         if abs(crop - 1.0) > 0.05:
             # The factor between the lens's own f-number and its full-frame equivalent.
             sensor += f"; crop factor {crop:.2g}: --f-number N --full-frame blurs about {crop:.2g}x more than --f-number N"

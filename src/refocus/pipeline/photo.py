@@ -296,18 +296,15 @@ def select_focus(disparity: np.ndarray, cfg: RefocusConfig, image: np.ndarray | 
 
 #: Width of a full-frame (35 mm format, 36 x 24 mm) sensor, the reference of
 #: "equivalent" focal lengths and f-numbers (EXIF FocalLengthIn35mmFilm uses it too).
-FULL_FRAME_WIDTH_MM = 36.0
-
-
 def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparity: float, full_frame: bool = False) -> float:
     """K (px, for the normalised disparity) of this photo's camera at ``f_number``.
 
     Needs metric depth (to know the disparity span in 1/m and the focus distance)
     and the EXIF focal length and sensor size. With ``full_frame``, of the camera
-    with the same field of view on a 36 mm wide sensor (focal length and sensor
-    both scaled by the crop factor 36 mm / sensor width).
+    with the same angle of view on a full-frame sensor (focal length and sensor both
+    scaled by the crop factor, :func:`refocus.camera.crop_factor`).
     """
-    from refocus.camera import camera_from_exif, strength_for_normalised_disparity, strength_from_camera
+    from refocus.camera import camera_from_exif, crop_factor, strength_for_normalised_disparity, strength_from_camera
 
     if photo.metric_range is None:
         raise RefocusError("--f-number needs metric depth (a distance map in metres: --depth FILE --depth-kind depth); use --strength")
@@ -327,8 +324,8 @@ def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparit
         raise RefocusError("the focal plane is at infinity; --f-number cannot be used there, use --strength")
     focal_mm, sensor_mm = cam.focal_length_mm, cam.sensor_width_mm
     if full_frame:
-        crop = FULL_FRAME_WIDTH_MM / sensor_mm
-        focal_mm, sensor_mm = focal_mm * crop, FULL_FRAME_WIDTH_MM
+        crop = crop_factor(sensor_mm, max(w, h) / min(w, h))
+        focal_mm, sensor_mm = focal_mm * crop, sensor_mm * crop
     # K for the full photo; render() applies this copy's scale.
     k_metric = strength_from_camera(f_number, focal_mm, sensor_mm, 1.0 / focus_per_m, round(max(w, h) / photo.scale))
     return strength_for_normalised_disparity(k_metric, lo, hi)
