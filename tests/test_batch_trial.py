@@ -28,6 +28,16 @@ def _depth(path):
     return path
 
 
+def _folder(tmp_path, *names: str):
+    """``tmp_path/in`` holding each photo of ``names`` with its depth map beside it."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in names:
+        _photo(d / name)
+        _depth(d / f"{name.rsplit('.', 1)[0]}-disparity.npy")
+    return d
+
+
 @pytest.fixture()
 def no_estimate(monkeypatch):
     """Photos without a depth map fail ("no depth"), however the depth stage is installed
@@ -55,10 +65,7 @@ def _run_cli(capsys, *argv):
 def test_a_photo_with_a_name_too_long_for_its_depth_map_does_not_stop_the_batch(tmp_path, no_estimate):
     # Looking up "<250 characters>-disparity.png" raised ENAMETOOLONG: the whole batch
     # ended with "error: cannot access ...", the other photos not done.
-    d = tmp_path / "in"
-    d.mkdir()
-    _photo(d / "a.png")
-    _depth(d / "a-disparity.npy")
+    d = _folder(tmp_path, "a.png")
     long = _photo(d / ("L" * 248 + ".png"))
     s = run_batch(d, tmp_path / "out", CFG, workers=1)
     assert s.done == ["a.png"]
@@ -114,10 +121,7 @@ def test_photos_whose_names_differ_only_by_case_each_get_their_own_output(tmp_pa
 def test_the_format_is_one_whatever_its_spelling(tmp_path):
     # --format .PNG wrote a.PNG, and a rerun with --format png did the photo again
     # into a.png; "png " (a stray space) was refused.
-    d = tmp_path / "in"
-    d.mkdir()
-    _photo(d / "a.jpg")
-    _depth(d / "a-disparity.npy")
+    d = _folder(tmp_path, "a.jpg")
     out = tmp_path / "out"
     assert run_batch(d, out, CFG, workers=1, fmt=".PNG").done == ["a.jpg"]
     assert [p.name for p in out.iterdir()] == ["a.png"]
@@ -130,10 +134,7 @@ def test_a_rerun_with_nothing_to_do_removes_a_killed_runs_temporary_file(tmp_pat
     # Only a write into the folder cleaned it: with every output kept, it stayed forever.
     from refocus.io.image import part_prefix
 
-    d = tmp_path / "in"
-    d.mkdir()
-    _photo(d / "a.png")
-    _depth(d / "a-disparity.npy")
+    d = _folder(tmp_path, "a.png")
     out = tmp_path / "out"
     assert run_batch(d, out, CFG, workers=1).done == ["a.png"]
     dead = 2**22 + 12345  # above the kernel's pid_max default: no such process
@@ -169,11 +170,7 @@ def test_more_workers_than_cores_are_not_started(tmp_path, monkeypatch):
     import refocus.pipeline.batch as batch
 
     monkeypatch.setattr(batch, "_cpu_count", lambda: 1)
-    d = tmp_path / "in"
-    d.mkdir()
-    for name in ("a", "b"):
-        _photo(d / f"{name}.png")
-        _depth(d / f"{name}-disparity.npy")
+    d = _folder(tmp_path, "a.png", "b.png")
     with pytest.warns(UserWarning, match="1000 workers asked for, 1 used"):
         s = run_batch(d, tmp_path / "out", CFG, workers=1000)  # one core: in this process
     assert sorted(s.done) == ["a.png", "b.png"]
@@ -198,11 +195,7 @@ def test_a_rerun_with_other_settings_says_which_outputs_it_kept(tmp_path):
     # folder looked done with the new settings.
     if not _xattrs_work(tmp_path):
         pytest.skip("this disk has no extended attributes: nothing is recorded on the outputs")
-    d = tmp_path / "in"
-    d.mkdir()
-    for name in ("a", "b"):
-        _photo(d / f"{name}.png")
-        _depth(d / f"{name}-disparity.npy")
+    d = _folder(tmp_path, "a.png", "b.png")
     out = tmp_path / "out"
     assert sorted(run_batch(d, out, CFG, workers=1).done) == ["a.png", "b.png"]
     same = run_batch(d, out, CFG.model_copy(update={"device": "auto"}), workers=1)
@@ -245,10 +238,7 @@ def test_the_summary_is_short_and_one_line_per_file(tmp_path, capsys):
 
 def test_an_output_folder_inside_the_input_folder_is_not_a_failure_on_rerun(tmp_path):
     # -o photos/results.jpg: every rerun failed "results.jpg: is a folder, not a photo".
-    d = tmp_path / "in"
-    d.mkdir()
-    _photo(d / "a.png")
-    _depth(d / "a-disparity.npy")
+    d = _folder(tmp_path, "a.png")
     out = d / "results.jpg"
     assert run_batch(d, out, CFG, workers=1).done == ["a.png"]
     again = run_batch(d, out, CFG, workers=1)

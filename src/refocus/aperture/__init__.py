@@ -211,20 +211,26 @@ def custom_image(cfg: ApertureConfig) -> np.ndarray:
         key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     except OSError:
         key = None
-    with _KERNEL_LOCK:
-        img = _PATH_IMAGES.get(key) if key is not None else None
-    if img is None:
-        img = load_aperture_image(path)
-        img.setflags(write=False)
-        if key is not None:
-            with _KERNEL_LOCK:
-                if len(_PATH_IMAGES) > 8:
-                    _PATH_IMAGES.clear()
-                _PATH_IMAGES[key] = img
-    return img
+    return _cached(_PATH_IMAGES, key, 8, lambda: load_aperture_image(path))
 
 
 _PATH_IMAGES: dict = {}
+
+
+def _cached(store: dict, key, limit: int, make) -> np.ndarray:
+    """``store[key]``, or ``make()`` made read-only and kept there (``key`` None: not
+    kept); a store holding more than ``limit`` is emptied first."""
+    with _KERNEL_LOCK:
+        value = store.get(key) if key is not None else None
+    if value is None:
+        value = make()
+        value.setflags(write=False)
+        if key is not None:
+            with _KERNEL_LOCK:
+                if len(store) > limit:
+                    store.clear()
+                store[key] = value
+    return value
 
 
 def _sample_image(img: np.ndarray, ur: np.ndarray, vr: np.ndarray) -> np.ndarray:
@@ -253,20 +259,13 @@ def _reduced_image(img: np.ndarray, samples: float) -> np.ndarray:
         return img
     f = samples / side
     size = (max(1, int(round(w * f))), max(1, int(round(h * f))))
-    key = (_image_key(img), size)
-    with _KERNEL_LOCK:
-        small = _REDUCED.get(key)
-    if small is None:
+    def reduce() -> np.ndarray:
         from PIL import Image
 
-        small = np.asarray(Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), "F").resize(size, Image.BOX),
-                           dtype=np.float32)
-        small.setflags(write=False)
-        with _KERNEL_LOCK:
-            if len(_REDUCED) > 64:
-                _REDUCED.clear()
-            _REDUCED[key] = small
-    return small
+        return np.asarray(Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), "F").resize(size, Image.BOX),
+                          dtype=np.float32)
+
+    return _cached(_REDUCED, (_image_key(img), size), 64, reduce)
 
 
 _REDUCED: dict = {}
