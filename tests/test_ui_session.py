@@ -511,3 +511,22 @@ def test_export_reports_its_progress(ui_app, files, tmp_path, monkeypatch):
     image = np.random.default_rng(3).random((48, 64, 3)).astype(np.float32)
     aif, _ = s._reporting(default_refocuser(), lambda f, t: said.append((f, t))).deblurrer(image, "cpu")
     assert aif.shape == image.shape and any("window" in t for _, t in said), said
+
+
+def test_loading_a_photo_reports_its_progress(ui_app, files):
+    """A 12 MP HEIC took 25-40 s to load behind Gradio's bare spinner: the upload now
+    reports its stages (and DeblurNet its windows), and the photo kept for the later
+    renders reports nothing (those belong to other requests)."""
+    import gradio as gr
+
+    fn = _fn(ui_app, "on_photo")
+    assert any(isinstance(p.default, gr.Progress) for p in inspect.signature(fn).parameters.values())
+    said = []
+    session._cache.clear()
+    key = session.load(*files, progress=lambda f, t: said.append((f, t)))
+    texts = " | ".join(t for _, t in said)
+    assert "reading the photo" in texts and "depth" in texts, texts
+    assert [f for f, _ in said] == sorted(f for f, _ in said)
+    n = len(said)
+    session.render(key, RefocusConfig(focus_xy=(70, 30), strength=4))
+    assert len(said) == n  # the render reported nothing to the finished upload

@@ -292,7 +292,7 @@ def build_app(device: str = "auto"):
         session.shown(client, None)
         return None, None, None, "error: " + _md_escape(_say(exc, uploads))
 
-    def _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display=None, defaults=False):
+    def _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display=None, defaults=False, progress=None):
         """Prepare the photo (and depth) and render it. The outputs: key, focus, source
         photo, Photo panel, before/after, depth view, CoC view, status, Download; with
         ``defaults`` also the blur mode and strength, set to the pipeline's default
@@ -307,7 +307,9 @@ def build_app(device: str = "auto"):
         settings = list(settings)
         try:
             # The radio always has a value; it only means something for a depth file.
-            key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device, depth_model=depth_model)
+            say = None if progress is None else (lambda f, text: progress(f, desc=text))
+            key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device, depth_model=depth_model,
+                               progress=say)
             if defaults:
                 own, k = session.default_blur(key)
                 settings[0], settings[1] = (OWN_LENS_MODE if own else "strength"), round(k, 1)
@@ -326,7 +328,7 @@ def build_app(device: str = "auto"):
         # The previous export belonged to other inputs: the Download panel is emptied.
         return key, None, photo_path, shown, slider, depth_img, coc_img, status, None, *keep
 
-    def on_photo(request: gr.Request, photo_path, depth_file, depth_kind, depth_model, *settings):
+    def on_photo(request: gr.Request, photo_path, depth_file, depth_kind, depth_model, *settings, progress=gr.Progress()):
         display = None
         if photo_path:
             try:
@@ -336,7 +338,8 @@ def build_app(device: str = "auto"):
                 display = None if copy is None else str(copy)
             except RefocusError:
                 pass  # the load below says what is wrong with the file
-        return _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display, defaults=True)
+        # A 12 MP HEIC takes 25-40 s to prepare: the photo panel shows what runs.
+        return _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display, defaults=True, progress=progress)
 
     def on_depth(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
         # The photo as uploaded (the panel may hold its stand-in); a depth file, its

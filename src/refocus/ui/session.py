@@ -119,8 +119,12 @@ def load(
     max_megapixels: float | None = None,
     device: str = "cpu",
     depth_model: str | None = None,
+    progress=None,
 ) -> str:
     """Prepare a photo (depth, DeblurNet once, on ``device``) and return its cache key.
+
+    ``progress``: called with (fraction done, what runs now) as the stages start (a
+    12 MP HEIC takes 25-40 s on a laptop).
 
     ``depth_model``: the depth network (hub id or folder) for a photo without depth;
     None or empty: the default (:data:`refocus.depth.estimate.DEFAULT_DEPTH_MODEL`).
@@ -138,9 +142,15 @@ def load(
             return key
     budget = {} if max_megapixels is None else {"max_megapixels": max_megapixels}
     cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, device=device, **budget)
-    full, full_shape = _prepare_working_copy(photo_path, cfg)
+    plain = default_refocuser()
+    pipeline = plain if progress is None else _reporting(plain, progress, "")
+    if progress is not None:
+        progress(0.02, "reading the photo")
+    full = pipeline.prepare(photo_path, cfg, work_pixels=WORK_PIXELS)
+    full_shape = full.source_shape or full.shape
     # DeblurNet runs once here (when installed); renders use it where it helps.
-    full.pipeline.ensure_all_in_focus(full, "auto", cfg.device)
+    pipeline.ensure_all_in_focus(full, "auto", cfg.device)
+    full.refocuser = plain  # later renders belong to other requests: they report nothing here
     preview = full.resized(PREVIEW_PIXELS)
     entry = Prepared(
         full=full, preview=preview, draft=preview.resized(DRAFT_PIXELS), source_path=str(photo_path),
@@ -159,12 +169,6 @@ def _evict() -> None:
         _cache.popitem(last=False)
     while len(_cache) > 1 and sum(e.nbytes() for e in _cache.values()) > CACHE_BYTES:
         _cache.popitem(last=False)
-
-
-def _prepare_working_copy(photo_path: str, cfg: RefocusConfig) -> tuple[PreparedPhoto, tuple[int, int]]:
-    """The photo prepared at most :data:`WORK_PIXELS` large, and the photo's own (H, W)."""
-    full = default_refocuser().prepare(photo_path, cfg, work_pixels=WORK_PIXELS)
-    return full, full.source_shape or full.shape
 
 
 def get(key: str | None) -> Prepared:
@@ -243,9 +247,9 @@ class _Reported:
         return getattr(part, name)
 
 
-def _reporting(pipeline, progress):
-    """``pipeline`` with its stages reporting to ``progress(fraction, text)``: the same
-    pipeline and decisions, only announced."""
+def _reporting(pipeline, progress, prefix: str = "full size: "):
+    """``pipeline`` with its stages reporting to ``progress(fraction, prefix + text)``: the
+    same pipeline and decisions, only announced."""
     from dataclasses import replace
 
     from refocus.pipeline.refocuser import DeblurNetDeblurrer
@@ -254,13 +258,13 @@ def _reporting(pipeline, progress):
     deblurrer = pipeline.deblurrer
     if type(deblurrer) is DeblurNetDeblurrer:
         deblurrer = DeblurNetDeblurrer(
-            progress=lambda done, total: progress(0.15 + 0.7 * done / max(total, 1), f"full size: deblurring (DeblurNet), window {done} of {total}"))
+            progress=lambda done, total: progress(0.15 + 0.7 * done / max(total, 1), f"{prefix}deblurring (DeblurNet), window {done} of {total}"))
     return replace(
         pipeline,
-        depth=_Reported(pipeline.depth, say(0.1, "full size: depth")),
+        depth=_Reported(pipeline.depth, say(0.1, f"{prefix}depth")),
         # Fractions from a 12 MP HEIC on 2 cores: DeblurNet ~85 % of the export.
-        deblurrer=_Reported(deblurrer, say(0.15, "full size: deblurring (DeblurNet)")),
-        renderer=_Reported(pipeline.renderer, say(0.85, "full size: rendering the new focus")),
+        deblurrer=_Reported(deblurrer, say(0.15, f"{prefix}deblurring (DeblurNet)")),
+        renderer=_Reported(pipeline.renderer, say(0.85, f"{prefix}rendering the new focus")),
     )
 
 
