@@ -37,3 +37,16 @@ def test_demo_output_dir_that_is_a_file_is_refused(tmp_path):
     f.write_bytes(b"x")
     with pytest.raises(RefocusError, match="is a file"):
         run_demo(f, frames=2)
+
+
+def test_a_folder_an_older_demo_wrote_can_be_rerun(tmp_path):
+    # The README's first command, run again after an upgrade: the folder holds the
+    # demo's files but not the mark newer versions leave; it is still the demo's.
+    out = tmp_path / "refocus-demo"
+    run_demo(out, frames=2)
+    (out / ".refocus-demo").unlink()
+    run_demo(out, frames=2)
+    (out / ".refocus-demo").unlink()
+    (out / "my-notes.txt").write_text("mine")  # not only the demo's files: not assumed
+    with pytest.raises(RefocusError, match="already exists"):
+        run_demo(out, frames=2)

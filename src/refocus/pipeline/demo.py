@@ -30,6 +30,18 @@ DEMO_FILES = ("near-focus.jpg", "near-focus-coc.png", "near-focus-hexagon.jpg", 
 DEMO_MARK = ".refocus-demo"
 
 
+def _written_by_demo(folder: Path) -> bool:
+    """Whether ``folder`` is one the demo wrote: it has the mark, or (written before the
+    mark existed, 2026-12-06) it holds the demo's files and nothing else."""
+    if (folder / DEMO_MARK).exists():
+        return True
+    try:
+        names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    except OSError:
+        return False
+    return names == set(DEMO_FILES)
+
+
 @dataclass
 class DemoOutput:
     path: Path
@@ -59,7 +71,7 @@ def run_demo(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RefocusError(f"{out} is a file; --output-dir names a folder for the demo's files")
-    check_outputs((), (), [out / n for n in DEMO_FILES], overwrite=overwrite or (out / DEMO_MARK).exists())
+    check_outputs((), (), [out / n for n in DEMO_FILES], overwrite=overwrite or _written_by_demo(out))
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / DEMO_MARK).touch()
