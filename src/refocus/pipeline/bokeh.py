@@ -88,23 +88,16 @@ def render_bokeh(
         aperture = ApertureConfig()
     elif isinstance(aperture, str):
         aperture = aperture_from_spec(aperture)
-    if cats_eye is not None:
-        from pydantic import ValidationError
-
-        from refocus.pipeline.config import settings_error
-
-        try:  # model_copy does not validate: a cats_eye of 5 or NaN reached the kernel
-            ApertureConfig(cats_eye=cats_eye)
-        except ValidationError as exc:
-            raise settings_error(exc) from None
-        aperture = aperture.model_copy(update={"cats_eye": float(cats_eye)})
-    overrides = {"aperture": aperture, "quality": quality, "device": device}
+    overrides = {"quality": quality, "device": device}
     if highlight_threshold is not None:
         overrides["highlight_threshold"] = highlight_threshold
     if highlight_gain is not None:
         overrides["highlight_gain"] = highlight_gain
     try:
-        cfg = RenderConfig(**overrides)
+        if cats_eye is not None:
+            ApertureConfig(cats_eye=cats_eye)  # model_copy does not validate: a cats_eye of 5 or NaN reached the kernel
+            aperture = aperture.model_copy(update={"cats_eye": float(cats_eye)})
+        cfg = RenderConfig(aperture=aperture, **overrides)
     except ValidationError as exc:
         raise settings_error(exc) from None
     coc = coc_map(disp, focus_disparity, strength)
