@@ -67,11 +67,9 @@ DEPTH_SUFFIXES = (".npy", ".pfm", ".tif", ".tiff")
 
 
 def sidecar_paths(out: Path) -> tuple[Path, Path]:
-    """The 16-bit disparity PNG and the preview written beside ``out`` (none for a
-    path without a file name, such as ``.``, which the output check then refuses)."""
+    """The 16-bit disparity PNG and the preview written beside ``out`` (a path with a
+    file name: ``refocus depth`` asks for none for ``-o .``, which it then refuses)."""
     out = Path(out)
-    if not out.name or out.is_dir():
-        return ()
     return out.with_name(out.stem + "-disparity.png"), out.with_name(out.stem + "-preview.png")
 
 

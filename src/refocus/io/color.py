@@ -7,6 +7,8 @@ linear values these functions return.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -72,7 +74,8 @@ def display_srgb(image: np.ndarray, icc_profile: bytes | None) -> np.ndarray:
     The conversion (relative colorimetric, through LittleCMS) works on 8-bit values,
     the precision of the formats it is for.
     """
-    transform = _srgb_transform(icc_profile)
+    # Cached: a focus pull converts every frame with the same profile.
+    transform = _srgb_transform(bytes(icc_profile) if icc_profile else None)
     if transform is None:
         return image
     from PIL import Image, ImageCms
@@ -83,6 +86,7 @@ def display_srgb(image: np.ndarray, icc_profile: bytes | None) -> np.ndarray:
     return np.asarray(out, dtype=np.float32) * np.float32(1 / 255)
 
 
+@functools.lru_cache(maxsize=8)
 def _srgb_transform(icc_profile: bytes | None):
     """A LittleCMS transform from ``icc_profile`` (an RGB one, not sRGB) to sRGB, or None."""
     if not icc_profile or len(icc_profile) < 20 or bytes(icc_profile[16:20]) != b"RGB ":

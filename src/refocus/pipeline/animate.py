@@ -162,21 +162,19 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: floa
         raise RefocusError("no frames to write")
     check_fps(fps)
 
-    to8 = frame_to_uint8
     def _write(tmp: Path) -> None:
         if suffix == ".gif":
             from refocus.io import save_gif
 
             # One palette for the whole pull (Pillow's default per-frame one greys out
             # small saturated areas and flickers), built from every frame.
-            arr = [to8(f) for f in frames]
-            keep, durations = gif_timing(len(arr), fps)
-            if len(keep) < len(arr):
+            keep, durations = gif_timing(len(frames), fps)
+            if len(keep) < len(frames):
                 import warnings
 
                 warnings.warn(f"{path.name}: a GIF shows at most {1000 // GIF_MIN_DELAY_MS} frames a second: {len(keep)} of the "
-                              f"{len(arr)} frames written, over the same time (use .mp4 for --fps {fps:g})", stacklevel=2)
-            save_gif(tmp, [arr[i] for i in keep], duration_ms=durations)
+                              f"{len(frames)} frames written, over the same time (use .mp4 for --fps {fps:g})", stacklevel=2)
+            save_gif(tmp, [frame_to_uint8(frames[i]) for i in keep], duration_ms=durations)
             return
         import imageio.v2 as imageio
 
@@ -204,7 +202,7 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: floa
             raise RefocusError(f"cannot write {suffix} video (ffmpeg unavailable?): {exc}".splitlines()[0]) from None
         with writer:
             for f in frames:  # one frame at a time in 8 bits: no second copy of a long pull
-                a = to8(f)
+                a = frame_to_uint8(f)
                 writer.append_data(np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else a)
 
     return atomic_write_bytes(path, _write)

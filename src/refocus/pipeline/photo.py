@@ -294,8 +294,6 @@ def select_focus(disparity: np.ndarray, cfg: RefocusConfig, image: np.ndarray | 
     return float(choice.focus_disparity)
 
 
-#: Width of a full-frame (35 mm format, 36 x 24 mm) sensor, the reference of
-#: "equivalent" focal lengths and f-numbers (EXIF FocalLengthIn35mmFilm uses it too).
 def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparity: float, full_frame: bool = False) -> float:
     """K (px, for the normalised disparity) of this photo's camera at ``f_number``.
 
