@@ -99,53 +99,46 @@ def main(argv: list[str] | None = None) -> None:
     # it); restore it so that in-process callers (tests, the fuzz run) start clean.
     budget_before = os.environ.get(ENV_VAR)
 
-    def stop_if_interrupted() -> None:
-        if interrupted():
-            report_interrupt()
-            sys.exit(130)
-
     try:
-        from refocus.render.memory import keep_freed_memory
+        try:
+            from refocus.render.memory import keep_freed_memory
 
-        keep_freed_memory()  # renders reuse freed memory instead of page-faulting it back in
-        _register()
-        app(args=argv, standalone_mode=True)
+            keep_freed_memory()  # renders reuse freed memory instead of page-faulting it back in
+            _register()
+            app(args=argv, standalone_mode=True)
+        finally:
+            # A swallowed interrupt (see refocus.errors) outranks however the command
+            # ended, success included.
+            if interrupted():
+                raise KeyboardInterrupt
     except SystemExit as exc:
-        # Typer turns a KeyboardInterrupt inside a command into a silent exit 130; a
-        # swallowed interrupt (see refocus.errors) must not end as a success either.
+        # Typer turns a KeyboardInterrupt inside a command into a silent exit 130.
         if exc.code == 130:
             report_interrupt()
             sys.exit(130)
-        stop_if_interrupted()
         raise
     except KeyboardInterrupt:
         report_interrupt()
         sys.exit(130)
     except RefocusError as exc:
-        stop_if_interrupted()
         if debug:
             raise
         typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:  # a disk fault outside an atomic write (which names the user's path itself)
-        stop_if_interrupted()
         if debug:
             raise
         typer.echo(f"error: {describe_os_error(exc)}", err=True)
         sys.exit(2)
     except MemoryError:
-        stop_if_interrupted()
         typer.echo("error: out of memory; try a smaller image or --device cpu with fewer layers", err=True)
         sys.exit(3)
     except Exception as exc:  # last resort: never show a traceback to a user
-        stop_if_interrupted()
         if debug:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
         typer.echo(f"error: {exc.__class__.__name__}: {msg} (set REFOCUS_DEBUG=1 for details)", err=True)
         sys.exit(1)
-    else:
-        stop_if_interrupted()
     finally:
         if budget_before is None:
             os.environ.pop(ENV_VAR, None)

@@ -66,13 +66,10 @@ def register(app: typer.Typer) -> None:
         prog = Progress(*cols, console=console)
         task = prog.add_task("refocusing", total=None)
 
-        started_at: list[int] = []
-
         def started(n: int) -> None:
             # Shown only once the checks passed: a refusal stays one line.
             prog.update(task, total=n)
             prog.start()
-            started_at.append(n)
 
         def progressed(name: str, status: str, msg: str) -> None:
             prog.advance(task)
@@ -85,7 +82,7 @@ def register(app: typer.Typer) -> None:
                 fmt=fmt, overwrite=overwrite, on_start=started, on_progress=progressed,
             )
         finally:
-            if started_at:  # a progress display never started prints an empty line when stopped
+            if prog.live.is_started:  # a progress display never started prints an empty line when stopped
                 prog.stop()
         for name, why in summary.redone:
             console.print(f"[yellow]redone[/] {escape(shown(name))}: {escape(why)}")

@@ -396,7 +396,7 @@ def build_app(device: str = "auto"):
         client = _client(request)
         focus = session.view_focus(client, key, focus)
         sig = (key, focus, tuple(settings))
-        if not session.ask(client, sig, draft):
+        if not session.ask(client, sig):
             return skip4
         if wait:
             time.sleep(wait)

@@ -323,7 +323,7 @@ def display_copy(photo_path: str, out_dir: str | Path) -> Path | None:
     """
     from PIL import Image
 
-    from refocus.io import read_image
+    from refocus.io import atomic_write_bytes, read_image
     from refocus.io.limits import max_pixels, pillow_open
 
     p = Path(photo_path)
@@ -333,12 +333,10 @@ def display_copy(photo_path: str, out_dir: str | Path) -> Path | None:
                 return None
     except Exception:
         pass  # not a Pillow format (or refused): read_image says why, once
-    rgb, _ = read_image(p)
     out = Path(out_dir) / f"{_digest(str(p))}.jpg"
-    if not out.exists():
-        tmp = out.with_suffix(".part.jpg")
-        Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(tmp, quality=90)
-        tmp.replace(out)
+    if not out.exists():  # decoded once per upload; atomic, so two tabs may race
+        rgb, _ = read_image(p)
+        atomic_write_bytes(out, lambda tmp: Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(tmp, format="JPEG", quality=90))
     return out
 
 
@@ -367,7 +365,7 @@ def _view(client: str) -> _View:
     return v
 
 
-def ask(client: str, sig: object, draft: bool = False) -> bool:
+def ask(client: str, sig: object) -> bool:
     """Record a render request of one tab; False: not worth rendering (the full
     preview of these settings is on screen already).
 
