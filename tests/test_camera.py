@@ -42,7 +42,7 @@ def test_blur_halves_when_stopping_down_by_two():
 
 def test_sensor_width_from_35mm_equivalent():
     # An APS-C camera: 35 mm lens, 52 mm equivalent.
-    assert sensor_width_from_35mm(35.0, 52.5) == pytest.approx(24.0)
+    assert sensor_width_from_35mm(35.0, 52.5, aspect=1.5) == pytest.approx(24.0)
 
 
 @pytest.mark.parametrize("args", [(0, 50, 36, 2, 6000), (2, 50, 36, 0.04, 6000), (2, -1, 36, 2, 6000), (2, 50, 36, float("nan"), 6000)])

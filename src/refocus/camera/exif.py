@@ -248,12 +248,13 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, sour
     pix_x, pix_y = _num(sub.get(_PIXEL_X)), _num(sub.get(_PIXEL_Y))
     if not (pix_x and pix_y):
         pix_x, pix_y = float(size[0]), float(size[1])
+    aspect = pix_x / pix_y  # either way round: the lens functions take the long side
     zoom = _num(sub.get(_DIGITAL_ZOOM))
     if zoom is not None and 1.0 < zoom < 100.0:
         info.digital_zoom = zoom
     width_35 = None
     if info.focal_length_mm and info.focal_length_35mm:
-        width_35 = sensor_width_from_35mm(info.focal_length_mm, info.focal_length_35mm, aspect=max(pix_x, pix_y) / min(pix_x, pix_y))
+        width_35 = sensor_width_from_35mm(info.focal_length_mm, info.focal_length_35mm, aspect)
         if not _SENSOR_WIDTH_MM[0] < width_35 < _SENSOR_WIDTH_MM[1]:
             info.ignored["focal_length_35mm"] = (
                 f"FocalLengthIn35mmFilm {_fmt_value(info.focal_length_35mm)} mm with FocalLength "
@@ -277,7 +278,7 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, sour
                 info.sensor_width_source = "focal plane resolution"
         if info.sensor_width_mm and info.focal_length_mm and not info.focal_length_35mm:
             # On the diagonal, as cameras state it (36 / width made a Canon S400's 36 mm 37.5).
-            info.focal_length_35mm = info.focal_length_mm * crop_factor(info.sensor_width_mm, max(pix_x, pix_y) / min(pix_x, pix_y))
+            info.focal_length_35mm = info.focal_length_mm * crop_factor(info.sensor_width_mm, aspect)
     dist = _num(sub.get(_SUBJECT_DISTANCE))
     # 0xFFFFFFFF/1 means infinity; 0 means unknown (dropped by _num).
     if dist is not None and dist < 1e6:

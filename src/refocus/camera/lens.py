@@ -38,22 +38,19 @@ def _positive(name: str, value: float) -> float:
     return v
 
 
-def sensor_width_from_35mm(focal_length_mm: float, focal_length_35mm: float, aspect: float | None = None) -> float:
+def sensor_width_from_35mm(focal_length_mm: float, focal_length_35mm: float, aspect: float) -> float:
     """Sensor width in mm (along the image's long side) from the focal length and its
     35 mm equivalent.
 
     The equivalent is defined on the diagonal (CIPA DC-008, DCG-001: the same diagonal
     angle of view on a 36 x 24 mm frame), so the sensor's diagonal is
     ``43.27 mm * f / f35`` and its width that diagonal's share along the long side of an
-    image of ``aspect`` (long side / short side). Without ``aspect``, 3:2 (a width of
-    ``36 mm * f / f35``). Taking 36 mm for every aspect made a 4:3 sensor 4 % too wide:
+    image of ``aspect`` (long side / short side, or its inverse; 3:2 gives ``36 mm * f / f35``). Taking 36 mm for every aspect made a 4:3 sensor 4 % too wide:
     7.89 mm for the iPhone 13 Pro's main camera (5.7 mm, 26 mm equivalent), whose sensor
     is about 7.6 mm wide.
     """
     f = _positive("focal length (mm)", focal_length_mm)
     f35 = _positive("35 mm equivalent focal length (mm)", focal_length_35mm)
-    if aspect is None:
-        return FULL_FRAME_WIDTH_MM * f / f35
     a = _positive("aspect ratio", aspect)
     a = max(a, 1.0 / a)
     return FULL_FRAME_DIAGONAL_MM * f / f35 * a / math.hypot(a, 1.0)
