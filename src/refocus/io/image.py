@@ -360,8 +360,20 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
     """16-bit and float RGB TIFFs, which Pillow only partly supports."""
     import tifffile
 
+    # One parse of the file for the pixels and the first page's tags. A 16-bit or float
+    # TIFF lost its EXIF and ICC in every output, and was not turned upright:
+    # orientation and profile come from those tags, the EXIF from Pillow's view of the
+    # header where Pillow can open the file (not float colour).
+    icc, orientation = None, 1
     try:
-        arr = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tf:
+            arr = tf.asarray()
+            try:
+                tags = tf.pages[0].tags
+                orientation = int(tags[274].value) if 274 in tags else 1
+                icc = bytes(tags[34675].value) if 34675 in tags else None
+            except Exception:
+                pass  # metadata is a bonus here; the pixels were read
     except Exception:
         return None, ImageInfo(path=path)  # let Pillow try and report
     if arr.ndim == 2:
@@ -395,17 +407,7 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
 
             warnings.warn(f"{path.name}: float values up to {peak:.3g} clipped to 1 (refocus reads display-referred "
                           "images in [0, 1]); scale the image to [0, 1] to keep its highlights", stacklevel=3)
-    # A 16-bit or float TIFF lost its EXIF and ICC in every output, and was not turned
-    # upright: orientation and profile come from the first page's tags, the EXIF from
-    # Pillow's view of the header where Pillow can open the file (not float colour).
-    exif, icc, orientation = None, None, 1
-    try:
-        with tifffile.TiffFile(path) as tf:
-            tags = tf.pages[0].tags
-            orientation = int(tags[274].value) if 274 in tags else 1
-            icc = bytes(tags[34675].value) if 34675 in tags else None
-    except Exception:
-        pass  # metadata is a bonus here; the pixels were read
+    exif = None
     try:
         with pillow_open(path, path.name, max_pixels) as img:
             e = img.getexif()
@@ -646,7 +648,7 @@ def image_writer(
     path = Path(path)
     if info is not None and info.path is not None and path.resolve() == Path(info.path).resolve():
         raise RefocusError(f"refusing to overwrite the input {path.name}; choose another output path")
-    from refocus.io.outputs import check_bit_depth
+    from refocus.io.outputs import SIXTEEN_BIT_SUFFIXES, check_bit_depth
 
     check_bit_depth(path, bit_depth)
     image = np.asarray(image)
@@ -664,7 +666,7 @@ def image_writer(
     if grayscale is None:
         grayscale = info is not None and info.grayscale and suffix != ".webp"
     grayscale = bool(grayscale)
-    bits16 = bits == 16 and suffix in (".png", ".tif", ".tiff")
+    bits16 = bits == 16 and suffix in SIXTEEN_BIT_SUFFIXES
     exif = info.exif if info is not None else None
     # A profile describes one colour space: an RGB one does not go with grey pixels,
     # nor a grey (or CMYK) one with RGB pixels.
@@ -710,11 +712,10 @@ def image_writer(
 _QUANT_ROWS = 128
 
 
-def _quantize(image: np.ndarray, alpha: np.ndarray | None, grayscale: bool, scale: int, keep_alpha: bool = True,
-              background: float = 1.0) -> np.ndarray:
+def _quantize(image: np.ndarray, alpha: np.ndarray | None, grayscale: bool, scale: int, keep_alpha: bool = True) -> np.ndarray:
     """uint8 (``scale`` 255) or uint16 (65535) H x W x C, C = 1 or 3 colours (grey: their
     mean) plus the alpha when there is one and ``keep_alpha``, else the colour over
-    ``background``; NaN is 0, values are clipped to [0, 1]. Done in row blocks, so
+    white (as :func:`flatten`); NaN is 0, values are clipped to [0, 1]. Done in row blocks, so
     the only full-size array made is the result."""
     h, w = image.shape[:2]
     colours = 1 if grayscale else 3
@@ -734,7 +735,7 @@ def _quantize(image: np.ndarray, alpha: np.ndarray | None, grayscale: bool, scal
                 x = np.concatenate([x, a], axis=2)
             else:
                 x *= a
-                x += np.float32(background) * (1 - a)
+                x += 1 - a
         x *= np.float32(scale)
         np.rint(x, out=x)
         out[r0:r1] = x
@@ -842,8 +843,8 @@ def _exif_for_output(exif: bytes) -> bytes:
 
 def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, exif: bytes | None = None,
                  icc: bytes | None = None) -> None:
-    """16-bit gray, gray + alpha, RGB or RGBA PNG (by the channels of ``rgb``, uint16,
-    or floats in [0, 1] with ``alpha`` as a separate channel), with the ICC profile
+    """16-bit gray, gray + alpha, RGB or RGBA PNG (by the channels of ``rgb``: uint16 with
+    any alpha as its last channel, or floats in [0, 1] with ``alpha`` apart), with the ICC profile
     (iCCP) and EXIF (eXIf) given; Pillow cannot write 16-bit colour PNGs itself.
     Compressed as a stream of row blocks: no second copy of the image is made."""
     import struct
@@ -853,8 +854,6 @@ def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, exif: by
         rgb = rgb[..., None]
     if rgb.dtype != np.uint16:
         rgb = _quantize(rgb, alpha, rgb.shape[2] == 1, 65535)
-    elif alpha is not None:
-        rgb = np.concatenate([rgb, np.round(np.clip(alpha, 0, 1) * 65535).astype(np.uint16)[..., None]], axis=2)
     h, w, c = rgb.shape
 
     color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
