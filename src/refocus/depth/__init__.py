@@ -80,13 +80,18 @@ def find_neighbour_depth(
     return None
 
 
-def _invalid_count(values: np.ndarray, kind: str) -> int:
+def _valid(values: np.ndarray, kind: str) -> np.ndarray:
+    """Where ``values`` are usable: finite, and for depth also > 0."""
     v = np.asarray(values)
-    bad = ~np.isfinite(v)
+    ok = np.isfinite(v)
     if kind == "depth":
         with np.errstate(invalid="ignore"):
-            bad |= ~(v > 0)
-    return int(bad.sum())
+            ok &= v > 0
+    return ok
+
+
+def _invalid_count(values: np.ndarray, kind: str) -> int:
+    return int(np.size(values) - np.count_nonzero(_valid(values, kind)))
 
 
 def to_disparity(values: np.ndarray, kind: str) -> np.ndarray:
@@ -260,14 +265,15 @@ def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list
     elif rec_kind is not None and rec_kind != depth_kind:
         notes.append(f"warning: {p.name} records that it holds {_MEANING[rec_kind]}, but --depth-kind says {depth_kind}: "
                      f"read as {depth_kind}, as asked")
-    n_bad = _invalid_count(arr, kind)
+    ok = _valid(arr, kind)
+    n_bad = arr.size - int(np.count_nonzero(ok))
     if n_bad == arr.size:  # (read_depth_file refuses a map without finite values)
         hint = "; if it holds disparity, leave out --depth-kind depth" if depth_kind == "depth" else ""
         raise RefocusError(f"depth map {p.name} has no positive value, and distances (depth) must be > 0{hint}")
     if n_bad:
         what = "NaN/inf/non-positive" if kind == "depth" else "NaN/inf"
         notes.append(f"warning: depth map {p.name} has {n_bad} invalid values ({what}); filled from their neighbours")
-    valid = arr[np.isfinite(arr) & (arr > 0)] if kind == "depth" else arr[np.isfinite(arr)]
+    valid = arr[ok]
     lo, hi = float(valid.min()), float(valid.max())
     if (1.0 / lo - 1.0 / hi if kind == "depth" else hi - lo) < 1e-12:  # as DepthResult.disparity decides
         notes.append(f"warning: depth map {p.name} is constant (every value {lo:g}): the whole photo lies on one "

@@ -327,10 +327,10 @@ def select_focus(
         f, region = focus_in_box(d, box)
         return FocusChoice(f, "box", "box ({:g}, {:g}, {:g}, {:g})".format(*box), region)
     if mask is not None:
-        f = focus_in_mask(d, mask)
         # The pixels the value came from (was mask > 0: weights below 0.5 shown as used,
-        # and a colour mask gave an H x W x 3 region).
-        return FocusChoice(f, "mask", "median inside the mask", _mask_pixels(mask))
+        # and a colour mask gave an H x W x 3 region); a bool mask passes _mask_pixels as it is.
+        region = _mask_pixels(mask)
+        return FocusChoice(focus_in_mask(d, region), "mask", "median inside the mask", region)
     if value is not None:
         v = float(value)
         if not np.isfinite(v):
