@@ -370,19 +370,21 @@ def get_depth(
     elif depth_kind is not None:
         raise RefocusError("--depth-kind applies to a --depth file; none was given")
 
+    skipped: list[str] = []  # why an embedded map was not used
     if found is None and model is None and image_path is not None:
         from refocus.depth.embedded import find_embedded_depth
 
-        emb, messages = find_embedded_depth(image_path)
-        notes += [f"embedded depth skipped: {m}" for m in messages]
+        emb, skipped = find_embedded_depth(image_path)
+        notes += [f"embedded depth skipped: {m}" for m in skipped]
         if emb is not None:
             try:
                 _check_aspect(emb.values.shape, (H, W), f"embedded depth ({emb.source})")
                 notes += emb.notes
                 found = (emb.values, emb.kind, emb.metric, emb.source)
             except RefocusError as exc:
+                skipped = [*skipped, str(exc)]
                 notes.append(f"embedded depth skipped: {exc}")
-        elif not messages:
+        elif not skipped:
             notes.append("no depth map embedded in the photo")
 
     net_missing = ""
@@ -420,7 +422,7 @@ def get_depth(
     if found is None and not allow_estimate and model is None:
         # Nothing stored, and estimating was ruled out: downloading a network is no answer.
         name = Path(image_path).name if image_path is not None else "the photo"
-        why = "; ".join(n.removeprefix("embedded depth skipped: ") for n in notes if n.startswith("embedded depth skipped: "))
+        why = "; ".join(skipped)
         raise RefocusError(
             f"no depth for this photo: {name} has no embedded depth{f' ({why})' if why else ''}, and --no-estimate "
             "forbids estimating it; pass --depth FILE with a depth or disparity map"
