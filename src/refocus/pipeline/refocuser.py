@@ -285,7 +285,7 @@ class Refocuser:
         # used; its lens (GFocus) is stated in its own GDepth map's terms, so it is only
         # used with that map (own_lens above).
         original = own.original if own is not None else (
-            stored_original(path, (h, w), notes) if self.own_lens is not None else None)
+            stages.load_stored_original(path, (h, w), notes) if self.own_lens is not None else None)
         if own is not None:
             from refocus.render import coc_map
 
@@ -507,27 +507,6 @@ class Refocuser:
             timings_s=t,
             all_in_focus_source="" if not deblurred else (photo.all_in_focus_source or "DeblurNet"),
         )
-
-
-def stored_original(path, shape: tuple[int, int], notes: list[str]) -> np.ndarray | None:
-    """The original a Google Lens Blur JPEG stores (GImage) as float32 sRGB, when the
-    file states its lens and the original fits the photo (``shape``, upright H x W);
-    else ``None`` (with a note when it is there but unusable)."""
-    if path is None or not stages.states_a_lens(path):
-        return None
-    from pathlib import Path
-
-    from refocus.depth.embedded import _orientation, read_lens_blur
-
-    data = Path(path).read_bytes()
-    try:
-        lens = read_lens_blur(data)
-    except RefocusError as exc:
-        notes.append(f"Lens Blur's stored original not used: {exc}")
-        return None
-    if lens is None or lens.original is None:
-        return None
-    return stages._decode_original(lens.original, shape, _orientation(data), notes)
 
 
 def default_refocuser() -> Refocuser:

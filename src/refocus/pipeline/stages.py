@@ -57,7 +57,7 @@ def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source:
         return None
     from refocus.camera import strength_for_normalised_disparity, strength_from_lens_blur
     from refocus.depth import to_disparity
-    from refocus.depth.embedded import _orientation, read_gdepth, read_lens_blur
+    from refocus.depth.embedded import read_gdepth, read_lens_blur
     from refocus.pipeline.photo import OwnLens
 
     data = Path(image_path).read_bytes()
@@ -74,9 +74,7 @@ def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source:
     if not hi > lo:
         return None
     k_units = strength_from_lens_blur(lens.blur_at_infinity, lens.focal_distance, max(shape))
-    original = None
-    if lens.original is not None:
-        original = _decode_original(lens.original, shape, _orientation(data), notes)
+    original = _original_of(lens, data, shape, notes)
     return OwnLens(
         focus_disparity=(1.0 / lens.focal_distance - lo) / (hi - lo),
         strength_px=strength_for_normalised_disparity(k_units, lo, hi),
@@ -85,6 +83,37 @@ def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source:
         focal_point=lens.focal_point,
         original=original,
     )
+
+
+def load_stored_original(image_path: Path | None, shape: tuple[int, int], notes: list[str]) -> np.ndarray | None:
+    """The original a Google Lens Blur JPEG stores (GImage) as float32 sRGB, whatever
+    depth is used, when the file states its lens and the original fits the photo
+    (``shape``, upright H x W); else ``None`` (with a note when it is there but unusable)."""
+    if image_path is None:
+        return None
+    from refocus.depth.embedded import read_lens_blur, states_lens_blur
+
+    try:
+        data = Path(image_path).read_bytes()
+    except OSError:
+        return None
+    if not states_lens_blur(data):
+        return None
+    try:
+        lens = read_lens_blur(data)
+    except RefocusError as exc:
+        notes.append(f"Lens Blur's stored original not used: {exc}")
+        return None
+    return _original_of(lens, data, shape, notes) if lens is not None else None
+
+
+def _original_of(lens, data: bytes, shape: tuple[int, int], notes: list[str]) -> np.ndarray | None:
+    """The stored original of a parsed Lens Blur ``lens`` (from the file's bytes ``data``), decoded."""
+    from refocus.depth.embedded import _orientation
+
+    if lens.original is None:
+        return None
+    return _decode_original(lens.original, shape, _orientation(data), notes)
 
 
 def _decode_original(blob: bytes, shape: tuple[int, int], orientation: int, notes: list[str]) -> np.ndarray | None:
