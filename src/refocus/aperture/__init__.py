@@ -219,7 +219,8 @@ _PATH_IMAGES: dict = {}
 
 def _cached(store: dict, key, limit: int, make) -> np.ndarray:
     """``store[key]``, or ``make()`` made read-only and kept there (``key`` None: not
-    kept); a store holding more than ``limit`` is emptied first."""
+    kept; two threads making the same one both get the first kept); a store holding
+    more than ``limit`` is emptied first."""
     with _KERNEL_LOCK:
         value = store.get(key) if key is not None else None
     if value is None:
@@ -229,7 +230,7 @@ def _cached(store: dict, key, limit: int, make) -> np.ndarray:
             with _KERNEL_LOCK:
                 if len(store) > limit:
                     store.clear()
-                store[key] = value
+                value = store.setdefault(key, value)
     return value
 
 
@@ -301,19 +302,12 @@ _KERNEL_LOCK = threading.Lock()
 
 
 def _kernel_cached(key, cfg: ApertureConfig) -> np.ndarray:
-    with _KERNEL_LOCK:
-        k = _KERNEL_CACHE.get(key)
-    if k is None:
+    def make() -> np.ndarray:
         _, radius_px, front, offset = key
         k = _rasterise(cfg, radius_px, offset)
-        if front:
-            k = k[::-1, ::-1].copy()
-        k.setflags(write=False)
-        with _KERNEL_LOCK:
-            if len(_KERNEL_CACHE) > 4096:
-                _KERNEL_CACHE.clear()
-            k = _KERNEL_CACHE.setdefault(key, k)
-    return k
+        return k[::-1, ::-1].copy() if front else k
+
+    return _cached(_KERNEL_CACHE, key, 4096, make)
 
 
 def _rasterise(cfg: ApertureConfig, radius_px: float, offset: tuple[float, float]) -> np.ndarray:
