@@ -398,15 +398,15 @@ def run_batch(
     photos, skipped, failed = scan_folder(folder, depth_suffix)
     # The output folder inside the input folder is this batch's own, not an entry to
     # fail on every rerun (-o photos/results.jpg would read "a folder named like a photo").
-    own = out_dir.resolve()
-    if own.parent == folder.resolve():
+    own, source = out_dir.resolve(), folder.resolve()
+    if own.parent == source:
         failed = [(n, why) for n, why in failed if n != own.name]
         skipped = [(n, why) for n, why in skipped if n != own.name]
         if (folder / own.name).is_dir():
             skipped.append((own.name, "the output folder"))
     if not photos and not failed:
         raise RefocusError(f"no photos in {folder} ({', '.join(PHOTO_SUFFIXES)})")
-    if out_dir.resolve() == folder.resolve():
+    if own == source:
         raise RefocusError("the output folder must differ from the input folder (inputs are never overwritten)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
