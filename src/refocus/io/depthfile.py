@@ -251,6 +251,7 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
     setting of :mod:`refocus.io.limits`) before decoding; a map without finite values,
     or with values beyond +-1e6, is refused.
     """
+    from refocus.io.image import is_png16_multichannel
     from refocus.io.limits import check_file, max_pixels as budget, pillow_open
 
     path = Path(path)
@@ -273,7 +274,7 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
             arr = tifffile.imread(path)
         elif suffix == ".exr":
             arr = _read_exr(path)
-        elif _png16_colour(path):  # 16-bit grey + alpha or colour: Pillow reads only 8 bits
+        elif is_png16_multichannel(path):  # 16-bit grey + alpha or colour: Pillow reads only 8 bits
             import imagecodecs
 
             arr = imagecodecs.png_decode(path.read_bytes())
@@ -296,16 +297,6 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
         raise RefocusError(f"depth map {path.name} has unsupported type {arr.dtype}")
     check_depth_values(arr, what)
     return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _png16_colour(path: Path) -> bool:
-    """A 16-bit PNG with more than one channel (grey + alpha, RGB, RGBA)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(26)
-    except OSError:
-        return False
-    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
 
 
 def _read_exr(path: Path) -> np.ndarray:

@@ -311,13 +311,22 @@ def _png_chunks(data: bytes, want: tuple[bytes, ...]) -> dict[bytes, bytes]:
     return found
 
 
+def is_png16_multichannel(path: Path) -> bool:
+    """A 16-bit PNG with more than one channel (grey + alpha, RGB, RGBA), which Pillow
+    reads only as 8 bit (grey + alpha even as RGBA)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return False
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
+
+
 def _read_png16(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo] | None:
-    """16-bit colour and grey + alpha PNGs, which Pillow reads only as 8 bit (grey +
-    alpha even as RGBA); None for other PNGs. Their ICC profile (iCCP) and EXIF (eXIf)
-    are kept and the EXIF orientation applied, as for any photo."""
-    with open(path, "rb") as f:
-        head = f.read(33)
-    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[24] != 16 or head[25] not in (2, 4, 6):
+    """16-bit colour and grey + alpha PNGs (:func:`is_png16_multichannel`); None for other
+    PNGs. Their ICC profile (iCCP) and EXIF (eXIf) are kept and the EXIF orientation
+    applied, as for any photo."""
+    if not is_png16_multichannel(path):
         return None
     try:  # the declared size was checked by read_image
         import imagecodecs
