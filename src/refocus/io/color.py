@@ -86,10 +86,18 @@ def display_srgb(image: np.ndarray, icc_profile: bytes | None) -> np.ndarray:
     return np.asarray(out, dtype=np.float32) * np.float32(1 / 255)
 
 
+def icc_space(icc_profile: bytes | None) -> bytes | None:
+    """An ICC profile's colour space signature (header bytes 16-20: ``b"RGB "``,
+    ``b"GRAY"``, ``b"CMYK"``...), or None without a readable header."""
+    if not icc_profile or len(icc_profile) < 20:
+        return None
+    return bytes(icc_profile[16:20])
+
+
 @functools.lru_cache(maxsize=8)
 def _srgb_transform(icc_profile: bytes | None):
     """A LittleCMS transform from ``icc_profile`` (an RGB one, not sRGB) to sRGB, or None."""
-    if not icc_profile or len(icc_profile) < 20 or bytes(icc_profile[16:20]) != b"RGB ":
+    if icc_space(icc_profile) != b"RGB ":
         return None
     try:
         import io

@@ -280,15 +280,16 @@ def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
     """A CMYK photo as sRGB, through its own (CMYK) ICC profile where it has one; the
     profile is not kept: it describes ink, not the RGB pixels written from it (an RGB
     result tagged with a CMYK profile is refused or misdrawn by viewers)."""
-    if icc:
+    from refocus.io.color import icc_space
+
+    if icc_space(icc) == b"CMYK":
         try:
             import io
 
             from PIL import ImageCms
 
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            if src.profile.xcolor_space.strip() == "CMYK":
-                return ImageCms.profileToProfile(img, src, ImageCms.createProfile("sRGB"), outputMode="RGB"), None
+            return ImageCms.profileToProfile(img, src, ImageCms.createProfile("sRGB"), outputMode="RGB"), None
         except Exception:
             pass  # an unusable profile: Pillow's plain conversion
     return img.convert("RGB"), None
@@ -752,11 +753,14 @@ def _quantize(image: np.ndarray, alpha: np.ndarray | None, grayscale: bool, scal
 
 
 def _icc_matching(icc: bytes | None, grayscale: bool) -> bytes | None:
-    """``icc`` when its colour space (header bytes 16-20) is that of the pixels
-    written (GRAY for grey, RGB for colour), else None."""
-    if not icc or len(icc) < 20:
+    """``icc`` when its colour space (:func:`refocus.io.color.icc_space`) is that of the
+    pixels written (GRAY for grey, RGB for colour), else None (a profile too short to
+    say is passed on)."""
+    from refocus.io.color import icc_space
+
+    space = icc_space(icc)
+    if space is None:
         return icc or None
-    space = bytes(icc[16:20])
     return icc if space == (b"GRAY" if grayscale else b"RGB ") else None
 
 
