@@ -34,15 +34,20 @@ def load_photo(image, cfg: RefocusConfig) -> tuple[np.ndarray, ImageInfo | None,
 def states_a_lens(image_path: Path | None) -> bool:
     """Whether the photo's file says which lens rendered it (a Lens Blur GFocus), cheaply:
     the XMP only, nothing decoded."""
+    return _lens_blur_bytes(image_path) is not None
+
+
+def _lens_blur_bytes(image_path: Path | None) -> bytes | None:
+    """The file's bytes when it states a Lens Blur lens (:func:`states_a_lens`), else None."""
     if image_path is None:
-        return False
+        return None
     from refocus.depth.embedded import states_lens_blur
 
     try:
         data = Path(image_path).read_bytes()
     except OSError:
-        return False
-    return states_lens_blur(data)
+        return None
+    return data if states_lens_blur(data) else None
 
 
 def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source: str, notes: list[str]):
@@ -89,16 +94,11 @@ def load_stored_original(image_path: Path | None, shape: tuple[int, int], notes:
     """The original a Google Lens Blur JPEG stores (GImage) as float32 sRGB, whatever
     depth is used, when the file states its lens and the original fits the photo
     (``shape``, upright H x W); else ``None`` (with a note when it is there but unusable)."""
-    if image_path is None:
+    data = _lens_blur_bytes(image_path)
+    if data is None:
         return None
-    from refocus.depth.embedded import read_lens_blur, states_lens_blur
+    from refocus.depth.embedded import read_lens_blur
 
-    try:
-        data = Path(image_path).read_bytes()
-    except OSError:
-        return None
-    if not states_lens_blur(data):
-        return None
     try:
         lens = read_lens_blur(data)
     except RefocusError as exc:
