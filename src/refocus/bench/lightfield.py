@@ -129,14 +129,22 @@ def load_lightfield(folder: str | Path, grid: int | None = None, half: bool = Fa
         if m:
             files[int(m.group(1))] = p
     if not files:
-        raise RefocusError(f"no views named input_CamNNN.png in {folder}")
+        raise RefocusError(f"no views named input_CamNNN.png (HCI) or IMG_*_AA_BB.png (decoded Lytro) in {folder}")
     n_views = len(files)
+    inferred = grid is None
     if grid is None:
-        grid = int(round(math.sqrt(n_views)))
-        if grid * grid != n_views:
-            raise RefocusError(f"{folder.name}: {n_views} views is not a square grid; pass the grid size")
-    if sorted(files) != list(range(grid * grid)):
-        raise RefocusError(f"{folder.name}: expected views 000..{grid * grid - 1:03d} for a {grid}x{grid} grid")
+        # The highest index tells the grid even when views are missing, so the error
+        # can name them rather than ask for a grid size the command has no option for.
+        grid = math.isqrt(max(files)) + 1
+    missing = [i for i in range(grid * grid) if i not in files]
+    extra = sorted(i for i in files if i >= grid * grid)
+    if missing or extra:
+        what = (f"input_Cam{missing[0]:03d}.png" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "") + " missing"
+                if missing else f"input_Cam{extra[0]:03d}.png is beyond it")
+        square = math.isqrt(n_views) ** 2 == n_views
+        raise RefocusError(f"{folder.name}: " + (f"{n_views} views is not a square grid; " if inferred and not square else "")
+                           + f"expected views input_Cam000..{grid * grid - 1:03d}.png for a {grid}x{grid} grid "
+                           f"(index row * {grid} + column): {what}")
     views = None
     for idx in range(grid * grid):
         rgb, _ = read_image(files[idx])
@@ -146,12 +154,18 @@ def load_lightfield(folder: str | Path, grid: int | None = None, half: bool = Fa
         if views is None:
             views = np.empty((grid, grid) + lin.shape, dtype=np.float32)
         elif lin.shape != views.shape[2:]:
-            raise RefocusError(f"{files[idx].name} is {lin.shape[1]}x{lin.shape[0]}, other views differ")
+            raise RefocusError(f"{folder.name}: {files[idx].name} is {lin.shape[1]}x{lin.shape[0]} px but {files[0].name} is "
+                               f"{views.shape[3]}x{views.shape[2]}; all views must be the same size")
         views[idx // grid, idx % grid] = lin
     disparity = None
     dpath = folder / DISPARITY_FILE
     if dpath.is_file():
         disparity = read_pfm(dpath)
+        bad = int((~np.isfinite(disparity)).sum())
+        if bad:
+            # Ground truth is not filled in: the focus percentiles and every CoC depend on it.
+            raise RefocusError(f"{folder.name}: {dpath.name} has {bad} NaN or infinite values; the benchmark needs "
+                               "a finite disparity at every pixel")
         if half:
             disparity = _area_down2(disparity) / 2.0
         if disparity.shape != views.shape[2:4]:
@@ -205,7 +219,9 @@ def load_lytro(folder: str | Path, grid: int = 9, estimate: bool = True, equalis
             files[(int(m.group(1)), int(m.group(2)))] = p
     missing = [(a, b) for a in range(1, grid + 1) for b in range(1, grid + 1) if (a, b) not in files]
     if missing:
-        raise RefocusError(f"{folder.name}: Lytro view {missing[0][0]:02d}_{missing[0][1]:02d} is missing")
+        raise RefocusError(f"{folder.name}: Lytro view {missing[0][0]:02d}_{missing[0][1]:02d} is missing"
+                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                           + f"; the benchmark uses views AA, BB = 01..{grid:02d} (IMG_*_AA_BB.png)")
     views = None
     for (a, b), path in files.items():
         if a > grid or b > grid:
@@ -215,7 +231,8 @@ def load_lytro(folder: str | Path, grid: int = 9, estimate: bool = True, equalis
         if views is None:
             views = np.empty((grid, grid) + lin.shape, dtype=np.float32)
         elif lin.shape != views.shape[2:]:
-            raise RefocusError(f"{path.name} is {lin.shape[1]}x{lin.shape[0]}, other views differ")
+            raise RefocusError(f"{folder.name}: {path.name} is {lin.shape[1]}x{lin.shape[0]} px, other views are "
+                               f"{views.shape[3]}x{views.shape[2]}; all views must be the same size")
         views[b - 1, a - 1] = lin  # [row v = BB, column u = AA]
     if equalise:
         views = equalise_view_sharpness(views)
@@ -520,7 +537,8 @@ def lightfield_cases(
     from refocus.bench.methods import Case
 
     if lf.disparity is None:
-        raise RefocusError(f"light field {lf.name} has no disparity ({DISPARITY_FILE}); the benchmark needs it")
+        raise RefocusError(f"light field {lf.name} has no disparity: the benchmark needs {DISPARITY_FILE} beside the views "
+                           "(the centre view's disparity, px per view step, larger = nearer, PFM)")
     d = lf.disparity
     focus = focus_disparities(d)
     dataset = dataset or f"lightfield:{lf.name}"

@@ -132,6 +132,7 @@ def parse_tasks(value: str) -> list[str]:
 def parse_data(value: str) -> list[str]:
     """``--data`` value -> list of source specs (``lightfield``, ``lightfield:DIR``, ``synthetic``, ``paired:DIR``)."""
     specs = []
+    seen: set[tuple[str, str]] = set()
     for item in [v.strip() for v in value.split(",") if v.strip()]:
         if item == "all":
             specs += ["lightfield", "lytro1g", "synthetic"]
@@ -143,6 +144,10 @@ def parse_data(value: str) -> list[str]:
                 raise RefocusError(f"--data {kind}: needs a folder, e.g. {kind}:/path/to/dir")
             if not Path(path).is_dir():
                 raise RefocusError(f"--data {item}: folder not found")
+            # One folder spelt two ways ("d", "./d/") would be scored twice and counted twice in the means.
+            if (kind, os.path.realpath(path)) in seen:
+                continue
+            seen.add((kind, os.path.realpath(path)))
             specs.append(item)
         else:
             raise RefocusError(f"unknown data source {item!r}; use lightfield, lytro1g, lightfield:DIR, synthetic, paired:DIR, lensblur[:DIR] or all")
@@ -151,7 +156,26 @@ def parse_data(value: str) -> list[str]:
     return list(dict.fromkeys(specs))
 
 
-def _lightfield_cases(spec: str, tasks: list[str], quick: bool, progress: Progress) -> tuple[list, list[str]]:
+def folder_labels(specs: list[str]) -> dict[str, str]:
+    """The name each ``KIND:DIR`` source gets in the report: the folder's name, or as
+    many trailing path parts as it takes to tell it from the other folders given
+    (``a/test_c`` and ``b/test_c``), so that two datasets never share a row."""
+    paths = {s: Path(os.path.abspath(s.partition(":")[2])) for s in specs if ":" in s}
+
+    def tail(p: Path, k: int) -> str:
+        return "/".join(p.parts[-k:]) if len(p.parts) > 1 else str(p)
+
+    labels = {}
+    for s, p in paths.items():
+        k = 1
+        while k < len(p.parts) and any(tail(q, k) == tail(p, k) for o, q in paths.items() if o != s):
+            k += 1
+        labels[s] = tail(p, k)
+    return labels
+
+
+def _lightfield_cases(spec: str, tasks: list[str], quick: bool, progress: Progress,
+                      label: str | None = None) -> tuple[list, list[str]]:
     from refocus.bench import lightfield as lfm
 
     notes: list[str] = []
@@ -188,7 +212,8 @@ def _lightfield_cases(spec: str, tasks: list[str], quick: bool, progress: Progre
         return [], [f"lightfield {lf.name}: a {lf.grid}x{lf.grid} grid is too small for R = 2; skipped"]
     focus_names = ("near", "far") if quick else ("near", "middle", "far")
     pairs = lfm.REFOCUS_PAIRS[:1] if quick else lfm.REFOCUS_PAIRS
-    dataset = f"lytro1g:{lf.name}" if lytro else f"lightfield:{lf.name}" + ("/2" if half else "")
+    name = label or lf.name
+    dataset = f"lytro1g:{name}" if lytro else f"lightfield:{name}" + ("/2" if half else "")
     cases = []
     for task in tasks:
         progress.status(f"ground truth for {task} on {lf.name}")
@@ -330,28 +355,34 @@ def _synthetic_cases(tasks: list[str], quick: bool, progress: Progress) -> tuple
     return cases, notes
 
 
-def _paired_cases(spec: str, tasks: list[str], quick: bool) -> tuple[list, list[str]]:
+def _paired_cases(spec: str, tasks: list[str], quick: bool, label: str | None = None) -> tuple[list, list[str]]:
     from refocus.bench.paired import paired_cases
 
     if "deblur" not in tasks:
         return [], [f"{spec}: paired data only has deblur cases; skipped"]
     folder = spec.partition(":")[2]
-    return paired_cases(folder, limit=2 if quick else None, max_side=256 if quick else None), []
+    dataset = f"paired:{label}" if label else None
+    others = [t for t in tasks if t != "deblur"]
+    notes = [f"{dataset or spec}: deblur cases only (a photo pair has no depth and no focus to render); "
+             f"no {', '.join(others)} cases"] if others else []
+    cases = paired_cases(folder, limit=2 if quick else None, max_side=256 if quick else None, dataset=dataset, notes=notes)
+    return cases, notes
 
 
 def build_cases(tasks: list[str], data: list[str], quick: bool = False, progress: Progress | None = None):
     """All cases for the requested tasks and data sources, plus notes on what was skipped."""
     progress = progress or Progress()
     cases, notes = [], []
+    labels = folder_labels(data)
     for spec in data:
         if spec == "lightfield" or spec.startswith("lightfield:"):
-            c, n = _lightfield_cases(spec, tasks, quick, progress)
+            c, n = _lightfield_cases(spec, tasks, quick, progress, labels.get(spec))
         elif spec == "lytro1g":
             c, n = _lytro_cases(tasks, quick, progress)
         elif spec == "synthetic":
             c, n = _synthetic_cases(tasks, quick, progress)
         elif spec.startswith("paired:"):
-            c, n = _paired_cases(spec, tasks, quick)
+            c, n = _paired_cases(spec, tasks, quick, labels.get(spec))
         elif spec == "lensblur" or spec.startswith("lensblur:"):
             c, n = _lensblur_cases(spec, tasks, quick, progress)
         else:
@@ -430,6 +461,11 @@ def run_quality(
         unknown = [m for m in methods if m not in mreg.all_method_names()]
         if unknown:
             raise RefocusError(f"unknown method {unknown[0]!r}; registered: {', '.join(sorted(mreg.all_method_names()))}")
+        if not any(mreg.methods_for(t, methods) for t in tasks):
+            # Otherwise the run scores nothing and says "no cases", which points at the data.
+            does = {m: [t for t in mreg.TASKS if mreg.methods_for(t, [m])] for m in methods}
+            raise RefocusError(f"none of --methods {','.join(methods)} does the task {', '.join(tasks)} ("
+                               + "; ".join(f"{m}: {', '.join(ts)}" for m, ts in does.items()) + ")")
     with_lpips = True
     try:
         weights = find_weights(lpips_weights)
@@ -442,6 +478,7 @@ def run_quality(
     t0 = time.perf_counter()
     cases, notes = build_cases(tasks, data, quick, progress)
     run.notes += notes
+    _check_case_sizes(cases, with_lpips)
     run.meta = {
         "tasks": tasks,
         "data": data,
@@ -505,6 +542,27 @@ def run_quality(
     run.images = sheets
     run.meta["total_seconds"] = round(time.perf_counter() - t0, 2)
     return run
+
+
+#: Smallest side the metrics accept, px: SSIM's 7 x 7 window, LPIPS's AlexNet.
+MIN_SIDE_SSIM_PX, MIN_SIDE_LPIPS_PX = 7, 32
+
+
+def _check_case_sizes(cases: list, with_lpips: bool) -> None:
+    """Refuse, before any method runs, a case too small to score once its border is
+    cropped: otherwise the run stops at that case with the others' work lost."""
+    need = MIN_SIDE_LPIPS_PX if with_lpips else MIN_SIDE_SSIM_PX
+    for c in cases:
+        h, w = c.target.shape[:2]
+        side = min(h, w) - 2 * c.crop_px
+        if side < need:
+            where = c.meta.get("input") if isinstance(c.meta, dict) else None
+            raise RefocusError(
+                f"{c.dataset} / {c.name}" + (f" ({where})" if where else "") + f": {w}x{h} px"
+                + (f" less a {c.crop_px} px border" if c.crop_px else "")
+                + f" is too small to score; the metrics need at least {need} x {need} px"
+                + (" (LPIPS)" if with_lpips else "")
+            )
 
 
 def _sheet_selection(cases: list, per_task: int, shown: set[int] | None = None) -> set[int]:

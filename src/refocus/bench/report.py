@@ -18,6 +18,7 @@ method's wall time per case on the machine in ``meta.machine``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,17 +44,101 @@ def _fmt(v, digits: int) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+#: First line of every report.md this module writes (how an earlier report is recognised).
+MD_TITLE = "# Quality benchmark"
+#: First line of every speed.md of ``refocus bench speed``.
+SPEED_MD_TITLE = "# refocus bench speed"
+_SHEET_TASKS = ("bokeh", "deblur", "refocus")
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().rstrip("\n")
+    except OSError:
+        return ""
+
+
+def _json_keys(path: Path) -> set[str]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return set(doc) if isinstance(doc, dict) else set()
+
+
+def is_quality_report(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a report of an earlier ``refocus bench quality``."""
+    folder = Path(folder)
+    return ({"meta", "summary", "cases"} <= _json_keys(folder / "report.json")
+            or _first_line(folder / "report.md") == MD_TITLE)
+
+
+def _is_speed_report(folder: Path) -> bool:
+    return {"machine", "rows"} <= _json_keys(folder / "speed.json") or _first_line(folder / "speed.md") == SPEED_MD_TITLE
+
+
+def check_out_folder(out: str | Path, names: list[str], is_earlier_report: bool, overwrite: bool = False) -> None:
+    """Refuse, before any work, an ``--out`` folder the report cannot go into.
+
+    ``out`` must be a folder (or not exist yet, under a writable folder). The files
+    ``names`` it will hold replace those of an earlier report of the same command
+    (``is_earlier_report``), which a rerun is expected to refresh; any other file
+    of those names may be the user's own and is kept unless ``overwrite``.
+
+    Raises
+    ------
+    RefocusError
+        One line naming the path and what to do.
+    """
+    from refocus.errors import RefocusError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RefocusError(f"--out {out} is a file; --out names a folder for the report files ({', '.join(names)})")
+    p = out
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if p.exists() and not p.is_dir():
+        raise RefocusError(f"cannot write into --out {out}: {p} is a file, not a folder")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise RefocusError(f"cannot write into --out {out}: the folder {p} is not writable")
+    if overwrite or is_earlier_report or not out.is_dir():
+        return
+    for name in names:
+        hits = sorted(out.glob(name))
+        if hits:
+            raise RefocusError(f"{hits[0]} already exists and is not from an earlier report of this command; "
+                               "move it, choose another --out, or pass --overwrite")
+
+
+def check_quality_out(out: str | Path, overwrite: bool = False) -> None:
+    """:func:`check_out_folder` for ``refocus bench quality``'s files."""
+    check_out_folder(out, ["report.md", "report.json", "contact-*.png"], is_quality_report(out), overwrite)
+
+
+def check_speed_out(out: str | Path, overwrite: bool = False) -> None:
+    """:func:`check_out_folder` for ``refocus bench speed``'s files."""
+    check_out_folder(out, ["speed.json", "speed.md"], _is_speed_report(Path(out)), overwrite)
+
+
 def write_report(run: QualityRun, out_dir: str | Path) -> dict[str, Path]:
     """Write ``report.md``, ``report.json`` and ``contact-<task>.png`` into ``out_dir``.
+
+    The files appear together (or none of them, on a disk fault). In a folder that
+    held an earlier report, that report's contact sheets of tasks this run did not
+    score are removed, so that no sheet of another run sits beside this report.
+    Callers that must not replace a user's files check first (:func:`check_quality_out`).
 
     Returns
     -------
     ``{"md": path, "json": path, "sheets": [paths...]}``-like dict of written files.
     """
-    from refocus.io import atomic_write_bytes
+    from refocus.io.image import atomic_write_many, image_writer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    earlier = is_quality_report(out)
     summary = summarise(run)
     payload = {
         "meta": run.meta,
@@ -64,14 +149,22 @@ def write_report(run: QualityRun, out_dir: str | Path) -> dict[str, Path]:
         "reference": {t: {k: {"psnr": v[0], "lpips": v[1]} for k, v in r.items()} for t, r in REFERENCE.items()},
     }
     text = json.dumps(payload, indent=1, default=_json_default, allow_nan=False)
-    json_path = atomic_write_bytes(out / "report.json", lambda p: Path(p).write_text(text + "\n"))
+    items = [(out / "report.json", lambda p: Path(p).write_text(text + "\n"))]
     sheets = []
     for task, entries in run.images.items():
         if entries:
-            sheets.append(write_contact_sheet(task, entries, out / f"contact-{task}.png"))
+            path = out / f"contact-{task}.png"
+            items.append((path, image_writer(path, render_contact_sheet(task, entries), bit_depth=8)))
+            sheets.append(path)
     md = render_markdown(run, summary, [s.name for s in sheets])
-    md_path = atomic_write_bytes(out / "report.md", lambda p: Path(p).write_text(md))
-    return {"md": Path(md_path), "json": Path(json_path), "sheets": sheets}
+    items.append((out / "report.md", lambda p: Path(p).write_text(md)))
+    atomic_write_many(items)
+    if earlier:
+        for task in _SHEET_TASKS:
+            stale = out / f"contact-{task}.png"
+            if stale not in sheets and stale.is_file():
+                stale.unlink()
+    return {"md": out / "report.md", "json": out / "report.json", "sheets": sheets}
 
 
 def _json_default(o):
@@ -87,7 +180,7 @@ def render_markdown(run: QualityRun, summary: dict, sheet_names: list[str]) -> s
     m = run.meta
     mach = m.get("machine", {})
     lines = [
-        "# Quality benchmark",
+        MD_TITLE,
         "",
         f"- date: {m.get('date')}; tasks: {', '.join(m.get('tasks', []))}; data: {', '.join(m.get('data', []))}"
         + ("; **quick mode (smoke test, not the protocol)**" if m.get("quick") else ""),
@@ -141,6 +234,9 @@ def render_markdown(run: QualityRun, summary: dict, sheet_names: list[str]) -> s
         "the no-depth track gets no disparity.",
         "- synthetic: ray-traced dead-leaves scenes (refocus.bench.scenes.frozen_test_set, textured with the shared "
         "photos when present), no crop.",
+        "- lightfield:DIR: the light-field protocol above at the folder's own resolution (a decoded Lytro capture: "
+        "lytro1g's, depth estimated). paired:DIR: deblur only, each input image -> the target of the same name, "
+        "whole images (quick: the first 2 pairs, centre 256 px), no crop.",
         "",
     ]
     return "\n".join(lines)
@@ -177,9 +273,16 @@ def write_contact_sheet(task: str, entries: list, path: str | Path, tile: int = 
     tile:
         Width of each image, px.
     """
-    from PIL import Image, ImageDraw
-
     from refocus.io import write_image
+
+    path = Path(path)
+    write_image(path, render_contact_sheet(task, entries, tile), bit_depth=8)
+    return path
+
+
+def render_contact_sheet(task: str, entries: list, tile: int = 192) -> np.ndarray:
+    """The image :func:`write_contact_sheet` writes: float32 H x W x 3 sRGB in [0, 1]."""
+    from PIL import Image, ImageDraw
 
     label_h, pad = 14, 4
     columns = ["input", "ground truth"]
@@ -223,6 +326,4 @@ def write_contact_sheet(task: str, entries: list, path: str | Path, tile: int = 
     for label, b in blocks:
         draw.text((pad, y + 1), label, fill=(80, 80, 80))
         y += b.shape[0]
-    path = Path(path)
-    write_image(path, np.asarray(pil, dtype=np.float32) / 255.0, bit_depth=8)
-    return path
+    return np.asarray(pil, dtype=np.float32) / 255.0

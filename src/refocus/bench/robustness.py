@@ -237,5 +237,28 @@ def write_json(runs: list[Run], path: Path, seed: int) -> Path:
 
 
 def data_dir_default() -> Path:
+    """The shared data folder, found as ``refocus bench quality`` finds it (so both
+    commands work from any folder); ``../shared/data`` names it in the error when absent."""
+    from refocus.bench.quality import shared_data_dir
+
     env = os.environ.get("REFOCUS_SHARED")
-    return Path(env) / "data" if env else Path("../shared/data")
+    if env:
+        return Path(env) / "data"
+    return shared_data_dir() or Path("../shared/data")
+
+
+def check_out(out: Path, inputs: list[Path]) -> None:
+    """Refuse, before the run, an ``--out`` that cannot be written or that is one of the inputs."""
+    from refocus.errors import RefocusError
+    from refocus.io.image import check_output_folder
+    from refocus.io.outputs import check_outputs
+
+    out = Path(out)
+    if out.is_dir():
+        raise RefocusError(f"--out {out} is a folder; --out names the JSON file to write, e.g. {out / 'robustness.json'}")
+    p = out.parent
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    # Missing folders are made at the end (write_json): check the nearest one that exists.
+    check_output_folder(p / out.name if p.is_dir() else out)
+    check_outputs([out], inputs)

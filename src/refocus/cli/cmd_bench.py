@@ -16,13 +16,16 @@ def quality_cmd(
     data: str = typer.Option(
         "lightfield",
         "--data",
-        help="lightfield (hci-antinous, half res), lytro1g (real Lytro captures, estimated depth), lightfield:DIR, synthetic, paired:DIR (inputC/ + target/), lensblur[:DIR] (Lens Blur JPEGs: rendered photo -> stored original for deblur, -> original refocused behind the subject for refocus), or all; comma-separated.",
+        help="lightfield (hci-antinous, half res), lytro1g (real Lytro captures, estimated depth), lightfield:DIR (input_CamNNN.png + gt_disp_lowres.pfm, or a decoded Lytro capture), synthetic, paired:DIR (an input folder, e.g. inputC/ or blur/, and a target folder, e.g. target/ or gt/, images of the same names; deblur only), lensblur[:DIR] (Lens Blur JPEGs: rendered photo -> stored original for deblur, -> original refocused behind the subject for refocus), or all; comma-separated.",
     ),
     out: Path = typer.Option(Path("bench-out/quality"), "--out", help="Folder for report.md, report.json and contact sheets."),
     quick: bool = typer.Option(False, "--quick", help="A few small cases (smoke test, under a minute)."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Only these methods, comma-separated (default: all registered)."),
     lpips_weights: Optional[Path] = typer.Option(
         None, "--lpips-weights", help="LPIPS AlexNet weights (default: $REFOCUS_LPIPS_WEIGHTS or ../shared/data/lpips/alexnet.ckpt)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace report.md, report.json or contact-*.png in --out that are not an earlier report's."
     ),
 ) -> None:
     """Score every registered method on every case; write report.md, report.json and contact-<task>.png."""
@@ -32,10 +35,12 @@ def quality_cmd(
     from rich.table import Table
 
     from refocus.bench import quality as q
-    from refocus.bench.report import write_report
+    from refocus.bench.report import check_quality_out, write_report
 
     tasks = q.parse_tasks(task)
     specs = q.parse_data(data)
+    # Before the run: a bad --out found after an hour of scoring loses the hour.
+    check_quality_out(out, overwrite)
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     console = Console(stderr=True)
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -84,8 +89,10 @@ def speed_cmd(
     stages: str = typer.Option(
         "render,deblur,depth,pipeline,interactive", "--stages", help="Comma-separated: render, deblur, depth, pipeline, interactive."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace speed.json or speed.md in --out that are not an earlier speed report's."),
 ) -> None:
     """Time the renderer, DeblurNet, the depth stage and the pipeline."""
+    from refocus.bench.report import check_speed_out
     from refocus.errors import RefocusError
 
     if device not in ("cpu", "cuda", "auto"):
@@ -94,10 +101,11 @@ def speed_cmd(
         from refocus.bench.speed import run_speed
     except ImportError as exc:
         raise RefocusError(f"the speed benchmark is not available in this installation ({exc})") from None
-    chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+    chosen = tuple(dict.fromkeys(s.strip() for s in stages.split(",") if s.strip()))
     known = ("render", "deblur", "depth", "pipeline", "interactive")
     if not chosen or any(s not in known for s in chosen):
         raise RefocusError(f"--stages must be a comma-separated list of {', '.join(known)}, got {stages!r}")
+    check_speed_out(out, overwrite)
     run_speed(out_dir=out, device=device, quick=quick, stages=chosen)
 
 
@@ -138,7 +146,9 @@ def tables_cmd(
 
 @bench_app.command("robustness")
 def robustness_cmd(
-    data: Optional[Path] = typer.Option(None, "--data", help="The shared data folder (default: $REFOCUS_SHARED/data or ../shared/data)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="The shared data folder (default: $REFOCUS_SHARED/data, else ../shared/data beside the current folder or the repository)."
+    ),
     mutants: int = typer.Option(300, "--mutants", help="How many mutated files to run."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the mutations."),
     out: Path = typer.Option(Path("bench-out/robustness.json"), "--out", help="JSON report (every run, and per-class medians/peaks)."),
@@ -150,10 +160,13 @@ def robustness_cmd(
     from refocus.bench import robustness as rb
     from refocus.errors import RefocusError
 
+    if mutants < 1:
+        raise RefocusError(f"--mutants must be at least 1, got {mutants}")
     data_dir = data or rb.data_dir_default()
     sources, photo = rb.default_sources(data_dir)
     if not sources:
         raise RefocusError(f"no input files under {data_dir} (phone-depth/, photos/)")
+    rb.check_out(out, sources + ([photo] if photo else []))
     from refocus.cli import main
 
     runs = rb.run_fuzz(sources, mutants, seed, photo_for_depth=photo, cli_main=main)
