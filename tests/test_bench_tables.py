@@ -282,3 +282,26 @@ def test_a_float_noise_difference_is_a_tie_not_a_win(tmp_path):
     table = tb.quality_table(tb.load_reports([write_json(tmp_path / "r.json", rep)]).quality, "bokeh")
     won = {w["name"]: w["vs"] for w in tb.wins(table)}
     assert won["ours"]["input"] == (0, 4)
+
+
+def test_speed_rows_from_two_machines_name_each_machine(tmp_path):
+    """The README's CPU table merged a DeblurNet row timed on an AMD EPYC with renderer
+    rows timed on an Intel Xeon and named only the EPYC (2026-12-06): each number must
+    carry the machine it was measured on."""
+    full = fake_speed()
+    deblur = {**fake_speed(), "machine": {"cpu": "AMD EPYC", "cpu_count": 2, "torch": "2.13.0"},
+              "rows": [dict(full["rows"][2], median_s=19.9, times_s=[19.9], error=None)]}
+    del deblur["rows"][0]["error"]
+    paths = [write_json(tmp_path / "xeon.json", full), write_json(tmp_path / "epyc.json", deblur)]
+    block = tb.render_blocks(tb.load_reports(paths), "CMD")["speed:cpu"]
+    sub = block.split("<sub>")[1]
+    assert "Intel Xeon" in sub and "AMD EPYC" in sub
+    assert "xeon.json`: Intel Xeon, 2 cores, torch 2.13.0 (UI re-render after a focus click, preview 963x1037, renderer)" in sub
+    assert "epyc.json`: AMD EPYC, 2 cores, torch 2.13.0 (DeblurNet)" in sub
+    # One machine: said once, as before.
+    one = tb.render_blocks(tb.load_reports([paths[0]]), "CMD")["speed:cpu"]
+    assert "Intel Xeon, 2 cores, torch 2.13.0" in one and "machines differ" not in one
+    # A report whose every row was replaced by a later one does not speak for the table.
+    rerun = {**deblur, "rows": [dict(r) for r in full["rows"]]}
+    block = tb.render_blocks(tb.load_reports([paths[0], write_json(tmp_path / "all.json", rerun)]), "CMD")["speed:cpu"]
+    assert "Intel Xeon" not in block.split("<sub>")[1] and "xeon.json" not in block
