@@ -20,7 +20,19 @@ from refocus.render import RenderConfig
 
 __version__ = "0.1.0"
 
-__all__ = ["ApertureConfig", "RefocusError", "RenderConfig", "render_bokeh", "__version__"]
+__all__ = [
+    "ApertureConfig",
+    "RefocusError",
+    "RenderConfig",
+    "deblur",
+    "refocus",
+    "render_bokeh",
+    "__version__",
+]
+
+#: Stage packages reachable as attributes after a bare ``import refocus``
+#: (``refocus.io.write_image(...)``, as the README writes it), imported on first use.
+_SUBPACKAGES = ("aperture", "camera", "deblur", "depth", "io", "pipeline", "render")
 
 
 def __getattr__(name):
@@ -29,12 +41,15 @@ def __getattr__(name):
         from refocus.pipeline.bokeh import render_bokeh
 
         return render_bokeh
-    if name == "deblur":
-        from refocus.deblur import deblur
-
-        return deblur
     if name == "refocus":
         from refocus.pipeline import refocus
 
         return refocus
+    if name in _SUBPACKAGES:
+        # ``refocus.deblur`` is the subpackage, and it is callable: importing it (as
+        # the pipeline does) makes the package attribute the module whatever was
+        # returned here, so the README's ``refocus.deblur(photo)`` must work on it.
+        import importlib
+
+        return importlib.import_module(f"refocus.{name}")
     raise AttributeError(f"module 'refocus' has no attribute {name!r}")

@@ -329,8 +329,9 @@ def get_depth(
         instead of any embedded depth, and a failure to load it is an error.
     allow_estimate : bool
         Allow the network and the defocus estimate when nothing is stored.
-    image : (H, W, 3) float32, optional
-        The photo's pixels (sRGB [0, 1]) when already loaded.
+    image : (H, W, 3) array, optional
+        The photo's pixels when already loaded: float sRGB in [0, 1], or uint8/uint16,
+        grey or RGBA, as :func:`refocus.io.as_float_rgb` accepts.
     refine : bool or None
         True: align the map's edges with the photo (weighted median) even when it
         already has the photo's size; False: plain bilinear resampling; None (the
@@ -345,15 +346,22 @@ def get_depth(
     RefocusError
         When no source gives a usable map, with what the user can do about it.
     """
-    from refocus.io import read_image
+    from refocus.io import as_float_rgb, read_image
 
     if depth_kind not in (None, "disparity", "depth"):
         raise RefocusError(f"unknown depth kind {depth_kind!r}: use disparity or depth")
+    if depth_path is not None and not isinstance(depth_path, (str, os.PathLike)):
+        raise RefocusError(
+            f"depth_path must be a file path, got {type(depth_path).__name__}; "
+            "an in-memory map goes to refocus.render_bokeh(image, disparity, ...)"
+        )
     if image is None:
         if image_path is None:
             raise RefocusError("get_depth needs an image path or the image")
         image, _ = read_image(image_path)
-    image = np.asarray(image, dtype=np.float32)
+    # The photo guides edge alignment and feeds the network, both in sRGB [0, 1]:
+    # a uint8 photo taken as 0..255 floats aligned the edges differently.
+    image = as_float_rgb(image)[0]
     H, W = image.shape[:2]
     notes: list[str] = []
     found = None  # (values, kind, metric, source)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from refocus.aperture import ApertureConfig
 from refocus.errors import RefocusError
@@ -62,9 +63,10 @@ class RefocusConfig(BaseModel):
         portrait modes and most photographers mean it. A phone's own lens at f/1.4
         blurs about 4.6 times less (a 13 Pro's main camera: K 2.6 px instead of 12).
     aperture:
-        Aperture shape of the new lens.
+        Aperture shape of the new lens: an :class:`ApertureConfig` (or a dict of its
+        fields), or ``"disc"``, ``"polygon"`` or the path of an aperture image.
     depth_path, depth_kind:
-        A depth/disparity map file and what its values mean (``"disparity"``: larger
+        A depth/disparity map file (str or path) and what its values mean (``"disparity"``: larger
         = nearer, ``"depth"``: distance). Without a file the depth stage estimates one.
     depth_model:
         The depth network (hub id or local folder) used when the photo has no depth;
@@ -118,6 +120,30 @@ class RefocusConfig(BaseModel):
     # Default: the pixel-budget setting (REFOCUS_MAX_MEGAPIXELS, else 100), read when built.
     max_megapixels: float = Field(default_factory=lambda: _budget_megapixels(), gt=0.0)
 
+    def __init__(self, **data):
+        # Settings are user input: one line naming the option (RefocusError), in Python
+        # as on the command line, not pydantic's multi-line ValidationError.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise settings_error(exc) from None
+
+    @field_validator("depth_path", "focus_mask", mode="before")
+    @classmethod
+    def _path_as_str(cls, value):
+        # A notebook passes pathlib.Path as often as str.
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("aperture", mode="before")
+    @classmethod
+    def _aperture_spec(cls, value):
+        # "disc", "polygon" or an image path, as render_bokeh and --aperture take it.
+        if isinstance(value, (str, os.PathLike)):
+            from refocus.aperture import aperture_from_spec
+
+            return aperture_from_spec(os.fspath(value))
+        return value
+
     @model_validator(mode="after")
     def _one_of_each(self):
         given = [n for n in FOCUS_SETTINGS if getattr(self, n) is not None]
@@ -137,11 +163,20 @@ class RefocusConfig(BaseModel):
 
     @classmethod
     def build(cls, **kwargs) -> "RefocusConfig":
-        """Like the constructor, but invalid settings raise a one-line :class:`RefocusError`."""
-        try:
-            return cls(**kwargs)
-        except ValidationError as exc:
-            raise settings_error(exc) from None
+        """The constructor (invalid settings raise a one-line :class:`RefocusError`)."""
+        return cls(**kwargs)
+
+    @classmethod
+    def coerce(cls, cfg) -> "RefocusConfig":
+        """``cfg`` as a config: a :class:`RefocusConfig` itself, a dict of its fields, or
+        None for the defaults; anything else is a one-line error."""
+        if cfg is None:
+            return cls()
+        if isinstance(cfg, cls):
+            return cfg
+        if isinstance(cfg, dict):
+            return cls(**cfg)
+        raise RefocusError(f"cfg must be a RefocusConfig (or a dict of its fields), got {type(cfg).__name__}")
 
     def focus_description(self) -> str:
         """The focus setting, as a user would write it."""

@@ -21,6 +21,13 @@ component                 call                                                 d
                           OwnLens | None``: the lens the file states, or None
 ========================  ===================================================  ==========================
 
+Arrays are numpy (torch tensors are accepted back): images H x W x 3 float32, sRGB
+in [0, 1] unless ``linear_light``; the disparity (H, W) normalised to [0, 1], larger
+= nearer; blur and CoC maps (H, W) in px. What a component returns is checked
+(:func:`checked_depth`, :func:`checked_blur`, :func:`checked_deblurred`,
+:func:`checked_render`): a wrong shape, NaN or an unnormalised disparity is a one-line
+:class:`~refocus.errors.RefocusError` naming the component.
+
 A renderer says how it works through two attributes: ``linear_light`` (it blurs
 linear light, as a lens does; otherwise it takes and returns sRGB) and
 ``adds_blur`` (it can add only the blur an already blurred input lacks; a
@@ -74,6 +81,98 @@ STORED_ORIGINAL = "stored original"
 #: Share of the pixels that must need sharpening before a network pass is worth it
 #: (fewer is noise in the blur estimate).
 DEBLUR_MIN_SHARE = 0.002
+
+
+# -- what a component returns ------------------------------------------------------
+# Components are the user's own callables: what they return is checked here, once,
+# so that a wrong shape or a NaN is one line naming the component, not an IndexError
+# deep in the renderer's compiled loops or a silently cropped or NaN photo.
+
+
+def _host_array(value) -> np.ndarray:
+    """A component's array output as numpy (a torch tensor on any device included)."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _finite(arr: np.ndarray) -> bool:
+    # min and max carry any NaN or inf without a full-size mask.
+    return arr.size == 0 or bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
+
+
+def checked_depth(loaded, shape: tuple[int, int]) -> tuple[np.ndarray, str, Any]:
+    """The ``depth`` component's ``(disparity, source, metric_range)``, checked: the
+    disparity (H, W) at the photo's size, finite, normalised to [0, 1]."""
+    if not isinstance(loaded, (tuple, list)) or len(loaded) != 3:
+        raise RefocusError(f"the depth component must return (disparity, source, metric_range), got {_described(loaded)}")
+    disp = _host_array(loaded[0])
+    if disp.shape != tuple(shape):
+        raise RefocusError(f"the depth component returned a disparity of shape {disp.shape} for an image of {tuple(shape)}")
+    disp = disp.astype(np.float32, copy=False)
+    if not _finite(disp):
+        raise RefocusError("the depth component returned a disparity with NaN or infinite values")
+    lo, hi = float(disp.min()), float(disp.max())
+    if lo < -1e-4 or hi > 1 + 1e-4:
+        raise RefocusError(
+            f"the depth component returned disparity in [{lo:g}, {hi:g}]; it must be normalised to [0, 1] (larger = nearer)"
+        )
+    return disp, loaded[1], loaded[2]
+
+
+def checked_blur(input_blur_px, shape: tuple[int, int]) -> np.ndarray:
+    """The ``blur_estimate`` component's (H, W) blur radius map, px (NaN: unknown)."""
+    b = _host_array(input_blur_px)
+    if b.shape != tuple(shape):
+        raise RefocusError(f"the blur_estimate component returned shape {b.shape} for an image of {tuple(shape)}")
+    return b.astype(np.float32, copy=False)
+
+
+def checked_deblurred(out, image_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``deblurrer``'s ``(all_in_focus, defocus_px or None)``, checked: the image
+    at the input's shape and finite (uint8/uint16 scaled to [0, 1]), the defocus map
+    (H, W) when given."""
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise RefocusError(f"the deblurrer must return (all_in_focus, defocus_px or None), got {_described(out)}")
+    aif = _host_array(out[0])
+    if aif.shape != tuple(image_shape):
+        raise RefocusError(f"the deblurrer returned shape {aif.shape} for an image of shape {tuple(image_shape)}")
+    if aif.dtype.kind in "ui":
+        from refocus.io import as_float_rgb
+
+        aif = as_float_rgb(aif)[0]  # scaled by its integer type, as any input image
+    aif = aif.astype(np.float32, copy=False)
+    if not _finite(aif):
+        raise RefocusError("the deblurrer returned an image with NaN or infinite values")
+    defocus = out[1]
+    if defocus is not None:
+        defocus = _host_array(defocus)
+        if defocus.shape != tuple(image_shape[:2]):
+            raise RefocusError(
+                f"the deblurrer returned a defocus map of shape {defocus.shape} for an image of {tuple(image_shape[:2])} "
+                "(return None when there is none)"
+            )
+        defocus = defocus.astype(np.float32, copy=False)
+    return np.clip(aif, 0, 1), defocus
+
+
+def checked_render(out, shape: tuple[int, ...]) -> np.ndarray:
+    """The ``renderer``'s image: the shape of the image it was given, finite."""
+    arr = _host_array(out) if out is not None else np.empty(0)
+    if arr.shape != tuple(shape):
+        got = "None" if out is None else f"shape {arr.shape}"
+        raise RefocusError(f"the renderer returned {got} for an image of shape {tuple(shape)}")
+    arr = arr.astype(np.float32, copy=False)
+    if not _finite(arr):
+        raise RefocusError("the renderer returned an image with NaN or infinite values")
+    return arr
+
+
+def _described(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    shape = getattr(value, "shape", None)
+    return f"{type(value).__name__} of shape {tuple(shape)}" if shape is not None else type(value).__name__
 
 
 def subtractable_blur(input_blur_px: np.ndarray) -> np.ndarray:
@@ -162,7 +261,10 @@ def _input_blur_map(image: np.ndarray, disparity: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Rendered:
-    """One render of a prepared photo and what was decided for it."""
+    """One render of a prepared photo and what was decided for it: ``image`` (H, W, 3)
+    float32 sRGB in [0, 1], ``coc_px`` (H, W) the signed CoC asked for (px),
+    ``focus_disparity`` (normalised disparity), ``strength`` (K, px), ``deblurred``
+    (whether the all-in-focus image was used)."""
 
     image: np.ndarray
     coc_px: np.ndarray
@@ -249,11 +351,13 @@ class Refocuser:
 
     # -- the focus-independent work ---------------------------------------------
     def prepare(
-        self, image, cfg: RefocusConfig, work_pixels: int | None = None, focus_points: tuple = ()
+        self, image, cfg: RefocusConfig | None = None, work_pixels: int | None = None, focus_points: tuple = ()
     ) -> PreparedPhoto:
         """Load a photo and its depth, and estimate its blur (no deblurring yet).
 
-        ``image`` is a path or an H x W x 3 array. With ``work_pixels``, a photo
+        ``image`` is a path (str or pathlib) or an image array (H x W x 3 float sRGB in
+        [0, 1]; uint8/uint16, grey H x W and RGBA are converted); ``cfg`` a
+        :class:`RefocusConfig`, a dict of its fields or None (the defaults). With ``work_pixels``, a photo
         larger than that is prepared on a working copy of that size (its
         :attr:`~PreparedPhoto.scale` < 1; focus points and strengths stay in the
         photo's own pixels). ``cfg.focus_xy`` and any other ``focus_points`` (x, y)
@@ -261,6 +365,7 @@ class Refocuser:
         """
         from refocus.depth.focus import check_point_inside
 
+        cfg = RefocusConfig.coerce(cfg)
         rgb, info, path = stages.load_photo(image, cfg)
         for x, y in (*focus_points, *([cfg.focus_xy] if cfg.focus_xy is not None else [])):
             check_point_inside(x, y, rgb.shape[1], rgb.shape[0])  # before minutes of depth work
@@ -278,7 +383,7 @@ class Refocuser:
             scale = nw / w
             notes.append(f"working copy {nw}x{nh} of the {w}x{h} photo; export renders the full size")
         loaded = self.depth(rgb, path, cfg, notes)
-        disp, source, metric = loaded
+        disp, source, metric = checked_depth(loaded, rgb.shape[:2])
         own_blur_px = getattr(loaded, "own_blur_px", None)
         own = self.own_lens(path, (h, w), source, notes) if self.own_lens is not None else None
         # A Lens Blur file's stored original is its all-in-focus image whatever depth is
@@ -299,7 +404,7 @@ class Refocuser:
             # keeping the input in blotches.
             input_blur_px = (own_blur_px * (1.0 - disp)).astype(np.float32)
         else:
-            input_blur_px = self.blur_estimate(rgb, disp)
+            input_blur_px = checked_blur(self.blur_estimate(rgb, disp), rgb.shape[:2])
         photo = PreparedPhoto(
             image=rgb, disparity=disp, input_blur_px=input_blur_px, info=info, depth_source=source,
             notes=notes, metric_range=metric, scale=scale, refocuser=self, source_shape=(h, w), own_lens=own,
@@ -352,19 +457,17 @@ class Refocuser:
         if not getattr(self.renderer, "adds_blur", True):
             mode = "always"
         try:
-            aif, defocus = self.deblurrer(photo.image, device)
+            out = self.deblurrer(photo.image, device)
         except RefocusError as exc:
             if mode == "always":
                 raise
             photo.deblur_note = str(exc)
             photo.notes.append(f"{exc}; rendering from the input photo, with only the blur it lacks")
             return False
-        aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
-        if aif.shape != photo.image.shape:
-            raise RefocusError(f"the deblurrer returned shape {aif.shape} for an image of shape {photo.image.shape}")
+        aif, defocus = checked_deblurred(out, photo.image.shape)
         photo.all_in_focus = aif
         photo._aif_linear = None
-        if defocus is not None and np.shape(defocus) == photo.shape and photo.depth_source != DEFOCUS_ESTIMATE_SOURCE:
+        if defocus is not None and photo.depth_source != DEFOCUS_ESTIMATE_SOURCE:
             from refocus.pipeline.sharpness import pool_blur_by_disparity
 
             # DeblurNet's map reads blur in flat, textureless regions (3-4 px where
@@ -397,7 +500,7 @@ class Refocuser:
     def render(
         self,
         photo: PreparedPhoto,
-        cfg: RefocusConfig,
+        cfg: RefocusConfig | None = None,
         focus_disparity: float | None = None,
         strength: float | None = None,
         use_all_in_focus: bool | None = None,
@@ -406,8 +509,11 @@ class Refocuser:
 
         Parameters
         ----------
-        cfg : the settings (aperture, quality, keep_sharp_px...).
-        focus_disparity, strength : override the ones derived from ``cfg``.
+        cfg : the settings (aperture, quality, keep_sharp_px...): a :class:`RefocusConfig`,
+            a dict of its fields, or None (the defaults).
+        focus_disparity, strength : override the ones derived from ``cfg``: the focal
+            plane in normalised disparity (0 farthest, 1 nearest) and K in px of the
+            prepared photo (a working copy's, not the original's, when ``photo.scale`` < 1).
         use_all_in_focus : render from the deblurrer's output (default: when it exists).
 
         Returns
@@ -415,21 +521,23 @@ class Refocuser:
         image : (H, W, 3) float32 sRGB in [0, 1]
         coc_px : (H, W) float32, the signed CoC asked for (px).
         """
-        fd = photo.focus_disparity(cfg) if focus_disparity is None else float(focus_disparity)
-        k = photo.strength(cfg, fd) if strength is None else float(strength)
-        coc = photo.coc(cfg, fd, k)
+        cfg = RefocusConfig.coerce(cfg)
+        fd = photo.focus_disparity(cfg) if focus_disparity is None else focus_disparity
+        k = photo.strength(cfg, fd) if strength is None else strength
+        coc = photo.coc(cfg, fd, k)  # checks both (refocus.render.coc_map)
+        fd, k = float(fd), float(k)
         if use_all_in_focus is None:
             use_all_in_focus = photo.all_in_focus is not None
         if not getattr(self.renderer, "linear_light", True):
             # A renderer of sRGB images that cannot add blur (BokehNet) gets the
             # all-in-focus image and the whole CoC, and no keep-sharp blend.
             base = photo.all_in_focus if use_all_in_focus and photo.all_in_focus is not None else photo.image
-            return np.clip(np.asarray(self.renderer(base, coc, cfg), dtype=np.float32), 0, 1), coc
+            return np.clip(checked_render(self.renderer(base, coc, cfg), base.shape), 0, 1), coc
         if use_all_in_focus and photo.aif_linear is not None:
             base, coc_eff = self._sharpened_base(photo, coc)
         else:
             base, coc_eff = photo.linear, residual_coc(coc, photo.input_blur_px)
-        out_lin = self.renderer(base, coc_eff, cfg)
+        out_lin = checked_render(self.renderer(base, coc_eff, cfg), base.shape)
         if self.keep_sharp is not None:
             out_lin = self.keep_sharp(out_lin, photo.linear, coc, photo.input_blur_px, cfg.keep_sharp_px)
         from refocus.render.threads import shared_threads
@@ -458,25 +566,30 @@ class Refocuser:
     def render_focus(
         self,
         photo: PreparedPhoto,
-        cfg: RefocusConfig,
+        cfg: RefocusConfig | None = None,
         focus_disparity: float | None = None,
         strength: float | None = None,
         run: bool = True,
     ) -> Rendered:
         """The whole sequence for one setting: focal plane and K from ``cfg`` (or as
-        given), the CoC, the deblur decision (running the deblurrer when ``run``),
-        the render."""
-        fd = photo.focus_disparity(cfg) if focus_disparity is None else float(focus_disparity)
-        k = photo.strength(cfg, fd) if strength is None else float(strength)
-        coc = photo.coc(cfg, fd, k)
+        given, as in :meth:`render`), the CoC, the deblur decision (running the
+        deblurrer when ``run``), the render. Returns a :class:`Rendered` (``.image``
+        float32 sRGB H x W x 3, ``.coc_px``, ``.focus_disparity``, ``.strength``,
+        ``.deblurred``)."""
+        cfg = RefocusConfig.coerce(cfg)
+        fd = photo.focus_disparity(cfg) if focus_disparity is None else focus_disparity
+        k = photo.strength(cfg, fd) if strength is None else strength
+        coc = photo.coc(cfg, fd, k)  # checks both (refocus.render.coc_map)
+        fd, k = float(fd), float(k)
         deblurred = self.use_all_in_focus(photo, cfg, [coc], run=run)
         img, coc = self.render(photo, cfg, fd, k, use_all_in_focus=deblurred)
         return Rendered(img, coc, fd, k, deblurred)
 
     # -- one photo, one setting ------------------------------------------------------
-    def refocus(self, image, cfg: RefocusConfig) -> RefocusResult:
+    def refocus(self, image, cfg: RefocusConfig | None = None) -> RefocusResult:
         """Refocus a photo (a path or an H x W x 3 array) with ``cfg``: check the
         components, prepare, deblur where it helps, render."""
+        cfg = RefocusConfig.coerce(cfg)
         self.check(cfg)
         t: dict[str, float] = {}
         t0 = time.perf_counter()

@@ -58,20 +58,36 @@ def signed_coc_px(disparity, focus_disparity, strength):
 def coc_map(disparity: np.ndarray, focus_disparity, strength: float) -> np.ndarray:
     """Signed CoC radius in pixels: ``strength * (disparity - focus_disparity)``.
 
-    ``focus_disparity`` may be a band ``(near_end, far_end)`` in either order (a focus
-    range, as Lightroom's): everything inside it is sharp and the CoC grows from the
-    band's nearer or farther end outside it, ``strength * (d - clip(d, lo, hi))``.
+    ``disparity``: (H, W), larger = nearer; ``focus_disparity`` in its units;
+    ``strength`` (K) in px per unit of disparity, finite and >= 0. Returns (H, W)
+    float32. ``focus_disparity`` may be a band ``(near_end, far_end)`` in either order
+    (a focus range, as Lightroom's): everything inside it is sharp and the CoC grows
+    from the band's nearer or farther end outside it, ``strength * (d - clip(d, lo, hi))``.
     """
-    if not np.isfinite(strength) or strength < 0:
-        raise RefocusError(f"strength must be a finite number >= 0, got {strength}")
+    k = _finite_number(strength, "strength", minimum=0.0)
     if np.ndim(focus_disparity) == 1:
-        lo, hi = sorted(float(v) for v in focus_disparity)
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise RefocusError("a focus range must be two finite numbers")
+        if np.size(focus_disparity) != 2:
+            raise RefocusError(f"a focus range must be two finite numbers, got {np.size(focus_disparity)}")
+        lo, hi = sorted(_finite_number(v, "each end of a focus range") for v in focus_disparity)
         d = np.asarray(disparity, dtype=np.float32)
         # Inside the band d equals its own focus: the plane formula with a per-pixel focus.
-        return signed_coc_px(d, np.clip(d, np.float32(lo), np.float32(hi)), np.float32(strength)).astype(np.float32)
-    return signed_coc_px(disparity, np.float32(focus_disparity), np.float32(strength)).astype(np.float32)
+        return signed_coc_px(d, np.clip(d, np.float32(lo), np.float32(hi)), np.float32(k)).astype(np.float32)
+    fd = _finite_number(focus_disparity, "focus_disparity")
+    return signed_coc_px(disparity, np.float32(fd), np.float32(k)).astype(np.float32)
+
+
+def _finite_number(value, name: str, minimum: float | None = None) -> float:
+    """``value`` as a float, or a one-line error naming the argument (a NaN focus gave
+    an all-NaN CoC map; a string or None strength a numpy TypeError)."""
+    try:
+        number = float(value) if np.ndim(value) == 0 else float("nan")
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number) or (minimum is not None and number < minimum):
+        bound = f" >= {minimum:g}" if minimum is not None else ""
+        shown = value if isinstance(value, (int, float, np.number)) else repr(value)
+        raise RefocusError(f"{name} must be a finite number{bound}, got {shown}")
+    return number
 
 
 #: Largest |CoC| drawn, in image diagonals. A disc wider than the diagonal already
@@ -112,16 +128,23 @@ def render_linear(image_linear, coc_px, config: RenderConfig | None = None, *, t
     crosses to the host. ``threads``: the :class:`RenderThreads` the CPU path runs
     on (by default the process's shared ones).
     """
-    config = config or RenderConfig()
+    config = RenderConfig() if config is None else config
+    if not isinstance(config, RenderConfig):
+        raise RefocusError(f"config must be a RenderConfig, got {type(config).__name__}")
     # Passed on only when given: render_layers's own default is the shared threads.
     kw = {} if threads is None else {"threads": threads}
     if _is_tensor(image_linear) or _is_tensor(coc_px):
         return _render_tensors(image_linear, coc_px, config, kw)
+    _check_float_image(np.asarray(image_linear).dtype)
     image_linear = np.asarray(image_linear, dtype=np.float32)
     coc_px = np.asarray(coc_px, dtype=np.float32)
     _check_shapes(image_linear.shape, coc_px.shape)
     if not np.isfinite(coc_px).all():
         raise RefocusError("CoC map contains NaN or infinite values")
+    # min and max carry any NaN or inf without a full-size mask; NaN input pixels
+    # spread over their whole blur and came back as an image of NaN.
+    if not (np.isfinite(image_linear.min()) and np.isfinite(image_linear.max())):
+        raise RefocusError("image_linear contains NaN or infinite values")
     max_abs = float(np.abs(coc_px).max())
     if max_abs < 0.05:
         return image_linear.copy()
@@ -161,6 +184,21 @@ def _release_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def _check_float_image(dtype) -> None:
+    """The renderer blurs linear light: integer pixels (uint8 0..255) would all read as
+    clipped highlights and come back on their own scale."""
+    kind = getattr(dtype, "kind", None)
+    if kind is None:  # a torch dtype
+        if dtype.is_floating_point:
+            return
+    elif kind == "f":
+        return
+    raise RefocusError(
+        f"image_linear must be a float array in linear light, got {dtype}: convert a photo with "
+        "refocus.io.srgb_to_linear(refocus.io.as_float_rgb(image)[0])"
+    )
+
+
 def _check_shapes(image_shape: tuple, coc_shape: tuple) -> None:
     if len(image_shape) != 3 or image_shape[2] != 3:
         raise RefocusError(f"image must be H x W x 3, got shape {tuple(image_shape)}")
@@ -176,13 +214,18 @@ def _render_tensors(image_linear, coc_px, config: RenderConfig, kw: dict):
     from refocus.render.backends import TorchBackend, cpu_backend
 
     dev = image_linear.device if _is_tensor(image_linear) else coc_px.device
+    _check_float_image(image_linear.dtype if _is_tensor(image_linear) else np.asarray(image_linear).dtype)
     image_linear = torch.as_tensor(image_linear, dtype=torch.float32, device=dev)
     coc_px = torch.as_tensor(coc_px, dtype=torch.float32, device=dev)
     _check_shapes(tuple(image_linear.shape), tuple(coc_px.shape))
-    # One host sync for both checks.
-    finite, max_abs = torch.stack([torch.isfinite(coc_px).all().float(), coc_px.abs().amax()]).tolist()
+    # One host sync for the three checks.
+    finite, image_finite, max_abs = torch.stack(
+        [torch.isfinite(coc_px).all().float(), torch.isfinite(image_linear).all().float(), coc_px.abs().amax()]
+    ).tolist()
     if not finite:
         raise RefocusError("CoC map contains NaN or infinite values")
+    if not image_finite:
+        raise RefocusError("image_linear contains NaN or infinite values")
     if max_abs < 0.05:
         return image_linear.clone()
     limit = capped_coc_limit_px(*coc_px.shape)
