@@ -62,12 +62,16 @@ def _name_arguments(typer_app: typer.Typer) -> None:
     print "{image}"."""
     import inspect
 
-    from typer.models import ArgumentInfo
+    from typer.models import ArgumentInfo, ParameterInfo
 
     for cmd in typer_app.registered_commands:
         for p in inspect.signature(cmd.callback).parameters.values():
             if isinstance(p.default, ArgumentInfo) and p.default.metavar is None:
                 p.default.metavar = p.name.upper()
+            if isinstance(p.default, ParameterInfo):
+                # Typer's own check of a path that exists but cannot be read printed a usage
+                # screen; the commands read their paths themselves and say why in one line.
+                p.default.readable = False
     for group in typer_app.registered_groups:
         if group.typer_instance is not None:
             _name_arguments(group.typer_instance)

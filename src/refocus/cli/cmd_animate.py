@@ -1,4 +1,4 @@
-"""``refocus animate``: a focus pull between two points, as MP4 or GIF."""
+"""``refocus animate``: a focus pull between two points, as a video or GIF."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ def register(app: typer.Typer) -> None:
     @app.command("animate")
     def animate_cmd(
         image: Path = typer.Argument(..., help="The photo."),
-        start: str = typer.Option(..., "--from", help="Start focus: X,Y (pixels), a disparity 0..1, or a distance like 1.5m (metric depth)."),
-        end: str = typer.Option(..., "--to", help="End focus: X,Y (pixels), a disparity 0..1, or a distance like 4m (metric depth)."),
-        output: Path = typer.Option(..., "--output", "-o", help="Output .mp4 or .gif."),
+        start: str = typer.Option(..., "--from", help="Start focus: X,Y (pixels), a box X0,Y0,X1,Y1, a mask image, a disparity 0..1, or a distance like 1.5m (metric depth)."),
+        end: str = typer.Option(..., "--to", help="End focus: X,Y (pixels), a box X0,Y0,X1,Y1, a mask image, a disparity 0..1, or a distance like 4m (metric depth)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output video: .mp4, .mov, .mkv (H.264), .webm (VP9) or .gif."),
         frames: int = typer.Option(24, "--frames", help="Number of frames."),
         fps: float = typer.Option(12.0, "--fps", help="Frames per second."),
         max_size: int = typer.Option(1280, "--max-size", help="Longest side of the frames in px (0 = full size)."),
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from refocus.cli._console import print_notes, stderr_console
         from refocus.errors import RefocusError
         from refocus.pipeline import prepare
-        from refocus.pipeline.animate import VIDEO_SUFFIXES, check_fps, focus_pull, parse_endpoint, plan_focus_pull, write_animation
+        from refocus.pipeline.animate import VIDEO_SUFFIXES, check_fps, iter_focus_pull, parse_endpoint, plan_focus_pull, write_animation
         from refocus.pipeline.options import build_config, check_output, command_inputs
 
         check_output(output, command_inputs(image, depth, aperture), suffixes=VIDEO_SUFFIXES)
@@ -71,9 +71,11 @@ def register(app: typer.Typer) -> None:
             plan = plan_focus_pull(photo, cfg, a, b, frames)
         with Progress(console=console) as prog:
             task = prog.add_task("rendering frames", total=frames)
-            out, fds = focus_pull(photo, cfg, a, b, frames, progress=lambda i, n: prog.update(task, completed=i), plan=plan,
-                                  as_uint8=True)
-        write_animation(output, out, fps)
+            # Encoded as rendered: a long pull at full size never holds all its frames.
+            write_animation(
+                output, iter_focus_pull(photo, cfg, plan, progress=lambda i, n: prog.update(task, completed=i), as_uint8=True), fps
+            )
+        fds = plan[0]
         print_notes(console, photo.notes)
-        h, w = out[0].shape[:2]
+        h, w = photo.shape[:2]
         console.print(escape(f"wrote {output}: {frames} frames {w}x{h} at {fps:g} fps, focus disparity {fds[0]:.3f} -> {fds[-1]:.3f}"))

@@ -29,8 +29,16 @@ def register(app: typer.Typer) -> None:
         rotation: float = RotationOpt,
         curvature: float = CurvatureOpt,
         cats_eye: float = CatsEyeOpt,
-        depth_dir: Optional[Path] = typer.Option(None, "--depth-dir", help="Folder of depth maps (default: next to the photos)."),
-        depth_suffix: str = typer.Option("-disparity", "--depth-suffix", help="Depth map of PHOTO.jpg is PHOTO<suffix>.png/.npy/..."),
+        depth_dir: Optional[Path] = typer.Option(
+            None, "--depth-dir",
+            help="Folder of depth maps (default: next to the photos). Given, every photo needs its map there: one without "
+            "fails, and no other depth (a map beside it, one embedded in it, the network) stands in for it.",
+        ),
+        depth_suffix: Optional[str] = typer.Option(
+            None, "--depth-suffix",
+            help="Depth map of PHOTO.jpg is PHOTO<suffix>.png/.npy/... (default -disparity). Given, every photo needs "
+            "that map, as with --depth-dir. Without either, a photo with no map gets its depth as `refocus refocus` would.",
+        ),
         depth_kind: Optional[str] = DepthKindOpt,
         depth_model: Optional[str] = DepthModelOpt,
         no_deblur: bool = NoDeblurOpt,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -21,17 +21,30 @@ VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov")
 
 
 def parse_endpoint(text: str) -> dict:
-    """``"X,Y"`` (a pixel), ``"V"`` (a normalised disparity) or ``"Zm"`` (a distance in
-    metres, with metric depth) -> config focus fields."""
-    from refocus.pipeline.options import parse_focus_value, parse_numbers
+    """``"X,Y"`` (a pixel), ``"X0,Y0,X1,Y1"`` (a box), a mask image's path, ``"V"`` (a
+    normalised disparity) or ``"Zm"`` (a distance in metres, with metric depth) ->
+    config focus fields: every way ``--focus``/``--focus-value`` name a focal plane."""
+    from refocus.pipeline.options import MASK_SUFFIXES, parse_focus_value, parse_numbers
 
     t = str(text).strip()
-    if "," in t:
+    n = len(t.split(","))
+    # A mask's name first, as --focus reads it ("subject, v2.png" is not a point).
+    if Path(t).suffix.lower() in MASK_SUFFIXES:
+        if not Path(t).is_file():
+            raise RefocusError(f"focus end mask not found: {t}")
+        return {"focus_mask": t}
+    if n == 2:
         return {"focus_xy": parse_numbers(t, 2, "focus point")}
-    try:
-        return parse_focus_value(t)
-    except RefocusError:
-        raise RefocusError(f"focus end must be X,Y (pixels), a disparity 0..1 or a distance like 2.5m, got {text!r}") from None
+    if n == 4:
+        return {"focus_box": parse_numbers(t, 4, "focus box")}
+    if n == 1:
+        try:
+            return parse_focus_value(t)
+        except RefocusError:
+            pass
+    raise RefocusError(
+        f"focus end must be X,Y (pixels), a box X0,Y0,X1,Y1, a mask image, a disparity 0..1 or a distance like 2.5m, got {text!r}"
+    )
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -99,21 +112,35 @@ def focus_pull(
         Display P3) is converted to sRGB, and one with alpha is shown over white.
     focus_disparities : (frames,) the focal plane of each frame.
     """
+    plan = plan if plan is not None else plan_focus_pull(photo, cfg, start, end, frames, ease)
+    return list(iter_focus_pull(photo, cfg, plan, progress, as_uint8)), plan[0]
+
+
+def iter_focus_pull(
+    photo: PreparedPhoto,
+    cfg: RefocusConfig,
+    plan: tuple[np.ndarray, bool],
+    progress: Callable[[int, int], None] | None = None,
+    as_uint8: bool = False,
+) -> Iterator[np.ndarray]:
+    """The frames of :func:`focus_pull`, each rendered when it is asked for.
+
+    Given to :func:`write_animation`, a video holds one frame in memory at a time: a
+    pull of 240 frames at 12 MP kept as a list needed 8.8 GB more than one frame.
+    """
     from refocus.io.color import display_srgb
     from refocus.io.image import flatten
 
-    fds, use_aif = plan if plan is not None else plan_focus_pull(photo, cfg, start, end, frames, ease)
+    fds, use_aif = plan
     pipeline = photo.pipeline
     info = photo.info
-    out = []
     for i, fd in enumerate(fds):
         img, _ = pipeline.render(photo, cfg, float(fd), photo.strength(cfg, float(fd)), use_all_in_focus=use_aif)
         if info is not None:
             img = display_srgb(flatten(img, info.alpha), info.icc_profile)
-        out.append(frame_to_uint8(img) if as_uint8 else img)
+        yield frame_to_uint8(img) if as_uint8 else img
         if progress is not None:
             progress(i + 1, len(fds))
-    return out, fds
 
 
 #: The shortest GIF frame delay players honour (10 ms units; browsers show a delay of
@@ -150,35 +177,47 @@ def frame_to_uint8(frame: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.nan_to_num(np.asarray(frame, dtype=np.float32), nan=0.0), 0, 1) * 255).astype(np.uint8)
 
 
-def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float = 12.0) -> Path:
-    """Write frames (float sRGB in [0, 1], or uint8) as MP4/WebM/MKV/MOV (ffmpeg) or GIF, atomically."""
+def write_animation(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 12.0) -> Path:
+    """Write frames (float sRGB in [0, 1], or uint8) as MP4/WebM/MKV/MOV (ffmpeg) or GIF, atomically.
+
+    ``frames`` may be an iterator (:func:`iter_focus_pull`): a video is then encoded as
+    they come, one in memory at a time; a GIF needs them all (one palette for all).
+    An error or Ctrl-C while they are made leaves no file.
+    """
+    import itertools
+
     from refocus.io import atomic_write_bytes
 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
-        raise RefocusError(f"unsupported animation format {suffix or '(none)'}: use .mp4 or .gif")
-    if not frames:
-        raise RefocusError("no frames to write")
+        raise RefocusError(f"unsupported animation format {suffix or '(none)'}: use {', '.join(VIDEO_SUFFIXES)}")
     check_fps(fps)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise RefocusError("no frames to write")
+    frames = itertools.chain([first], frames)
 
     def _write(tmp: Path) -> None:
         if suffix == ".gif":
             from refocus.io import save_gif
 
+            frames_all = [frame_to_uint8(f) for f in frames]
+
             # One palette for the whole pull (Pillow's default per-frame one greys out
             # small saturated areas and flickers), built from every frame.
-            keep, durations = gif_timing(len(frames), fps)
-            if len(keep) < len(frames):
+            keep, durations = gif_timing(len(frames_all), fps)
+            if len(keep) < len(frames_all):
                 import warnings
 
                 warnings.warn(f"{path.name}: a GIF shows at most {1000 // GIF_MIN_DELAY_MS} frames a second: {len(keep)} of the "
-                              f"{len(frames)} frames written, over the same time (use .mp4 for --fps {fps:g})", stacklevel=2)
-            save_gif(tmp, [frame_to_uint8(frames[i]) for i in keep], duration_ms=durations)
+                              f"{len(frames_all)} frames written, over the same time (use .mp4 for --fps {fps:g})", stacklevel=2)
+            save_gif(tmp, [frames_all[i] for i in keep], duration_ms=durations)
             return
         import imageio.v2 as imageio
 
-        h, w = np.shape(frames[0])[:2]
+        h, w = np.shape(first)[:2]
         # yuv420p (what players accept) needs even sizes: pad by one edge pixel.
         ph, pw = h % 2, w % 2
         codec = {".webm": "libvpx-vp9"}.get(suffix, "libx264")
@@ -201,8 +240,30 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: floa
         except Exception as exc:
             raise RefocusError(f"cannot write {suffix} video (ffmpeg unavailable?): {exc}".splitlines()[0]) from None
         with writer:
-            for f in frames:  # one frame at a time in 8 bits: no second copy of a long pull
-                a = frame_to_uint8(f)
-                writer.append_data(np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else a)
+            try:
+                for f in frames:  # one frame at a time in 8 bits: no second copy of a long pull
+                    a = frame_to_uint8(f)
+                    writer.append_data(np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else a)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    _stop_ffmpeg(writer, exc)
+                raise
 
     return atomic_write_bytes(path, _write)
+
+
+def _stop_ffmpeg(writer, exc: BaseException) -> None:
+    """Kill the writer's ffmpeg now (Ctrl-C while frames are encoded as they are rendered).
+
+    Closed normally, ffmpeg went on to finish the file (moving its index to the front)
+    while the temporary file was being removed, and printed "Unable to re-open ...",
+    "Error writing trailer" after "interrupted". imageio-ffmpeg kills it instead when
+    the interrupt is raised inside its writing generator.
+    """
+    gen = getattr(writer, "_write_gen", None)
+    if gen is None:
+        return
+    try:
+        gen.throw(exc)
+    except BaseException:  # the same interrupt, back from the generator
+        pass

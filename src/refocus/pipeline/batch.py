@@ -20,6 +20,11 @@
 * Depth maps are looked up next to each photo (or in ``depth_dir``) as
   ``<stem><depth_suffix>.<ext>``; such files are not treated as photos. A suffix that
   is a path, ends with an extension, or is empty without ``depth_dir`` is refused.
+  Without ``depth_dir`` and ``depth_suffix`` a photo with no map beside it gets its
+  depth as ``refocus refocus`` would (embedded, the network, its blur). Given either,
+  every photo must have its map there: one without fails, saying which names were
+  looked for, and nothing else stands in for it (not ``PHOTO-disparity.*`` beside it,
+  not a map embedded in it, not the network): those maps are what was asked for.
 * At most one worker per CPU core: asking for more uses one per core, with a warning
   (each worker holds its own models in memory; more would only share the cores).
 """
@@ -71,14 +76,26 @@ def scan_folder(
     folder: str | os.PathLike, depth_suffix: str = "-disparity"
 ) -> tuple[list[Path], list[tuple[str, str]], list[tuple[str, str]]]:
     """Every entry of ``folder``: (photos, skipped with a reason, failed with a reason)."""
+    import stat
+
+    from refocus.errors import describe_os_error
+
     folder = Path(folder)
-    if not folder.is_dir():
-        raise RefocusError(f"not a folder: {folder}")
+    try:
+        st = folder.stat()
+    except FileNotFoundError:
+        raise RefocusError(f"not a folder: {folder} (it does not exist)") from None
+    except OSError as exc:  # a folder on the way that cannot be searched, a file on the way...
+        raise RefocusError(describe_os_error(exc, folder, "read")) from None
+    except ValueError:  # a NUL in the name
+        raise RefocusError(f"not a folder: {folder!r}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise RefocusError(f"not a folder: {folder} (it is a file)")
     photos, skipped, failed = [], [], []
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
-        raise RefocusError(f"cannot list {folder}: {exc.strerror or exc}") from None
+        raise RefocusError(describe_os_error(exc, folder, "list")) from None
     for p in entries:
         photo_like = p.suffix.lower() in PHOTO_SUFFIXES
         if p.name.startswith("."):
@@ -362,7 +379,7 @@ def run_batch(
     *,
     workers: int | None = None,
     depth_dir: str | os.PathLike | None = None,
-    depth_suffix: str = "-disparity",
+    depth_suffix: str | None = None,
     fmt: str | None = None,
     overwrite: bool = False,
     on_start: Callable[[int], None] | None = None,
@@ -375,7 +392,8 @@ def run_batch(
     cfg : the settings for every photo (a focus point is in each photo's pixels).
     workers : processes (default, and at most: the number of CPU cores available;
         never more than the photos to do).
-    depth_dir, depth_suffix : where depth maps are found (see module docs).
+    depth_dir, depth_suffix : where depth maps are found (see module docs); the suffix
+        defaults to ``-disparity``. Given either, every photo needs its map there.
     fmt : output extension (default: the input's).
     overwrite : redo photos whose output exists (default: keep them).
     on_start : called with the number of photos to process.
@@ -394,6 +412,12 @@ def run_batch(
             raise RefocusError(f"unsupported output format {fmt.lstrip('.') or '(empty)'}: use {', '.join(IMAGE_SUFFIXES)}")
     if workers is not None and workers < 1:
         raise RefocusError(f"the number of workers must be at least 1, got {workers}")
+    # Given either option, the maps they name are the only depth a photo may get (module docs).
+    maps_required = depth_dir is not None or depth_suffix is not None
+    if depth_suffix is None:
+        from refocus.depth import NEIGHBOUR_SUFFIX
+
+        depth_suffix = NEIGHBOUR_SUFFIX
     _check_depth_lookup(depth_dir, depth_suffix)
     photos, skipped, failed = scan_folder(folder, depth_suffix)
     # The output folder inside the input folder is this batch's own, not an entry to
@@ -431,6 +455,9 @@ def run_batch(
                 continue
             claimed[out.name.casefold()] = p.name
             depth = find_depth(p, ddir, depth_suffix)
+            if depth is None and maps_required:
+                summary.failed.append((p.name, _missing_map(p, ddir, depth_suffix)))
+                continue
             try:
                 check_outputs([out], [p, depth, cfg.aperture.image_path, cfg.focus_mask])
             except RefocusError as exc:
@@ -538,6 +565,20 @@ def _folder_lock(out_dir: Path):
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _missing_map(photo: Path, depth_dir: Path | None, depth_suffix: str) -> str:
+    """The one-line reason a photo fails when the depth maps were named and its own is missing."""
+    from refocus.depth import NEIGHBOUR_EXTENSIONS, NEIGHBOUR_SUFFIX
+
+    where = f"in {depth_dir}" if depth_dir is not None else "beside it"
+    asked = "--depth-dir" if depth_dir is not None else "--depth-suffix"
+    why = f"no depth map {photo.stem}{depth_suffix}{{{','.join(NEIGHBOUR_EXTENSIONS)}}} {where}"
+    unused = find_depth(photo, None, NEIGHBOUR_SUFFIX)
+    if unused is not None:
+        # Say so: the user may well expect this one to be taken.
+        why += f" ({unused.name} beside it is not used)"
+    return f"{why}: with {asked} every photo needs its own map"
 
 
 def _check_depth_lookup(depth_dir: str | os.PathLike | None, depth_suffix: str) -> None:
