@@ -60,23 +60,93 @@ class ImageInfo:
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
+#: Full-scale value of each integer pixel type: uint8 and uint16 pixels are this
+#: fraction of white, in and out (:func:`as_float_rgb`, :func:`write_image`). Other
+#: numbers (floats, other integer types) are the [0, 1] values themselves.
+_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+#: Largest float value taken for a [0, 1] image with its excess clipped (and a
+#: warning); above it the image is refused. A display-referred float image overshoots
+#: 1 by little (resampling ringing, a wide-gamut conversion, an HDR export's highlights
+#: a few stops over white, which ``refocus`` has always read clipped with a warning);
+#: one in 0..255 (a notebook's ``img.astype(float)``) reaches far beyond, unless the
+#: photo is all but black (its brightest pixel under 16/255), and clipped it came out
+#: white.
+FLOAT_PEAK_MAX = 16.0
+#: Overshoot clipped without a warning: under half an 8-bit step, float round-off.
+_FLOAT_PEAK_QUIET = 1.0 + 0.5 / 255
+
+
+def _unit_float(pixels: np.ndarray) -> np.ndarray:
+    """Numeric pixels as float32 on the [0, 1] scale: uint8 and uint16 divided by their
+    full scale (:data:`_FULL_SCALE`), any other number cast as it is (not clipped)."""
+    full = _FULL_SCALE.get(pixels.dtype)
+    if full is None:
+        return np.asarray(pixels, dtype=np.float32)
+    return pixels.astype(np.float32) / np.float32(full)
+
+
+def check_float_range(pixels: np.ndarray, name: str, stacklevel: int = 2) -> None:
+    """The one rule for float pixels above 1 (arrays given to the API and float TIFFs):
+    up to :data:`FLOAT_PEAK_MAX` they are clipped, with a warning; beyond it a one-line
+    :class:`RefocusError` naming ``name`` says how to bring the image to [0, 1]."""
+    peak = float(np.max(pixels)) if pixels.size else 0.0
+    if not np.isfinite(peak):  # NaN and inf are the callers' (0 and 1 after clipping)
+        finite = pixels[np.isfinite(pixels)]
+        peak = float(finite.max()) if finite.size else 0.0
+    if peak > FLOAT_PEAK_MAX:
+        raise RefocusError(
+            f"{name} has float values up to {peak:.4g}; refocus reads float pixels in [0, 1]: "
+            "divide a 0..255 image by 255, scale any other to [0, 1]"
+        )
+    if peak > _FLOAT_PEAK_QUIET:
+        import warnings
+
+        warnings.warn(f"{name}: float values up to {peak:.3g} clipped to 1 (refocus reads display-referred "
+                      "images in [0, 1]); scale the image to [0, 1] to keep its highlights", stacklevel=stacklevel + 1)
+
+
+def _pixel_array(image) -> np.ndarray:
+    """``image`` as a numeric numpy array, or a one-line error that says how to pass a file."""
+    if isinstance(image, np.ndarray) and image.ndim == 0 and image.dtype.kind in "USO":
+        image = image.item()  # a path that went through np.asarray on its way here
+    if isinstance(image, (str, os.PathLike)):
+        got = f"the {type(image).__name__} {os.fspath(image)!r}"
+    else:
+        try:
+            arr = np.asarray(image)
+        except (TypeError, ValueError):  # rows of different lengths
+            arr = None
+        if arr is not None and arr.dtype.kind in "biuf":
+            return arr
+        if arr is not None and arr.dtype.kind == "O" and arr.ndim > 0:  # numbers held as objects
+            try:
+                return np.asarray(arr, dtype=np.float32)
+            except (TypeError, ValueError):
+                pass
+        got = type(image).__name__ + (f" of dtype {arr.dtype}" if arr is not None and arr.ndim > 0 else "")
+    raise RefocusError(f"image must be an array of pixels, got {got}; read a photo file with refocus.io.read_image(path)")
+
+
 def as_float_rgb(image) -> tuple[np.ndarray, np.ndarray | None]:
     """An in-memory image as the project's float32 H x W x 3 in [0, 1], plus its alpha.
 
-    Accepts uint8 and uint16 (scaled), floats (NaN -> 0, clipped to [0, 1]),
-    grayscale H x W (repeated to 3 channels) and RGBA (alpha returned separately,
-    else None). Raises :class:`RefocusError` for any other shape or an empty image.
+    Accepts uint8 and uint16 (scaled by their full scale), floats and other numbers
+    in [0, 1] (NaN -> 0; above 1 clipped, with a warning, up to :data:`FLOAT_PEAK_MAX`
+    and refused beyond: :func:`check_float_range`), grayscale H x W (repeated to 3
+    channels) and RGBA (alpha returned separately, else None). Raises
+    :class:`RefocusError` for any other shape, an empty image, or what is not an
+    array of numbers (a file path: :func:`read_image` reads it).
     """
-    arr = np.asarray(image)
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        arr = arr.astype(np.float32) / 65535.0
-    arr = np.asarray(arr, dtype=np.float32)
+    arr = _pixel_array(image)
+    scaled = arr.dtype in _FULL_SCALE
+    arr = _unit_float(arr)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise RefocusError(f"image must be H x W x 3 (or 4) and non-empty, got shape {arr.shape}")
+    if not scaled:
+        check_float_range(arr, "image", stacklevel=3)
     alpha = np.clip(np.nan_to_num(arr[..., 3]), 0, 1) if arr.shape[2] == 4 else None
     rgb = np.clip(np.nan_to_num(arr[..., :3], nan=0.0), 0.0, 1.0)
     rgb = np.ascontiguousarray(rgb, dtype=np.float32)
@@ -411,12 +481,7 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
     elif x.shape[2] != 3:
         return None, ImageInfo(path=path)
     if arr.dtype.kind == "f":
-        peak = float(np.nanmax(arr)) if np.isfinite(arr).any() else 0.0
-        if peak > 1.0:
-            import warnings
-
-            warnings.warn(f"{path.name}: float values up to {peak:.3g} clipped to 1 (refocus reads display-referred "
-                          "images in [0, 1]); scale the image to [0, 1] to keep its highlights", stacklevel=3)
+        check_float_range(arr, path.name, stacklevel=3)
     exif = None
     try:
         with pillow_open(path, path.name, max_pixels) as img:
@@ -630,6 +695,9 @@ def write_image(
 ) -> Path:
     """Write float32 H x W x 3 sRGB in [0, 1] to PNG, JPEG, TIFF, WebP (atomically).
 
+    uint8 and uint16 images are read as :func:`as_float_rgb` reads them (by their full
+    scale), grey H x W is accepted too.
+
     ``bit_depth`` 16 writes 16-bit PNG/TIFF (asked of JPEG or WebP, which hold 8
     bits, it is an error: :func:`refocus.io.outputs.check_bit_depth`); by default
     the input's depth is kept where the format allows.
@@ -725,7 +793,8 @@ _QUANT_ROWS = 128
 def _quantize(image: np.ndarray, alpha: np.ndarray | None, grayscale: bool, scale: int, keep_alpha: bool = True) -> np.ndarray:
     """uint8 (``scale`` 255) or uint16 (65535) H x W x C, C = 1 or 3 colours (grey: their
     mean) plus the alpha when there is one and ``keep_alpha``, else the colour over
-    white (as :func:`flatten`); NaN is 0, values are clipped to [0, 1]. Done in row blocks, so
+    white (as :func:`flatten`); uint8/uint16 pixels by their full scale (:func:`_unit_float`),
+    NaN is 0, values are clipped to [0, 1]. Done in row blocks, so
     the only full-size array made is the result."""
     h, w = image.shape[:2]
     colours = 1 if grayscale else 3
@@ -733,7 +802,7 @@ def _quantize(image: np.ndarray, alpha: np.ndarray | None, grayscale: bool, scal
     out = np.empty((h, w, colours + with_alpha), np.uint16 if scale > 255 else np.uint8)
     for r0 in range(0, h, _QUANT_ROWS):
         r1 = min(h, r0 + _QUANT_ROWS)
-        x = np.nan_to_num(np.asarray(image[r0:r1, :, :3], dtype=np.float32), nan=0.0)  # a new block
+        x = np.nan_to_num(_unit_float(np.asarray(image[r0:r1, :, :3])), nan=0.0)  # a new block
         np.clip(x, 0, 1, out=x)
         if grayscale and x.shape[2] != 1:
             x = x.mean(axis=2, keepdims=True, dtype=np.float32)

@@ -15,10 +15,11 @@ import numpy as np
 from pydantic import ValidationError
 
 from refocus.aperture import ApertureConfig
+from refocus.depth import _check_aspect
 from refocus.depth.focus import focus_at_point
 from refocus.depth.prepare import prepare_disparity
-from refocus.errors import RefocusError
-from refocus.pipeline.config import settings_error
+from refocus.io.depthfile import as_depth_map
+from refocus.pipeline.config import RefocusConfig, settings_error
 from refocus.render import RenderConfig, coc_map, render_linear
 
 __all__ = ["prepare_disparity", "render_bokeh"]
@@ -49,13 +50,16 @@ def render_bokeh(
         H x W x 3 float32 sRGB in [0, 1] (uint8/uint16 are accepted and scaled).
     disparity:
         Disparity (larger = nearer), or distance with ``depth_kind="depth"``. Another
-        size is resampled to the image's, with a warning.
+        size of the image's aspect ratio (within 3 %, as for every depth map:
+        :func:`refocus.depth.get_depth`) is resampled to the image's, with a warning;
+        another aspect ratio is refused.
     strength:
         K, in pixels: CoC radius per unit of (normalised) disparity.
     focus_disparity, focus_xy:
         The focal plane, as a disparity in the renderer's units (normalised to [0, 1]
-        by default) or as a pixel (x, y) whose local median disparity is used. With
-        neither, the disparity median is used.
+        by default), a band ``(a, b)`` of them kept sharp (a focus range:
+        :func:`refocus.render.coc_map`), or as a pixel (x, y) whose local median
+        disparity is used. With neither, the disparity median is used.
     aperture:
         An :class:`ApertureConfig`, or ``"disc"``, ``"polygon"`` or an image path.
     highlight_threshold, highlight_gain, cats_eye, quality, device:
@@ -72,18 +76,23 @@ def render_bokeh(
     from refocus.io.color import linear_to_srgb, srgb_to_linear
 
     img, _ = as_float_rgb(image)
-    if not np.isfinite(strength) or strength < 0:
-        raise RefocusError(f"strength must be a finite number >= 0, got {strength}")
-    disp = prepare_disparity(disparity, depth_kind, normalize, shape=img.shape[:2], guide=img)
+    if focus_xy is not None:
+        # The pipeline's rule for a focus point (RefocusConfig.focus_xy); inside the
+        # image is focus_at_point's.
+        focus_xy = RefocusConfig(focus_xy=focus_xy).focus_xy
+    raw = as_depth_map(disparity)
+    # The depth rule of every command (get_depth): a map of another aspect ratio is of
+    # another picture (or turned), and stretching it misplaces every edge.
+    _check_aspect(raw.shape, img.shape[:2], "disparity")
+    disp = prepare_disparity(raw, depth_kind, normalize, shape=img.shape[:2], guide=img)
+    if focus_disparity is None:
+        focus_disparity = focus_at_point(disp, *focus_xy) if focus_xy is not None else float(np.median(disp))
+    coc = coc_map(disp, focus_disparity, strength)  # checks strength and the focal plane (or band)
     if normalize and float(disp.max()) == float(disp.min()):
         # A constant map (already warned about) puts everything on one plane: with
         # relative depth there is no second plane to blur, whatever the focus.
         coc = np.zeros(img.shape[:2], np.float32)
         return (img.copy(), coc) if return_coc else img.copy()
-    if focus_disparity is None:
-        focus_disparity = focus_at_point(disp, *focus_xy) if focus_xy is not None else float(np.median(disp))
-    if not np.isfinite(focus_disparity):
-        raise RefocusError("focus disparity must be finite")
     if aperture is None:
         aperture = ApertureConfig()
     elif isinstance(aperture, str):
@@ -100,7 +109,6 @@ def render_bokeh(
         cfg = RenderConfig(aperture=aperture, **overrides)
     except ValidationError as exc:
         raise settings_error(exc) from None
-    coc = coc_map(disp, focus_disparity, strength)
     from refocus.render.threads import shared_threads
 
     threads = shared_threads()

@@ -19,6 +19,7 @@ from refocus.pipeline.refocuser import (
     Refocuser,
     default_refocuser,
     keep_sharp_input,
+    merged_config,
     output_info,
     residual_coc,
     subtractable_blur,
@@ -47,20 +48,14 @@ __all__ = [
 ]
 
 
-def _config(config: RefocusConfig | None, kwargs: dict) -> RefocusConfig:
-    if config is not None and kwargs:
-        config = config.model_copy(update=kwargs)
-        return RefocusConfig.build(**config.model_dump(exclude={"aperture"}), aperture=config.aperture)
-    return config or RefocusConfig.build(**kwargs)
-
-
 def prepare(image, cfg: RefocusConfig | None = None, focus_points: tuple = (), **kwargs) -> PreparedPhoto:
     """Load a photo and its depth, and estimate its blur (no deblurring yet).
 
     ``image`` is a path or an H x W x 3 array; ``kwargs`` are :class:`RefocusConfig`
-    fields; ``focus_points`` (x, y) that will be used later are checked first.
+    fields, over those of ``cfg`` when both are given; ``focus_points`` (x, y) that
+    will be used later are checked first.
     """
-    return default_refocuser().prepare(image, cfg or RefocusConfig.build(**kwargs), focus_points=focus_points)
+    return default_refocuser().prepare(image, cfg, focus_points=focus_points, **kwargs)
 
 
 def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResult:
@@ -72,7 +67,8 @@ def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResu
         The photo. A path keeps EXIF, ICC profile and alpha for writing.
     config : RefocusConfig, optional
         All settings; alternatively give them as keyword arguments
-        (``focus_xy=(x, y)``, ``strength=20``, ``depth_path=...``, ...).
+        (``focus_xy=(x, y)``, ``strength=20``, ``depth_path=...``, ...), which
+        override the config's when both are given.
 
     Returns
     -------
@@ -80,4 +76,4 @@ def refocus(image, config: RefocusConfig | None = None, **kwargs) -> RefocusResu
         ``result.image`` is the new photo (float32 sRGB); write it with
         ``refocus.io.write_image(path, result.image, result.info)``.
     """
-    return default_refocuser().refocus(image, _config(config, kwargs))
+    return default_refocuser().refocus(image, config, **kwargs)

@@ -83,6 +83,19 @@ STORED_ORIGINAL = "stored original"
 DEBLUR_MIN_SHARE = 0.002
 
 
+def merged_config(cfg, fields: dict) -> RefocusConfig:
+    """``cfg`` (a :class:`RefocusConfig`, a dict of its fields or None) with ``fields``,
+    settings given as keyword arguments, over it: checked as one config, so a focus
+    given both ways is refused as any two focus settings are."""
+    if not fields:
+        return RefocusConfig.coerce(cfg)
+    if cfg is None:
+        return RefocusConfig.build(**fields)
+    base = RefocusConfig.coerce(cfg)
+    # The aperture as the object it is: a custom shape's image is excluded from its dump.
+    return RefocusConfig.build(**{**base.model_dump(exclude={"aperture"}), "aperture": base.aperture, **fields})
+
+
 # -- what a component returns ------------------------------------------------------
 # Components are the user's own callables: what they return is checked here, once,
 # so that a wrong shape or a NaN is one line naming the component, not an IndexError
@@ -142,7 +155,8 @@ def checked_deblurred(out, image_shape: tuple[int, ...]) -> tuple[np.ndarray, np
 
         aif = as_float_rgb(aif)[0]  # scaled by its integer type, as any input image
     aif = aif.astype(np.float32, copy=False)
-    if not _finite(aif):
+    lo, hi = (float(aif.min()), float(aif.max())) if aif.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise RefocusError("the deblurrer returned an image with NaN or infinite values")
     defocus = out[1]
     if defocus is not None:
@@ -153,7 +167,9 @@ def checked_deblurred(out, image_shape: tuple[int, ...]) -> tuple[np.ndarray, np
                 "(return None when there is none)"
             )
         defocus = defocus.astype(np.float32, copy=False)
-    return np.clip(aif, 0, 1), defocus
+    # DeblurNet's output is checked twice (run_deblur, then the Refocuser): an output
+    # already in range is not copied again (12 bytes per pixel).
+    return (aif if lo >= 0 and hi <= 1 else np.clip(aif, 0, 1)), defocus
 
 
 def checked_render(out, shape: tuple[int, ...]) -> np.ndarray:
@@ -351,13 +367,14 @@ class Refocuser:
 
     # -- the focus-independent work ---------------------------------------------
     def prepare(
-        self, image, cfg: RefocusConfig | None = None, work_pixels: int | None = None, focus_points: tuple = ()
+        self, image, cfg: RefocusConfig | None = None, work_pixels: int | None = None, focus_points: tuple = (), **fields
     ) -> PreparedPhoto:
         """Load a photo and its depth, and estimate its blur (no deblurring yet).
 
         ``image`` is a path (str or pathlib) or an image array (H x W x 3 float sRGB in
         [0, 1]; uint8/uint16, grey H x W and RGBA are converted); ``cfg`` a
-        :class:`RefocusConfig`, a dict of its fields or None (the defaults). With ``work_pixels``, a photo
+        :class:`RefocusConfig`, a dict of its fields or None (the defaults), ``fields``
+        settings over it (``depth_path=...``: :func:`merged_config`). With ``work_pixels``, a photo
         larger than that is prepared on a working copy of that size (its
         :attr:`~PreparedPhoto.scale` < 1; focus points and strengths stay in the
         photo's own pixels). ``cfg.focus_xy`` and any other ``focus_points`` (x, y)
@@ -365,7 +382,7 @@ class Refocuser:
         """
         from refocus.depth.focus import check_point_inside
 
-        cfg = RefocusConfig.coerce(cfg)
+        cfg = merged_config(cfg, fields)
         rgb, info, path = stages.load_photo(image, cfg)
         for x, y in (*focus_points, *([cfg.focus_xy] if cfg.focus_xy is not None else [])):
             check_point_inside(x, y, rgb.shape[1], rgb.shape[0])  # before minutes of depth work
@@ -586,10 +603,11 @@ class Refocuser:
         return Rendered(img, coc, fd, k, deblurred)
 
     # -- one photo, one setting ------------------------------------------------------
-    def refocus(self, image, cfg: RefocusConfig | None = None) -> RefocusResult:
-        """Refocus a photo (a path or an H x W x 3 array) with ``cfg``: check the
-        components, prepare, deblur where it helps, render."""
-        cfg = RefocusConfig.coerce(cfg)
+    def refocus(self, image, cfg: RefocusConfig | None = None, **fields) -> RefocusResult:
+        """Refocus a photo (a path or an H x W x 3 array) with ``cfg`` and any settings
+        ``fields`` over it (:func:`merged_config`): check the components, prepare,
+        deblur where it helps, render."""
+        cfg = merged_config(cfg, fields)
         self.check(cfg)
         t: dict[str, float] = {}
         t0 = time.perf_counter()

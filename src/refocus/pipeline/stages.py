@@ -143,11 +143,12 @@ def run_deblur(image: np.ndarray, device: str = "cpu", progress=None) -> tuple[n
         raise RefocusError("DeblurNet is not available in this installation (refocus.deblur.deblur missing)") from None
     # deblur() resolves "auto" (the GPU when there is one) and reports missing or
     # foreign weights and bad devices as RefocusError itself.
-    aif, defocus = deblur(image, device=device, progress=progress)
-    aif = np.clip(np.asarray(aif, dtype=np.float32), 0, 1)
-    if aif.shape != image.shape:
-        raise RefocusError(f"DeblurNet returned shape {aif.shape} for an image of shape {image.shape}")
-    return aif, defocus
+    out = deblur(image, device=device, progress=progress)
+    # Inside the function: refocuser imports this module at its top.
+    from refocus.pipeline.refocuser import checked_deblurred
+
+    # DeblurNet gives any accepted image (grey, RGBA, uint8) back as H x W x 3.
+    return checked_deblurred(out, (*np.shape(image)[:2], 3))
 
 
 class LoadedDisparity(tuple):
