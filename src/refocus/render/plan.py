@@ -76,10 +76,14 @@ def layer_centres(coc_min: float, coc_max: float, min_step: float, rel_step: flo
         centres += pos + [coc_max]
     c = np.array(sorted(set(centres)), dtype=np.float64)
     c = c[(c >= coc_min - 1e-9) & (c <= coc_max + 1e-9)]
-    # Merge layers closer than a tenth of the minimum step (e.g. 0 next to an end).
+    # Merge layers closer than a tenth of the minimum step, but keep both ends and
+    # the focal plane: without a layer at 0, moment_matched is off and the near-sharp
+    # pixels get the linear tent, 2-5 x the blur; a focal plane a hair behind the
+    # farthest surface then rendered softer than one at or beyond it, and a focus
+    # pull stepped (tests/test_render_pull.py).
     keep = [0]
     for i in range(1, len(c)):
-        if c[i] - c[keep[-1]] > 0.1 * min_step or i == len(c) - 1:
+        if c[i] - c[keep[-1]] > 0.1 * min_step or i == len(c) - 1 or c[i] == 0.0:
             keep.append(i)
     return c[keep]
 
