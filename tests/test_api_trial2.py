@@ -229,3 +229,15 @@ def test_public_entries_agree_for_uint8_float64_and_float32_photos(tmp_path):
     for photo in (u8, f64):
         for got, ref in zip(entries(photo), want):
             np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_render_bokeh_refuses_two_focal_planes():
+    # focus_xy was dropped without a word when focus_disparity was also given.
+    import pytest
+
+    from refocus import RefocusError, render_bokeh
+
+    img = np.full((32, 32, 3), 0.5, np.float32)
+    disp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
+    with pytest.raises(RefocusError, match="not both"):
+        render_bokeh(img, disp, strength=4, focus_disparity=0.2, focus_xy=(5, 5))

@@ -18,6 +18,7 @@ from refocus.aperture import ApertureConfig
 from refocus.depth import _check_aspect
 from refocus.depth.focus import focus_at_point
 from refocus.depth.prepare import prepare_disparity
+from refocus.errors import RefocusError
 from refocus.io.depthfile import as_depth_map
 from refocus.pipeline.config import RefocusConfig, settings_error
 from refocus.render import RenderConfig, coc_map, render_linear
@@ -59,7 +60,7 @@ def render_bokeh(
         The focal plane, as a disparity in the renderer's units (normalised to [0, 1]
         by default), a band ``(a, b)`` of them kept sharp (a focus range:
         :func:`refocus.render.coc_map`), or as a pixel (x, y) whose local median
-        disparity is used. With neither, the disparity median is used.
+        disparity is used; one or the other. With neither, the disparity median is used.
     aperture:
         An :class:`ApertureConfig`, or ``"disc"``, ``"polygon"`` or an image path.
     highlight_threshold, highlight_gain, cats_eye, quality, device:
@@ -76,6 +77,10 @@ def render_bokeh(
     from refocus.io.color import linear_to_srgb, srgb_to_linear
 
     img, _ = as_float_rgb(image)
+    if focus_xy is not None and focus_disparity is not None:
+        # Two focal planes: using one and dropping the other silently renders a photo
+        # focused where the caller may not have meant.
+        raise RefocusError("give focus_disparity or focus_xy, not both")
     if focus_xy is not None:
         # The pipeline's rule for a focus point (RefocusConfig.focus_xy); inside the
         # image is focus_at_point's.
