@@ -22,8 +22,11 @@ from pathlib import Path
 from refocus.errors import RefocusError
 
 ENV_VAR = "REFOCUS_MAX_MEGAPIXELS"
-#: 100 MP: a 12 MP photo needs ~1.5 GB to refocus (README, "Measured speed"), so
-#: 100 MP is about what a 16 GB machine can hold; larger images must be asked for.
+#: 100 MP: above any camera's single frame, so only stitched panoramas and scans must
+#: ask for more. It is a guard against decompression bombs, not a promise that the
+#: machine holds the work: measured peaks (2-core Xeon, 2026-12-06) were 8.0 GB for a
+#: 48 MP render (~170 bytes per pixel), 4.5 GB for DeblurNet on 48 MP and 5.5 GB for
+#: the whole pipeline on 24 MP, so a 100 MP photo needs about 17 GB.
 DEFAULT_MAX_MEGAPIXELS = 100.0
 _HINT = f"raise it with --max-megapixels or {ENV_VAR}"
 

@@ -220,7 +220,21 @@ def sparse_tile_max(h: int, w: int, s_max: int) -> int:
     t = 64
     while t < 512 and 2 * t * s_max <= max(h, w) / 2:
         t *= 2
+    # The size above follows the long side; a panorama or a strip padded to it
+    # rendered mostly padding (150 x 6000 px padded to 1024 x 6144: 7 x the pixels,
+    # 7.2 s and 0.92 GB; 12000 x 1500 to 2048 x 12288, 1.4 x). Smaller tiles until
+    # the padding adds at most 1/8 of the frame (64 px tiles keep the 64 px band tiles).
+    while t > 64 and _padded_px(h, w, t * s_max) > PAD_MAX_RATIO * h * w:
+        t //= 2
     return t
+
+
+#: Largest padded frame the tile-sparse grid may make, relative to the image.
+PAD_MAX_RATIO = 1.125
+
+
+def _padded_px(h: int, w: int, grid: int) -> int:
+    return -(-h // grid) * grid * (-(-w // grid) * grid)
 
 
 def window_margin(half_px: int) -> int:
