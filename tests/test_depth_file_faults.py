@@ -270,6 +270,9 @@ def test_bit_depth_16_jpeg_is_refused_before_the_work(tmp_path, capsys, monkeypa
         raise AssertionError("refocused before refusing the output")
 
     monkeypatch.setattr(pipeline_pkg, "refocus", never)
+    from refocus.pipeline.refocuser import Refocuser
+
+    monkeypatch.setattr(Refocuser, "refocus", never)  # what `refocus refocus` calls
     for cmd in (["render", photo, "--depth", tmp_path / "d.npy", "--focus-value", "0.5", "-k", "3"],
                 ["refocus", photo, "--depth", tmp_path / "d.npy", "--no-deblur"]):
         code, text = _run(capsys, *cmd, "-o", tmp_path / "out.jpg", "--bit-depth", "16")

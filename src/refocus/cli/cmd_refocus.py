@@ -116,10 +116,10 @@ def register(app: typer.Typer) -> None:
         """
         from rich.markup import escape
 
-        from refocus.cli._console import print_notes, stderr_console
+        from refocus.cli._console import print_notes, stage_progress, stderr_console
         from refocus.io import write_image
         from refocus.io.outputs import check_bit_depth
-        from refocus.pipeline import refocus, save_intermediates
+        from refocus.pipeline import save_intermediates
         from refocus.pipeline.options import build_config, check_output, command_inputs
         from refocus.pipeline.visual import intermediate_paths
 
@@ -143,8 +143,10 @@ def register(app: typer.Typer) -> None:
             with G.step_progress(console, "Genfocus") as progressed:
                 result = refocus_generative(image, cfg, gen, progress=progressed)
         else:
-            with console.status("refocusing..."):
-                result = refocus(image, cfg)
+            from refocus.pipeline.refocuser import default_refocuser, reporting
+
+            with stage_progress(console) as said:
+                result = reporting(default_refocuser(), said).refocus(image, cfg)
         write_image(output, result.image, result.info, bit_depth=bit_depth)
         if save_intermediate is not None:
             save_intermediates(result, save_intermediate)

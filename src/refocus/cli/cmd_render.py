@@ -108,7 +108,8 @@ def render_cmd(
     if gen is not None:
         _render_generative(console, rgb, info, disp, strength, focus, focus_value, output, bit_depth, gen, aperture, t0)
         return
-    with warnings.catch_warnings(record=True) as caught:
+    # A 48 MP render takes most of a minute on 2 cores: say that it runs.
+    with warnings.catch_warnings(record=True) as caught, console.status("rendering the new focus..."):
         warnings.simplefilter("always")
         out, coc = render_bokeh(
             rgb,

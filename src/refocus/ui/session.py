@@ -229,43 +229,11 @@ def default_blur(key: str) -> tuple[bool, float]:
     return p.own_lens is not None, p.strength(RefocusConfig(), 0.0) / p.scale
 
 
-class _Reported:
-    """A pipeline component that says when it starts (for the export's progress bar);
-    everything else (attributes such as ``adds_blur``, ``check``) is the component's."""
-
-    def __init__(self, part, say):
-        self._part, self._say = part, say
-
-    def __call__(self, *args, **kwargs):
-        self._say()
-        return self._part(*args, **kwargs)
-
-    def __getattr__(self, name):
-        part = self.__dict__.get("_part")
-        if part is None or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(part, name)
-
-
 def _reporting(pipeline, progress, prefix: str = "full size: "):
-    """``pipeline`` with its stages reporting to ``progress(fraction, prefix + text)``: the
-    same pipeline and decisions, only announced."""
-    from dataclasses import replace
+    """:func:`refocus.pipeline.refocuser.reporting`, its texts prefixed for the export."""
+    from refocus.pipeline.refocuser import reporting
 
-    from refocus.pipeline.refocuser import DeblurNetDeblurrer
-
-    say = lambda f, text: (lambda: progress(f, text))  # noqa: E731
-    deblurrer = pipeline.deblurrer
-    if type(deblurrer) is DeblurNetDeblurrer:
-        deblurrer = DeblurNetDeblurrer(
-            progress=lambda done, total: progress(0.15 + 0.7 * done / max(total, 1), f"{prefix}deblurring (DeblurNet), window {done} of {total}"))
-    return replace(
-        pipeline,
-        depth=_Reported(pipeline.depth, say(0.1, f"{prefix}depth")),
-        # Fractions from a 12 MP HEIC on 2 cores: DeblurNet ~85 % of the export.
-        deblurrer=_Reported(deblurrer, say(0.15, f"{prefix}deblurring (DeblurNet)")),
-        renderer=_Reported(pipeline.renderer, say(0.85, f"{prefix}rendering the new focus")),
-    )
+    return reporting(pipeline, progress, prefix)
 
 
 def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16", engine: str = "physical", progress=None) -> Path:
