@@ -38,3 +38,26 @@ def test_refocus_command_reports_each_stage_and_deblurnets_windows(tmp_path, mon
     assert texts[-1] == "rendering the new focus", texts
     fractions = [f for f, _ in said]
     assert fractions == sorted(fractions) and 0.0 < fractions[0] and fractions[-1] < 1.0
+
+
+def test_stage_progress_shows_a_bar_on_a_terminal_and_no_stray_line_off_it():
+    """Off a terminal a stopped rich bar still printed an empty line, so an error after
+    it was no longer one line; on a terminal the bar appears at the first stage."""
+    import io
+
+    from rich.console import Console
+
+    from refocus.cli._console import stage_progress
+
+    off = io.StringIO()
+    with stage_progress(Console(file=off, force_terminal=False)) as said:
+        said(0.1, "depth")
+    assert off.getvalue() == ""
+    on = io.StringIO()
+    with stage_progress(Console(file=on, force_terminal=True, width=80)) as said:
+        said(0.5, "deblurring (DeblurNet), window 3 of 6")
+    assert "window 3 of 6" in on.getvalue()
+    quiet = io.StringIO()
+    with stage_progress(Console(file=quiet, force_terminal=True, width=80)):
+        pass  # refused before the first stage: nothing drawn
+    assert quiet.getvalue() == ""

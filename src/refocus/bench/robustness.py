@@ -196,7 +196,7 @@ def run_fuzz(
 
 
 def summarise(runs: list[Run]) -> dict[str, dict]:
-    """Per input class (source kind / mutation): runs, exit codes, median s, peak MB."""
+    """Per input class (source kind / mutation): runs, exit codes, median s, peak MiB."""
     groups: dict[str, list[Run]] = {}
     for r in runs:
         groups.setdefault(f"{r.kind}/{r.mutation}", []).append(r)

@@ -87,7 +87,7 @@ def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, rep
     peak_mb = torch.cuda.max_memory_allocated() / 2**20
     host = timed(lambda: render_linear(img, coc, cfg))
     return {"times_s": times, "peak_gpu_mb": peak_mb, "host_copies_s": host,
-            "note": f"tensors on the GPU; {float(np.median(host)):.3f} s with numpy in/out; peak GPU {peak_mb:.0f} MB"}
+            "note": f"tensors on the GPU; {float(np.median(host)):.3f} s with numpy in/out; peak GPU {peak_mb:.0f} MiB"}
 
 
 def _child_deblur(h: int, w: int, device: str, repeats: int) -> dict:
@@ -104,7 +104,7 @@ def _child_deblur(h: int, w: int, device: str, repeats: int) -> dict:
         import torch
 
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
-        return {"times_s": times, "peak_gpu_mb": peak_mb, "note": f"numpy in/out; first run loads the model; peak GPU {peak_mb:.0f} MB"}
+        return {"times_s": times, "peak_gpu_mb": peak_mb, "note": f"numpy in/out; first run loads the model; peak GPU {peak_mb:.0f} MiB"}
     return {"times_s": times}
 
 
@@ -330,11 +330,11 @@ def run_speed(
         + (f", GPU {report['machine']['gpu']}" if "gpu" in report["machine"] else "")
         + f"; torch {report['machine'].get('torch', '?')}. Renderer quality: {quality}. Median of {repeats}.",
         "",
-        "| stage | device | size | max CoC (px) | median (s) | target (s) | peak memory (MB) | note |",
+        "| stage | device | size | max CoC (px) | median (s) | target (s) | peak memory (MiB) | note |",
         "|---|---|---|---:|---:|---:|---:|---|",
     ]
     table = Table(title="refocus bench speed")
-    for col in ("stage", "device", "size", "max CoC px", "median s", "target s", "peak MB", "note"):
+    for col in ("stage", "device", "size", "max CoC px", "median s", "target s", "peak MiB", "note"):
         table.add_column(col)
     for r in rows:
         cells = [

@@ -30,11 +30,25 @@ def stage_progress(console: Console, first: str = "reading the photo"):
 
     @contextmanager
     def cm():
+        if not console.is_terminal:
+            # Off a terminal rich draws no bar, but stopping one still prints an empty
+            # line before the result or the error, which must stay one line.
+            yield lambda fraction, text: None
+            return
         cols = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with Progress(*cols, console=console, transient=True) as prog:
-            task = prog.add_task(escape(first), total=1.0)
-            yield lambda fraction, text: prog.update(task, completed=min(max(float(fraction), 0.0), 1.0),
-                                                     description=escape(text))
+        prog = Progress(*cols, console=console, transient=True)
+        task = prog.add_task(escape(first), total=1.0)
+
+        def said(fraction, text) -> None:
+            if not prog.live.is_started:  # a refusal before the first stage shows no bar
+                prog.start()
+            prog.update(task, completed=min(max(float(fraction), 0.0), 1.0), description=escape(text))
+
+        try:
+            yield said
+        finally:
+            if prog.live.is_started:
+                prog.stop()
 
     return cm()
 

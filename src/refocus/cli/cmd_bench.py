@@ -22,7 +22,7 @@ def quality_cmd(
     quick: bool = typer.Option(False, "--quick", help="A few small cases (smoke test, under a minute)."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Only these methods, comma-separated (default: all registered)."),
     lpips_weights: Optional[Path] = typer.Option(
-        None, "--lpips-weights", help="LPIPS AlexNet weights (default: $REFOCUS_LPIPS_WEIGHTS or ../shared/data/lpips/alexnet.ckpt)."
+        None, "--lpips-weights", help="LPIPS AlexNet weights (default: $REFOCUS_LPIPS_WEIGHTS, else the weights shipped with refocus, else ../shared/data/lpips/alexnet.ckpt)."
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace report.md, report.json or contact-*.png in --out that are not an earlier report's."
@@ -171,7 +171,7 @@ def robustness_cmd(
 
     runs = rb.run_fuzz(sources, mutants, seed, photo_for_depth=photo, cli_main=main)
     table = Table(title=f"{len(runs)} runs of {mutants} mutants (seed {seed})")
-    for col in ("input class", "runs", "exit codes", "median s", "max s", "median MB", "peak MB"):
+    for col in ("input class", "runs", "exit codes", "median s", "max s", "median MiB", "peak MiB"):
         table.add_column(col, justify="left" if col in ("input class", "exit codes") else "right")
     for key, r in rb.summarise(runs).items():
         codes = " ".join(f"{c}:{n}" for c, n in sorted(r["exit_codes"].items()))

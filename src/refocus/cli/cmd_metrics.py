@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         lpips_weights: Optional[Path] = typer.Option(
             None,
             "--lpips-weights",
-            help="LPIPS AlexNet weights (alexnet.ckpt); default: $REFOCUS_LPIPS_WEIGHTS or ../shared/data/lpips/alexnet.ckpt.",
+            help="LPIPS AlexNet weights (alexnet.ckpt); default: $REFOCUS_LPIPS_WEIGHTS, else the weights shipped with refocus, else ../shared/data/lpips/alexnet.ckpt.",
         ),
         no_lpips: bool = typer.Option(False, "--no-lpips", help="Skip LPIPS (no weights needed)."),
     ) -> None:
