@@ -322,3 +322,27 @@ def test_a_weights_file_carries_its_own_guard(tmp_path):
     # A gate from 0 px with no clip is the raw network: the file's guard was applied.
     np.testing.assert_array_equal(deblur(img, weights=own)[0], deblur(img, weights=own, guard=False)[0])
     assert not np.array_equal(deblur(img, weights=plain)[0], deblur(img, weights=plain, guard=False)[0])
+
+
+def test_layer_norm_normalises_each_pixel_over_its_channels():
+    """LayerNorm2d runs torch's fused layer_norm on a channels-last view (a quarter of
+    DeblurNet's CPU time went to the elementwise version): per pixel, zero mean and
+    unit variance over the channels, then the channel affine."""
+    import torch
+
+    from refocus.deblur.model import LayerNorm2d
+
+    torch.manual_seed(0)
+    ln = LayerNorm2d(8)
+    with torch.no_grad():
+        ln.weight.copy_(torch.linspace(0.5, 2.0, 8))
+        ln.bias.copy_(torch.linspace(-1.0, 1.0, 8))
+    x = torch.randn(2, 8, 5, 7) * 3 + 1
+    mu = x.mean(1, keepdim=True)
+    var = ((x - mu) ** 2).mean(1, keepdim=True)
+    want = (x - mu) / torch.sqrt(var + ln.eps) * ln.weight[None, :, None, None] + ln.bias[None, :, None, None]
+    got = ln(x)
+    assert got.shape == x.shape
+    assert torch.allclose(got, want, atol=1e-5)
+    got.sum().backward()  # trainable as before
+    assert ln.weight.grad is not None and torch.isfinite(ln.weight.grad).all()
