@@ -279,3 +279,20 @@ def test_animate_ctrl_c_while_encoding_leaves_nothing_and_one_line(tmp_path, suf
     assert err.rstrip("\n").splitlines()[-1] == "interrupted", err
     assert "trailer" not in err and "re-open" not in err and "Traceback" not in err, err
     assert list(out_dir.iterdir()) == []
+
+
+def test_animate_says_a_still_pull_and_the_padded_video_size(tmp_path, capsys):
+    # --from equal to --to rendered a still video without a word; an odd-sized photo's
+    # video gains an edge pixel (yuv420p) while "wrote" gave the photo's size.
+    import imageio.v3 as iio
+
+    photo = _photo(tmp_path / "p.png", size=(33, 25))
+    depth = _depth(tmp_path / "p-disparity.npy", size=(33, 25))
+    out = tmp_path / "pull.mp4"
+    code, _, err = _run_cli(capsys, "animate", photo, "--depth", depth, "--from", "0.4", "--to", "0.4", "--frames", "2",
+                            "-k", "3", "--no-deblur", "--quality", "fast", "-o", out)
+    assert code == 0, err
+    assert "does not move" in err and err.index("does not move") < err.index("wrote")
+    frame = iio.imread(out, index=0)
+    assert frame.shape[:2] == (26, 34)
+    assert "34x26" in err and "33x25" in err

@@ -47,7 +47,9 @@ def register(app: typer.Typer) -> None:
         from refocus.cli._console import print_notes, stderr_console
         from refocus.errors import RefocusError
         from refocus.pipeline import prepare
-        from refocus.pipeline.animate import VIDEO_SUFFIXES, check_fps, iter_focus_pull, parse_endpoint, plan_focus_pull, write_animation
+        from refocus.pipeline.animate import (
+            VIDEO_SUFFIXES, check_fps, iter_focus_pull, parse_endpoint, plan_focus_pull, write_animation, written_size,
+        )
         from refocus.pipeline.options import build_config, check_output, command_inputs
 
         check_output(output, command_inputs(image, depth, aperture), suffixes=VIDEO_SUFFIXES)
@@ -69,6 +71,10 @@ def register(app: typer.Typer) -> None:
                 s = max_size / max(photo.shape)
                 photo = photo.resized(int(photo.shape[0] * photo.shape[1] * s * s) + 1)
             plan = plan_focus_pull(photo, cfg, a, b, frames)
+        if plan[0][0] == plan[0][-1]:
+            # Said before the frames are rendered: the user may have meant two planes.
+            console.print(escape(f"note: --from and --to both focus at disparity {plan[0][0]:.3f}: the focus does not move "
+                                 "(a still video)"))
         with Progress(console=console) as prog:
             task = prog.add_task("rendering frames", total=frames)
             # Encoded as rendered: a long pull at full size never holds all its frames.
@@ -77,5 +83,7 @@ def register(app: typer.Typer) -> None:
             )
         fds = plan[0]
         print_notes(console, photo.notes)
-        h, w = photo.shape[:2]
-        console.print(escape(f"wrote {output}: {frames} frames {w}x{h} at {fps:g} fps, focus disparity {fds[0]:.3f} -> {fds[-1]:.3f}"))
+        h, w = written_size(output, *photo.shape[:2])
+        padded = "" if (h, w) == tuple(photo.shape[:2]) else f" (the photo's {photo.shape[1]}x{photo.shape[0]} padded by an edge pixel: video needs even sizes)"
+        console.print(escape(f"wrote {output}: {frames} frames {w}x{h}{padded} at {fps:g} fps, "
+                             f"focus disparity {fds[0]:.3f} -> {fds[-1]:.3f}"))

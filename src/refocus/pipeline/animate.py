@@ -177,6 +177,15 @@ def frame_to_uint8(frame: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.nan_to_num(np.asarray(frame, dtype=np.float32), nan=0.0), 0, 1) * 255).astype(np.uint8)
 
 
+def written_size(path, h: int, w: int) -> tuple[int, int]:
+    """(height, width) of the frames a focus pull of H x W writes to ``path``: a
+    video's yuv420p needs even sizes, so an odd side gains one edge pixel; a GIF
+    keeps the photo's."""
+    if Path(path).suffix.lower() == ".gif":
+        return h, w
+    return h + h % 2, w + w % 2
+
+
 def write_animation(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 12.0) -> Path:
     """Write frames (float sRGB in [0, 1], or uint8) as MP4/WebM/MKV/MOV (ffmpeg) or GIF, atomically.
 
@@ -219,7 +228,7 @@ def write_animation(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: 
 
         h, w = np.shape(first)[:2]
         # yuv420p (what players accept) needs even sizes: pad by one edge pixel.
-        ph, pw = h % 2, w % 2
+        ph, pw = (n - m for n, m in zip(written_size(path, h, w), (h, w)))
         codec = {".webm": "libvpx-vp9"}.get(suffix, "libx264")
         # RGB -> YUV with the BT.709 matrix, and the stream says so (and that its
         # colours are sRGB): an untagged stream was converted with BT.601, which
