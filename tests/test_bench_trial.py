@@ -262,3 +262,18 @@ def test_robustness_finds_the_shared_data_from_any_folder(tmp_path, monkeypatch,
     monkeypatch.setattr(quality, "_REPO_ROOT", shared_data.parent.parent / "repo")
     assert shared_data_dir() is not None
     assert data_dir_default().resolve() == shared_data_dir().resolve()
+
+
+def test_a_folder_with_a_comma_in_its_name_can_be_given(tmp_path):
+    # --data paired:DIR,... was split on every comma: a folder named "blur,sharp set"
+    # could not be scored at all ("unknown data source 'sharp set'").
+    from refocus.bench.quality import parse_data
+
+    odd = tmp_path / "blur,sharp set"
+    odd.mkdir()
+    other = tmp_path / "b"
+    other.mkdir()
+    assert parse_data(f"paired:{odd}") == [f"paired:{odd}"]
+    assert parse_data(f"paired:{odd},synthetic,paired:{other}") == [f"paired:{odd}", "synthetic", f"paired:{other}"]
+    with pytest.raises(RefocusError, match="unknown data source"):
+        parse_data("synthetic,nonsense")

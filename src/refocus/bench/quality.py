@@ -129,11 +129,29 @@ def parse_tasks(value: str) -> list[str]:
     return _parse_list(value, TASKS, "task")
 
 
+#: What may start an item of ``--data``.
+_SOURCE_WORDS = ("all", "lightfield", "lytro1g", "synthetic", "lensblur", "paired")
+
+
+def _split_sources(value: str) -> list[str]:
+    """The items of a comma-separated ``--data``; a comma not followed by a source
+    word belongs to the folder before it (``paired:/data/blur,sharp set`` is one
+    folder), so any folder name can be given."""
+    items: list[str] = []
+    for part in value.split(","):
+        word = part.strip().partition(":")[0]
+        if items and word not in _SOURCE_WORDS and ":" in items[-1]:
+            items[-1] += "," + part
+        else:
+            items.append(part)
+    return [v.strip() for v in items if v.strip()]
+
+
 def parse_data(value: str) -> list[str]:
     """``--data`` value -> list of source specs (``lightfield``, ``lightfield:DIR``, ``synthetic``, ``paired:DIR``)."""
     specs = []
     seen: set[tuple[str, str]] = set()
-    for item in [v.strip() for v in value.split(",") if v.strip()]:
+    for item in _split_sources(value):
         if item == "all":
             specs += ["lightfield", "lytro1g", "synthetic"]
         elif item in ("lightfield", "lytro1g", "synthetic", "lensblur"):
