@@ -21,15 +21,7 @@ from refocus.errors import RefocusError
 from refocus.io import as_float_rgb, read_image, write_image
 from refocus.pipeline import RefocusConfig, Refocuser
 from refocus.render import coc_map
-
-
-def _scene(h=48, w=64, seed=0):
-    """A textured photo, left half far (disparity 0), right half near (1)."""
-    rng = np.random.default_rng(seed)
-    img = np.kron(rng.random((h // 4, w // 4, 3)), np.ones((4, 4, 1))).astype(np.float32)
-    disp = np.zeros((h, w), np.float32)
-    disp[:, w // 2 :] = 1.0
-    return img, disp
+from test_api_trial import _scene  # the same two-plane scene as the first API trial
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
