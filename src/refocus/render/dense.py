@@ -18,7 +18,7 @@ import numpy as np
 from refocus import aperture as ap
 from refocus.render.backends.base import add_
 from refocus.render.config import RenderConfig
-from refocus.render.plan import BLOCK, JUMP_SPACINGS, render_kernel
+from refocus.render.plan import BLOCK, JUMP_SPACINGS, pull_clamp_level, render_kernel
 
 
 def tent_weights(coc, centres: np.ndarray, be):
@@ -132,7 +132,7 @@ class DenseLayers:
         hidden = be.clip(1.0 - covered, 0.0, 1.0)
         add_(stack[3:4], hidden)
         if be.may_exceed(hidden, 1e-4):
-            fill = be.pushpull(covered_x, be.clip(covered, 0.0, 1.0))
+            fill = be.pushpull(covered_x, be.clip(covered, 0.0, 1.0), pull_clamp_level(self.cfg.full_res_max_radius()))
             fill *= hidden
             add_(stack[:3], fill)
         if front:

@@ -16,6 +16,10 @@ extended under everything nearer than itself: its alpha is ``W_i + H_i`` with
 ``H_i`` the coverage by nearer layers, and its colour there is a push-pull
 extrapolation of the content at or behind layer ``i``. The revealed band behind a
 blurred edge thus shows the background continued, never the foreground's colour.
+The extrapolation's coarse pull levels clamp (``ArrayBackend.pull_down2``): with
+plain means a large hole took part of the whole frame's mean colour, which the
+small alpha gaps between neighbouring blurred layers showed on smooth depth ramps
+as bands one layer apart.
 
 A surface never hides itself: a pixel whose CoC lies between ``c_i`` and
 ``c_{i+1}`` has a farther share in layer ``i`` and a nearer share ``S_i`` in layer

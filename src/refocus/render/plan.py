@@ -37,6 +37,30 @@ SMOOTH_BELOW_PX = 1.5
 #: Block side (pixels at the layer's level) of the global coarse push-pull fill;
 #: windows carry one block of extra margin so the local push steps are exact.
 BLOCK = 4
+#: The push-pull fill's clamped pulls (``ArrayBackend.pull_down2``): a 2 x 2 block
+#: whose mean weight reaches ``PULL_FULL`` counts as fully known one level up, at
+#: the pyramid levels from :func:`pull_clamp_level` on. Chosen on the bokeh bench
+#: (hci-antinous at half size, 6 cases; the 6 synthetic scenes) and the
+#: white-over-black ramp of tests/test_render_bands.py (leak in 8-bit levels
+#: beyond the white rows' blur): unclamped 27.4 levels; clamped at every level
+#: 2.8 levels, synthetic scenes 00/01 +3.8 dB but antinous middle/far -0.4 to
+#: -0.8 dB; from level 3 (blocks of 8 px at the layer's level), 3.5 levels and
+#: every case within 0.02 dB or better but synthetic scene03 (-0.26 dB); from
+#: level 4, 8.7 levels. 0.5 instead of 0.25 leaks more (4.8 levels from level 3).
+PULL_FULL = 0.25
+
+
+def pull_clamp_level(full_res_max_radius_px: float) -> int:
+    """The first pyramid level whose pulls clamp: blocks of 8 px at the layer's
+    level, twice that when the layers' kernels are twice as wide there (quality
+    "high": radii of 6-12 px at a layer's level instead of 3-6). Measured on the
+    bokeh bench at quality "high": from level 3, antinous R4 middle/far lost 0.5
+    and 0.4 dB; from level 4 they are unchanged (+0.00, +0.02 dB) and R4-near
+    keeps +1.1 dB. Never below the block level + 1: the tile-sparse windows pull
+    their own levels up to ``BLOCK`` unclamped."""
+    return 3 + max(0, int(math.floor(math.log2(full_res_max_radius_px / 6.0))))
+
+
 #: Layers at this downsampling or finer are rendered tile-sparse.
 SPARSE_MAX_SCALE = 2
 #: Pixels per batch of windows: bounds their memory, and keeps a batch's arrays in

@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 from refocus.render.config import RenderConfig
-from refocus.render.plan import BLOCK, JUMP_SPACINGS, own_step, render_kernel, window_margin
+from refocus.render.plan import BLOCK, JUMP_SPACINGS, own_step, pull_clamp_level, render_kernel, window_margin
 
 
 @dataclass
@@ -94,6 +94,7 @@ class SparseLevels:
         self.scales = {i: all_scales[i] for i in ids}
         self.Hp, self.Wp = coc_pad.shape
         aper = cfg.aperture
+        self.clamp_level = pull_clamp_level(cfg.full_res_max_radius())
         half = {}
         self.kern = {}
         for i, s in all_scales.items():
@@ -253,7 +254,7 @@ class SparseLevels:
         if s not in self.xb:
             self.xb[s] = be.block_means(x_at(s), q)
         behind = ~active & ~opaque
-        fc = be.coarse_fill(self.xb[s], behind, T // q, pulled, E // q)
+        fc = be.coarse_fill(self.xb[s], behind, T // q, pulled, E // q, self.clamp_level)
         mp = E // q + 1
         return be.pad_edge(fc, mp, mp, mp, mp)
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# A literal, not imported: numba's cache notices changes to this file only (below).
+PULL_FULL = 0.25  # = refocus.render.plan.PULL_FULL
+
 # cache=True: compiled once per machine (in __pycache__), loaded in ~0.1 s after.
 # numba's cache notices changes to this file only: the kernels here call nothing
 # compiled in another module.
@@ -136,6 +139,22 @@ def _planes(w, mode, coc, x, o, levels, ty, tx, T, E, r0, c0, nh, nw, ramps, wha
 def _box2(top, bot, dst):
     for b in range(dst.shape[0]):
         dst[b] = ((top[2 * b] + bot[2 * b]) + (top[2 * b + 1] + bot[2 * b + 1])) * f32(0.25)
+
+
+@jit
+def _pull_norm(lev):
+    """``ArrayBackend.pull_down2`` in place on 2 x 2 block means (4, h, w) of
+    (premultiplied colour, weight): a block whose mean weight reaches ``PULL_FULL``
+    is fully known one level up."""
+    h, w = lev.shape[1], lev.shape[2]
+    for a in range(h):
+        wt = lev[3, a]
+        for b in range(w):
+            inv = f32(1.0) / max(wt[b], f32(PULL_FULL))
+            lev[0, a, b] *= inv
+            lev[1, a, b] *= inv
+            lev[2, a, b] *= inv
+            wt[b] *= inv
 
 
 @jit
@@ -445,12 +464,16 @@ def _box_down2_edge(src):
 
 
 @jit
-def pushpull(pc, eps):
-    """``ArrayBackend.pushpull(pc[:3], pc[3:4])``: fill the low-weight pixels of the
-    premultiplied colour from their surroundings through a 2 x 2 box pyramid."""
+def pushpull(pc, eps, level0, clamp_level):
+    """``ArrayBackend.pushpull(pc[:3], pc[3:4], clamp_level, level0)``: fill the
+    low-weight pixels of the premultiplied colour from their surroundings through a
+    2 x 2 box pyramid, its pulls clamped (:func:`_pull_norm`) from ``clamp_level`` on."""
     pyr = [pc]
     while pyr[-1].shape[1] > 1 or pyr[-1].shape[2] > 1:
-        pyr.append(_box_down2_edge(pyr[-1]))
+        lev = _box_down2_edge(pyr[-1])
+        if level0 + len(pyr) >= clamp_level:
+            _pull_norm(lev)
+        pyr.append(lev)
     top = pyr[-1]
     fill = np.empty((3, 1, 1), dtype=np.float32)
     for ch in range(3):

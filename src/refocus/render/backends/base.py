@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refocus.render.plan import BLOCK, CHUNK_PX, EPS, smoothstep
+from refocus.render.plan import BLOCK, CHUNK_PX, EPS, PULL_FULL, smoothstep
 
 
 def add_(view, value) -> None:
@@ -134,18 +134,24 @@ class ArrayBackend:
         """q x q block means of (C, H, W) (H, W multiples of q; any strides)."""
         return self.box_down(self.contiguous(x), q)
 
-    def pushpull(self, values, weights):
+    def pushpull(self, values, weights, clamp_level: int, level0: int = 0):
         """Fill low-weight pixels of premultiplied ``values`` (C,H,W) from their surroundings.
 
         ``weights`` (1,H,W) in [0, 1]. Returns colours defined everywhere: at fully
         covered pixels the input colour, elsewhere a smooth extrapolation.
+        The pulls to levels ``clamp_level`` and coarser clamp (:meth:`pull_down2`);
+        ``level0`` is the input's level (its pixels are 2^level0 px of the layer's
+        level: the coarse fill starts at blocks).
         """
         # Box averaging is enough here: the fill is a smooth extrapolation, and it is
         # the hot loop of the renderer.
         c = values.shape[0]
         pyr = [self.concat([values, weights])]
         while pyr[-1].shape[1] > 1 or pyr[-1].shape[2] > 1:
-            pyr.append(self.box_down2(pyr[-1]))
+            level = self.box_down2(pyr[-1])
+            if level0 + len(pyr) >= clamp_level:
+                self.pull_down2(level)
+            pyr.append(level)
         top = pyr[-1]
         fill = top[:c] / self.clip(top[c:], EPS, None)
         for level in reversed(pyr[:-1]):
@@ -153,6 +159,25 @@ class ArrayBackend:
             fill *= 1.0 - level[c:]  # in place: this loop runs at full size per layer
             fill += level[:c]
         return fill
+
+    def pull_down2(self, m):
+        """Clamp one pull step of the push-pull fill, in place on ``m`` (C + 1, h, w),
+        the 2 x 2 block means of (premultiplied colour, weight): a block whose
+        pixels carry ``4 PULL_FULL`` pixels' worth of weight is fully known one
+        level up (colour its weighted mean), as in Gortler et al., The Lumigraph
+        (1996).
+
+        With the means alone a block stayed as partly known as its pixels, so a
+        hole's fill took a share of every coarser level up to the mean of the
+        whole frame: on a smooth depth ramp the hidden part of each near layer
+        showed the far end's colour through the small alpha gaps between
+        neighbouring blurred layers, as bands one layer apart (1500 x 256 px ramp,
+        K = 100: up to 18 of 255 levels where the exact result is black). Only
+        the coarse levels clamp (:func:`~refocus.render.plan.pull_clamp_level`):
+        the fine ones keep the means, which the background revealed next to a
+        depth edge prefers (bench: see refocus.render.plan.PULL_FULL)."""
+        c = m.shape[0] - 1
+        m *= 1.0 / self.clip(m[c:], PULL_FULL, None)
 
     # --- the tile-sparse layers (refocus.render.sparse) ------------------------------
     def _ramp(self, cw, lo, inv):
@@ -193,7 +218,7 @@ class ArrayBackend:
                 self.put_tiles(w_out, self.contiguous(q[:, 0:1]), ty, tx)
                 self.put_tiles(wx_out, self.contiguous(q[:, 1:4]), ty, tx)
 
-    def coarse_fill(self, xb, behind: np.ndarray, per: int, pulled, m0: int):
+    def coarse_fill(self, xb, behind: np.ndarray, per: int, pulled, m0: int, clamp_level: int):
         """The push-pull fill at block resolution: its input holds the image's block
         means ``xb`` (3,.,.) with weight 1 in the tiles (``per`` blocks) where
         ``behind``, else 0, and each batch's windows' block level ``top`` (N, 4,.,.)
@@ -203,7 +228,7 @@ class ArrayBackend:
         pc = self.contiguous(self.concat([xb * one_b, one_b]))
         for top, ty, tx in pulled:
             self.put_tiles(pc, self.contiguous(top[:, :, m0 : m0 + per, m0 : m0 + per]), ty, tx)
-        return self.pushpull(pc[:3], pc[3:4])
+        return self.pushpull(pc[:3], pc[3:4], clamp_level, BLOCK.bit_length() - 1)
 
     def layer_windows(self, job, acc, threads) -> None:
         """Composite one tile-sparse layer into ``acc`` (4, Hp/s, Wp/s) in place,

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from refocus.render.backends.numpy import NumpyBackend
-from refocus.render.plan import EPS
+from refocus.render.plan import BLOCK, EPS
 
 _KERNELS = None
 _TRIED = False
@@ -154,12 +154,12 @@ class NumbaBackend(NumpyBackend):
             threads.run_ranges(lambda a, b: jit.band_splat(coc, xc, o, ty[a:b], tx[a:b], T, ramps, w_out, wx_out, has_acc, acc_w, acc_wx),
                                threads.window_ranges(ty.size))
 
-    def coarse_fill(self, xb, behind, per, pulled, m0):
+    def coarse_fill(self, xb, behind, per, pulled, m0, clamp_level):
         tops = np.concatenate([top for top, _, _ in pulled]) if len(pulled) > 1 else pulled[0][0]
         ty = np.concatenate([t for _, t, _ in pulled]).astype(np.int64)
         tx = np.concatenate([t for _, _, t in pulled]).astype(np.int64)
         pc = self.jit.coarse_map(np.ascontiguousarray(xb), behind, per, np.ascontiguousarray(tops), ty, tx, m0)
-        return self.jit.pushpull(pc, np.float32(EPS))
+        return self.jit.pushpull(pc, np.float32(EPS), BLOCK.bit_length() - 1, clamp_level)
 
     def layer_windows(self, job, acc, threads):
         """The same steps as the numpy backend's, window by window in the CPU cache;
