@@ -18,7 +18,7 @@ import numpy as np
 from refocus import aperture as ap
 from refocus.render.backends.base import add_
 from refocus.render.config import RenderConfig
-from refocus.render.plan import BLOCK, JUMP_SPACINGS, pull_clamp_level, render_kernel
+from refocus.render.plan import BLOCK, jump_limit_px, pull_clamp_level, render_kernel
 
 
 def tent_weights(coc, centres: np.ndarray, be):
@@ -92,7 +92,7 @@ class DenseLayers:
                 if i > 0:  # own shares only away from depth jumps (own_step)
                     half_i = max(render_kernel(self.cfg.aperture, abs(float(c[i])) / s, front=c[i] > 0).shape) // 2
                     reach = -(-(half_i + 3) * s // BLOCK)
-                    ok = be.clip((JUMP_SPACINGS * float(c[i] - c[i - 1]) - be.max_filter(self.jump4, reach)) * 1e6, 0.0, 1.0)
+                    ok = be.clip((jump_limit_px(c, i, self.cfg.layer_step()[0]) - be.max_filter(self.jump4, reach)) * 1e6, 0.0, 1.0)
                     hb, wb = ok.shape
                     ok = be.upsample(ok[None], BLOCK, hb * BLOCK, wb * BLOCK)[0, y0:y1, :Wp]
                     s_i = s_i * ok

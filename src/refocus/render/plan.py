@@ -169,6 +169,15 @@ def _sampled_gaussian(var_px2: float, half: int) -> np.ndarray:
     return out
 
 
+def jump_limit_px(centres: np.ndarray, i: int, min_step_px: float) -> float:
+    """The largest CoC span of a 4 x 4 px block that is not a depth jump for layer
+    ``i``'s own shares (:func:`own_step`): ``JUMP_SPACINGS`` layer spacings, the
+    spacing never taken below the plan's minimum step. A layer a hair from its
+    neighbour (the focal plane beside the far end, which layer_centres keeps) would
+    otherwise read every smooth slope as an edge and drop its own shares there."""
+    return JUMP_SPACINGS * max(float(centres[i] - centres[i - 1]), float(min_step_px))
+
+
 def own_step(centres: np.ndarray, i: int) -> tuple[float, float]:
     """The ramp ``(lo, hi)`` that stands for the step O_i = [CoC >= c_{i+1}]:
     coverage of layer ``i`` by other, nearer surfaces (see the module docstring).

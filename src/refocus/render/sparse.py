@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 from refocus.render.config import RenderConfig
-from refocus.render.plan import BLOCK, JUMP_SPACINGS, own_step, pull_clamp_level, render_kernel, window_margin
+from refocus.render.plan import BLOCK, jump_limit_px, own_step, pull_clamp_level, render_kernel, window_margin
 
 
 @dataclass
@@ -95,6 +95,7 @@ class SparseLevels:
         self.Hp, self.Wp = coc_pad.shape
         aper = cfg.aperture
         self.clamp_level = pull_clamp_level(cfg.full_res_max_radius())
+        self.min_step_px = cfg.layer_step()[0]
         half = {}
         self.kern = {}
         for i, s in all_scales.items():
@@ -176,7 +177,7 @@ class SparseLevels:
         reach, so the own nearer shares apply there (:func:`~refocus.render.plan.own_step`)."""
         if i == 0:
             return np.ones(np.shape(ty), bool)
-        return (self._tile_jump(s, self.reach[i], T) <= JUMP_SPACINGS * (self.centres[i] - self.centres[i - 1]))[ty, tx]
+        return (self._tile_jump(s, self.reach[i], T) <= jump_limit_px(self.centres, i, self.min_step_px))[ty, tx]
 
     def _tile_jump(self, s: int, margin_px: int, T: int) -> np.ndarray:
         """Per tile at level s, the largest CoC jump (max - min) of a 4 x 4 px block
