@@ -6,7 +6,7 @@
 prepared at 960 x 720 px, rendered from the input (no deblurring). A step that jumps
 well above its neighbours is a visible pop in `refocus animate`. 2026-12-06: the base
 (0827544) jumped to 2.10 and 2.18 mid-pull and 4.01 at the far end; after the renderer's
-layer and gate fixes it varies smoothly from 0.14 to 1.67 (docs: the closing note).
+layer and gate fixes it varies smoothly from 0.30 to 1.88, with no isolated jump.
 """
 
 import sys
