@@ -61,3 +61,25 @@ def test_stage_progress_shows_a_bar_on_a_terminal_and_no_stray_line_off_it():
     with stage_progress(Console(file=quiet, force_terminal=True, width=80)):
         pass  # refused before the first stage: nothing drawn
     assert quiet.getvalue() == ""
+
+
+def test_every_commands_progress_bar_stays_off_a_non_terminal(tmp_path, capsys):
+    """`refocus deblur` and `refocus animate` drew their bars with rich directly: off a
+    terminal the first printed an empty line before its result, the second the bar's
+    last state. Every command's bar is now progress_bar's, drawn on a terminal only."""
+    from refocus.cli import main
+
+    rng = np.random.default_rng(1)
+    photo = tmp_path / "p.png"
+    Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(photo)
+    np.save(tmp_path / "p-disparity.npy", np.tile(np.linspace(0, 1, 32, dtype=np.float32), (24, 1)))
+    for argv in (["deblur", str(photo), "-o", str(tmp_path / "aif.png")],
+                 ["animate", str(photo), "--from", "0.2", "--to", "0.8", "--frames", "2", "-k", "2", "--no-deblur",
+                  "-o", str(tmp_path / "pull.gif")]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 0, err
+        lines = err.splitlines()
+        assert lines and all(line.strip() for line in lines), lines
+        assert not any("━" in line or "%" in line for line in lines), lines

@@ -19,6 +19,16 @@ def stderr_console() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+def progress_bar(console: Console, *columns, transient: bool = True):
+    """A rich ``Progress`` for the commands' long work, drawn only on a terminal:
+    off one rich draws no live bar, but stopping it still printed an empty line (or,
+    not transient, the bar's last state) before the result or the error, which must
+    stay one line. No columns: rich's default ones."""
+    from rich.progress import Progress
+
+    return Progress(*columns, console=console, transient=transient, disable=not console.is_terminal)
+
+
 def stage_progress(console: Console, first: str = "reading the photo"):
     """A context manager giving ``progress(fraction, text)``, the pipeline's stage
     reports (:func:`refocus.pipeline.refocuser.reporting`), shown as a bar with the
@@ -26,17 +36,11 @@ def stage_progress(console: Console, first: str = "reading the photo"):
     alone does not say whether it moves."""
     from contextlib import contextmanager
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     @contextmanager
     def cm():
-        if not console.is_terminal:
-            # Off a terminal rich draws no bar, but stopping one still prints an empty
-            # line before the result or the error, which must stay one line.
-            yield lambda fraction, text: None
-            return
-        cols = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        prog = Progress(*cols, console=console, transient=True)
+        prog = progress_bar(console, TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
         task = prog.add_task(escape(first), total=1.0)
 
         def said(fraction, text) -> None:

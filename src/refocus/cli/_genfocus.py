@@ -81,12 +81,14 @@ def step_progress(console, what: str):
     """A context manager giving ``progress(done, total)`` for the denoising steps."""
     from contextlib import contextmanager
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from refocus.cli._console import progress_bar
 
     @contextmanager
     def cm():
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*cols, console=console, transient=True) as prog:
+        with progress_bar(console, *cols) as prog:
             task = prog.add_task(what, total=None)
             yield lambda done, total: prog.update(task, completed=done, total=total)
 

@@ -42,9 +42,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render a focus pull of IMAGE from --from to --to (one depth, one deblur: no flicker)."""
         from rich.markup import escape
-        from rich.progress import Progress
 
-        from refocus.cli._console import print_notes, stderr_console
+        from refocus.cli._console import print_notes, progress_bar, stderr_console
         from refocus.errors import RefocusError
         from refocus.pipeline import prepare
         from refocus.pipeline.animate import (
@@ -75,7 +74,7 @@ def register(app: typer.Typer) -> None:
             # Said before the frames are rendered: the user may have meant two planes.
             console.print(escape(f"note: --from and --to both focus at disparity {plan[0][0]:.3f}: the focus does not move "
                                  "(a still video)"))
-        with Progress(console=console) as prog:
+        with progress_bar(console, transient=False) as prog:
             task = prog.add_task("rendering frames", total=frames)
             # Encoded as rendered: a long pull at full size never holds all its frames.
             write_animation(

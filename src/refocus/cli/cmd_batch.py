@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
         """Refocus every photo in FOLDER into --output (existing outputs are kept: reruns resume)."""
         from rich.console import Console
         from rich.markup import escape
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+        from refocus.cli._console import progress_bar
 
         from refocus.errors import RefocusError
         from refocus.pipeline.batch import run_batch
@@ -71,7 +73,7 @@ def register(app: typer.Typer) -> None:
         )
         console = Console(stderr=True, soft_wrap=True)
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        prog = Progress(*cols, console=console)
+        prog = progress_bar(console, *cols, transient=False)
         task = prog.add_task("refocusing", total=None)
 
         def started(n: int) -> None:

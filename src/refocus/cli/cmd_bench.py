@@ -31,7 +31,9 @@ def quality_cmd(
     """Score every registered method on every case; write report.md, report.json and contact-<task>.png."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from refocus.cli._console import progress_bar
     from rich.table import Table
 
     from refocus.bench import quality as q
@@ -44,7 +46,7 @@ def quality_cmd(
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     console = Console(stderr=True)
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*cols, console=console, transient=True) as prog:
+    with progress_bar(console, *cols) as prog:
         bar = prog.add_task("preparing", total=None)
         cb = q.Progress(
             start=lambda total: prog.update(bar, total=total, completed=0, description="scoring"),

@@ -83,7 +83,9 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
         from rich.markup import escape
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+        from refocus.cli._console import progress_bar
 
         from refocus.deblur import deblur
         from refocus.errors import RefocusError
@@ -112,7 +114,7 @@ def register(app: typer.Typer) -> None:
         rgb, info = read_image(image)
         console = Console(stderr=True, soft_wrap=True)
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*cols, console=console, transient=True) as prog:
+        with progress_bar(console, *cols) as prog:
             task = prog.add_task("deblurring", total=None)
 
             def progressed(done: int, total: int) -> None:
