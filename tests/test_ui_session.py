@@ -502,14 +502,14 @@ def test_export_reports_its_progress(ui_app, files, tmp_path, monkeypatch):
     assert "depth" in texts and "rendering" in texts and "writing" in texts, texts
     assert [f for f, _ in said] == sorted(f for f, _ in said)
     # DeblurNet, most of a large export, counts its windows.
-    from refocus.pipeline.refocuser import default_refocuser
+    from refocus.pipeline.refocuser import default_refocuser, reporting
 
     import refocus.deblur.infer as infer
 
     monkeypatch.setattr(infer, "auto_tile", lambda *a: 32)  # windows, as a 12 MP photo has on a CPU
     said.clear()
     image = np.random.default_rng(3).random((48, 64, 3)).astype(np.float32)
-    aif, _ = s._reporting(default_refocuser(), lambda f, t: said.append((f, t))).deblurrer(image, "cpu")
+    aif, _ = reporting(default_refocuser(), lambda f, t: said.append((f, t)), "full size: ").deblurrer(image, "cpu")
     assert aif.shape == image.shape and any("window" in t for _, t in said), said
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from refocus.bench.methods import TASKS
 from refocus.bench.quality import QualityRun, summarise
 
 #: Published/issue reference means on hci-antinous at half resolution (6 cases each):
@@ -48,7 +49,6 @@ def _fmt(v, digits: int) -> str:
 MD_TITLE = "# Quality benchmark"
 #: First line of every speed.md of ``refocus bench speed``.
 SPEED_MD_TITLE = "# refocus bench speed"
-_SHEET_TASKS = ("bokeh", "deblur", "refocus")
 
 
 def _first_line(path: Path) -> str:
@@ -160,7 +160,7 @@ def write_report(run: QualityRun, out_dir: str | Path) -> dict[str, Path]:
     items.append((out / "report.md", lambda p: Path(p).write_text(md)))
     atomic_write_many(items)
     if earlier:
-        for task in _SHEET_TASKS:
+        for task in TASKS:
             stale = out / f"contact-{task}.png"
             if stale not in sheets and stale.is_file():
                 stale.unlink()
@@ -259,29 +259,11 @@ def _error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([np.clip(3 * e, 0, 1), np.clip(3 * e - 1, 0, 1), np.clip(3 * e - 2, 0, 1)], axis=2).astype(np.float32)
 
 
-def write_contact_sheet(task: str, entries: list, path: str | Path, tile: int = 192) -> Path:
-    """One PNG: per case, a row of images (input | ground truth | methods) and a row of error maps.
-
-    Parameters
-    ----------
-    task:
-        Shown in the title.
-    entries:
-        ``[(case, {method: output image})]``.
-    path:
-        Output PNG (written atomically).
-    tile:
-        Width of each image, px.
-    """
-    from refocus.io import write_image
-
-    path = Path(path)
-    write_image(path, render_contact_sheet(task, entries, tile), bit_depth=8)
-    return path
-
-
 def render_contact_sheet(task: str, entries: list, tile: int = 192) -> np.ndarray:
-    """The image :func:`write_contact_sheet` writes: float32 H x W x 3 sRGB in [0, 1]."""
+    """The contact sheet :func:`write_report` writes for a task: per case, a row of
+    images (input | ground truth | methods) and a row of error maps, each ``tile`` px
+    wide; ``entries`` is ``[(case, {method: output image})]``. Float32 H x W x 3 sRGB
+    in [0, 1]."""
     from PIL import Image, ImageDraw
 
     label_h, pad = 14, 4

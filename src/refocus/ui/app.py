@@ -267,8 +267,10 @@ def build_app(device: str = "auto"):
             if p.metric_range is not None:
                 lo, hi = p.metric_range
                 status += " ({:.2f} m to {:.2f} m)".format(*(1.0 / max(lo + v * (hi - lo), 1e-9) for v in (near, far)))
-        for n in session.notes(key):
-            status += f"\n\nnote: {_md_escape(ui_message(n, _uploads(key)))}"
+        notes = session.notes(key)
+        uploads = _uploads(key) if notes else []  # once, not per note: this runs on every drag
+        for n in notes:
+            status += f"\n\nnote: {_md_escape(ui_message(n, uploads))}"
         # What renders sharp: the band (or plane) and the sub-pixel CoC around it.
         depth_img = depth_overlay(p.disparity, np.abs(coc) <= 0.5, p.image)
         after = 0.5 * img + 0.5 * depth_img if show_depth else img

@@ -26,7 +26,7 @@ import numpy as np
 from refocus.errors import RefocusError
 from refocus.pipeline.config import RefocusConfig
 from refocus.pipeline.core import PreparedPhoto, output_info
-from refocus.pipeline.refocuser import default_refocuser
+from refocus.pipeline.refocuser import default_refocuser, reporting
 
 # The interactive sizes live with the pipeline (the speed benchmark times them too).
 from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS  # noqa: E402
@@ -143,7 +143,7 @@ def load(
     budget = {} if max_megapixels is None else {"max_megapixels": max_megapixels}
     cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, device=device, **budget)
     plain = default_refocuser()
-    pipeline = plain if progress is None else _reporting(plain, progress, "")
+    pipeline = plain if progress is None else reporting(plain, progress)
     if progress is not None:
         progress(0.02, "reading the photo")
     full = pipeline.prepare(photo_path, cfg, work_pixels=WORK_PIXELS)
@@ -229,13 +229,6 @@ def default_blur(key: str) -> tuple[bool, float]:
     return p.own_lens is not None, p.strength(RefocusConfig(), 0.0) / p.scale
 
 
-def _reporting(pipeline, progress, prefix: str = "full size: "):
-    """:func:`refocus.pipeline.refocuser.reporting`, its texts prefixed for the export."""
-    from refocus.pipeline.refocuser import reporting
-
-    return reporting(pipeline, progress, prefix)
-
-
 def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16", engine: str = "physical", progress=None) -> Path:
     """Render at full resolution and write it: ``png8``, ``png16`` or ``jpeg`` (EXIF kept).
 
@@ -257,7 +250,7 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
 
         say(0.05, "full size: the generative engine (about a minute on a large GPU)")
         src = entry.source_path if entry.source_path is not None else entry.full.image
-        res = _reporting(genfocus_refocuser(GenfocusOptions.from_env()), say).refocus(
+        res = reporting(genfocus_refocuser(GenfocusOptions.from_env()), say, "full size: ").refocus(
             src, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}))
         img, info = res.image, res.info
     elif entry.full.scale != 1.0 and entry.source_path is not None:
@@ -265,7 +258,7 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
         # (whose result carries the output metadata already).
         say(0.02, "full size: reading the photo")
         upd = {"depth_path": entry.depth_path, "depth_kind": entry.depth_kind, "depth_model": entry.depth_model}
-        res = _reporting(entry.full.pipeline, say).refocus(entry.source_path, cfg.model_copy(update=upd))
+        res = reporting(entry.full.pipeline, say, "full size: ").refocus(entry.source_path, cfg.model_copy(update=upd))
         img, info = res.image, res.info
     else:
         say(0.5, "full size: rendering the new focus")
