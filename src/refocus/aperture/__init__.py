@@ -71,15 +71,13 @@ class ApertureConfig(BaseModel):
     def _check_image(cls, v):
         if v is None:
             return v
-        v = np.asarray(v, dtype=np.float32)
-        if v.ndim == 3:
-            v = v.mean(axis=2)
-        if v.ndim != 2 or v.size == 0 or not np.isfinite(v).all() or v.max() <= 0:
-            raise ValueError("custom aperture image must be a non-empty, non-black 2-D array")
         # A private, read-only copy: the kernel cache identifies it once (a 4000 x 4000
         # image was hashed again on every kernel request, 0.1 s each), so it must not
-        # change behind the cache's back.
-        v = np.array(v, dtype=np.float32, order="C", copy=True)
+        # change behind the cache's back. The channel mean is already a new array.
+        v = np.asarray(v, dtype=np.float32)
+        v = v.mean(axis=2) if v.ndim == 3 else np.array(v, dtype=np.float32, order="C", copy=True)
+        if v.ndim != 2 or v.size == 0 or not np.isfinite(v).all() or v.max() <= 0:
+            raise ValueError("custom aperture image must be a non-empty, non-black 2-D array")
         v.setflags(write=False)
         return v
 

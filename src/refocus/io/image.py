@@ -491,9 +491,10 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
             exif = e.tobytes() if len(e) else None
     except Exception:
         pass
-    x = apply_orientation(np.nan_to_num(x, nan=0.0), orientation)
+    # In place: x and alpha are this function's own arrays (a copy each was a frame).
+    x = apply_orientation(np.nan_to_num(x, nan=0.0, copy=False), orientation)
     if alpha is not None:
-        alpha = apply_orientation(np.nan_to_num(alpha, nan=0.0), orientation)
+        alpha = apply_orientation(np.nan_to_num(alpha, nan=0.0, copy=False), orientation)
     info = ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode, exif=exif, icc_profile=icc)
     return np.ascontiguousarray(x, dtype=np.float32), info
 

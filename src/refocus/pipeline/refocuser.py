@@ -123,9 +123,9 @@ def checked_depth(loaded, shape: tuple[int, int]) -> tuple[np.ndarray, str, Any]
     if disp.shape != tuple(shape):
         raise RefocusError(f"the depth component returned a disparity of shape {disp.shape} for an image of {tuple(shape)}")
     disp = disp.astype(np.float32, copy=False)
-    if not _finite(disp):
+    lo, hi = (float(disp.min()), float(disp.max())) if disp.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # min and max carry any NaN or inf
         raise RefocusError("the depth component returned a disparity with NaN or infinite values")
-    lo, hi = float(disp.min()), float(disp.max())
     if lo < -1e-4 or hi > 1 + 1e-4:
         raise RefocusError(
             f"the depth component returned disparity in [{lo:g}, {hi:g}]; it must be normalised to [0, 1] (larger = nearer)"
