@@ -130,7 +130,7 @@ def load_aperture_image(path: str | Path) -> np.ndarray:
         raise RefocusError(f"aperture image {path} is a folder, not an image file")
     check_file(path, f"aperture image {path.name}")
     try:
-        rgb, info = read_image(path)
+        rgb, info = read_image(path, fill_hidden=False)  # colour counts only where alpha > 0
     except RefocusError as exc:
         msg = str(exc)
         if path.name not in msg:

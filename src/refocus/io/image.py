@@ -251,7 +251,7 @@ def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]
     return rgb, None, 8
 
 
-def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+def read_image(path: str | os.PathLike, max_pixels: int | None = None, *, fill_hidden: bool = True) -> tuple[np.ndarray, ImageInfo]:
     """Read a photo as float32 H x W x 3 sRGB in [0, 1].
 
     16-bit PNG and TIFF keep their precision; EXIF orientation is applied; an alpha
@@ -264,9 +264,13 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
     RefocusError
         When the file is missing, unreadable, empty, or declares more than ``max_pixels``
         (default: the pixel budget setting, :mod:`refocus.io.limits`), checked before decoding.
+
+    ``fill_hidden=False`` leaves the colour under fully transparent pixels as the file
+    stores it, for a reader that weighs colour by alpha anyway (an aperture image):
+    the fill is a push-pull pass over the whole image.
     """
     rgb, info = _read_image(Path(path), max_pixels)
-    if info.alpha is not None:
+    if info.alpha is not None and fill_hidden:
         rgb = fill_transparent(rgb, info.alpha)
     return rgb, info
 
