@@ -92,13 +92,12 @@ def check_out_folder(out: str | Path, names: list[str], is_earlier_report: bool,
         One line naming the path and what to do.
     """
     from refocus.errors import RefocusError
+    from refocus.io.image import nearest_existing
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RefocusError(f"--out {out} is a file; --out names a folder for the report files ({', '.join(names)})")
-    p = out
-    while not p.exists() and p != p.parent:
-        p = p.parent
+    p = nearest_existing(out)
     if p.exists() and not p.is_dir():
         raise RefocusError(f"cannot write into --out {out}: {p} is a file, not a folder")
     if p.exists() and not os.access(p, os.W_OK):

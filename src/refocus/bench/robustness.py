@@ -250,15 +250,13 @@ def data_dir_default() -> Path:
 def check_out(out: Path, inputs: list[Path]) -> None:
     """Refuse, before the run, an ``--out`` that cannot be written or that is one of the inputs."""
     from refocus.errors import RefocusError
-    from refocus.io.image import check_output_folder
+    from refocus.io.image import check_output_folder, nearest_existing
     from refocus.io.outputs import check_outputs
 
     out = Path(out)
     if out.is_dir():
         raise RefocusError(f"--out {out} is a folder; --out names the JSON file to write, e.g. {out / 'robustness.json'}")
-    p = out.parent
-    while not p.exists() and p != p.parent:
-        p = p.parent
+    p = nearest_existing(out.parent)
     # Missing folders are made at the end (write_json): check the nearest one that exists.
     check_output_folder(p / out.name if p.is_dir() else out)
     check_outputs([out], inputs)

@@ -575,6 +575,15 @@ def clean_stale_parts(folder: str | os.PathLike, force: bool = False) -> list[Pa
     return removed
 
 
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` or its nearest ancestor that exists (the folder a later ``mkdir -p``
+    would start from), to check before any work."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
 def check_output_folder(path: str | os.PathLike) -> Path:
     """The folder ``path`` will be written into, checked: exists, is a folder, writable.
 
@@ -583,9 +592,7 @@ def check_output_folder(path: str | os.PathLike) -> Path:
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        p = parent
-        while not p.exists() and p != p.parent:
-            p = p.parent
+        p = nearest_existing(parent)
         if p.exists() and not p.is_dir():
             raise DiskError(f"cannot write {path}: {p} is a file, not a folder")
         raise DiskError(f"cannot write {path}: the folder {parent} does not exist")
