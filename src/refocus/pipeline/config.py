@@ -50,7 +50,8 @@ class RefocusConfig(BaseModel):
         K, the blur strength in pixels at the input's resolution: the CoC radius
         difference between the nearest and the farthest point. ``None`` (with no
         ``f_number``) means the lens the photo's file states (Google Lens Blur), else
-        1.5 % of the image's long side.
+        1.5 % of the image's long side (of twice its short side for frames wider
+        than 2:1: :func:`refocus.pipeline.photo.default_strength_px`).
     own_lens:
         Require the photo's own lens (``--strength auto``): an error for a photo whose
         file states none, instead of the 1.5 % default.

@@ -28,6 +28,22 @@ NO_STATED_LENS = (
     "for other photos give --strength or --f-number (fitting the lens from the photo's blur is not reliable: docs/depth.md)"
 )
 
+#: Default K as a fraction of the frame's long side (a shallow portrait look at any size).
+DEFAULT_STRENGTH_FRACTION = 0.015
+#: The longest side, in short sides, that the default K follows. Camera frames are at
+#: most about 2:1 (3:2, 4:3, 16:9, 2:1); a wider frame is a panorama or a crop whose
+#: blur belongs to the frames it was stitched or cut from, so its default K follows
+#: twice its short side instead: 1.5 % of the long side gave a 12000 x 1500 panorama
+#: 180 px of blur (a user trial), and a 6000 x 1 strip 90 px.
+DEFAULT_STRENGTH_MAX_ASPECT = 2.0
+
+
+def default_strength_px(shape: tuple[int, ...]) -> float:
+    """The default blur strength K (px) of a frame of ``shape`` (H, W, ...): 1.5 % of
+    its long side, with the long side taken as at most twice the short side."""
+    long_px, short_px = max(shape[:2]), min(shape[:2])
+    return DEFAULT_STRENGTH_FRACTION * min(long_px, DEFAULT_STRENGTH_MAX_ASPECT * short_px)
+
 
 @dataclass
 class OwnLens:
@@ -205,7 +221,7 @@ class PreparedPhoto:
             return self.own_lens.strength_px * self.scale
         if cfg.own_lens:
             raise RefocusError(NO_STATED_LENS)
-        return 0.015 * max(self.shape)
+        return default_strength_px(self.shape)
 
 
     # -- what the pipeline does with it (decided once, in the Refocuser) --------
