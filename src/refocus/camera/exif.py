@@ -26,6 +26,7 @@ _LENS_MAKE, _LENS_MODEL = 0xA433, 0xA434
 _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
 _FP_XRES, _FP_YRES, _FP_UNIT = 0xA20E, 0xA20F, 0xA210
 _DIGITAL_ZOOM = 0xA404
+_USER_COMMENT = 0x9286
 _FP_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, um
 #: Sensor widths taken as real, in mm (exclusive): from a phone's smallest to beyond large format.
 _SENSOR_WIDTH_MM = (1.0, 200.0)
@@ -67,6 +68,16 @@ class CameraInfo:
     #: EXIF DigitalZoomRatio when above 1: the image is a crop of the sensor, and
     #: ``sensor_width_mm`` is the width of the part of the sensor the image covers.
     digital_zoom: float | None = None
+    #: EXIF Orientation as stored (1-8; None when absent or not one of them): how the
+    #: stored pixels are turned to be upright (``width_px``/``height_px`` are upright).
+    orientation: int | None = None
+    #: What refocus rendered, when this file is a refocus result (its EXIF UserComment:
+    #: "depth of field rendered for f/1.4; taken at f/2.8"), else None.
+    rendered: str | None = None
+    #: The file's pixel mode as Pillow names it ("RGB", "L", "CMYK", "I;16"...) and the
+    #: description of its ICC profile, when :func:`read_camera_info` could tell.
+    mode: str | None = None
+    icc_name: str | None = None
     notes: list[str] = field(default_factory=list)
     #: Fields whose EXIF value was present but not plausible (so left ``None``): field
     #: name -> "FocalLength 4294967295 mm is not plausible; ignored".
@@ -186,6 +197,18 @@ def _text(v) -> str | None:
     return s or None
 
 
+_RENDERED_PREFIX = "refocus: "
+
+
+def _rendered_note(comment) -> str | None:
+    """The note :func:`exif_with_f_number` leaves in UserComment (after its 8-byte
+    character-code header), without its "refocus: " prefix; None for any other comment."""
+    if not isinstance(comment, (bytes, bytearray)):
+        return None
+    text = bytes(comment[8:]).decode("ascii", "replace").replace("\x00", "").strip()
+    return text[len(_RENDERED_PREFIX):] if text.startswith(_RENDERED_PREFIX) else None
+
+
 _XMP_FOCUS = re.compile(rb"ApproximateFocusDistance\s*(?:=\s*[\"']|>)\s*([0-9./]+)")
 
 
@@ -234,6 +257,8 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, sour
     orientation = exif.get(_ORIENTATION, 1)
     if orientation in (5, 6, 7, 8):
         w, h = h, w
+    info.orientation = orientation if orientation in range(1, 9) and _ORIENTATION in exif else None
+    info.rendered = _rendered_note(sub.get(_USER_COMMENT))
     info.width_px, info.height_px = int(w), int(h)
     info.make = _text(exif.get(_MAKE))
     info.model = _text(exif.get(_MODEL))
@@ -250,7 +275,8 @@ def camera_from_exif(exif, size: tuple[int, int], xmp: bytes | None = None, sour
         pix_x, pix_y = float(size[0]), float(size[1])
     aspect = pix_x / pix_y  # either way round: the lens functions take the long side
     zoom = _num(sub.get(_DIGITAL_ZOOM))
-    if zoom is not None and 1.0 < zoom < 100.0:
+    # From 1.01: a ratio written as 65537/65536 (a Motorola XT912's "1x") is no zoom.
+    if zoom is not None and 1.01 <= zoom < 100.0:
         info.digital_zoom = zoom
     width_35 = None
     if info.focal_length_mm and info.focal_length_35mm:
@@ -338,15 +364,19 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
             if isinstance(xmp, str):
                 xmp = xmp.encode("utf-8", "replace")
             size = img.size
+            mode, icc_name = img.mode, _icc_name(img.info.get("icc_profile"))
     except RefocusError:
         raise
     except Exception as exc:  # the same words as every command's full read (refocus.errors)
         size = _tiff_size(path) if path.suffix.lower() in (".tif", ".tiff") else None
         if size is None:
             raise unreadable_image(path, exc) from None
-        # A float colour TIFF, which Pillow cannot open but the commands read (tifffile):
-        # its size, and no camera settings.
-        exif, xmp = Image.Exif(), None
+        # A TIFF Pillow cannot open but the commands read (tifffile: float colour, 16-bit
+        # grey + alpha, planar): its size, and the camera its own tags state.
+        from refocus.io.image import tiff_exif
+
+        exif, xmp = tiff_exif(path) or Image.Exif(), None
+        mode, icc_name = _tiff_mode(path)
     if xmp is None and path.suffix.lower() in (".jpg", ".jpeg"):
         try:
             from refocus.io.jpeg import read_xmp
@@ -354,7 +384,38 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
             xmp = read_xmp(path.read_bytes())[0] or None
         except Exception:
             xmp = None
-    return camera_from_exif(exif, size, xmp, source=path.name)
+    info = camera_from_exif(exif, size, xmp, source=path.name)
+    info.mode, info.icc_name = mode, icc_name
+    return info
+
+
+def _tiff_mode(path: Path) -> tuple[str | None, str | None]:
+    """The Pillow-style mode ("LA", "RGB"...) and ICC profile name of a TIFF's first
+    page, from tifffile (for the TIFFs Pillow cannot open); Nones when it cannot tell."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages[0]
+            mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(int(page.samplesperpixel))
+            icc = bytes(page.tags[34675].value) if 34675 in page.tags else None
+    except Exception:
+        return None, None
+    return mode, _icc_name(icc)
+
+
+def _icc_name(icc: bytes | None) -> str | None:
+    """An ICC profile's description ("Display P3", "sRGB IEC61966-2.1"); None without one."""
+    if not icc:
+        return None
+    try:
+        import io
+
+        from PIL import ImageCms
+
+        return (ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))) or "").strip() or "unnamed"
+    except Exception:
+        return "unreadable"
 
 
 def _tiff_size(path: Path) -> tuple[int, int] | None:
@@ -367,9 +428,6 @@ def _tiff_size(path: Path) -> tuple[int, int] | None:
             return int(page.imagewidth), int(page.imagelength)
     except Exception:
         return None
-
-
-_USER_COMMENT = 0x9286
 
 
 def exif_with_f_number(exif: bytes | None, f_number: float, full_frame: bool = False) -> bytes:
@@ -397,7 +455,12 @@ def exif_with_f_number(exif: bytes | None, f_number: float, full_frame: bool = F
         frac = Fraction(float(f_number)).limit_denominator(100)
         sub[_F_NUMBER] = IFDRational(frac.numerator, frac.denominator)
     was = f"f/{taken:.3g}" if taken is not None else "an unknown f-number"
+    earlier = _rendered_note(sub.get(_USER_COMMENT))
+    if earlier and "; taken at " in earlier:
+        # A refocus result rendered again: its FNumber is the earlier render's, the
+        # f-number it was taken at is in the earlier note.
+        was = earlier.split("; taken at ", 1)[1]
     what = f"f/{float(f_number):.3g} full-frame equivalent" if full_frame else f"f/{float(f_number):.3g}"
-    note = f"refocus: depth of field rendered for {what}; taken at {was}"
+    note = f"{_RENDERED_PREFIX}depth of field rendered for {what}; taken at {was}"
     sub[_USER_COMMENT] = b"ASCII\x00\x00\x00" + note.encode("ascii")
     return e.tobytes()

@@ -9,7 +9,7 @@ import typer
 
 from refocus.cli.cmd_refocus import (
     ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, FocusOpt,
-    FocusRangeOpt, FocusValueOpt, HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+    FocusRangeOpt, FocusValueOpt, HighlightOpt, JpegQualityOpt, MaxMpOpt, check_jpeg_quality, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
 
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         highlight_gain: Optional[float] = HighlightOpt,
         max_megapixels: Optional[float] = MaxMpOpt,
         fmt: Optional[str] = typer.Option(None, "--format", help="Output format (jpg, png, tif, webp); default: the input's."),
+        jpeg_quality: int = JpegQualityOpt,
         workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Parallel processes (default: CPU cores)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose output already exists."),
     ) -> None:
@@ -63,6 +64,7 @@ def register(app: typer.Typer) -> None:
 
         if workers is not None and workers < 1:
             raise RefocusError(f"--workers must be >= 1, got {workers}")
+        check_jpeg_quality(jpeg_quality)
         if depth_dir is not None and not depth_dir.is_dir():
             raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
         cfg = build_config(
@@ -89,7 +91,7 @@ def register(app: typer.Typer) -> None:
         try:
             summary = run_batch(
                 folder, output_dir, cfg, workers=workers, depth_dir=depth_dir, depth_suffix=depth_suffix,
-                fmt=fmt, overwrite=overwrite, on_start=started, on_progress=progressed,
+                fmt=fmt, jpeg_quality=jpeg_quality, overwrite=overwrite, on_start=started, on_progress=progressed,
             )
         finally:
             if prog.live.is_started:  # a progress display never started prints an empty line when stopped

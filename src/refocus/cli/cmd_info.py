@@ -12,6 +12,55 @@ def _fmt(v, unit: str = "", digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}g}{unit}"
 
 
+#: EXIF Orientation values in the words photo tools (exiftool) use.
+_ORIENTATIONS = {
+    1: "horizontal (normal)", 2: "mirror horizontal", 3: "rotate 180", 4: "mirror vertical",
+    5: "mirror horizontal and rotate 270 CW", 6: "rotate 90 CW", 7: "mirror horizontal and rotate 90 CW",
+    8: "rotate 270 CW",
+}
+
+
+def _orientation_words(orientation: int | None) -> str:
+    if orientation is None:
+        return "not stated: the pixels are taken as stored"
+    if orientation == 1:
+        return "1, horizontal (normal)"
+    # The commands read every photo upright and write results upright, orientation 1.
+    return f"{orientation}, {_ORIENTATIONS[orientation]}: read turned upright; results are stored upright (orientation 1)"
+
+
+def _colour_words(mode: str, icc_name: str | None) -> str:
+    """How the photo's pixels are stored, and how results keep them (refocus.io.image)."""
+    words = {
+        "L": "grey: results are grey", "LA": "grey with transparency: results are grey, alpha kept where the format has it",
+        "I;16": "16-bit grey: results are grey", "I": "grey: results are grey", "1": "black and white: results are grey",
+        "RGBA": "RGB with transparency: alpha kept where the format has it (JPEG: over white)",
+        "CMYK": "CMYK: converted to RGB; results are RGB",
+        "P": "palette colour: results are RGB", "F": "32-bit float grey",
+    }.get(mode, mode)
+    if icc_name is None:
+        return words + ("; no ICC profile: plain conversion" if mode == "CMYK" else "; no ICC profile (sRGB taken)")
+    kept = "used for the conversion, not kept (it describes ink)" if mode == "CMYK" else "kept in results"
+    return f"{words}; ICC profile {icc_name!r}, {kept}"
+
+
+def _f_number_words(cam, metric_depth: bool) -> str:
+    """Whether ``--f-number`` can be used on this photo, and what it still needs."""
+    lacking = []
+    for name, what in (("focal_length_mm", "focal length"), ("sensor_width_mm", "sensor width")):
+        if getattr(cam, name) is None:
+            refused = cam.ignored.get(name) or (cam.ignored.get("focal_length_35mm") if name == "sensor_width_mm" else None)
+            lacking.append(f"{what} (EXIF {refused})" if refused else what)
+    if lacking:
+        how = ("; the sensor width comes from FocalLengthIn35mmFilm or FocalPlaneXResolution"
+               if any(w.startswith("sensor") for w in lacking) else "")
+        return f"not usable: EXIF lacks the {' and '.join(lacking)}{how}; use --strength (-k)"
+    if metric_depth:
+        return "usable: focal length, sensor width and the embedded metric depth are known (--full-frame too)"
+    return ("usable with metric depth: --depth FILE --depth-kind depth (metres) or a metric --depth-model "
+            "(e.g. apple/DepthPro-hf); --full-frame too")
+
+
 def info_cmd(
     image: Path = typer.Argument(..., help="The photo (JPEG, HEIC, PNG, TIFF, WebP)."),
 ) -> None:
@@ -38,7 +87,11 @@ def info_cmd(
         return value + "".join(f" (EXIF {w})" for w in why)
 
     row("file", str(image))
-    row("size", f"{cam.width_px}x{cam.height_px} px")
+    shape = "portrait" if cam.height_px > cam.width_px else "landscape" if cam.width_px > cam.height_px else "square"
+    row("size", f"{cam.width_px}x{cam.height_px} px, {shape} (upright)")
+    row("orientation", _orientation_words(cam.orientation))
+    if cam.mode is not None:
+        row("colour", _colour_words(cam.mode, cam.icc_name))
     row("camera", cam.camera or "—")
     row("lens", cam.lens or "—")
     row("f-number", flagged("—" if cam.f_number is None else f"f/{cam.f_number:.3g}", "f_number"))
@@ -91,6 +144,9 @@ def info_cmd(
         row("blur gain K", "from the depth at the focus point (metric depth): --f-number works")
     else:
         row("blur gain K", "not computable: missing " + ", ".join(missing))
+    row("--f-number", _f_number_words(cam, emb is not None and emb.metric))
+    if cam.rendered:
+        row("rendered by refocus", cam.rendered)
     if near_far_m is not None:
         a, b = near_far_m
         row("focus range", f"in metres on this depth, e.g. --focus-range {a + (b - a) / 3:.1f}m:{a + 2 * (b - a) / 3:.1f}m")

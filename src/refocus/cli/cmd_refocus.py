@@ -24,7 +24,7 @@ FocusRangeOpt = typer.Option(
     help="Keep a band of normalised disparity sharp, e.g. 0.4:0.7, or of distance with metric depth, e.g. 1.5m:2.5m; "
     "the blur grows from its ends outside it.",
 )
-StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC radius in px between nearest and farthest point, or 'auto': the lens a Lens Blur photo states (default: that lens when the photo states one, else 1.5% of the long side).")
+StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC radius in px between nearest and farthest point, or 'auto': the lens a Lens Blur photo states (default: that lens when the photo states one, else 1.5% of the long side, at most 3% of the short side for frames wider than 2:1).")
 FNumberOpt = typer.Option(None, "--f-number", help="Derive the strength from EXIF at this f-number (needs metric depth).")
 FullFrameOpt = typer.Option(False, "--full-frame", help="Read --f-number as a full-frame (35 mm) equivalent, as phone portrait modes do "
                             "(a phone's own lens blurs ~4-7x less at the same f-number).")
@@ -45,10 +45,22 @@ NoDeblurOpt = typer.Option(False, "--no-deblur", help="Render from the input pho
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
 QualityOpt = typer.Option("balanced", "--quality", help="Renderer quality: fast, balanced or high.")
 HighlightOpt = typer.Option(None, "--highlight-gain", help="Boost of small clipped highlights, the light sources (default 2; 0 = none).")
+JpegQualityOpt = typer.Option(
+    95, "--jpeg-quality",
+    help="Quality of a JPEG or WebP output, 1..100 (from 90 with full-resolution colour, 4:4:4).",
+)
 MaxMpOpt = typer.Option(
     None, "--max-megapixels",
     help="Pixel budget for every image read, checked before decoding (megapixels; default: $REFOCUS_MAX_MEGAPIXELS or 100).",
 )
+
+
+def check_jpeg_quality(jpeg_quality: int) -> None:
+    """``--jpeg-quality`` checked before any work (as ``--bit-depth`` is), in one line."""
+    from refocus.errors import RefocusError
+
+    if not 1 <= jpeg_quality <= 100:
+        raise RefocusError(f"--jpeg-quality must be from 1 to 100, got {jpeg_quality}")
 
 
 def _aif_words(result) -> str:
@@ -84,6 +96,7 @@ def register(app: typer.Typer) -> None:
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
         bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (16: PNG/TIFF only); default: the input's."),
+        jpeg_quality: int = JpegQualityOpt,
         max_megapixels: Optional[float] = MaxMpOpt,
         overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-intermediate replace files already in its folder."),
         engine: str = G.EngineOpt,
@@ -124,6 +137,7 @@ def register(app: typer.Typer) -> None:
         from refocus.pipeline.visual import intermediate_paths
 
         check_bit_depth(output, bit_depth)  # before the work, not when writing the result
+        check_jpeg_quality(jpeg_quality)
         gen = G.genfocus_options(engine, device, genfocus_weights, base_model, steps, seed, no_tiling, offload, dtype,
                                  long_side, pre_deblur)
         device = device or ("auto" if gen is not None else "cpu")
@@ -147,7 +161,7 @@ def register(app: typer.Typer) -> None:
 
             with stage_progress(console) as said:
                 result = reporting(default_refocuser(), said).refocus(image, cfg)
-        write_image(output, result.image, result.info, bit_depth=bit_depth)
+        write_image(output, result.image, result.info, bit_depth=bit_depth, quality=jpeg_quality)
         if save_intermediate is not None:
             save_intermediates(result, save_intermediate)
         print_notes(console, result.notes)

@@ -49,6 +49,8 @@ class ImageInfo:
     icc_profile: bytes | None = None
     mode: str = "RGB"
     extra: dict = field(default_factory=dict)
+    #: The photo's XMP packet (captions, rights, keywords, ratings...), as stored.
+    xmp: bytes | None = None
 
     @property
     def grayscale(self) -> bool:
@@ -288,7 +290,7 @@ def _read_image(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageIn
         if png16 is not None:
             return png16
     if suffix in (".tif", ".tiff"):
-        rgb, info = _read_tiff(path, max_pixels)
+        rgb, info = _read_tiff(path)
         if rgb is not None:
             return rgb, info
     try:
@@ -305,6 +307,9 @@ def _read_image(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageIn
             # After load(): a PNG's eXIf chunk may follow its pixels.
             exif = img.info.get("exif")
             icc = img.info.get("icc_profile")
+            xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")  # JPEG, WebP, TIFF, HEIC; PNG's iTXt
+            if isinstance(xmp, str):
+                xmp = xmp.encode("utf-8")
             if not icc and img.info.get("nclx_profile"):  # a HEIC that states its colours as CICP codes
                 from refocus.io.color import icc_from_nclx
 
@@ -326,7 +331,7 @@ def _read_image(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageIn
     if rgb.size == 0:
         raise RefocusError(f"{path.name} is an empty image")
     info = ImageInfo(path=path, bit_depth=max(bit_depth, depth_bits), alpha=alpha, exif=exif, icc_profile=icc, mode=mode,
-                     extra=extra)
+                     extra=extra, xmp=xmp if isinstance(xmp, bytes) and xmp else None)
     return np.ascontiguousarray(rgb, dtype=np.float32), info
 
 
@@ -386,6 +391,28 @@ def _png_chunks(data: bytes, want: tuple[bytes, ...]) -> dict[bytes, bytes]:
     return found
 
 
+def _png_xmp(data: bytes) -> bytes | None:
+    """The XMP packet of a PNG file's bytes (an uncompressed iTXt chunk), or None."""
+    import struct
+
+    pos, key = 8, _PNG_XMP_KEY.encode("latin-1") + b"\0"
+    while pos + 8 <= len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        tag = data[pos + 4 : pos + 8]
+        if tag == b"iTXt" and data[pos + 8 : pos + 8 + len(key)] == key:
+            body = data[pos + 8 + len(key) : pos + 8 + n]
+            if body[:1] != b"\0":  # compressed: rare for XMP, which must stay editable in place
+                return None
+            rest = body[2:]
+            for _ in range(2):  # language tag, translated keyword
+                rest = rest[rest.index(b"\0") + 1 :] if b"\0" in rest else b""
+            return rest or None
+        if tag in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + n
+    return None
+
+
 def is_png16_multichannel(path: Path) -> bool:
     """A 16-bit PNG with more than one channel (grey + alpha, RGB, RGBA), which Pillow
     reads only as 8 bit (grey + alpha even as RGBA)."""
@@ -436,26 +463,35 @@ def _read_png16(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo] | N
     grey = x.shape[2] in (1, 2)
     alpha = x[..., -1].copy() if x.shape[2] in (2, 4) else None
     rgb = np.repeat(x[..., :1], 3, axis=2) if grey else np.ascontiguousarray(x[..., :3])
-    info = ImageInfo(path=path, bit_depth=16, alpha=alpha, mode="LA" if grey else "RGB;16", exif=exif, icc_profile=icc)
+    info = ImageInfo(path=path, bit_depth=16, alpha=alpha, mode="LA" if grey else "RGB;16", exif=exif, icc_profile=icc,
+                     xmp=_png_xmp(data))
     return rgb, info
 
 
-def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInfo]:
-    """16-bit and float RGB TIFFs, which Pillow only partly supports."""
+def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
+    """TIFFs through tifffile (16-bit, float, grey + alpha, planar), which Pillow only
+    partly supports; (None, ...) for what tifffile cannot read, for Pillow to try."""
     import tifffile
 
     # One parse of the file for the pixels and the first page's tags. A 16-bit or float
     # TIFF lost its EXIF and ICC in every output, and was not turned upright:
-    # orientation and profile come from those tags, the EXIF from Pillow's view of the
-    # header where Pillow can open the file (not float colour).
-    icc, orientation = None, 1
+    # orientation and profile come from those tags, the EXIF from the file's directory
+    # (tiff_exif: Pillow cannot open a 16-bit grey + alpha or a float colour TIFF).
+    icc, orientation, premultiplied, xmp = None, 1, False, None
     try:
         with tifffile.TiffFile(path) as tf:
             arr = tf.asarray()
+            if tf.series[0].axes.startswith("S") and arr.ndim == 3:
+                # Planar (one plane per sample, PlanarConfiguration 2): samples last, as
+                # the contiguous layout gives them (Pillow cannot read these either).
+                arr = np.moveaxis(arr, 0, -1)
             try:
-                tags = tf.pages[0].tags
+                page = tf.pages[0]
+                tags = page.tags
                 orientation = int(tags[274].value) if 274 in tags else 1
                 icc = bytes(tags[34675].value) if 34675 in tags else None
+                premultiplied = int((page.extrasamples or (0,))[0]) == 1  # associated alpha
+                xmp = bytes(tags[_XMP_TAG].value) if _XMP_TAG in tags else None
             except Exception:
                 pass  # metadata is a bonus here; the pixels were read
     except Exception:
@@ -486,21 +522,47 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray | None, ImageInf
         return None, ImageInfo(path=path)
     if arr.dtype.kind == "f":
         check_float_range(arr, path.name, stacklevel=3)
-    exif = None
-    try:
-        with pillow_open(path, path.name, max_pixels) as img:
-            e = img.getexif()
-            e.get_ifd(0x8769)  # loaded, so that tobytes() carries the EXIF sub-IFD
-            e.get_ifd(0x8825)
-            exif = e.tobytes() if len(e) else None
-    except Exception:
-        pass
+    if premultiplied and alpha is not None:
+        # Associated alpha stores colour times alpha; refocus keeps colour unassociated
+        # (the writers say so): divided back, a semi-transparent edge is not darkened.
+        np.divide(x, np.maximum(alpha, np.float32(1e-6))[..., None], out=x, where=(alpha > 0)[..., None])
+        np.minimum(x, np.float32(1), out=x)  # a colour above its alpha is not a valid pixel
+    e = tiff_exif(path)
+    exif = e.tobytes() if e is not None else None
     # In place: x and alpha are this function's own arrays (a copy each was a frame).
     x = apply_orientation(np.nan_to_num(x, nan=0.0, copy=False), orientation)
     if alpha is not None:
         alpha = apply_orientation(np.nan_to_num(alpha, nan=0.0, copy=False), orientation)
-    info = ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode, exif=exif, icc_profile=icc)
+    info = ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode, exif=exif, icc_profile=icc, xmp=xmp or None)
     return np.ascontiguousarray(x, dtype=np.float32), info
+
+
+def tiff_exif(path: str | os.PathLike) -> Image.Exif | None:
+    """A TIFF's own tags (IFD0 with its EXIF and GPS IFDs) as a ``PIL.Image.Exif`` held
+    in memory, read from the file's directory alone; None when it has none or they
+    cannot be read.
+
+    Pillow's ``getexif()`` needs Pillow to open the image, which it cannot for a 16-bit
+    grey + alpha, a planar or a float colour TIFF: their EXIF was lost in every output
+    and ``refocus info`` showed no camera. Nothing is decoded here."""
+    import warnings
+
+    try:
+        # Pillow's "Truncated File Read" for a sub-IFD pointer that leads nowhere (the
+        # Interop pointer refocus's TIFFs carried until _tiff_exif dropped it): the
+        # tags that can be read are the bonus here, the pixels are read apart.
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            e = Image.Exif()
+            e.load_from_fp(f)
+            if not len(e):
+                return None
+            data = e.tobytes()  # the sub-IFDs are read from the file, while it is open
+        e = Image.Exif()
+        e.load(data)
+    except Exception:
+        return None
+    return e
 
 
 def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -721,8 +783,12 @@ def write_image(
     for formats that have one, and JPEG gets the image over white. JPEG at
     ``quality`` >= 90 keeps full-resolution colour (4:4:4); a photo read from a
     lossless WebP is written to WebP losslessly.
+
+    Pixels of other types than uint8/uint16 follow the rule for reading them
+    (:func:`check_float_range`): above 1 they are clipped, with a warning up to
+    :data:`FLOAT_PEAK_MAX`, and refused beyond it (a 0..255 float image came out white).
     """
-    return atomic_write_bytes(path, image_writer(path, image, info, bit_depth, quality, grayscale))
+    return atomic_write_bytes(path, image_writer(path, image, info, bit_depth, quality, grayscale, stacklevel=3))
 
 
 def image_writer(
@@ -732,20 +798,30 @@ def image_writer(
     bit_depth: int | None = None,
     quality: int = 95,
     grayscale: bool | None = None,
+    *,
+    stacklevel: int = 2,
 ):
     """The checks of :func:`write_image`, then a function that writes the image to a
-    given (temporary) path, for :func:`atomic_write_many`."""
+    given (temporary) path, for :func:`atomic_write_many`. ``stacklevel``: the warning
+    of :func:`check_float_range` names the frame that many levels up from here."""
     path = Path(path)
     if info is not None and info.path is not None and path.resolve() == Path(info.path).resolve():
         raise RefocusError(f"refusing to overwrite the input {path.name}; choose another output path")
     from refocus.io.outputs import SIXTEEN_BIT_SUFFIXES, check_bit_depth
 
     check_bit_depth(path, bit_depth)
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise RefocusError(f"JPEG/WebP quality must be a whole number from 1 to 100, got {quality!r}")
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.size == 0:
         raise RefocusError(f"image must be H x W x 3 and non-empty, got shape {image.shape}")
+    if image.dtype not in _FULL_SCALE:
+        # The values themselves are the [0, 1] scale (_unit_float): a 0..255 float image
+        # clipped would be written white, with no word; the colour channels only, as
+        # _quantize reads them (an alpha of 255 in a fourth channel is not written).
+        check_float_range(image[..., :3], f"image for {path.name}", stacklevel=stacklevel)
     bits = bit_depth or (info.bit_depth if info else 8)
     alpha = info.alpha if info is not None else None
     if alpha is not None and alpha.shape != image.shape[:2]:
@@ -758,6 +834,7 @@ def image_writer(
     grayscale = bool(grayscale)
     bits16 = bits == 16 and suffix in SIXTEEN_BIT_SUFFIXES
     exif = info.exif if info is not None else None
+    xmp = xmp_for_output(info.xmp if info is not None else None)
     # A profile describes one colour space: an RGB one does not go with grey pixels,
     # nor a grey (or CMYK) one with RGB pixels.
     icc = _icc_matching(info.icc_profile if info is not None else None, grayscale)
@@ -769,10 +846,10 @@ def image_writer(
         # a cut-out, rather than the colour hidden under its transparent pixels.
         arr = _quantize(image, alpha, grayscale, 65535 if bits16 else 255, keep_alpha=suffix != ".jpg" and suffix != ".jpeg")
         if suffix in (".tif", ".tiff"):
-            _write_tiff(tmp, arr, exif, icc)
+            _write_tiff(tmp, arr, exif, icc, xmp)
             return
         if suffix == ".png" and bits16:
-            _write_png16(tmp, arr, None, exif=_exif_for_output(exif) if exif else None, icc=icc)
+            _write_png16(tmp, arr, None, exif=_exif_for_output(exif) if exif else None, icc=icc, xmp=xmp)
             return
         mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
         img = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
@@ -783,6 +860,13 @@ def image_writer(
         if icc:
             kwargs["icc_profile"] = icc
         fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[suffix]
+        if xmp and fmt == "PNG":
+            from PIL import PngImagePlugin
+
+            kwargs["pnginfo"] = PngImagePlugin.PngInfo()
+            kwargs["pnginfo"].add_itxt(_PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
+        elif xmp and (fmt != "JPEG" or len(xmp) <= _JPEG_XMP_MAX):
+            kwargs["xmp"] = xmp
         if fmt == "JPEG":
             kwargs["quality"] = quality
             # Full-resolution colour at high quality: Pillow's default 4:2:0 halves the
@@ -849,9 +933,11 @@ def _icc_matching(icc: bytes | None, grayscale: bool) -> bytes | None:
 # thumbnail, a TIFF's strips, a HEIC's 512x512 tiles...): they do not describe the
 # pixels written with them in any output format (in a TIFF they would contradict
 # them, and the TIFF writer's own values must stand), so every writer drops them.
+# A TIFF's ICC profile (34675) and XMP packet (700) are among its IFD0 tags too: they
+# are written apart, the XMP as xmp_for_output keeps it.
 _TIFF_LAYOUT_TAGS = frozenset(
     {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
-     330, 338, 339, 513, 514, 529, 530, 531, 532, 34675}
+     330, 338, 339, 513, 514, 529, 530, 531, 532, 34675, 700}
 )
 
 
@@ -866,12 +952,20 @@ def _tiff_exif(exif: bytes | None) -> Image.Exif:
             e = Image.Exif()
     for tag in _TIFF_LAYOUT_TAGS & set(e):
         del e[tag]
+    # The TIFF writers write the EXIF and GPS IFDs as nested directories, but the
+    # Interop IFD's pointer as the number it was: an offset into the photo's file,
+    # which points at nothing in the TIFF (an index "R98" is all that IFD holds). Pillow
+    # also puts one in IFD0 of EXIF it wrote after reading the Interop IFD.
+    if 0xA005 in e:
+        del e[0xA005]
+    if 0x8769 in e:
+        e.get_ifd(0x8769).pop(0xA005, None)
     if e:
         e[0x0112] = 1
     return e
 
 
-def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None) -> None:
+def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None, xmp: bytes | None = None) -> None:
     """Write uint8/uint16 H x W (x 1..4, the last alpha when 2 or 4) as TIFF, with the
     photo's EXIF (IFD0 tags, EXIF and GPS IFDs) and ICC profile, as PNG/JPEG/WebP get.
 
@@ -883,6 +977,8 @@ def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | No
         arr = arr[..., 0]
     samples = 1 if arr.ndim == 2 else arr.shape[2]
     meta = _tiff_exif(exif)
+    if xmp:
+        meta[_XMP_TAG] = xmp
     if arr.dtype == np.uint8 or samples == 1:
         img = Image.fromarray(np.ascontiguousarray(arr))  # L, LA, RGB, RGBA or I;16
         kwargs = {"exif": meta} if meta else {}
@@ -898,6 +994,8 @@ def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | No
     # As Pillow's TIFF writer copies exif=: nested IFDs (EXIF, GPS) as dicts.
     for key in meta:
         ifd[key] = meta.get_ifd(key) if key in TiffTags.TAGS_V2_GROUPS else meta.get(key)
+    if xmp:
+        ifd.tagtype[_XMP_TAG] = TiffTags.BYTE
     if icc:
         ifd[tiff.ICCPROFILE] = icc
     ifd[tiff.IMAGEWIDTH] = w
@@ -920,6 +1018,32 @@ def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | No
         f.write(data.data)
 
 
+#: TIFF tag of an XMP packet, and the PNG iTXt keyword of one.
+_XMP_TAG = 700
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
+#: The most a JPEG's one XMP segment holds (64 KB less its header); a longer packet
+#: was split by its writer into Extended XMP, which is not carried.
+_JPEG_XMP_MAX = 65502
+
+#: Markers of XMP that describes data tied to the photo's own pixels or file layout:
+#: a Lens Blur depth map and original (GDepth, GImage, GFocus), a gain map (hdrgm),
+#: container items and their offsets (Ultra HDR, motion photos), Extended XMP. In a
+#: result they would describe what it is not (a refocused JPEG read as a Lens Blur
+#: file again), so such a packet is not carried at all.
+_XMP_TIED = (b"GDepth", b"GImage", b"GFocus", b"hdrgm", b"GContainer", b"Container:Directory", b"HasExtendedXMP",
+             b"MicroVideo", b"MotionPhoto", b"apdi")
+_XMP_ORIENTATION = re.compile(rb"(tiff:Orientation\s*=\s*[\"'])\d([\"'])|(<tiff:Orientation>)\s*\d\s*(</tiff:Orientation>)")
+
+
+def xmp_for_output(xmp: bytes | None) -> bytes | None:
+    """The photo's XMP for a result: its captions, rights, keywords and ratings kept,
+    the orientation said upright (the pixels are written upright, as in the EXIF);
+    None for a packet that describes data tied to the photo's pixels (:data:`_XMP_TIED`)."""
+    if not xmp or any(m in xmp for m in _XMP_TIED):
+        return None
+    return _XMP_ORIENTATION.sub(lambda m: m.group(1) + b"1" + m.group(2) if m.group(1) else m.group(3) + b"1" + m.group(4), xmp)
+
+
 def _exif_for_output(exif: bytes) -> bytes:
     """The photo's EXIF for a JPEG, PNG or WebP result: orientation 1 (the pixels are
     written upright) and no layout tags of the input's storage (:data:`_TIFF_LAYOUT_TAGS`,
@@ -936,7 +1060,7 @@ def _exif_for_output(exif: bytes) -> bytes:
 
 
 def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, exif: bytes | None = None,
-                 icc: bytes | None = None) -> None:
+                 icc: bytes | None = None, xmp: bytes | None = None) -> None:
     """16-bit gray, gray + alpha, RGB or RGBA PNG (by the channels of ``rgb``: uint16 with
     any alpha as its last channel, or floats in [0, 1] with ``alpha`` apart), with the ICC profile
     (iCCP) and EXIF (eXIf) given; Pillow cannot write 16-bit colour PNGs itself.
@@ -967,6 +1091,8 @@ def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, exif: by
             chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc))
         if exif:
             chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+        if xmp:  # iTXt: keyword, no compression, no language, no translated keyword
+            chunk(b"iTXt", _PNG_XMP_KEY.encode("latin-1") + b"\0\0\0\0\0" + xmp)
         rows = None
         for r0 in range(0, h, _QUANT_ROWS):
             block = rgb[r0 : r0 + _QUANT_ROWS]

@@ -272,8 +272,16 @@ def _file_sig(path: str | os.PathLike | None) -> list | None:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _record(cfg: RefocusConfig, photo: str | os.PathLike, depth: str | os.PathLike | None) -> dict:
+#: JPEG/WebP quality of the outputs unless asked otherwise (``write_image``'s).
+DEFAULT_JPEG_QUALITY = 95
+#: Settings recorded since a later version, as the outputs recorded before them were made.
+_RECORD_DEFAULTS = {"jpeg_quality": DEFAULT_JPEG_QUALITY}
+
+
+def _record(cfg: RefocusConfig, photo: str | os.PathLike, depth: str | os.PathLike | None,
+            jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> dict:
     settings = cfg.model_dump(mode="json", exclude=set(_UNRECORDED))
+    settings["jpeg_quality"] = jpeg_quality
     return {
         "settings": settings,
         "photo": [os.path.realpath(photo), _file_sig(photo)],
@@ -313,7 +321,7 @@ def kept_mismatch(output: str | os.PathLike, now: dict) -> str | None:
     was = _read_record(output)
     if was is None:
         return None
-    old, new = _flat(was["settings"]), _flat(now["settings"])
+    old, new = _RECORD_DEFAULTS | _flat(was["settings"]), _RECORD_DEFAULTS | _flat(now["settings"])
     changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if changed:
         shown = ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in changed[:3])
@@ -332,7 +340,8 @@ def kept_mismatch(output: str | os.PathLike, now: dict) -> str | None:
     return None
 
 
-def process_one(photo: str, output: str, cfg_json: str, depth: str | None) -> tuple[str, str]:
+def process_one(photo: str, output: str, cfg_json: str, depth: str | None,
+                jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> tuple[str, str]:
     """Refocus one photo (runs in a worker process). Returns (status, message)."""
     from refocus.io import write_image
     from refocus.pipeline.core import refocus
@@ -340,13 +349,13 @@ def process_one(photo: str, output: str, cfg_json: str, depth: str | None) -> tu
     global _writing
     try:
         cfg = RefocusConfig.model_validate_json(cfg_json)
-        made_from = _record(cfg, photo, depth)  # before reading: a later change shows on the next run
+        made_from = _record(cfg, photo, depth, jpeg_quality)  # before reading: a later change shows on the next run
         if depth is not None:
             cfg = cfg.model_copy(update={"depth_path": depth})
         res = refocus(photo, cfg)
         _writing = True
         try:
-            write_image(output, res.image, res.info)
+            write_image(output, res.image, res.info, quality=jpeg_quality)
         finally:
             _writing = False
         _write_record(output, made_from)
@@ -381,6 +390,7 @@ def run_batch(
     depth_dir: str | os.PathLike | None = None,
     depth_suffix: str | None = None,
     fmt: str | None = None,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
     overwrite: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[str, str, str], None] | None = None,
@@ -395,6 +405,7 @@ def run_batch(
     depth_dir, depth_suffix : where depth maps are found (see module docs); the suffix
         defaults to ``-disparity``. Given either, every photo needs its map there.
     fmt : output extension (default: the input's).
+    jpeg_quality : quality of JPEG and WebP outputs, 1..100.
     overwrite : redo photos whose output exists (default: keep them).
     on_start : called with the number of photos to process.
     on_progress : called with (file name, status, message) as each finishes.
@@ -412,6 +423,9 @@ def run_batch(
             raise RefocusError(f"unsupported output format {fmt.lstrip('.') or '(empty)'}: use {', '.join(IMAGE_SUFFIXES)}")
     if workers is not None and workers < 1:
         raise RefocusError(f"the number of workers must be at least 1, got {workers}")
+    if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int) or not 1 <= jpeg_quality <= 100:
+        # Before any work: refused by every photo's write, it would fail them all.
+        raise RefocusError(f"JPEG/WebP quality must be a whole number from 1 to 100, got {jpeg_quality!r}")
     # Given either option, the maps they name are the only depth a photo may get (module docs).
     maps_required = depth_dir is not None or depth_suffix is not None
     if depth_suffix is None:
@@ -467,7 +481,7 @@ def run_batch(
                 problem = output_problem(out)
                 if problem is None:
                     summary.kept.append(p.name)
-                    why = kept_mismatch(out, _record(cfg, p, depth))
+                    why = kept_mismatch(out, _record(cfg, p, depth, jpeg_quality))
                     if why is not None:
                         summary.stale.append((p.name, why))
                     continue
@@ -496,7 +510,7 @@ def run_batch(
 
         if n_workers == 1:
             for photo, out, depth in todo:
-                status, msg = process_one(photo, out, cfg_json, depth)
+                status, msg = process_one(photo, out, cfg_json, depth, jpeg_quality)
                 record(Path(photo).name, status, msg)
         else:
             import multiprocessing as mp
@@ -515,7 +529,8 @@ def run_batch(
                     pool = ProcessPoolExecutor(
                         n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
                     )
-                    pending = {pool.submit(process_one, photo, out, cfg_json, depth): Path(photo).name for photo, out, depth in todo}
+                    pending = {pool.submit(process_one, photo, out, cfg_json, depth, jpeg_quality): Path(photo).name
+                               for photo, out, depth in todo}
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
