@@ -51,6 +51,9 @@ class ImageInfo:
     extra: dict = field(default_factory=dict)
     #: The photo's XMP packet (captions, rights, keywords, ratings...), as stored.
     xmp: bytes | None = None
+    #: The photo's IPTC-IIM record (captions, credit, copyright, keywords), as a JPEG's
+    #: Photoshop segment stores it (resource 0x0404).
+    iptc: bytes | None = None
 
     @property
     def grayscale(self) -> bool:
@@ -310,6 +313,7 @@ def _read_image(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageIn
             xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")  # JPEG, WebP, TIFF, HEIC; PNG's iTXt
             if isinstance(xmp, str):
                 xmp = xmp.encode("utf-8")
+            iptc = (img.info.get("photoshop") or {}).get(_IPTC_RESOURCE) if img.format in ("JPEG", "MPO") else None
             if not icc and img.info.get("nclx_profile"):  # a HEIC that states its colours as CICP codes
                 from refocus.io.color import icc_from_nclx
 
@@ -331,7 +335,8 @@ def _read_image(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageIn
     if rgb.size == 0:
         raise RefocusError(f"{path.name} is an empty image")
     info = ImageInfo(path=path, bit_depth=max(bit_depth, depth_bits), alpha=alpha, exif=exif, icc_profile=icc, mode=mode,
-                     extra=extra, xmp=xmp if isinstance(xmp, bytes) and xmp else None)
+                     extra=extra, xmp=xmp if isinstance(xmp, bytes) and xmp else None,
+                     iptc=iptc if isinstance(iptc, bytes) and iptc else None)
     return np.ascontiguousarray(rgb, dtype=np.float32), info
 
 
@@ -869,6 +874,8 @@ def image_writer(
             kwargs["xmp"] = xmp
         if fmt == "JPEG":
             kwargs["quality"] = quality
+            if info is not None and info.iptc:
+                kwargs["extra"] = iptc_segment(info.iptc)  # Pillow writes it after its APP segments
             # Full-resolution colour at high quality: Pillow's default 4:2:0 halves the
             # chroma, which smears a saturated edge (a purple collar on grey fur).
             kwargs["subsampling"] = 0 if quality >= 90 else 2
@@ -1033,6 +1040,31 @@ _JPEG_XMP_MAX = 65502
 _XMP_TIED = (b"GDepth", b"GImage", b"GFocus", b"hdrgm", b"GContainer", b"Container:Directory", b"HasExtendedXMP",
              b"MicroVideo", b"MotionPhoto", b"apdi")
 _XMP_ORIENTATION = re.compile(rb"(tiff:Orientation\s*=\s*[\"'])\d([\"'])|(<tiff:Orientation>)\s*\d\s*(</tiff:Orientation>)")
+
+
+#: Photoshop image resource IDs: the IPTC-IIM record and its MD5 digest.
+_IPTC_RESOURCE, _IPTC_DIGEST = 0x0404, 0x0425
+
+
+def iptc_segment(iptc: bytes) -> bytes:
+    """A JPEG APP13 segment (marker included) holding ``iptc``, an IPTC-IIM record, as
+    Photoshop stores it, with its digest; ``b""`` when it does not fit one segment.
+
+    Only the IPTC record and its digest are written: the segment's other resources (a
+    thumbnail, slices, print settings) describe the original pixels and layout. Pillow
+    reads the record on opening a JPEG but does not write it, so captions, credit and
+    copyright were dropped from every result."""
+    import struct
+
+    def resource(rid: int, data: bytes) -> bytes:
+        pad = b"\0" if len(data) % 2 else b""
+        return b"8BIM" + struct.pack(">H", rid) + b"\0\0" + struct.pack(">I", len(data)) + data + pad
+
+    body = (b"Photoshop 3.0\0" + resource(_IPTC_RESOURCE, iptc)
+            + resource(_IPTC_DIGEST, hashlib.md5(iptc, usedforsecurity=False).digest()))
+    if len(body) + 2 > 0xFFFF:
+        return b""
+    return b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
 
 
 def xmp_for_output(xmp: bytes | None) -> bytes | None:
