@@ -464,3 +464,30 @@ def exif_with_f_number(exif: bytes | None, f_number: float, full_frame: bool = F
     note = f"{_RENDERED_PREFIX}depth of field rendered for {what}; taken at {was}"
     sub[_USER_COMMENT] = b"ASCII\x00\x00\x00" + note.encode("ascii")
     return e.tobytes()
+
+
+#: XMP's copies of the aperture (exif: namespace), as attributes or as elements.
+_XMP_APERTURE = re.compile(
+    rb"(exif:(FNumber|ApertureValue)\s*=\s*[\"'])[^\"']*([\"'])|(<exif:(FNumber|ApertureValue)>)[^<]*(</exif:\5>)"
+)
+
+
+def xmp_with_f_number(xmp: bytes | None, f_number: float) -> bytes | None:
+    """A photo's XMP for a result rendered at ``f_number`` (not a full-frame
+    equivalent): its ``exif:FNumber`` and ``exif:ApertureValue`` (APEX, 2 log2 N) say
+    the simulated aperture, as EXIF FNumber does (:func:`exif_with_f_number`); a photo
+    library that prefers XMP then shows the same aperture as one that reads EXIF."""
+    if not xmp:
+        return xmp
+    from fractions import Fraction
+
+    frac = Fraction(float(f_number)).limit_denominator(100)
+    apex = Fraction(2.0 * math.log2(float(f_number))).limit_denominator(1000)
+    value = {b"FNumber": f"{frac.numerator}/{frac.denominator}".encode(), b"ApertureValue": f"{apex.numerator}/{apex.denominator}".encode()}
+
+    def sub(m: re.Match) -> bytes:
+        if m.group(1):
+            return m.group(1) + value[m.group(2)] + m.group(3)
+        return m.group(4) + value[m.group(5)] + m.group(6)
+
+    return _XMP_APERTURE.sub(sub, xmp)

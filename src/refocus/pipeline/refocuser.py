@@ -326,14 +326,16 @@ class RefocusResult:
 
 def output_info(info: ImageInfo | None, cfg: RefocusConfig) -> ImageInfo | None:
     """The metadata to write with a result rendered with ``cfg``: with ``f_number``,
-    EXIF FNumber becomes the simulated one and UserComment keeps the original."""
+    EXIF FNumber (and XMP's copy) becomes the simulated one and UserComment keeps the original."""
     if info is None or cfg.f_number is None:
         return info
     from dataclasses import replace
 
-    from refocus.camera.exif import exif_with_f_number
+    from refocus.camera.exif import exif_with_f_number, xmp_with_f_number
 
-    return replace(info, exif=exif_with_f_number(info.exif, cfg.f_number, full_frame=cfg.full_frame))
+    # A full-frame equivalent is not the lens's own f-number: FNumber keeps the taken one.
+    xmp = info.xmp if cfg.full_frame else xmp_with_f_number(info.xmp, cfg.f_number)
+    return replace(info, exif=exif_with_f_number(info.exif, cfg.f_number, full_frame=cfg.full_frame), xmp=xmp)
 
 
 # -- the pipeline ------------------------------------------------------------------
