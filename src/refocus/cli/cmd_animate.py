@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt,
+    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
     HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         strength: Optional[str] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
         full_frame: bool = FullFrameOpt,
+        sensor_width: Optional[float] = SensorWidthOpt,
         aperture: str = ApertureOpt,
         blades: int = BladesOpt,
         rotation: float = RotationOpt,
@@ -59,7 +60,7 @@ def register(app: typer.Typer) -> None:
         check_fps(fps)
         a, b = parse_endpoint(start), parse_endpoint(end)
         cfg = build_config(
-            strength=strength, f_number=f_number, full_frame=full_frame, aperture=aperture, blades=blades, rotation=rotation,
+            strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture, blades=blades, rotation=rotation,
             curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur,
             device=device, quality=quality, highlight_gain=highlight_gain, max_megapixels=max_megapixels,
         )

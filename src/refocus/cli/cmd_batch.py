@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, FocusOpt,
+    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
     FocusRangeOpt, FocusValueOpt, HighlightOpt, JpegQualityOpt, MaxMpOpt, check_jpeg_quality, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         strength: Optional[str] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
         full_frame: bool = FullFrameOpt,
+        sensor_width: Optional[float] = SensorWidthOpt,
         aperture: str = ApertureOpt,
         blades: int = BladesOpt,
         rotation: float = RotationOpt,
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
         if depth_dir is not None and not depth_dir.is_dir():
             raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
         cfg = build_config(
-            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, aperture=aperture,
+            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind, depth_model=depth_model,
             no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain,
             max_megapixels=max_megapixels,

@@ -28,6 +28,10 @@ StrengthOpt = typer.Option(None, "--strength", "-k", help="Blur strength K: CoC 
 FNumberOpt = typer.Option(None, "--f-number", help="Derive the strength from EXIF at this f-number (needs metric depth).")
 FullFrameOpt = typer.Option(False, "--full-frame", help="Read --f-number as a full-frame (35 mm) equivalent, as phone portrait modes do "
                             "(a phone's own lens blurs ~4-7x less at the same f-number).")
+SensorWidthOpt = typer.Option(
+    None, "--sensor-width",
+    help="Sensor width along the long side in mm, for --f-number when EXIF does not state it (Micro Four Thirds 17.3, APS-C 23.5, full frame 36).",
+)
 ApertureOpt = typer.Option("disc", "--aperture", help="disc, polygon, or a grayscale image of the aperture shape.")
 BladesOpt = typer.Option(6, "--blades", help="Diaphragm blades (polygon), 3..16.")
 RotationOpt = typer.Option(0.0, "--rotation", help="Aperture rotation, degrees counter-clockwise.")
@@ -80,6 +84,7 @@ def register(app: typer.Typer) -> None:
         strength: Optional[str] = StrengthOpt,
         f_number: Optional[float] = FNumberOpt,
         full_frame: bool = FullFrameOpt,
+        sensor_width: Optional[float] = SensorWidthOpt,
         aperture: str = ApertureOpt,
         blades: int = BladesOpt,
         rotation: float = RotationOpt,
@@ -145,7 +150,7 @@ def register(app: typer.Typer) -> None:
         check_output(output, command_inputs(image, depth, aperture, focus) + [genfocus_weights], unnamed=unnamed, overwrite=overwrite,
                      photo=image)
         cfg = build_config(
-            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, aperture=aperture,
+            focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
             depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur, device=device, quality=quality,
             highlight_gain=highlight_gain, max_megapixels=max_megapixels,

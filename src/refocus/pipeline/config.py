@@ -58,6 +58,10 @@ class RefocusConfig(BaseModel):
     f_number:
         Derive K from the camera (EXIF focal length and sensor size) at this f-number
         instead of giving ``strength``.
+    sensor_width_mm:
+        The sensor's width along the image's long side (mm), for ``f_number`` when the
+        EXIF does not state it (many interchangeable-lens cameras: Micro Four Thirds
+        17.3, APS-C 23.5, full frame 36); given, it replaces the EXIF's.
     full_frame:
         Read ``f_number`` as a full-frame (35 mm) equivalent: the depth of field a
         36 mm wide sensor with the same field of view has at that f-number, as phone
@@ -107,6 +111,7 @@ class RefocusConfig(BaseModel):
     focus_band: float = Field(0.0, ge=0.0, le=1.0)
     strength: float | None = Field(None, ge=0.0, le=1000.0)
     f_number: float | None = Field(None, gt=0.0, le=128.0)
+    sensor_width_mm: float | None = Field(None, gt=1.0, lt=200.0, allow_inf_nan=False)
     own_lens: bool = False
     full_frame: bool = False
     aperture: ApertureConfig = Field(default_factory=ApertureConfig)
@@ -160,6 +165,8 @@ class RefocusConfig(BaseModel):
             raise ValueError("the photo's own lens (--strength auto) replaces -k and --f-number: give one of the three")
         if self.full_frame and self.f_number is None:
             raise ValueError("full_frame (--full-frame) qualifies an f-number: give f_number (--f-number) too")
+        if self.sensor_width_mm is not None and self.f_number is None:
+            raise ValueError("sensor_width_mm (--sensor-width) is for an f-number: give f_number (--f-number) too")
         return self
 
     @classmethod
@@ -205,6 +212,7 @@ OPTION_OF = {
     "f_number": "--f-number",
     "own_lens": "--strength auto",
     "full_frame": "--full-frame",
+    "sensor_width_mm": "--sensor-width",
     "focus_xy": "--focus X,Y",
     "focus_box": "--focus X0,Y0,X1,Y1",
     "focus_mask": "--focus MASK",

@@ -214,7 +214,7 @@ class PreparedPhoto:
         if cfg.strength is not None:
             return float(cfg.strength) * self.scale
         if cfg.f_number is not None:
-            return strength_from_f_number(self, cfg.f_number, focus_disparity, cfg.full_frame) * self.scale
+            return strength_from_f_number(self, cfg.f_number, focus_disparity, cfg.full_frame, cfg.sensor_width_mm) * self.scale
         if self.own_lens is not None:
             # The photo's own lens at the new focal plane: a fixed aperture keeps K
             # (blur per unit of disparity), whatever the focus.
@@ -310,11 +310,14 @@ def select_focus(disparity: np.ndarray, cfg: RefocusConfig, image: np.ndarray | 
     return float(choice.focus_disparity)
 
 
-def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparity: float, full_frame: bool = False) -> float:
+def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparity: float, full_frame: bool = False,
+                           sensor_width_mm: float | None = None) -> float:
     """K (px, for the normalised disparity) of this photo's camera at ``f_number``.
 
     Needs metric depth (to know the disparity span in 1/m and the focus distance)
-    and the EXIF focal length and sensor size. With ``full_frame``, of the camera
+    and the EXIF focal length and sensor size (``sensor_width_mm``, along the long
+    side, given by the user replaces the EXIF's: many interchangeable-lens cameras
+    do not state it). With ``full_frame``, of the camera
     with the same angle of view on a full-frame sensor (focal length and sensor both
     scaled by the crop factor, :func:`refocus.camera.crop_factor`).
     """
@@ -330,8 +333,12 @@ def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparit
         raise RefocusError(f"{where}--f-number needs the focal length and sensor size from EXIF, and this photo has no EXIF; "
                            "use --strength")
     cam = camera_from_exif(exif, (round(w / photo.scale), round(h / photo.scale)), source=name)
+    if sensor_width_mm is not None:
+        cam.sensor_width_mm = float(sensor_width_mm)
     # Names the file, and the EXIF tag when its value was refused as implausible.
-    cam.require("focal_length_mm", "sensor_width_mm", purpose="--f-number", hint="use --strength")
+    cam.require("focal_length_mm", purpose="--f-number", hint="use --strength")
+    cam.require("sensor_width_mm", purpose="--f-number",
+                hint="give the sensor's width along the long side, e.g. --sensor-width 17.3 (Micro Four Thirds), or use --strength")
     lo, hi = photo.metric_range
     focus_per_m = lo + float(focus_disparity) * (hi - lo)
     if focus_per_m <= 0:
