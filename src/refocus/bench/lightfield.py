@@ -218,6 +218,12 @@ def load_lytro(folder: str | Path, grid: int = 9, estimate: bool = True, equalis
         if m:
             files[(int(m.group(1)), int(m.group(2)))] = p
     missing = [(a, b) for a in range(1, grid + 1) for b in range(1, grid + 1) if (a, b) not in files]
+    have = max((k for k in range(1, grid) if all((a, b) in files for a in range(1, k + 1) for b in range(1, k + 1))),
+               default=0)
+    if missing and have and all(a > have or b > have for a, b in missing) and len(missing) == grid * grid - have * have:
+        # A decoder that kept fewer views (a 7 x 7 grid) is not a capture with holes.
+        raise RefocusError(f"{folder.name}: holds a {have} x {have} grid of Lytro views (IMG_*_AA_BB.png, AA, BB = "
+                           f"01..{have:02d}); the benchmark uses {grid} x {grid} (01..{grid:02d})")
     if missing:
         raise RefocusError(f"{folder.name}: Lytro view {missing[0][0]:02d}_{missing[0][1]:02d} is missing"
                            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
