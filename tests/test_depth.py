@@ -427,16 +427,18 @@ def test_all_in_focus_cli_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_iphone_heic_depth_is_metric_from_its_representation_info(shared_data):
-    """Issue 14 item 2: the pug HEIC's depth says near 1.498 m, far 4.383 m, uniform in
-    disparity: the map becomes disparity in 1/m between those ends."""
+    """Issue 14 item 2: the pug HEIC's depth is uniform disparity from d_min 1.498 to
+    d_max 4.383, in 1/m (Apple's FloatMin/MaxValue; distances 0.23 .. 0.67 m): the map
+    becomes disparity in 1/m between those ends (changed 2026-12-07: they were read as
+    distances in metres, ~6x too far)."""
     photo = shared_data / "phone-depth" / "iphone13pro-pug.heic"
     if not photo.exists():
         pytest.skip("iphone13pro-pug.heic not in the shared data")
     r = get_depth(photo, neighbour=False)
     assert r.source == "iPhone HEIC auxiliary depth" and r.kind == "disparity" and r.metric
     lo, hi = r.disparity_range()
-    assert lo == pytest.approx(1 / 4.3828125, rel=1e-3) and hi == pytest.approx(1 / 1.498046875, rel=1e-3)
-    assert r.focus_disparity_for_distance(2.0) == pytest.approx((0.5 - lo) / (hi - lo), rel=1e-6)
+    assert lo == pytest.approx(1.498046875, rel=1e-3) and hi == pytest.approx(4.3828125, rel=1e-3)
+    assert r.focus_disparity_for_distance(0.4) == pytest.approx((2.5 - lo) / (hi - lo), rel=1e-6)
 
 
 def test_fast_median_bins_agree_with_the_full_resolution_filter():

@@ -73,31 +73,32 @@ def test_focus_range_in_metres_on_relative_depth_is_one_line_exit_2(tmp_path, ca
 
 
 def test_pug_heic_focus_range_in_metres_with_f_number(shared_data, tmp_path, capsys):
-    """The iPhone HEIC's metric depth (1.498 .. 4.383 m): a band in metres is sharp
-    exactly at those distances, and --f-number derives K from EXIF with it."""
+    """The iPhone HEIC's metric depth (disparity 1.498 .. 4.383 1/m: 0.23 .. 0.67 m): a
+    band in metres is sharp exactly at those distances, and --f-number derives K from
+    EXIF with it."""
     from refocus.cli import main
 
     photo = shared_data / "phone-depth" / "iphone13pro-pug.heic"
     if not photo.exists():
         pytest.skip("iphone13pro-pug.heic not in the shared data")
-    r = refocus(str(photo), focus_range_m=(1.8, 2.4), f_number=2.8, deblur="never", quality="fast")
-    lo, hi = 1 / 4.3828125, 1 / 1.498046875
+    r = refocus(str(photo), focus_range_m=(0.35, 0.45), f_number=2.8, deblur="never", quality="fast")
+    lo, hi = 1.498046875, 4.3828125
     dist_m = 1.0 / (lo + r.disparity.astype(np.float64) * (hi - lo))
-    inside = (dist_m >= 1.8 * 1.01) & (dist_m <= 2.4 / 1.01)
-    outside = (dist_m < 1.8 / 1.01) | (dist_m > 2.4 * 1.01)
+    inside = (dist_m >= 0.35 * 1.01) & (dist_m <= 0.45 / 1.01)
+    outside = (dist_m < 0.35 / 1.01) | (dist_m > 0.45 * 1.01)
     assert inside.mean() > 0.01 and outside.mean() > 0.01
     assert np.abs(r.coc_px[inside]).max() == 0.0 and np.abs(r.coc_px[outside]).min() > 0.0
     assert r.strength > 0 and r.config.f_number == 2.8
     out = tmp_path / "pug.jpg"
     with pytest.raises(SystemExit) as exc:
-        main(["refocus", str(photo), "--focus-range", "1.8m:2.4m", "-k", "4", "--no-deblur", "--quality", "fast", "-o", str(out)])
+        main(["refocus", str(photo), "--focus-range", "0.35m:0.45m", "-k", "4", "--no-deblur", "--quality", "fast", "-o", str(out)])
     assert exc.value.code == 0, capsys.readouterr().err
     assert out.is_file()
 
 
 def test_info_names_the_metric_range_and_what_it_allows(shared_data, capsys):
     """Issue 14 item 2: `refocus info` says what metric depth allows on the pug HEIC
-    (distances 1.50-4.38 m; --f-number with the focus point's depth; metres ranges)."""
+    (distances 0.23-0.67 m; --f-number with the focus point's depth; metres ranges)."""
     from refocus.cli import main
 
     photo = shared_data / "phone-depth" / "iphone13pro-pug.heic"
@@ -107,4 +108,4 @@ def test_info_names_the_metric_range_and_what_it_allows(shared_data, capsys):
         main(["info", str(photo)])
     out = " ".join(capsys.readouterr().out.split())
     assert exc.value.code in (0, None)
-    assert "1.50–4.38 m" in out and "--f-number works" in out and "--focus-range" in out and "m:" in out
+    assert "0.23–0.67 m" in out and "--f-number works" in out and "--focus-range" in out and "m:" in out

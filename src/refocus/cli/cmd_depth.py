@@ -60,9 +60,18 @@ def depth_cmd(
         console.print(f"[dim]- {escape(note)}[/]")
     written = write_depth_outputs(output, res.values, res.disparity(), protect=protect, kind=res.kind, metric=res.metric)
     if res.metric:
-        lo, hi = float(res.values.min()), float(res.values.max())
-        unit = "m" if res.kind == "depth" else "1/m"
-        meaning = f"metric {res.kind} ({lo:.3g} .. {hi:.3g} {unit})"
+        # In metres whatever the map holds, as `refocus info` says them and --focus-value
+        # takes them (an iPhone's disparity was reported in 1/m only); the range of the
+        # map written.
+        from refocus.depth import to_disparity
+
+        disp = to_disparity(res.values, res.kind)
+        lo, hi = float(disp.min()), float(disp.max())
+        far = f"{1.0 / lo:.3g} m" if lo > 0 else "infinity"
+        near = f"{1.0 / hi:.3g} m" if hi > 0 else "infinity"
+        meaning = f"metric {res.kind}, distances {near} .. {far}"
+        if res.kind == "disparity":
+            meaning += f" (disparity {lo:.3g} .. {hi:.3g} 1/m)"
     else:
         meaning = f"relative {res.kind}" + (" (larger = nearer)" if res.kind == "disparity" else " (larger = farther)")
     h, w = res.values.shape
@@ -72,6 +81,10 @@ def depth_cmd(
         # PFM has no room to record what it holds; --depth reads a map as disparity by default.
         print_notes(console, [f"{written[0].name} holds {res.kind} (larger = farther), which PFM cannot record: give it back "
                               f"with --depth-kind {res.kind}, or write .npy or .tif, which record it"])
+    elif written[0].suffix.lower() == ".pfm" and res.metric:
+        # No --depth-kind makes a disparity metric again: the iPhone's metres were lost unsaid.
+        print_notes(console, [f"{written[0].name} holds disparity in 1/m, which PFM cannot record: given back with --depth it is "
+                              "relative (no distances in metres, no --f-number); write .npy or .tif, which record it"])
 
 
 def register(app: typer.Typer) -> None:

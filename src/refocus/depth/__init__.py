@@ -81,12 +81,13 @@ def find_neighbour_depth(
 
 
 def _valid(values: np.ndarray, kind: str) -> np.ndarray:
-    """Where ``values`` are usable: finite, and for depth also > 0."""
+    """Where ``values`` are usable: finite, and for depth also > 0, or +inf (infinitely
+    far, as renderers write the background of a depth pass)."""
     v = np.asarray(values)
     ok = np.isfinite(v)
     if kind == "depth":
         with np.errstate(invalid="ignore"):
-            ok &= v > 0
+            ok = (ok & (v > 0)) | np.isposinf(v)
     return ok
 
 
@@ -97,17 +98,16 @@ def _invalid_count(values: np.ndarray, kind: str) -> int:
 def to_disparity(values: np.ndarray, kind: str) -> np.ndarray:
     """Disparity (larger = nearer) from depth (``1/z``) or disparity, invalid values filled.
 
-    Non-finite values, and non-positive distances, are replaced by their nearest
-    valid neighbour.
+    NaN and infinite values, and non-positive distances, are replaced by their nearest
+    valid neighbour; a distance of +inf is infinitely far, disparity 0 (the sky of a
+    rendered depth pass was filled with the depth of what bordered it).
     """
     from scipy.ndimage import distance_transform_edt
 
-    v = np.asarray(values, dtype=np.float32)
-    valid = np.isfinite(v)
-    if kind == "depth":
-        valid &= v > 0
-    elif kind != "disparity":
+    if kind not in ("depth", "disparity"):
         raise RefocusError(f"unknown depth kind {kind!r}: use disparity or depth")
+    v = np.asarray(values, dtype=np.float32)
+    valid = _valid(v, kind)
     if not valid.any():
         raise RefocusError("depth map has no valid values")
     if not valid.all():
@@ -233,10 +233,16 @@ def _align(values: np.ndarray, kind: str, image: np.ndarray, refine: bool) -> np
     out *= np.float32(span)
     out += np.float32(lo)
     if kind == "depth":
-        np.maximum(out, np.float32(1e-12), out=out)
-        np.divide(np.float32(1.0), out, out=out)
+        np.maximum(out, np.float32(0.0), out=out)
+        with np.errstate(divide="ignore"):  # disparity 0: infinitely far, as given
+            np.divide(np.float32(1.0), out, out=out)
     return out
 
+
+#: Nearest distance (m) of a metric depth file from which refocus asks whether the
+#: map is in millimetres: a scene whose nearest point is 100 m away is rare, and a
+#: map in millimetres of anything 10 cm or farther starts there.
+MILLIMETRE_HINT_M = 100.0
 
 _MEANING = {"disparity": "disparity (larger = nearer)", "depth": "depth (larger = farther)"}
 
@@ -265,25 +271,49 @@ def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list
     elif rec_kind is not None and rec_kind != depth_kind:
         notes.append(f"warning: {p.name} records that it holds {_MEANING[rec_kind]}, but --depth-kind says {depth_kind}: "
                      f"read as {depth_kind}, as asked")
+    if rec_kind is not None and kind == rec_kind:
+        metric = recorded["metric"]
+    else:
+        metric = kind == "depth" and p.suffix.lower() in _FLOAT_SUFFIXES
     ok = _valid(arr, kind)
     n_bad = arr.size - int(np.count_nonzero(ok))
     if n_bad == arr.size:  # (read_depth_file refuses a map without finite values)
         hint = "; if it holds disparity, leave out --depth-kind depth" if depth_kind == "depth" else ""
         raise RefocusError(f"depth map {p.name} has no positive value, and distances (depth) must be > 0{hint}")
+    n_far = int(np.count_nonzero(np.isposinf(arr))) if kind == "depth" else 0
+    if n_far:
+        notes.append(f"{p.name}: {n_far} distances are infinite: read as infinitely far (disparity 0)")
     if n_bad:
-        what = "NaN/inf/non-positive" if kind == "depth" else "NaN/inf"
-        notes.append(f"warning: depth map {p.name} has {n_bad} invalid values ({what}); filled from their neighbours")
+        what = "NaN/-inf/non-positive" if kind == "depth" else "NaN/inf"
+        note = f"warning: depth map {p.name} has {n_bad} invalid values ({what}); filled from their neighbours"
+        with np.errstate(invalid="ignore"):
+            zeros = kind == "depth" and not metric and bool((arr == 0).any()) and not bool((arr < 0).any())
+        if zeros:
+            # An 8-bit map normalised with 0 = nearest lost its nearest subject this way,
+            # merged into whatever lies behind it.
+            note += (" (0 is read as 'no distance measured'; if 0 means the nearest, the map is not distances: "
+                     "invert it to a disparity, larger = nearer, and leave out --depth-kind depth)")
+        notes.append(note)
     valid = arr[ok]
     lo, hi = float(valid.min()), float(valid.max())
     if (1.0 / lo - 1.0 / hi if kind == "depth" else hi - lo) < 1e-12:  # as DepthResult.disparity decides
         notes.append(f"warning: depth map {p.name} is constant (every value {lo:g}): the whole photo lies on one "
                      "plane, so nothing will be refocused")
-    if rec_kind is not None and kind == rec_kind:
-        metric = recorded["metric"]
-    else:
-        metric = kind == "depth" and p.suffix.lower() in _FLOAT_SUFFIXES
-    if metric:
-        notes.append(f"{p.name}: float distances, taken to be in metres" if kind == "depth" else f"{p.name}: metric disparity (1/m)")
+    if metric and kind == "depth":
+        notes.append(f"{p.name}: float distances, taken to be in metres ({lo:.4g} .. {hi:.4g} m)")
+        if lo >= MILLIMETRE_HINT_M:
+            # A map in millimetres read as metres put --focus-value 2.5m in front of
+            # everything and asked for blur radii of thousands of pixels.
+            notes.append(f"warning: {p.name} puts its nearest point {lo:.4g} m away: if its distances are in millimetres "
+                         "(or centimetres), divide them by 1000 (or 100), since distances like --focus-value 2.5m are in metres")
+    elif kind == "depth" and rec_kind is None:
+        # --depth-kind depth on a 16-bit PNG in millimetres (as RGB-D cameras save them)
+        # was then told to "use metric depth (--depth FILE --depth-kind depth ...)".
+        notes.append(f"{p.name}: distances in an image format, whose unit is unknown: used as relative depth; for distances "
+                     "in metres (--focus-value 2m, --f-number) give a float map in metres (.npy, .tif, .pfm or .exr)")
+    elif metric:
+        near, far = (f"{1.0 / v:.3g} m" if v > 0 else "infinity" for v in (hi, lo))
+        notes.append(f"{p.name}: metric disparity (1/m), distances {near} .. {far}")
     return arr, kind, metric, f"file {p.name}", notes
 
 
@@ -453,5 +483,6 @@ def get_depth(
         # (invalid values filled).
         aligned = np.asarray(values, dtype=np.float32)
         if _invalid_count(aligned, kind):
-            aligned = raw_disp if kind == "disparity" else (1.0 / raw_disp).astype(np.float32)
+            with np.errstate(divide="ignore"):  # disparity 0: infinitely far
+                aligned = raw_disp if kind == "disparity" else (1.0 / raw_disp).astype(np.float32)
     return DepthResult(aligned, kind, metric, source, notes, raw_shape, raw_range)

@@ -453,11 +453,15 @@ def read_heic_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
         dn = 1.0 / z_far + dn * (1.0 / z_near - 1.0 / z_far)
         metric = True
     elif rep in (None, 1) and z_near is None:
-        # Uniform disparity with its range as distances (iPhone: d_min/d_max are the
-        # nearest and farthest distance in metres; the map is linear in 1/z between them).
+        # Uniform disparity between d_min and d_max (its lowest and highest disparity),
+        # which an iPhone writes in 1/m: they are the FloatMinValue/FloatMaxValue of
+        # the depthData XMP beside the map (AuxiliaryImageType disparity), which
+        # read_mpf_depth takes as 1/m too. Read as distances (1.50-4.38 m on the
+        # pug HEIC, whose head at 2.4 m would then be 60 cm wide: the intrinsic
+        # matrix's 3033 px focal length), every metre and --f-number was ~6x off.
         d_min, d_max = meta.get("d_min"), meta.get("d_max")
         if all(isinstance(d, (int, float)) and math.isfinite(d) and 0 < d <= MAX_RANGE for d in (d_min, d_max)) and d_max > d_min:
-            dn = 1.0 / d_max + dn * (1.0 / d_min - 1.0 / d_max)
+            dn = d_min + dn * (d_max - d_min)
             metric = True
     src = "iPhone HEIC auxiliary depth" if rep in (None, 1, 3) else "HEIC auxiliary depth"
     values = dn.astype(np.float32)
@@ -474,7 +478,22 @@ def read_heic_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
         if o != 1 and (values.shape[0] > values.shape[1]) != (primary.size[1] > primary.size[0]):
             values = align_orientation(values, o)
             notes.append(f"depth rotated by the EXIF orientation {o}")
+    if metric and _apple_accuracy(path) == "relative":
+        notes.append("Apple marks this depth's accuracy 'relative': its distances in metres are approximate")
     return EmbeddedDepth(values, kind, metric, src, notes)
+
+
+def _apple_accuracy(path: str | os.PathLike) -> str:
+    """Apple's ``depthData:Accuracy`` (``absolute``/``relative``) from the XMP a HEIC
+    keeps beside its depth image (pillow-heif does not expose it), or ``""``."""
+    import re
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return ""
+    m = re.search(rb"depthData:Accuracy(?:>|=\")\s*([A-Za-z]+)", data)
+    return m.group(1).decode("ascii").lower() if m else ""
 
 
 def find_embedded_depth(path: str | os.PathLike) -> tuple[EmbeddedDepth | None, list[str]]:

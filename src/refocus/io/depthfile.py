@@ -48,8 +48,14 @@ def check_depth_values(arr: np.ndarray, what: str) -> None:
         raise RefocusError(f"{what} has no finite values (all NaN or infinite)")
     peak = float(np.abs(np.where(finite, a, 0)).max())
     if peak > MAX_DEPTH_MAGNITUDE:
+        with np.errstate(invalid="ignore"):
+            big = finite & (np.abs(a) > MAX_DEPTH_MAGNITUDE)
+            background = bool((a[big] > 0).all()) and int(big.sum()) < n_finite
+        # A rendered depth pass marks 'nothing hit' with a huge distance (Blender: 1e10).
+        hint = ("; if those are a render's background (nothing hit), write them as inf, which --depth-kind depth "
+                "reads as infinitely far") if background else ""
         raise RefocusError(
-            f"{what} has values up to {peak:.3g}, beyond +-{MAX_DEPTH_MAGNITUDE:g} (metres or pixels): not a usable depth map"
+            f"{what} has values up to {peak:.3g}, beyond +-{MAX_DEPTH_MAGNITUDE:g} (metres or pixels): not a usable depth map{hint}"
         )
 
 
@@ -170,17 +176,24 @@ def _channels_equal(colour: np.ndarray) -> bool:
 def one_channel(arr: np.ndarray, name: str) -> np.ndarray:
     """The map of an H x W (x C) array as H x W: alpha dropped (C = 2 grey + alpha,
     C = 4 RGBA), a grey saved as colour taken as its grey; a colour map refused.
-    A stack of maps (first axis longer than 4 and last axis too) gives its first."""
+    Channels first (C x H x W, C <= 4: a torch tensor saved as it is, a TIFF of three
+    pages) follow the same rule. A stack of maps (first axis longer than 4 and last
+    axis too) gives its first."""
     arr = np.asarray(arr)
     if arr.ndim != 3 or arr.dtype.kind not in "uif":
         return arr  # the caller refuses other shapes and types, saying which
+    shape = arr.shape  # as the file has it, for the message
     c = arr.shape[-1]
     if c > 4:
-        return arr[0]
+        if arr.shape[0] > 4:
+            return arr[0]
+        # Taking the first plane read the red of a colour-mapped preview as depth.
+        arr = np.moveaxis(arr, 0, -1)
+        c = arr.shape[-1]
     colour = arr[..., : {1: 1, 2: 1, 3: 3, 4: 3}[c]]
     if colour.shape[-1] > 1 and not _channels_equal(colour):
         raise RefocusError(
-            f"depth map {name} has {colour.shape[-1]} colour channels that differ (shape {'x'.join(map(str, arr.shape))}): "
+            f"depth map {name} has {colour.shape[-1]} colour channels that differ (shape {'x'.join(map(str, shape))}): "
             "a depth map has one value per pixel; save it with one channel (grey, or an H x W array)"
         )
     return colour[..., 0]
@@ -265,7 +278,7 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
     try:
         check_file(path, what, limit)
         if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            arr = _load_npy(path)
         elif suffix == ".pfm":
             arr = read_pfm(path, limit)
         elif suffix in (".tif", ".tiff"):
@@ -273,7 +286,7 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
 
             arr = tifffile.imread(path)
         elif suffix == ".exr":
-            arr = _read_exr(path)
+            arr = _read_exr(path)  # its declared size was checked by check_file
         elif is_png16_multichannel(path):  # 16-bit grey + alpha or colour: Pillow reads only 8 bits
             import imagecodecs
 
@@ -299,12 +312,93 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+#: EXR channel names (the last part of a layered name such as ``ViewLayer.Depth.Z``)
+#: that hold a depth map, in order of preference, when an EXR has several channels.
+EXR_DEPTH_CHANNELS = ("z", "depth", "d", "distance", "disparity")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """``np.load`` of a ``.npy`` array of numbers. Without the NumPy magic, np.load
+    reads a file as a pickle, and a text or image file named ``.npy`` was answered
+    "contains pickled (object) data ... if you trust the file ... allow_pickle"."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic and magic != b"\x93NUMPY":
+        raise RefocusError(f"cannot read depth map {path.name}: not a NumPy .npy file (no .npy header); "
+                           "save the map with numpy.save, or give it as PNG, TIFF, PFM or EXR")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise RefocusError(f"cannot read depth map {path.name}: it holds Python objects, not an array of numbers "
+                           "(refocus never loads pickled data)") from None
+
+
 def _read_exr(path: Path) -> np.ndarray:
+    """An EXR's depth channel: read with the OpenEXR package when it is installed (the
+    reader the error names), else by imageio's plugins; one line naming both when
+    neither can."""
+    try:
+        import OpenEXR
+    except ImportError:
+        OpenEXR = None
+    if OpenEXR is not None and (hasattr(OpenEXR, "File") or hasattr(OpenEXR, "InputFile")):
+        try:
+            return _read_exr_openexr(OpenEXR, path)
+        except RefocusError:
+            raise
+        except Exception as exc:
+            cause = (str(exc).splitlines() or [""])[0]
+            raise RefocusError(f"cannot read EXR {path.name}: {exc.__class__.__name__}{': ' + cause if cause else ''}") from None
     try:
         import imageio.v3 as iio
 
         return np.asarray(iio.imread(path))
     except Exception as exc:
         raise RefocusError(
-            f"cannot read EXR {path.name} ({exc.__class__.__name__}); install an EXR plugin (pip install OpenEXR) or convert to .npy/.pfm/.tif"
+            f"cannot read EXR {path.name} ({exc.__class__.__name__}); install the OpenEXR package (pip install OpenEXR), "
+            "which refocus then uses, or convert the map to .npy/.pfm/.tif"
         ) from None
+
+
+def _pick_exr_channel(names: list[str], path: Path) -> list[str]:
+    """The channel(s) of an EXR that hold its map: the only one, else the first depth
+    channel by name (:data:`EXR_DEPTH_CHANNELS`), else Y, else R, G, B (the caller
+    refuses them when they differ)."""
+    if len(names) == 1:
+        return names
+    last = {n: n.rsplit(".", 1)[-1].lower() for n in names}
+    for want in (*EXR_DEPTH_CHANNELS, "y"):  # Y: a grey image (with its alpha A)
+        for n in names:
+            if last[n] == want:
+                return [n]
+    rgb = [next((n for n in names if last[n] == c), None) for c in ("r", "g", "b")]
+    if all(rgb):
+        return rgb
+    raise RefocusError(
+        f"EXR {path.name} has the channels {', '.join(sorted(names))} and none of them is a depth map "
+        f"(a single channel, or one named {', '.join(c.upper() if len(c) == 1 else c for c in EXR_DEPTH_CHANNELS)})"
+    )
+
+
+def _read_exr_openexr(OpenEXR, path: Path) -> np.ndarray:
+    """The EXR's map through the OpenEXR package (3.x ``OpenEXR.File``, or the older
+    ``OpenEXR.InputFile``)."""
+    if hasattr(OpenEXR, "File"):
+        channels = OpenEXR.File(str(path), separate_channels=True).channels()
+        planes = [np.asarray(channels[n].pixels) for n in _pick_exr_channel(list(channels), path)]
+    else:
+        import Imath
+
+        f = OpenEXR.InputFile(str(path))
+        try:
+            header = f.header()
+            box = header["dataWindow"]
+            w, h = box.max.x - box.min.x + 1, box.max.y - box.min.y + 1
+            pt = Imath.PixelType(Imath.PixelType.FLOAT)
+            planes = [np.frombuffer(f.channel(n, pt), dtype=np.float32).reshape(h, w)
+                      for n in _pick_exr_channel(list(header["channels"]), path)]
+        finally:
+            f.close()
+    return planes[0] if len(planes) == 1 else np.stack(planes, axis=-1)

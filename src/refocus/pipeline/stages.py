@@ -192,7 +192,7 @@ def load_disparity(
             if source == DEFOCUS_ESTIMATE_SOURCE:
                 v = np.asarray(res.values, dtype=np.float32)  # blur px below the largest reading
                 own_blur_px = float(np.nanmax(v) - np.nanmin(v))
-            metric = _metric_range(np.asarray(res.values), res.kind) if getattr(res, "metric", False) else None
+            metric = _result_metric_range(res) if getattr(res, "metric", False) else None
             if d.shape != image.shape[:2]:
                 d = prepare_disparity(d, "disparity", True, shape=image.shape[:2], guide=image)
         else:
@@ -214,6 +214,19 @@ def load_disparity(
     out = LoadedDisparity((np.clip(d, 0, 1).astype(np.float32), source, metric))
     out.own_blur_px = own_blur_px
     return out
+
+
+def _result_metric_range(res) -> tuple[float, float] | None:
+    """The metric disparity range (1/m) of a metric :class:`~refocus.depth.DepthResult`:
+    the range its :meth:`~refocus.depth.DepthResult.disparity` is normalised by (the map
+    as found), so a distance converts to the plane the renderer puts at that distance.
+    The range of the resampled values is narrower wherever edge alignment dropped an
+    isolated extreme, and shifted ``--focus-value 2.6m`` onto the 1.8 m plane."""
+    try:
+        lo, hi = (float(v) for v in res.disparity_range())
+    except (AttributeError, TypeError, ValueError):  # a user's depth component's result
+        return _metric_range(np.asarray(res.values), res.kind)
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) and hi > lo else None
 
 
 def _metric_range(values: np.ndarray, kind: str) -> tuple[float, float] | None:
