@@ -67,6 +67,14 @@ def check_jpeg_quality(jpeg_quality: int) -> None:
         raise RefocusError(f"--jpeg-quality must be from 1 to 100, got {jpeg_quality}")
 
 
+def _focal_plane_words(result) -> str:
+    """The focal plane as the summary line says it: its distance too on metric depth."""
+    dist = getattr(result, "focus_distance_m", None)
+    if dist is None:
+        return f"disparity {result.focus_disparity:.3f}"
+    return f"{dist:.3g} m (disparity {result.focus_disparity:.3f})"
+
+
 def _aif_words(result) -> str:
     if not result.deblurred:
         return "no deblurring"
@@ -172,7 +180,7 @@ def register(app: typer.Typer) -> None:
         print_notes(console, result.notes)
         h, w = result.image.shape[:2]
         console.print(escape(
-            f"wrote {output} ({w}x{h}): focus {cfg.focus_description()} -> disparity {result.focus_disparity:.3f}, "
+            f"wrote {output} ({w}x{h}): focus {cfg.focus_description()} -> {_focal_plane_words(result)}, "
             f"strength {result.strength:.1f} px, {_aif_words(result)}, "
             f"depth from {result.depth_source}, {sum(result.timings_s.values()):.1f} s"
         ))

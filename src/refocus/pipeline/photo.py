@@ -152,6 +152,28 @@ class PreparedPhoto:
             cfg = cfg.model_copy(update=self._in_copy_px(cfg))
         return select_focus(self.disparity, cfg, image=self.image)
 
+    def distance_m(self, focus_disparity: float) -> float | None:
+        """The distance (m) of the plane at normalised ``focus_disparity`` on metric
+        depth (``inf`` at or beyond zero disparity), or None on relative depth."""
+        if self.metric_range is None:
+            return None
+        lo, hi = self.metric_range
+        per_m = lo + float(focus_disparity) * (hi - lo)
+        return 1.0 / per_m if per_m > 0 else float("inf")
+
+    def focus_notes(self, cfg: RefocusConfig, focus_disparity: float) -> list[str]:
+        """A note when a focus distance the user gave lies outside the depth's range:
+        allowed (a focal plane behind or in front of everything is a real lens
+        setting), but a distance in the wrong unit or on the wrong map looks the same."""
+        if cfg.focus_distance_m is None or self.metric_range is None or 0.0 <= focus_disparity <= 1.0:
+            return []
+        near, far = self.distance_m(1.0), self.distance_m(0.0)
+        if focus_disparity < 0.0:
+            return [f"the focus distance {cfg.focus_distance_m:g} m lies beyond the farthest point of the depth "
+                    f"({far:.3g} m): everything is nearer than the focal plane and blurred"]
+        return [f"the focus distance {cfg.focus_distance_m:g} m lies in front of the nearest point of the depth "
+                f"({near:.3g} m): everything is behind the focal plane and blurred"]
+
     def _in_copy_px(self, cfg: RefocusConfig) -> dict:
         """``cfg``'s focus point or box, given in the photo's pixels, in this smaller copy's.
 
@@ -205,7 +227,8 @@ class PreparedPhoto:
             raise RefocusError(
                 f"{what} needs metric depth, and this photo's ({self.depth_source or 'depth'}) is relative: "
                 f"{instead}, or use metric depth "
-                "(--depth FILE --depth-kind depth with distances in metres, or --depth-model apple/DepthPro-hf)"
+                "(--depth FILE --depth-kind depth with a float map of distances in metres, .npy, .tif, .pfm or .exr; "
+                "or --depth-model apple/DepthPro-hf)"
             )
         return self.metric_range
 

@@ -301,6 +301,7 @@ class RefocusResult:
         unavailable).
     disparity, coc_px : (H, W) float32 maps used.
     focus_disparity, strength : the focal plane and K (px) used.
+    focus_distance_m : the focal plane's distance on metric depth (m), else None.
     deblurred : whether an all-in-focus image was used (see ``all_in_focus_source``).
     all_in_focus_source : ``"DeblurNet"`` (the deblurrer), ``"stored original"`` (Lens
         Blur), or ``""`` when none was used.
@@ -322,6 +323,7 @@ class RefocusResult:
     notes: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     all_in_focus_source: str = ""
+    focus_distance_m: float | None = None
 
 
 def output_info(info: ImageInfo | None, cfg: RefocusConfig) -> ImageInfo | None:
@@ -636,9 +638,10 @@ class Refocuser:
             info=output_info(photo.info, cfg),
             config=cfg,
             depth_source=photo.depth_source,
-            notes=photo.notes,
+            notes=photo.notes + photo.focus_notes(cfg, fd),
             timings_s=t,
             all_in_focus_source="" if not deblurred else (photo.all_in_focus_source or "DeblurNet"),
+            focus_distance_m=photo.distance_m(fd),
         )
 
 
