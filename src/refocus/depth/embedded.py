@@ -403,7 +403,12 @@ def read_mpf_depth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth 
             lo, hi = float(props["FloatMinValue"]), float(props["FloatMaxValue"])
             if math.isfinite(lo) and math.isfinite(hi) and hi > lo and max(abs(lo), abs(hi)) <= MAX_RANGE:
                 dn = lo + dn * (hi - lo)
-                metric = props.get("Accuracy", "").lower() == "absolute"
+                # One rule with the HEIC's (read_heic_depth): Apple's values are in 1/m
+                # either way; "relative" only marks them approximate.
+                accuracy = props.get("Accuracy", "").lower()
+                metric = accuracy in ("absolute", "relative")
+                if accuracy == "relative":
+                    notes.append(APPROXIMATE_METRES)
         except (KeyError, ValueError):
             pass
         d = align_orientation(dn.astype(np.float32), _orientation(data))
@@ -479,8 +484,12 @@ def read_heic_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
             values = align_orientation(values, o)
             notes.append(f"depth rotated by the EXIF orientation {o}")
     if metric and _apple_accuracy(path) == "relative":
-        notes.append("Apple marks this depth's accuracy 'relative': its distances in metres are approximate")
+        notes.append(APPROXIMATE_METRES)
     return EmbeddedDepth(values, kind, metric, src, notes)
+
+
+#: The note for Apple depth whose ``depthData:Accuracy`` is "relative".
+APPROXIMATE_METRES = "Apple marks this depth's accuracy 'relative': its distances in metres are approximate"
 
 
 def _apple_accuracy(path: str | os.PathLike) -> str:
