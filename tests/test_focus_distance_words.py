@@ -47,3 +47,11 @@ def test_inside_the_depth_no_note(tmp_path):
     photo, depth = _scene(tmp_path)
     r = refocus(str(photo), depth_path=str(depth), depth_kind="depth", focus_distance_m=2.0, strength=3, deblur="never")
     assert not any("focus distance" in n for n in r.notes)
+
+
+def test_refocus_and_animate_take_d_for_depth_as_render_and_depth_do(tmp_path, capsys):
+    photo, depth = _scene(tmp_path)
+    code, text = _run(capsys, "refocus", photo, "-d", depth, "-k", "3", "--no-deblur", "-o", tmp_path / "o.png")
+    assert code in (0, None), text
+    code, text = _run(capsys, "animate", "--help")
+    assert "-d, --depth" in text, text

@@ -37,7 +37,7 @@ BladesOpt = typer.Option(6, "--blades", help="Diaphragm blades (polygon), 3..16.
 RotationOpt = typer.Option(0.0, "--rotation", help="Aperture rotation, degrees counter-clockwise.")
 CurvatureOpt = typer.Option(0.0, "--curvature", help="Blade curvature, 0 (straight) .. 1 (disc).")
 CatsEyeOpt = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1.")
-DepthOpt = typer.Option(None, "--depth", help="Depth or disparity map (.png, .npy, .pfm, .tif, .exr).")
+DepthOpt = typer.Option(None, "--depth", "-d", help="Depth or disparity map (.png, .npy, .pfm, .tif, .exr).")
 DepthKindOpt = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer) or depth (distance).")
 DepthModelOpt = typer.Option(
     None, "--depth-model",
