@@ -55,3 +55,12 @@ def test_refocus_and_animate_take_d_for_depth_as_render_and_depth_do(tmp_path, c
     assert code in (0, None), text
     code, text = _run(capsys, "animate", "--help")
     assert "-d, --depth" in text, text
+
+
+def test_info_names_the_depth_file_beside_the_photo(tmp_path, capsys):
+    from refocus.io import write_image
+
+    write_image(tmp_path / "p.jpg", np.full((20, 30, 3), 0.5, np.float32))
+    write_image(tmp_path / "p-disparity.png", np.full((20, 30, 3), 0.5, np.float32))
+    code, text = _run(capsys, "info", tmp_path / "p.jpg")
+    assert code in (0, None) and "p-disparity.png beside the photo" in text, text

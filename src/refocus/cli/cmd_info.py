@@ -136,6 +136,13 @@ def info_cmd(
         row("embedded depth", f"{emb.source}: {scale} {emb.kind}, {w}x{h}{extent}")
     else:
         row("embedded depth", "none" + (f" usable ({'; '.join(messages)})" if messages else ""))
+    from refocus.depth import find_neighbour_depth
+
+    beside = find_neighbour_depth(image)
+    if beside is not None:
+        # The commands take it before any embedded map (refocus.depth.get_depth).
+        row("depth file", f"{beside.name} beside the photo: used without --depth"
+            + (", before the embedded depth" if emb is not None else ""))
     k = cam.strength()
     missing = cam.missing_for_strength()
     if k is not None:
