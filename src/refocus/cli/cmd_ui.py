@@ -55,6 +55,7 @@ def check_can_listen(host: str, port: int) -> None:
     its internals, and the server printed a raw log line before them.
     """
     import errno
+    import os
     import socket
 
     from refocus.errors import RefocusError
@@ -65,6 +66,12 @@ def check_can_listen(host: str, port: int) -> None:
         raise RefocusError(f"--host {host}: not a known address or name of this machine") from None
     family, kind, proto, _, addr = infos[0]
     with socket.socket(family, kind, proto) as sock:
+        if os.name != "nt":
+            # As the server's own socket (uvicorn) does: the connections of a UI stopped a
+            # moment ago linger in TIME_WAIT for a minute, and without it a restart on the
+            # same port was refused as "in use". A program listening there still is.
+            # (On Windows the option would let two programs share the port.)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(addr)
         except OSError as exc:

@@ -93,7 +93,11 @@ def upload_image(**kwargs):
 
     The instance's ``preprocess`` is replaced rather than subclassing ``gr.Image``:
     Gradio writes a ``.pyi`` stub beside the module of every component class defined
-    (``app.pyi`` appeared in the installed package).
+    (``app.pyi`` appeared in the installed package). The replacement lives on this
+    instance only: once an event returns an update for the component (``gr.skip()``
+    included), Gradio builds a fresh ``gr.Image`` for that browser tab, with Pillow's
+    check back. An upload event of a component that is also an output therefore takes
+    its files unprocessed (``preprocess=False``, :func:`payload_path`).
     """
     gr = import_gradio()
     image = gr.Image(type="filepath", **kwargs)
@@ -155,6 +159,22 @@ UI_WORDS = {
 _UI_WORDS_RE = re.compile(
     r"(?<![\w-])(?:" + "|".join(re.escape(k) for k in sorted(UI_WORDS, key=len, reverse=True)) + r")(?![\w-])"
 )
+
+
+def payload_path(value):
+    """The server path of an upload as an event receives it: a path already, or (with
+    ``preprocess=False``) Gradio's file payload, a dict with its ``path``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return value.get("path")
+    path = getattr(value, "path", None) or getattr(value, "name", None)
+    return None if path is None else str(path)
+
+
+#: What a click or an export without a prepared photo says (the photo panel may show
+#: one that is still loading, or that failed: the status line then says why).
+NOT_READY = "no photo is ready yet: upload one and wait for its preview (after an error, the status line says what to fix)"
 
 
 def _upload_dirs() -> list[str]:
@@ -256,7 +276,9 @@ def build_app(device: str = "auto"):
         p = entry.draft if draft else entry.preview
         k = p.strength(cfg, fd) / p.scale
         where = ("mask (remove it to click)" if cfg.focus_mask else f"point ({focus[0]:.0f}, {focus[1]:.0f})" if focus else "auto")
-        h, w = entry.full.shape
+        # The photo's own size: clicks, K and the export are in its pixels (a working
+        # copy's size is in the notes).
+        h, w = entry.full_shape if all(entry.full_shape) else entry.full.shape
         status = (
             f"focus {where}: disparity {fd:.3f}, strength {k:.1f} px (full size) - {'draft' if draft else 'preview'}"
             f" {p.shape[1]}x{p.shape[0]} of {w}x{h}; depth from {entry.full.depth_source}"
@@ -294,34 +316,67 @@ def build_app(device: str = "auto"):
         session.shown(client, None)
         return None, None, None, "error: " + _md_escape(_say(exc, uploads))
 
-    def _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display=None, defaults=False, progress=None):
+    def _display(photo_path):
+        """The Photo panel's stand-in for a photo the browser cannot show (HEIC), else None."""
+        try:
+            # Of the same pixel size, so clicks still map to the photo.
+            copy = session.display_copy(photo_path, display_dir) if photo_path else None
+        except RefocusError:
+            return None  # the load says what is wrong with the file
+        return None if copy is None else str(copy)
+
+    def _load(request, token, photo_path, depth_file, depth_kind, depth_model, settings, display=None, defaults=False, progress=None):
         """Prepare the photo (and depth) and render it. The outputs: key, focus, source
         photo, Photo panel, before/after, depth view, CoC view, status, Download; with
         ``defaults`` also the blur mode and strength, set to the pipeline's default
-        for this photo (as the CLI without -k: a Lens Blur photo's own lens)."""
+        for this photo (as the CLI without -k: a Lens Blur photo's own lens).
+
+        ``token``: the tab's load number (session.begin_upload). A load overtaken by a
+        newer one (another photo, a depth map, a removal) changes nothing on screen: the
+        panels would show one photo and the renders and the export use another."""
         client = _client(request)
         shown = gr.skip() if display is None else display
         keep = (gr.skip(), gr.skip()) if defaults else ()
+        stale = (gr.skip(),) * (9 + len(keep))
         if not photo_path:
             session.set_view(client, None)
             return None, None, None, shown, None, None, None, "upload a photo", None, *keep
-        depth_path = depth_file if isinstance(depth_file, str) or depth_file is None else depth_file.name
+        depth_path = payload_path(depth_file)
         settings = list(settings)
         try:
             # The radio always has a value; it only means something for a depth file.
             say = None if progress is None else (lambda f, text: progress(f, desc=text))
             key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device, depth_model=depth_model,
                                progress=say)
+            if not session.upload_is_current(client, token):
+                return stale
+            # The controls as they are now: a slider moved during the load (seconds, half
+            # a minute for a HEIC) rendered the old photo, or nothing.
+            settings = list(session.tab_settings(client) or settings)
             if defaults:
                 own, k = session.default_blur(key)
                 settings[0], settings[1] = (OWN_LENS_MODE if own else "strength"), round(k, 1)
                 keep = (settings[0], gr.update(value=settings[1], maximum=max(STRENGTH_MAX, float(np.ceil(k)))))
             # A new photo or depth: earlier renders in flight are stale, the focus is auto.
             session.set_view(client, key)
-            slider, depth_img, coc_img, status = _update(key, None, *settings)
+            try:
+                slider, depth_img, coc_img, status = _update(key, None, *settings)
+            except RefocusError as exc:
+                # The photo is ready; the settings are not (f-number on relative depth,
+                # custom aperture without its image): the photo stays, so that changing
+                # them renders it (it was dropped, and no control did anything after).
+                if not session.upload_is_current(client, token):
+                    return stale
+                session.shown(client, None)
+                msg = "error: " + _md_escape(_say(exc, _uploads(key, settings[7], settings[9])))
+                return key, None, photo_path, shown, None, None, None, msg, None, *keep
+            if not session.upload_is_current(client, token):
+                return stale
             # The controls' change events that follow (new defaults) find it on screen.
             session.shown(client, (key, None, tuple(settings)))
         except RefocusError as exc:
+            if not session.upload_is_current(client, token):
+                return stale
             # Nothing of the previous photo or depth may stay live: the renders and the
             # export would use what the panels no longer show.
             session.set_view(client, None)
@@ -331,24 +386,28 @@ def build_app(device: str = "auto"):
         return key, None, photo_path, shown, slider, depth_img, coc_img, status, None, *keep
 
     def on_photo(request: gr.Request, photo_path, depth_file, depth_kind, depth_model, *settings, progress=gr.Progress()):
-        display = None
-        if photo_path:
-            try:
-                # A browser cannot show every photo (HEIC): the panel gets a stand-in of
-                # the same pixel size, so clicks still map to the photo.
-                copy = session.display_copy(photo_path, display_dir)
-                display = None if copy is None else str(copy)
-            except RefocusError:
-                pass  # the load below says what is wrong with the file
+        # Unprocessed payloads (the upload event's preprocess=False): file dicts to paths.
+        photo_path = payload_path(photo_path)
+        settings = tuple(payload_path(v) if isinstance(v, dict) else v for v in settings)
+        # First: a depth map uploaded while this photo loads is for this photo (on_depth).
+        token = session.begin_upload(_client(request), photo_path, settings)
+        # A browser cannot show every photo (HEIC): the panel gets a stand-in (_display).
         # A 12 MP HEIC takes 25-40 s to prepare: the photo panel shows what runs.
-        return _load(request, photo_path, depth_file, depth_kind, depth_model, settings, display, defaults=True, progress=progress)
+        return _load(request, token, photo_path, depth_file, depth_kind, depth_model, settings, _display(photo_path), defaults=True,
+                     progress=progress)
 
     def on_depth(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
         # The photo as uploaded (the panel may hold its stand-in); a depth file, its
         # removal or a new depth network re-prepares it.
-        if not source:
+        client = _client(request)
+        # The tab's newest photo: ``source`` is set only once a photo's load has finished,
+        # and a depth map uploaded while it loads was dropped (the photo then rendered
+        # without it, or said "no depth for this photo" beside the uploaded map).
+        photo = session.tab_photo(client) or source
+        if not photo:
             return (gr.skip(),) * 9
-        return _load(request, source, depth_file, depth_kind, depth_model, settings)
+        token = session.begin_upload(client, photo, settings)
+        return _load(request, token, photo, depth_file, depth_kind, depth_model, settings, _display(photo) if photo != source else None)
 
     def on_depth_kind(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
         if not depth_file:
@@ -356,6 +415,7 @@ def build_app(device: str = "auto"):
         return on_depth(request, source, depth_file, depth_kind, depth_model, *settings)
 
     def on_photo_removed(request: gr.Request):
+        session.begin_upload(_client(request), None)  # a load still running is for nothing now
         session.set_view(_client(request), None)
         return None, None, None, gr.skip(), None, None, None, empty, None
 
@@ -365,7 +425,11 @@ def build_app(device: str = "auto"):
                  evt: gr.SelectData):
         settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show)
         if key is None:
-            raise gr.Error("upload a photo first")
+            # A click needs a photo on the panel: this one is still loading or failed to
+            # load. Said as a pop-up; the panels and the status (its error) stay.
+            gr.Warning(NOT_READY)
+            yield (gr.skip(), *skip4)
+            return
         if mask:
             # The mask decides the focus until it is removed. The click is neither used
             # nor kept: removing the mask returns to the focus from before it (the last
@@ -387,15 +451,21 @@ def build_app(device: str = "auto"):
                 yield ((x, y), *skip4)
                 return
             yield ((x, y), *out)
+            if not session.is_latest(client, sig):
+                # A newer click or setting came meanwhile: this preview could not show.
+                yield ((x, y), *skip4)
+                return
             out = _update(key, (x, y), *settings)
             yield ((x, y), *out) if session.may_show(client, sig) else ((x, y), *skip4)
         except RefocusError as exc:
             yield ((x, y), *_failed(client, sig, exc, _uploads(key, custom, mask)))
 
     def _settings(request, key, focus, settings, draft=False, wait=0.0):
-        if key is None:
-            return (*skip4[:3], gr.skip() if draft else empty)
         client = _client(request)
+        session.note_settings(client, settings)  # a load running now renders with them
+        if key is None:
+            # A photo still loading, or one that failed: its status (progress, error) stays.
+            return skip4 if session.tab_photo(client) else (*skip4[:3], gr.skip() if draft else empty)
         focus = session.view_focus(client, key, focus)
         sig = (key, focus, tuple(settings))
         if not session.ask(client, sig):
@@ -429,17 +499,18 @@ def build_app(device: str = "auto"):
     def on_export(request: gr.Request, key, focus, fmt, engine, blur_mode, strength, f_number, aperture, blades, rotation, curvature,
                   custom, band, mask, show, progress=gr.Progress()):
         if key is None:
-            raise gr.Error("upload a photo first")
+            raise gr.Error(NOT_READY, print_exception=False)
         focus = session.view_focus(_client(request), key, focus)
         settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask)
         why = session.genfocus_unusable() if engine == "genfocus" else None
         if why is not None:  # the radio is disabled then; a request may still ask
-            raise gr.Error(f"the generative engine (genfocus) {why}: export with the physical engine")
+            raise gr.Error(f"the generative engine (genfocus) {why}: export with the physical engine", print_exception=False)
         try:
             cfg = _config(focus, *settings, device=device)
             path = session.export(key, cfg, export_dir, fmt, engine=engine, progress=lambda f, text: progress(f, desc=text))
         except RefocusError as exc:
-            raise gr.Error(ui_message(str(exc), _uploads(key, custom, mask))) from None
+            # print_exception=False: the one line in the page, no traceback in the server's log.
+            raise gr.Error(ui_message(str(exc), _uploads(key, custom, mask)), print_exception=False) from None
         return str(path)
 
     genfocus_why = session.genfocus_unusable() if genfocus_available() else None
@@ -511,12 +582,17 @@ def build_app(device: str = "auto"):
         settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, show_depth]
         loaded = [key, focus, source, photo, result, depth_view, coc_view, status, export_file]
         depth_inputs = [source, depth_file, depth_kind, depth_model, *settings]
-        photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], [*loaded, blur_mode, strength])
-        photo.clear(on_photo_removed, None, loaded)
-        depth_file.upload(on_depth, depth_inputs, loaded)
-        depth_file.clear(on_depth, depth_inputs, loaded)
+        # preprocess=False: the photo panel is an output too (see upload_image).
+        # "multiple": with Gradio's default ("once") a photo or map uploaded while another
+        # loaded was dropped, its panel showing it over the other's result; the loads now
+        # run, and only the tab's newest reaches the screen (session.begin_upload).
+        photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], [*loaded, blur_mode, strength], preprocess=False,
+                     trigger_mode="multiple")
+        photo.clear(on_photo_removed, None, loaded, trigger_mode="multiple")
+        depth_file.upload(on_depth, depth_inputs, loaded, trigger_mode="multiple")
+        depth_file.clear(on_depth, depth_inputs, loaded, trigger_mode="multiple")
         depth_kind.change(on_depth_kind, depth_inputs, loaded)
-        depth_model.submit(on_depth, depth_inputs, loaded)
+        depth_model.submit(on_depth, depth_inputs, loaded, trigger_mode="multiple")
         # "multiple": with Gradio's default ("once") a click during a render was dropped;
         # session.ask/may_show let only the newest click reach the screen.
         photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status], trigger_mode="multiple")
@@ -531,7 +607,9 @@ def build_app(device: str = "auto"):
                 comp.change(on_slider, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
             else:
                 comp.change(on_settings, [key, focus, *settings], outputs, trigger_mode="always_last", show_progress="hidden")
-        export_btn.click(on_export, [key, focus, fmt, engine, *settings], [export_file], concurrency_limit=1)
+        # "always_last": a click during an export was dropped ("once"), and the Download
+        # kept the file of the settings from before; now the newest click runs after it.
+        export_btn.click(on_export, [key, focus, fmt, engine, *settings], [export_file], concurrency_limit=1, trigger_mode="always_last")
     return app
 
 

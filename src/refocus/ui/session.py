@@ -309,6 +309,9 @@ class _View:
     screen: object = None  # what the preview panel shows: a sig (its preview), ("draft", sig), or None
     key: str | None = None
     focus: tuple[float, float] | None = None
+    upload: int = 0  # the number of the tab's newest load (begin_upload)
+    photo: str | None = None  # the photo of that load (None: removed)
+    settings: tuple | None = None  # the controls' newest values (begin_upload, note_settings)
 
 
 #: Browser tabs remembered (least recently seen dropped first).
@@ -373,6 +376,48 @@ def set_view(client: str, key: str | None, focus: tuple[float, float] | None = N
     with _lock:
         v = _view(client)
         v.key, v.focus, v.latest = key, focus, ("view", key, focus)
+
+
+def begin_upload(client: str, photo_path: str | None, settings=None) -> int:
+    """A new load for the tab (a photo, a depth map for it, or the photo's removal), with
+    the controls' values it was asked with: returns its number. Loads run side by side and
+    finish in any order (a 12 MP HEIC takes half a minute, a small JPEG a second); only the
+    newest may reach the screen (:func:`upload_is_current`)."""
+    with _lock:
+        v = _view(client)
+        v.upload += 1
+        v.photo = photo_path
+        if settings is not None:
+            v.settings = tuple(settings)
+        return v.upload
+
+
+def note_settings(client: str, settings) -> None:
+    """The tab's controls changed (a render request, with or without a photo ready):
+    a load that finishes later renders with these (:func:`tab_settings`)."""
+    with _lock:
+        _view(client).settings = tuple(settings)
+
+
+def tab_settings(client: str) -> tuple | None:
+    """The tab's newest control values (None: none known)."""
+    with _lock:
+        v = _views.get(client)
+        return None if v is None else v.settings
+
+
+def upload_is_current(client: str, token: int) -> bool:
+    """Whether the load ``token`` is still the tab's newest."""
+    with _lock:
+        v = _views.get(client)
+        return v is not None and v.upload == token
+
+
+def tab_photo(client: str) -> str | None:
+    """The photo of the tab's newest load, finished or not (None: none, or removed)."""
+    with _lock:
+        v = _views.get(client)
+        return None if v is None else v.photo
 
 
 def view_focus(client: str, key: str | None, fallback: tuple[float, float] | None) -> tuple[float, float] | None:
