@@ -319,11 +319,13 @@ def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list
 
 def _options() -> str:
     """What the user can do when a photo has no depth (one clause, for error lines)."""
-    from refocus.depth.estimate import DEFAULT_DEPTH_MODEL
+    from refocus.depth.estimate import DEFAULT_DEPTH_MODEL, _hub_offline
 
+    # "unset HF_HUB_OFFLINE" only where it is set (estimate.unavailable_message's rule).
+    net = "network access; unset HF_HUB_OFFLINE" if _hub_offline() else "network access"
     return (
         f"pass --depth FILE with a depth or disparity map, or let the depth network {DEFAULT_DEPTH_MODEL} "
-        "download once (network access; unset HF_HUB_OFFLINE) or pass --depth-model PATH to a downloaded one"
+        f"download once ({net}) or pass --depth-model PATH to a downloaded one"
     )
 
 
@@ -473,7 +475,9 @@ def get_depth(
     raw_disp = to_disparity(values, kind)
     raw_range = (float(raw_disp.min()), float(raw_disp.max()))
     if raw_shape != (H, W):
-        notes.append(f"depth {raw_shape[1]}x{raw_shape[0]} resampled to the photo's {W}x{H}" + ("" if refine is False else " along its edges"))
+        # W x H is the working copy's size, smaller than the photo's own for a large photo.
+        along = "" if refine is False else " along the photo's edges"
+        notes.append(f"depth {raw_shape[1]}x{raw_shape[0]} resampled{along} to {W}x{H}, the size the photo is worked at")
         aligned = _align(values, kind, image, refine is not False)
     elif refine:
         notes.append("depth edges aligned with the photo's edges (weighted median)")

@@ -91,8 +91,14 @@ def pillow_open(source, what: str, limit: int | None = None):
 
     limit = max_pixels() if limit is None else limit
     sync_pillow_guard(limit)
+    import warnings
+
     try:
-        img = Image.open(source)
+        with warnings.catch_warnings():
+            # Between our budget and twice it Pillow warns ("possible decompression bomb
+            # DOS attack") before check_pixels below refuses the file in its own line.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(source)
     except Image.DecompressionBombError as exc:
         m = _BOMB.search(str(exc))
         mp = f"{int(m.group(1)) / 1e6:.1f} megapixels" if m else "more pixels than Pillow allows"
