@@ -387,14 +387,19 @@ def read_mpf_depth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth 
             continue
         props: dict[str, str] = {}
         try:
-            props = xm.properties(xm.parse_xmp(meta), xm.APPLE_DEPTH_NS)
+            # Apple writes the map's range and format in the pixel-data-info namespace
+            # (apdi:FloatMinValue, apdi:NativeFormat, as the pug HEIC's XMP shows) and
+            # only Accuracy and the calibration in depthData; the depthData names are
+            # kept as a fallback (what refocus read before 2026-12-07).
+            root = xm.parse_xmp(meta)
+            props = {**xm.properties(root, xm.APPLE_DEPTH_NS), **xm.properties(root, xm.APPLE_AUX_NS)}
         except RefocusError:
             props = {}
         notes: list[str] = []
         dn = _decode_map(blob, "MPF depth image", limit, notes)
         kind = "disparity"
         try:
-            if int(props.get("PixelFormat", "0")) in _APPLE_DEPTH_FORMATS:
+            if int(props.get("NativeFormat", props.get("PixelFormat", "0"))) in _APPLE_DEPTH_FORMATS:
                 kind = "depth"
         except ValueError:
             pass
@@ -403,11 +408,11 @@ def read_mpf_depth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth 
             lo, hi = float(props["FloatMinValue"]), float(props["FloatMaxValue"])
             if math.isfinite(lo) and math.isfinite(hi) and hi > lo and max(abs(lo), abs(hi)) <= MAX_RANGE:
                 dn = lo + dn * (hi - lo)
-                # One rule with the HEIC's (read_heic_depth): Apple's values are in 1/m
-                # either way; "relative" only marks them approximate.
-                accuracy = props.get("Accuracy", "").lower()
-                metric = accuracy in ("absolute", "relative")
-                if accuracy == "relative":
+                # One rule with the HEIC's (read_heic_depth): Apple's range is in 1/m
+                # (m for a depth format) whatever its Accuracy; "relative" only marks
+                # the metres approximate.
+                metric = True
+                if props.get("Accuracy", "").lower() == "relative":
                     notes.append(APPROXIMATE_METRES)
         except (KeyError, ValueError):
             pass
@@ -459,8 +464,8 @@ def read_heic_depth(path: str | os.PathLike) -> EmbeddedDepth | None:
         metric = True
     elif rep in (None, 1) and z_near is None:
         # Uniform disparity between d_min and d_max (its lowest and highest disparity),
-        # which an iPhone writes in 1/m: they are the FloatMinValue/FloatMaxValue of
-        # the depthData XMP beside the map (AuxiliaryImageType disparity), which
+        # which an iPhone writes in 1/m: they are the apdi:FloatMinValue/FloatMaxValue
+        # of the XMP beside the map (apdi:AuxiliaryImageType disparity), which
         # read_mpf_depth takes as 1/m too. Read as distances (1.50-4.38 m on the
         # pug HEIC, whose head at 2.4 m would then be 60 cm wide: the intrinsic
         # matrix's 3033 px focal length), every metre and --f-number was ~6x off.
