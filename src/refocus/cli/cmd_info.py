@@ -54,7 +54,7 @@ def _f_number_words(cam, metric_depth: bool) -> str:
     if lacking:
         how = ("; the sensor width comes from FocalLengthIn35mmFilm or FocalPlaneXResolution"
                if any(w.startswith("sensor") for w in lacking) else "")
-        give = " (or give --sensor-width MM)" if lacking == ["sensor width"] else ""
+        give = " (or give --sensor-width MM)" if len(lacking) == 1 and lacking[0].startswith("sensor width") else ""
         return f"not usable: EXIF lacks the {' and '.join(lacking)}{how}{give}; use --strength (-k)"
     if metric_depth:
         return "usable: focal length, sensor width and the embedded metric depth are known (--full-frame too)"

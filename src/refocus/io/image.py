@@ -862,6 +862,14 @@ def image_writer(
         kwargs = {}
         if exif:
             kwargs["exif"] = _exif_for_output(exif)
+            if suffix in (".jpg", ".jpeg") and len(kwargs["exif"]) > _JPEG_EXIF_MAX:
+                import warnings
+
+                # Maker notes or a TIFF's own large tags: Pillow refused the whole result
+                # ("EXIF data is too long") after the render.
+                warnings.warn(f"the photo's EXIF ({len(kwargs['exif']) // 1024} KB) does not fit a JPEG; "
+                              f"{path.name} is written without it (PNG, TIFF or WebP keep it)", stacklevel=stacklevel)
+                del kwargs["exif"]
         if icc:
             kwargs["icc_profile"] = icc
         fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[suffix]
@@ -941,11 +949,17 @@ def _icc_matching(icc: bytes | None, grayscale: bool) -> bytes | None:
 # pixels written with them in any output format (in a TIFF they would contradict
 # them, and the TIFF writer's own values must stand), so every writer drops them.
 # A TIFF's ICC profile (34675) and XMP packet (700) are among its IFD0 tags too: they
-# are written apart, the XMP as xmp_for_output keeps it.
+# are written apart, the XMP as xmp_for_output keeps it. Photoshop's image resources
+# (34377: a thumbnail among them) and layers (37724) describe the original pixels, and
+# can be megabytes: carried into a JPEG's EXIF they made it too long to write.
 _TIFF_LAYOUT_TAGS = frozenset(
     {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
-     330, 338, 339, 513, 514, 529, 530, 531, 532, 34675, 700}
+     330, 338, 339, 513, 514, 529, 530, 531, 532, 34675, 700, 34377, 37724}
 )
+#: A TIFF's IPTC record (33723) is not EXIF: only a TIFF result carries it in its IFD0.
+_TIFF_IPTC_TAG = 33723
+#: The most EXIF one JPEG APP1 segment holds (64 KB less its length and "Exif" header).
+_JPEG_EXIF_MAX = 65527
 
 
 def _tiff_exif(exif: bytes | None) -> Image.Exif:
@@ -1083,7 +1097,7 @@ def _exif_for_output(exif: bytes) -> bytes:
     try:
         e = Image.Exif()
         e.load(exif)
-        for tag in _TIFF_LAYOUT_TAGS & set(e):
+        for tag in (_TIFF_LAYOUT_TAGS | {_TIFF_IPTC_TAG}) & set(e):
             del e[tag]
         e[0x0112] = 1
         return e.tobytes()

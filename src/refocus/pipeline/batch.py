@@ -279,9 +279,12 @@ _RECORD_DEFAULTS = {"jpeg_quality": DEFAULT_JPEG_QUALITY}
 
 
 def _record(cfg: RefocusConfig, photo: str | os.PathLike, depth: str | os.PathLike | None,
-            jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> dict:
+            jpeg_quality: int = DEFAULT_JPEG_QUALITY, output: str | os.PathLike | None = None) -> dict:
     settings = cfg.model_dump(mode="json", exclude=set(_UNRECORDED))
-    settings["jpeg_quality"] = jpeg_quality
+    # Only where it shapes the file: a PNG or TIFF output was called stale when only
+    # --jpeg-quality changed.
+    if output is None or Path(output).suffix.lower() in (".jpg", ".jpeg", ".webp"):
+        settings["jpeg_quality"] = jpeg_quality
     return {
         "settings": settings,
         "photo": [os.path.realpath(photo), _file_sig(photo)],
@@ -349,7 +352,7 @@ def process_one(photo: str, output: str, cfg_json: str, depth: str | None,
     global _writing
     try:
         cfg = RefocusConfig.model_validate_json(cfg_json)
-        made_from = _record(cfg, photo, depth, jpeg_quality)  # before reading: a later change shows on the next run
+        made_from = _record(cfg, photo, depth, jpeg_quality, output)  # before reading: a later change shows on the next run
         if depth is not None:
             cfg = cfg.model_copy(update={"depth_path": depth})
         res = refocus(photo, cfg)
@@ -481,7 +484,7 @@ def run_batch(
                 problem = output_problem(out)
                 if problem is None:
                     summary.kept.append(p.name)
-                    why = kept_mismatch(out, _record(cfg, p, depth, jpeg_quality))
+                    why = kept_mismatch(out, _record(cfg, p, depth, jpeg_quality, out))
                     if why is not None:
                         summary.stale.append((p.name, why))
                     continue

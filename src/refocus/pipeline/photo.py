@@ -357,7 +357,9 @@ def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparit
                            "use --strength")
     cam = camera_from_exif(exif, (round(w / photo.scale), round(h / photo.scale)), source=name)
     if sensor_width_mm is not None:
-        cam.sensor_width_mm = float(sensor_width_mm)
+        # The user gives the whole sensor; a digitally zoomed photo covers a part of it,
+        # as camera_from_exif's own width does (CameraInfo.digital_zoom).
+        cam.sensor_width_mm = float(sensor_width_mm) / (cam.digital_zoom or 1.0)
     # Names the file, and the EXIF tag when its value was refused as implausible.
     cam.require("focal_length_mm", purpose="--f-number", hint="use --strength")
     cam.require("sensor_width_mm", purpose="--f-number",

@@ -1,0 +1,83 @@
+"""Defects a review of the session's changes found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _tiff_with_big_photoshop_tag(path):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    arr = (rng.random((24, 32, 3)) * 65535).astype(np.uint16)
+    blob = bytes(rng.integers(0, 256, 70_000, dtype=np.uint8))  # Photoshop image resources, 70 KB
+    tifffile.imwrite(path, arr, photometric="rgb", extratags=[(34377, "B", len(blob), blob, True),
+                                                              (271, "s", 0, "Refocus Test Camera", True)])
+
+
+def test_a_jpeg_from_a_tiff_with_large_photoshop_tags_is_written_with_its_exif(tmp_path):
+    """A 16-bit TIFF with 70 KB of Photoshop resources: the JPEG result failed after the
+    render with 'ValueError: EXIF data is too long' (the resources rode along as EXIF)."""
+    from refocus.io import read_image, write_image
+
+    src = tmp_path / "photo.tif"
+    _tiff_with_big_photoshop_tag(src)
+    img, info = read_image(src)
+    write_image(tmp_path / "out.jpg", img, info)
+    with Image.open(tmp_path / "out.jpg") as out:
+        exif = out.getexif()
+    assert exif.get(271) == "Refocus Test Camera" and 34377 not in exif
+
+
+def test_exif_too_long_for_a_jpeg_is_left_out_with_a_warning(tmp_path):
+    from refocus.io import write_image
+    from refocus.io.image import ImageInfo
+
+    e = Image.Exif()
+    e[270] = "x" * 70_000  # ImageDescription: EXIF over one JPEG segment
+    with pytest.warns(UserWarning, match="does not fit a JPEG"):
+        write_image(tmp_path / "out.jpg", np.full((8, 8, 3), 0.5, np.float32), ImageInfo(exif=e.tobytes()))
+    assert (tmp_path / "out.jpg").is_file()
+
+
+def test_a_png_batch_is_not_called_stale_when_only_jpeg_quality_changed(tmp_path):
+    from refocus.pipeline.batch import _record
+    from refocus.pipeline.config import RefocusConfig
+
+    cfg = RefocusConfig(strength=3)
+    png_60, png_95 = (_record(cfg, __file__, None, q, tmp_path / "a.png")["settings"] for q in (60, 95))
+    assert png_60 == png_95
+    jpg_60, jpg_95 = (_record(cfg, __file__, None, q, tmp_path / "a.jpg")["settings"] for q in (60, 95))
+    assert jpg_60 != jpg_95
+
+
+def test_info_offers_sensor_width_when_the_exif_width_was_refused():
+    from refocus.camera.exif import CameraInfo
+    from refocus.cli.cmd_info import _f_number_words
+
+    cam = CameraInfo(focal_length_mm=25.0)
+    cam.ignored["focal_length_35mm"] = "FocalLengthIn35mmFilm 0 mm is not plausible; ignored"
+    assert "--sensor-width" in _f_number_words(cam, metric_depth=False)
+
+
+def test_a_given_sensor_width_is_the_whole_sensor_of_a_zoomed_photo(tmp_path):
+    """--sensor-width names the camera's sensor; a 2x digitally zoomed photo covers half
+    of it, as the EXIF-derived width already says (CameraInfo.digital_zoom)."""
+    from refocus.pipeline import RefocusConfig
+    from refocus.pipeline.core import prepare
+
+    def k(zoom):
+        exif = Image.Exif()
+        sub = exif.get_ifd(0x8769)
+        sub[0x920A] = 25.0
+        if zoom:
+            sub[0xA404] = zoom
+        Image.fromarray(np.full((30, 45, 3), 100, np.uint8)).save(tmp_path / "p.jpg", exif=exif.tobytes())
+        np.save(tmp_path / "d.npy", np.tile(np.linspace(1.0, 4.0, 45, dtype=np.float32), (30, 1)))
+        p = prepare(tmp_path / "p.jpg", depth_path=str(tmp_path / "d.npy"), depth_kind="depth", deblur="never")
+        cfg = RefocusConfig(f_number=2.0, sensor_width_mm=17.3, focus_distance_m=2.0)
+        return p.strength(cfg, p.focus_disparity(cfg))
+
+    assert k(2.0) == pytest.approx(2.0 * k(None), rel=1e-3)  # half the sensor: twice the blur in pixels
