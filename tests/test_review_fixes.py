@@ -81,3 +81,35 @@ def test_a_given_sensor_width_is_the_whole_sensor_of_a_zoomed_photo(tmp_path):
         return p.strength(cfg, p.focus_disparity(cfg))
 
     assert k(2.0) == pytest.approx(2.0 * k(None), rel=1e-3)  # half the sensor: twice the blur in pixels
+
+
+def test_render_bokeh_reads_an_infinite_distance_as_infinitely_far():
+    """One rule for +inf distances: get_depth made them disparity 0, prepare_disparity
+    (render_bokeh, the speed bench) filled them from the ground next to the sky."""
+    from refocus.depth.prepare import prepare_disparity
+
+    depth_m = np.array([[np.inf, np.inf, 5.0, 2.0]] * 3, np.float32)
+    d = prepare_disparity(depth_m, "depth", normalize=False)
+    assert d[0, 0] == 0.0 and d[0, 2] == pytest.approx(0.2)
+
+
+def test_the_metric_range_of_a_depth_components_result_counts_the_infinite_sky():
+    from refocus.pipeline.stages import _metric_range
+
+    assert _metric_range(np.array([[np.inf, 4.0, 2.0]]), "depth") == (0.0, 0.5)
+
+
+def test_the_ui_says_infinity_for_a_band_reaching_the_sky():
+    from refocus.pipeline.photo import PreparedPhoto
+
+    p = PreparedPhoto(image=np.zeros((2, 2, 3), np.float32), disparity=np.zeros((2, 2), np.float32),
+                      input_blur_px=np.zeros((2, 2), np.float32), metric_range=(0.0, 2.0))
+    assert p.distance_m(0.0) == float("inf") and p.distance_m(1.0) == pytest.approx(0.5)
+
+
+def test_the_sensor_width_advice_reads_as_ui_words():
+    from refocus.ui.app import ui_message
+
+    msg = ui_message("p.jpg: --f-number needs the sensor width from EXIF, which this photo lacks; give the sensor's width "
+                     "along the long side, e.g. --sensor-width 17.3 (Micro Four Thirds), or use --strength", [])
+    assert 'set "Blur set by: strength"' in msg and "command line only" in msg

@@ -32,25 +32,22 @@ def prepare_disparity(
     ``guide`` image is given), with a warning. (:func:`render_bokeh` returns the
     image unchanged for a constant relative map.)
     """
+    from refocus.depth import _valid, to_disparity
     from refocus.io.depthfile import as_depth_map
 
-    d = as_depth_map(depth)
-    finite = np.isfinite(d)
-    if kind == "depth":
-        finite &= d > 0
-    if not finite.any():
-        raise RefocusError("depth map has no valid (finite) values")
-    if not finite.all():
-        n_bad = int((~finite).sum())
-        warnings.warn(f"depth map has {n_bad} invalid values (NaN/inf/non-positive); filled from neighbours", stacklevel=2)
-        from scipy.ndimage import distance_transform_edt
-
-        idx = distance_transform_edt(~finite, return_distances=False, return_indices=True)
-        d = d[tuple(idx)]
-    if kind == "depth":
-        d = 1.0 / d
-    elif kind != "disparity":
+    if kind not in ("depth", "disparity"):
         raise RefocusError(f"unknown depth kind {kind!r}: use disparity or depth")
+    d = as_depth_map(depth)
+    # The one rule for invalid values (refocus.depth.to_disparity): NaN, -inf and
+    # distances <= 0 are filled from their neighbours, a distance of +inf is infinitely
+    # far (disparity 0). This path (render_bokeh, the speed bench) filled +inf too.
+    valid = _valid(d, kind)
+    if not valid.any():
+        raise RefocusError("depth map has no valid (finite) values")
+    if not valid.all():
+        n_bad = int((~valid).sum())
+        warnings.warn(f"depth map has {n_bad} invalid values (NaN/inf/non-positive); filled from neighbours", stacklevel=2)
+    d = to_disparity(d, kind).astype(np.float64)
     # The range of the map as given: resampling (edge alignment removes isolated
     # extremes) must not change what a normalised focus value or K means.
     lo, hi = float(d.min()), float(d.max())

@@ -231,7 +231,11 @@ def _result_metric_range(res) -> tuple[float, float] | None:
 
 def _metric_range(values: np.ndarray, kind: str) -> tuple[float, float] | None:
     v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v) & (v > 0)]
+    if kind == "depth":
+        # As the disparity is made (refocus.depth.to_disparity): +inf is disparity 0.
+        v = v[(np.isfinite(v) & (v > 0)) | np.isposinf(v)]
+    else:
+        v = v[np.isfinite(v) & (v > 0)]
     if v.size == 0:
         return None
     disp = 1.0 / v if kind == "depth" else v

@@ -135,6 +135,9 @@ UI_WORDS = {
     "--strength (-k)": '"Strength K"',
     "--strength": '"Blur set by: strength"',
     "-k": '"Strength K"',
+    "give the sensor's width along the long side, e.g. --sensor-width 17.3 (Micro Four Thirds), or use --strength":
+        'set "Blur set by: strength" (the sensor width is an option of the command line only: refocus refocus --sensor-width MM)',
+    "--sensor-width MM": "refocus refocus --sensor-width MM (command line only)",
     "--f-number": '"Blur set by: f-number"',
     "--full-frame": '"Blur set by: f-number, full-frame equivalent"',
     "--focus X,Y": "a click on the photo",
@@ -287,8 +290,9 @@ def build_app(device: str = "auto"):
             near, far = min(1.0, fd + cfg.focus_band / 2), max(0.0, fd - cfg.focus_band / 2)
             status += f"; sharp from disparity {far:.3f} to {near:.3f}"
             if p.metric_range is not None:
-                lo, hi = p.metric_range
-                status += " ({:.2f} m to {:.2f} m)".format(*(1.0 / max(lo + v * (hi - lo), 1e-9) for v in (near, far)))
+                # PreparedPhoto.distance_m: a band reaching a +inf sky ends at infinity (1e9 m before).
+                ends = (p.distance_m(v) for v in (near, far))
+                status += " ({} to {})".format(*(f"{z:.2f} m" if np.isfinite(z) else "infinity" for z in ends))
         notes = session.notes(key)
         uploads = _uploads(key) if notes else []  # once, not per note: this runs on every drag
         for n in notes:
