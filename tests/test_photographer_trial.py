@@ -201,7 +201,7 @@ def test_jpeg_quality_can_be_chosen(tmp_path, capsys):
     assert code == 0, text
     assert _luma_q0(tmp_path / "q70.jpg") > _luma_q0(tmp_path / "q95.jpg")
     code, text = _run(capsys, "refocus", photo, "-o", tmp_path / "bad.jpg", "--jpeg-quality", "0")
-    assert code == 2 and text.strip() == "error: --jpeg-quality must be from 1 to 100, got 0"
+    assert code == 2 and text.strip() == "error: --jpeg-quality must be a whole number from 1 to 100, got 0"
     with pytest.raises(RefocusError, match="quality must be a whole number from 1 to 100"):
         write_image(tmp_path / "x.jpg", _photo(), quality=150)
 

@@ -9,8 +9,9 @@ import typer
 
 from refocus.cli.cmd_refocus import (
     ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
-    FocusRangeOpt, FocusValueOpt, HighlightOpt, JpegQualityOpt, MaxMpOpt, check_jpeg_quality, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+    FocusRangeOpt, FocusValueOpt, HighlightOpt, JpegQualityOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
+from refocus.io.outputs import check_jpeg_quality
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
 
         if workers is not None and workers < 1:
             raise RefocusError(f"--workers must be >= 1, got {workers}")
-        check_jpeg_quality(jpeg_quality)
+        check_jpeg_quality(jpeg_quality, "--jpeg-quality")
         if depth_dir is not None and not depth_dir.is_dir():
             raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
         cfg = build_config(

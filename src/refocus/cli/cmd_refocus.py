@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli import _genfocus as G
+from refocus.io.outputs import DEFAULT_JPEG_QUALITY, check_jpeg_quality
 # Options shared with ``animate`` and ``batch`` (they import them from here).
 FocusOpt = typer.Option(
     None, "--focus",
@@ -50,21 +51,13 @@ DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
 QualityOpt = typer.Option("balanced", "--quality", help="Renderer quality: fast, balanced or high.")
 HighlightOpt = typer.Option(None, "--highlight-gain", help="Boost of small clipped highlights, the light sources (default 2; 0 = none).")
 JpegQualityOpt = typer.Option(
-    95, "--jpeg-quality",
+    DEFAULT_JPEG_QUALITY, "--jpeg-quality",
     help="Quality of a JPEG or WebP output, 1..100 (from 90 with full-resolution colour, 4:4:4).",
 )
 MaxMpOpt = typer.Option(
     None, "--max-megapixels",
     help="Pixel budget for every image read, checked before decoding (megapixels; default: $REFOCUS_MAX_MEGAPIXELS or 100).",
 )
-
-
-def check_jpeg_quality(jpeg_quality: int) -> None:
-    """``--jpeg-quality`` checked before any work (as ``--bit-depth`` is), in one line."""
-    from refocus.errors import RefocusError
-
-    if not 1 <= jpeg_quality <= 100:
-        raise RefocusError(f"--jpeg-quality must be from 1 to 100, got {jpeg_quality}")
 
 
 def _focal_plane_words(result) -> str:
@@ -150,7 +143,7 @@ def register(app: typer.Typer) -> None:
         from refocus.pipeline.visual import intermediate_paths
 
         check_bit_depth(output, bit_depth)  # before the work, not when writing the result
-        check_jpeg_quality(jpeg_quality)
+        check_jpeg_quality(jpeg_quality, "--jpeg-quality")
         gen = G.genfocus_options(engine, device, genfocus_weights, base_model, steps, seed, no_tiling, offload, dtype,
                                  long_side, pre_deblur)
         device = device or ("auto" if gen is not None else "cpu")

@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 
 from refocus.errors import DiskError, RefocusError, check_interrupted, describe_os_error, unreadable_image
 from refocus.io.limits import DEFAULT_MAX_MEGAPIXELS, check_file, max_pixels as _budget, pillow_open
+from refocus.io.outputs import DEFAULT_JPEG_QUALITY
 
 try:  # HEIC/HEIF support is optional at import time but installed by default.
     import pillow_heif
@@ -769,7 +770,7 @@ def write_image(
     image: np.ndarray,
     info: ImageInfo | None = None,
     bit_depth: int | None = None,
-    quality: int = 95,
+    quality: int = DEFAULT_JPEG_QUALITY,
     grayscale: bool | None = None,
 ) -> Path:
     """Write float32 H x W x 3 sRGB in [0, 1] to PNG, JPEG, TIFF, WebP (atomically).
@@ -801,7 +802,7 @@ def image_writer(
     image: np.ndarray,
     info: ImageInfo | None = None,
     bit_depth: int | None = None,
-    quality: int = 95,
+    quality: int = DEFAULT_JPEG_QUALITY,
     grayscale: bool | None = None,
     *,
     stacklevel: int = 2,
@@ -812,11 +813,10 @@ def image_writer(
     path = Path(path)
     if info is not None and info.path is not None and path.resolve() == Path(info.path).resolve():
         raise RefocusError(f"refusing to overwrite the input {path.name}; choose another output path")
-    from refocus.io.outputs import SIXTEEN_BIT_SUFFIXES, check_bit_depth
+    from refocus.io.outputs import SIXTEEN_BIT_SUFFIXES, check_bit_depth, check_jpeg_quality
 
     check_bit_depth(path, bit_depth)
-    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
-        raise RefocusError(f"JPEG/WebP quality must be a whole number from 1 to 100, got {quality!r}")
+    quality = check_jpeg_quality(quality)
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[..., None]

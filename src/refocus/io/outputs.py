@@ -44,6 +44,21 @@ def aperture_input(spec: str | os.PathLike | None) -> Path | None:
     return Path(spec)
 
 
+#: Quality of JPEG and WebP results unless asked otherwise (``--jpeg-quality``); from 90
+#: JPEG keeps full-resolution colour (4:4:4, :func:`refocus.io.image.write_image`).
+DEFAULT_JPEG_QUALITY = 95
+
+
+def check_jpeg_quality(quality, option: str = "JPEG/WebP quality") -> int:
+    """Refuse a JPEG/WebP quality outside 1..100 (or not a whole number) in one line
+    naming ``option``; every writer and command checks it here, before any work."""
+    import numbers
+
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
+        raise RefocusError(f"{option} must be a whole number from 1 to 100, got {quality!r}")
+    return int(quality)
+
+
 def check_bit_depth(output: str | os.PathLike, bit_depth: int | None) -> None:
     """Refuse a bit depth asked for (``--bit-depth``) that ``output``'s format cannot hold,
     rather than write fewer bits than asked; ``None`` (the input's depth, as far as the

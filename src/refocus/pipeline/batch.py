@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Callable
 
 from refocus.errors import RefocusError
+from refocus.io.outputs import DEFAULT_JPEG_QUALITY, check_jpeg_quality
 from refocus.pipeline.config import RefocusConfig
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".bmp")
@@ -272,8 +273,6 @@ def _file_sig(path: str | os.PathLike | None) -> list | None:
     return [st.st_size, st.st_mtime_ns]
 
 
-#: JPEG/WebP quality of the outputs unless asked otherwise (``write_image``'s).
-DEFAULT_JPEG_QUALITY = 95
 #: Settings recorded since a later version, as the outputs recorded before them were made.
 _RECORD_DEFAULTS = {"jpeg_quality": DEFAULT_JPEG_QUALITY}
 
@@ -426,9 +425,7 @@ def run_batch(
             raise RefocusError(f"unsupported output format {fmt.lstrip('.') or '(empty)'}: use {', '.join(IMAGE_SUFFIXES)}")
     if workers is not None and workers < 1:
         raise RefocusError(f"the number of workers must be at least 1, got {workers}")
-    if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int) or not 1 <= jpeg_quality <= 100:
-        # Before any work: refused by every photo's write, it would fail them all.
-        raise RefocusError(f"JPEG/WebP quality must be a whole number from 1 to 100, got {jpeg_quality!r}")
+    check_jpeg_quality(jpeg_quality)  # before any work: refused by every photo's write, it would fail them all
     # Given either option, the maps they name are the only depth a photo may get (module docs).
     maps_required = depth_dir is not None or depth_suffix is not None
     if depth_suffix is None:
