@@ -113,3 +113,22 @@ def test_the_sensor_width_advice_reads_as_ui_words():
     msg = ui_message("p.jpg: --f-number needs the sensor width from EXIF, which this photo lacks; give the sensor's width "
                      "along the long side, e.g. --sensor-width 17.3 (Micro Four Thirds), or use --strength", [])
     assert 'set "Blur set by: strength"' in msg and "command line only" in msg
+
+
+def test_lightroom_develop_settings_are_not_carried_in_xmp():
+    """Camera Raw settings (crs:) in a result's XMP make Lightroom crop and tone the
+    rendered photo a second time on import; captions and rights stay."""
+    from refocus.io.image import xmp_for_output
+
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description rdf:about="" xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/" '
+           b'xmlns:dc="http://purl.org/dc/elements/1.1/" crs:Exposure2012="+1.00" crs:HasCrop=\'True\' '
+           b'crs:CropTop="0.1"><dc:rights>(c) Me</dc:rights><crs:ToneCurvePV2012><rdf:Seq><rdf:li>0, 0</rdf:li>'
+           b"<rdf:li>255, 255</rdf:li></rdf:Seq></crs:ToneCurvePV2012><crs:Look/></rdf:Description></rdf:RDF></x:xmpmeta>")
+    out = xmp_for_output(xmp)
+    assert b"crs:Exposure2012" not in out and b"crs:CropTop" not in out and b"crs:HasCrop" not in out
+    assert b"ToneCurvePV2012" not in out and b"crs:Look" not in out
+    assert b"<dc:rights>(c) Me</dc:rights>" in out and out.count(b"<rdf:Description") == 1
+    from xml.dom import minidom
+
+    minidom.parseString(out)  # still well-formed XML

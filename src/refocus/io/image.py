@@ -1053,6 +1053,12 @@ _JPEG_XMP_MAX = 65502
 #: file again), so such a packet is not carried at all.
 _XMP_TIED = (b"GDepth", b"GImage", b"GFocus", b"hdrgm", b"GContainer", b"Container:Directory", b"HasExtendedXMP",
              b"MicroVideo", b"MotionPhoto", b"apdi")
+#: Camera Raw / Lightroom develop settings (crs:, as attributes or elements, an element
+#: possibly holding an rdf:Seq): an editor re-applies them on import, so a rendered
+#: result would be cropped, exposed and toned a second time.
+_XMP_CAMERA_RAW = re.compile(
+    rb"""\s+crs:\w+\s*=\s*(?:"[^"]*"|'[^']*')|<crs:(\w+)\b[^>]*/>|<crs:(\w+)\b[^>]*>.*?</crs:\2\s*>""", re.DOTALL
+)
 _XMP_ORIENTATION = re.compile(rb"(tiff:Orientation\s*=\s*[\"'])\d([\"'])|(<tiff:Orientation>)\s*\d\s*(</tiff:Orientation>)")
 
 
@@ -1087,6 +1093,7 @@ def xmp_for_output(xmp: bytes | None) -> bytes | None:
     None for a packet that describes data tied to the photo's pixels (:data:`_XMP_TIED`)."""
     if not xmp or any(m in xmp for m in _XMP_TIED):
         return None
+    xmp = _XMP_CAMERA_RAW.sub(b"", xmp)
     return _XMP_ORIENTATION.sub(lambda m: m.group(1) + b"1" + m.group(2) if m.group(1) else m.group(3) + b"1" + m.group(4), xmp)
 
 
