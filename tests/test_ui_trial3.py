@@ -333,3 +333,25 @@ def test_a_photo_whose_first_render_fails_stays_loaded(ui_app, files):
     assert isinstance(out[0], str), "the loaded photo was dropped"
     fixed = _fn(ui_app, "on_settings")(_REQ, out[0], None, *_SETTINGS)
     assert fixed[0] is not None and fixed[3].startswith("focus auto"), fixed[3]
+
+
+def test_a_depth_map_given_while_a_new_photo_loads_sets_the_photos_blur_defaults(ui_app, files, monkeypatch):
+    """Review: the photo's own load is overtaken by the depth map's, and only the photo's
+    set the blur controls to the photo's defaults: the new photo rendered with the
+    previous photo's strength (77 px here), or in its own-lens mode."""
+    on_depth = _fn(ui_app, "on_depth")
+    real, depth_event = session.load, []
+    previous = ("strength", 77, *_SETTINGS[2:])
+
+    def load(path, depth_path=None, *a, **k):
+        if depth_path is None and not depth_event:
+            depth_event.append(on_depth(_REQ, None, files[1], "disparity", "", *previous))
+        return real(path, depth_path, *a, **k)
+
+    monkeypatch.setattr(session, "load", load)
+    _fn(ui_app, "on_photo")(_REQ, files[0], None, "disparity", "", *previous)
+    out = depth_event[0]
+    assert len(out) == 11 and out[9] == "strength"
+    own, k = session.default_blur(out[0])
+    assert out[10]["value"] == round(k, 1) != 77
+    assert "strength 77.0" not in out[7] and f"strength {round(k, 1):.1f}" in out[7], out[7]

@@ -409,13 +409,17 @@ def build_app(device: str = "auto"):
         # without it, or said "no depth for this photo" beside the uploaded map).
         photo = session.tab_photo(client) or source
         if not photo:
-            return (gr.skip(),) * 9
+            return (gr.skip(),) * 11
         token = session.begin_upload(client, photo, settings)
-        return _load(request, token, photo, depth_file, depth_kind, depth_model, settings, _display(photo) if photo != source else None)
+        if photo != source:
+            # A photo still loading: this load replaces its own, which set the photo's
+            # blur defaults (the previous photo's strength, or its own-lens mode, stayed).
+            return _load(request, token, photo, depth_file, depth_kind, depth_model, settings, _display(photo), defaults=True)
+        return (*_load(request, token, photo, depth_file, depth_kind, depth_model, settings), gr.skip(), gr.skip())
 
     def on_depth_kind(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
         if not depth_file:
-            return (gr.skip(),) * 9  # the radio means nothing without a depth file
+            return (gr.skip(),) * 11  # the radio means nothing without a depth file
         return on_depth(request, source, depth_file, depth_kind, depth_model, *settings)
 
     def on_photo_removed(request: gr.Request):
@@ -593,10 +597,12 @@ def build_app(device: str = "auto"):
         photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], [*loaded, blur_mode, strength], preprocess=False,
                      trigger_mode="multiple")
         photo.clear(on_photo_removed, None, loaded, trigger_mode="multiple")
-        depth_file.upload(on_depth, depth_inputs, loaded, trigger_mode="multiple")
-        depth_file.clear(on_depth, depth_inputs, loaded, trigger_mode="multiple")
-        depth_kind.change(on_depth_kind, depth_inputs, loaded)
-        depth_model.submit(on_depth, depth_inputs, loaded, trigger_mode="multiple")
+        # With the blur controls: a depth map given while a new photo loads sets its defaults.
+        depth_loaded = [*loaded, blur_mode, strength]
+        depth_file.upload(on_depth, depth_inputs, depth_loaded, trigger_mode="multiple")
+        depth_file.clear(on_depth, depth_inputs, depth_loaded, trigger_mode="multiple")
+        depth_kind.change(on_depth_kind, depth_inputs, depth_loaded)
+        depth_model.submit(on_depth, depth_inputs, depth_loaded, trigger_mode="multiple")
         # "multiple": with Gradio's default ("once") a click during a render was dropped;
         # session.ask/may_show let only the newest click reach the screen.
         photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status], trigger_mode="multiple")
