@@ -132,3 +132,16 @@ def test_lightroom_develop_settings_are_not_carried_in_xmp():
     from xml.dom import minidom
 
     minidom.parseString(out)  # still well-formed XML
+
+
+def test_info_names_the_colour_space_a_heic_states_as_cicp(tmp_path):
+    """info said "no ICC profile (sRGB taken)" for a Display P3 HEIC without an ICC
+    profile (CICP codes only), while the commands read it as P3 (io.image.photo_icc)."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    from refocus.camera.exif import read_camera_info
+
+    src = tmp_path / "p3.heic"
+    Image.fromarray(np.full((16, 24, 3), (200, 60, 60), np.uint8)).save(
+        src, quality=95, color_primaries=12, transfer_characteristics=13, matrix_coefficients=6, full_range_flag=1)
+    assert read_camera_info(src).icc_name not in (None, "unnamed", "unreadable")

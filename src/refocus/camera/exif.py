@@ -364,7 +364,9 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
             if isinstance(xmp, str):
                 xmp = xmp.encode("utf-8", "replace")
             size = img.size
-            mode, icc_name = img.mode, _icc_name(img.info.get("icc_profile"))
+            from refocus.io.image import photo_icc
+
+            mode, icc_name = img.mode, _icc_name(photo_icc(img))
     except RefocusError:
         raise
     except Exception as exc:  # the same words as every command's full read (refocus.errors)

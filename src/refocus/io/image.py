@@ -310,15 +310,11 @@ def _read_image(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageIn
             img.load()
             # After load(): a PNG's eXIf chunk may follow its pixels.
             exif = img.info.get("exif")
-            icc = img.info.get("icc_profile")
+            icc = photo_icc(img)
             xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")  # JPEG, WebP, TIFF, HEIC; PNG's iTXt
             if isinstance(xmp, str):
                 xmp = xmp.encode("utf-8")
             iptc = (img.info.get("photoshop") or {}).get(_IPTC_RESOURCE) if img.format in ("JPEG", "MPO") else None
-            if not icc and img.info.get("nclx_profile"):  # a HEIC that states its colours as CICP codes
-                from refocus.io.color import icc_from_nclx
-
-                icc = icc_from_nclx(img.info["nclx_profile"])
             extra = {"webp_lossless": True} if suffix == ".webp" and _webp_lossless(path) else {}
             img = ImageOps.exif_transpose(img)
             if img.mode == "CMYK":
@@ -541,6 +537,18 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
         alpha = apply_orientation(np.nan_to_num(alpha, nan=0.0, copy=False), orientation)
     info = ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode, exif=exif, icc_profile=icc, xmp=xmp or None)
     return np.ascontiguousarray(x, dtype=np.float32), info
+
+
+def photo_icc(img: Image.Image) -> bytes | None:
+    """The colour profile of an opened photo: its ICC profile, or for a HEIC that states
+    its colours as CICP codes (many Android phones) a profile made from them
+    (:func:`refocus.io.color.icc_from_nclx`). The commands and ``refocus info`` read it here."""
+    icc = img.info.get("icc_profile")
+    if not icc and img.info.get("nclx_profile"):
+        from refocus.io.color import icc_from_nclx
+
+        icc = icc_from_nclx(img.info["nclx_profile"])
+    return icc or None
 
 
 def tiff_exif(path: str | os.PathLike) -> Image.Exif | None:
