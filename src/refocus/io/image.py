@@ -566,7 +566,7 @@ def tiff_exif(path: str | os.PathLike) -> Image.Exif | None:
         # Interop pointer refocus's TIFFs carried until _tiff_exif dropped it): the
         # tags that can be read are the bonus here, the pixels are read apart.
         with open(path, "rb") as f, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # only Pillow's own
             e = Image.Exif()
             e.load_from_fp(f)
             if not len(e):
