@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -180,25 +179,9 @@ def test_the_ui_restarts_on_its_port_right_after_it_stopped():
 
 # -- in a real browser ----------------------------------------------------------------
 
-CHROMIUM = os.environ.get("REFOCUS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def ui_url():
-    pytest.importorskip("gradio", reason="gradio not installed (pip install 'refocus[ui]')")
-    pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-    from refocus.ui.app import launch
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = launch(port=port, block=False, device="cpu")
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
+# The browser, its flags and the server fixture of the first browser tests (one server
+# per module, as there).
+from test_ui_browser import ARGS, CHROMIUM, ui_url  # noqa: E402, F401
 
 
 def test_second_upload_and_click_after_an_error_in_one_tab(ui_url, tmp_path, capfd):
