@@ -12,7 +12,6 @@ import os
 import re
 import socket
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
