@@ -240,3 +240,21 @@ def test_result_says_the_all_in_focus_image_is_the_stored_original(tmp_path):
     assert res.deblurred and res.all_in_focus_source == "stored original"
     plain = refocus(path, focus_value=0.0, strength=1.0, deblur="never")
     assert not plain.deblurred and plain.all_in_focus_source == ""
+
+
+def test_without_a_focus_a_lens_blur_photo_keeps_its_own_focal_plane(tmp_path):
+    """Auto focus guessed another plane than the one the file states (the Motorola photo:
+    0.944 against its own 0.930), so the default render did not keep the photo's look;
+    a focus the user gives still wins."""
+    path, _, _ = _lens_blur_file(tmp_path)
+    photo = Refocuser().prepare(path, RefocusConfig(deblur="never"))
+    assert photo.focus_disparity(RefocusConfig()) == pytest.approx(photo.own_lens.focus_disparity)
+    assert photo.focus_disparity(RefocusConfig(focus_value=0.2)) == pytest.approx(0.2)
+    fd_click = photo.focus_disparity(RefocusConfig(focus_xy=(150, 60)))
+    assert fd_click != pytest.approx(photo.own_lens.focus_disparity, abs=0.05)
+
+
+def test_the_motorola_lens_blur_photo_refocuses_at_its_own_plane_by_default(shared_data):
+    path = shared_data / "phone-depth" / "motorola-lensblur-gdepth.jpg"
+    photo = Refocuser().prepare(path, RefocusConfig(deblur="never"))
+    assert photo.focus_disparity(RefocusConfig()) == pytest.approx(photo.own_lens.focus_disparity)

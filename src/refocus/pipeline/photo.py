@@ -17,7 +17,7 @@ import numpy as np
 
 from refocus.errors import RefocusError
 from refocus.io import ImageInfo, srgb_to_linear
-from refocus.pipeline.config import RefocusConfig
+from refocus.pipeline.config import FOCUS_SETTINGS, RefocusConfig
 
 if TYPE_CHECKING:
     from refocus.pipeline.refocuser import Refocuser
@@ -148,6 +148,11 @@ class PreparedPhoto:
         if cfg.focus_distance_m is not None:
             lo, hi = self._metric_range_for("a focus distance in metres (--focus-value, animate --from/--to)")
             return (1.0 / cfg.focus_distance_m - lo) / (hi - lo)
+        if self.own_lens is not None and all(getattr(cfg, f) is None for f in FOCUS_SETTINGS):
+            # No focus asked for: a Lens Blur photo states where its photographer focused
+            # (GFocus); auto focus guessed another plane (the Motorola photo: 0.944
+            # against its own 0.930), so the default render did not keep the photo's look.
+            return float(self.own_lens.focus_disparity)
         if self.scale != 1.0 and (cfg.focus_xy is not None or cfg.focus_box is not None):
             cfg = cfg.model_copy(update=self._in_copy_px(cfg))
         return select_focus(self.disparity, cfg, image=self.image)

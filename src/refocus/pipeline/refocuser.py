@@ -432,7 +432,8 @@ class Refocuser:
         )
         if own is not None:
             notes.append(f"Lens Blur photo: its own lens has K {own.strength_px:.1f} px (full size) and its focal plane at "
-                         f"disparity {own.focus_disparity:.3f}; --strength auto (UI: the photo's own lens) keeps that lens")
+                         f"disparity {own.focus_disparity:.3f}, where it stays unless a focus is given; --strength auto "
+                         "(UI: the photo's own lens) keeps that lens")
         if original is not None:
             # A real all-in-focus photo beats any deblurring.
             photo.all_in_focus = original if scale == 1.0 else _resize(original, rgb.shape[:2])
