@@ -145,3 +145,28 @@ def test_info_names_the_colour_space_a_heic_states_as_cicp(tmp_path):
     Image.fromarray(np.full((16, 24, 3), (200, 60, 60), np.uint8)).save(
         src, quality=95, color_primaries=12, transfer_characteristics=13, matrix_coefficients=6, full_range_flag=1)
     assert read_camera_info(src).icc_name not in (None, "unnamed", "unreadable")
+
+
+def test_a_stack_of_depth_maps_says_which_one_is_used(tmp_path):
+    """A multi-page TIFF or an .npy of several maps silently gave its first map."""
+    from refocus.io.depthfile import read_depth_file
+
+    np.save(tmp_path / "stack.npy", np.random.default_rng(0).random((6, 20, 30), dtype=np.float32))
+    with pytest.warns(UserWarning, match="holds 6 maps of 30x20 .*the first is used"):
+        d = read_depth_file(tmp_path / "stack.npy")
+    assert d.shape == (20, 30)
+
+
+def test_a_distance_on_a_constant_metric_map_says_it_is_constant(tmp_path):
+    """A constant map of distances in metres was called "relative" for --focus-value 2m."""
+    from refocus.errors import RefocusError
+    from refocus.io import write_image
+    from refocus.pipeline import RefocusConfig
+    from refocus.pipeline.core import prepare
+
+    write_image(tmp_path / "p.png", np.full((20, 30, 3), 0.5, np.float32))
+    np.save(tmp_path / "d.npy", np.full((20, 30), 3.0, np.float32))
+    p = prepare(tmp_path / "p.png", depth_path=str(tmp_path / "d.npy"), depth_kind="depth", deblur="never")
+    with pytest.raises(RefocusError, match="constant, one plane") as exc:
+        p.focus_disparity(RefocusConfig(focus_distance_m=2.0))
+    assert "relative" not in str(exc.value)

@@ -186,6 +186,12 @@ def one_channel(arr: np.ndarray, name: str) -> np.ndarray:
     c = arr.shape[-1]
     if c > 4:
         if arr.shape[0] > 4:
+            import warnings
+
+            # A multi-page TIFF or an .npy of several maps: which one is meant cannot be
+            # known; said, not silent.
+            warnings.warn(f"depth map {name} holds {arr.shape[0]} maps of {arr.shape[2]}x{arr.shape[1]} (a stack): "
+                          "the first is used", stacklevel=2)
             return arr[0]
         # Taking the first plane read the red of a colour-mapped preview as depth.
         arr = np.moveaxis(arr, 0, -1)

@@ -228,6 +228,11 @@ class PreparedPhoto:
     def _metric_range_for(self, what: str, instead: str = "give the focus as a point, box, mask or normalised disparity") -> tuple[float, float]:
         """The metric disparity range (1/m) that turns distances into normalised
         disparity; a one-line error naming ``what`` needed it when the depth is relative."""
+        if self.metric_range is None and float(np.ptp(self.disparity)) < 1e-6:
+            # A constant map, metric or not, has no range to place a distance in: it was
+            # called "relative" even for a map of distances in metres.
+            raise RefocusError(f"{what} cannot be placed on this photo's depth ({self.depth_source or 'depth'}): it is constant, "
+                               f"one plane; {instead}")
         if self.metric_range is None:
             raise RefocusError(
                 f"{what} needs metric depth, and this photo's ({self.depth_source or 'depth'}) is relative: "
