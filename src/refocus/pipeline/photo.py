@@ -28,6 +28,9 @@ NO_STATED_LENS = (
     "for other photos give --strength or --f-number (fitting the lens from the photo's blur is not reliable: docs/depth.md)"
 )
 
+#: What to do instead of a distance in metres on depth that cannot place one.
+_GIVE_FOCUS_INSTEAD = "give the focus as a point, box, mask or normalised disparity"
+
 #: Default K as a fraction of the frame's long side (a shallow portrait look at any size).
 DEFAULT_STRENGTH_FRACTION = 0.015
 #: The longest side, in short sides, that the default K follows. Camera frames are at
@@ -146,8 +149,7 @@ class PreparedPhoto:
         if band is not None:
             return float(sum(band)) / 2.0
         if cfg.focus_distance_m is not None:
-            lo, hi = self._metric_range_for("a focus distance in metres (--focus-value, animate --from/--to)")
-            return (1.0 / cfg.focus_distance_m - lo) / (hi - lo)
+            return self._disparity_for_distance(cfg.focus_distance_m, "a focus distance in metres (--focus-value, animate --from/--to)")
         if self.own_lens is not None and all(getattr(cfg, f) is None for f in FOCUS_SETTINGS):
             # No focus asked for: a Lens Blur photo states where its photographer focused
             # (GFocus); auto focus guessed another plane (the Motorola photo: 0.944
@@ -159,12 +161,19 @@ class PreparedPhoto:
 
     def distance_m(self, focus_disparity: float) -> float | None:
         """The distance (m) of the plane at normalised ``focus_disparity`` on metric
-        depth (``inf`` at or beyond zero disparity), or None on relative depth."""
+        depth (``inf`` at or beyond zero disparity), or None on relative depth; the
+        inverse of :meth:`_disparity_for_distance`."""
         if self.metric_range is None:
             return None
         lo, hi = self.metric_range
         per_m = lo + float(focus_disparity) * (hi - lo)
         return 1.0 / per_m if per_m > 0 else float("inf")
+
+    def _disparity_for_distance(self, distance_m: float, what: str, instead: str = _GIVE_FOCUS_INSTEAD) -> float:
+        """The normalised disparity of a distance (m) on metric depth; a one-line error
+        naming ``what`` on depth that cannot place it (:meth:`_metric_range_for`)."""
+        lo, hi = self._metric_range_for(what, instead)
+        return (1.0 / distance_m - lo) / (hi - lo)
 
     def focus_notes(self, cfg: RefocusConfig, focus_disparity: float) -> list[str]:
         """A note when a focus distance the user gave lies outside the depth's range:
@@ -222,18 +231,19 @@ class PreparedPhoto:
             return tuple(sorted(cfg.focus_range, reverse=True))
         if cfg.focus_range_m is None:
             return None
-        lo, hi = self._metric_range_for("--focus-range in metres", "give the range in normalised disparity (e.g. 0.4:0.7)")
-        return tuple(sorted(((1.0 / z - lo) / (hi - lo) for z in cfg.focus_range_m), reverse=True))
+        ends = (self._disparity_for_distance(z, "--focus-range in metres", "give the range in normalised disparity (e.g. 0.4:0.7)")
+                for z in cfg.focus_range_m)
+        return tuple(sorted(ends, reverse=True))
 
-    def _metric_range_for(self, what: str, instead: str = "give the focus as a point, box, mask or normalised disparity") -> tuple[float, float]:
+    def _metric_range_for(self, what: str, instead: str = _GIVE_FOCUS_INSTEAD) -> tuple[float, float]:
         """The metric disparity range (1/m) that turns distances into normalised
         disparity; a one-line error naming ``what`` needed it when the depth is relative."""
-        if self.metric_range is None and float(np.ptp(self.disparity)) < 1e-6:
-            # A constant map, metric or not, has no range to place a distance in: it was
-            # called "relative" even for a map of distances in metres.
-            raise RefocusError(f"{what} cannot be placed on this photo's depth ({self.depth_source or 'depth'}): it is constant, "
-                               f"one plane; {instead}")
         if self.metric_range is None:
+            if float(np.ptp(self.disparity)) < 1e-6:
+                # A constant map, metric or not, has no range to place a distance in: it
+                # was called "relative" even for a map of distances in metres.
+                raise RefocusError(f"{what} cannot be placed on this photo's depth ({self.depth_source or 'depth'}): "
+                                   f"it is constant, one plane; {instead}")
             raise RefocusError(
                 f"{what} needs metric depth, and this photo's ({self.depth_source or 'depth'}) is relative: "
                 f"{instead}, or use metric depth "
@@ -374,14 +384,13 @@ def strength_from_f_number(photo: PreparedPhoto, f_number: float, focus_disparit
     cam.require("focal_length_mm", purpose="--f-number", hint="use --strength")
     cam.require("sensor_width_mm", purpose="--f-number",
                 hint="give the sensor's width along the long side, e.g. --sensor-width 17.3 (Micro Four Thirds), or use --strength")
-    lo, hi = photo.metric_range
-    focus_per_m = lo + float(focus_disparity) * (hi - lo)
-    if focus_per_m <= 0:
+    focus_m = photo.distance_m(focus_disparity)
+    if not np.isfinite(focus_m):
         raise RefocusError("the focal plane is at infinity; --f-number cannot be used there, use --strength")
     focal_mm, sensor_mm = cam.focal_length_mm, cam.sensor_width_mm
     if full_frame:
         crop = crop_factor(sensor_mm, max(w, h) / min(w, h))
         focal_mm, sensor_mm = focal_mm * crop, sensor_mm * crop
     # K for the full photo; render() applies this copy's scale.
-    k_metric = strength_from_camera(f_number, focal_mm, sensor_mm, 1.0 / focus_per_m, round(max(w, h) / photo.scale))
-    return strength_for_normalised_disparity(k_metric, lo, hi)
+    k_metric = strength_from_camera(f_number, focal_mm, sensor_mm, focus_m, round(max(w, h) / photo.scale))
+    return strength_for_normalised_disparity(k_metric, *photo.metric_range)
