@@ -108,13 +108,18 @@ class CameraInfo:
                 continue
             what = words.get(name, name)
             tail = f"; {hint}" if hint else ""
-            # The sensor width comes from the focal length and its 35 mm equivalent.
-            refused = self.ignored.get(name) or (
-                self.ignored.get("focal_length_mm") or self.ignored.get("focal_length_35mm") if name == "sensor_width_mm" else None
-            )
+            refused = self.refused(name)
             if refused:
                 raise RefocusError(f"{where}{purpose} needs the {what}, but its EXIF {refused}{tail}")
             raise RefocusError(f"{where}{purpose} needs the {what} from EXIF, which this photo lacks{tail}")
+
+    def refused(self, name: str) -> str | None:
+        """Why field ``name`` is missing when an EXIF value for it was refused as
+        implausible (:attr:`ignored`), else None. The sensor width comes from the focal
+        length and its 35 mm equivalent, so their refusal is its reason."""
+        if name == "sensor_width_mm":
+            return self.ignored.get(name) or self.ignored.get("focal_length_mm") or self.ignored.get("focal_length_35mm")
+        return self.ignored.get(name)
 
     def missing_for_strength(self) -> list[str]:
         """Names of the settings that :meth:`strength` still needs."""

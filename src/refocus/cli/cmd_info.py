@@ -46,15 +46,12 @@ def _colour_words(mode: str, icc_name: str | None) -> str:
 
 def _f_number_words(cam, metric_depth: bool) -> str:
     """Whether ``--f-number`` can be used on this photo, and what it still needs."""
-    lacking = []
-    for name, what in (("focal_length_mm", "focal length"), ("sensor_width_mm", "sensor width")):
-        if getattr(cam, name) is None:
-            refused = cam.ignored.get(name) or (cam.ignored.get("focal_length_35mm") if name == "sensor_width_mm" else None)
-            lacking.append(f"{what} (EXIF {refused})" if refused else what)
-    if lacking:
-        how = ("; the sensor width comes from FocalLengthIn35mmFilm or FocalPlaneXResolution"
-               if any(w.startswith("sensor") for w in lacking) else "")
-        give = " (or give --sensor-width MM)" if len(lacking) == 1 and lacking[0].startswith("sensor width") else ""
+    words = {"focal_length_mm": "focal length", "sensor_width_mm": "sensor width"}
+    missing = [name for name in words if getattr(cam, name) is None]
+    if missing:
+        lacking = [words[n] + (f" (EXIF {cam.refused(n)})" if cam.refused(n) else "") for n in missing]
+        how = "; the sensor width comes from FocalLengthIn35mmFilm or FocalPlaneXResolution" if "sensor_width_mm" in missing else ""
+        give = " (or give --sensor-width MM)" if missing == ["sensor_width_mm"] else ""
         return f"not usable: EXIF lacks the {' and '.join(lacking)}{how}{give}; use --strength (-k)"
     if metric_depth:
         return "usable: focal length, sensor width and the embedded metric depth are known (--full-frame too)"
