@@ -376,42 +376,44 @@ def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
     return img.convert("RGB"), None
 
 
-def _png_chunks(data: bytes, want: tuple[bytes, ...]) -> dict[bytes, bytes]:
-    """The first chunk of each type in ``want`` of a PNG file's bytes."""
+def _png_walk(data: bytes):
+    """(type, body) of each chunk of a PNG file's bytes, in order, up to IEND."""
     import struct
 
-    found: dict[bytes, bytes] = {}
     pos = 8
     while pos + 8 <= len(data):
         (n,) = struct.unpack(">I", data[pos : pos + 4])
         tag = data[pos + 4 : pos + 8]
-        if tag in want and tag not in found:
-            found[tag] = data[pos + 8 : pos + 8 + n]
+        yield tag, data[pos + 8 : pos + 8 + n]
         if tag == b"IEND":
-            break
+            return
         pos += 12 + n
+
+
+def _png_chunks(data: bytes, want: tuple[bytes, ...]) -> dict[bytes, bytes]:
+    """The first chunk of each type in ``want`` of a PNG file's bytes."""
+    found: dict[bytes, bytes] = {}
+    for tag, body in _png_walk(data):
+        if tag in want and tag not in found:
+            found[tag] = body
     return found
 
 
 def _png_xmp(data: bytes) -> bytes | None:
-    """The XMP packet of a PNG file's bytes (an uncompressed iTXt chunk), or None."""
-    import struct
-
-    pos, key = 8, _PNG_XMP_KEY.encode("latin-1") + b"\0"
-    while pos + 8 <= len(data):
-        (n,) = struct.unpack(">I", data[pos : pos + 4])
-        tag = data[pos + 4 : pos + 8]
-        if tag == b"iTXt" and data[pos + 8 : pos + 8 + len(key)] == key:
-            body = data[pos + 8 + len(key) : pos + 8 + n]
+    """The XMP packet of a PNG file's bytes (an uncompressed iTXt chunk before the
+    pixels), or None."""
+    key = _PNG_XMP_KEY.encode("latin-1") + b"\0"
+    for tag, body in _png_walk(data):
+        if tag == b"iTXt" and body.startswith(key):
+            body = body[len(key) :]
             if body[:1] != b"\0":  # compressed: rare for XMP, which must stay editable in place
                 return None
             rest = body[2:]
             for _ in range(2):  # language tag, translated keyword
                 rest = rest[rest.index(b"\0") + 1 :] if b"\0" in rest else b""
             return rest or None
-        if tag in (b"IDAT", b"IEND"):
+        if tag == b"IDAT":
             return None
-        pos += 12 + n
     return None
 
 
