@@ -589,20 +589,21 @@ def build_app(device: str = "auto"):
 
         settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, show_depth]
         loaded = [key, focus, source, photo, result, depth_view, coc_view, status, export_file]
+        # With the blur controls, which a new photo's load sets to its defaults (also a
+        # depth map's load that replaces a new photo's own, see on_depth).
+        loaded_defaults = [*loaded, blur_mode, strength]
         depth_inputs = [source, depth_file, depth_kind, depth_model, *settings]
         # preprocess=False: the photo panel is an output too (see upload_image).
         # "multiple": with Gradio's default ("once") a photo or map uploaded while another
         # loaded was dropped, its panel showing it over the other's result; the loads now
         # run, and only the tab's newest reaches the screen (session.begin_upload).
-        photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], [*loaded, blur_mode, strength], preprocess=False,
+        photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], loaded_defaults, preprocess=False,
                      trigger_mode="multiple")
         photo.clear(on_photo_removed, None, loaded, trigger_mode="multiple")
-        # With the blur controls: a depth map given while a new photo loads sets its defaults.
-        depth_loaded = [*loaded, blur_mode, strength]
-        depth_file.upload(on_depth, depth_inputs, depth_loaded, trigger_mode="multiple")
-        depth_file.clear(on_depth, depth_inputs, depth_loaded, trigger_mode="multiple")
-        depth_kind.change(on_depth_kind, depth_inputs, depth_loaded)
-        depth_model.submit(on_depth, depth_inputs, depth_loaded, trigger_mode="multiple")
+        depth_file.upload(on_depth, depth_inputs, loaded_defaults, trigger_mode="multiple")
+        depth_file.clear(on_depth, depth_inputs, loaded_defaults, trigger_mode="multiple")
+        depth_kind.change(on_depth_kind, depth_inputs, loaded_defaults)
+        depth_model.submit(on_depth, depth_inputs, loaded_defaults, trigger_mode="multiple")
         # "multiple": with Gradio's default ("once") a click during a render was dropped;
         # session.ask/may_show let only the newest click reach the screen.
         photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status], trigger_mode="multiple")
