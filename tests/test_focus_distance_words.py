@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from refocus.cli import main
+from test_cli_text import _run  # the CLI run as a user runs it: (exit code, stdout + stderr)
 from refocus.pipeline.core import refocus
 
 
@@ -18,13 +18,6 @@ def _scene(tmp_path):
     write_image(tmp_path / "p.png", rng.random((40, 60, 3), dtype=np.float32))
     np.save(tmp_path / "d.npy", np.tile(np.linspace(1.0, 3.0, 60, dtype=np.float32), (40, 1)))
     return tmp_path / "p.png", tmp_path / "d.npy"
-
-
-def _run(capsys, *argv):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out + out.err
 
 
 def test_the_summary_gives_the_focal_plane_in_metres(tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from refocus.camera import strength_for_normalised_disparity, strength_from_camera
-from refocus.cli import main
+from test_cli_text import _run  # the CLI run as a user runs it: (exit code, stdout + stderr)
 from refocus.errors import RefocusError
 from refocus.pipeline import RefocusConfig
 from refocus.pipeline.core import prepare
@@ -26,13 +26,6 @@ def _photo(tmp_path):
     depth_m = np.tile(np.linspace(1.0, 4.0, W, dtype=np.float32), (H, 1))
     np.save(tmp_path / "d.npy", depth_m)
     return tmp_path / "p.jpg", tmp_path / "d.npy"
-
-
-def _run(capsys, *argv):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return exc.value.code, out.out + out.err
 
 
 def test_without_it_the_error_says_what_to_give(tmp_path, capsys):
