@@ -267,7 +267,9 @@ def test_a_pale_surface_does_not_glow_but_a_small_light_still_blooms(device):
     isolated clipped spot on a dark ground must still bloom into a brighter disc."""
     from refocus.io.color import srgb_to_linear
 
-    img = np.full((120, 200, 3), 0.35, np.float32)
+    # 400 px wide: the crowd window is a share of the frame (1/64 of its long side,
+    # refocus.render.highlights), and a light must be small beside it.
+    img = np.full((120, 400, 3), 0.35, np.float32)
     img[30:90, 30:90] = 0.97  # a pale surface, 60 px wide
     img[58:61, 148:151] = 1.0  # a 3 px light
     lin = srgb_to_linear(img)

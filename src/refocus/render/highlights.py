@@ -23,9 +23,13 @@ dB with this one. The window and the crowd limits were chosen on those scenes
 (radius 2/4/8 px, limits 0.05-0.3/0.1-0.5/0.2-0.6); a brightness level of 0.75 and
 0.85 tied there (33.86/33.85 dB) and the benchmark's frozen synthetic set (seeds
 20240601-20240606) decided for 0.85 (36.42 dB, as the former boost's 36.42; no
-boost 35.52; 0.75 36.32). The window is 9 x 9 px up to a long side of 1,024 px and
-grows with the frame beyond (17 x 17 at 2,048 px), so that a preview and its export
-agree: a light source wider than about 1/128 of the long side is taken for a surface.
+boost 35.52; 0.75 36.32). The window's radius is a fixed share of the frame's long side,
+the share those 256 px scenes chose (4 px at 256 px: 1/64), at every size, so that a
+draft, a preview and the full-size export judge the same highlights to be light sources;
+a fractional radius weights the outer ring of the next integer box by its fraction.
+(Until 2026-12-07 the window was 9 x 9 px for every frame up to 1,024 px and grew only
+beyond, so a half-size draft boosted a light that the full-size render took for a pale
+surface: 2.99x against 1.07x its light, ``tests/test_bokeh_look_trial.py``.)
 
 The curve: on luminance y, with u = (y - t) / (1 - t) for a threshold t (linear),
 a pixel is expanded to ``Y = y + g * u^2`` (u clipped to [0, 1]): continuous with
@@ -44,11 +48,12 @@ from refocus.render.plan import EPS, smoothstep
 #: docstring for the data that chose it and the three constants below.
 CROWD_BRIGHT_SRGB = 0.85
 #: Radius of the square window over which the share of bright pixels is taken, px of an
-#: image whose long side is :data:`CROWD_REFERENCE_PX` or less; larger images scale it
-#: with their long side, so that a preview and the full-size export judge the same
-#: highlights to be light sources.
+#: image whose long side is :data:`CROWD_REFERENCE_PX`; other sizes scale it with their
+#: long side (fractional radii allowed), so that a draft, a preview and the full-size
+#: export judge the same highlights to be light sources. The reference is the size of
+#: the development scenes that chose the radius.
 CROWD_RADIUS_PX = 4
-CROWD_REFERENCE_PX = 1024
+CROWD_REFERENCE_PX = 256
 #: Share of bright pixels up to which a clipped pixel gets the full boost ...
 CROWD_FROM = 0.1
 #: ... and from which it gets none (smoothstep in between).
@@ -60,6 +65,15 @@ def _luminance(x, channel_axis: int):
     (the compiled kernels' ``image_in``/``image_out`` compute the same)."""
     r, g, b = (x[0], x[1], x[2]) if channel_axis == 0 else (x[..., 0], x[..., 1], x[..., 2])
     return r * 0.2126 + g * 0.7152 + b * 0.0722
+
+
+def crowd_radius_px(long_side_px: int) -> float:
+    """Radius (px, fractional) of the crowd window for a frame whose long side is
+    ``long_side_px``: :data:`CROWD_RADIUS_PX` at :data:`CROWD_REFERENCE_PX`, in
+    proportion elsewhere, and at least 1 px. 0 (unknown size) gives the reference."""
+    if long_side_px <= 0:
+        return float(CROWD_RADIUS_PX)
+    return max(1.0, CROWD_RADIUS_PX * long_side_px / CROWD_REFERENCE_PX)
 
 
 class Booster:
@@ -84,15 +98,28 @@ class Booster:
         self.gain_full = float(gain)
         self.t = float(srgb_to_linear(np.float32(threshold_srgb)))
         self.t_bright = float(srgb_to_linear(np.float32(min(CROWD_BRIGHT_SRGB, threshold_srgb))))
-        self.radius_px = max(CROWD_RADIUS_PX, round(CROWD_RADIUS_PX * long_side_px / CROWD_REFERENCE_PX))
+        self.radius_px = crowd_radius_px(long_side_px)
         self._crowd = None  # share of bright pixels around each pixel of the expanded frame
         self._off = 0
 
     def crowd(self, y, be):
         """Share of bright pixels around each pixel (H x W, the backend's array kind),
         from the luminance ``y``: ``be.bright_share``, each pixel counted by a
-        smoothstep from ``t_bright`` to 1."""
-        return be.bright_share(y, self.t_bright, self.radius_px)
+        smoothstep from ``t_bright`` to 1. A fractional radius r is the box of
+        ``floor(r)`` with the ring out to ``floor(r) + 1`` weighted so that the window's
+        area is (2 r + 1)^2."""
+        r_lo = int(np.floor(self.radius_px))
+        share_lo = be.bright_share(y, self.t_bright, r_lo)
+        a_lo, a_hi, a = (2 * r_lo + 1) ** 2, (2 * r_lo + 3) ** 2, (2 * self.radius_px + 1) ** 2
+        f = (a - a_lo) / (a_hi - a_lo)
+        if f < 1e-3:
+            return share_lo
+        share_hi = be.bright_share(y, self.t_bright, r_lo + 1)
+        # Sums over the two boxes, the ring between them counted with weight f.
+        share_hi *= f * a_hi / a
+        share_lo *= (1.0 - f) * a_lo / a
+        share_hi += share_lo
+        return share_hi
 
     def gain(self, crowd):
         """Per-pixel gain from the share of bright pixels around: ``gain`` for a
