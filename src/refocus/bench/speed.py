@@ -51,23 +51,31 @@ def smooth_disparity(h: int, w: int, seed: int = 0) -> np.ndarray:
     return (d - d.min()) / max(float(d.max() - d.min()), 1e-6)
 
 
-def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, repeats: int) -> dict:
+def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, repeats: int, scene: str = "smooth") -> dict:
     """On the CPU, numpy in and out. On a GPU the inputs and the result stay on the
     device (as in a GPU pipeline, and as BokehMe's GPU timings are taken); the time
-    with host copies in and out is reported beside it."""
+    with host copies in and out is reported beside it.
+
+    ``scene``: ``"smooth"`` (smooth random depth, no depth jump: the summed render
+    alone, refocus.render.zone) or ``"subject"`` (the same with a flat subject in
+    focus, a third of the frame with sharp edges: the over and summed renders blended,
+    as on a photo)."""
     from refocus.render import RenderConfig, render_linear
 
     rng = np.random.default_rng(1)
     img = rng.random((h, w, 3), dtype=np.float32)
     coc = (2 * max_coc * (smooth_disparity(h, w) - 0.5)).astype(np.float32)
+    if scene == "subject":
+        coc[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3] = 0.0
     cfg = RenderConfig(quality=quality, device="cuda" if device == "cuda" else "cpu")
+    label = {"note": "a subject in focus (depth jumps)", "scene": "subject"} if scene == "subject" else {}
     if device != "cuda":
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             render_linear(img, coc, cfg)
             times.append(time.perf_counter() - t0)
-        return {"times_s": times}
+        return {"times_s": times, **label}
     import torch
 
     def timed(fn) -> list[float]:
@@ -86,8 +94,9 @@ def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, rep
     times = timed(lambda: render_linear(img_t, coc_t, cfg))
     peak_mb = torch.cuda.max_memory_allocated() / 2**20
     host = timed(lambda: render_linear(img, coc, cfg))
-    return {"times_s": times, "peak_gpu_mb": peak_mb, "host_copies_s": host,
-            "note": f"tensors on the GPU; {float(np.median(host)):.3f} s with numpy in/out; peak GPU {peak_mb:.0f} MiB"}
+    subject = "a subject in focus (depth jumps); " if scene == "subject" else ""
+    return {"times_s": times, "peak_gpu_mb": peak_mb, "host_copies_s": host, **({"scene": scene} if subject else {}),
+            "note": f"{subject}tensors on the GPU; {float(np.median(host)):.3f} s with numpy in/out; peak GPU {peak_mb:.0f} MiB"}
 
 
 def _child_deblur(h: int, w: int, device: str, repeats: int) -> dict:
@@ -284,6 +293,9 @@ def run_speed(
         for dev in devices:
             for c in max_cocs:
                 jobs.append(("render", dev, c, {"h": h, "w": w, "max_coc": c, "device": dev, "quality": quality, "repeats": repeats}))
+            c = max(max_cocs)  # and a photo's case: depth jumps around a subject
+            jobs.append(("render", dev, c, {"h": h, "w": w, "max_coc": c, "device": dev, "quality": quality, "repeats": repeats,
+                                            "scene": "subject"}))
     if "deblur" in stages:
         for dev in devices:
             jobs.append(("deblur", dev, None, {"h": h, "w": w, "device": dev, "repeats": 1 if dev == "cpu" else repeats}))

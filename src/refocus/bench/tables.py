@@ -334,7 +334,7 @@ def _gibibytes(mib: float | None) -> str:
 def _stage_label(row: dict) -> str:
     stage = row.get("stage")
     if stage == "render":
-        return "renderer"
+        return "renderer, a subject in focus (depth jumps)" if row.get("scene") == "subject" else "renderer"
     if stage == "deblur":
         return "DeblurNet"
     if stage == "depth":
@@ -349,7 +349,7 @@ def _stage_label(row: dict) -> str:
 
 
 def _speed_key(row: dict) -> tuple:
-    return (row.get("stage"), row.get("max_coc_px"), row.get("size"), row.get("size_label"), row.get("draft"))
+    return (row.get("stage"), row.get("max_coc_px"), row.get("size"), row.get("size_label"), row.get("draft"), row.get("scene"))
 
 
 def render_speed(reports: SpeedReport | list[SpeedReport], device: str, command: str) -> str | None:

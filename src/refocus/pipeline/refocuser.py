@@ -256,14 +256,15 @@ class LayeredRenderer:
     linear_light = True
     adds_blur = True
 
-    def __init__(self, threads=None):
+    def __init__(self, threads=None, smooth_sum: bool = True):
         self.threads = threads
+        self.smooth_sum = smooth_sum  # RenderConfig.smooth_sum
 
     def __call__(self, base_linear: np.ndarray, coc_px: np.ndarray, cfg: RefocusConfig) -> np.ndarray:
         from refocus.render import RenderConfig, render_linear
 
         device = {"cpu": "cpu", "cuda": "cuda", "auto": "auto"}.get(cfg.device, "cpu")
-        overrides: dict[str, Any] = {"aperture": cfg.aperture, "quality": cfg.quality, "device": device}
+        overrides: dict[str, Any] = {"aperture": cfg.aperture, "quality": cfg.quality, "device": device, "smooth_sum": self.smooth_sum}
         if cfg.highlight_gain is not None:
             overrides["highlight_gain"] = cfg.highlight_gain
         return render_linear(base_linear, coc_px, RenderConfig(**overrides), threads=self.threads)

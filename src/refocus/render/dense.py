@@ -141,6 +141,29 @@ class DenseLayers:
                 add_(cum_wx[q][:, y0 // q : y1 // q], small[q][1])
         return conv_layer(stack, abs(float(c[i])) / s, front, self.cfg, be, s, (Hp, Wp))
 
+    def layer_sum(self, i: int, front: bool):
+        """Layer i's blurred tent share alone (W_i x, W_i), (4, Hp/s, Wp/s): its step
+        of the summed render away from depth jumps (:mod:`refocus.render.zone`), where
+        nothing hides anything, so there is neither an own share nor a fill."""
+        be, c = self.be, self.centres
+        Hp, Wp = self.Hp, self.Wp
+        s = self.scale[i]
+        if self.sparse is not None and s >= 4:
+            y0, y1 = 0, Hp
+            q, (w, wx) = 4, self.sparse.band_quarter_res_from_half(i, None, self.x_at)
+        else:
+            y0, y1 = self.band_rows(i)
+            kc, tc = self.k[y0:y1], self.t[y0:y1]
+            w = be.where(kc == i, 1.0 - tc, 0.0)
+            if i > 0:
+                w = w + be.where(kc == i - 1, tc, 0.0)
+            w = w[None]
+            q, wx = 1, w * self.x[:, y0:y1]
+        stack = be.zeros((4, Hp // s, Wp // s))
+        stack[:3, y0 // s : y1 // s] = be.splat_down(wx, s // q)
+        stack[3:4, y0 // s : y1 // s] = be.splat_down(w, s // q)
+        return conv_layer(stack, abs(float(c[i])) / s, front, self.cfg, be, s, (Hp, Wp))
+
 
 def conv_layer(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, full_hw: tuple[int, int]):
     """Blur a (4,h,w) layer stack with the aperture kernel (spatially varying for cat's-eye)."""

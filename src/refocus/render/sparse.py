@@ -17,6 +17,11 @@ and the CoC range of the 3 x 3 tiles around it:
 * otherwise the tile's window (tile + kernel halo + one fill block) is gathered
   from the full-resolution frame and processed as a batch.
 
+Beside a summed render (:mod:`refocus.render.zone`) the over render blurs and
+composites only the tiles near depth jumps, where it is shown (the others are still
+pulled for the fill), and the summed render processes only the tiles where the zone
+is below 1, never skipping for opacity: nothing hides anything there.
+
 The push-pull fill is split at blocks of ``BLOCK`` px: its coarse levels run
 densely on block means (of active windows, or known constants: 0, or the block
 mean of ``D(x)``, in skipped tiles), its fine levels inside each window, so the
@@ -74,12 +79,19 @@ class WindowJob:
     dense_in: list | None
     #: (ty, tx) -> bool per tile: whether the own nearer shares apply there.
     own_ok: Callable
+    #: Sum the blurred tent share into ``acc`` (the render away from depth jumps,
+    #: :mod:`refocus.render.zone`): no own share, no fill, no occlusion.
+    additive: bool
     #: (ty, tx) -> [(ramps, ty_k, tx_k)]: the tiles grouped by the ramps they use.
     groups: Callable
     #: () -> the image at level s (D(x)), edge-padded by E.
     level_x: Callable
     #: pulled -> the coarse push-pull fill, edge-padded (see SparseLevels.coarse_fill).
     coarse_fill: Callable
+    #: (ty, tx) -> bool per window: whether its tile is blurred and composited (the
+    #: over render's tiles far from every depth jump are not shown: only their pull
+    #: pyramid feeds the fill), or None for all. A backend may ignore it.
+    composite: Callable | None = None
 
 
 class SparseLevels:
@@ -117,12 +129,45 @@ class SparseLevels:
         self._lock = threading.Lock()
         self._half_src = None
         self._jump4 = None
+        self._zone_min = None
+        self._zone_max = None
         self.x_big = x_big
         self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
         self.tile_sizes = [t for t in (32, 64, 128, 256, 512) if t <= t_max]
         for s in sorted(set(self.scales.values()) | {1}):
             # CoC range per block of BLOCK px at level s
             self.bstats[s] = be.block_minmax(coc_pad, BLOCK * s)
+
+    def set_zone(self, zone_blocks: np.ndarray) -> None:
+        """The over operator's zone per BLOCK x BLOCK px block (full resolution,
+        :func:`refocus.render.zone.occlusion_zone`; covering the padded frame): the
+        summed render processes only the tiles where it is below 1 somewhere."""
+        z = np.ones((self.Hp // BLOCK, self.Wp // BLOCK), np.float32)
+        h, w = min(z.shape[0], zone_blocks.shape[0]), min(z.shape[1], zone_blocks.shape[1])
+        z[:h, :w] = zone_blocks[:h, :w]
+        self._zone_min = z
+        self._zone_max = z.copy()  # the same blocks, kept apart: cached reductions are per array
+
+    @staticmethod
+    def _zone_margin(s: int) -> int:
+        """Blocks beyond a tile at level s whose zone counts for it: the accumulator at
+        level s is upsampled (bilinear) on the way to full resolution, reading up to
+        2 s px beyond its tile, and the zone itself is upsampled from its blocks."""
+        return 1 + -(-2 * s // BLOCK)
+
+    def _tile_needs_sum(self, s: int, T: int) -> np.ndarray:
+        """Per tile of side T at level s: whether the zone is below 1 anywhere within
+        reach of it (the summed render is shown there); everywhere without a zone."""
+        if self._zone_min is None:
+            return np.ones((self.Hp // s // T, self.Wp // s // T), bool)
+        return self._tile_reduce(("zone",), self._zone_min, self._zone_margin(s), T * s // BLOCK, False) < 1.0
+
+    def _tile_shows_over(self, s: int, T: int) -> np.ndarray | None:
+        """Per tile of side T at level s: whether the zone is above 0 anywhere within
+        reach of it (the over render is shown there); None without a zone (everywhere)."""
+        if self._zone_max is None:
+            return None
+        return self._tile_reduce(("zone-max",), self._zone_max, self._zone_margin(s), T * s // BLOCK, True) > 0.0
 
     def ramps(self, i: int, own: bool = False) -> tuple:
         """(has_lo, lo, 1 / (c_i - lo), has_hi, c_i, 1 / (hi - c_i)) in float32: the
@@ -265,7 +310,7 @@ class SparseLevels:
             self.xs_pad[(s, E)] = self.be.pad_edge(x_at(s), E, E, E, E)
         return self.xs_pad[(s, E)]
 
-    def sweep_layer(self, i: int, front: bool, acc, x_at, half) -> None:
+    def sweep_layer(self, i: int, front: bool, acc, x_at, half, additive: bool = False) -> None:
         """Layer i's step of a sweep: composite it into ``acc`` (4, Hp/s, Wp/s).
 
         ``half``: the sweep's half-resolution cumulative weights [W, W x] (layers at
@@ -276,6 +321,12 @@ class SparseLevels:
         """
         be, c = self.be, self.centres
         dense_in = None
+        if additive:
+            if self.scales[i] == 2:  # the tent share at level 2 from its band tiles
+                w2, wx2 = self.band_half_res(i)
+                dense_in = [w2, wx2, w2, wx2]  # (hidden and behind are not read)
+            self.layer(i, front, acc, x_at, dense_in, additive=True)
+            return
         if self.scales[i] == 2 and half is not None:
             w2, wx2 = self.band_half_res(i)
             # V_i = W_i + S_i: the layer's own pixels, their nearer shares included.
@@ -295,7 +346,7 @@ class SparseLevels:
             dense_in = [v2 + hidden, vx2, hidden, behind]
         self.layer(i, front, acc, x_at, dense_in)
 
-    def layer(self, i: int, front: bool, acc, x_at, dense_in=None) -> None:
+    def layer(self, i: int, front: bool, acc, x_at, dense_in=None, additive: bool = False) -> None:
         """Composite layer i into acc (4, Hp/s, Wp/s) in place.
 
         ``dense_in``: optional inputs already at the layer's level, a list of
@@ -311,28 +362,35 @@ class SparseLevels:
         # Small tiles skip more, large ones waste less on window margins: take the
         # size with the least window area to process.
         for T in self.tile_sizes:
-            if j is not None:
+            if additive:  # nothing occludes: only where the summed render is used
+                opaque = np.zeros((self.Hp // s // T, self.Wp // s // T), bool)
+                active = self._tile_needs_sum(s, T)
+            elif j is not None:
                 # The next used layer is opaque where all CoC within its reach is
                 # >= c_j: it (or a nearer one) overwrites or masks layer i there.
                 opaque = self._tile_range(s, self.reach[j], False, T) >= c[j]
             else:
                 opaque = np.zeros((self.Hp // s // T, self.Wp // s // T), bool)
-            active = ~opaque
+            if not additive:
+                active = ~opaque
             if i > 0:  # zero alpha: all CoC within the window's reach is <= c_{i-1}
                 active &= self._tile_range(s, (half + 2) * s, True, T) > c[i - 1]
             cost = int(active.sum()) * (T + 2 * E + 2) ** 2
             if best is None or cost < best[0]:
                 best = (cost, T, opaque, active)
         _, T, opaque, active = best
+        shows = None if additive else self._tile_shows_over(s, T)
         ty, tx = np.nonzero(active)
         if ty.size == 0:
             return
         job = WindowJob(
-            s=s, T=T, E=E, half=half, ty=ty, tx=tx, front=front, tent=self.ramps(i), own=self.ramps(i, True),
+            s=s, T=T, E=E, half=half, ty=ty, tx=tx, front=front, tent=self.ramps(i), own=self.ramps(i, not additive), additive=additive,
             coc_big=self.coc_big, x_big=self.x_big, off=self.off, kern=self.kern[i], dense_in=dense_in,
             own_ok=lambda ty_, tx_: self.own_ok(i, s, T, ty_, tx_),
-            groups=lambda ty_, tx_: self.own_groups(i, True, s, T, ty_, tx_),
+            groups=lambda ty_, tx_: self.own_groups(i, not additive, s, T, ty_, tx_),
             level_x=lambda: self._level_x(s, E, x_at),
             coarse_fill=lambda pulled: self.coarse_fill(s, T, E, active, opaque, x_at, pulled),
+            composite=None if shows is None else (lambda ty_, tx_: shows[ty_, tx_]),
         )
         self.be.layer_windows(job, acc, self.threads)
+

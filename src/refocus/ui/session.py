@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from refocus.pipeline.core import PreparedPhoto, output_info
 from refocus.pipeline.refocuser import default_refocuser, reporting
 
 # The interactive sizes live with the pipeline (the speed benchmark times them too).
-from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS  # noqa: E402
+from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS, preview_refocuser  # noqa: E402
 #: Photos kept prepared at once (each costs ~ 40 bytes per pixel).
 CACHE_SIZE = 4
 #: Largest working copy prepared on upload. 2 MP: twice the preview, so the preview
@@ -151,7 +151,9 @@ def load(
     # DeblurNet runs once here (when installed); renders use it where it helps.
     pipeline.ensure_all_in_focus(full, "auto", cfg.device)
     full.refocuser = plain  # later renders belong to other requests: they report nothing here
-    preview = full.resized(PREVIEW_PIXELS)
+    # The preview and draft composite with over everywhere (speed); the export sums
+    # the layers away from depth jumps (pipeline.speed.preview_refocuser).
+    preview = replace(full.resized(PREVIEW_PIXELS), refocuser=preview_refocuser(plain))
     entry = Prepared(
         full=full, preview=preview, draft=preview.resized(DRAFT_PIXELS), source_path=str(photo_path),
         depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, full_shape=full_shape,

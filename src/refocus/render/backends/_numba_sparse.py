@@ -236,7 +236,7 @@ def _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T):
 
 
 @jit
-def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc, need, use_fill, kern, acc, front):
+def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc, need, use_fill, kern, acc, front, additive):
     """Fill, blur and composite every window into ``acc`` (4, h, w) in place,
     each window's planes recomputed here (see :func:`pull`), only where the kernel
     reads them, so that no window-sized planes go through memory.
@@ -246,7 +246,9 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
     two pull levels and added to the colour where the layer is hidden. Then the
     (colour, alpha) stack is convolved with ``kern`` (scatter semantics, 'valid'
     over the tile plus the kernel's halo) and composited over (``front``: under)
-    the tile of ``acc``."""
+    the tile of ``acc``. ``additive``: the stack is the tent share alone (alpha
+    R_lo - R_hi from the frame, or as given by the level arrays) and is added to
+    ``acc`` (the summed render away from depth jumps)."""
     n = ty.shape[0]
     kh, kw = kern.shape
     hy, hx = kh // 2, kw // 2
@@ -276,6 +278,11 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
     for w in range(n):
         fill = use_fill and need[w]
         _planes(w, mode, coc, x, o, levels, ty, tx, T, E, cy0, cx0, sh, sw, ramps, ALL if fill else STACK, buf)
+        if additive and mode == 0:
+            for a in range(sh):
+                al, hd = buf[3, a], buf[4, a]
+                for b in range(sw):
+                    al[b] -= hd[b]
         if fill:
             p1 = p1_all[w]
             fy, fx = ty[w] * (T // 4), tx[w] * (T // 4)
@@ -295,6 +302,13 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
                         col[b] = col[b] + f * hid[b]
         _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T)
         y0, x0 = ty[w] * T, tx[w] * T
+        if additive:
+            for ch in range(4):
+                for a in range(T):
+                    dst, src = acc[ch, y0 + a, x0 : x0 + T], out[ch, a]
+                    for b in range(T):
+                        dst[b] += src[b]
+            continue
         for a in range(T):
             ar = acc[3, y0 + a, x0 : x0 + T]
             oa = out[3, a]

@@ -259,7 +259,7 @@ class ArrayBackend:
             if job.dense_in is not None:
                 wv = self.windows(dense_pad, Wn, T, ty, tx)
                 part = {"ty": ty, "tx": tx, "alpha": wv[:, 0:1], "colour": wv[:, 1:4]}
-                if has_hi:
+                if has_hi and not job.additive:
                     hid = self.clip(wv[:, 4:5], 0.0, 1.0)
                     part["need"] = np.nonzero(self.window_max(hid[:, :, read, read]) > 1e-4)[0]
                     hidden_max = max(hidden_max, 1.0 if part["need"].size else 0.0)
@@ -282,7 +282,11 @@ class ArrayBackend:
             else:
                 alpha, colour = self.zeros(X[:, :1].shape) + 1.0, X + 0.0
             part = {"ty": ty, "tx": tx, "alpha": alpha}
-            if has_hi:
+            if has_hi and job.additive:  # the tent share alone: W_i = R_i - R_{i+1}
+                r_hi = self._ramp(cw, *job.tent[4:])
+                alpha -= D(r_hi)
+                colour -= D(r_hi * xw)
+            elif has_hi:
                 # O_i (nearer, other surfaces) where the own shares apply, else R_{i+1}.
                 ok = job.own_ok(ty, tx)
                 r_hi = self._ramp(cw, *job.own[4:]) if ok.all() else self._ramp(cw, *job.tent[4:])
@@ -335,7 +339,9 @@ class ArrayBackend:
             blurred = self.conv_valid_win(stack, k)
             a = self.clip(blurred[:, 3:4], 0.0, 1.0)
             tiles = self.get_tiles(acc, T, ty, tx)
-            if job.front:
+            if job.additive:
+                add_(tiles, blurred)
+            elif job.front:
                 t_rest = 1.0 - tiles[:, 3:4]
                 add_(tiles[:, :3], t_rest * blurred[:, :3])
                 add_(tiles[:, 3:4], t_rest * a)

@@ -186,10 +186,16 @@ class NumbaBackend(NumpyBackend):
             return (mode, job.coc_big, job.x_big, job.off - E, levels, tyg[a:b], txg[a:b], T, E, Wn, ramps)
 
         calls = []  # (group, ranges, pulled per range)
+        if job.additive:  # no fill: nothing to pull
+            n_w = Wn // 2
+            for g in groups:
+                ranges = threads.window_ranges(g[1].size)
+                calls.append((g, ranges, [(np.zeros((1, 4, n_w, n_w), np.float32), None, np.zeros(g[1].size, np.bool_))] * len(ranges)))
+            groups = []
         for g in groups:
             ranges = threads.window_ranges(g[1].size)
             calls.append((g, ranges, threads.run_ranges(lambda a, b: jit.pull(*src(g, a, b), E - half, E + T + half), ranges)))
-        use_fill = job.tent[3] and any(bool(need.any()) for _, _, pulled in calls for _, _, need in pulled)
+        use_fill = job.tent[3] and not job.additive and any(bool(need.any()) for _, _, pulled in calls for _, _, need in pulled)
         if use_fill:
             tops = [(p2, g[1][a:b], g[2][a:b]) for g, ranges, pulled in calls for (a, b), (_, p2, _) in zip(ranges, pulled)]
             fc = np.ascontiguousarray(job.coarse_fill(tops))
@@ -197,9 +203,21 @@ class NumbaBackend(NumpyBackend):
             fc = np.zeros((3, 1, 1), np.float32)
         kern = np.ascontiguousarray(job.kern, dtype=np.float32)
         for g, ranges, pulled in calls:
+            if job.composite is not None and not job.additive:
+                # Tiles whose over render is not shown: pulled (for the fill), not blurred.
+                keep = np.asarray(job.composite(g[1], g[2]), bool)
+                if not keep.any():
+                    continue
+                if not keep.all():
+                    idx = np.nonzero(keep)[0]
+                    p1 = np.concatenate([p[0] for p in pulled])[idx]
+                    need = np.concatenate([p[2] for p in pulled])[idx]
+                    g = (g[0], g[1][idx], g[2][idx])
+                    ranges = threads.window_ranges(idx.size)
+                    pulled = [(p1[a:b], None, need[a:b]) for a, b in ranges]
             parts = {r: p for r, p in zip(ranges, pulled)}
             threads.run_ranges(lambda a, b: jit.blur_composite(*src(g, a, b), parts[(a, b)][0], fc, parts[(a, b)][2], use_fill, kern, acc,
-                                                               job.front), ranges)
+                                                               job.front, job.additive), ranges)
 
     # --- per-pixel passes of the pipeline ----------------------------------------
     def residual_coc(self, coc_px, blur_px):
