@@ -59,6 +59,18 @@ class DenseLayers:
             return 0, 0
         return (rows[0] // self.grid) * self.grid, min(self.Hp, -(-(rows[-1] + 1) // self.grid) * self.grid)
 
+    def _tent_band(self, i: int):
+        """Rows (y0, y1) of layer i's band and its tent weight W_i (1, ., Wp) and
+        W_i x (3, ., Wp) there, at full resolution (a frame without tile-sparse layers)."""
+        be = self.be
+        y0, y1 = self.band_rows(i)
+        kc, tc = self.k[y0:y1], self.t[y0:y1]
+        w = be.where(kc == i, 1.0 - tc, 0.0)
+        if i > 0:
+            w = w + be.where(kc == i - 1, tc, 0.0)
+        w = w[None]
+        return y0, y1, w, w * self.x[:, y0:y1]
+
     def layer(self, i: int, front: bool, levels: list[int], cum_w: dict, cum_wx: dict, half):
         """Layer i's blurred (premultiplied colour, alpha) stack (4, Hp/s, Wp/s).
 
@@ -78,13 +90,8 @@ class DenseLayers:
             prev_q, prev = 4, self.sparse.band_quarter_res_from_half(i, half, x_at)
             own = self.sparse.band_quarter_res_from_half(i, None, x_at, own=True) if has_hi else None
         else:
-            y0, y1 = self.band_rows(i)
+            y0, y1, w_i, wx_i = self._tent_band(i)
             kc, tc = self.k[y0:y1], self.t[y0:y1]
-            w_i = be.where(kc == i, 1.0 - tc, 0.0)
-            if i > 0:
-                w_i = w_i + be.where(kc == i - 1, tc, 0.0)
-            w_i = w_i[None]
-            wx_i = w_i * x[:, y0:y1]
             prev_q, prev = 1, (w_i, wx_i)
             own = None
             if has_hi:  # V_i = W_i + S_i; t == 1 only at the top end, on layer i + 1
@@ -152,13 +159,8 @@ class DenseLayers:
             y0, y1 = 0, Hp
             q, (w, wx) = 4, self.sparse.band_quarter_res_from_half(i, None, self.x_at)
         else:
-            y0, y1 = self.band_rows(i)
-            kc, tc = self.k[y0:y1], self.t[y0:y1]
-            w = be.where(kc == i, 1.0 - tc, 0.0)
-            if i > 0:
-                w = w + be.where(kc == i - 1, tc, 0.0)
-            w = w[None]
-            q, wx = 1, w * self.x[:, y0:y1]
+            y0, y1, w, wx = self._tent_band(i)
+            q = 1
         stack = be.zeros((4, Hp // s, Wp // s))
         stack[:3, y0 // s : y1 // s] = be.splat_down(wx, s // q)
         stack[3:4, y0 // s : y1 // s] = be.splat_down(w, s // q)
