@@ -127,8 +127,8 @@ def test_gradio_does_not_decode_uploads_before_our_check():
 # -- user trial D: bad uploads and the messages about them ------------------------------
 
 _REQ = SimpleNamespace(session_hash="tab-limits")
-#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, show depth
-_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, False)
+#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show depth
+_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, False)
 
 
 def _fn(app, name):

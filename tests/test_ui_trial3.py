@@ -21,8 +21,8 @@ from PIL import Image
 from refocus.ui import session
 
 _REQ = SimpleNamespace(session_hash="trial3-tab")
-#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, show depth
-_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, False)
+#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show depth
+_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, False)
 
 
 @pytest.fixture()

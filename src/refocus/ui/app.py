@@ -213,7 +213,8 @@ APERTURE_CONTROLS = {"disc": (), "blades": ("blades", "rotation", "curvature"), 
 STRENGTH_MAX = 80
 
 
-def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, mask_path=None, device: str = "auto"):
+def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, mask_path=None,
+            deblur: bool = True, device: str = "auto"):
     from refocus.aperture import ApertureConfig, load_aperture_image
     from refocus.pipeline.config import RefocusConfig
 
@@ -234,7 +235,8 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
         kw["own_lens"] = True
     else:
         kw["strength"] = float(strength)
-    return RefocusConfig.build(aperture=ap, device=device, focus_band=float(band or 0.0), **kw)
+    # Unticked: the photo itself is blurred (the CLI's --no-deblur), never DeblurNet's output.
+    return RefocusConfig.build(aperture=ap, device=device, focus_band=float(band or 0.0), deblur="auto" if deblur else "never", **kw)
 
 
 def build_app(device: str = "auto"):
@@ -429,9 +431,9 @@ def build_app(device: str = "auto"):
 
     # Gradio finds the event data by the annotation of a positional parameter, so
     # the settings are spelled out here.
-    def on_click(request: gr.Request, key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show,
-                 evt: gr.SelectData):
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, show)
+    def on_click(request: gr.Request, key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur,
+                 show, evt: gr.SelectData):
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show)
         if key is None:
             # A click needs a photo on the panel: this one is still loading or failed to
             # load. Said as a pop-up; the panels and the status (its error) stay.
@@ -505,11 +507,11 @@ def build_app(device: str = "auto"):
 
     # Progress is found by a positional parameter's default: the settings are spelled out.
     def on_export(request: gr.Request, key, focus, fmt, engine, blur_mode, strength, f_number, aperture, blades, rotation, curvature,
-                  custom, band, mask, show, progress=gr.Progress()):
+                  custom, band, mask, deblur, show, progress=gr.Progress()):
         if key is None:
             raise gr.Error(NOT_READY, print_exception=False)
         focus = session.view_focus(_client(request), key, focus)
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask)
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur)
         why = session.genfocus_unusable() if engine == "genfocus" else None
         if why is not None:  # the radio is disabled then; a request may still ask
             raise gr.Error(f"the generative engine (genfocus) {why}: export with the physical engine", print_exception=False)
@@ -564,6 +566,10 @@ def build_app(device: str = "auto"):
                     label="Focus mask (optional: white or opaque = the subject; replaces clicks until removed)",
                     image_mode=None, sources=["upload"], height=120, elem_id="focus-mask",
                 )
+                deblur = gr.Checkbox(
+                    True, label="Deblur first (DeblurNet, where the photo is more blurred than asked)", elem_id="deblur",
+                    info="untick to blur the photo as it is (the command line's --no-deblur)",
+                )
             with gr.Column(scale=2):
                 result = gr.ImageSlider(label="Before / after (preview)", elem_id="result", interactive=False)
                 status = gr.Markdown("upload a photo, then click on it to set the focus", elem_id="status")
@@ -587,7 +593,7 @@ def build_app(device: str = "auto"):
                     export_btn = gr.Button("Export full resolution", elem_id="export")
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
-        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, show_depth]
+        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, deblur, show_depth]
         loaded = [key, focus, source, photo, result, depth_view, coc_view, status, export_file]
         # With the blur controls, which a new photo's load sets to its defaults (also a
         # depth map's load that replaces a new photo's own, see on_depth).
