@@ -250,3 +250,32 @@ def test_renders_on_crops_match_the_whole_frame(monkeypatch, layout):
     err = np.abs(cropped - whole).max(axis=2)
     print(layout, err.mean(), err.max(), np.percentile(err, 99.9))
     assert err.mean() < 2e-4 and err.max() < 1 / 255
+
+
+@pytest.mark.parametrize("case", ["layers-beyond-the-crop", "cats-eye"])
+def test_crops_match_the_whole_frame_where_the_over_render_is_shown(monkeypatch, case):
+    """Review of 2026-12-07: a crop's over render dropped the layers it has no pixel
+    of, whose hidden-area fill still reaches it (a light beside a subject on a ramp:
+    3.42 against 2.67 in the whole frame); and a cat's-eye kernel, which depends on the
+    position in the frame, was taken from the crop's own frame (0.16 off)."""
+    import refocus.render.layered as layered
+    from refocus.aperture import ApertureConfig
+
+    rng = np.random.default_rng(0)
+    h = w = 400
+    img = (rng.random((h, w, 3)) * 0.6).astype(np.float32)
+    yy = np.mgrid[:h, :w][0].astype(np.float32)
+    if case == "layers-beyond-the-crop":
+        coc = (20.0 * (2 * yy / (h - 1) - 1)).astype(np.float32)  # a ramp, -20 .. 20 px
+        coc[188:212, 188:212] = 20.0  # a subject
+        img[200, 180] = 6.0  # a light beside it, in focus
+        cfg = RenderConfig(highlight_gain=0.0)
+    else:
+        coc = np.full((h, w), -8.0, np.float32)
+        coc[60:100, 60:100] = 0.0
+        img[70, 115] = 40.0
+        cfg = RenderConfig(highlight_gain=0.0, aperture=ApertureConfig(cats_eye=1.0))
+    cropped = render_linear(img, coc, cfg)
+    monkeypatch.setattr(layered, "_crops", lambda *a: None)
+    whole = render_linear(img, coc, cfg)
+    assert np.abs(cropped - whole).max() < 1e-4

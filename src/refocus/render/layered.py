@@ -95,7 +95,7 @@ from refocus.render.zone import occlusion_zone
 
 
 def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads: RenderThreads | None = None,
-                  zone: str = "auto", centres: np.ndarray | None = None):
+                  zone: str = "auto", centres: np.ndarray | None = None, used: np.ndarray | None = None):
     """Render the lens photo from a linear all-in-focus image and a signed CoC map.
 
     Parameters
@@ -118,9 +118,11 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
         ``"auto"``: composite with *over* near depth jumps and sum the layers
         elsewhere (:mod:`refocus.render.zone`; with ``cfg.smooth_sum``); ``"over"`` or
         ``"sum"``: one of them everywhere (the renders of crops, below).
-    centres:
-        The layers' CoC centres, when a crop is rendered with its frame's layers
-        (by default from this CoC map's range, :func:`refocus.render.plan.layer_centres`).
+    centres, used:
+        The layers' CoC centres and which of them the frame uses, when a crop is
+        rendered with its frame's layers (by default from this CoC map,
+        :func:`refocus.render.plan.layer_centres` and ``used_layers``): a layer the
+        crop has no pixel of still extends its hidden-area fill over it.
 
     Returns
     -------
@@ -140,7 +142,8 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     if centres is None:
         centres = layer_centres(*be.minmax(coc), min_step, rel_step)
     coc = moment_matched(coc, centres, be)
-    used, band_px = used_layers(coc, centres, be, threads)
+    used_here, band_px = used_layers(coc, centres, be, threads)
+    used = used_here if used is None else (used | used_here)
     order = np.nonzero(used)[0]
     scale = {int(i): layer_scale(abs(float(centres[i])), r0) for i in order}
     # Layers at the finest levels are rendered tile-sparse (see refocus.render.sparse);
@@ -259,7 +262,8 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     plain = cfg.model_copy(update={"highlight_gain": 0.0})  # x is boosted already
 
     def rendered(additive: bool, shown: np.ndarray, base):
-        crops = _crops(shown, H, W, max_coc)
+        # A cat's-eye kernel depends on the position in the frame: no crops then.
+        crops = None if cfg.aperture.cats_eye > 0 else _crops(shown, H, W, max_coc)
         if crops is None:
             if additive:
                 return be.image_out(_sum(*both_sweeps(True)), None, H, W, _NO_BOOST, threads)
@@ -267,7 +271,7 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
         out = base + 0.0
         for y0, y1, x0, x1 in crops:
             out[y0:y1, x0:x1] = render_layers(be.output_hwc(x[:, y0:y1, x0:x1]), coc_px[y0:y1, x0:x1], plain, be, threads,
-                                              zone="sum" if additive else "over", centres=centres)
+                                              zone="sum" if additive else "over", centres=centres, used=used)
         return out
 
     out_sum = rendered(True, zone_blocks < 1.0, _zeros_hwc(be, H, W))
