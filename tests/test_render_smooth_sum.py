@@ -279,3 +279,24 @@ def test_crops_match_the_whole_frame_where_the_over_render_is_shown(monkeypatch,
     monkeypatch.setattr(layered, "_crops", lambda *a: None)
     whole = render_linear(img, coc, cfg)
     assert np.abs(cropped - whole).max() < 1e-4
+
+
+def test_the_dense_path_renders_whole_frames():
+    """The dense path (torch, a GPU) takes no crops: its push-pull fill is frame-wide,
+    and an over render of a crop differed from the whole frame's by 0.004 where shown."""
+    pytest.importorskip("torch")
+    import refocus.render.layered as layered
+    from refocus.render.backends import TorchBackend
+
+    calls = []
+    real = layered._crops
+    layered._crops = lambda *a: calls.append(1) or real(*a)
+    try:
+        rng = np.random.default_rng(5)
+        coc = _plate_on_ramp(plate_coc=6.0)
+        img = rng.random(coc.shape + (3,)).astype(np.float32)
+        be = TorchBackend("cpu")
+        be.to_numpy(layered.render_layers(img, coc, RenderConfig(highlight_gain=0.0), be))
+    finally:
+        layered._crops = real
+    assert not calls

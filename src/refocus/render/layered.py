@@ -262,8 +262,9 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     plain = cfg.model_copy(update={"highlight_gain": 0.0})  # x is boosted already
 
     def rendered(additive: bool, shown: np.ndarray, base):
-        # A cat's-eye kernel depends on the position in the frame: no crops then.
-        crops = None if cfg.aperture.cats_eye > 0 else _crops(shown, H, W, max_coc)
+        # A cat's-eye kernel depends on the position in the frame, and the dense path's
+        # push-pull fill sees a crop's edges (0.004 off on torch): no crops for either.
+        crops = None if cfg.aperture.cats_eye > 0 or not be.tile_sparse else _crops(shown, H, W, max_coc)
         if crops is None:
             if additive:
                 return be.image_out(_sum(*both_sweeps(True)), None, H, W, _NO_BOOST, threads)
