@@ -158,18 +158,25 @@ def test_a_depth_map_in_millimetres_is_flagged_and_metres_give_their_range(tmp_p
     assert any("taken to be in metres (1 .. 5 m)" in n for n in notes), notes
 
 
-def test_refocus_depth_reports_metric_disparity_in_metres(tmp_path, capsys):
-    """`refocus info` gives an iPhone's depth in metres and --focus-value takes
-    metres, but `refocus depth` reported the same map in 1/m only."""
+def _depth_of_metric_disparity(tmp_path, capsys, out_name: str) -> str:
+    """`refocus depth p.png -d disp.npy -o OUT` on a metric disparity map (1-5 m):
+    its stderr on one line, after checking that it succeeded."""
     from refocus.cli import main
     from refocus.io.depthfile import write_depth_file
 
     write_image(tmp_path / "p.png", _textured(12, 18))
     write_depth_file(tmp_path / "disp.npy", 1.0 / _planes_m(12, 18), "disparity", metric=True)
     with pytest.raises(SystemExit) as exc:
-        main(["depth", str(tmp_path / "p.png"), "-d", str(tmp_path / "disp.npy"), "-o", str(tmp_path / "out.npy")])
+        main(["depth", str(tmp_path / "p.png"), "-d", str(tmp_path / "disp.npy"), "-o", str(tmp_path / out_name)])
     err = " ".join(capsys.readouterr().err.split())
     assert exc.value.code in (0, None), err
+    return err
+
+
+def test_refocus_depth_reports_metric_disparity_in_metres(tmp_path, capsys):
+    """`refocus info` gives an iPhone's depth in metres and --focus-value takes
+    metres, but `refocus depth` reported the same map in 1/m only."""
+    err = _depth_of_metric_disparity(tmp_path, capsys, "out.npy")
     assert "distances 1 m .. 5 m" in err and "0.2 .. 1 1/m" in err, err
 
 
@@ -196,15 +203,7 @@ def test_refocus_depth_to_pfm_says_when_metric_disparity_loses_its_metres(tmp_pa
     """An iPhone's metric disparity written with `refocus depth -o d.pfm` came back
     through --depth as relative disparity (metres refused) without a word; PFM of a
     distance map already had its note."""
-    from refocus.cli import main
-    from refocus.io.depthfile import write_depth_file
-
-    write_image(tmp_path / "p.png", _textured(12, 18))
-    write_depth_file(tmp_path / "disp.npy", 1.0 / _planes_m(12, 18), "disparity", metric=True)
-    with pytest.raises(SystemExit) as exc:
-        main(["depth", str(tmp_path / "p.png"), "-d", str(tmp_path / "disp.npy"), "-o", str(tmp_path / "d.pfm")])
-    err = " ".join(capsys.readouterr().err.split())
-    assert exc.value.code in (0, None), err
+    err = _depth_of_metric_disparity(tmp_path, capsys, "d.pfm")
     assert "PFM cannot record" in err and "no distances in metres" in err, err
 
 

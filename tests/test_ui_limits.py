@@ -15,14 +15,12 @@ from refocus.io import read_image
 from refocus.pipeline import RefocusConfig
 from refocus.ui import session as s
 from test_limits import bomb_png
+from test_ui_session import _ui_files
 
 
 @pytest.fixture()
 def files(tmp_path):
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(tmp_path / "p.png")
-    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 80, dtype=np.float32), (60, 1)))
-    return str(tmp_path / "p.png"), str(tmp_path / "d.npy")
+    return _ui_files(tmp_path, "p.png")
 
 
 @pytest.fixture(autouse=True)

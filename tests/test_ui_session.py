@@ -17,14 +17,20 @@ from refocus.pipeline import RefocusConfig
 from refocus.ui import session
 
 
+def _ui_files(tmp_path, name: str = "p.jpg", **save) -> tuple[str, str]:
+    """The UI tests' photo (80 x 60 noise, saved as ``name`` with Pillow's ``save``
+    options) and its disparity (a left-to-right ramp, ``d.npy``)."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(tmp_path / name, **save)
+    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 80, dtype=np.float32), (60, 1)))
+    return str(tmp_path / name), str(tmp_path / "d.npy")
+
+
 @pytest.fixture()
 def files(tmp_path):
-    rng = np.random.default_rng(0)
     exif = Image.Exif()
     exif[0x010F] = "TestMake"
-    Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(tmp_path / "p.jpg", exif=exif.tobytes())
-    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 80, dtype=np.float32), (60, 1)))
-    return str(tmp_path / "p.jpg"), str(tmp_path / "d.npy")
+    return _ui_files(tmp_path, exif=exif.tobytes())
 
 
 def test_prepared_once_and_preview_limited(files, monkeypatch):

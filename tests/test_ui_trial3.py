@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from refocus.ui import session
+from test_ui_session import _ui_files
 
 _REQ = SimpleNamespace(session_hash="trial3-tab")
 #: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show depth
@@ -27,10 +28,7 @@ _SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, False)
 
 @pytest.fixture()
 def files(tmp_path):
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(tmp_path / "p.jpg")
-    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 80, dtype=np.float32), (60, 1)))
-    return str(tmp_path / "p.jpg"), str(tmp_path / "d.npy")
+    return _ui_files(tmp_path)
 
 
 @pytest.fixture(scope="module")
