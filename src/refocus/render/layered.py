@@ -261,7 +261,7 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     max_coc = max(abs(float(centres[0])), abs(float(centres[-1])))
     plain = cfg.model_copy(update={"highlight_gain": 0.0})  # x is boosted already
 
-    def rendered(additive: bool, shown: np.ndarray, base):
+    def rendered(additive: bool, shown: np.ndarray, base=None):
         # A cat's-eye kernel depends on the position in the frame, and the dense path's
         # push-pull fill sees a crop's edges (0.004 off on torch): no crops for either.
         crops = None if cfg.aperture.cats_eye > 0 or not be.tile_sparse else _crops(shown, H, W, max_coc)
@@ -269,13 +269,13 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
             if additive:
                 return be.image_out(_sum(*both_sweeps(True)), None, H, W, _NO_BOOST, threads)
             return be.image_out(*both_sweeps(False), H, W, _NO_BOOST, threads)
-        out = base + 0.0
+        out = be.output_hwc(be.zeros((3, H, W))) if base is None else base + 0.0
         for y0, y1, x0, x1 in crops:
             out[y0:y1, x0:x1] = render_layers(be.output_hwc(x[:, y0:y1, x0:x1]), coc_px[y0:y1, x0:x1], plain, be, threads,
                                               zone="sum" if additive else "over", centres=centres, used=used)
         return out
 
-    out_sum = rendered(True, zone_blocks < 1.0, _zeros_hwc(be, H, W))
+    out_sum = rendered(True, zone_blocks < 1.0)
     out = rendered(False, zone_blocks > 0.0, out_sum)
     # out = sum + zone * (over - sum), channels last, at full resolution.
     hb, wb = zone_blocks.shape
@@ -286,23 +286,13 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     return booster.compress(out, be, channel_axis=-1)
 
 
-class _NoBoost:
-    """A booster whose compress is the identity: the two renders are blended first."""
-
-    @staticmethod
-    def compress(x, be, channel_axis: int = 0, y=None):
-        return x
-
-
-_NO_BOOST = _NoBoost()
+#: A booster that is off (its compress is the identity): the two renders are blended
+#: before the frame's booster compresses the result.
+_NO_BOOST = Booster(1.0, 0.0)
 
 
 #: Crops start and end on multiples of this (px): see _crops.
 _CROP_GRID = 64
-
-
-def _zeros_hwc(be, H: int, W: int):
-    return be.output_hwc(be.zeros((3, H, W)))
 
 
 def _crops(shown: np.ndarray, H: int, W: int, max_coc_px: float) -> list[tuple[int, int, int, int]] | None:

@@ -129,8 +129,7 @@ class SparseLevels:
         self._lock = threading.Lock()
         self._half_src = None
         self._jump4 = None
-        self._zone_min = None
-        self._zone_max = None
+        self._zone = None
         self.x_big = x_big
         self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
         self.tile_sizes = [t for t in (32, 64, 128, 256, 512) if t <= t_max]
@@ -145,8 +144,7 @@ class SparseLevels:
         z = np.ones((self.Hp // BLOCK, self.Wp // BLOCK), np.float32)
         h, w = min(z.shape[0], zone_blocks.shape[0]), min(z.shape[1], zone_blocks.shape[1])
         z[:h, :w] = zone_blocks[:h, :w]
-        self._zone_min = z
-        self._zone_max = z.copy()  # the same blocks, kept apart: cached reductions are per array
+        self._zone = z
 
     @staticmethod
     def _zone_margin(s: int) -> int:
@@ -158,16 +156,16 @@ class SparseLevels:
     def _tile_needs_sum(self, s: int, T: int) -> np.ndarray:
         """Per tile of side T at level s: whether the zone is below 1 anywhere within
         reach of it (the summed render is shown there); everywhere without a zone."""
-        if self._zone_min is None:
+        if self._zone is None:
             return np.ones((self.Hp // s // T, self.Wp // s // T), bool)
-        return self._tile_reduce(("zone",), self._zone_min, self._zone_margin(s), T * s // BLOCK, False) < 1.0
+        return self._tile_reduce(("zone",), self._zone, self._zone_margin(s), T * s // BLOCK, False) < 1.0
 
     def _tile_shows_over(self, s: int, T: int) -> np.ndarray | None:
         """Per tile of side T at level s: whether the zone is above 0 anywhere within
         reach of it (the over render is shown there); None without a zone (everywhere)."""
-        if self._zone_max is None:
+        if self._zone is None:
             return None
-        return self._tile_reduce(("zone-max",), self._zone_max, self._zone_margin(s), T * s // BLOCK, True) > 0.0
+        return self._tile_reduce(("zone-max",), self._zone, self._zone_margin(s), T * s // BLOCK, True) > 0.0
 
     def ramps(self, i: int, own: bool = False) -> tuple:
         """(has_lo, lo, 1 / (c_i - lo), has_hi, c_i, 1 / (hi - c_i)) in float32: the

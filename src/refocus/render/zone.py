@@ -55,37 +55,6 @@ def jump_blocks(coc: np.ndarray) -> np.ndarray:
     return block_reduce(step, BLOCK, np.maximum).astype(bool)
 
 
-def _by_reach(reach_px: np.ndarray, sel_all: np.ndarray, fn) -> None:
-    """Call ``fn(sel, level_px, f)`` for the blocks of ``sel_all`` grouped by their reach,
-    rounded up to steps of sqrt(2) from 8 px (``sel``: the group's blocks), with a
-    coarsening factor ``f`` for the group's block grid (a 64 px reach needs no 4 px
-    precision)."""
-    if not sel_all.any():
-        return
-    top = float(reach_px[sel_all].max())
-    lo, level = 0.0, 8.0
-    while lo < top:
-        sel = sel_all & (reach_px > lo) & (reach_px <= level)
-        if sel.any():
-            fn(sel, level, int(max(1, min(16, level // (8 * BLOCK)))))
-        lo, level = level, level * 2.0**0.5
-
-
-def _coarse(a: np.ndarray, f: int, op, fill) -> np.ndarray:
-    """``a`` reduced over f x f blocks with ``op`` (np.maximum, np.minimum), padded with
-    ``fill`` to whole blocks."""
-    if f == 1:
-        return a
-    hb, wb = -(-a.shape[0] // f) * f, -(-a.shape[1] // f) * f
-    padded = np.full((hb, wb), fill, a.dtype)
-    padded[: a.shape[0], : a.shape[1]] = a
-    return block_reduce(padded, f, op)
-
-
-def _fine(a: np.ndarray, f: int, shape) -> np.ndarray:
-    return np.repeat(np.repeat(a, f, axis=0), f, axis=1)[: shape[0], : shape[1]] if f > 1 else a
-
-
 def occlusion_zone(coc: np.ndarray, lo_blocks: np.ndarray, hi_blocks: np.ndarray) -> np.ndarray:
     """The zone (float32 in [0, 1] per ``BLOCK`` x ``BLOCK`` block) where the over
     operator applies: 1 near depth jumps, 0 where light comes from one surface only.
@@ -95,22 +64,33 @@ def occlusion_zone(coc: np.ndarray, lo_blocks: np.ndarray, hi_blocks: np.ndarray
     """
     from scipy import ndimage
 
-    abs_max_blocks = np.maximum(np.abs(lo_blocks), np.abs(hi_blocks))
     jumps = jump_blocks(coc)
     zone = np.zeros(jumps.shape, np.float32)
     if not jumps.any():
         return zone
+    abs_max_blocks = np.maximum(np.abs(lo_blocks), np.abs(hi_blocks))
     near = ndimage.maximum_filter(abs_max_blocks, size=3, mode="nearest")
     reach_px = ZONE_SCALE * near + ZONE_MARGIN_PX
-
-    # One distance transform per group of jumps of similar reach, on blocks coarsened
-    # with it; distances are shortened by a coarse block to stay conservative.
-    def around(sel, level, f):
-        coarse = _coarse(sel.astype(np.uint8), f, np.maximum, 0)
-        dist_px = ndimage.distance_transform_edt(coarse == 0) * (f * BLOCK) - f * BLOCK
-        ramp_px = 0.25 * level + ZONE_MARGIN_PX
-        z = np.clip((level + ramp_px - dist_px) / ramp_px, 0.0, 1.0).astype(np.float32)
-        np.maximum(zone, _fine(z, f, zone.shape), out=zone)
-
-    _by_reach(reach_px, jumps, around)
+    # Jumps grouped by their reach, rounded up to steps of sqrt(2) from 8 px: one
+    # distance transform per group, on blocks coarsened by f with the reach (a 64 px
+    # reach needs no 4 px precision); distances are shortened by a coarse block to
+    # stay conservative.
+    top = float(reach_px[jumps].max())
+    lo, level = 0.0, 8.0
+    while lo < top:
+        sel = jumps & (reach_px > lo) & (reach_px <= level)
+        if sel.any():
+            f = int(max(1, min(16, level // (8 * BLOCK))))
+            hb, wb = -(-sel.shape[0] // f) * f, -(-sel.shape[1] // f) * f
+            coarse = np.zeros((hb, wb), np.uint8)
+            coarse[: sel.shape[0], : sel.shape[1]] = sel
+            if f > 1:
+                coarse = block_reduce(coarse, f, np.maximum)
+            dist_px = ndimage.distance_transform_edt(coarse == 0) * (f * BLOCK) - f * BLOCK
+            ramp_px = 0.25 * level + ZONE_MARGIN_PX
+            z = np.clip((level + ramp_px - dist_px) / ramp_px, 0.0, 1.0).astype(np.float32)
+            if f > 1:
+                z = np.repeat(np.repeat(z, f, axis=0), f, axis=1)
+            np.maximum(zone, z[: zone.shape[0], : zone.shape[1]], out=zone)
+        lo, level = level, level * 2.0**0.5
     return zone
