@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from refocus.cli import _genfocus as G
+from refocus.cli.cmd_refocus import QualityOpt
 from refocus.errors import RefocusError
 
 
@@ -40,7 +41,7 @@ def render_cmd(
     highlight_threshold: float = typer.Option(0.92, "--highlight-threshold", help="sRGB luminance treated as clipped, 0..1."),
     highlight_gain: float = typer.Option(2.0, "--highlight-gain", help="Extra brightness of small clipped highlights, the light sources (0 = off)."),
     cats_eye: float = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1."),
-    quality: str = typer.Option("balanced", "--quality", help="fast, balanced or high."),
+    quality: str = QualityOpt,
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Use disparity values as they are (no min-max scaling)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (16: PNG/TIFF only; default: as the input)."),
     device: Optional[str] = G.GenfocusDeviceOpt,
