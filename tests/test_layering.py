@@ -19,6 +19,7 @@ PKG = Path(refocus.__file__).parent
 #: Rank of each top-level part of the package; equal ranks may import each other.
 STAGES = {
     "errors": 0,  # the one error type, raised by every stage
+    "notes": 0,  # warnings collected as notes per thread, by every stage
     "io": 1,
     "aperture": 2,
     "camera": 2,

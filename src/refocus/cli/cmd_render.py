@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +11,7 @@ import typer
 from refocus.cli import _genfocus as G
 from refocus.cli.cmd_refocus import QualityOpt
 from refocus.errors import RefocusError
+from refocus.notes import collect_warnings
 
 
 def parse_xy(text: str) -> tuple[float, float]:
@@ -110,8 +110,7 @@ def render_cmd(
         _render_generative(console, rgb, info, disp, strength, focus, focus_value, output, bit_depth, gen, aperture, t0)
         return
     # A 48 MP render takes most of a minute on 2 cores: say that it runs.
-    with warnings.catch_warnings(record=True) as caught, console.status("rendering the new focus..."):
-        warnings.simplefilter("always")
+    with collect_warnings() as caught, console.status("rendering the new focus..."):
         out, coc = render_bokeh(
             rgb,
             disp,

@@ -561,14 +561,13 @@ def tiff_exif(path: str | os.PathLike) -> Image.Exif | None:
     Pillow's ``getexif()`` needs Pillow to open the image, which it cannot for a 16-bit
     grey + alpha, a planar or a float colour TIFF: their EXIF was lost in every output
     and ``refocus info`` showed no camera. Nothing is decoded here."""
-    import warnings
+    from refocus.notes import ignoring_warnings
 
     try:
         # Pillow's "Truncated File Read" for a sub-IFD pointer that leads nowhere (the
         # Interop pointer refocus's TIFFs carried until _tiff_exif dropped it): the
         # tags that can be read are the bonus here, the pixels are read apart.
-        with open(path, "rb") as f, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # only Pillow's own
+        with open(path, "rb") as f, ignoring_warnings(UserWarning, "PIL"):  # only Pillow's own
             e = Image.Exif()
             e.load_from_fp(f)
             if not len(e):

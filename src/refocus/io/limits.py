@@ -91,13 +91,12 @@ def pillow_open(source, what: str, limit: int | None = None):
 
     limit = max_pixels() if limit is None else limit
     sync_pillow_guard(limit)
-    import warnings
+    from refocus.notes import ignoring_warnings
 
     try:
-        with warnings.catch_warnings():
-            # Between our budget and twice it Pillow warns ("possible decompression bomb
-            # DOS attack") before check_pixels below refuses the file in its own line.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Between our budget and twice it Pillow warns ("possible decompression bomb
+        # DOS attack") before check_pixels below refuses the file in its own line.
+        with ignoring_warnings(Image.DecompressionBombWarning):
             img = Image.open(source)
     except Image.DecompressionBombError as exc:
         m = _BOMB.search(str(exc))

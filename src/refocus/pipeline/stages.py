@@ -7,12 +7,12 @@ never an ImportError.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from refocus.errors import RefocusError
+from refocus.notes import collect_warnings
 from refocus.io import ImageInfo, read_image
 from refocus.pipeline.config import RefocusConfig
 
@@ -170,8 +170,7 @@ def load_disparity(
     from refocus.depth.prepare import prepare_disparity
 
     own_blur_px = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with collect_warnings() as caught:
         try:
             from refocus.depth import get_depth
         except ImportError:
