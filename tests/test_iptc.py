@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 from PIL import Image, IptcImagePlugin
 
 from refocus.io import read_image, write_image
@@ -45,8 +46,6 @@ def test_a_jpeg_result_keeps_the_iptc_record_and_not_the_other_resources(tmp_pat
 
 
 def test_refocus_cli_keeps_iptc(tmp_path):
-    import pytest
-
     from refocus.cli import main
 
     src = tmp_path / "photo.jpg"
@@ -57,3 +56,43 @@ def test_refocus_cli_keeps_iptc(tmp_path):
     assert exc.value.code in (0, None)
     with Image.open(tmp_path / "out.jpg") as out:
         assert IptcImagePlugin.getiptcinfo(out)[(2, 116)] == b"(c) 2026 Someone"
+
+
+def _iptc_of_tiff(path) -> bytes | None:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        tags = tf.pages[0].tags
+        return bytes(tags[33723].value) if 33723 in tags else None
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_tiff_result_keeps_a_jpeg_photos_iptc(tmp_path, bits):
+    """A JPEG's IPTC was written into JPEG results only; a TIFF result dropped it."""
+    src = tmp_path / "photo.jpg"
+    iptc = _photo_with_iptc(src)
+    img, info = read_image(src)
+    write_image(tmp_path / "out.tif", img * 0.9, info, bit_depth=bits)
+    assert _iptc_of_tiff(tmp_path / "out.tif") == iptc
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_a_tiff_photos_iptc_reaches_a_jpeg_result(tmp_path, dtype):
+    """A TIFF's IPTC (tag 33723) was read only as part of its own directory, so a TIFF
+    result kept it and a JPEG result dropped it."""
+    import tifffile
+
+    iptc = _dataset(2, 120, b"A caption") + _dataset(2, 116, b"(c) 2026 Someone")
+    iptc += b"\0" * (-len(iptc) % 4)
+    rng = np.random.default_rng(1)
+    arr = (rng.random((40, 56, 3)) * (255 if dtype == "uint8" else 65535)).astype(dtype)
+    src = tmp_path / "photo.tif"
+    tifffile.imwrite(src, arr, photometric="rgb", extratags=[(33723, 7, len(iptc), iptc, True)])
+    img, info = read_image(src)
+    assert info.iptc == iptc
+    write_image(tmp_path / "out.jpg", img, info)
+    with Image.open(tmp_path / "out.jpg") as out:
+        assert IptcImagePlugin.getiptcinfo(out)[(2, 116)] == b"(c) 2026 Someone"
+    write_image(tmp_path / "out.tif", img, info)
+    assert _iptc_of_tiff(tmp_path / "out.tif") == iptc
+

@@ -53,7 +53,7 @@ class ImageInfo:
     #: The photo's XMP packet (captions, rights, keywords, ratings...), as stored.
     xmp: bytes | None = None
     #: The photo's IPTC-IIM record (captions, credit, copyright, keywords), as a JPEG's
-    #: Photoshop segment stores it (resource 0x0404).
+    #: Photoshop segment (resource 0x0404) or a TIFF's tag 33723 stores it.
     iptc: bytes | None = None
 
     @property
@@ -481,7 +481,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
     # TIFF lost its EXIF and ICC in every output, and was not turned upright:
     # orientation and profile come from those tags, the EXIF from the file's directory
     # (tiff_exif: Pillow cannot open a 16-bit grey + alpha or a float colour TIFF).
-    icc, orientation, premultiplied, xmp = None, 1, False, None
+    icc, orientation, premultiplied, xmp, iptc = None, 1, False, None, None
     try:
         with tifffile.TiffFile(path) as tf:
             arr = tf.asarray()
@@ -496,6 +496,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
                 icc = bytes(tags[34675].value) if 34675 in tags else None
                 premultiplied = int((page.extrasamples or (0,))[0]) == 1  # associated alpha
                 xmp = bytes(tags[_XMP_TAG].value) if _XMP_TAG in tags else None
+                iptc = bytes(tags[_TIFF_IPTC_TAG].value) if _TIFF_IPTC_TAG in tags else None  # tifffile reads it as bytes
             except Exception:
                 pass  # metadata is a bonus here; the pixels were read
     except Exception:
@@ -537,7 +538,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
     x = apply_orientation(np.nan_to_num(x, nan=0.0, copy=False), orientation)
     if alpha is not None:
         alpha = apply_orientation(np.nan_to_num(alpha, nan=0.0, copy=False), orientation)
-    info = ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode, exif=exif, icc_profile=icc, xmp=xmp or None)
+    info = ImageInfo(path=path, bit_depth=bits, alpha=alpha, mode=mode, exif=exif, icc_profile=icc, xmp=xmp or None, iptc=iptc or None)
     return np.ascontiguousarray(x, dtype=np.float32), info
 
 
@@ -860,7 +861,7 @@ def image_writer(
         # a cut-out, rather than the colour hidden under its transparent pixels.
         arr = _quantize(image, alpha, grayscale, 65535 if bits16 else 255, keep_alpha=suffix != ".jpg" and suffix != ".jpeg")
         if suffix in (".tif", ".tiff"):
-            _write_tiff(tmp, arr, exif, icc, xmp)
+            _write_tiff(tmp, arr, exif, icc, xmp, info.iptc if info is not None else None)
             return
         if suffix == ".png" and bits16:
             _write_png16(tmp, arr, None, exif=_exif_for_output(exif) if exif else None, icc=icc, xmp=xmp)
@@ -995,9 +996,11 @@ def _tiff_exif(exif: bytes | None) -> Image.Exif:
     return e
 
 
-def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None, xmp: bytes | None = None) -> None:
+def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None, xmp: bytes | None = None,
+                iptc: bytes | None = None) -> None:
     """Write uint8/uint16 H x W (x 1..4, the last alpha when 2 or 4) as TIFF, with the
-    photo's EXIF (IFD0 tags, EXIF and GPS IFDs) and ICC profile, as PNG/JPEG/WebP get.
+    photo's EXIF (IFD0 tags, EXIF and GPS IFDs) and ICC profile, as PNG/JPEG/WebP get,
+    and its IPTC record (tag 33723, from a JPEG's Photoshop segment or a TIFF's own).
 
     Pillow's TIFF writer writes EXIF IFDs (tifffile refuses to: its ExifTag is a
     filtered extratag) but has no 16-bit colour mode; for those images Pillow's own
@@ -1009,6 +1012,8 @@ def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | No
     meta = _tiff_exif(exif)
     if xmp:
         meta[_XMP_TAG] = xmp
+    if iptc:
+        meta[_TIFF_IPTC_TAG] = iptc
     if arr.dtype == np.uint8 or samples == 1:
         img = Image.fromarray(np.ascontiguousarray(arr))  # L, LA, RGB, RGBA or I;16
         kwargs = {"exif": meta} if meta else {}
@@ -1026,6 +1031,8 @@ def _write_tiff(path: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | No
         ifd[key] = meta.get_ifd(key) if key in TiffTags.TAGS_V2_GROUPS else meta.get(key)
     if xmp:
         ifd.tagtype[_XMP_TAG] = TiffTags.BYTE
+    if iptc:
+        ifd.tagtype[_TIFF_IPTC_TAG] = TiffTags.UNDEFINED
     if icc:
         ifd[tiff.ICCPROFILE] = icc
     ifd[tiff.IMAGEWIDTH] = w
