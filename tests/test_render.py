@@ -681,3 +681,29 @@ def test_pixel_scale_blur_adds_the_discs_own_second_moment(radius):
     yy, xx = np.mgrid[0:h, 0:w]
     m2 = float((out * ((yy - 10) ** 2 + (xx - 10) ** 2)).sum() / out.sum())
     assert m2 == pytest.approx(radius**2 / 2, rel=0.05), m2
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+def test_cats_eye_keeps_each_lights_place_and_light(device):
+    """Cat's-eye clips a light's disc by where the light is. The kernels were blended
+    by the position of the pixel lit (a light at the frame's centre lost 9 % of its
+    light and 5 px of its 59 px width at cat's-eye 1, its neighbours' clipped kernels
+    not reaching it), and each clipped disc was drawn off the light, towards the
+    centre: a light at (40, 50) landed at (47.8, 60.4)."""
+    if device == "torch-cpu":
+        pytest.importorskip("torch")
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w]
+    cfg = RenderConfig(highlight_gain=0.0, device=device, aperture=ApertureConfig(cats_eye=1.0))
+    for y, x in ((240, 320), (40, 50)):
+        img = np.zeros((h, w, 3), np.float32)
+        img[y - 1 : y + 2, x - 1 : x + 2] = 1.0
+        out = np.asarray(render_linear(img, np.full((h, w), -30.0, np.float32), cfg))[..., 1]
+        assert abs(out.sum() - 9.0) < 0.3
+        assert abs((out * yy).sum() / out.sum() - y) < 0.5 and abs((out * xx).sum() / out.sum() - x) < 0.5
+        ys, xs = np.nonzero(out > 0.5 * out.max())
+        extent = (np.ptp(ys) + 1, np.ptp(xs) + 1)
+        if (y, x) == (240, 320):
+            assert min(extent) >= 57  # the whole 59 px disc: nothing clips at the centre
+        else:
+            assert max(extent) <= 45  # a lemon near the corner

@@ -17,8 +17,10 @@ disparity ``d`` focused at ``s`` by ``(s - d) * (u, v)``.
 Cat's-eye. Off-axis, the lens barrel clips the pupil; we model it as the
 intersection with a unit disc shifted towards the frame centre by
 ``cats_eye * rho`` (``rho`` = distance from the frame centre, 1 at the corners),
-giving the lemon-shaped highlights of fast lenses near the frame edges. Kernels are
-normalised to unit sum, so clipping changes shape but not exposure.
+giving the lemon-shaped highlights of fast lenses near the frame edges, drawn centred
+on the point. Kernels are normalised to unit sum, so clipping changes shape but not
+exposure; the renderer blends them by the position of the light, not of the pixel
+lit (:func:`refocus.render.dense.conv_layer`).
 """
 
 from __future__ import annotations
@@ -325,7 +327,13 @@ def _rasterise(cfg: ApertureConfig, radius_px: float, offset: tuple[float, float
         image = _reduced_image(custom_image(cfg), 2.0 * radius_px * ss)
     m = aperture_mask(cfg, uu, vv, image=image)
     if offset != (0.0, 0.0):
-        clipped = m * _cats_eye_clip(uu, vv, offset)
+        # The lens-shaped intersection is drawn centred on the point (aperture shifted
+        # by -offset/2, clipping disc by +offset/2): left where the clip puts it, every
+        # disc moved towards the frame centre by up to half its radius, which gathered
+        # the blur's light there (a light at the centre of a wall dimmed by 20 %).
+        ou, ov = offset
+        shifted = aperture_mask(cfg, uu + ou / 2, vv + ov / 2, image=image)
+        clipped = shifted * _cats_eye_clip(uu, vv, (ou / 2, ov / 2))
         # An off-centre custom shape can be clipped away entirely near a corner: it
         # is drawn unclipped there, not as the sharp point the fallback below makes
         # (which showed as a doubled, half-sharp highlight between kernel grid nodes).
