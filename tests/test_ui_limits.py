@@ -15,7 +15,7 @@ from refocus.io import read_image
 from refocus.pipeline import RefocusConfig
 from refocus.ui import session as s
 from test_limits import bomb_png
-from test_ui_session import _ui_files
+from test_ui_session import _SETTINGS, _ui_files
 
 
 @pytest.fixture()
@@ -126,7 +126,6 @@ def test_gradio_does_not_decode_uploads_before_our_check():
 
 _REQ = SimpleNamespace(session_hash="tab-limits")
 #: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show depth
-_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, False)
 
 
 def _fn(app, name):

@@ -200,7 +200,7 @@ def test_depth_view_marks_the_in_focus_band(files):
 
     app = build_app(device="cpu")
     upload = _fn(app, "on_photo")
-    settings = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.2, None, True)
+    settings = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.2, None, True, 2.0, 0.0)
     session._cache.clear()
     key, _, _, _, (before, after), depth_img, coc_img, status, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, False)[:9]
     _, _, _, _, (_, shown), depth_img2, _, _, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, True)[:9]
@@ -213,8 +213,10 @@ def test_depth_view_marks_the_in_focus_band(files):
 # -- the browser trial's defects (handlers called as Gradio calls them) -------------
 
 _REQ = SimpleNamespace(session_hash="tab-1")
-#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show depth
-_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, False)
+#: The UI's settings, in the order of app.build_app's list: blur mode, strength, f-number,
+#: aperture, blades, rotation, curvature, custom aperture, band, focus mask, deblur,
+#: highlight boost, cat's-eye, show depth.
+_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, 2.0, 0.0, False)
 
 
 def _fn(app, name):

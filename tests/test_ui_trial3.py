@@ -19,11 +19,10 @@ import pytest
 from PIL import Image
 
 from refocus.ui import session
-from test_ui_session import _ui_files
+from test_ui_session import _SETTINGS, _ui_files
 
 _REQ = SimpleNamespace(session_hash="trial3-tab")
 #: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show depth
-_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, False)
 
 
 @pytest.fixture()

@@ -211,21 +211,24 @@ OWN_LENS_MODE = "the photo's own lens"
 APERTURE_CONTROLS = {"disc": (), "blades": ("blades", "rotation", "curvature"), "custom": ("rotation",)}
 #: The strength slider's range at least (a photo's default K may widen it).
 STRENGTH_MAX = 80
+#: The highlight boost slider's start: the renderer's own default (RenderConfig.highlight_gain).
+BOOST_DEFAULT = 2.0
 
 
 def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, mask_path=None,
-            deblur: bool = True, device: str = "auto"):
+            deblur: bool = True, boost: float = BOOST_DEFAULT, cats_eye: float = 0.0, device: str = "auto"):
     from refocus.aperture import ApertureConfig, load_aperture_image
     from refocus.pipeline.config import RefocusConfig
 
+    eye = {"cats_eye": float(cats_eye or 0.0)}
     if aperture == "blades":
-        ap = ApertureConfig(shape="polygon", blades=int(blades), rotation_deg=float(rotation), curvature=float(curvature))
+        ap = ApertureConfig(shape="polygon", blades=int(blades), rotation_deg=float(rotation), curvature=float(curvature), **eye)
     elif aperture == "custom":
         if not custom_path:
             raise RefocusError('upload an image in "Custom aperture shape" for the custom aperture')
-        ap = ApertureConfig(shape="custom", image=load_aperture_image(custom_path), rotation_deg=float(rotation))
+        ap = ApertureConfig(shape="custom", image=load_aperture_image(custom_path), rotation_deg=float(rotation), **eye)
     else:
-        ap = ApertureConfig()
+        ap = ApertureConfig(**eye)
     # An uploaded focus mask decides the focus until it is removed (a click then has no say).
     kw = {"focus_mask": str(mask_path)} if mask_path else {"focus_xy": tuple(focus)} if focus else {}
     if blur_mode in ("f-number", FULL_FRAME_MODE):
@@ -236,7 +239,8 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
     else:
         kw["strength"] = float(strength)
     # Unticked: the photo itself is blurred (the CLI's --no-deblur), never DeblurNet's output.
-    return RefocusConfig.build(aperture=ap, device=device, focus_band=float(band or 0.0), deblur="auto" if deblur else "never", **kw)
+    return RefocusConfig.build(aperture=ap, device=device, focus_band=float(band or 0.0), deblur="auto" if deblur else "never",
+                               highlight_gain=float(boost), **kw)
 
 
 def build_app(device: str = "auto"):
@@ -432,8 +436,8 @@ def build_app(device: str = "auto"):
     # Gradio finds the event data by the annotation of a positional parameter, so
     # the settings are spelled out here.
     def on_click(request: gr.Request, key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur,
-                 show, evt: gr.SelectData):
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show)
+                 boost, cats_eye, show, evt: gr.SelectData):
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye, show)
         if key is None:
             # A click needs a photo on the panel: this one is still loading or failed to
             # load. Said as a pop-up; the panels and the status (its error) stay.
@@ -507,11 +511,11 @@ def build_app(device: str = "auto"):
 
     # Progress is found by a positional parameter's default: the settings are spelled out.
     def on_export(request: gr.Request, key, focus, fmt, engine, blur_mode, strength, f_number, aperture, blades, rotation, curvature,
-                  custom, band, mask, deblur, show, progress=gr.Progress()):
+                  custom, band, mask, deblur, boost, cats_eye, show, progress=gr.Progress()):
         if key is None:
             raise gr.Error(NOT_READY, print_exception=False)
         focus = session.view_focus(_client(request), key, focus)
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur)
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye)
         why = session.genfocus_unusable() if engine == "genfocus" else None
         if why is not None:  # the radio is disabled then; a request may still ask
             raise gr.Error(f"the generative engine (genfocus) {why}: export with the physical engine", print_exception=False)
@@ -558,6 +562,13 @@ def build_app(device: str = "auto"):
                 blades = gr.Slider(3, 16, value=6, step=1, label="Blades", elem_id="blades", interactive=False)
                 rotation = gr.Slider(0, 360, value=0, step=1, label="Rotation (degrees)", elem_id="rotation", interactive=False)
                 curvature = gr.Slider(0, 1, value=0, step=0.05, label="Blade curvature", elem_id="curvature", interactive=False)
+                cats_eye = gr.Slider(
+                    0, 1, value=0, step=0.05, label="Cat's-eye (lemon-shaped discs towards the corners, as a fast lens)", elem_id="cats-eye"
+                )
+                boost = gr.Slider(
+                    0, 8, value=BOOST_DEFAULT, step=0.1, elem_id="boost",
+                    label="Highlight boost (small clipped lights bloom into bright discs; 0 = off)",
+                )
                 custom = upload_image(
                     label="Custom aperture shape (white = open)", image_mode=None, sources=["upload"], height=120,
                     elem_id="custom-aperture",
@@ -593,7 +604,8 @@ def build_app(device: str = "auto"):
                     export_btn = gr.Button("Export full resolution", elem_id="export")
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
-        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, deblur, show_depth]
+        settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, deblur, boost,
+                    cats_eye, show_depth]
         loaded = [key, focus, source, photo, result, depth_view, coc_view, status, export_file]
         # With the blur controls, which a new photo's load sets to its defaults (also a
         # depth map's load that replaces a new photo's own, see on_depth).

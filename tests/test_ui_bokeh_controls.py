@@ -1,0 +1,88 @@
+"""The UI's highlight boost and cat's-eye: the command line has ``--highlight-gain`` and
+``--cats-eye``; the UI had neither, so a photo whose lights bloomed too much (or too
+little) could not be changed there, nor could the lemon-shaped discs of a fast lens be
+asked for. Lightroom's Lens Blur offers both (its "Boost" and "cat eye" bokeh).
+
+Handlers are called as Gradio calls them (see tests/test_ui_session.py).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from refocus.render import RenderConfig
+
+_REQ = SimpleNamespace(session_hash="bokeh-controls-tab")
+
+
+def _settings(boost: float = 2.0, cats_eye: float = 0.0, strength: float = 30):
+    from test_ui_session import _SETTINGS
+
+    s = list(_SETTINGS)
+    s[1], s[11], s[12] = strength, boost, cats_eye
+    return tuple(s)
+
+
+def _fn(app, name):
+    return next(f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == name)
+
+
+@pytest.fixture()
+def lights(tmp_path):
+    """Small clipped lights on a dark far wall, one near a corner, and a near subject."""
+    h, w = 120, 160
+    img = np.full((h, w, 3), 30, np.uint8)
+    for y, x in ((60, 80), (14, 18)):
+        img[y - 1 : y + 2, x - 1 : x + 2] = 255
+    img[90:110, 120:150] = 120
+    disp = np.zeros((h, w), np.float32)
+    disp[90:110, 120:150] = 1.0
+    Image.fromarray(img).save(tmp_path / "lights.png")
+    np.save(tmp_path / "d.npy", disp)
+    return str(tmp_path / "lights.png"), str(tmp_path / "d.npy")
+
+
+def test_the_boost_default_is_the_renderers():
+    pytest.importorskip("gradio")
+    from refocus.ui.app import BOOST_DEFAULT
+
+    assert BOOST_DEFAULT == RenderConfig.model_fields["highlight_gain"].default
+
+
+def test_boost_and_cats_eye_reach_the_render(lights):
+    pytest.importorskip("gradio")
+    from refocus.ui import session
+    from refocus.ui.app import _config, build_app
+
+    cfg = _config((125, 100), *_settings(boost=0.0, cats_eye=0.6)[:-1], device="cpu")
+    assert cfg.highlight_gain == 0.0 and cfg.aperture.cats_eye == 0.6
+    blades = list(_settings(cats_eye=0.6)[:-1])
+    blades[3] = "blades"
+    assert _config((125, 100), *blades, device="cpu").aperture.cats_eye == 0.6
+
+    session._cache.clear()
+    app = build_app("cpu")
+    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", "", *_settings())[0]
+    after = {}
+    for name, s in {"plain": _settings(boost=0.0), "boost": _settings(boost=6.0),
+                    "eye": _settings(boost=6.0, cats_eye=1.0)}.items():
+        out = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)  # focus on the near subject
+        assert "disparity 1.000" in out[3], out[3]  # the near subject (auto focus finds it too)
+        after[name] = np.asarray(out[0][1], np.float32).mean(axis=2)
+    # The boosted light spreads more light over the wall (level 30) around it.
+    ring = (slice(45, 76), slice(65, 96))
+    assert (after["boost"][ring] - 30).sum() > 2 * (after["plain"][ring] - 30).sum()
+    # Cat's-eye clips the corner light's disc; the centre one keeps its own.
+    corner = (slice(0, 40), slice(0, 45))
+    corner_change = np.abs(after["eye"][corner] - after["boost"][corner]).max()
+    centre = (slice(55, 66), slice(75, 86))
+    assert corner_change > 5
+    assert np.abs(after["eye"][centre] - after["boost"][centre]).max() < corner_change / 2
+
+    out = _fn(app, "on_export")(_REQ, key, (135, 100), "png8", "physical", *_settings(boost=0.0, cats_eye=1.0))
+    with Image.open(out) as im:
+        assert im.size == (160, 120)
