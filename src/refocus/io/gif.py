@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-#: Pixels the palette is built from, at most (a stride over every frame): the
-#: quantizer's time and memory grow with it, and a regular sample keeps each
-#: colour's share of the pull.
-PALETTE_SAMPLE_PIXELS = 1 << 20
+#: Pixels the palette is built from, at most (a stride over every frame): a regular
+#: sample keeps each colour's share of the pull. The quantizer's time grows faster
+#: than the sample: on 6 frames of 360 x 480 (a photo's pull, AMD EPYC) 1 << 20
+#: pixels took 19 s, 1 << 18 1.1 s, with the same mean error after quantizing
+#: (3.84 and 3.83 levels); a GIF of 6 small frames took 90 s against MP4's 4.5 s.
+PALETTE_SAMPLE_PIXELS = 1 << 18
 
 
 def gif_palette(frames: list[np.ndarray], sample_pixels: int = PALETTE_SAMPLE_PIXELS) -> Image.Image:
