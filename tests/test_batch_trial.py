@@ -244,3 +244,19 @@ def test_an_output_folder_inside_the_input_folder_is_not_a_failure_on_rerun(tmp_
     again = run_batch(d, out, CFG, workers=1)
     assert again.kept == ["a.png"] and not again.failed
     assert ("results.jpg", "the output folder") in again.skipped
+
+
+def test_photos_failing_alike_print_their_reason_once_live_and_once_in_the_summary(tmp_path, capsys):
+    """The ninth trial: four in-focus photos without depth printed the same 350-character
+    paragraph eight times (once per photo as it failed, and again per photo in the summary)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        _photo(d / name)
+        _depth(d / f"{name[0]}-disparity.npy")
+    code, err = _run_cli(capsys, "batch", d, "-o", tmp_path / "out", "-k", "2", "--focus", "500,500", "-j", "1")
+    assert code == 1, err
+    reason = "focus point (500, 500) is outside the 32x24 image"
+    assert err.count(reason) == 2, err
+    assert "3 files (a.png, b.png, c.png): " + reason in err
+    assert err.count("failed b.png: as a.png") == 1 and err.count("failed c.png: as a.png") == 1

@@ -49,3 +49,49 @@ def test_no_depth_advice_says_unset_only_when_set(monkeypatch, offline):
     if offline:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert ("unset HF_HUB_OFFLINE" in _options()) is offline
+
+
+def test_a_constant_depth_map_is_not_said_to_leave_the_photo_unchanged(tmp_path):
+    """The trial: "nothing will be refocused", then the whole frame was blurred with a
+    40 px CoC (--focus-value 1 --no-normalize on a map of zeros)."""
+    import numpy as np
+
+    from refocus.depth import get_depth
+
+    np.save(tmp_path / "d.npy", np.zeros((6, 8), np.float32))
+    image = np.zeros((6, 8, 3), np.float32)
+    notes = get_depth(None, depth_path=tmp_path / "d.npy", depth_kind="disparity", allow_estimate=False, image=image).notes
+    said = " ".join(str(n) for n in notes)
+    assert "constant" in said and "nothing will be refocused" not in said and "evenly blurred" in said
+
+
+def test_a_focus_point_given_as_fractions_gets_a_warning():
+    """The trial: --focus 0.5,0.5 was read as the top-left pixel, silently."""
+    import numpy as np
+
+    from refocus.depth.focus import focus_at_point
+
+    d = np.tile(np.linspace(0, 1, 80, dtype=np.float32), (60, 1))
+    with pytest.warns(UserWarning, match=r"in pixels: the top-left corner .* its centre is 40,30"):
+        focus_at_point(d, 0.5, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        focus_at_point(d, 40.0, 30.0)
+        focus_at_point(d, 0.0, 0.0)
+
+
+def test_info_says_a_16_bit_colour_png_is_16_bit(tmp_path):
+    """The trial: a 16-bit grey PNG was "16-bit grey", a 16-bit RGB one just "RGB"
+    (Pillow opens it as 8-bit RGB)."""
+    import numpy as np
+
+    from refocus.camera import read_camera_info
+    from refocus.io import write_image
+
+    img = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    write_image(tmp_path / "c16.png", img, bit_depth=16)
+    write_image(tmp_path / "c8.png", img, bit_depth=8)
+    write_image(tmp_path / "c16.tif", img, bit_depth=16)
+    assert read_camera_info(tmp_path / "c16.png").mode == "RGB;16"
+    assert read_camera_info(tmp_path / "c16.tif").mode == "RGB;16"
+    assert read_camera_info(tmp_path / "c8.png").mode == "RGB"

@@ -392,8 +392,29 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
         except Exception:
             xmp = None
     info = camera_from_exif(exif, size, xmp, source=path.name)
+    if mode in ("RGB", "RGBA", "LA") and _bits_per_sample(path) == 16:
+        mode += ";16"  # Pillow opens a 16-bit colour PNG as 8-bit "RGB"; the commands keep its 16 bits
     info.mode, info.icc_name = mode, icc_name
     return info
+
+
+def _bits_per_sample(path: Path) -> int | None:
+    """A PNG's or TIFF's bits per sample, from its header; None for other files or
+    when it cannot tell."""
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".png":
+            with open(path, "rb") as f:
+                head = f.read(25)
+            return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else None
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                return int(tf.pages[0].bitspersample)
+    except Exception:
+        return None
+    return None
 
 
 def _tiff_mode(path: Path) -> tuple[str | None, str | None]:

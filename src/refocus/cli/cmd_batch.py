@@ -85,10 +85,18 @@ def register(app: typer.Typer) -> None:
             prog.update(task, total=n)
             prog.start()
 
+        first_with: dict[str, str] = {}  # each failure's message, and the first file it was said for
+
         def progressed(name: str, status: str, msg: str) -> None:
             prog.advance(task)
             if status != "done":
-                prog.console.print(f"[red]failed[/] {escape(shown(name))}: {escape(msg)}")
+                # A folder of photos failing alike (no depth, all in focus) printed the
+                # same paragraph once per photo, and again in the summary.
+                if msg in first_with:
+                    prog.console.print(f"[red]failed[/] {escape(shown(name))}: as {escape(first_with[msg])}")
+                else:
+                    first_with[msg] = shown(name)
+                    prog.console.print(f"[red]failed[/] {escape(shown(name))}: {escape(msg)}")
 
         try:
             summary = run_batch(
@@ -119,8 +127,8 @@ def register(app: typer.Typer) -> None:
                     console.print(escape(f"  {why}: {_some(names)}"))
         if summary.failed:
             console.print("failed:")
-            for name, msg in summary.failed:
-                console.print(escape(f"  {shown(name)}: {msg}"))
+            for msg, names in _grouped(summary.failed).items():
+                console.print(escape(f"  {_some(names)}: {msg}"))
             raise typer.Exit(1)
 
 

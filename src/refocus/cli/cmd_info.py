@@ -35,6 +35,9 @@ def _colour_words(mode: str, icc_name: str | None) -> str:
         "L": "grey: results are grey", "LA": "grey with transparency: results are grey, alpha kept where the format has it",
         "I;16": "16-bit grey: results are grey", "I": "grey: results are grey", "1": "black and white: results are grey",
         "RGBA": "RGB with transparency: alpha kept where the format has it (JPEG: over white)",
+        "RGB;16": "16-bit RGB: results keep 16 bits in PNG and TIFF",
+        "RGBA;16": "16-bit RGB with transparency: results keep 16 bits in PNG and TIFF, alpha where the format has it",
+        "LA;16": "16-bit grey with transparency: results are grey, 16 bits in PNG and TIFF",
         "CMYK": "CMYK: converted to RGB; results are RGB",
         "P": "palette colour: results are RGB", "F": "32-bit float grey",
     }.get(mode, mode)

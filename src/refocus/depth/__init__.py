@@ -297,8 +297,10 @@ def _from_file(depth_path, depth_kind) -> tuple[np.ndarray, str, bool, str, list
     valid = arr[ok]
     lo, hi = float(valid.min()), float(valid.max())
     if (1.0 / lo - 1.0 / hi if kind == "depth" else hi - lo) < 1e-12:  # as DepthResult.disparity decides
+        # Not "nothing will be refocused": a focal plane off that plane (--focus-value
+        # with --no-normalize) blurs the whole photo evenly.
         notes.append(f"warning: depth map {p.name} is constant (every value {lo:g}): the whole photo lies on one "
-                     "plane, so nothing will be refocused")
+                     "plane, sharp when focused on it, evenly blurred otherwise")
     if metric and kind == "depth":
         notes.append(f"{p.name}: float distances, taken to be in metres ({lo:.4g} .. {hi:.4g} m)")
         if lo >= MILLIMETRE_HINT_M:
