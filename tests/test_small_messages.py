@@ -65,19 +65,31 @@ def test_a_constant_depth_map_is_not_said_to_leave_the_photo_unchanged(tmp_path)
     assert "constant" in said and "nothing will be refocused" not in said and "evenly blurred" in said
 
 
-def test_a_focus_point_given_as_fractions_gets_a_warning():
-    """The trial: --focus 0.5,0.5 was read as the top-left pixel, silently."""
+def test_a_focus_point_given_as_fractions_gets_a_warning(tmp_path):
+    """The trial: --focus 0.5,0.5 was read as the top-left pixel, silently. Review: a
+    click 2 px from the corner, on a half-size working copy, is (0.75, 0.75) there, and
+    must not be warned about."""
     import numpy as np
+    from PIL import Image
 
-    from refocus.depth.focus import focus_at_point
+    from refocus.pipeline.bokeh import render_bokeh
+    from refocus.pipeline.config import RefocusConfig
+    from refocus.pipeline.refocuser import Refocuser
 
     d = np.tile(np.linspace(0, 1, 80, dtype=np.float32), (60, 1))
+    img = np.zeros((60, 80, 3), np.float32)
     with pytest.warns(UserWarning, match=r"in pixels: the top-left corner .* its centre is 40,30"):
-        focus_at_point(d, 0.5, 0.5)
+        render_bokeh(img, d, strength=2, focus_xy=(0.5, 0.5))
+    Image.fromarray(np.zeros((400, 500, 3), np.uint8)).save(tmp_path / "p.png")
+    np.save(tmp_path / "d.npy", np.tile(np.linspace(0, 1, 500, dtype=np.float32), (400, 1)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        focus_at_point(d, 40.0, 30.0)
-        focus_at_point(d, 0.0, 0.0)
+        render_bokeh(img, d, strength=2, focus_xy=(40.0, 30.0))
+        render_bokeh(img, d, strength=2, focus_xy=(0.0, 0.0))
+        cfg = RefocusConfig(depth_path=str(tmp_path / "d.npy"), focus_xy=(2.0, 2.0), strength=2, deblur="never")
+        photo = Refocuser().prepare(str(tmp_path / "p.png"), cfg, work_pixels=50_000)
+        assert photo.scale == 0.5
+        photo.focus_disparity(cfg)
 
 
 def test_info_says_a_16_bit_colour_png_is_16_bit(tmp_path):
@@ -95,3 +107,10 @@ def test_info_says_a_16_bit_colour_png_is_16_bit(tmp_path):
     assert read_camera_info(tmp_path / "c16.png").mode == "RGB;16"
     assert read_camera_info(tmp_path / "c16.tif").mode == "RGB;16"
     assert read_camera_info(tmp_path / "c8.png").mode == "RGB"
+    from pathlib import Path
+
+    from refocus.io.image import _write_png16
+
+    la = np.full((20, 30, 2), 40000, np.uint16)
+    _write_png16(Path(tmp_path / "la16.png"), la, None)  # Pillow opens it as "RGBA" (review)
+    assert read_camera_info(tmp_path / "la16.png").mode == "LA;16"

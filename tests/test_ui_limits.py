@@ -125,7 +125,6 @@ def test_gradio_does_not_decode_uploads_before_our_check():
 # -- user trial D: bad uploads and the messages about them ------------------------------
 
 _REQ = SimpleNamespace(session_hash="tab-limits")
-#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show depth
 
 
 def _fn(app, name):

@@ -22,7 +22,6 @@ from refocus.ui import session
 from test_ui_session import _SETTINGS, _ui_files
 
 _REQ = SimpleNamespace(session_hash="trial3-tab")
-#: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, show depth
 
 
 @pytest.fixture()

@@ -393,9 +393,22 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
             xmp = None
     info = camera_from_exif(exif, size, xmp, source=path.name)
     if mode in ("RGB", "RGBA", "LA") and _bits_per_sample(path) == 16:
-        mode += ";16"  # Pillow opens a 16-bit colour PNG as 8-bit "RGB"; the commands keep its 16 bits
+        # Pillow opens a 16-bit colour PNG as 8-bit "RGB" (and a 16-bit grey + alpha one
+        # as "RGBA"); the commands keep its 16 bits.
+        mode = ("LA" if _png_colour_type(path) == 4 else mode) + ";16"
     info.mode, info.icc_name = mode, icc_name
     return info
+
+
+def _png_colour_type(path: Path) -> int | None:
+    """A PNG's colour type from its header (0 grey, 2 RGB, 3 palette, 4 grey + alpha,
+    6 RGBA); None for other files."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+        return head[25] if len(head) == 26 and head[12:16] == b"IHDR" else None
+    except OSError:
+        return None
 
 
 def _bits_per_sample(path: Path) -> int | None:

@@ -127,8 +127,8 @@ def register(app: typer.Typer) -> None:
                     console.print(escape(f"  {why}: {_some(names)}"))
         if summary.failed:
             console.print("failed:")
-            for msg, names in _grouped(summary.failed).items():
-                console.print(escape(f"  {_some(names)}: {msg}"))
+            for msg, names in _grouped(summary.failed).items():  # every failed file named: each needs redoing
+                console.print(escape(f"  {', '.join(names)}: {msg}"))
             raise typer.Exit(1)
 
 

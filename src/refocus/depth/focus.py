@@ -57,12 +57,18 @@ def check_point_inside(x: float, y: float, width: int, height: int) -> None:
     """A one-line error unless pixel ``(x, y)`` lies in a ``width`` x ``height`` image."""
     if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < width and 0 <= y < height):
         raise RefocusError(f"focus point ({x:g}, {y:g}) is outside the {width}x{height} image")
+
+
+def warn_if_fractions(x: float, y: float, width: int, height: int) -> None:
+    """Warn when a user's focus point looks like fractions of the frame: "--focus
+    0.5,0.5" was read as pixels and focused on the top-left corner, silently. For the
+    point as the user gave it, in the photo's own pixels (on a working copy a click near
+    the corner becomes sub-pixel)."""
     if 0 < x < 1 and 0 < y < 1 and min(width, height) > 2:
         import warnings
 
-        # "--focus 0.5,0.5" read as pixels focused on the top-left corner, silently.
         warnings.warn(f"focus point ({x:g}, {y:g}) is in pixels: the top-left corner of the {width}x{height} image; "
-                      f"its centre is {width // 2},{height // 2}", stacklevel=2)
+                      f"its centre is {width // 2},{height // 2}", stacklevel=3)
 
 
 def focus_at_point(disparity: np.ndarray, x: float, y: float, radius_px: int | None = None) -> float:

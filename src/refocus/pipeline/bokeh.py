@@ -85,6 +85,9 @@ def render_bokeh(
         # The pipeline's rule for a focus point (RefocusConfig.focus_xy); inside the
         # image is focus_at_point's.
         focus_xy = RefocusConfig(focus_xy=focus_xy).focus_xy
+        from refocus.depth.focus import warn_if_fractions
+
+        warn_if_fractions(*focus_xy, img.shape[1], img.shape[0])
     raw = as_depth_map(disparity)
     # The depth rule of every command (get_depth): a map of another aspect ratio is of
     # another picture (or turned), and stretching it misplaces every edge.

@@ -385,12 +385,13 @@ class Refocuser:
         photo's own pixels). ``cfg.focus_xy`` and any other ``focus_points`` (x, y)
         the caller will use (a focus pull's ends) are checked against the photo first.
         """
-        from refocus.depth.focus import check_point_inside
+        from refocus.depth.focus import check_point_inside, warn_if_fractions
 
         cfg = merged_config(cfg, fields)
         rgb, info, path = stages.load_photo(image, cfg)
         for x, y in (*focus_points, *([cfg.focus_xy] if cfg.focus_xy is not None else [])):
             check_point_inside(x, y, rgb.shape[1], rgb.shape[0])  # before minutes of depth work
+            warn_if_fractions(x, y, rgb.shape[1], rgb.shape[0])
         if cfg.own_lens and not stages.states_a_lens(path):
             from refocus.pipeline.photo import NO_STATED_LENS
 
