@@ -114,3 +114,19 @@ def test_info_says_a_16_bit_colour_png_is_16_bit(tmp_path):
     la = np.full((20, 30, 2), 40000, np.uint16)
     _write_png16(Path(tmp_path / "la16.png"), la, None)  # Pillow opens it as "RGBA" (review)
     assert read_camera_info(tmp_path / "la16.png").mode == "LA;16"
+
+
+def test_a_photo_over_the_budget_gets_our_line_under_an_error_filter_too(tmp_path, monkeypatch):
+    """Review: Pillow's decompression-bomb warning, dropped after the filters ran, came
+    out as an exception under ``-W error`` instead of refocus's one line."""
+    import numpy as np
+    from PIL import Image
+
+    from refocus.io.limits import pillow_open
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    Image.fromarray(np.zeros((100, 150, 3), np.uint8)).save(tmp_path / "b.png")  # 15,000 px
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RefocusError, match="over the pixel limit"):
+            pillow_open(tmp_path / "b.png", "photo b.png", limit=10_000)

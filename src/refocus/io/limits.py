@@ -98,7 +98,7 @@ def pillow_open(source, what: str, limit: int | None = None):
         # DOS attack") before check_pixels below refuses the file in its own line.
         with ignoring_warnings(Image.DecompressionBombWarning):
             img = Image.open(source)
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning: under an "error" filter
         m = _BOMB.search(str(exc))
         mp = f"{int(m.group(1)) / 1e6:.1f} megapixels" if m else "more pixels than Pillow allows"
         raise RefocusError(f"{what} declares {mp}, over the pixel limit of {limit / 1e6:g}; {_HINT}") from None
