@@ -392,42 +392,32 @@ def read_camera_info(path: str | os.PathLike) -> CameraInfo:
         except Exception:
             xmp = None
     info = camera_from_exif(exif, size, xmp, source=path.name)
-    if mode in ("RGB", "RGBA", "LA") and _bits_per_sample(path) == 16:
+    bits, png_colour = _bits_per_sample(path)
+    if mode in ("RGB", "RGBA", "LA") and bits == 16:
         # Pillow opens a 16-bit colour PNG as 8-bit "RGB" (and a 16-bit grey + alpha one
         # as "RGBA"); the commands keep its 16 bits.
-        mode = ("LA" if _png_colour_type(path) == 4 else mode) + ";16"
+        mode = ("LA" if png_colour == 4 else mode) + ";16"
     info.mode, info.icc_name = mode, icc_name
     return info
 
 
-def _png_colour_type(path: Path) -> int | None:
-    """A PNG's colour type from its header (0 grey, 2 RGB, 3 palette, 4 grey + alpha,
-    6 RGBA); None for other files."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(26)
-        return head[25] if len(head) == 26 and head[12:16] == b"IHDR" else None
-    except OSError:
-        return None
-
-
-def _bits_per_sample(path: Path) -> int | None:
-    """A PNG's or TIFF's bits per sample, from its header; None for other files or
-    when it cannot tell."""
+def _bits_per_sample(path: Path) -> tuple[int | None, int | None]:
+    """A PNG's or TIFF's bits per sample from its header, and a PNG's colour type (0 grey,
+    2 RGB, 3 palette, 4 grey + alpha, 6 RGBA); None for what it cannot tell."""
     try:
         suffix = path.suffix.lower()
         if suffix == ".png":
             with open(path, "rb") as f:
-                head = f.read(25)
-            return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else None
+                head = f.read(26)
+            return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (None, None)
         if suffix in (".tif", ".tiff"):
             import tifffile
 
             with tifffile.TiffFile(path) as tf:
-                return int(tf.pages[0].bitspersample)
+                return int(tf.pages[0].bitspersample), None
     except Exception:
-        return None
-    return None
+        pass
+    return None, None
 
 
 def _tiff_mode(path: Path) -> tuple[str | None, str | None]:
