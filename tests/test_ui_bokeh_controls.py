@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refocus.render import RenderConfig
-
 _REQ = SimpleNamespace(session_hash="bokeh-controls-tab")
 
 
@@ -44,13 +42,6 @@ def lights(tmp_path):
     Image.fromarray(img).save(tmp_path / "lights.png")
     np.save(tmp_path / "d.npy", disp)
     return str(tmp_path / "lights.png"), str(tmp_path / "d.npy")
-
-
-def test_the_boost_default_is_the_renderers():
-    pytest.importorskip("gradio")
-    from refocus.ui.app import BOOST_DEFAULT
-
-    assert BOOST_DEFAULT == RenderConfig.model_fields["highlight_gain"].default
 
 
 def test_boost_and_cats_eye_reach_the_render(lights):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from refocus.errors import RefocusError
+from refocus.render.config import RenderConfig
 
 #: Upload size limit given to Gradio (per file; :func:`refocus.ui.session.check_request`
 #: also bounds a request's files together).
@@ -211,8 +212,8 @@ OWN_LENS_MODE = "the photo's own lens"
 APERTURE_CONTROLS = {"disc": (), "blades": ("blades", "rotation", "curvature"), "custom": ("rotation",)}
 #: The strength slider's range at least (a photo's default K may widen it).
 STRENGTH_MAX = 80
-#: The highlight boost slider's start: the renderer's own default (RenderConfig.highlight_gain).
-BOOST_DEFAULT = 2.0
+#: The highlight boost slider's start: the renderer's own default.
+BOOST_DEFAULT = float(RenderConfig.model_fields["highlight_gain"].default)
 
 
 def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, mask_path=None,
