@@ -62,3 +62,15 @@ def test_a_failed_report_write_leaves_the_previous_report_whole(tmp_path, monkey
         speed.run_speed(tmp_path, device="cpu", quick=True, size=(32, 48), max_cocs=(2.0,), repeats=1, stages=("render",))
     assert (tmp_path / "speed.md").read_text() == "previous report\n"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_bench_speed_times_the_quality_asked_for(tmp_path):
+    """``--quality`` reaches the render stage and the report (fast was timed only with
+    an ad-hoc script; the command had no way to ask for it)."""
+    r = subprocess.run([sys.executable, "-m", "refocus.cli", "bench", "speed", "--device", "cpu", "--quick", "--stages", "render",
+                        "--quality", "fast", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "speed.json").read_text())["quality"] == "fast"
+    bad = subprocess.run([sys.executable, "-m", "refocus.cli", "bench", "speed", "--quality", "best", "--out", str(tmp_path / "b")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--quality must be" in bad.stderr and "Traceback" not in bad.stderr

@@ -92,6 +92,7 @@ def speed_cmd(
         "render,deblur,depth,pipeline,interactive", "--stages", help="Comma-separated: render, deblur, depth, pipeline, interactive."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace speed.json or speed.md in --out that are not an earlier speed report's."),
+    quality: str = typer.Option("balanced", "--quality", help="The renderer's quality for the render stage: fast, balanced or high."),
 ) -> None:
     """Time the renderer, DeblurNet, the depth stage and the pipeline."""
     from refocus.bench.report import check_speed_out
@@ -107,8 +108,10 @@ def speed_cmd(
     known = ("render", "deblur", "depth", "pipeline", "interactive")
     if not chosen or any(s not in known for s in chosen):
         raise RefocusError(f"--stages must be a comma-separated list of {', '.join(known)}, got {stages!r}")
+    if quality not in ("fast", "balanced", "high"):
+        raise RefocusError(f"--quality must be fast, balanced or high, got {quality!r}")
     check_speed_out(out, overwrite)
-    run_speed(out_dir=out, device=device, quick=quick, stages=chosen)
+    run_speed(out_dir=out, device=device, quick=quick, stages=chosen, quality=quality)
 
 
 @bench_app.command("tables")

@@ -116,7 +116,7 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
         by default the process's shared ones.
     zone:
         ``"auto"``: composite with *over* near depth jumps and sum the layers
-        elsewhere (:mod:`refocus.render.zone`; with ``cfg.sums_smooth_surfaces()``); ``"over"`` or
+        elsewhere (:mod:`refocus.render.zone`; with ``cfg.smooth_sum``; one of them for ``cfg.single_render()``); ``"over"`` or
         ``"sum"``: one of them everywhere (the renders of crops, below).
     centres, used:
         The layers' CoC centres and which of them the frame uses, when a crop is
@@ -182,8 +182,10 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
                               sparse_tile_max(H, W, s_max), threads)
     dense = DenseLayers(be, cfg, centres, scale, coc_pad, x, x_at, grid, sparse)
     # Over near depth jumps, summed elsewhere (see refocus.render.zone).
-    if zone == "auto" and cfg.sums_smooth_surfaces():
+    if zone == "auto" and cfg.smooth_sum:
         zone_blocks = _zone(be.to_numpy(coc_pad) if sparse is None else sparse.coc_np, be)
+        if cfg.single_render() and zone_blocks.max() > 0.0:
+            zone_blocks = np.ones((1, 1), np.float32)  # "fast": one render, over wherever a jump is
     else:
         zone_blocks = np.full((1, 1), 0.0 if zone == "sum" else 1.0, np.float32)
     use_over, use_sum = bool(zone_blocks.max() > 0.0), bool(zone_blocks.min() < 1.0)
