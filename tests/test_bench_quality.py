@@ -188,11 +188,14 @@ def test_bench_speed_wiring(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "speed", "--out", str(tmp_path), "--device", "cpu", "--quick"])
     assert exc.value.code == 0
-    assert calls == [{"out_dir": tmp_path, "device": "cpu", "quick": True,
+    assert calls == [{"out_dir": tmp_path, "device": "cpu", "quick": True, "quality": "balanced",
                       "stages": ("render", "deblur", "depth", "pipeline", "interactive")}]
     with pytest.raises(SystemExit) as exc:
-        main(["bench", "speed", "--out", str(tmp_path), "--stages", "depth"])
-    assert exc.value.code == 0 and calls[-1]["stages"] == ("depth",)
+        main(["bench", "speed", "--out", str(tmp_path), "--stages", "depth", "--quality", "fast"])
+    assert exc.value.code == 0 and calls[-1]["stages"] == ("depth",) and calls[-1]["quality"] == "fast"
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "speed", "--quality", "draft"])
+    assert exc.value.code == 2 and "--quality" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["bench", "speed", "--stages", "depth,warp"])
     assert exc.value.code == 2 and "--stages" in capsys.readouterr().err

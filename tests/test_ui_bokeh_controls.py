@@ -82,3 +82,28 @@ def test_boost_and_cats_eye_reach_the_render(lights):
             exported[name] = np.asarray(im.convert("RGB"), np.float32).mean(axis=2)
     # The export renders with them too (review: only its size was checked).
     assert np.abs(exported["eye"][corner] - exported["plain"][corner]).max() > 5
+
+
+def test_show_depth_reuses_the_render_and_the_status_names_boost_and_cats_eye(lights, monkeypatch):
+    """The UI trial: ticking "Show depth" re-rendered the same preview (7 s with
+    cat's-eye), and nothing on screen said whether the boost or cat's-eye were applied."""
+    pytest.importorskip("gradio")
+    from refocus.ui import session
+    from refocus.ui.app import build_app
+
+    session._cache.clear()
+    app = build_app("cpu")
+    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", "", *_settings())[0]
+    calls = []
+    render = session.render
+    monkeypatch.setattr(session, "render", lambda *a, **k: calls.append(1) or render(*a, **k))
+    s = list(_settings(boost=6.0, cats_eye=0.5))
+    plain = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)
+    s[-1] = True  # show depth
+    shown = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)
+    assert len(calls) == 1
+    assert not np.array_equal(np.asarray(plain[0][1]), np.asarray(shown[0][1]))  # the overlay is drawn
+    assert "cat's-eye 0.5" in plain[3] and "highlight boost 6" in plain[3]
+    s[11] = 2.0  # the default boost: not named; a new render
+    out = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)
+    assert len(calls) == 2 and "highlight boost" not in out[3]

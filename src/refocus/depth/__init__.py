@@ -212,6 +212,9 @@ def _check_aspect(shape: tuple[int, int], image_shape: tuple[int, int], what: st
     if abs(a / A - 1.0) <= ASPECT_TOLERANCE:
         return
     hint = " (rotated by 90 degrees?)" if abs((h / w) / A - 1.0) <= ASPECT_TOLERANCE else ""
+    if what.startswith("depth map "):
+        # The UI trial: a second photo loaded with the first one's map still in place.
+        hint += "; a depth map must be of this photo: give its own with --depth FILE, or none"
     raise RefocusError(f"{what} is {w}x{h} but the photo is {W}x{H}: different aspect ratio{hint}")
 
 

@@ -282,7 +282,15 @@ def build_app(device: str = "auto"):
         *settings, show_depth = settings
         entry = session.get(key)
         cfg = _config(focus, *settings, device=device)
-        img, coc, fd = session.render(key, cfg, draft=draft)
+        # "Show depth" only changes what is drawn over the render: ticking it re-rendered
+        # the same preview (7 s with cat's-eye, the UI trial).
+        sig = (tuple(focus) if focus else None, tuple(settings), draft)
+        last = entry.last_render
+        if last is not None and last[0] == sig:
+            img, coc, fd = last[1]
+        else:
+            img, coc, fd = session.render(key, cfg, draft=draft)
+            entry.last_render = (sig, (img, coc, fd))
         p = entry.draft if draft else entry.preview
         k = p.strength(cfg, fd) / p.scale
         where = ("mask (remove it to click)" if cfg.focus_mask else f"point ({focus[0]:.0f}, {focus[1]:.0f})" if focus else "auto")
@@ -293,6 +301,12 @@ def build_app(device: str = "auto"):
             f"focus {where}: disparity {fd:.3f}, strength {k:.1f} px (full size) - {'draft' if draft else 'preview'}"
             f" {p.shape[1]}x{p.shape[0]} of {w}x{h}; depth from {entry.full.depth_source}"
         )
+        # The settings whose effect a small preview may not show (the UI trial could not
+        # tell whether they were applied).
+        if cfg.aperture.cats_eye > 0:
+            status += f"; cat's-eye {cfg.aperture.cats_eye:g}"
+        if cfg.highlight_gain is not None and cfg.highlight_gain != BOOST_DEFAULT:
+            status += f"; highlight boost {cfg.highlight_gain:g}"
         if cfg.focus_band > 0:
             near, far = min(1.0, fd + cfg.focus_band / 2), max(0.0, fd - cfg.focus_band / 2)
             status += f"; sharp from disparity {far:.3f} to {near:.3f}"
@@ -543,7 +557,7 @@ def build_app(device: str = "auto"):
                 # No fixed height: Gradio's drop zone needs its own (a 90 px box clipped
                 # its "Drop File Here" text under the label).
                 depth_file = gr.File(
-                    label="Depth or disparity map (optional, before or after the photo)",
+                    label="Depth or disparity map (optional)",
                     file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth",
                 )
                 depth_kind = gr.Radio(["disparity", "depth"], value="disparity", label="The depth file holds", elem_id="depth-kind")
@@ -564,7 +578,7 @@ def build_app(device: str = "auto"):
                 rotation = gr.Slider(0, 360, value=0, step=1, label="Rotation (degrees)", elem_id="rotation", interactive=False)
                 curvature = gr.Slider(0, 1, value=0, step=0.05, label="Blade curvature", elem_id="curvature", interactive=False)
                 cats_eye = gr.Slider(
-                    0, 1, value=0, step=0.05, label="Cat's-eye (lemon-shaped discs towards the corners, as a fast lens)", elem_id="cats-eye"
+                    0, 1, value=0, step=0.05, label="Cat's-eye (lemon-shaped discs towards the corners, as a fast lens; slower preview)", elem_id="cats-eye"
                 )
                 boost = gr.Slider(
                     0, 8, value=BOOST_DEFAULT, step=0.1, elem_id="boost",
@@ -587,9 +601,9 @@ def build_app(device: str = "auto"):
                 status = gr.Markdown("upload a photo, then click on it to set the focus", elem_id="status")
                 with gr.Row():
                     depth_view = gr.Image(
-                        label="Depth (bright = near; green hatching = in focus)", interactive=False, elem_id="depth-view"
+                        label="Depth: bright = near, hatched = in focus", interactive=False, elem_id="depth-view"
                     )
-                    coc_view = gr.Image(label="Signed CoC: orange in front, blue behind, green in focus", interactive=False, elem_id="coc-view")
+                    coc_view = gr.Image(label="Blur: orange front, blue behind, green sharp", interactive=False, elem_id="coc-view")
                 show_depth = gr.Checkbox(False, label="Show depth over the result (in-focus band hatched)", elem_id="show-depth")
                 with gr.Row():
                     fmt = gr.Dropdown([("PNG 16-bit", "png16"), ("PNG 8-bit", "png8"), ("JPEG (keeps EXIF)", "jpeg")], value="png16", label="Export format")

@@ -54,6 +54,9 @@ class Prepared:
     depth_kind: str | None = None
     depth_model: str | None = None  # the network for a photo without depth (None: the default)
     full_shape: tuple[int, int] = (0, 0)  # (H, W) of the photo itself
+    #: (the UI's settings, draft or not) of the last preview or draft, and its render
+    #: (image, CoC, focal plane): reused when only an overlay changes.
+    last_render: tuple | None = None
 
     def nbytes(self) -> int:
         total, seen = 0, set()
