@@ -95,8 +95,8 @@ def test_show_depth_reuses_the_render_and_the_status_names_boost_and_cats_eye(li
     app = build_app("cpu")
     key = _fn(app, "on_photo")(_REQ, *lights, "disparity", "", *_settings())[0]
     calls = []
-    render = session.render
-    monkeypatch.setattr(session, "render", lambda *a, **k: calls.append(1) or render(*a, **k))
+    render = session.render_result
+    monkeypatch.setattr(session, "render_result", lambda *a, **k: calls.append(1) or render(*a, **k))
     s = list(_settings(boost=6.0, cats_eye=0.5))
     plain = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)
     s[-1] = True  # show depth
@@ -107,3 +107,21 @@ def test_show_depth_reuses_the_render_and_the_status_names_boost_and_cats_eye(li
     s[11] = 2.0  # the default boost: not named; a new render
     out = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)
     assert len(calls) == 2 and "highlight boost" not in out[3]
+
+
+def test_the_status_says_what_the_blur_starts_from(lights):
+    """The UI trial: unticking "Deblur first" changed nothing on a sharp photo (DeblurNet
+    was not needed there) and nothing on screen said so."""
+    pytest.importorskip("gradio")
+    from refocus.ui import session
+    from refocus.ui.app import build_app
+
+    session._cache.clear()
+    app = build_app("cpu")
+    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", "", *_settings())[0]
+    s = list(_settings())
+    ticked = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)[3]
+    s[10] = False  # Deblur first
+    unticked = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)[3]
+    assert "from the photo as it is (no deblurring needed" in ticked
+    assert "from the photo as it is (Deblur first unticked)" in unticked

@@ -276,6 +276,15 @@ def build_app(device: str = "auto"):
         gr.Warning(msg)
         return msg
 
+    def _start_words(cfg, p, deblurred) -> str:
+        # What the blur starts from: unticking "Deblur first" changed nothing on a photo
+        # that DeblurNet was not needed for, and the status did not say why (the UI trial).
+        if deblurred:
+            return "from the stored original" if p.all_in_focus_source == "stored original" else "from DeblurNet's all-in-focus"
+        if cfg.deblur == "never":
+            return "from the photo as it is (Deblur first unticked)"
+        return "from the photo as it is (no deblurring needed: nowhere more blurred than asked)"
+
     def _update(key, focus, *settings, draft=False):
         """Re-render the preview (or the smaller draft); returns the outputs shared by
         every event: the before/after pair, the depth view, the CoC view, the status."""
@@ -287,10 +296,11 @@ def build_app(device: str = "auto"):
         sig = (tuple(focus) if focus else None, tuple(settings), draft)
         last = entry.last_render
         if last is not None and last[0] == sig:
-            img, coc, fd = last[1]
+            img, coc, fd, deblurred = last[1]
         else:
-            img, coc, fd = session.render(key, cfg, draft=draft)
-            entry.last_render = (sig, (img, coc, fd))
+            r = session.render_result(key, cfg, draft=draft)
+            img, coc, fd, deblurred = r.image, r.coc_px, r.focus_disparity, r.deblurred
+            entry.last_render = (sig, (img, coc, fd, deblurred))
         p = entry.draft if draft else entry.preview
         k = p.strength(cfg, fd) / p.scale
         where = ("mask (remove it to click)" if cfg.focus_mask else f"point ({focus[0]:.0f}, {focus[1]:.0f})" if focus else "auto")
@@ -299,7 +309,7 @@ def build_app(device: str = "auto"):
         h, w = entry.full_shape if all(entry.full_shape) else entry.full.shape
         status = (
             f"focus {where}: disparity {fd:.3f}, strength {k:.1f} px (full size) - {'draft' if draft else 'preview'}"
-            f" {p.shape[1]}x{p.shape[0]} of {w}x{h}; depth from {entry.full.depth_source}"
+            f" {p.shape[1]}x{p.shape[0]} of {w}x{h}; depth from {entry.full.depth_source}; {_start_words(cfg, p, deblurred)}"
         )
         # The settings whose effect a small preview may not show (the UI trial could not
         # tell whether they were applied).

@@ -202,10 +202,16 @@ def render(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: b
     Returns (image sRGB, signed CoC px, focal-plane disparity) at preview size,
     at draft size with ``draft``, or at full size with ``full_resolution``.
     """
+    r = render_result(key, cfg, full_resolution, draft)
+    return r.image, r.coc_px, r.focus_disparity
+
+
+def render_result(key: str, cfg: RefocusConfig, full_resolution: bool = False, draft: bool = False):
+    """:func:`render`'s whole result (the pipeline's ``Rendered``: also ``deblurred``,
+    whether it started from the all-in-focus image rather than the photo as it is)."""
     entry = get(key)
     photo = entry.full if full_resolution else (entry.draft if draft else entry.preview)
-    r = photo.pipeline.render_focus(photo, cfg, run=False)  # DeblurNet ran once, at load
-    return r.image, r.coc_px, r.focus_disparity
+    return photo.pipeline.render_focus(photo, cfg, run=False)  # DeblurNet ran once, at load
 
 
 def genfocus_unusable() -> str | None:
