@@ -235,6 +235,12 @@ def test_bad_upload_shows_the_pipelines_line(ui_url, tmp_path, kind):
     with sync_playwright() as p:
         browser, page = _open(p, ui_url)
         assert page.locator("#blades input").first.is_disabled() and page.locator("#curvature input").first.is_disabled()
+        # ... and look it: Gradio drew them as usable (the UI trial).
+        opacity = lambda: float(page.locator("#blades").evaluate("e => getComputedStyle(e).opacity"))  # noqa: E731
+        assert opacity() < 0.6
+        page.get_by_label("blades", exact=True).check()
+        page.wait_for_function("() => !document.querySelector('#blades input[type=range]').disabled")
+        assert opacity() == 1.0
         page.locator("#photo input[type=file]").set_input_files(str(bad))
         status = page.locator("#status")
         status.get_by_text(re.compile(re.escape(expected))).wait_for(timeout=60_000)

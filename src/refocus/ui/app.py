@@ -77,6 +77,12 @@ def import_gradio():
     return gr
 
 
+#: A control that does not apply to the chosen aperture (Blades and Curvature for a
+#: disc) is disabled; Gradio draws a disabled slider as an enabled one (a lighter track,
+#: its label and number as before), so the UI trial took Blades for usable. Dimmed here.
+CSS = ".block:has(input[type=range]:disabled) { opacity: 0.45; }"
+
+
 def theme():
     gr = import_gradio()
     return gr.themes.Default(font=_SYSTEM_FONTS, font_mono=_MONO_FONTS)
@@ -679,6 +685,7 @@ def launch(
             server_port=port,
             max_file_size=max_file_size,
             theme=theme(),
+            css=CSS,
             share=False,
             inbrowser=False,
             ssr_mode=False,
