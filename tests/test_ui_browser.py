@@ -248,3 +248,28 @@ def test_bad_upload_shows_the_pipelines_line(ui_url, tmp_path, kind):
         assert said.startswith("error: ") and "/tmp" not in said and "Decompression" not in said, said
         assert not page.get_by_text(re.compile(r"^Error$")).count(), "a panel shows Error"
         browser.close()
+
+
+def test_the_status_says_a_photo_is_loading(ui_url, tmp_path, monkeypatch):
+    """Regression (UI trial): through a first load of 26 s the status kept the upload
+    hint, as if nothing ran. The load is slowed here so that the page can be read."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from refocus.ui import session
+    from refocus.ui.app import LOADING
+
+    load = session.load
+    monkeypatch.setattr(session, "load", lambda *a, **k: time.sleep(4) or load(*a, **k))
+    alone, disp = _photo_alone(tmp_path)
+    with sync_playwright() as p:
+        browser, page = _open(p, ui_url)
+        page.locator("#depth input[type=file]").set_input_files(str(disp))
+        page.wait_for_timeout(1500)
+        page.locator("#photo input[type=file]").set_input_files(str(alone))
+        status = page.locator("#status")
+        status.get_by_text(LOADING[:40]).wait_for(timeout=3_000)
+        _wait_for_render(page, "file")
+        assert LOADING[:40] not in status.inner_text()
+        browser.close()

@@ -31,6 +31,21 @@ a fractional radius weights the outer ring of the next integer box by its fracti
 beyond, so a half-size draft boosted a light that the full-size render took for a pale
 surface: 2.99x against 1.07x its light, ``tests/test_bokeh_look_trial.py``.)
 
+Known limit (found 2026-12-07, not fixed): the window's size alone cannot tell a light
+from a pale surface on real photos. On the Motorola Lens Blur photo
+(``../shared/data/phone-depth``) the clipped tips of pale pink petals, 2-30 px blobs
+ringed by pixels just under the clip level, get a mean gain of 1.88 of 2 with the
+1/64 window (0.41 with the 9 x 9-per-1,024-px window used before): blurred, they glow
+as white blobs. A smaller share would fix them but also dims real lights and glints:
+over 41 real photos (``python tools/highlight_crowd_scale.py`` on the shared photos,
+``--crops`` to look at what is boosted), the mean gain on clipped pixels is 0.91 /
+0.69 / 0.52 for windows of 1/64, 1/128 and 1/256 of the long side, and among the
+regions whose gain falls at 1/256 are a candle, a lamp and glints on a bottle and on
+metal (lights) beside leaves, a gold label and a paper cup (surfaces). Neither the
+ring's brightness nor the blob's colour (min channel) separated the two on these
+photos. ``highlight_gain=0`` (``--highlight-gain 0``, the UI's boost slider) is the
+way out for such a photo.
+
 The curve: on luminance y, with u = (y - t) / (1 - t) for a threshold t (linear),
 a pixel is expanded to ``Y = y + g * u^2`` (u clipped to [0, 1]): continuous with
 a continuous slope at t, ``1 + g`` for a fully clipped pixel, and inverted in

@@ -6,6 +6,7 @@ binds 127.0.0.1 unless told otherwise. Logic lives in :mod:`refocus.ui.session`.
 
 # No `from __future__ import annotations`: Gradio recognises the gr.SelectData
 # parameter by its (evaluated) annotation.
+import json
 import os
 import re
 import tempfile
@@ -77,6 +78,9 @@ def import_gradio():
     return gr
 
 
+#: The status while a photo loads (set in the browser, see the upload event).
+LOADING = ("loading the photo: its depth, DeblurNet where it is needed, a first render "
+           "(the first photo also loads the networks: up to half a minute)")
 #: A control that does not apply to the chosen aperture (Blades and Curvature for a
 #: disc) is disabled; Gradio draws a disabled slider as an enabled one (a lighter track,
 #: its label and number as before), so the UI trial took Blades for usable. Dimmed here.
@@ -646,6 +650,9 @@ def build_app(device: str = "auto"):
         # "multiple": with Gradio's default ("once") a photo or map uploaded while another
         # loaded was dropped, its panel showing it over the other's result; the loads now
         # run, and only the tab's newest reaches the screen (session.begin_upload).
+        # Said in the browser the moment the upload ends: the status kept the previous
+        # photo's text (or the upload hint) through a first load of 26 s (the UI trial).
+        photo.upload(None, None, [status], js=f"() => {json.dumps(LOADING)}", queue=False, show_progress="hidden")
         photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], loaded_defaults, preprocess=False,
                      trigger_mode="multiple")
         photo.clear(on_photo_removed, None, loaded, trigger_mode="multiple")
