@@ -1,6 +1,6 @@
 """``--quality fast``: faster on real photos, and the aperture keeps its shape.
 
-Before 2026-12-08 "fast" rendered blur beyond 3 px on layers whose kernels were 1.5-3 px
+Before 2026-12-07 "fast" rendered blur beyond 3 px on layers whose kernels were 1.5-3 px
 at reduced resolution, where a hexagon rasterises as a round blob, and it was not faster
 than "balanced" on a 17 MP photo (both 11.9 s on a 2-core AMD EPYC): rendering twice
 (summed and over, blended), which "fast" kept, is what costs.
