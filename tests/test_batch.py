@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -119,3 +121,31 @@ def test_a_second_batch_into_the_same_folder_is_refused_while_the_first_runs(fol
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]  # nothing else left in the folder
     s = run_batch(folder, out, cfg, workers=1)  # released after the run
     assert sorted(s.kept) == ["a.png", "b.png"]
+
+
+def test_a_batch_says_what_the_pipeline_noted_for_the_photos_it_did(folder, tmp_path, capsys, monkeypatch):
+    """Regression: `refocus refocus` prints its notes (depth guessed from the photo's
+    blur, a depth network that could not be had...), the batch printed none for a
+    photo done; notes shared by several photos are said once, naming them."""
+    import refocus.depth
+    from refocus.cli import main
+
+    for f in ("broken.jpg", "nodepth.png"):
+        (folder / f).unlink()
+    notes_of = {"a.png": ["depth came from somewhere odd", "shared note"], "b.png": ["shared note"]}
+    get_depth = refocus.depth.get_depth
+
+    def noted(path, *a, **k):
+        r = get_depth(path, *a, **k)
+        r.notes.extend(notes_of[Path(path).name])
+        return r
+
+    monkeypatch.setattr(refocus.depth, "get_depth", noted)
+    s = run_batch(folder, tmp_path / "out", RefocusConfig(strength=2, quality="fast"), workers=1)
+    assert ("a.png", "depth came from somewhere odd") in s.notes and ("b.png", "shared note") in s.notes
+    with pytest.raises(SystemExit) as exc:
+        main(["batch", str(folder), "--output", str(tmp_path / "out2"), "-k", "2", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 0
+    assert "note: a.png: depth came from somewhere odd" in err
+    assert "note: 2 files (a.png, b.png): shared note" in err

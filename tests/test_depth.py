@@ -306,6 +306,7 @@ def _no_hub(monkeypatch, reachable=False):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(est, "_CACHE", {})
     monkeypatch.setattr(est, "_cached_snapshot", lambda name: None)
+    monkeypatch.setattr(est, "_UNREACHABLE", {})
     monkeypatch.setattr(est, "hub_reachable", lambda name, timeout_s=3.0: (reachable, "" if reachable else "Name or service not known"))
 
     def no_download(*a, **kw):
@@ -357,6 +358,28 @@ def test_default_network_offline_says_so_in_one_line_and_falls_back(tmp_path, mo
     # An explicitly chosen model that cannot be had is an error, not a fallback.
     with pytest.raises(RefocusError, match="HF_HUB_OFFLINE"):
         get_depth(photo, model="apple/DepthPro-hf")
+
+
+def test_an_unreachable_hub_is_probed_once_for_a_batch(monkeypatch):
+    """Regression: each photo without depth probed the hub again, and a network that
+    drops packets costs the probe's whole timeout each time (a folder of 100 photos:
+    5 minutes of waiting). A failure is remembered for HUB_RETRY_AFTER_S."""
+    import time
+
+    from refocus.depth.estimate import ModelUnavailable, resolve_model
+
+    est = _no_hub(monkeypatch)
+    probes = []
+    monkeypatch.setattr(est, "hub_reachable", lambda name, timeout_s=3.0: probes.append(name) or (False, "timed out"))
+    for _ in range(3):
+        with pytest.raises(ModelUnavailable, match="timed out"):
+            resolve_model(est.DEFAULT_DEPTH_MODEL)
+    assert len(probes) == 1
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + est.HUB_RETRY_AFTER_S + 1)
+    with pytest.raises(ModelUnavailable):
+        resolve_model(est.DEFAULT_DEPTH_MODEL)
+    assert len(probes) == 2
 
 
 def test_hub_probe_gives_up_within_its_timeout():

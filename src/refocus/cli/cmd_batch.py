@@ -112,6 +112,8 @@ def register(app: typer.Typer) -> None:
             f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.skipped)} skipped, "
             f"{len(summary.failed)} failed -> {output_dir} in {summary.seconds:.0f} s"
         ))
+        for note, names in _grouped(summary.notes).items():
+            console.print(escape(f"note: {_some(names)}: {note}"))
         for why, names in _grouped(summary.stale).items():
             console.print(escape(
                 f"note: {_some(names)} kept, {why}: --overwrite redoes "

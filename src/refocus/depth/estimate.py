@@ -29,6 +29,12 @@ from refocus.errors import RefocusError
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 #: Seconds the hub may take to answer before the network is taken to be unreachable.
 HUB_PROBE_TIMEOUT_S = 3.0
+#: Seconds an unreachable hub is believed unreachable before it is probed again: a batch
+#: of photos without depth, offline behind a network that drops packets, waited out the
+#: probe once per photo (HUB_PROBE_TIMEOUT_S each).
+HUB_RETRY_AFTER_S = 60.0
+#: Endpoint -> (monotonic time of the failed probe, why).
+_UNREACHABLE: dict[str, tuple[float, str]] = {}
 #: Files a depth checkpoint needs (what is downloaded on first use).
 _MODEL_FILES = ["*.json", "*.safetensors", "*.txt"]
 
@@ -146,6 +152,22 @@ def hub_reachable(repo_id: str, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> tuple
         return False, (str(reason).splitlines()[0][:80] if str(reason) else exc.__class__.__name__)
 
 
+def _probe_hub(repo_id: str) -> tuple[bool, str]:
+    """:func:`hub_reachable`, with a failure remembered for :data:`HUB_RETRY_AFTER_S`."""
+    import time
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    failed = _UNREACHABLE.get(endpoint)
+    if failed is not None and time.monotonic() - failed[0] < HUB_RETRY_AFTER_S:
+        return False, failed[1]
+    ok, why = hub_reachable(repo_id)
+    if ok:
+        _UNREACHABLE.pop(endpoint, None)
+    else:
+        _UNREACHABLE[endpoint] = (time.monotonic(), why)
+    return ok, why
+
+
 def unavailable_message(name: str, why: str, offline_set: bool = False) -> str:
     """One line: the model cannot be had now, and what the user can do."""
     net = "unset HF_HUB_OFFLINE and connect once to download it" if offline_set else (
@@ -173,7 +195,7 @@ def resolve_model(name: str, download: bool = True) -> str:
         raise ModelUnavailable(unavailable_message(name, "HF_HUB_OFFLINE is set", offline_set=True))
     if not download:
         raise ModelUnavailable(unavailable_message(name, "downloads not allowed"))
-    ok, why = hub_reachable(name)
+    ok, why = _probe_hub(name)
     if not ok:
         raise ModelUnavailable(unavailable_message(name, f"the Hugging Face hub is unreachable: {why}"))
     if why:

@@ -65,6 +65,10 @@ class BatchSummary:
     #: Kept outputs that this run would have made otherwise: (name, why), e.g. "made
     #: with other settings (strength 10.0 -> 20.0)". ``overwrite=True`` redoes them.
     stale: list[tuple[str, str]] = field(default_factory=list)
+    #: What the pipeline noted for a photo done, one (name, note) per note: where its
+    #: depth came from when it was guessed, a model that could not be had... (`refocus
+    #: refocus` prints them; the batch printed nothing for a photo done).
+    notes: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -361,7 +365,7 @@ def process_one(photo: str, output: str, cfg_json: str, depth: str | None,
         finally:
             _writing = False
         _write_record(output, made_from)
-        return "done", "; ".join(res.notes)
+        return "done", "\n".join(n.replace("\n", " ") for n in res.notes)
     except _Stopped:
         os._exit(143)  # the unfinished output's temporary file is gone
     except RefocusError as exc:
@@ -503,6 +507,7 @@ def run_batch(
         def record(name: str, status: str, msg: str) -> None:
             if status == "done":
                 summary.done.append(name)
+                summary.notes.extend((name, note) for note in msg.split("\n") if note)
             else:
                 summary.failed.append((name, msg))
             if on_progress is not None:
