@@ -275,7 +275,25 @@ def test_bench_methods_registered():
     import refocus.bench.methods_deblur  # noqa: F401  (registers on import)
 
     names = {m.name for m in methods.methods_for("deblur")}
-    assert {"deblurnet", "wiener", "unsharp"} <= names
+    assert {"deblurnet", "wiener", "unsharp", "unsharp-oracle"} <= names
+
+
+def test_unsharp_oracle_finds_the_targets_own_setting_and_may_leave_the_input():
+    """The bench's "unsharp mask tuned on the same data" (issue 15): on a target that is
+    the input sharpened by a setting of its grid it returns that sharpening; on a target
+    equal to the input, the input (amount 0)."""
+    from scipy.ndimage import gaussian_filter
+
+    from refocus.bench.methods import Case
+    from refocus.bench.methods_deblur import _unsharp_oracle
+
+    rng = np.random.default_rng(5)
+    img = gaussian_filter(rng.random((40, 48, 3)).astype(np.float32), (1.5, 1.5, 0))
+    target = unsharp_mask(img, 2.0, 0.8)
+    case = Case("deblur", "t", "a", img, target, None, None, crop_px=4)
+    assert np.array_equal(_unsharp_oracle(case), target)
+    same = Case("deblur", "t", "b", img, img.copy(), None, None, crop_px=0)
+    assert np.array_equal(_unsharp_oracle(same), img)
 
 
 def test_gpu_pass_retries_in_smaller_tiles_when_memory_runs_out(monkeypatch):

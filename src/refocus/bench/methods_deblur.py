@@ -5,7 +5,11 @@
 * ``wiener``: spatially varying Wiener deconvolution with the disc kernel in linear
   light, driven by DeblurNet's *defocus map* (so it isolates the restoration step:
   same blur estimate, classical inversion);
-* ``unsharp``: unsharp masking with the parameters tuned on synthetic training pairs.
+* ``unsharp``: unsharp masking with the parameters tuned on synthetic training pairs;
+  ``unsharp-oracle``: the best unsharp mask for each case, chosen by PSNR against the
+  case's own target from :data:`ORACLE_RADII_PX` x :data:`ORACLE_AMOUNTS` (amount 0, the
+  input unchanged, included): the "unsharp mask tuned on the same data" that issue 15
+  asks DeblurNet to beat, as an upper bound (tuned per case, not per data set).
 
 Imported (and so registered) by :func:`refocus.bench.methods.load_plugins`.
 """
@@ -46,9 +50,31 @@ def _unsharp(case: Case) -> np.ndarray:
     return unsharp_mask(case.input, UNSHARP_RADIUS_PX, UNSHARP_AMOUNT)
 
 
+#: The oracle's grid: Gaussian radii (px) and amounts of the unsharp mask.
+ORACLE_RADII_PX = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+ORACLE_AMOUNTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)
+
+
+def _unsharp_oracle(case: Case) -> np.ndarray:
+    c = case.crop_px
+    inner = (slice(c, -c or None), slice(c, -c or None))
+    target = np.asarray(case.target, np.float32)[inner]
+    best, best_err = case.input, float(np.mean((np.asarray(case.input, np.float32)[inner] - target) ** 2))
+    for r in ORACLE_RADII_PX:
+        for a in ORACLE_AMOUNTS[1:]:
+            out = unsharp_mask(case.input, r, a)
+            err = float(np.mean((out[inner] - target) ** 2))
+            if err < best_err:
+                best, best_err = out, err
+    return best
+
+
 register("deblur", "deblurnet", _deblurnet, description="DeblurNet (compact NAFNet-style U-Net, trained on synthetic defocus)")
 register("deblur", "deblurnet-raw", _deblurnet_raw,
          description="DeblurNet's network output without the guard (refocus.deblur.guard)")
 register("deblur", "wiener", _wiener,
          description="Wiener deconvolution, disc kernel, linear light, with DeblurNet's defocus map")
 register("deblur", "unsharp", _unsharp, description=f"unsharp mask (radius {UNSHARP_RADIUS_PX} px, amount {UNSHARP_AMOUNT})")
+register("deblur", "unsharp-oracle", _unsharp_oracle,
+         description="unsharp mask tuned per case on its own target (best PSNR of "
+         f"{len(ORACLE_RADII_PX)} radii x {len(ORACLE_AMOUNTS)} amounts, amount 0 included): an upper bound for unsharp masking")
