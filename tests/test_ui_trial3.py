@@ -49,8 +49,10 @@ def _fn(app, name):
 
 
 def _dep(app, elem_id, event):
+    """The event's server-side listeners (a browser-only one, js without fn, is left out:
+    the photo's upload also sets the status to "loading" in the page)."""
     ids = {b._id for b in app.blocks.values() if getattr(b, "elem_id", None) == elem_id}
-    return [f for f in app.fns.values() if any(t[0] in ids and t[1] == event for t in f.targets)]
+    return [f for f in app.fns.values() if f.fn is not None and any(t[0] in ids and t[1] == event for t in f.targets)]
 
 
 def _skipped(outputs) -> bool:
