@@ -80,7 +80,21 @@ def test_lens_blur_file_states_its_lens_and_original(tmp_path):
     np.testing.assert_array_equal(photo.all_in_focus, original)
     expect = np.abs(photo.disparity - own.focus_disparity) * own.strength_px
     np.testing.assert_allclose(photo.input_blur_px, expect, atol=1e-4)
-    assert any("original it stores" in n for n in photo.notes)
+    assert any("it stores its original" in n for n in photo.notes)
+
+
+def test_the_notes_say_whether_the_stored_original_was_used(tmp_path):
+    """Regression (batch trial on the Motorola Lens Blur photo): at its own focus and lens
+    the photo itself is rendered, yet the notes said both "rendering from the original it
+    stores" and "deblurring skipped"."""
+    path, _, _ = _lens_blur_file(tmp_path)
+    r = Refocuser().refocus(path, RefocusConfig())
+    assert not r.deblurred
+    assert any("rendered from the photo itself, not its stored original" in n for n in r.notes)
+    assert not any("deblurring skipped" in n or "rendering from the original" in n for n in r.notes)
+    far = Refocuser().refocus(path, RefocusConfig(focus_value=1.0))
+    assert far.deblurred and far.all_in_focus_source == "stored original"
+    assert not any("rendered from the photo itself" in n for n in far.notes)
 
 
 def test_working_copy_scales_the_stated_lens(tmp_path):

@@ -440,7 +440,10 @@ class Refocuser:
             # A real all-in-focus photo beats any deblurring.
             photo.all_in_focus = original if scale == 1.0 else _resize(original, rgb.shape[:2])
             photo.all_in_focus_source = STORED_ORIGINAL
-            notes.append("Lens Blur photo: rendering from the original it stores (no deblurring needed)")
+            # Said as what it is for: at its own focus and lens the photo itself is rendered
+            # (the note "rendering from the original" then stood beside "deblurring skipped").
+            notes.append("Lens Blur photo: it stores its original, which renders start from wherever they ask for less "
+                         "blur than the photo has (no deblurring needed)")
         return photo
 
     # -- the one decision: deblur, then render -------------------------------------
@@ -512,7 +515,9 @@ class Refocuser:
         need = cfg.deblur == "always" or any(self.needs_deblur(photo, c) for c in coc_maps)
         if not need:
             if cfg.deblur == "auto" and run:
-                note = "the input is already at most as blurred as asked everywhere: deblurring skipped"
+                note = ("the photo is at most as blurred as asked everywhere: rendered from the photo itself, not its stored "
+                        "original" if photo.all_in_focus_source == STORED_ORIGINAL else
+                        "the input is already at most as blurred as asked everywhere: deblurring skipped")
                 if note not in photo.notes:
                     photo.notes.append(note)
             return False
