@@ -99,6 +99,14 @@ def _open(p, ui_url):
     return browser, page
 
 
+def _upload_depth_then_photo(page, photo, depth):
+    """The depth map first (as a user who has both), then the photo; returns the status."""
+    page.locator("#depth input[type=file]").set_input_files(str(depth))
+    page.wait_for_timeout(1500)
+    page.locator("#photo input[type=file]").set_input_files(str(photo))
+    return page.locator("#status")
+
+
 def _photo_alone(tmp_path):
     """The demo photo in a folder of its own (no neighbouring depth map)."""
     from refocus.pipeline.demo import demo_files
@@ -183,10 +191,7 @@ def test_in_focus_band_slider_rerenders(ui_url, tmp_path):
     photo, disp = demo_files()
     with sync_playwright() as p:
         browser, page = _open(p, ui_url)
-        page.locator("#depth input[type=file]").set_input_files(str(disp))
-        page.wait_for_timeout(1500)
-        page.locator("#photo input[type=file]").set_input_files(str(photo))
-        status = page.locator("#status")
+        status = _upload_depth_then_photo(page, photo, disp)
         status.get_by_text("focus auto").wait_for(timeout=180_000)
         before = page.locator("#coc-view img").first.get_attribute("src")
         number = page.locator("#band input[type=number]").first
@@ -265,10 +270,7 @@ def test_the_status_says_a_photo_is_loading(ui_url, tmp_path, monkeypatch):
     alone, disp = _photo_alone(tmp_path)
     with sync_playwright() as p:
         browser, page = _open(p, ui_url)
-        page.locator("#depth input[type=file]").set_input_files(str(disp))
-        page.wait_for_timeout(1500)
-        page.locator("#photo input[type=file]").set_input_files(str(alone))
-        status = page.locator("#status")
+        status = _upload_depth_then_photo(page, alone, disp)
         status.get_by_text(LOADING[:40]).wait_for(timeout=3_000)
         _wait_for_render(page, "file")
         assert LOADING[:40] not in status.inner_text()
