@@ -125,3 +125,25 @@ def test_the_status_says_what_the_blur_starts_from(lights):
     unticked = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)[3]
     assert "from the photo as it is (no deblurring needed" in ticked
     assert "from the photo as it is (Deblur first unticked)" in unticked
+
+
+def test_the_status_names_a_lens_blur_photos_stored_original(tmp_path):
+    """A Lens Blur photo: at its own focus the photo itself; focused elsewhere, the
+    original it stores (said as such, not as DeblurNet's)."""
+    pytest.importorskip("gradio")
+    from test_own_lens import _lens_blur_file
+
+    from refocus.ui import session
+    from refocus.ui.app import build_app
+
+    session._cache.clear()
+    path, _, _ = _lens_blur_file(tmp_path)
+    app = build_app("cpu")
+    out = _fn(app, "on_photo")(_REQ, str(path), None, "disparity", "", *_settings())
+    key, status = out[0], out[7]
+    assert "from the photo as it is (no deblurring needed" in status, status
+    s = list(_settings())
+    s[0], s[1] = out[-2], out[-1]  # the photo's own lens, as the load set it
+    session.set_view(_REQ.session_hash, key, (5, 60))  # a click on the near end
+    near = _fn(app, "on_settings")(_REQ, key, (5, 60), *s)[3]
+    assert "from the stored original" in near, near

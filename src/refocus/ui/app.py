@@ -289,8 +289,10 @@ def build_app(device: str = "auto"):
     def _start_words(cfg, p, deblurred) -> str:
         # What the blur starts from: unticking "Deblur first" changed nothing on a photo
         # that DeblurNet was not needed for, and the status did not say why (the UI trial).
+        from refocus.pipeline.refocuser import STORED_ORIGINAL
+
         if deblurred:
-            return "from the stored original" if p.all_in_focus_source == "stored original" else "from DeblurNet's all-in-focus"
+            return "from the stored original" if p.all_in_focus_source == STORED_ORIGINAL else "from DeblurNet's all-in-focus"
         if cfg.deblur == "never":
             return "from the photo as it is (Deblur first unticked)"
         return "from the photo as it is (no deblurring needed: nowhere more blurred than asked)"

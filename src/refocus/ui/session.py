@@ -65,6 +65,8 @@ class Prepared:
                 if isinstance(a, np.ndarray) and id(a) not in seen:
                     seen.add(id(a))
                     total += a.nbytes
+        if self.last_render is not None:
+            total += sum(a.nbytes for a in self.last_render[1] if isinstance(a, np.ndarray))
         return total
 
 
