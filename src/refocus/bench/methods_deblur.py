@@ -76,5 +76,5 @@ register("deblur", "wiener", _wiener,
          description="Wiener deconvolution, disc kernel, linear light, with DeblurNet's defocus map")
 register("deblur", "unsharp", _unsharp, description=f"unsharp mask (radius {UNSHARP_RADIUS_PX} px, amount {UNSHARP_AMOUNT})")
 register("deblur", "unsharp-oracle", _unsharp_oracle,
-         description="unsharp mask tuned per case on its own target (best PSNR of "
-         f"{len(ORACLE_RADII_PX)} radii x {len(ORACLE_AMOUNTS)} amounts, amount 0 included): an upper bound for unsharp masking")
+         description="unsharp mask tuned per case on its own target, an upper bound (best PSNR of "
+         f"{len(ORACLE_RADII_PX)} radii x {len(ORACLE_AMOUNTS)} amounts, amount 0 included)")
