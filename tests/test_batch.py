@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,13 @@ def test_a_batch_says_what_the_pipeline_noted_for_the_photos_it_did(folder, tmp_
     assert exc.value.code == 0
     assert "note: a.png: depth came from somewhere odd" in err
     assert "note: 2 files (a.png, b.png): shared note" in err
+    # Notes with per-photo numbers are listed up to a dozen, then counted.
+    from refocus.cli.cmd_batch import _LIST_EACH
+
+    notes_of["a.png"] = [f"resampled from {i} px" for i in range(_LIST_EACH + 3)]
+    with pytest.raises(SystemExit) as exc:
+        main(["batch", str(folder), "--output", str(tmp_path / "out3"), "-k", "2", "--workers", "1"])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("note: ")]
+    assert len(lines) == _LIST_EACH + 1 and "resampled from 0 px" in err and "resampled from 14 px" not in err
+    assert re.fullmatch(r"note: \d+ more notes on .*a\.png.* \(`refocus refocus PHOTO` prints a photo's own\)", lines[-1])

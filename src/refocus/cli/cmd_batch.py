@@ -112,8 +112,13 @@ def register(app: typer.Typer) -> None:
             f"{len(summary.done)} refocused, {len(summary.kept)} already done (kept), {len(summary.skipped)} skipped, "
             f"{len(summary.failed)} failed -> {output_dir} in {summary.seconds:.0f} s"
         ))
-        for note, names in _grouped(summary.notes).items():
+        notes = list(_grouped(summary.notes).items())
+        for note, names in notes[:_LIST_EACH]:
             console.print(escape(f"note: {_some(names)}: {note}"))
+        if len(notes) > _LIST_EACH:  # notes with per-photo numbers: not one line each for 2,000 photos
+            rest = {n for _, names in notes[_LIST_EACH:] for n in names}
+            console.print(escape(f"note: {len(notes) - _LIST_EACH} more notes on {_some(sorted(rest))} "
+                                 "(`refocus refocus PHOTO` prints a photo's own)"))
         for why, names in _grouped(summary.stale).items():
             console.print(escape(
                 f"note: {_some(names)} kept, {why}: --overwrite redoes "
