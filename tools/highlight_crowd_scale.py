@@ -30,19 +30,20 @@ def gains(image: np.ndarray) -> tuple[float, list[float]]:
     y = np.ascontiguousarray(_luminance(srgb_to_linear(image), -1), np.float32)
     long_side = max(image.shape[:2])
     be = cpu_backend()
+    b = Booster(cfg.highlight_threshold, cfg.highlight_gain, long_side)
+    clipped = y > b.t
     out = []
     for frac in FRACTIONS:
-        b = Booster(cfg.highlight_threshold, cfg.highlight_gain, long_side)
         b.radius_px = max(1.0, long_side / frac)
-        clipped = y > b.t
         out.append(float(np.asarray(b.gain(b.crowd(y, be)))[clipped].mean()) if clipped.any() else 0.0)
-    return float((y > b.t).mean()), out
+    return float(clipped.mean()), out
 
 
 def crops(image: np.ndarray, n: int = 4, size: int = 120) -> np.ndarray:
+    """The ``n`` largest clipped regions of ``image``, ``size`` px crops side by side."""
     from scipy import ndimage
 
-    y = image @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    y = _luminance(image, -1)  # of the sRGB values: the threshold is an sRGB luminance
     lab, k = ndimage.label(y > RenderConfig().highlight_threshold)
     sizes = ndimage.sum(np.ones_like(y), lab, range(1, k + 1))
     tiles = []

@@ -14,20 +14,17 @@ import sys
 import numpy as np
 
 from refocus.bench.methods_deblur import ORACLE_AMOUNTS, ORACLE_RADII_PX
+from refocus.bench.metrics import crop_border, psnr
 from refocus.bench.quality import build_cases, parse_data
 from refocus.deblur.classical import unsharp_mask
-
-
-def _psnr(a: np.ndarray, b: np.ndarray, crop_px: int) -> float:
-    s = (slice(crop_px, -crop_px or None),) * 2
-    return float(10 * np.log10(1 / np.mean((a[s] - b[s]) ** 2)))
 
 
 def main(data: str = "lytro1g,lightfield,synthetic") -> None:
     cases, _ = build_cases(["deblur"], parse_data(data))
     by_set: dict[str, list[dict]] = {}
     for case in cases:
-        grid = {(r, a): _psnr(unsharp_mask(case.input, r, a) if a else case.input, case.target, case.crop_px)
+        target = crop_border(case.target, case.crop_px)
+        grid = {(r, a): psnr(crop_border(unsharp_mask(case.input, r, a) if a else case.input, case.crop_px), target)
                 for r in ORACLE_RADII_PX for a in ORACLE_AMOUNTS}
         by_set.setdefault(case.dataset, []).append(grid)
     none = (ORACLE_RADII_PX[0], 0.0)

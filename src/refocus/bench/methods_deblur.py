@@ -56,16 +56,16 @@ ORACLE_AMOUNTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)
 
 
 def _unsharp_oracle(case: Case) -> np.ndarray:
-    c = case.crop_px
-    inner = (slice(c, -c or None), slice(c, -c or None))
-    target = np.asarray(case.target, np.float32)[inner]
-    best, best_err = case.input, float(np.mean((np.asarray(case.input, np.float32)[inner] - target) ** 2))
+    from refocus.bench.metrics import crop_border, psnr
+
+    target = crop_border(case.target, case.crop_px)
+    best, best_db = case.input, psnr(crop_border(case.input, case.crop_px), target)
     for r in ORACLE_RADII_PX:
         for a in ORACLE_AMOUNTS[1:]:
             out = unsharp_mask(case.input, r, a)
-            err = float(np.mean((out[inner] - target) ** 2))
-            if err < best_err:
-                best, best_err = out, err
+            db = psnr(crop_border(out, case.crop_px), target)
+            if db > best_db:
+                best, best_db = out, db
     return best
 
 
