@@ -249,6 +249,14 @@ def test_speed_table(tmp_path):
     assert body[1] == ["renderer", "64 px", f"{r64['median_s']:.1f} s", f"{r64['peak_rss_mb'] / 1024:.1f} GiB", "≤ 5 s"]
     assert body[2][2] == "failed" and "timed out" in blocks["speed:cpu"]
     assert body[3][2] == "0.260 s" and body[3][4] == "≤ 0.3 s" and "963x1037" in body[3][0]
+    # The cat's-eye preview is a row of its own, named so, beside the plain preview's.
+    plain = dict(data["rows"][-1])
+    data["rows"].append({**plain, "median_s": 1.7, "size_label": "963x1037 preview, cat's-eye 0.5", "cats_eye": 0.5})
+    data["rows"][-1].pop("target_s")
+    body = table_rows(tb.render_blocks(tb.load_reports([write_json(tmp_path / "speed2.json", data)]), "CMD")["speed:cpu"])[1:]
+    assert [r[0] for r in body[3:]] == ["UI re-render after a focus click, preview 963x1037",
+                                        "UI re-render after a focus click, preview 963x1037, cat's-eye 0.5"]
+    assert body[4][2] == "1.7 s" and body[4][4] == ""
     # What speed.json lacks is said, not silently dropped.
     assert "records no date or git state" in blocks["speed:cpu"]
     cuda = tb.render_blocks(tb.load_reports([write_json(tmp_path / "gpu.json", fake_speed("cuda"))]), "CMD")

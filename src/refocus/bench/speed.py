@@ -9,7 +9,8 @@ Cases (the renderer issue's protocol): a 12-megapixel (4000 x 3000) image, smoot
 random disparity, maximum |CoC| of 8, 16, 32 and 64 px, disc aperture; on the CPU
 (numpy path) and, when CUDA is present, on the GPU (torch path). DeblurNet and the
 pipeline (depth file -> DeblurNet where it helps -> renderer, at max |CoC| 32 px) and the
-UI's interactive re-render of a 1-megapixel preview are timed too. The depth stage
+UI's interactive re-render of a 1-megapixel preview (also with cat's-eye, whose kernel
+varies over the frame) are timed too. The depth stage
 (``get_depth`` with the default network's architecture, Depth Anything V2 Small, built
 from its config with random weights -- the time does not depend on the weights -- plus
 the edge-aware upsampling to the photo's size) is timed on the same image.
@@ -39,6 +40,11 @@ TARGETS = {
     ("render", "cuda", 32): 0.10,
     ("render", "cuda", 64): 0.40,
 }
+
+
+#: The cat's-eye of the preview case that times the renderer's dense path (the UI
+#: slider's middle).
+CATS_EYE_CASE = 0.5
 
 
 def smooth_disparity(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -170,20 +176,26 @@ def _child_depth(h: int, w: int, device: str, repeats: int) -> dict:
     return {"times_s": times, "note": f"network at {rw}x{rh}; first call (loads the model) {load_s:.2f} s"}
 
 
-def _child_interactive(device: str, repeats: int, draft: bool = False) -> dict:
+def _child_interactive(device: str, repeats: int, draft: bool = False, cats_eye: float = 0.0) -> dict:
     """The UI's re-render after a focus change: the 1 MP preview, or (``draft``) the
     0.25 MP draft it shows first and while a slider moves, with the same blur in
-    proportion (K = 15 px on the preview, 7.5 px on the draft)."""
+    proportion (K = 15 px on the preview, 7.5 px on the draft). ``cats_eye`` > 0:
+    the preview with the UI's cat's-eye slider there (a kernel that varies over the
+    frame, the renderer's dense path)."""
+    from refocus.aperture import ApertureConfig
     from refocus.pipeline import bench_interactive
     from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS
 
     pixels = DRAFT_PIXELS if draft else PREVIEW_PIXELS
     k = 15.0 * (pixels / PREVIEW_PIXELS) ** 0.5
-    res = bench_interactive(focus_points=max(repeats, 3), preview_pixels=pixels, strength_px=k, device=device)
+    aperture = ApertureConfig(cats_eye=cats_eye) if cats_eye > 0 else None
+    res = bench_interactive(focus_points=max(repeats, 3), preview_pixels=pixels, strength_px=k, device=device, aperture=aperture)
     h, w = res["preview_shape"]
     label = "draft (first after a click, and while dragging)" if draft else "preview"
+    if cats_eye > 0:
+        label += f", cat's-eye {cats_eye:g}"
     return {"times_s": list(res["render_s"]), "size_label": f"{w}x{h} {label}", "note": f"prepare once: {res['prepare_s']:.2f} s",
-            "draft": draft}
+            "draft": draft, **({"cats_eye": cats_eye} if cats_eye > 0 else {})}
 
 
 def _child_pipeline(h: int, w: int, max_coc: float, device: str, repeats: int) -> dict:
@@ -309,6 +321,7 @@ def run_speed(
         for dev in devices:
             jobs.append(("interactive", dev, None, {"device": dev, "repeats": repeats}))
             jobs.append(("interactive", dev, None, {"device": dev, "repeats": repeats, "draft": True}))
+            jobs.append(("interactive", dev, None, {"device": dev, "repeats": repeats, "cats_eye": CATS_EYE_CASE}))
     from rich.progress import Progress
 
     with Progress(console=console, transient=True) as progress:
@@ -322,7 +335,8 @@ def run_speed(
             target = TARGETS.get((stage, dev, c if stage == "render" else None))
             # The targets are set for 12 MP (and a 1 MP preview); other sizes get none.
             if stage == "interactive":
-                target = None if res.get("draft") else target
+                # The target is set for the plain preview a click re-renders.
+                target = None if res.get("draft") or res.get("cats_eye") else target
             elif (h, w) != (3000, 4000):
                 target = None
             if target is not None:

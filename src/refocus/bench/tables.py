@@ -344,12 +344,14 @@ def _stage_label(row: dict) -> str:
     if stage == "interactive":
         size = str(row.get("size_label", "")).split(" ")[0]
         what = "UI draft" if row.get("draft") else "UI re-render after a focus click, preview"
-        return f"{what} {size}".strip()
+        with_ = f", cat's-eye {row['cats_eye']:g}" if row.get("cats_eye") else ""
+        return f"{what} {size}{with_}".strip()
     return str(stage)
 
 
 def _speed_key(row: dict) -> tuple:
-    return (row.get("stage"), row.get("max_coc_px"), row.get("size"), row.get("size_label"), row.get("draft"), row.get("scene"))
+    return (row.get("stage"), row.get("max_coc_px"), row.get("size"), row.get("size_label"), row.get("draft"), row.get("scene"),
+            row.get("cats_eye"))
 
 
 def render_speed(reports: SpeedReport | list[SpeedReport], device: str, command: str) -> str | None:

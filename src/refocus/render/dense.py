@@ -178,35 +178,66 @@ def conv_layer(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: 
     grid = 5
     ys = np.linspace(0, h - 1, grid)
     xs = np.linspace(0, w - 1, grid)
-    out = None
+    out = be.zeros(stack.shape)
     r_pad = int(math.ceil(radius)) + 1
+    # A layer holds the pixels of one band of CoC, often a few percent of the frame:
+    # each node convolves only the box around what its part of the layer holds
+    # (zeros blur to zeros, and the box keeps r_pad px of them on every side it does
+    # not share with the frame, so the result is the whole tile's). Convolving every
+    # node's whole tile made cat's-eye 15x slower than a disc (1 MP: 6.4 s, 0.4 s).
+    held = be.to_numpy((stack != 0).any(0)) > 0
     for gy in range(grid):
-        y_lo = int(math.floor(ys[gy - 1])) if gy > 0 else 0
-        y_hi = int(math.ceil(ys[gy + 1])) + 1 if gy < grid - 1 else h
-        wy = _hat(np.arange(y_lo, y_hi), ys, gy)
+        ty_lo = int(math.floor(ys[gy - 1])) if gy > 0 else 0
+        ty_hi = int(math.ceil(ys[gy + 1])) + 1 if gy < grid - 1 else h
         for gx in range(grid):
-            x_lo = int(math.floor(xs[gx - 1])) if gx > 0 else 0
-            x_hi = int(math.ceil(xs[gx + 1])) + 1 if gx < grid - 1 else w
-            wx = _hat(np.arange(x_lo, x_hi), xs, gx)
+            tx_lo = int(math.floor(xs[gx - 1])) if gx > 0 else 0
+            tx_hi = int(math.ceil(xs[gx + 1])) + 1 if gx < grid - 1 else w
+            boxes = _held_boxes(held[ty_lo:ty_hi, tx_lo:tx_hi], 2 * r_pad + _BOX_GAP_PX)
+            if not boxes:
+                continue
             off = ap.cats_eye_offset(aper.cats_eye, xs[gx] * scale, ys[gy] * scale, W, H)
             k = render_kernel(aper, radius, front=front, cats_eye_offset=off)
-            cy0, cy1 = max(0, y_lo - r_pad), min(h, y_hi + r_pad)
-            cx0, cx1 = max(0, x_lo - r_pad), min(w, x_hi + r_pad)
-            # Scatter: a light's disc has the shape of where the *light* is, so the
-            # node's weight multiplies the layer before the blur (the weights sum to 1,
-            # each kernel to 1: the blur keeps each light's energy). Weighting the
-            # blurred output instead gave every output pixel its own node's kernel: a
-            # light at the frame's centre lost 9 % of its light and 5 of its 59 px of
-            # width at cat's-eye 1 (480 x 640, CoC 30). The layer's alpha is scattered
-            # alike and no longer exactly 1 across a uniform layer, so after the
-            # division by it a light can come out a little brighter: 2 % at 200 x 300
-            # with CoC 15, 10 % on a frame only four kernels wide (64 x 64).
-            wt = np.zeros((cy1 - cy0, cx1 - cx0), np.float32)
-            wt[y_lo - cy0 : y_hi - cy0, x_lo - cx0 : x_hi - cx0] = wy[:, None] * wx[None, :]
-            if out is None:
-                out = be.zeros(stack.shape)
-            add_(out[:, cy0:cy1, cx0:cx1], be.conv(stack[:, cy0:cy1, cx0:cx1] * be.asarray(wt)[None], k))
+            for by0, by1, bx0, bx1 in boxes:
+                y_lo, y_hi, x_lo, x_hi = ty_lo + by0, ty_lo + by1, tx_lo + bx0, tx_lo + bx1
+                wy = _hat(np.arange(y_lo, y_hi), ys, gy)
+                wx = _hat(np.arange(x_lo, x_hi), xs, gx)
+                cy0, cy1 = max(0, y_lo - r_pad), min(h, y_hi + r_pad)
+                cx0, cx1 = max(0, x_lo - r_pad), min(w, x_hi + r_pad)
+                # Scatter: a light's disc has the shape of where the *light* is, so the
+                # node's weight multiplies the layer before the blur (the weights sum to 1,
+                # each kernel to 1: the blur keeps each light's energy). Weighting the
+                # blurred output instead gave every output pixel its own node's kernel: a
+                # light at the frame's centre lost 9 % of its light and 5 of its 59 px of
+                # width at cat's-eye 1 (480 x 640, CoC 30). The layer's alpha is scattered
+                # alike and no longer exactly 1 across a uniform layer, so after the
+                # division by it a light can come out a little brighter: 2 % at 200 x 300
+                # with CoC 15, 10 % on a frame only four kernels wide (64 x 64).
+                wt = np.zeros((cy1 - cy0, cx1 - cx0), np.float32)
+                wt[y_lo - cy0 : y_hi - cy0, x_lo - cx0 : x_hi - cx0] = wy[:, None] * wx[None, :]
+                add_(out[:, cy0:cy1, cx0:cx1], be.conv(stack[:, cy0:cy1, cx0:cx1] * be.asarray(wt)[None], k))
     return out
+
+
+#: Empty rows (px) beyond the two kernel margins at which a node's part of a layer is
+#: split into separate boxes: each box costs an FFT's overhead.
+_BOX_GAP_PX = 16
+
+
+def _held_boxes(held: np.ndarray, gap_px: int) -> list[tuple[int, int, int, int]]:
+    """Boxes (y0, y1, x0, x1) around what ``held`` (a boolean H x W) holds: one per run
+    of rows with something in it, runs closer than ``gap_px`` merged, each as wide as
+    what its rows hold. Nothing outside the boxes is held."""
+    rows = np.flatnonzero(held.any(axis=1))
+    if rows.size == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(rows) > gap_px)
+    starts = np.concatenate(([rows[0]], rows[cuts + 1]))
+    ends = np.concatenate((rows[cuts], [rows[-1]])) + 1
+    boxes = []
+    for y0, y1 in zip(starts.tolist(), ends.tolist()):
+        cols = np.flatnonzero(held[y0:y1].any(axis=0))
+        boxes.append((y0, y1, int(cols[0]), int(cols[-1]) + 1))
+    return boxes
 
 
 def _hat(p: np.ndarray, centres: np.ndarray, i: int) -> np.ndarray:
