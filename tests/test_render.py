@@ -710,37 +710,53 @@ def test_cats_eye_keeps_each_lights_place_and_light(device):
 
 
 @pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
-def test_cats_eye_blur_of_a_sparse_layer_is_the_blend_of_node_kernels(device):
-    """The cat's-eye blur of a layer is, by definition, the sum over the grid's nodes of
-    the layer weighted by the node's hat and blurred with the node's kernel, each over
-    the whole frame. Since each node blurs only boxes around what the layer holds
-    (2x faster on a 1 MP preview), check it against that definition on a layer with
-    scattered blobs, gaps between them and content on the frame's edges."""
+def test_cats_eye_blur_of_a_sparse_layer_is_its_definition(device):
+    """The cat's-eye blur of a layer, by definition: on the CPU the sum over cells of
+    the layer's pixels in the cell blurred with the kernel of the cell's centre; on
+    the GPU (torch) the sum over a 5 x 5 grid of nodes of the layer weighted by the
+    node's hat and blurred with the node's kernel; each over the whole frame. Both
+    blur only boxes around what the layer holds (with the CPU's cells a 1 MP preview
+    took 0.79 s instead of 3.0, 12 MP 33 s instead of 84); checked against the
+    definition on a layer with scattered blobs, gaps between them and content on the
+    frame's edges."""
     import math
 
     from refocus import aperture as ap
     from refocus.render.backends import get_backend
-    from refocus.render.dense import _hat, conv_layer
+    from refocus.render.dense import _hat, cell_counts, conv_layer
     from refocus.render.plan import render_kernel
 
     if device == "torch-cpu":
         pytest.importorskip("torch")
     be = get_backend(device)
     h, w, radius, scale = 240, 320, 6.5, 2
+    full = (h * scale, w * scale)
     rng = np.random.default_rng(3)
     stack = np.zeros((4, h, w), np.float32)
     for y0, y1, x0, x1 in ((0, 9, 0, 30), (60, 64, 100, 104), (61, 70, 290, 320), (150, 152, 10, 200), (231, 240, 300, 320)):
         stack[:, y0:y1, x0:x1] = rng.random((4, y1 - y0, x1 - x0))
     cfg = RenderConfig(aperture=ApertureConfig(cats_eye=0.8))
-    got = np.asarray(be.to_numpy(conv_layer(be.asarray(stack), radius, True, cfg, be, scale, (h * scale, w * scale))))
-    grid = 5
-    ys, xs = np.linspace(0, h - 1, grid), np.linspace(0, w - 1, grid)
+    got = np.asarray(be.to_numpy(conv_layer(be.asarray(stack), radius, True, cfg, be, scale, full)))
+    parts = []  # (weight over the frame, kernel)
+    if be.tile_sparse:
+        n_y, n_x = cell_counts(0.8, radius, h, w, full)
+        assert n_y > 4 and n_x > 4 and n_y % 2 and n_x % 2
+        ye, xe = np.linspace(0, h, n_y + 1).round().astype(int), np.linspace(0, w, n_x + 1).round().astype(int)
+        for cy in range(n_y):
+            for cx in range(n_x):
+                wt = np.zeros((h, w), np.float32)
+                wt[ye[cy] : ye[cy + 1], xe[cx] : xe[cx + 1]] = 1.0
+                pos = ((xe[cx] + xe[cx + 1]) / 2 * scale - 0.5, (ye[cy] + ye[cy + 1]) / 2 * scale - 0.5)
+                parts.append((wt, ap.cats_eye_offset(0.8, *pos, full[1], full[0])))
+    else:
+        ys, xs = np.linspace(0, h - 1, 5), np.linspace(0, w - 1, 5)
+        for gy in range(5):
+            for gx in range(5):
+                wt = (_hat(np.arange(h), ys, gy)[:, None] * _hat(np.arange(w), xs, gx)[None, :]).astype(np.float32)
+                parts.append((wt, ap.cats_eye_offset(0.8, xs[gx] * scale, ys[gy] * scale, full[1], full[0])))
     want = np.zeros_like(stack)
-    for gy in range(grid):
-        for gx in range(grid):
-            wt = (_hat(np.arange(h), ys, gy)[:, None] * _hat(np.arange(w), xs, gx)[None, :]).astype(np.float32)
-            off = ap.cats_eye_offset(0.8, xs[gx] * scale, ys[gy] * scale, w * scale, h * scale)
-            k = render_kernel(cfg.aperture, radius, front=True, cats_eye_offset=off)
-            assert k.shape[0] // 2 <= int(math.ceil(radius)) + 1
-            want += np.asarray(be.to_numpy(be.conv(be.asarray(stack * wt[None]), k)))
+    for wt, off in parts:
+        k = render_kernel(cfg.aperture, radius, front=True, cats_eye_offset=off)
+        assert k.shape[0] // 2 <= int(math.ceil(radius)) + 1
+        want += np.asarray(be.to_numpy(be.conv(be.asarray(stack * wt[None]), k)))
     assert np.abs(got - want).max() < 1e-5
