@@ -510,6 +510,33 @@ def crop_border_px(radius: float, disparity: np.ndarray, *focus: float) -> int:
     return int(math.ceil(radius * spread)) + 2
 
 
+#: Half-width of the band of disparity (a share of the map's range) and side of the
+#: window (px) in which :func:`click_point` looks for a patch of the focal plane.
+CLICK_BAND = 0.02
+CLICK_WINDOW_PX = 15
+
+
+def click_point(disparity: np.ndarray, focus_disparity: float) -> tuple[int, int]:
+    """Where a user would click to focus on disparity ``focus_disparity``: (x, y) of the
+    pixel, among those whose ``CLICK_WINDOW_PX`` window lies most within
+    ``CLICK_BAND`` of the range around it, nearest the centre of all such pixels. The
+    no-depth track gives the focus this way, as a method without depth cannot take it
+    as a disparity."""
+    from scipy.ndimage import uniform_filter
+
+    d = np.asarray(disparity, dtype=np.float64)
+    band = np.abs(d - focus_disparity) <= CLICK_BAND * max(float(np.ptp(d)), 1e-12)
+    if not band.any():
+        band = np.abs(d - focus_disparity) == np.abs(d - focus_disparity).min()
+    share = uniform_filter(band.astype(np.float64), CLICK_WINDOW_PX, mode="nearest")
+    best = band & (share >= min(0.9, float(share[band].max())) - 1e-9)
+    ys, xs = np.nonzero(band)
+    cy, cx = ys.mean(), xs.mean()
+    ys, xs = np.nonzero(best)
+    i = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    return int(xs[i]), int(ys[i])
+
+
 def lightfield_cases(
     lf: LightField,
     task: str,
@@ -534,7 +561,8 @@ def lightfield_cases(
     * ``refocus``: for each R and each pair (s1 -> s2) in ``refocus_pairs``
       (near->far, far->near, middle->near): input = refocused at s1, target =
       refocused at s2; crop over both planes. ``with_depth=False`` builds the
-      no-depth track (``disparity`` None).
+      no-depth track (``disparity`` None; the focus also as the point a user would
+      click, ``meta["focus_xy"]``, :func:`click_point`).
 
     Returns
     -------
@@ -573,6 +601,8 @@ def lightfield_cases(
             for src, dst in refocus_pairs:
                 s1, s2 = focus[src], focus[dst]
                 meta = {"R": r, "from": src, "to": dst, "from_disparity": s1, "to_disparity": s2, "depth": with_depth}
+                if not with_depth:
+                    meta["focus_xy"] = click_point(d, s2)
                 cases.append(Case("refocus", dataset, f"R{r:g}-{src}-to-{dst}", photo(r, src), photo(r, dst),
                                   d if with_depth else None, float(r), focus_disparity=s2,
                                   input_focus_disparity=s1, crop_px=crop_border_px(r, d, s1, s2), meta=meta))

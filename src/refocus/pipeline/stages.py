@@ -215,6 +215,34 @@ def load_disparity(
     return out
 
 
+def load_disparity_from_blur(
+    image: np.ndarray, image_path: str | os.PathLike | None, cfg: RefocusConfig, notes: list[str]
+) -> LoadedDisparity:
+    """A depth component that reads depth from the photo's own blur only: no file, no
+    embedded map, no network (:func:`refocus.depth.estimate.estimate_depth_from_defocus`,
+    which assumes the nearest subject was in focus). What a photo without depth gets
+    offline, kept from the network: ``Refocuser(depth=load_disparity_from_blur)``
+    (``refocus bench quality``'s ``pipeline-own-blur``). Its :attr:`~LoadedDisparity.own_blur_px`
+    is the blur between the sharpest and the most blurred disparity; a photo in focus
+    everywhere raises :class:`RefocusError`, as :func:`load_disparity` does."""
+    from refocus.depth import DEFOCUS_ESTIMATE_SOURCE
+    from refocus.depth.estimate import AllInFocus, estimate_depth_from_defocus
+    from refocus.depth.prepare import prepare_disparity
+
+    try:
+        v = np.asarray(estimate_depth_from_defocus(image), dtype=np.float32)  # blur px below the largest reading
+    except AllInFocus as exc:
+        raise RefocusError(f"no depth for this photo: {exc}") from None
+    own_blur_px = float(np.nanmax(v) - np.nanmin(v))
+    d = (v - np.nanmin(v)) / max(own_blur_px, 1e-12)
+    if d.shape != image.shape[:2]:
+        d = prepare_disparity(d, "disparity", True, shape=image.shape[:2], guide=image)
+    notes.append("depth from the photo's own blur: assumes the nearest subject was in focus (relative only)")
+    out = LoadedDisparity((np.clip(d, 0, 1).astype(np.float32), DEFOCUS_ESTIMATE_SOURCE, None))
+    out.own_blur_px = own_blur_px
+    return out
+
+
 def _result_metric_range(res) -> tuple[float, float] | None:
     """The metric disparity range (1/m) of a metric :class:`~refocus.depth.DepthResult`:
     the range its :meth:`~refocus.depth.DepthResult.disparity` is normalised by (the map
