@@ -714,8 +714,8 @@ def test_cats_eye_blur_of_a_sparse_layer_is_its_definition(device):
     """The cat's-eye blur of a layer, by definition: on the CPU the sum over cells of
     the layer's pixels in the cell blurred with the kernel of the cell's centre; on
     the GPU (torch) the sum over a 5 x 5 grid of nodes of the layer weighted by the
-    node's hat and blurred with the node's kernel; each over the whole frame. Both
-    blur only boxes around what the layer holds (with the CPU's cells a 1 MP preview
+    node's hat and blurred with the node's kernel; each over the whole frame. The CPU
+    blurs only boxes around what the layer holds (with its cells a 1 MP preview
     took 0.79 s instead of 3.0, 12 MP 33 s instead of 84); checked against the
     definition on a layer with scattered blobs, gaps between them and content on the
     frame's edges."""
