@@ -257,6 +257,8 @@ def test_speed_table(tmp_path):
     assert [r[0] for r in body[3:]] == ["UI re-render after a focus click, preview 963x1037",
                                         "UI re-render after a focus click, preview 963x1037, cat's-eye 0.5"]
     assert body[4][2] == "1.7 s" and body[4][4] == ""
+    assert tb._stage_label({"stage": "render", "scene": "subject", "cats_eye": 0.5}) == (
+        "renderer, a subject in focus (depth jumps), cat's-eye 0.5")
     # What speed.json lacks is said, not silently dropped.
     assert "records no date or git state" in blocks["speed:cpu"]
     cuda = tb.render_blocks(tb.load_reports([write_json(tmp_path / "gpu.json", fake_speed("cuda"))]), "CMD")

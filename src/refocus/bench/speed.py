@@ -9,8 +9,8 @@ Cases (the renderer issue's protocol): a 12-megapixel (4000 x 3000) image, smoot
 random disparity, maximum |CoC| of 8, 16, 32 and 64 px, disc aperture; on the CPU
 (numpy path) and, when CUDA is present, on the GPU (torch path). DeblurNet and the
 pipeline (depth file -> DeblurNet where it helps -> renderer, at max |CoC| 32 px) and the
-UI's interactive re-render of a 1-megapixel preview (also with cat's-eye, whose kernel
-varies over the frame) are timed too. The depth stage
+UI's interactive re-render of a 1-megapixel preview are timed too; the subject case and the
+preview also with cat's-eye, whose kernel varies over the frame. The depth stage
 (``get_depth`` with the default network's architecture, Depth Anything V2 Small, built
 from its config with random weights -- the time does not depend on the weights -- plus
 the edge-aware upsampling to the photo's size) is timed on the same image.
@@ -42,8 +42,8 @@ TARGETS = {
 }
 
 
-#: The cat's-eye of the preview case that times the renderer's dense path (the UI
-#: slider's middle).
+#: The cat's-eye of the render and preview cases that time the renderer's dense path
+#: (the UI slider's middle).
 CATS_EYE_CASE = 0.5
 
 
@@ -57,7 +57,8 @@ def smooth_disparity(h: int, w: int, seed: int = 0) -> np.ndarray:
     return (d - d.min()) / max(float(d.max() - d.min()), 1e-6)
 
 
-def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, repeats: int, scene: str = "smooth") -> dict:
+def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, repeats: int, scene: str = "smooth",
+                  cats_eye: float = 0.0) -> dict:
     """On the CPU, numpy in and out. On a GPU the inputs and the result stay on the
     device (as in a GPU pipeline, and as BokehMe's GPU timings are taken); the time
     with host copies in and out is reported beside it.
@@ -65,7 +66,9 @@ def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, rep
     ``scene``: ``"smooth"`` (smooth random depth, no depth jump: the summed render
     alone, refocus.render.zone) or ``"subject"`` (the same with a flat subject in
     focus, a third of the frame with sharp edges: the over and summed renders blended,
-    as on a photo)."""
+    as on a photo). ``cats_eye`` > 0: with that cat's-eye (a kernel that varies over
+    the frame)."""
+    from refocus.aperture import ApertureConfig
     from refocus.render import RenderConfig, render_linear
 
     rng = np.random.default_rng(1)
@@ -73,8 +76,10 @@ def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, rep
     coc = (2 * max_coc * (smooth_disparity(h, w) - 0.5)).astype(np.float32)
     if scene == "subject":
         coc[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3] = 0.0
-    cfg = RenderConfig(quality=quality, device="cuda" if device == "cuda" else "cpu")
+    cfg = RenderConfig(quality=quality, device="cuda" if device == "cuda" else "cpu", aperture=ApertureConfig(cats_eye=cats_eye))
     label = {"note": "a subject in focus (depth jumps)", "scene": "subject"} if scene == "subject" else {}
+    if cats_eye > 0:
+        label = {**label, "cats_eye": cats_eye, "note": label.get("note", "smooth depth") + f", cat's-eye {cats_eye:g}"}
     if device != "cuda":
         times = []
         for _ in range(repeats):
@@ -101,7 +106,10 @@ def _child_render(h: int, w: int, max_coc: float, device: str, quality: str, rep
     peak_mb = torch.cuda.max_memory_allocated() / 2**20
     host = timed(lambda: render_linear(img, coc, cfg))
     subject = "a subject in focus (depth jumps); " if scene == "subject" else ""
-    return {"times_s": times, "peak_gpu_mb": peak_mb, "host_copies_s": host, **({"scene": scene} if subject else {}),
+    if cats_eye > 0:
+        subject += f"cat's-eye {cats_eye:g}; "
+    return {"times_s": times, "peak_gpu_mb": peak_mb, "host_copies_s": host, **({"scene": scene} if scene == "subject" else {}),
+            **({"cats_eye": cats_eye} if cats_eye > 0 else {}),
             "note": f"{subject}tensors on the GPU; {float(np.median(host)):.3f} s with numpy in/out; peak GPU {peak_mb:.0f} MiB"}
 
 
@@ -308,6 +316,9 @@ def run_speed(
             c = max(max_cocs)  # and a photo's case: depth jumps around a subject
             jobs.append(("render", dev, c, {"h": h, "w": w, "max_coc": c, "device": dev, "quality": quality, "repeats": repeats,
                                             "scene": "subject"}))
+            # and with cat's-eye, whose kernel varies over the frame (the renderer's dense path)
+            jobs.append(("render", dev, c, {"h": h, "w": w, "max_coc": c, "device": dev, "quality": quality, "repeats": repeats,
+                                            "scene": "subject", "cats_eye": CATS_EYE_CASE}))
     if "deblur" in stages:
         for dev in devices:
             jobs.append(("deblur", dev, None, {"h": h, "w": w, "device": dev, "repeats": 1 if dev == "cpu" else repeats}))
@@ -334,9 +345,10 @@ def run_speed(
                 row["median_s"] = float(np.median(res["times_s"]))
             target = TARGETS.get((stage, dev, c if stage == "render" else None))
             # The targets are set for 12 MP (and a 1 MP preview); other sizes get none.
-            if stage == "interactive":
-                # The target is set for the plain preview a click re-renders.
-                target = None if res.get("draft") or res.get("cats_eye") else target
+            if res.get("cats_eye"):
+                target = None  # the targets are set for a disc
+            elif stage == "interactive":
+                target = None if res.get("draft") else target
             elif (h, w) != (3000, 4000):
                 target = None
             if target is not None:

@@ -334,7 +334,8 @@ def _gibibytes(mib: float | None) -> str:
 def _stage_label(row: dict) -> str:
     stage = row.get("stage")
     if stage == "render":
-        return "renderer, a subject in focus (depth jumps)" if row.get("scene") == "subject" else "renderer"
+        what = "renderer, a subject in focus (depth jumps)" if row.get("scene") == "subject" else "renderer"
+        return what + (f", cat's-eye {row['cats_eye']:g}" if row.get("cats_eye") else "")
     if stage == "deblur":
         return "DeblurNet"
     if stage == "depth":
