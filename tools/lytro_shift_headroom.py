@@ -22,7 +22,6 @@ import numpy as np
 from refocus.bench import lightfield as lf_mod
 from refocus.bench.metrics import crop_border, psnr
 from refocus.deblur.classical import unsharp_mask
-from refocus.io.color import linear_to_srgb
 
 RADII_PX = (0.5, 0.75, 1.0)
 AMOUNTS = (0.05, 0.1, 0.2, 0.3)
@@ -39,14 +38,6 @@ def fourier_shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return out[PAD_PX:-PAD_PX, PAD_PX:-PAD_PX].astype(np.float32)
 
 
-def refocus_srgb(lf, s: float, r: float, shift) -> np.ndarray:
-    """:func:`refocus.bench.lightfield.refocus_srgb` with the shift given."""
-    offs = lf_mod.aperture_offsets(lf.grid, r)
-    c = lf.centre
-    acc = sum(shift(lf.views_linear[int(round(dv + c)), int(round(du + c))], s * du, s * dv) for du, dv in offs)
-    return np.clip(linear_to_srgb(acc / len(offs)), 0.0, 1.0).astype(np.float32)
-
-
 def main() -> None:
     for name in ("lytro1g-0001", "lytro1g-0002"):
         lf = lf_mod.load_lytro(f"../shared/data/lightfields/{name}")
@@ -60,7 +51,7 @@ def main() -> None:
                 target = crop_border(centre, crop)
                 cells = []
                 for shift in (lf_mod.shift_image, fourier_shift):
-                    inp = refocus_srgb(lf, s, r, shift)
+                    inp = lf_mod.refocus_srgb(lf, s, r, shift=shift)
                     base = psnr(crop_border(inp, crop), target)
                     best = max((psnr(crop_border(unsharp_mask(inp, rad, a), crop), target), rad, a)
                                for rad in RADII_PX for a in AMOUNTS)

@@ -13,20 +13,15 @@ import sys
 
 import numpy as np
 
-from refocus.bench.methods_deblur import ORACLE_AMOUNTS, ORACLE_RADII_PX
-from refocus.bench.metrics import crop_border, psnr
+from refocus.bench.methods_deblur import ORACLE_RADII_PX, oracle_grid
 from refocus.bench.quality import build_cases, parse_data
-from refocus.deblur.classical import unsharp_mask
 
 
 def main(data: str = "lytro1g,lightfield,synthetic") -> None:
     cases, _ = build_cases(["deblur"], parse_data(data))
     by_set: dict[str, list[dict]] = {}
     for case in cases:
-        target = crop_border(case.target, case.crop_px)
-        grid = {(r, a): psnr(crop_border(unsharp_mask(case.input, r, a) if a else case.input, case.crop_px), target)
-                for r in ORACLE_RADII_PX for a in ORACLE_AMOUNTS}
-        by_set.setdefault(case.dataset, []).append(grid)
+        by_set.setdefault(case.dataset, []).append(oracle_grid(case))
     none = (ORACLE_RADII_PX[0], 0.0)
     for name, grids in by_set.items():
         mean = {k: float(np.mean([g[k] for g in grids])) for k in grids[0]}

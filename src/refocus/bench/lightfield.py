@@ -459,7 +459,7 @@ def _shift_bilinear(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return (top * (1 - fy) + bot * fy).astype(np.float32)
 
 
-def refocus_linear(lf: LightField, focus_disparity: float, radius: float, sign: float = 1.0) -> np.ndarray:
+def refocus_linear(lf: LightField, focus_disparity: float, radius: float, sign: float = 1.0, shift=None) -> np.ndarray:
     """Shift-and-add refocusing: the photo of a lens with a disc aperture.
 
     Parameters
@@ -474,24 +474,28 @@ def refocus_linear(lf: LightField, focus_disparity: float, radius: float, sign: 
     sign:
         +1 samples view (u, v) at ``x - s*(u - c)`` (the verified convention); -1
         only exists to test that convention.
+    shift:
+        ``shift(img, dx, dy)``, how a view is shifted; by default :func:`shift_image`
+        (the protocol's). Another only for experiments on the protocol itself.
 
     Returns
     -------
     H x W x 3 float32 linear image.
     """
+    shift = shift or shift_image
     acc = None
     offs = aperture_offsets(lf.grid, radius)
     c = lf.centre
     for du, dv in offs:
         view = lf.views_linear[int(round(dv + c)), int(round(du + c))]
-        shifted = shift_image(view, sign * focus_disparity * du, sign * focus_disparity * dv)
+        shifted = shift(view, sign * focus_disparity * du, sign * focus_disparity * dv)
         acc = shifted if acc is None else acc + shifted
     return (acc / len(offs)).astype(np.float32)
 
 
-def refocus_srgb(lf: LightField, focus_disparity: float, radius: float) -> np.ndarray:
+def refocus_srgb(lf: LightField, focus_disparity: float, radius: float, shift=None) -> np.ndarray:
     """:func:`refocus_linear`, encoded to sRGB in [0, 1]."""
-    return np.clip(linear_to_srgb(refocus_linear(lf, focus_disparity, radius)), 0.0, 1.0).astype(np.float32)
+    return np.clip(linear_to_srgb(refocus_linear(lf, focus_disparity, radius, shift=shift)), 0.0, 1.0).astype(np.float32)
 
 
 def focus_disparities(disparity: np.ndarray) -> dict[str, float]:

@@ -55,18 +55,20 @@ ORACLE_RADII_PX = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 ORACLE_AMOUNTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)
 
 
-def _unsharp_oracle(case: Case) -> np.ndarray:
+def oracle_grid(case: Case) -> dict[tuple[float, float], float]:
+    """PSNR (dB) against the case's target of the unsharp mask at each (radius px,
+    amount) of :data:`ORACLE_RADII_PX` x :data:`ORACLE_AMOUNTS` (amount 0: the input)."""
     from refocus.bench.metrics import crop_border, psnr
 
     target = crop_border(case.target, case.crop_px)
-    best, best_db = case.input, psnr(crop_border(case.input, case.crop_px), target)
-    for r in ORACLE_RADII_PX:
-        for a in ORACLE_AMOUNTS[1:]:
-            out = unsharp_mask(case.input, r, a)
-            db = psnr(crop_border(out, case.crop_px), target)
-            if db > best_db:
-                best, best_db = out, db
-    return best
+    return {(r, a): psnr(crop_border(unsharp_mask(case.input, r, a) if a else case.input, case.crop_px), target)
+            for r in ORACLE_RADII_PX for a in ORACLE_AMOUNTS}
+
+
+def _unsharp_oracle(case: Case) -> np.ndarray:
+    grid = oracle_grid(case)
+    r, a = max(grid, key=grid.get)  # the first of equals: the input before any sharpening
+    return unsharp_mask(case.input, r, a) if a else case.input
 
 
 register("deblur", "deblurnet", _deblurnet, description="DeblurNet (compact NAFNet-style U-Net, trained on synthetic defocus)")

@@ -43,6 +43,8 @@ NEIGHBOUR_EXTENSIONS = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr")
 #: The ``source`` of a disparity read from the photo's own blur (the last resort): the
 #: pipeline then takes the input blur along that disparity (see refocus.pipeline).
 DEFOCUS_ESTIMATE_SOURCE = "defocus estimate"
+#: What is said of a depth read from the photo's own blur.
+DEFOCUS_ESTIMATE_NOTE = "depth from the photo's own blur: assumes the nearest subject was in focus (relative only)"
 
 
 def find_neighbour_depth(
@@ -457,7 +459,7 @@ def get_depth(
         try:
             disp = estimate_depth_from_defocus(image)
             found = (disp, "disparity", False, DEFOCUS_ESTIMATE_SOURCE)
-            notes.append("depth from the photo's own blur: assumes the nearest subject was in focus (relative only)")
+            notes.append(DEFOCUS_ESTIMATE_NOTE)
         except AllInFocus as exc:
             why = f"{exc}" + (f", and {net_missing}" if net_missing else "")
             raise RefocusError(f"no depth for this photo: {why}; {_options()}") from None

@@ -225,7 +225,7 @@ def load_disparity_from_blur(
     (``refocus bench quality``'s ``pipeline-own-blur``). Its :attr:`~LoadedDisparity.own_blur_px`
     is the blur between the sharpest and the most blurred disparity; a photo in focus
     everywhere raises :class:`RefocusError`, as :func:`load_disparity` does."""
-    from refocus.depth import DEFOCUS_ESTIMATE_SOURCE
+    from refocus.depth import DEFOCUS_ESTIMATE_NOTE, DEFOCUS_ESTIMATE_SOURCE
     from refocus.depth.estimate import AllInFocus, estimate_depth_from_defocus
     from refocus.depth.prepare import prepare_disparity
 
@@ -237,7 +237,7 @@ def load_disparity_from_blur(
     d = (v - np.nanmin(v)) / max(own_blur_px, 1e-12)
     if d.shape != image.shape[:2]:
         d = prepare_disparity(d, "disparity", True, shape=image.shape[:2], guide=image)
-    notes.append("depth from the photo's own blur: assumes the nearest subject was in focus (relative only)")
+    notes.append(DEFOCUS_ESTIMATE_NOTE)
     out = LoadedDisparity((np.clip(d, 0, 1).astype(np.float32), DEFOCUS_ESTIMATE_SOURCE, None))
     out.own_blur_px = own_blur_px
     return out
