@@ -723,7 +723,8 @@ def test_cats_eye_blur_of_a_sparse_layer_is_its_definition(device):
 
     from refocus import aperture as ap
     from refocus.render.backends import get_backend
-    from refocus.render.dense import _hat, cell_counts, conv_layer
+    from refocus.render.dense import _hat, conv_layer
+    from refocus.render.plan import cell_counts
     from refocus.render.plan import render_kernel
 
     if device == "torch-cpu":
@@ -760,3 +761,55 @@ def test_cats_eye_blur_of_a_sparse_layer_is_its_definition(device):
         assert k.shape[0] // 2 <= int(math.ceil(radius)) + 1
         want += np.asarray(be.to_numpy(be.conv(be.asarray(stack * wt[None]), k)))
     assert np.abs(got - want).max() < 1e-5
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_cats_eye_tiles_render_lights_as_the_dense_path_does(monkeypatch, jit):
+    """Since 2026-12-07 (twelfth session) the finest cat's-eye layers are rendered
+    tile-sparse, each window with the kernel of its tile's cell (12 MP with a subject,
+    cat's-eye 0.5: 39 s -> 8 s on 2 AMD EPYC cores; the dense path before). A grid of
+    lights at cat's-eye 1 keeps its light and the dense path's place and shape in
+    every part of the frame, on the compiled and the numpy windows; a frame whose cells are
+    smaller than a tile keeps the dense path (in a 121 px frame a light at the centre
+    and one in a corner shared a 32 px tile and so its kernel)."""
+    import refocus.render.layered as layered
+    import refocus.render.sparse as sparse
+    from refocus.render import render_layers
+    from refocus.render.backends import cpu_backend
+
+    h, w, coc_px = 768, 1024, -5.0
+    img = np.full((h, w, 3), 0.02, np.float32)
+    ys, xs = np.arange(48, h, 96), np.arange(48, w, 96)
+    for y in ys:
+        for x in xs:
+            img[y, x] = 30.0
+    coc = np.full((h, w), coc_px, np.float32)
+    cfg = RenderConfig(highlight_gain=0.0, aperture=ApertureConfig(cats_eye=1.0))
+    kernels = []
+    real = sparse.SparseLevels._cell_kernels
+
+    def spy(self, *a):
+        out = real(self, *a)
+        kernels.append(out[0].shape[0])
+        return out
+
+    monkeypatch.setattr(sparse.SparseLevels, "_cell_kernels", spy)
+    tiles = np.asarray(render_layers(img, coc, cfg, cpu_backend(jit=jit)))[..., 0]
+    assert kernels and max(kernels) > 9, "the layer should have been rendered tile-sparse, with many kernels"
+    monkeypatch.setattr(layered, "cats_eye_tiles_fit", lambda *a: False)
+    dense = np.asarray(render_layers(img, coc, cfg, cpu_backend(jit=jit)))[..., 0]
+    for y in ys:
+        for x in xs:
+            a, b = (r[y - 12 : y + 13, x - 12 : x + 13] - 0.02 for r in (tiles, dense))
+            # Each light keeps its light (the dense path's cells add up to 1.2 % to a
+            # light on a cell's edge: the blurred alpha of a varying kernel is not 1).
+            assert a.sum() == pytest.approx(30.0 - 0.02, rel=0.003)
+            for axis in (0, 1):
+                pos = np.arange(25.0)[:, None] if axis == 0 else np.arange(25.0)[None, :]
+                assert abs((a * pos).sum() / a.sum() - (b * pos).sum() / b.sum()) < 0.2
+            ma, mb = half_max_mask(a), half_max_mask(b)
+            assert (ma & mb).sum() / (ma | mb).sum() > 0.9
+    # The shapes vary over the frame (a cat's-eye at all): a corner light against the centre's.
+    centre = half_max_mask(tiles[336:361, 464:489]).sum()
+    corner = half_max_mask(tiles[36:61, 36:61]).sum()
+    assert corner < 0.85 * centre

@@ -18,7 +18,7 @@ import numpy as np
 from refocus import aperture as ap
 from refocus.render.backends.base import add_
 from refocus.render.config import RenderConfig
-from refocus.render.plan import BLOCK, jump_limit_px, pull_clamp_level, render_kernel
+from refocus.render.plan import BLOCK, CatsEyeCells, jump_limit_px, pull_clamp_level, render_kernel
 
 
 def tent_weights(coc, centres: np.ndarray, be):
@@ -35,11 +35,13 @@ def tent_weights(coc, centres: np.ndarray, be):
 class DenseLayers:
     """The frame state of the dense layers, and their step of a sweep (:meth:`layer`)."""
 
-    def __init__(self, be, cfg: RenderConfig, centres, scale: dict[int, int], coc_pad, x, x_at, grid: int, sparse):
+    def __init__(self, be, cfg: RenderConfig, centres, scale: dict[int, int], coc_pad, x, x_at, grid: int, sparse,
+                 photo_hw: tuple[int, int]):
         """``coc_pad`` and ``x``: the grid-padded CoC (Hp, Wp) and image (3, Hp, Wp);
         ``x_at(q)``: the image at level q; ``sparse``: the tile-sparse levels (whose
-        band tiles then give the coarse layers' weights), or None."""
-        self.be, self.cfg, self.centres, self.scale = be, cfg, centres, scale
+        band tiles then give the coarse layers' weights), or None; ``photo_hw``: the
+        photo's size without the padding (px), for the cat's-eye."""
+        self.be, self.cfg, self.centres, self.scale, self.photo_hw = be, cfg, centres, scale, photo_hw
         self.x, self.x_at, self.grid, self.sparse = x, x_at, grid, sparse
         self.Hp, self.Wp = coc_pad.shape
         # Full-resolution tent weights, for a frame without tile-sparse layers only.
@@ -146,7 +148,7 @@ class DenseLayers:
             for q in finer:
                 add_(cum_w[q][:, y0 // q : y1 // q], small[q][0])
                 add_(cum_wx[q][:, y0 // q : y1 // q], small[q][1])
-        return conv_layer(stack, abs(float(c[i])) / s, front, self.cfg, be, s, (Hp, Wp))
+        return conv_layer(stack, abs(float(c[i])) / s, front, self.cfg, be, s, self.photo_hw)
 
     def layer_sum(self, i: int, front: bool):
         """Layer i's blurred tent share alone (W_i x, W_i), (4, Hp/s, Wp/s): its step
@@ -164,20 +166,21 @@ class DenseLayers:
         stack = be.zeros((4, Hp // s, Wp // s))
         stack[:3, y0 // s : y1 // s] = be.splat_down(wx, s // q)
         stack[3:4, y0 // s : y1 // s] = be.splat_down(w, s // q)
-        return conv_layer(stack, abs(float(c[i])) / s, front, self.cfg, be, s, (Hp, Wp))
+        return conv_layer(stack, abs(float(c[i])) / s, front, self.cfg, be, s, self.photo_hw)
 
 
-def conv_layer(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, full_hw: tuple[int, int]):
+def conv_layer(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, photo_hw: tuple[int, int]):
     """Blur a (4,h,w) layer stack with the aperture kernel (spatially varying for cat's-eye).
 
     ``radius``: the layer's |CoC| at its level (px); ``scale``: the level's factor;
-    ``full_hw``: the full-resolution frame the cat's-eye positions refer to."""
+    ``photo_hw``: the photo's size (full-resolution px, without the frame's grid
+    padding), which the cat's-eye positions refer to."""
     aper = cfg.aperture
     if aper.cats_eye <= 0 or radius < 0.5:
         return be.conv(stack, render_kernel(aper, radius, front=front))
     if be.tile_sparse and stack.shape[1] * stack.shape[2] >= CELLS_FROM_PX:
-        return _conv_cells(stack, radius, front, cfg, be, scale, full_hw)
-    return _conv_nodes(stack, radius, front, cfg, be, scale, full_hw)
+        return _conv_cells(stack, radius, front, cfg, be, scale, photo_hw)
+    return _conv_nodes(stack, radius, front, cfg, be, scale, photo_hw)
 
 
 #: Layers of at least this many pixels (at their level) take :func:`_conv_cells` on the
@@ -189,37 +192,10 @@ def conv_layer(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: 
 CELLS_FROM_PX = 256 * 256
 
 
-#: Largest change of the cat's-eye kernel between neighbouring cells of
-#: :func:`_conv_cells`, px at the layer's level: the shift of the clipping disc's edge.
-CELL_SHIFT_PX = 0.5
-#: At most this many cells along a side.
-MAX_CELLS = 33
-#: Cells not smaller than this (px at the layer's level) where there are 3 or more.
-MIN_CELL_PX = 4
-
-
-def cell_counts(cats_eye: float, radius: float, h: int, w: int, full_hw: tuple[int, int]) -> tuple[int, int]:
-    """Cells (rows, columns) of :func:`_conv_cells` for a layer of |CoC| ``radius``
-    (px at its level, ``h`` x ``w``): enough that the clipping disc's edge moves by at
-    most ``CELL_SHIFT_PX`` between neighbours (at most ``MAX_CELLS``), an odd number,
-    so that a cell is centred on the frame: a light there keeps its whole disc."""
-    H, W = full_hw
-    half_diag = max(math.hypot((W - 1) / 2, (H - 1) / 2), 1e-9)
-
-    def count(span_px: float, side: int) -> int:
-        n = max(1, math.ceil(span_px / CELL_SHIFT_PX))
-        n_max = min(MAX_CELLS, max(3, side // MIN_CELL_PX))
-        return int(min(n + 1 - n % 2, n_max - 1 + n_max % 2))
-
-    # The clipping disc moves by cats_eye pupil radii per half diagonal
-    # (aperture.cats_eye_offset); its edge by that times the kernel's radius.
-    span_y, span_x = (cats_eye * (n - 1) / half_diag * radius for n in (H, W))
-    return count(span_y, h), count(span_x, w)
-
-
-def _conv_cells(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, full_hw: tuple[int, int]):
+def _conv_cells(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, photo_hw: tuple[int, int]):
     """Cat's-eye on the CPU: the frame cut into cells, each blurred with the kernel of
-    its centre (:func:`cell_counts`), only in boxes around what the layer holds there.
+    its centre (:class:`~refocus.render.plan.CatsEyeCells`), only in boxes around what
+    the layer holds there.
 
     Every pixel belongs to one cell, so a light keeps its energy and its place (its
     kernel is that of where the light is: scatter semantics), and the blur costs about
@@ -228,27 +204,20 @@ def _conv_cells(stack, radius: float, front: bool, cfg: RenderConfig, be, scale:
     tiles blurred the frame 4 times over (``refocus bench speed``'s 1 MP preview with
     cat's-eye 0.5: 1.7 s with nodes, 0.79 s with cells, 0.21 s for a disc; 2 AMD
     EPYC cores)."""
-    aper = cfg.aperture
     _, h, w = stack.shape
-    H, W = full_hw
-    n_y, n_x = cell_counts(aper.cats_eye, radius, h, w, full_hw)
-    y_edges = np.linspace(0, h, n_y + 1).round().astype(int)
-    x_edges = np.linspace(0, w, n_x + 1).round().astype(int)
+    cells = CatsEyeCells(cfg.aperture, radius, front, h, w, scale, photo_hw)
+    n_y, n_x = cells.shape
     out = be.zeros(stack.shape)
     r_pad = int(math.ceil(radius)) + 1
     held = be.to_numpy((stack != 0).any(0)) > 0
     for cy in range(n_y):
-        y0, y1 = int(y_edges[cy]), int(y_edges[cy + 1])
+        y0, y1 = int(cells.y_edges[cy]), int(cells.y_edges[cy + 1])
         for cx in range(n_x):
-            x0, x1 = int(x_edges[cx]), int(x_edges[cx + 1])
+            x0, x1 = int(cells.x_edges[cx]), int(cells.x_edges[cx + 1])
             boxes = _held_boxes(held[y0:y1, x0:x1], 2 * r_pad + _BOX_GAP_PX)
             if not boxes:
                 continue
-            # The cell's centre in the frame (a level pixel i covers frame pixels
-            # i*scale .. (i+1)*scale - 1).
-            cx_px, cy_px = ((a + b) / 2 * scale - 0.5 for a, b in ((x0, x1), (y0, y1)))
-            off = ap.cats_eye_offset(aper.cats_eye, cx_px, cy_px, W, H)
-            k = render_kernel(aper, radius, front=front, cats_eye_offset=off)
+            k = cells.kernel(cy, cx)
             for by0, by1, bx0, bx1 in boxes:
                 ya, yb, xa, xb = y0 + by0, y0 + by1, x0 + bx0, x0 + bx1
                 cy0, cy1 = max(0, ya - r_pad), min(h, yb + r_pad)
@@ -259,12 +228,12 @@ def _conv_cells(stack, radius: float, front: bool, cfg: RenderConfig, be, scale:
     return out
 
 
-def _conv_nodes(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, full_hw: tuple[int, int]):
+def _conv_nodes(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, photo_hw: tuple[int, int]):
     """Cat's-eye on the GPU, and for small layers on the CPU (``CELLS_FROM_PX``):
     kernels on a 5 x 5 grid of frame positions, blended."""
     aper = cfg.aperture
     _, h, w = stack.shape
-    H, W = full_hw
+    H, W = photo_hw
     grid = 5
     ys = np.linspace(0, h - 1, grid)
     xs = np.linspace(0, w - 1, grid)

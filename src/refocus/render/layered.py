@@ -82,6 +82,7 @@ from refocus.render.highlights import Booster
 from refocus.render.plan import (
     BLOCK,
     SPARSE_MAX_SCALE,
+    cats_eye_tiles_fit,
     layer_centres,
     layer_scale,
     moment_matched,
@@ -146,11 +147,14 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     used = used_here if used is None else (used | used_here)
     order = np.nonzero(used)[0]
     scale = {int(i): layer_scale(abs(float(centres[i])), r0) for i in order}
-    # Layers at the finest levels are rendered tile-sparse (see refocus.render.sparse);
-    # the spatially varying cat's-eye kernel keeps the dense path.
-    sparse_ids = set()
-    if cfg.aperture.cats_eye <= 0 and be.tile_sparse:
-        sparse_ids = {i for i in scale if scale[i] <= SPARSE_MAX_SCALE}
+    # Layers at the finest levels are rendered tile-sparse (see refocus.render.sparse),
+    # a cat's-eye with one kernel per tile, if its cells are no smaller than a tile in
+    # every such layer (the dense layers take their weights from the sparse ones' tiles
+    # from quarter resolution on, so the finest levels are all sparse or all dense).
+    sparse_ids = {i for i in scale if scale[i] <= SPARSE_MAX_SCALE} if be.tile_sparse else set()
+    if not all(cats_eye_tiles_fit(cfg.aperture, abs(float(centres[i])) / scale[i], H // scale[i], W // scale[i], (H, W))
+               for i in sparse_ids):
+        sparse_ids = set()
     # Pad the frame so that every level's grid tiles it exactly.
     grid = max(max(scale.values()), 1)
     if sparse_ids:
@@ -179,8 +183,8 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     sparse = None
     if sparse_ids:
         sparse = SparseLevels(be.to_numpy(coc_pad), x_big, off, centres, scale, sparse_ids, cfg, be,
-                              sparse_tile_max(H, W, s_max), threads)
-    dense = DenseLayers(be, cfg, centres, scale, coc_pad, x, x_at, grid, sparse)
+                              sparse_tile_max(H, W, s_max), threads, (H, W))
+    dense = DenseLayers(be, cfg, centres, scale, coc_pad, x, x_at, grid, sparse, (H, W))
     # Over near depth jumps, summed elsewhere (see refocus.render.zone).
     if zone == "auto" and cfg.smooth_sum:
         zone_blocks = _zone(be.to_numpy(coc_pad) if sparse is None else sparse.coc_np, be)
@@ -264,8 +268,9 @@ def render_layers(image_linear, coc_px, cfg: RenderConfig, backend=None, threads
     plain = cfg.model_copy(update={"highlight_gain": 0.0})  # x is boosted already
 
     def rendered(additive: bool, shown: np.ndarray, base=None):
-        # A cat's-eye kernel depends on the position in the frame, and the dense path's
-        # push-pull fill sees a crop's edges (0.004 off on torch): no crops for either.
+        # The dense path's push-pull fill sees a crop's edges (0.004 off on torch), and a
+        # crop's cat's-eye cells and tiles fall elsewhere than the whole frame's (a
+        # clipping edge 0.5 px off, 0.017 beside a light of 40): no crops for either.
         crops = None if cfg.aperture.cats_eye > 0 or not be.tile_sparse else _crops(shown, H, W, max_coc)
         if crops is None:
             if additive:

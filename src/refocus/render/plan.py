@@ -148,6 +148,94 @@ def render_kernel(aper, radius_px: float, front: bool = False, cats_eye_offset: 
     return (out / out.sum()).astype(np.float32)
 
 
+#: Largest change of the cat's-eye kernel between neighbouring cells
+#: (:class:`CatsEyeCells`), px at the layer's level: the shift of the clipping disc's edge.
+CELL_SHIFT_PX = 0.5
+#: At most this many cells along a side.
+MAX_CELLS = 33
+#: Cells not smaller than this (px at the layer's level) where there are 3 or more.
+MIN_CELL_PX = 4
+
+
+def cell_counts(cats_eye: float, radius: float, h: int, w: int, full_hw: tuple[int, int]) -> tuple[int, int]:
+    """Cells (rows, columns) of :class:`CatsEyeCells` for a layer of |CoC| ``radius``
+    (px at its level, ``h`` x ``w``) in a photo of ``full_hw`` px: enough that the
+    clipping disc's edge moves by at most ``CELL_SHIFT_PX`` between neighbours (at most
+    ``MAX_CELLS``), an odd number, so that a cell is centred on the frame: a light
+    there keeps its whole disc."""
+    H, W = full_hw
+    half_diag = max(math.hypot((W - 1) / 2, (H - 1) / 2), 1e-9)
+
+    def count(span_px: float, side: int) -> int:
+        n = max(1, math.ceil(span_px / CELL_SHIFT_PX))
+        n_max = min(MAX_CELLS, max(3, side // MIN_CELL_PX))
+        return int(min(n + 1 - n % 2, n_max - 1 + n_max % 2))
+
+    # The clipping disc moves by cats_eye pupil radii per half diagonal
+    # (aperture.cats_eye_offset); its edge by that times the kernel's radius.
+    span_y, span_x = (cats_eye * (n - 1) / half_diag * radius for n in (H, W))
+    return count(span_y, h), count(span_x, w)
+
+
+class CatsEyeCells:
+    """A cat's-eye layer's kernels on a grid of cells of its level (:func:`cell_counts`):
+    each cell takes the kernel of its centre, computed when first asked for.
+
+    ``photo_hw``: the photo's size (px), which the positions refer to: the frame's grid
+    padding must not move the cat's-eye's centre.
+    """
+
+    def __init__(self, aper, radius_px: float, front: bool, h: int, w: int, scale: int, photo_hw: tuple[int, int]):
+        self.aper, self.radius_px, self.front, self.scale, self.photo_hw = aper, float(radius_px), front, scale, photo_hw
+        n_y, n_x = cell_counts(aper.cats_eye, radius_px, h, w, photo_hw)
+        self.y_edges = np.linspace(0, h, n_y + 1).round().astype(int)
+        self.x_edges = np.linspace(0, w, n_x + 1).round().astype(int)
+        self._kern: dict[tuple[int, int], np.ndarray] = {}
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.y_edges) - 1, len(self.x_edges) - 1
+
+    def min_cell_px(self) -> int:
+        """The smallest cell side, px at the layer's level."""
+        return int(min(np.diff(self.y_edges).min(), np.diff(self.x_edges).min()))
+
+    def cell_of(self, y, x) -> tuple[np.ndarray, np.ndarray]:
+        """The cells (row, column) holding level positions ``y``, ``x`` (px)."""
+        cy = np.clip(np.searchsorted(self.y_edges, y, side="right") - 1, 0, len(self.y_edges) - 2)
+        cx = np.clip(np.searchsorted(self.x_edges, x, side="right") - 1, 0, len(self.x_edges) - 2)
+        return cy, cx
+
+    def kernel(self, cy: int, cx: int) -> np.ndarray:
+        """The kernel of cell (cy, cx): that of its centre in the photo."""
+        key = (int(cy), int(cx))
+        if key not in self._kern:
+            H, W = self.photo_hw
+            # A level pixel i covers frame pixels i*scale .. (i+1)*scale - 1.
+            px = (self.x_edges[cx] + self.x_edges[cx + 1]) / 2 * self.scale - 0.5
+            py = (self.y_edges[cy] + self.y_edges[cy + 1]) / 2 * self.scale - 0.5
+            off = ap.cats_eye_offset(self.aper.cats_eye, px, py, W, H)
+            self._kern[key] = render_kernel(self.aper, self.radius_px, front=self.front, cats_eye_offset=off)
+        return self._kern[key]
+
+
+#: The tile-sparse layers' tile sides (px at the layer's level): the smallest is the
+#: smallest cell a cat's-eye layer may be rendered tile-sparse with.
+SPARSE_TILE_SIZES = (32, 64, 128, 256, 512)
+
+
+def cats_eye_tiles_fit(aper, radius_px: float, h: int, w: int, photo_hw: tuple[int, int]) -> bool:
+    """Whether a layer of |CoC| ``radius_px`` (px at its level, ``h`` x ``w``) can be
+    rendered tile-sparse: one kernel per tile, that of the cat's-eye cell holding the
+    tile's centre, needs tiles no larger than the cells (:class:`CatsEyeCells`);
+    else a light far from a tile's centre takes the wrong kernel (in a 121 px frame
+    a light at the centre and one in a corner shared a 32 px tile and its kernel)."""
+    if aper.cats_eye <= 0 or radius_px < 0.5:
+        return True
+    n_y, n_x = cell_counts(aper.cats_eye, radius_px, h, w, photo_hw)
+    return min(h // n_y, w // n_x) >= SPARSE_TILE_SIZES[0]
+
+
 @functools.lru_cache(maxsize=256)
 def _sampled_gaussian(var_px2: float, half: int) -> np.ndarray:
     """A (2 half + 1)^2 separable kernel of samples of a Gaussian whose *sampled*

@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 
 from refocus.render.config import RenderConfig
-from refocus.render.plan import BLOCK, jump_limit_px, own_step, pull_clamp_level, render_kernel, window_margin
+from refocus.render.plan import BLOCK, SPARSE_TILE_SIZES, CatsEyeCells, jump_limit_px, own_step, pull_clamp_level, render_kernel, window_margin
 
 
 @dataclass
@@ -73,7 +73,7 @@ class WindowJob:
     coc_big: object
     x_big: object
     off: int
-    #: The layer's aperture kernel at its level.
+    #: The layer's aperture kernel at its level (at the frame's centre for a cat's-eye).
     kern: np.ndarray
     #: Inputs already at the layer's level (alpha, own colour, hidden, behind), or None.
     dense_in: list | None
@@ -92,16 +92,32 @@ class WindowJob:
     #: over render's tiles far from every depth jump are not shown: only their pull
     #: pyramid feeds the fill), or None for all. A backend may ignore it.
     composite: Callable | None = None
+    #: A cat's-eye layer's kernels (n, kh, kw), of ``kern``'s shape, and (ty, tx) ->
+    #: the index of each window's one (that of its tile's cell); None: ``kern`` everywhere.
+    kerns: np.ndarray | None = None
+    kern_of: Callable | None = None
+
+    def kernel_stack(self) -> np.ndarray:
+        """The layer's kernels (n, kh, kw): ``kern`` alone unless it is a cat's-eye."""
+        return self.kern[None] if self.kerns is None else self.kerns
+
+    def kernel_index(self, ty, tx) -> np.ndarray:
+        """Per window (tile ty, tx): the index of its kernel in :meth:`kernel_stack`."""
+        if self.kern_of is None:
+            return np.zeros(np.shape(ty), np.int64)
+        return np.asarray(self.kern_of(ty, tx), np.int64)
 
 
 class SparseLevels:
     """The frame state of the tile-sparse layers (CoC ranges per block and tile,
     kernels, reaches) and the layer steps that use it (see the module docstring)."""
 
-    def __init__(self, coc_pad, x_big, off: int, centres, all_scales: dict[int, int], ids, cfg: RenderConfig, be, t_max: int, threads):
+    def __init__(self, coc_pad, x_big, off: int, centres, all_scales: dict[int, int], ids, cfg: RenderConfig, be, t_max: int, threads,
+                 photo_hw: tuple[int, int]):
         """``coc_pad``: the grid-padded CoC (numpy); ``x_big``: the (3, Hp + 2 off,
         Wp + 2 off) image, edge-padded by ``off`` (:func:`refocus.render.plan.sparse_margin`)
-        around the grid-padded frame."""
+        around the grid-padded frame; ``photo_hw``: the photo's size without the padding
+        (px), for the cat's-eye."""
         self.be, self.centres, self.threads = be, centres, threads
         self.scales = {i: all_scales[i] for i in ids}
         self.Hp, self.Wp = coc_pad.shape
@@ -110,12 +126,18 @@ class SparseLevels:
         self.min_step_px = cfg.layer_step()[0]
         half = {}
         self.kern = {}
+        # A cat's-eye layer's windows each take the kernel of their tile's cell (the
+        # kernel where the output is; neighbouring cells' kernels differ by at most
+        # CELL_SHIFT_PX at the clipping edge), as the dense layers' cells do.
+        self.cells: dict[int, CatsEyeCells] = {}
         for i, s in all_scales.items():
             c = float(centres[i])
             k = render_kernel(aper, abs(c) / s, front=c > 0)
             half[i] = max(k.shape) // 2
             if i in ids:
                 self.kern[i] = k
+                if aper.cats_eye > 0 and abs(c) / s >= 0.5:
+                    self.cells[i] = CatsEyeCells(aper, abs(c) / s, c > 0, self.Hp // s, self.Wp // s, s, photo_hw)
         # How far (full-resolution px) each layer's result reaches from where its alpha
         # is defined: kernel, splat margin, bilinear upsampling of the accumulator.
         self.reach = {i: (half[i] + 3) * all_scales[i] for i in all_scales}
@@ -132,7 +154,7 @@ class SparseLevels:
         self._zone = None
         self.x_big = x_big
         self.bstats, self.tstats, self.xb, self.xs_pad = {}, {}, {}, {}
-        self.tile_sizes = [t for t in (32, 64, 128, 256, 512) if t <= t_max]
+        self.tile_sizes = [t for t in SPARSE_TILE_SIZES if t <= t_max]
         for s in sorted(set(self.scales.values()) | {1}):
             # CoC range per block of BLOCK px at level s
             self.bstats[s] = be.block_minmax(coc_pad, BLOCK * s)
@@ -356,10 +378,14 @@ class SparseLevels:
         E = self.E_of[i]
         half = max(self.kern[i].shape) // 2
         j = self.next_used.get(i)
+        cells = self.cells.get(i)
+        sizes = self.tile_sizes
+        if cells is not None:  # one kernel per tile: a tile no larger than a cell
+            sizes = [t for t in sizes if t <= cells.min_cell_px()] or sizes[:1]
         best = None
         # Small tiles skip more, large ones waste less on window margins: take the
         # size with the least window area to process.
-        for T in self.tile_sizes:
+        for T in sizes:
             if additive:  # nothing occludes: only where the summed render is used
                 opaque = np.zeros((self.Hp // s // T, self.Wp // s // T), bool)
                 active = self._tile_needs_sum(s, T)
@@ -381,6 +407,10 @@ class SparseLevels:
         ty, tx = np.nonzero(active)
         if ty.size == 0:
             return
+        kerns = kern_of = None
+        if cells is not None:
+            kerns, tile_k = self._cell_kernels(i, cells, T, ty, tx)
+            kern_of = lambda ty_, tx_: tile_k[ty_, tx_]  # noqa: E731
         job = WindowJob(
             s=s, T=T, E=E, half=half, ty=ty, tx=tx, front=front, tent=self.ramps(i), own=self.ramps(i, not additive), additive=additive,
             coc_big=self.coc_big, x_big=self.x_big, off=self.off, kern=self.kern[i], dense_in=dense_in,
@@ -389,6 +419,24 @@ class SparseLevels:
             level_x=lambda: self._level_x(s, E, x_at),
             coarse_fill=lambda pulled: self.coarse_fill(s, T, E, active, opaque, x_at, pulled),
             composite=None if shows is None else (lambda ty_, tx_: shows[ty_, tx_]),
+            kerns=kerns, kern_of=kern_of,
         )
         self.be.layer_windows(job, acc, self.threads)
+
+    def _cell_kernels(self, i: int, cells: CatsEyeCells, T: int, ty, tx) -> tuple[np.ndarray, np.ndarray]:
+        """The kernels (n, kh, kw) of the cells holding the centres of tiles (ty, tx)
+        (side T at layer i's level), and per tile of the grid the index of its one."""
+        n_x = cells.shape[1]
+        cy, cx = cells.cell_of((ty + 0.5) * T, (tx + 0.5) * T)
+        used, inverse = np.unique(cy * n_x + cx, return_inverse=True)
+        shape = self.kern[i].shape
+        kerns = np.zeros((used.size, *shape), np.float32)
+        for n, u in enumerate(used):
+            k = cells.kernel(*divmod(int(u), n_x))
+            assert k.shape[0] <= shape[0] and k.shape[1] <= shape[1]  # the windows' margins are kern's
+            py, px = (shape[0] - k.shape[0]) // 2, (shape[1] - k.shape[1]) // 2
+            kerns[n, py : py + k.shape[0], px : px + k.shape[1]] = k
+        tile_k = np.zeros((self.Hp // self.scales[i] // T, self.Wp // self.scales[i] // T), np.int64)
+        tile_k[ty, tx] = inverse.reshape(-1)
+        return kerns, tile_k
 

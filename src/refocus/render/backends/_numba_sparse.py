@@ -236,7 +236,7 @@ def _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T):
 
 
 @jit
-def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc, need, use_fill, kern, acc, front, additive):
+def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc, need, use_fill, kerns, k_idx, acc, front, additive):
     """Fill, blur and composite every window into ``acc`` (4, h, w) in place,
     each window's planes recomputed here (see :func:`pull`), only where the kernel
     reads them, so that no window-sized planes go through memory.
@@ -244,13 +244,13 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
     Fill (where ``use_fill`` and ``need[n]``): the coarse fill ``fc`` (3, ., .),
     whose window n starts at (ty*T/4, tx*T/4), pushed down through the window's
     two pull levels and added to the colour where the layer is hidden. Then the
-    (colour, alpha) stack is convolved with ``kern`` (scatter semantics, 'valid'
-    over the tile plus the kernel's halo) and composited over (``front``: under)
+    (colour, alpha) stack is convolved with its kernel ``kerns[k_idx[n]]`` (scatter
+    semantics, 'valid' over the tile plus the kernel's halo) and composited over (``front``: under)
     the tile of ``acc``. ``additive``: the stack is the tent share alone (alpha
     R_lo - R_hi from the frame, or as given by the level arrays) and is added to
     ``acc`` (the summed render away from depth jumps)."""
     n = ty.shape[0]
-    kh, kw = kern.shape
+    nk, kh, kw = kerns.shape
     hy, hx = kh // 2, kw // 2
     sh, sw = T + kh - 1, T + kw - 1
     m = Wn // 4
@@ -261,19 +261,21 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
     f0 = np.empty((3, Wn, Wn), dtype=np.float32)
     stk = buf[:4]  # (colour, alpha): what the kernel convolves
     out = np.empty((4, T, sw), dtype=np.float32)
-    # Taps of the flipped kernel (scatter semantics), zeros skipped.
-    taps_dy = np.empty(kh * kw, dtype=np.int64)
-    taps_dx = np.empty(kh * kw, dtype=np.int64)
-    taps_w = np.empty(kh * kw, dtype=np.float32)
-    nt = 0
-    for dy in range(kh):
-        for dx in range(kw):
-            wv = kern[kh - 1 - dy, kw - 1 - dx]
-            if wv != 0.0:
-                taps_dy[nt] = dy
-                taps_dx[nt] = dx
-                taps_w[nt] = wv
-                nt += 1
+    # Taps of each flipped kernel (scatter semantics), zeros skipped.
+    taps_dy = np.empty((nk, kh * kw), dtype=np.int64)
+    taps_dx = np.empty((nk, kh * kw), dtype=np.int64)
+    taps_w = np.empty((nk, kh * kw), dtype=np.float32)
+    nt = np.zeros(nk, dtype=np.int64)
+    for q in range(nk):
+        for dy in range(kh):
+            for dx in range(kw):
+                wv = kerns[q, kh - 1 - dy, kw - 1 - dx]
+                if wv != 0.0:
+                    t = nt[q]
+                    taps_dy[q, t] = dy
+                    taps_dx[q, t] = dx
+                    taps_w[q, t] = wv
+                    nt[q] = t + 1
     cy0, cx0 = E - hy, E - hx
     for w in range(n):
         fill = use_fill and need[w]
@@ -300,7 +302,8 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
                     for b in range(sw):
                         f = fr[b] * (f32(1.0) - (f32(1.0) - hid[b])) + beh[b]
                         col[b] = col[b] + f * hid[b]
-        _conv_taps(stk, out, taps_dy, taps_dx, taps_w, nt, T)
+        q = k_idx[w]
+        _conv_taps(stk, out, taps_dy[q], taps_dx[q], taps_w[q], nt[q], T)
         y0, x0 = ty[w] * T, tx[w] * T
         if additive:
             for ch in range(4):

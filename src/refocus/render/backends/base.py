@@ -311,8 +311,8 @@ class ArrayBackend:
             fc = job.coarse_fill([(p["pyr"][-1], p["ty"], p["tx"]) for p in parts])
 
         # Pass 2: fine push-pull levels, blur and composite, per chunk.
-        k = job.kern
-        hy, hx_ = k.shape[0] // 2, k.shape[1] // 2
+        kerns = job.kernel_stack()
+        hy, hx_ = kerns.shape[1] // 2, kerns.shape[2] // 2
         for part in parts:
             ty, tx = part["ty"], part["tx"]
             colour = part["colour"]
@@ -336,7 +336,14 @@ class ArrayBackend:
                     f *= part["hidden"][sel]
                     colour[sel] += f
             stack = self.concat([colour, part["alpha"]], axis=1)[:, :, E - hy : E + T + hy, E - hx_ : E + T + hx_]
-            blurred = self.conv_valid_win(stack, k)
+            k_idx = job.kernel_index(ty, tx)
+            if kerns.shape[0] == 1:
+                blurred = self.conv_valid_win(stack, kerns[0])
+            else:  # a cat's-eye: each window its tile's kernel
+                blurred = self.zeros((stack.shape[0], 4, T, T))
+                for n in np.unique(k_idx):
+                    sel = np.nonzero(k_idx == n)[0]
+                    blurred[sel] = self.conv_valid_win(stack[sel], kerns[int(n)])
             a = self.clip(blurred[:, 3:4], 0.0, 1.0)
             tiles = self.get_tiles(acc, T, ty, tx)
             if job.additive:

@@ -201,7 +201,7 @@ class NumbaBackend(NumpyBackend):
             fc = np.ascontiguousarray(job.coarse_fill(tops))
         else:
             fc = np.zeros((3, 1, 1), np.float32)
-        kern = np.ascontiguousarray(job.kern, dtype=np.float32)
+        kerns = np.ascontiguousarray(job.kernel_stack(), dtype=np.float32)
         for g, ranges, pulled in calls:
             if job.composite is not None and not job.additive:
                 # Tiles whose over render is not shown: pulled (for the fill), not blurred.
@@ -216,8 +216,9 @@ class NumbaBackend(NumpyBackend):
                     ranges = threads.window_ranges(idx.size)
                     pulled = [(p1[a:b], None, need[a:b]) for a, b in ranges]
             parts = {r: p for r, p in zip(ranges, pulled)}
-            threads.run_ranges(lambda a, b: jit.blur_composite(*src(g, a, b), parts[(a, b)][0], fc, parts[(a, b)][2], use_fill, kern, acc,
-                                                               job.front, job.additive), ranges)
+            k_idx = job.kernel_index(g[1], g[2])
+            threads.run_ranges(lambda a, b: jit.blur_composite(*src(g, a, b), parts[(a, b)][0], fc, parts[(a, b)][2], use_fill, kerns,
+                                                               k_idx[a:b], acc, job.front, job.additive), ranges)
 
     # --- per-pixel passes of the pipeline ----------------------------------------
     def residual_coc(self, coc_px, blur_px):
