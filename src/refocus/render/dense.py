@@ -6,7 +6,7 @@ coarser (the finest ones are tile-sparse, :mod:`refocus.render.sparse`). A layer
 their own nearer shares S_i away from depth jumps: :func:`refocus.render.plan.own_step`)
 and, where other, nearer surfaces hide it, a push-pull extrapolation of the content
 at or behind it; the stack is then blurred with the layer's aperture kernel
-(spatially varying for the cat's eye).
+(spatially varying for the cat's eye: :func:`conv_layer`).
 """
 
 from __future__ import annotations
@@ -193,9 +193,10 @@ CELLS_FROM_PX = 256 * 256
 
 
 def _conv_cells(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, photo_hw: tuple[int, int]):
-    """Cat's-eye on the CPU: the frame cut into cells, each blurred with the kernel of
-    its centre (:class:`~refocus.render.plan.CatsEyeCells`), only in boxes around what
-    the layer holds there.
+    """Cat's-eye on the CPU (the dense layers: quarter resolution and coarser, or all
+    of a frame whose cells are smaller than a tile): the frame cut into cells, each
+    blurred with the kernel of its centre (:class:`~refocus.render.plan.CatsEyeCells`),
+    only in boxes around what the layer holds there.
 
     Every pixel belongs to one cell, so a light keeps its energy and its place (its
     kernel is that of where the light is: scatter semantics), and the blur costs about

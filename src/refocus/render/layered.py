@@ -60,6 +60,9 @@ split into a dense coarse part and a per-window fine part so that it equals the 
 fill where the kernel reads it. Coarser layers (quarter resolution and below)
 take their weights from the tiles their tent band touches, evaluated on the
 half-resolution image and CoC, so no layer pays a full-resolution pass of its own.
+A cat's-eye, whose kernel varies over the photo, is cut into cells
+(:class:`refocus.render.plan.CatsEyeCells`): a tile-sparse window takes the kernel
+of its tile's cell, a dense layer blurs each cell with its own (:mod:`refocus.render.dense`).
 
 Which layers, at which scale, on which tiles is decided in :mod:`refocus.render.plan`.
 All of it runs on the operations of a backend (:mod:`refocus.render.backends`), so

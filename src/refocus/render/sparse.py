@@ -27,6 +27,12 @@ densely on block means (of active windows, or known constants: 0, or the block
 mean of ``D(x)``, in skipped tiles), its fine levels inside each window, so the
 fill equals the dense one wherever the kernel reads it.
 
+A cat's-eye layer's window is blurred with the kernel of the cell holding its tile's
+centre (:class:`refocus.render.plan.CatsEyeCells`; tiles no larger than a cell, else
+the frame keeps the dense path: :func:`refocus.render.plan.cats_eye_tiles_fit`):
+the kernel of where the output is, which neighbouring cells change by at most half
+a pixel at the clipping edge.
+
 Coarser layers (quarter resolution and below, :mod:`refocus.render.dense`) take
 their weights from the tiles their tent band touches, evaluated on the
 half-resolution image and CoC (:meth:`SparseLevels.band_quarter_res_from_half`), so
