@@ -1,7 +1,7 @@
 """Issue 14 item 3 experiment: can the photo's own lens (K, focal plane) be fitted from its blur?
 
     python tools/own_lens_fit.py [--deblurnet [--weights FILE] [--textured | --welsch]]   # from the repository root
-    python tools/own_lens_fit.py --synthesis [--oracle | --wiener-lens SCALE]
+    python tools/own_lens_fit.py --synthesis [--oracle | --wiener-lens SCALE | --raw [--scales]]
 
 hci-antinous (true disparity) is refocused by the light field at R = 2 and 4 view steps with
 the focus at the 5th/50th/95th percentile of its disparity; the true lens is then
@@ -17,7 +17,11 @@ disc radius (of a grid, linear light) that best maps an all-in-focus image onto 
 over the more textured half of the pixels farther than K px from a depth edge (where no
 other depth's blur spills in); the all-in-focus image is DeblurNet's, the light field's
 centre view (--oracle: what the method can do with a perfect one), or a Wiener
-deconvolution with the true lens scaled by SCALE (--wiener-lens: does the loop pin K down?).
+deconvolution with the true lens scaled by SCALE (--wiener-lens: does the loop pin K down?);
+--raw: DeblurNet without its guard; --scales: also read at 1/2 and 1/4 of the size (2 x 2 and
+4 x 4 means, the raw net on each), a bin taking the coarser reading where the finer one is
+over 3 px per unit of scale (or missing): a blur the net cannot undo at full size is
+smaller, and undone, at a coarser one.
 Results: docs/depth.md, "The photo's own lens".
 """
 
@@ -116,6 +120,30 @@ def blur_by_synthesis(photo: np.ndarray, all_in_focus: np.ndarray, dn: np.ndarra
     return (np.arange(n_bins) + 0.5) / n_bins, out
 
 
+def _mean_down(a: np.ndarray, s: int) -> np.ndarray:
+    h, w = a.shape[0] // s * s, a.shape[1] // s * s
+    return a[:h, :w].reshape(h // s, s, w // s, s, *a.shape[2:]).mean(axis=(1, 3)).astype(np.float32)
+
+
+def blur_by_synthesis_scales(photo: np.ndarray, dn: np.ndarray, edge_margin_px: float,
+                             scales: tuple[int, ...] = (1, 2, 4), limit_px: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`blur_by_synthesis` with the raw DeblurNet at several sizes: per bin the
+    finest reading of at most ``limit_px`` per unit of scale (px of ``photo``)."""
+    from refocus.deblur import deblur
+
+    blur = None
+    for s in scales:
+        ph, d = _mean_down(photo, s), _mean_down(dn, s)
+        centres, b = blur_by_synthesis(ph, deblur(ph, guard=False)[0], d, edge_margin_px / s)
+        b = b * s
+        if blur is None:
+            blur = b
+        else:
+            take = (~np.isfinite(blur) | (blur > limit_px * s)) & np.isfinite(b)
+            blur[take] = b[take]
+    return centres, blur
+
+
 def main() -> None:
     lf = load_lightfield(SHARED / "lightfields" / "hci-antinous")
     disp = lf.disparity
@@ -135,9 +163,13 @@ def main() -> None:
                 elif "--wiener-lens" in sys.argv:
                     scale = float(sys.argv[sys.argv.index("--wiener-lens") + 1])
                     aif = wiener_deblur(img, np.abs(scale * k_true * (dn - f_true)), nsr=0.01)
+                elif "--scales" in sys.argv:
+                    centres, blur = blur_by_synthesis_scales(img, dn, k_true)
+                    aif = None
                 else:
-                    aif = deblur(img)[0]
-                centres, blur = blur_by_synthesis(img, aif, dn, k_true)
+                    aif = deblur(img, guard="--raw" not in sys.argv)[0]
+                if aif is not None:
+                    centres, blur = blur_by_synthesis(img, aif, dn, k_true)
                 k, f = fit_v(centres, blur)
                 print(f"R={radius} {name:6s} true K {k_true:5.2f} f {f_true:.3f} | fit K {k:5.2f} ({100 * (k / k_true - 1):+.0f} %)"
                       f" f {f:.3f} ({100 * (f - f_true):+.1f} % of the range)")
