@@ -763,6 +763,30 @@ def test_cats_eye_blur_of_a_sparse_layer_is_its_definition(device):
     assert np.abs(got - want).max() < 1e-5
 
 
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (1, 50), (50, 1)])
+def test_cats_eye_on_a_frame_a_few_pixels_wide_is_finite(hw, device):
+    """Found 2026-12-07 (twelfth session): a cat's-eye on a frame (or a coarse level of
+    one) under 2 px along a side put its 5 kernel nodes on one position, and their
+    blending weights divided 0 by 0: the whole render was NaN (1 x 1, 2 x 3, 1 x 50;
+    the torch path, a GPU's, blends nodes too)."""
+    from refocus.render import render_layers
+    from refocus.render.backends import get_backend
+
+    if device == "torch-cpu":
+        pytest.importorskip("torch")
+    be = get_backend(device)
+    h, w = hw
+    rng = np.random.default_rng(0)
+    img = rng.random((h, w, 3), dtype=np.float32)
+    coc = np.linspace(-10.0, 10.0, h * w, dtype=np.float32).reshape(h, w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # radii larger than such a frame are drawn smaller
+        out = np.asarray(be.to_numpy(render_layers(img, coc, RenderConfig(aperture=ApertureConfig(cats_eye=1.0)), be)))
+    assert out.shape == (h, w, 3) and np.isfinite(out).all()
+    assert float(out.mean()) == pytest.approx(float(img.mean()), abs=0.1)
+
+
 @pytest.mark.parametrize("jit", [True, False])
 def test_cats_eye_tiles_render_lights_as_the_dense_path_does(monkeypatch, jit):
     """Since 2026-12-07 (twelfth session) the finest cat's-eye layers are rendered

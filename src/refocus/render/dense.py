@@ -231,13 +231,14 @@ def _conv_cells(stack, radius: float, front: bool, cfg: RenderConfig, be, scale:
 
 def _conv_nodes(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: int, photo_hw: tuple[int, int]):
     """Cat's-eye on the GPU, and for small layers on the CPU (``CELLS_FROM_PX``):
-    kernels on a 5 x 5 grid of frame positions, blended."""
+    kernels on a grid of up to 5 x 5 frame positions, blended."""
     aper = cfg.aperture
     _, h, w = stack.shape
     H, W = photo_hw
-    grid = 5
-    ys = np.linspace(0, h - 1, grid)
-    xs = np.linspace(0, w - 1, grid)
+    # Up to 5 nodes a side, never two on one position (a side of 1 px has one node:
+    # equal positions made the blending weights 0 / 0).
+    ys = np.linspace(0, h - 1, min(5, h))
+    xs = np.linspace(0, w - 1, min(5, w))
     out = be.zeros(stack.shape)
     r_pad = int(math.ceil(radius)) + 1
     # A layer holds the pixels of one band of CoC, often a few percent of the frame:
@@ -248,12 +249,12 @@ def _conv_nodes(stack, radius: float, front: bool, cfg: RenderConfig, be, scale:
     # Not on a GPU: reading the layer back to the host waits for its queued work,
     # which costs more there than blurring zeros.
     held = be.to_numpy((stack != 0).any(0)) > 0 if be.tile_sparse else None
-    for gy in range(grid):
+    for gy in range(len(ys)):
         ty_lo = int(math.floor(ys[gy - 1])) if gy > 0 else 0
-        ty_hi = int(math.ceil(ys[gy + 1])) + 1 if gy < grid - 1 else h
-        for gx in range(grid):
+        ty_hi = int(math.ceil(ys[gy + 1])) + 1 if gy < len(ys) - 1 else h
+        for gx in range(len(xs)):
             tx_lo = int(math.floor(xs[gx - 1])) if gx > 0 else 0
-            tx_hi = int(math.ceil(xs[gx + 1])) + 1 if gx < grid - 1 else w
+            tx_hi = int(math.ceil(xs[gx + 1])) + 1 if gx < len(xs) - 1 else w
             boxes = ([(0, ty_hi - ty_lo, 0, tx_hi - tx_lo)] if held is None
                      else _held_boxes(held[ty_lo:ty_hi, tx_lo:tx_hi], 2 * r_pad + _BOX_GAP_PX))
             if not boxes:
