@@ -243,6 +243,32 @@ def test_ctrl_c_swallowed_by_a_c_callback_still_stops_the_command(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temporary file left
 
 
+def test_ctrl_c_that_becomes_another_exception_while_importing_gives_one_line(tmp_path):
+    """Found by CI on 2026-12-07 (the test below, 0.15 s after the start): Ctrl-C that
+    lands while a class is created (pydantic's, on import) reaches Python's excepthook
+    as a RuntimeError ("Error calling __set_name__ ..."), which printed a traceback
+    and exit 1 instead of "interrupted" and 130."""
+    script = tmp_path / "starts.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal
+        from refocus import errors
+        errors.install_interrupt_handler()
+
+        class Slot:
+            def __set_name__(self, owner, name):
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(1000):  # the handler runs between these bytecodes
+                    pass
+
+        class Model:
+            field = Slot()
+
+        print("not reached")
+    """))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=_env(), timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (130, "", "interrupted\n")
+
+
 @pytest.mark.skipif(not SCRIPT.is_file(), reason="the refocus console script is not installed next to this Python")
 def test_ctrl_c_while_the_tool_starts_gives_one_line(tmp_path):
     """Ctrl-C while the package's modules are imported (pydantic, torch...) or the command

@@ -85,7 +85,8 @@ def unreadable_image(path, exc: BaseException, what: str = "image") -> RefocusEr
 #   into an exit code) cannot hide it either: :func:`interrupted` stays true, and
 #   :func:`check_interrupted` raises before an output is committed.
 # * An interrupt while modules are still being imported (before ``main`` runs) gives
-#   one line and exit 130 through :data:`sys.excepthook`, not a traceback.
+#   one line and exit 130 through :data:`sys.excepthook`, not a traceback, whatever
+#   exception it became on the way.
 
 _interrupted = False
 _installed: dict | None = None
@@ -179,7 +180,10 @@ def report_interrupt() -> None:
 
 
 def _excepthook(exc_type, exc, tb) -> None:
-    if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+    # Any exception once Ctrl-C was recorded: Python wraps a KeyboardInterrupt that
+    # lands in a class's creation (pydantic's, while a module is imported) in a
+    # RuntimeError ("Error calling __set_name__ ..."), which printed a traceback.
+    if _interrupted or (exc_type is not None and issubclass(exc_type, KeyboardInterrupt)):
         import os
 
         report_interrupt()
