@@ -370,8 +370,8 @@ def test_layer_norm_normalises_each_pixel_over_its_channels():
 
 def test_a_cpu_model_runs_channels_last_with_the_same_output(tmp_path):
     """Since 2026-12-07 (twelfth session) a model loaded for the CPU keeps its weights,
-    and predict its input, channels-last (oneDNN's faster layout: a 1280 px window 2.7 ->
-    1.65 s on 2 Xeon cores). The output must not change: against the same network run
+    and predict its input, channels-last (oneDNN's faster layout: a 1280 px window 1.25 ->
+    0.98 s on 2 Xeon cores). The output must not change: against the same network run
     in the default layout, whole and in tiles."""
     import torch
 

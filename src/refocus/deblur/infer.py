@@ -89,7 +89,7 @@ def load_model(weights: str | Path | None = None, device: str = "cpu") -> Deblur
         if dev.type == "cpu":
             # oneDNN's convolutions run faster on channels-last tensors, the same output
             # to 2e-7 (predict_tensors hands the input over in that layout too). On 2
-            # Xeon cores: a 1280 px window 2.7 -> 1.65 s; `refocus bench speed --stages
+            # Xeon cores: a 1280 px window 1.25 -> 0.98 s; `refocus bench speed --stages
             # deblur` (12 MP, with the CLI's allocator tuning) 17.8-18.9 -> 16.1-17.5 s.
             model.to(memory_format=torch.channels_last)
         # The guard's parameters are chosen per network (training/tune_guard.py), so a
