@@ -52,7 +52,16 @@ from typing import Callable
 import numpy as np
 
 from refocus.render.config import RenderConfig
-from refocus.render.plan import BLOCK, SPARSE_TILE_SIZES, CatsEyeCells, jump_limit_px, own_step, pull_clamp_level, render_kernel, window_margin
+from refocus.render.plan import (
+    BLOCK,
+    SPARSE_TILE_SIZES,
+    CatsEyeCells,
+    jump_limit_px,
+    own_step,
+    pull_clamp_level,
+    render_kernel,
+    window_margin,
+)
 
 
 @dataclass

@@ -245,8 +245,8 @@ def blur_composite(mode, coc, x, o, levels, ty, tx, T, E, Wn, ramps, p1_all, fc,
     whose window n starts at (ty*T/4, tx*T/4), pushed down through the window's
     two pull levels and added to the colour where the layer is hidden. Then the
     (colour, alpha) stack is convolved with its kernel ``kerns[k_idx[n]]`` (scatter
-    semantics, 'valid' over the tile plus the kernel's halo) and composited over (``front``: under)
-    the tile of ``acc``. ``additive``: the stack is the tent share alone (alpha
+    semantics, 'valid' over the tile plus the kernel's halo; one kernel but for a
+    cat's-eye) and composited over (``front``: under) the tile of ``acc``. ``additive``: the stack is the tent share alone (alpha
     R_lo - R_hi from the frame, or as given by the level arrays) and is added to
     ``acc`` (the summed render away from depth jumps)."""
     n = ty.shape[0]
