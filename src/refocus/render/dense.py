@@ -18,7 +18,7 @@ import numpy as np
 from refocus import aperture as ap
 from refocus.render.backends.base import add_
 from refocus.render.config import RenderConfig
-from refocus.render.plan import BLOCK, CatsEyeCells, jump_limit_px, pull_clamp_level, render_kernel
+from refocus.render.plan import BLOCK, CatsEyeCells, cats_eye_varies, jump_limit_px, pull_clamp_level, render_kernel
 
 
 def tent_weights(coc, centres: np.ndarray, be):
@@ -176,7 +176,7 @@ def conv_layer(stack, radius: float, front: bool, cfg: RenderConfig, be, scale: 
     ``photo_hw``: the photo's size (full-resolution px, without the frame's grid
     padding), which the cat's-eye positions refer to."""
     aper = cfg.aperture
-    if aper.cats_eye <= 0 or radius < 0.5:
+    if not cats_eye_varies(aper, radius):
         return be.conv(stack, render_kernel(aper, radius, front=front))
     if be.tile_sparse and stack.shape[1] * stack.shape[2] >= CELLS_FROM_PX:
         return _conv_cells(stack, radius, front, cfg, be, scale, photo_hw)

@@ -148,6 +148,13 @@ def render_kernel(aper, radius_px: float, front: bool = False, cats_eye_offset: 
     return (out / out.sum()).astype(np.float32)
 
 
+def cats_eye_varies(aper, radius_px: float) -> bool:
+    """Whether a layer of |CoC| ``radius_px`` (px at its level) takes a kernel that
+    varies over the photo: a cat's-eye, on a kernel of half a pixel or more (below,
+    the clipped pupil changes a pixel-sized kernel by nothing the eye can tell)."""
+    return aper.cats_eye > 0 and radius_px >= 0.5
+
+
 #: Largest change of the cat's-eye kernel between neighbouring cells
 #: (:class:`CatsEyeCells`), px at the layer's level: the shift of the clipping disc's edge.
 CELL_SHIFT_PX = 0.5
@@ -230,7 +237,7 @@ def cats_eye_tiles_fit(aper, radius_px: float, h: int, w: int, photo_hw: tuple[i
     tile's centre, needs tiles no larger than the cells (:class:`CatsEyeCells`);
     else a light far from a tile's centre takes the wrong kernel (in a 121 px frame
     a light at the centre and one in a corner shared a 32 px tile and its kernel)."""
-    if aper.cats_eye <= 0 or radius_px < 0.5:
+    if not cats_eye_varies(aper, radius_px):
         return True
     n_y, n_x = cell_counts(aper.cats_eye, radius_px, h, w, photo_hw)
     return min(h // n_y, w // n_x) >= SPARSE_TILE_SIZES[0]

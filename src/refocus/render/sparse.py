@@ -56,6 +56,7 @@ from refocus.render.plan import (
     BLOCK,
     SPARSE_TILE_SIZES,
     CatsEyeCells,
+    cats_eye_varies,
     jump_limit_px,
     own_step,
     pull_clamp_level,
@@ -151,7 +152,7 @@ class SparseLevels:
             half[i] = max(k.shape) // 2
             if i in ids:
                 self.kern[i] = k
-                if aper.cats_eye > 0 and abs(c) / s >= 0.5:
+                if cats_eye_varies(aper, abs(c) / s):
                     self.cells[i] = CatsEyeCells(aper, abs(c) / s, c > 0, self.Hp // s, self.Wp // s, s, photo_hw)
         # How far (full-resolution px) each layer's result reaches from where its alpha
         # is defined: kernel, splat margin, bilinear upsampling of the accumulator.
