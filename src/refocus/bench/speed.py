@@ -42,8 +42,8 @@ TARGETS = {
 }
 
 
-#: The cat's-eye of the render and preview cases that time the renderer's dense path
-#: (the UI slider's middle).
+#: The cat's-eye of the render and preview cases that time a kernel varying over the
+#: frame (the UI slider's middle).
 CATS_EYE_CASE = 0.5
 
 
@@ -189,7 +189,7 @@ def _child_interactive(device: str, repeats: int, draft: bool = False, cats_eye:
     0.25 MP draft it shows first and while a slider moves, with the same blur in
     proportion (K = 15 px on the preview, 7.5 px on the draft). ``cats_eye`` > 0:
     the preview with the UI's cat's-eye slider there (a kernel that varies over the
-    frame, the renderer's dense path)."""
+    frame)."""
     from refocus.aperture import ApertureConfig
     from refocus.pipeline import bench_interactive
     from refocus.pipeline.speed import DRAFT_PIXELS, PREVIEW_PIXELS
@@ -316,7 +316,7 @@ def run_speed(
             c = max(max_cocs)  # and a photo's case: depth jumps around a subject
             jobs.append(("render", dev, c, {"h": h, "w": w, "max_coc": c, "device": dev, "quality": quality, "repeats": repeats,
                                             "scene": "subject"}))
-            # and with cat's-eye, whose kernel varies over the frame (the renderer's dense path)
+            # and with cat's-eye, whose kernel varies over the frame
             jobs.append(("render", dev, c, {"h": h, "w": w, "max_coc": c, "device": dev, "quality": quality, "repeats": repeats,
                                             "scene": "subject", "cats_eye": CATS_EYE_CASE}))
     if "deblur" in stages:
