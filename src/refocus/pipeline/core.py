@@ -12,7 +12,7 @@ from __future__ import annotations
 from refocus.pipeline.config import RefocusConfig
 from refocus.pipeline.photo import PreparedPhoto, _resize, select_focus, strength_from_f_number
 from refocus.pipeline.refocuser import (
-    KEEP_AGREE_LINEAR,
+    KEEP_AGREE_SRGB,
     SHARP_INPUT_PX,
     SHARPEN_FROM_PX,
     RefocusResult,
@@ -27,7 +27,7 @@ from refocus.pipeline.refocuser import (
 from refocus.pipeline.stages import load_disparity, load_photo, run_deblur
 
 __all__ = [
-    "KEEP_AGREE_LINEAR",
+    "KEEP_AGREE_SRGB",
     "SHARPEN_FROM_PX",
     "SHARP_INPUT_PX",
     "PreparedPhoto",

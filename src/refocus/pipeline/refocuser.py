@@ -66,16 +66,22 @@ SHARP_INPUT_PX = 1.0
 #: the input wherever little or nothing must be removed, e.g. all 6 deblur cases of
 #: a real Lytro capture, where the input's blur is under 1 px).
 SHARPEN_FROM_PX = 1.0
-#: Largest difference (linear light, any channel) between the render and the input
-#: at which the input's pixel is put back whole; none is put back at twice it.
+#: Largest difference (sRGB as displayed, any channel) between the render and the
+#: input at which the input's pixel is put back whole; none is put back at twice
+#: it, so the blend moves no pixel by more than this (2.6/255): invisible.
 #: Along a depth edge whose CoC passes through 0, the render is (rightly) covered
 #: by the blurred side nearer than the focal plane, and putting the input back
 #: there drew a dotted sharp outline (issue 12, bokehme-21, focus 694,507, K = 45).
-#: Measured on bokehme-3, -13 and -21 with their disparity (render without the
-#: boost, |CoC| < 1, sharp input): away from any blurred nearer side, 90 % of the
-#: pixels differ by less than 0.021 and 99 % by less than 0.075; within 4 px of
-#: one, the median difference is 0.02-0.12.
-KEEP_AGREE_LINEAR = 0.05
+#: Until 2026-12-07 this was 0.05 in linear light, which in the shadows is up to
+#: 0.25 in sRGB: dark sharp dots were still put back through a dark blurred nearer
+#: side (bokehme-3, focus value 0.5, K = 80; one pixel 22,12,0 against the render's
+#: 53,47,37). Set from the bound above, not from data; checked on bokehme-3, -13
+#: and -21 with their disparity (focus values 0.3/0.5/0.7, K 20 and 60, no boost,
+#: |CoC| < 0.2, sharp input): of the pixels no blurred nearer side covers
+#: (297,273), 99.6 % of the weight is still put back (90 % of them differ by
+#: under 0.002 in 8 of the 9 renders, 0.015 in the ninth); of those it covers (4,262), 16 % instead of 57 %, each
+#: by at most this much.
+KEEP_AGREE_SRGB = 0.01
 #: ``all_in_focus_source`` of a Lens Blur file's stored original.
 STORED_ORIGINAL = "stored original"
 #: Share of the pixels that must need sharpening before a network pass is worth it
@@ -221,7 +227,7 @@ def keep_sharp_input(
 
     Weight 1 where the new |CoC| <= ``keep_sharp_px`` and the input was sharp
     there, falling linearly to 0 at twice that radius (no visible seam); and only
-    where the render agrees with the input (:data:`KEEP_AGREE_LINEAR`): where a
+    where the render agrees with the input (:data:`KEEP_AGREE_SRGB`): where a
     blurred nearer surface spreads over an in-focus pixel, the render is right.
     """
     if keep_sharp_px <= 0:
@@ -229,7 +235,7 @@ def keep_sharp_input(
     from refocus.render.backends import cpu_backend
 
     return cpu_backend().blend_kept(rendered_linear, input_linear, coc_px, input_blur_px, float(keep_sharp_px), SHARP_INPUT_PX,
-                                    KEEP_AGREE_LINEAR)
+                                    KEEP_AGREE_SRGB)
 
 
 # -- the default components ------------------------------------------------------

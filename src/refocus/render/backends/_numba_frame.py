@@ -214,13 +214,22 @@ def coc_effective(coc, blur):
     return out
 
 
+@inline
+def _srgb(v):
+    """sRGB encoding of one linear value, clipped to [0, 1] (``refocus.io.color._encode``)."""
+    v = min(max(v, f32(0.0)), f32(1.0))
+    if v <= f32(0.0031308):
+        return v * f32(12.92)
+    return f32(1.055) * v ** f32(1 / 2.4) - f32(0.055)
+
+
 @jit
 def blend_kept(out, src, coc, blur, keep_px, sharp_px, agree):
-    """In place on ``out`` (H, W, 3): where |coc| < 2 keep_px and blur <= sharp_px,
-    out = out (1 - w) + src w with w = clip((2 keep_px - |coc|) / keep_px, 0, 1)
-    times clip((2 agree - d) / agree, 0, 1), d the largest channel difference
-    between out and src (``NumpyBackend.blend_kept``, in float32 as numpy
-    computes it)."""
+    """In place on ``out`` (H, W, 3, linear): where |coc| < 2 keep_px and blur <=
+    sharp_px, out = out (1 - w) + src w with w = clip((2 keep_px - |coc|) / keep_px,
+    0, 1) times clip((2 agree - d) / agree, 0, 1), d the largest channel difference
+    between out and src once sRGB-encoded (``NumpyBackend.blend_kept``, in float32
+    as numpy computes it)."""
     h, w_ = coc.shape
     two_k = f32(2.0 * keep_px)
     k = f32(keep_px)
@@ -232,7 +241,7 @@ def blend_kept(out, src, coc, blur, keep_px, sharp_px, agree):
             if a < two_k and blur[y, x] <= sharp_px:
                 d = f32(0.0)
                 for ch in range(3):
-                    d = max(d, abs(out[y, x, ch] - src[y, x, ch]))
+                    d = max(d, abs(_srgb(out[y, x, ch]) - _srgb(src[y, x, ch])))
                 wt = min(max((two_k - a) / k, f32(0.0)), f32(1.0)) * min(max((two_a - d) / a_, f32(0.0)), f32(1.0))
                 rest = f32(1.0) - wt
                 for ch in range(3):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from refocus.io.color import linear_to_srgb
 from refocus.render.backends._arrays import (
     DIRECT_TAPS,
     direct_conv_valid,
@@ -246,11 +247,12 @@ class NumpyBackend(ArrayBackend):
 
     def blend_kept(self, rendered: np.ndarray, src: np.ndarray, coc: np.ndarray, blur: np.ndarray, keep_px: float,
                    sharp_px: float, agree: float) -> np.ndarray:
-        """``rendered`` (H, W, 3) blended towards ``src`` where |coc| < 2 keep_px and
-        blur <= sharp_px (unknown, NaN, blur never): weight clip((2 keep_px - |coc|) /
-        keep_px, 0, 1) times clip((2 agree - d) / agree, 0, 1), d the largest channel
-        difference between the two. ``rendered`` itself when no pixel qualifies,
-        else a new array."""
+        """``rendered`` (H, W, 3, linear light) blended towards ``src`` where |coc| <
+        2 keep_px and blur <= sharp_px (unknown, NaN, blur never): weight clip((2 keep_px
+        - |coc|) / keep_px, 0, 1) times clip((2 agree - d) / agree, 0, 1), d the largest
+        channel difference between the two once sRGB-encoded (so the blend moves no
+        pixel by more than ``agree`` as displayed). ``rendered`` itself when no pixel
+        qualifies, else a new array."""
         a = np.abs(coc)
         # Unknown (NaN) or infinite input blur compares False: those pixels are not kept.
         sel = np.flatnonzero((a < 2.0 * keep_px) & (np.asarray(blur) <= sharp_px))
@@ -260,7 +262,7 @@ class NumpyBackend(ArrayBackend):
         out = np.array(rendered, dtype=np.float32)
         flat = out.reshape(-1, out.shape[-1])
         src = np.asarray(src, dtype=np.float32).reshape(flat.shape)[sel]
-        d = np.abs(flat[sel] - src).max(axis=1)
+        d = np.abs(linear_to_srgb(flat[sel]) - linear_to_srgb(src)).max(axis=1)
         w = np.clip((2.0 * keep_px - a.ravel()[sel]) / keep_px, 0.0, 1.0).astype(np.float32)
         w *= np.clip((2.0 * agree - d) / agree, 0.0, 1.0).astype(np.float32)
         w = w[:, None]
