@@ -53,6 +53,7 @@ def test_notes_keep_brackets(tmp_path, capsys):
         (["--rotation", "inf"], "--rotation"),
         (["--highlight-gain", "-3"], "--highlight-gain"),  # was "1 validation error for RenderConfig"
         (["--highlight-gain", "nan"], "--highlight-gain"),
+        (["--highlight-threshold", "1.5"], "--highlight-threshold"),
         (["--cats-eye", "nan"], "--cats-eye"),
         (["-k", "nan"], "-k"),
     ],

@@ -61,6 +61,29 @@ def test_focused_side_is_the_input_and_the_other_side_is_blurred(scene_files):
     assert not r.deblurred
 
 
+def test_highlight_threshold_reaches_the_renderer(tmp_path):
+    """Found 2026-12-07: `refocus render` had --highlight-threshold, but refocus,
+    batch and animate did not, so lights a camera did not clip (fairy lights at
+    0.8) could not become bright balls there. A small light at 0.85 (sRGB) is boosted
+    with a threshold of 0.8 and not with the default 0.92."""
+    img = np.full((64, 64, 3), 0.1, np.float32)
+    img[31:33, 31:33] = 0.85
+    photo, depth = tmp_path / "p.png", tmp_path / "d.npy"
+    write_image(photo, img)
+    np.save(depth, np.zeros((64, 64), np.float32))
+    energy = {}
+    for t in (None, 0.8):
+        out = tmp_path / f"o{t}.png"
+        extra = [] if t is None else ["--highlight-threshold", str(t)]
+        res = _cli(["refocus", str(photo), "--depth", str(depth), "--focus-value", "1", "-k", "6", "--no-deblur",
+                    "-o", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        energy[t] = float(srgb_to_linear(read_image(out)[0]).sum())
+    assert energy[0.8] > energy[None] * 1.005
+    cfg = RefocusConfig.build(highlight_threshold=0.8)
+    assert cfg.highlight_threshold == 0.8
+
+
 def test_deblur_skipped_when_the_input_is_sharp_and_note_says_so(scene_files):
     photo, depth, *_ = scene_files
     r = refocus(photo, depth_path=str(depth), focus_value=1.0, strength=4)

@@ -9,7 +9,7 @@ import typer
 
 from refocus.cli.cmd_refocus import (
     ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
-    HighlightOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+    HighlightOpt, HighlightThresholdOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
 
@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         device: str = DeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
+        highlight_threshold: Optional[float] = HighlightThresholdOpt,
         max_megapixels: Optional[float] = MaxMpOpt,
     ) -> None:
         """Render a focus pull of IMAGE from --from to --to (one depth, one deblur: no flicker)."""
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(
             strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture, blades=blades, rotation=rotation,
             curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur,
-            device=device, quality=quality, highlight_gain=highlight_gain, max_megapixels=max_megapixels,
+            device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
         )
         console = stderr_console()
         with console.status("reading the photo and its depth..."):

@@ -9,7 +9,7 @@ import typer
 
 from refocus.cli.cmd_refocus import (
     ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
-    FocusRangeOpt, FocusValueOpt, HighlightOpt, JpegQualityOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+    FocusRangeOpt, FocusValueOpt, HighlightOpt, HighlightThresholdOpt, JpegQualityOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 from refocus.io.outputs import check_jpeg_quality
 
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         device: str = DeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
+        highlight_threshold: Optional[float] = HighlightThresholdOpt,
         max_megapixels: Optional[float] = MaxMpOpt,
         fmt: Optional[str] = typer.Option(None, "--format", help="Output format (jpg, png, tif, webp); default: the input's."),
         jpeg_quality: int = JpegQualityOpt,
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind, depth_model=depth_model,
-            no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain,
+            no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold,
             max_megapixels=max_megapixels,
         )
         console = Console(stderr=True, soft_wrap=True)

@@ -50,6 +50,9 @@ NoDeblurOpt = typer.Option(False, "--no-deblur", help="Render from the input pho
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
 QualityOpt = typer.Option("balanced", "--quality", help="Renderer quality: fast (about half the time on a real photo: no summed render on smooth surfaces, coarser layers), balanced or high (larger blur at full resolution).")
 HighlightOpt = typer.Option(None, "--highlight-gain", help="Boost of small clipped highlights, the light sources (default 2; 0 = none).")
+HighlightThresholdOpt = typer.Option(
+    None, "--highlight-threshold", help="sRGB luminance from which a pixel counts as a light source, 0..1 (default 0.92; lower it for lights the camera did not clip)."
+)
 JpegQualityOpt = typer.Option(
     DEFAULT_JPEG_QUALITY, "--jpeg-quality",
     help="Quality of a JPEG or WebP output, 1..100 (from 90 with full-resolution colour, 4:4:4).",
@@ -101,6 +104,7 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = G.GenfocusDeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
+        highlight_threshold: Optional[float] = HighlightThresholdOpt,
         bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (16: PNG/TIFF only); default: the input's."),
         jpeg_quality: int = JpegQualityOpt,
         max_megapixels: Optional[float] = MaxMpOpt,
@@ -154,7 +158,7 @@ def register(app: typer.Typer) -> None:
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
             depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur, device=device, quality=quality,
-            highlight_gain=highlight_gain, max_megapixels=max_megapixels,
+            highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
         )
         console = stderr_console()
         if gen is not None:

@@ -89,7 +89,7 @@ class RefocusConfig(BaseModel):
         hci-antinous, 0.5 scored 59.81/52.63/34.25 dB (before those kernels), and
         with them 0.25, 0.1 and 0 scored 59.97/53.34/34.26, 60.72/53.80/34.26 and
         60.81/53.75/34.26. 0.1 keeps the input exactly on the focal plane.
-    quality, highlight_gain, device:
+    quality, highlight_gain, highlight_threshold, device:
         Passed to the renderer (see :class:`refocus.render.RenderConfig`); ``device``
         is also used by DeblurNet.
     max_megapixels:
@@ -122,6 +122,7 @@ class RefocusConfig(BaseModel):
     keep_sharp_px: float = Field(0.1, ge=0.0, le=10.0)
     quality: Literal["fast", "balanced", "high"] = "balanced"
     highlight_gain: float | None = Field(None, ge=0.0, le=1000.0)
+    highlight_threshold: float | None = Field(None, ge=0.0, le=1.0)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     # Default: the pixel-budget setting (REFOCUS_MAX_MEGAPIXELS, else 100), read when built.
     max_megapixels: float = Field(default_factory=lambda: _budget_megapixels(), gt=0.0)

@@ -135,6 +135,7 @@ def build_config(
     quality: str = "balanced",
     highlight_gain: float | None = None,
     max_megapixels: float | None = None,
+    highlight_threshold: float | None = None,
 ) -> RefocusConfig:
     """All CLI options -> one validated :class:`RefocusConfig`.
 
@@ -180,6 +181,7 @@ def build_config(
         device=device,
         quality=quality,
         highlight_gain=highlight_gain,
+        highlight_threshold=highlight_threshold,
         max_megapixels=max_megapixels,
     )
 

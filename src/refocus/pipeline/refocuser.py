@@ -273,6 +273,8 @@ class LayeredRenderer:
         overrides: dict[str, Any] = {"aperture": cfg.aperture, "quality": cfg.quality, "device": device, "smooth_sum": self.smooth_sum}
         if cfg.highlight_gain is not None:
             overrides["highlight_gain"] = cfg.highlight_gain
+        if cfg.highlight_threshold is not None:
+            overrides["highlight_threshold"] = cfg.highlight_threshold
         return render_linear(base_linear, coc_px, RenderConfig(**overrides), threads=self.threads)
 
 
