@@ -197,6 +197,18 @@ def test_cli_refocus_and_intermediates(scene_files, tmp_path):
     assert read_image(out)[0].shape == (96, 128, 3)
 
 
+@pytest.mark.parametrize("name", ["coc.png", "all_in_focus.png"])
+def test_an_output_named_like_an_intermediate_beside_it_is_refused(scene_files, tmp_path, name):
+    """Found 2026-12-07: -o DIR/coc.png --save-intermediate DIR wrote the result,
+    then the CoC picture over it: exit 0, the refocused photo lost."""
+    photo, depth, *_ = scene_files
+    inter = tmp_path / "i"
+    res = _cli(["refocus", str(photo), "-o", str(inter / name), "--depth", str(depth), "--focus", "100,50", "-k", "4",
+                "--no-deblur", "--save-intermediate", str(inter)])
+    assert res.exit_code != 0, res.output
+    assert "written beside it" in str(res.exception) and not (inter / name).exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

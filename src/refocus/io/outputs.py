@@ -98,10 +98,20 @@ def check_outputs(
     """
     ins = [Path(p) for p in inputs if p is not None]
     unnamed = [Path(p) for p in unnamed]
-    for out in [Path(p) for p in named if p is not None] + unnamed:
+    named = [Path(p) for p in named if p is not None]
+    for out in named + unnamed:
         for p in ins:
             if same_file(out, p):
                 raise RefocusError(f"refusing to overwrite the input {p.name}; choose another output path")
+    # An output that is also one of the files written beside it was replaced by that
+    # file after being written (-o DIR/coc.png --save-intermediate DIR: exit 0, the
+    # result lost).
+    outs = named + unnamed
+    for i, a in enumerate(outs):
+        for b in outs[i + 1 :]:
+            if same_file(a, b):
+                what = "is also a file written beside it" if b in unnamed else "is named twice"
+                raise RefocusError(f"output {a} {what}; choose another output name")
     if not overwrite:
         for out in unnamed:
             if out.exists():
