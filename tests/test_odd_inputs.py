@@ -89,3 +89,27 @@ def test_a_multi_picture_jpeg_is_not_called_an_animation(tmp_path, recwarn):
         assert im.format == "MPO" and im.n_frames == 2
     read_image(tmp_path / "iphone.jpg")
     assert not [w for w in recwarn if "frames" in str(w.message)]
+
+
+@pytest.mark.parametrize("kind", ["cmyk", "palette", "miniswhite"])
+def test_a_cmyk_palette_or_white_is_zero_tiff_reads_as_its_colours(tmp_path, kind):
+    """Found 2026-12-07: the TIFF reader took tifffile's samples whatever their colour
+    model: a CMYK TIFF came out fully transparent (K read as alpha), a palette one as
+    grey palette indices, a white-is-zero grey one inverted."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:40, 0:60]
+    rgb = np.stack([x * 4, y * 6, (rng.random((40, 60)) * 255)], -1).astype(np.uint8)
+    path = tmp_path / f"{kind}.tif"
+    if kind == "cmyk":
+        Image.fromarray(rgb).convert("CMYK").save(path)
+        want = np.asarray(Image.fromarray(rgb).convert("CMYK").convert("RGB"), np.float32) / 255
+    elif kind == "palette":
+        pal = Image.fromarray(rgb).convert("P")
+        pal.save(path)
+        want = np.asarray(pal.convert("RGB"), np.float32) / 255
+    else:
+        tifffile.imwrite(path, 255 - rgb[..., 0], photometric="miniswhite")
+        want = np.repeat(rgb[..., :1], 3, -1).astype(np.float32) / 255
+    got, info = read_image(path)
+    assert info.alpha is None
+    np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-6)

@@ -472,6 +472,21 @@ def _read_png16(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo] | N
     return rgb, info
 
 
+def _tifffile_colours(page) -> bool:
+    """Whether tifffile's samples of this page are the picture's grey or RGB values:
+    black-is-zero grey, RGB, or JPEG-compressed YCbCr (decoded to RGB). A CMYK TIFF
+    came out transparent (K read as alpha), a palette one as grey indices and a
+    white-is-zero one inverted (found 2026-12-07): those go to Pillow, which converts
+    them."""
+    import tifffile
+
+    ph = tifffile.PHOTOMETRIC
+    photometric = page.photometric
+    if photometric in (ph.MINISBLACK, ph.RGB):
+        return True
+    return photometric == ph.YCBCR and page.compression == tifffile.COMPRESSION.JPEG
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
     """TIFFs through tifffile (16-bit, float, grey + alpha, planar), which Pillow only
     partly supports; (None, ...) for what tifffile cannot read, for Pillow to try."""
@@ -484,6 +499,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
     icc, orientation, premultiplied, xmp, iptc = None, 1, False, None, None
     try:
         with tifffile.TiffFile(path) as tf:
+            if not _tifffile_colours(tf.pages[0]):
+                return None, ImageInfo(path=path)
             arr = tf.asarray()
             if tf.series[0].axes.startswith("S") and arr.ndim == 3:
                 # Planar (one plane per sample, PlanarConfiguration 2): samples last, as
