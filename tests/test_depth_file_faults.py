@@ -326,3 +326,29 @@ def test_no_estimate_without_stored_depth_says_so(tmp_path, capsys):
     assert "plain.png" in text and "no embedded depth" in text and "--no-estimate" in text and "--depth" in text
     assert "download" not in text and "depth-model" not in text
     assert not (tmp_path / "x.npy").exists()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_depth_map_with_an_exif_orientation_is_turned_upright(tmp_path, suffix, orientation):
+    """Found 2026-12-07: a depth map's own EXIF orientation was ignored: stored turned
+    by 180 degrees with orientation 3, near and far swapped without a word; with 6,
+    refused as the wrong aspect ratio."""
+    from PIL import Image
+
+    from refocus.io.depthfile import read_depth_file
+
+    y, x = np.mgrid[0:24, 0:40]
+    upright = (x * 1000 + y * 7).astype(np.uint16)
+    # Stored as the sensor saw it: the inverse of what the tag asks for.
+    stored = {3: np.rot90(upright, 2), 6: np.rot90(upright, 1), 8: np.rot90(upright, -1)}[orientation]
+    path = tmp_path / f"d{suffix}"
+    if suffix == ".png":
+        ex = Image.Exif()
+        ex[274] = orientation
+        Image.fromarray(np.ascontiguousarray(stored)).save(path, exif=ex)
+    else:
+        import tifffile
+
+        tifffile.imwrite(path, np.ascontiguousarray(stored), extratags=[(274, "H", 1, orientation, True)])
+    np.testing.assert_array_equal(read_depth_file(path), upright.astype(np.float32))

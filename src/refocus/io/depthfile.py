@@ -281,6 +281,10 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
     suffix = path.suffix.lower()
     what = f"depth map {path.name}"
     limit = budget() if max_pixels is None else int(max_pixels)
+    # A map saved with an EXIF orientation is turned upright as its photo is (found
+    # 2026-12-07: a map rotated by 180 degrees with orientation 3 swapped near and far
+    # without a word, and one with orientation 6 was refused as the wrong aspect).
+    orientation = 1
     try:
         check_file(path, what, limit)
         if suffix == ".npy":
@@ -290,7 +294,10 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
-            arr = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tf:
+                arr = tf.asarray()
+                tag = tf.pages[0].tags.get(274)
+                orientation = int(tag.value) if tag is not None else 1
         elif suffix == ".exr":
             arr = _read_exr(path)  # its declared size was checked by check_file
         elif is_png16_multichannel(path):  # 16-bit grey + alpha or colour: Pillow reads only 8 bits
@@ -299,6 +306,7 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
             arr = imagecodecs.png_decode(path.read_bytes())
         else:
             with pillow_open(path, what, limit) as img:
+                orientation = int(img.getexif().get(274, 1) or 1)
                 if img.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
                     arr = np.asarray(img)
                 elif img.mode in ("1", "LA", "La"):
@@ -312,6 +320,10 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
     arr = one_channel(np.asarray(arr), path.name)
     if arr.ndim != 2 or arr.size == 0:
         raise RefocusError(f"depth map {path.name} must be a 2-D array, got shape {arr.shape}")
+    if orientation in range(2, 9):
+        from refocus.io.image import apply_orientation
+
+        arr = apply_orientation(arr, orientation)
     if arr.dtype.kind not in "uif":
         raise RefocusError(f"depth map {path.name} has unsupported type {arr.dtype}")
     check_depth_values(arr, what)
