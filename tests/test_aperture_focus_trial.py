@@ -68,13 +68,18 @@ def test_16_bit_and_float_aperture_images_keep_their_grey_levels(tmp_path):
     g = _grey_target()
     Image.fromarray((g * 65535).astype(np.uint16)).save(tmp_path / "k16.png")
     Image.fromarray(g, "F").save(tmp_path / "kf.tif")
+    # Cut to the box of the opening (pixels over 1 % of the brightest).
+    rows = np.flatnonzero((g > 0.01 * g.max()).any(axis=1))
+    cols = np.flatnonzero((g > 0.01 * g.max()).any(axis=0))
+    want = g[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     for name in ("k16.png", "kf.tif"):
-        np.testing.assert_allclose(load_aperture_image(tmp_path / name), g, atol=1e-3, err_msg=name)
+        np.testing.assert_allclose(load_aperture_image(tmp_path / name), want, atol=1e-3, err_msg=name)
 
 
 def test_an_aperture_image_is_turned_upright_by_its_exif_orientation(tmp_path):
     img = np.zeros((40, 80), np.uint8)
     img[5:35, 5:20] = 255  # a bar on the left, stored sideways
+    img[0, 0] = img[-1, -1] = 255  # marks at two corners: the opening's box is the frame
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
     Image.fromarray(img).save(tmp_path / "k.jpg", exif=exif.tobytes(), quality=95)
@@ -88,7 +93,7 @@ def test_a_shape_drawn_in_black_on_a_transparent_canvas_is_its_opacity(tmp_path)
     rgba[10:40, 20:30, 3] = 255  # black, opaque bar; transparent elsewhere
     Image.fromarray(rgba).save(tmp_path / "k.png")
     g = load_aperture_image(tmp_path / "k.png")
-    assert g[10:40, 20:30].min() == 1.0 and g.sum() == 300
+    assert g.shape == (30, 10) and g.min() == 1.0 and g.sum() == 300  # cut to the bar
     # Fully opaque black is still black, named as such.
     rgba[..., 3] = 255
     Image.fromarray(rgba).save(tmp_path / "k2.png")
@@ -225,3 +230,19 @@ def test_a_distance_end_of_a_focus_pull_on_relative_depth_names_the_pulls_option
     photo = prepare(tmp_path / "p.png", depth_path=str(tmp_path / "d.npy"))
     with pytest.raises(RefocusError, match="animate --from/--to"):
         focus_pull(photo, RefocusConfig(strength=2), parse_endpoint("1m"), parse_endpoint("0.5"), frames=2)
+
+
+def test_a_shape_drawn_off_centre_on_a_larger_canvas_blurs_as_the_shape_alone(tmp_path):
+    """Found 2026-12-07: the whole frame of an aperture image mapped onto the kernel,
+    so a 31 px disc at the left of a 91 x 31 canvas moved every blurred region by
+    10 px and blurred by a third of the radius asked for. Cut to its opening, it
+    gives the kernel of the disc alone."""
+    from refocus.aperture import aperture_from_spec, kernel
+
+    y, x = np.mgrid[-15:16, -15:16]
+    disc = ((x**2 + y**2) <= 225).astype(np.uint8) * 255
+    Image.fromarray(disc).save(tmp_path / "disc.png")
+    Image.fromarray(np.pad(disc, ((20, 5), (0, 60)))).save(tmp_path / "off.png")
+    a = kernel(aperture_from_spec(str(tmp_path / "disc.png")), 12.0)
+    b = kernel(aperture_from_spec(str(tmp_path / "off.png")), 12.0)
+    np.testing.assert_allclose(b, a, atol=1e-7)
