@@ -113,3 +113,24 @@ def test_a_cmyk_palette_or_white_is_zero_tiff_reads_as_its_colours(tmp_path, kin
     got, info = read_image(path)
     assert info.alpha is None
     np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-6)
+
+
+def test_a_truncated_grid_heic_is_refused_not_painted_green(tmp_path):
+    """Found 2026-12-07: libheif decodes a grid HEIC (an iPhone's) with tiles missing
+    without an error and paints them green: half of the iPhone pug HEIC read as a
+    whole photo, its lower third solid green, and was refocused (exit 0)."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from refocus.errors import RefocusError
+
+    saved = pillow_heif.options.GRID_TILE_SIZE
+    pillow_heif.options.GRID_TILE_SIZE = 64
+    try:
+        rgb = (np.random.default_rng(0).random((256, 256, 3)) * 255).astype(np.uint8)
+        Image.fromarray(rgb).save(tmp_path / "whole.heic", quality=90)
+    finally:
+        pillow_heif.options.GRID_TILE_SIZE = saved
+    data = (tmp_path / "whole.heic").read_bytes()
+    (tmp_path / "half.heic").write_bytes(data[: len(data) * 6 // 10])
+    assert read_image(tmp_path / "whole.heic")[0].shape == (256, 256, 3)
+    with pytest.raises(RefocusError, match="half.heic: the file is truncated or damaged"):
+        read_image(tmp_path / "half.heic")

@@ -104,10 +104,40 @@ def pillow_open(source, what: str, limit: int | None = None):
         raise RefocusError(f"{what} declares {mp}, over the pixel limit of {limit / 1e6:g}; {_HINT}") from None
     try:
         check_pixels(img.size[0], img.size[1], what, limit)
+        if img.format in ("HEIF", "AVIF") and isinstance(source, (str, os.PathLike)):
+            check_boxes_complete(source, what)
     except RefocusError:
         img.close()
         raise
     return img
+
+
+def check_boxes_complete(path: str | os.PathLike, what: str) -> None:
+    """Refuse an ISO media file (HEIC, AVIF) whose top-level boxes run past its end.
+
+    libheif decodes a grid image (an iPhone's) with tiles missing without an error and
+    paints them green: half an iPhone HEIC came out whole, its lower third solid
+    green (found 2026-12-07). Its image data box ('mdat') then ends past the file's
+    end, which the box sizes show before any decoding.
+    """
+    n = os.path.getsize(path)
+    off = 0
+    with open(path, "rb") as f:
+        while off + 8 <= n:
+            f.seek(off)
+            head = f.read(16)
+            size, kind = struct.unpack(">I4s", head[:8])
+            if size == 1 and len(head) == 16:
+                size = struct.unpack(">Q", head[8:16])[0]
+            elif size == 0:  # to the end of the file
+                return
+            if size < 8:
+                return  # not a box layout we can follow: the decoder decides
+            if off + size > n:
+                name = kind.decode("latin-1", "replace")
+                raise RefocusError(f"cannot read {what}: the file is truncated or damaged "
+                                   f"(its '{name}' box ends {off + size - n} bytes past the end of the file)")
+            off += size
 
 
 def declared_size(path: str | os.PathLike) -> tuple[int, int, str] | None:
