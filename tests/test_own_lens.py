@@ -272,3 +272,36 @@ def test_the_motorola_lens_blur_photo_refocuses_at_its_own_plane_by_default(shar
     path = shared_data / "phone-depth" / "motorola-lensblur-gdepth.jpg"
     photo = Refocuser().prepare(path, RefocusConfig(deblur="never"))
     assert photo.focus_disparity(RefocusConfig()) == pytest.approx(photo.own_lens.focus_disparity)
+
+
+def test_a_turned_lens_blur_photo_keeps_its_stored_original_and_upright_focal_point(tmp_path):
+    """Found 2026-12-07: with an EXIF orientation (6: a portrait shot), the stored
+    original was refused as "does not match the photo" and the photo was deblurred
+    instead, and `info` gave the focal point in the stored frame (30 %, 53 % where
+    upright it is 47 %, 30 %). The original is stored as the sensor saw it, like the
+    photo's pixels: turned as they are, it stands in for the photo."""
+    from refocus.io.image import apply_orientation, upright_fraction
+
+    path, _, original = _lens_blur_file(tmp_path)
+    data = path.read_bytes()
+    ex = Image.Exif()
+    ex[0x0112] = 6
+    payload = ex.tobytes()
+    if not payload.startswith(b"Exif\x00\x00"):
+        payload = b"Exif\x00\x00" + payload
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    turned = tmp_path / "turned.jpg"
+    turned.write_bytes(data[:2] + app1 + data[2:])
+    photo = Refocuser().prepare(turned, RefocusConfig(deblur="never"))
+    assert photo.image.shape[:2] == (160, 120)
+    own = photo.own_lens
+    assert own.original is not None
+    np.testing.assert_allclose(own.original, apply_orientation(original, 6), atol=1e-6)
+    assert own.focal_point == pytest.approx((0.5, 0.25))
+    # upright_fraction turns a point as apply_orientation turns the pixels
+    marked = np.zeros((4, 6))
+    marked[1, 4] = 1  # x = 4.5 / 6, y = 1.5 / 4 as fractions of pixel centres
+    for o in range(1, 9):
+        up = apply_orientation(marked, o)
+        r, c = np.argwhere(up == 1)[0]
+        assert upright_fraction(4.5 / 6, 1.5 / 4, o) == pytest.approx(((c + 0.5) / up.shape[1], (r + 0.5) / up.shape[0])), o

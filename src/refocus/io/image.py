@@ -615,6 +615,15 @@ def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
     return a if op is None else np.ascontiguousarray(op(a))
 
 
+def upright_fraction(x: float, y: float, orientation: int) -> tuple[float, float]:
+    """A point given as fractions (x, y) of a frame stored as the sensor saw it, as
+    fractions of the upright frame (:func:`apply_orientation`'s turn)."""
+    return {
+        2: (1 - x, y), 3: (1 - x, 1 - y), 4: (x, 1 - y), 5: (y, x),
+        6: (1 - y, x), 7: (1 - y, 1 - x), 8: (y, 1 - x),
+    }.get(int(orientation), (x, y))
+
+
 # Temporary files are named ".<name>.refocus-<host>-<pid>-<random>.part<ext>" in the
 # output's own folder (so the final rename is atomic); a run killed while writing
 # leaves one, which the next write into that folder removes once its process is gone.

@@ -62,7 +62,7 @@ class OwnLens:
         CoC radius of a point at infinity, full-size pixels.
     focal_distance : float
         Its focal plane in the depth map's own units.
-    focal_point : (x, y) fractions of the frame, or None
+    focal_point : (x, y) fractions of the upright frame, or None
     original : (H, W, 3) float32 sRGB or None
         The photo before the blur, stored beside it: an exact all-in-focus image.
     """

@@ -80,12 +80,19 @@ def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source:
         return None
     k_units = strength_from_lens_blur(lens.blur_at_infinity, lens.focal_distance, max(shape))
     original = _original_of(lens, data, shape, notes)
+    focal_point = lens.focal_point
+    if focal_point is not None:
+        from refocus.depth.embedded import _orientation
+        from refocus.io.image import upright_fraction
+
+        # GFocus gives the point in the stored frame; everything refocus reports is upright.
+        focal_point = upright_fraction(*focal_point, _orientation(data))
     return OwnLens(
         focus_disparity=(1.0 / lens.focal_distance - lo) / (hi - lo),
         strength_px=strength_for_normalised_disparity(k_units, lo, hi),
         blur_at_infinity_px=lens.blur_at_infinity * max(shape),
         focal_distance=lens.focal_distance,
-        focal_point=lens.focal_point,
+        focal_point=focal_point,
         original=original,
     )
 
@@ -117,18 +124,28 @@ def _original_of(lens, data: bytes, shape: tuple[int, int], notes: list[str]) ->
 
 
 def _decode_original(blob: bytes, shape: tuple[int, int], orientation: int, notes: list[str]) -> np.ndarray | None:
-    """Lens Blur's stored original as float32 sRGB, when it is the photo's size and
-    orientation (else a note and ``None``: it cannot stand in for the photo)."""
+    """Lens Blur's stored original as float32 sRGB, turned upright by the photo's
+    EXIF ``orientation`` as the photo is, when it is then the photo's size (``shape``,
+    upright H x W); else a note and ``None``: it cannot stand in for the photo.
+
+    The original is stored as the sensor saw it, like the photo's own pixels: a
+    photo with orientation 6 had its original refused and was deblurred instead
+    (found 2026-12-07)."""
     import io
 
     from PIL import Image
 
+    from refocus.io.image import apply_orientation
+
     try:
         with Image.open(io.BytesIO(blob)) as im:
-            if (im.size[1], im.size[0]) != tuple(shape) or orientation != 1:
-                notes.append(f"Lens Blur's stored original ({im.size[0]}x{im.size[1]}) does not match the photo; not used")
-                return None
-            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        if orientation in range(2, 9):
+            arr = np.ascontiguousarray(apply_orientation(arr, orientation))
+        if arr.shape[:2] != tuple(shape):
+            notes.append(f"Lens Blur's stored original ({arr.shape[1]}x{arr.shape[0]} upright) does not match the photo; not used")
+            return None
+        return arr
     except Exception as exc:  # a broken embedded JPEG: the photo itself still works
         notes.append(f"Lens Blur's stored original is unreadable ({type(exc).__name__}); not used")
         return None
