@@ -305,3 +305,24 @@ def test_a_turned_lens_blur_photo_keeps_its_stored_original_and_upright_focal_po
         up = apply_orientation(marked, o)
         r, c = np.argwhere(up == 1)[0]
         assert upright_fraction(4.5 / 6, 1.5 / 4, o) == pytest.approx(((c + 0.5) / up.shape[1], (r + 0.5) / up.shape[0])), o
+
+
+def test_a_lens_blur_depth_png_with_a_damaged_chunk_is_refused(tmp_path):
+    """Found 2026-12-07: bytes of a Lens Blur JPEG's XMP overwritten gave a depth map
+    of stripes and noise (values 18.8-633 where the intact map spans 24.8-334),
+    used with only a note that the XMP checksum does not match. The embedded PNG's
+    own chunk checksums show the damage."""
+    from refocus.depth.embedded import read_gdepth
+
+    h, w = 40, 60
+    depth = np.tile(np.linspace(NEAR, FAR, w, dtype=np.float32), (h, 1))
+    buf = io.BytesIO()
+    Image.fromarray(W.encode_range(depth, "RangeInverse", NEAR, FAR, bits=16)).save(buf, format="PNG")
+    png = bytearray(buf.getvalue())
+    intact = W.gdepth_jpeg(np.full((h, w, 3), 128, np.uint8), bytes(png), "RangeInverse", NEAR, FAR)
+    assert read_gdepth(intact) is not None
+    i = png.find(b"IDAT") + 20
+    png[i] ^= 0x55
+    damaged = W.gdepth_jpeg(np.full((h, w, 3), 128, np.uint8), bytes(png), "RangeInverse", NEAR, FAR)
+    with pytest.raises(RefocusError, match="damaged"):
+        read_gdepth(damaged)
