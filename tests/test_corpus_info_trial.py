@@ -75,3 +75,22 @@ def test_corpus_upright_sizes_and_hand_computed_k(shared_data):
     assert cam.strength() == pytest.approx(2.877, abs=0.002)
     # Placeholder SubjectDistance 0 (Motorola) is no focus distance.
     assert read_camera_info(shared_data / "phone-depth" / "motorola-lensblur-gdepth.jpg").focus_distance_m is None
+
+
+def test_info_says_when_the_pixels_cannot_be_decoded(tmp_path, capsys):
+    """Found 2026-12-07: `info` read a truncated camera JPEG's header and printed its
+    facts without a word, and refocus then stopped with "truncated or damaged"."""
+    import numpy as np
+
+    from refocus.cli import main
+
+    rgb = (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "whole.jpg", quality=95)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    for name, damaged in (("whole.jpg", False), ("cut.jpg", True)):
+        with pytest.raises(SystemExit) as exc:
+            main(["info", str(tmp_path / name)])
+        out = capsys.readouterr().out
+        assert exc.value.code in (0, None)
+        assert ("truncated or damaged" in out) == damaged, out

@@ -62,6 +62,24 @@ def _f_number_words(cam, metric_depth: bool) -> str:
             "(e.g. apple/DepthPro-hf); --full-frame too")
 
 
+def _decode_problem(image: Path) -> str | None:
+    """Why the photo's pixels cannot be decoded as every command decodes them
+    (:func:`refocus.io.read_image`), or None when they can."""
+    import warnings
+
+    from refocus.errors import RefocusError
+    from refocus.io import read_image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the commands say those; info lists the file's facts
+            read_image(image)
+    except RefocusError as exc:
+        msg = str(exc)
+        return msg.split(": ", 1)[1] if msg.startswith("cannot read") and ": " in msg else msg
+    return None
+
+
 def info_cmd(
     image: Path = typer.Argument(..., help="The photo (JPEG, HEIC, PNG, TIFF, WebP)."),
 ) -> None:
@@ -90,6 +108,11 @@ def info_cmd(
     row("file", str(image))
     shape = "portrait" if cam.height_px > cam.width_px else "landscape" if cam.width_px > cam.height_px else "square"
     row("size", f"{cam.width_px}x{cam.height_px} px, {shape} (upright)")
+    damaged = _decode_problem(image)
+    if damaged is not None:
+        # The header reads, the pixels do not: info said nothing of it and refocus then
+        # stopped (found 2026-12-07 on a truncated camera JPEG of the EXIF corpus).
+        t.add_row("pixels", f"[red]{escape(damaged)}[/red]: every command refuses this file")
     row("orientation", _orientation_words(cam.orientation))
     if cam.mode is not None:
         row("colour", _colour_words(cam.mode, cam.icc_name))
