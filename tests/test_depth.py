@@ -541,3 +541,21 @@ def test_the_blur_fallback_decides_on_the_photo_not_its_size(shared_data, name, 
     else:
         with pytest.raises(AllInFocus):
             estimate_depth_from_defocus(img)
+
+
+def test_a_depth_model_name_that_is_no_folder_is_refused_in_one_line(tmp_path, monkeypatch):
+    """Found 2026-12-07 through the UI's "Depth network" box: a 300-character name
+    raised OSError (File name too long), /etc/passwd reached the hub client's own
+    "Repo id must be in the form ..." text, and ~/models/x was not expanded."""
+    from refocus.depth.estimate import resolve_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(RefocusError, match="File name too long"):
+        resolve_model("x" * 300)
+    a_file = tmp_path / "weights.bin"
+    a_file.write_bytes(b"0")
+    with pytest.raises(RefocusError, match="it is a file"):
+        resolve_model(str(a_file))
+    (tmp_path / "models" / "depth").mkdir(parents=True)
+    assert resolve_model("~/models/depth") == str(tmp_path / "models" / "depth")

@@ -191,3 +191,31 @@ def test_bad_depth_file_is_named_as_uploaded_not_by_the_servers_path(files, tmp_
     out = _fn(build_app("cpu"), "on_photo")(_REQ, files[0], str(depth), "disparity", "", *_SETTINGS)
     status = out[7]
     assert out[0] is None and "my depth.png" in status and str(tmp_path) not in status and "/tmp" not in status
+
+
+def test_an_unexpected_os_error_in_the_ui_is_one_line_as_on_the_command_line(tmp_path, monkeypatch):
+    """Found 2026-12-07: a 300-character name in "Depth network" raised OSError ("File
+    name too long") out of the handler: a raw exception in a toast, "Error" in every
+    panel. The name is refused in one line, and any other OSError the UI did not
+    expect gets the command line's line too (refocus.errors.as_user_error)."""
+    pytest.importorskip("gradio")
+    from refocus.errors import as_user_error
+    from refocus.ui.app import build_app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("REFOCUS_DEBUG", raising=False)
+    photo = tmp_path / "land.png"
+    Image.fromarray((np.random.default_rng(0).random((60, 120, 3)) * 255).astype(np.uint8)).save(photo)
+    on_photo = _fn(build_app("cpu"), "on_photo")
+    out = on_photo(_REQ, str(photo), None, "disparity", "x" * 300, *_SETTINGS)
+    assert out[0] is None and out[7].startswith("error: ") and "File name too long" in out[7] and "\n" not in out[7]
+
+    def broken(*a, **k):
+        raise PermissionError(13, "Permission denied", "/srv/cache/x")
+
+    monkeypatch.setattr(s, "load", broken)
+    out = _fn(build_app("cpu"), "on_photo")(_REQ, str(photo), None, "disparity", "", *_SETTINGS)
+    assert out[7].replace("\\", "") == "error: cannot access /srv/cache/x: Permission denied"
+    err = as_user_error(OSError(28, "No space left on device", "/out/x.png"))
+    assert str(err) == "cannot access /out/x.png: No space left on device (the disk is full)" and err.exit_code == 2
+    assert as_user_error(ValueError("bad\nthing")).exit_code == 1

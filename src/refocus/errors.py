@@ -12,6 +12,26 @@ class RefocusError(Exception):
     exit_code = 2
 
 
+def as_user_error(exc: BaseException) -> RefocusError:
+    """Any exception as the one line a user sees, with the command line's exit code:
+    a :class:`RefocusError` itself; a file-system fault (:func:`describe_os_error`,
+    2); out of memory (3); anything else by its type and first line (1). The one rule
+    for the command line (``refocus.cli.main``) and the UI: an OSError the UI did not
+    expect (a 300-character depth-model name: "File name too long") showed a raw
+    exception and "Error" in every panel (found 2026-12-07)."""
+    if isinstance(exc, RefocusError):
+        return exc
+    if isinstance(exc, OSError):
+        err, code = RefocusError(describe_os_error(exc)), 2
+    elif isinstance(exc, MemoryError):
+        err, code = RefocusError("out of memory; try a smaller image or --device cpu with fewer layers"), 3
+    else:
+        msg = (str(exc).splitlines() or [""])[0]
+        err, code = RefocusError(f"{exc.__class__.__name__}: {msg} (set REFOCUS_DEBUG=1 for details)"), 1
+    err.exit_code = code
+    return err
+
+
 def describe_os_error(exc: OSError, path=None, verb: str = "access") -> str:
     """One line for a file-system fault: the user's path and the cause.
 

@@ -86,7 +86,7 @@ def fail(message: str, code: int = 2) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``refocus`` script."""
     from refocus.errors import (
-        RefocusError, describe_os_error, install_interrupt_handler, interrupted, report_interrupt,
+        as_user_error, install_interrupt_handler, interrupted, report_interrupt,
         uninstall_interrupt_handler,
     )
 
@@ -124,25 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         report_interrupt()
         sys.exit(130)
-    except RefocusError as exc:
-        if debug:
+    except Exception as exc:  # never a traceback for a user (a disk fault, out of memory, a bug)
+        if debug and not isinstance(exc, MemoryError):
             raise
-        typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", err=True)
-        sys.exit(exc.exit_code)
-    except OSError as exc:  # a disk fault outside an atomic write (which names the user's path itself)
-        if debug:
-            raise
-        typer.echo(f"error: {describe_os_error(exc)}", err=True)
-        sys.exit(2)
-    except MemoryError:
-        typer.echo("error: out of memory; try a smaller image or --device cpu with fewer layers", err=True)
-        sys.exit(3)
-    except Exception as exc:  # last resort: never show a traceback to a user
-        if debug:
-            raise
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        typer.echo(f"error: {exc.__class__.__name__}: {msg} (set REFOCUS_DEBUG=1 for details)", err=True)
-        sys.exit(1)
+        err = as_user_error(exc)
+        typer.echo(f"error: {str(err).splitlines()[0] if str(err) else err.__class__.__name__}", err=True)
+        sys.exit(err.exit_code)
     finally:
         if budget_before is None:
             os.environ.pop(ENV_VAR, None)

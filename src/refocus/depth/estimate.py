@@ -184,7 +184,15 @@ def resolve_model(name: str, download: bool = True) -> str:
     unreachable (one probe, :data:`HUB_PROBE_TIMEOUT_S`), raises
     :class:`ModelUnavailable` within seconds instead of retrying.
     """
-    if Path(name).exists():
+    name = os.path.expanduser(name)  # "~/models/x" typed in the UI: no shell expands it there
+    try:
+        found = Path(name).exists()
+    except OSError as exc:  # a 300-character name: "File name too long"
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise RefocusError(f"cannot load depth model {shown!r}: {exc.strerror or exc}") from None
+    if found:
+        if not Path(name).is_dir():
+            raise RefocusError(f"cannot load depth model {name!r}: it is a file; give the folder of a saved model or a hub id ORG/NAME")
         return name
     if name.startswith((".", "/", "~")) or name.count("/") != 1 or os.sep in name.replace("/", ""):
         raise RefocusError(f"cannot load depth model {name!r} (no such folder, and not a hub id ORG/NAME)")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refocus.errors import RefocusError
+from refocus.errors import RefocusError, as_user_error
 from refocus.render.config import RenderConfig
 
 #: Upload size limit given to Gradio (per file; :func:`refocus.ui.session.check_request`
@@ -29,6 +29,14 @@ QUEUE_SIZE = 16
 SLIDER_SETTLE_S = 0.3
 _dirs: dict[str, str] = {}
 
+
+
+def _user_error(exc: Exception) -> RefocusError:
+    """The one line for any failure, as the command line gives it (:func:`as_user_error`);
+    with REFOCUS_DEBUG=1 an unexpected one is raised, for its traceback."""
+    if not isinstance(exc, RefocusError) and os.environ.get("REFOCUS_DEBUG") == "1":
+        raise exc
+    return as_user_error(exc)
 
 def ui_dirs() -> dict[str, str]:
     """This process's folders for uploads (Gradio's cache) and exports, under one
@@ -408,7 +416,8 @@ def build_app(device: str = "auto"):
             session.set_view(client, key)
             try:
                 slider, depth_img, coc_img, status = _update(key, None, *settings)
-            except RefocusError as exc:
+            except Exception as exc:
+                exc = _user_error(exc)
                 # The photo is ready; the settings are not (f-number on relative depth,
                 # custom aperture without its image): the photo stays, so that changing
                 # them renders it (it was dropped, and no control did anything after).
@@ -421,7 +430,8 @@ def build_app(device: str = "auto"):
                 return stale
             # The controls' change events that follow (new defaults) find it on screen.
             session.shown(client, (key, None, tuple(settings)))
-        except RefocusError as exc:
+        except Exception as exc:
+            exc = _user_error(exc)
             if not session.upload_is_current(client, token):
                 return stale
             # Nothing of the previous photo or depth may stay live: the renders and the
@@ -508,8 +518,8 @@ def build_app(device: str = "auto"):
                 return
             out = _update(key, (x, y), *settings)
             yield ((x, y), *out) if session.may_show(client, sig) else ((x, y), *skip4)
-        except RefocusError as exc:
-            yield ((x, y), *_failed(client, sig, exc, _uploads(key, custom, mask)))
+        except Exception as exc:
+            yield ((x, y), *_failed(client, sig, _user_error(exc), _uploads(key, custom, mask)))
 
     def _settings(request, key, focus, settings, draft=False, wait=0.0):
         client = _client(request)
@@ -527,8 +537,8 @@ def build_app(device: str = "auto"):
                 return skip4  # moved on: the newer value's own event renders it
         try:
             out = _update(key, focus, *settings, draft=draft)
-        except RefocusError as exc:
-            return _failed(client, sig, exc, _uploads(key, settings[7], settings[9]))
+        except Exception as exc:
+            return _failed(client, sig, _user_error(exc), _uploads(key, settings[7], settings[9]))
         return out if session.may_show(client, sig, draft) else skip4
 
     def on_settings(request: gr.Request, key, focus, *settings):
@@ -559,9 +569,9 @@ def build_app(device: str = "auto"):
         try:
             cfg = _config(focus, *settings, device=device)
             path = session.export(key, cfg, export_dir, fmt, engine=engine, progress=lambda f, text: progress(f, desc=text))
-        except RefocusError as exc:
+        except Exception as exc:
             # print_exception=False: the one line in the page, no traceback in the server's log.
-            raise gr.Error(ui_message(str(exc), _uploads(key, custom, mask)), print_exception=False) from None
+            raise gr.Error(ui_message(str(_user_error(exc)), _uploads(key, custom, mask)), print_exception=False) from None
         return str(path)
 
     genfocus_why = session.genfocus_unusable() if genfocus_available() else None
