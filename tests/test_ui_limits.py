@@ -219,3 +219,26 @@ def test_an_unexpected_os_error_in_the_ui_is_one_line_as_on_the_command_line(tmp
     err = as_user_error(OSError(28, "No space left on device", "/out/x.png"))
     assert str(err) == "cannot access /out/x.png: No space left on device (the disk is full)" and err.exit_code == 2
     assert as_user_error(ValueError("bad\nthing")).exit_code == 1
+
+
+def test_a_depth_map_after_a_failed_photo_load_sets_that_photos_blur_defaults(tmp_path, monkeypatch):
+    """Found 2026-12-07: a photo whose load failed (no depth) kept the controls as they
+    were (the slider's 8, or the previous photo's own-lens mode and K); uploading its
+    depth map then rendered with them, not with the photo's default K, which the
+    command line uses and which uploading the depth first gave."""
+    pytest.importorskip("gradio")
+    from refocus.ui.app import build_app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    photo, depth = _ui_files(tmp_path, "land.png")
+    (tmp_path / "d.npy").rename(tmp_path / "elsewhere.npy")  # not found beside the photo
+    depth = str(tmp_path / "elsewhere.npy")
+    app = build_app("cpu")
+    req = SimpleNamespace(session_hash="tab-defaults-after-failure")
+    out = _fn(app, "on_photo")(req, photo, None, "disparity", "", *_SETTINGS)
+    assert out[0] is None and out[7].startswith("error: ")
+    out = _fn(app, "on_depth")(req, out[2], depth, "disparity", "", *_SETTINGS)
+    assert out[0] is not None, out[7]
+    own, k = s.default_blur(out[0])
+    assert not own and out[-2] == "strength" and out[-1]["value"] == pytest.approx(round(k, 1))
+    assert round(k, 1) != _SETTINGS[1]

@@ -412,6 +412,7 @@ def build_app(device: str = "auto"):
                 own, k = session.default_blur(key)
                 settings[0], settings[1] = (OWN_LENS_MODE if own else "strength"), round(k, 1)
                 keep = (settings[0], gr.update(value=settings[1], maximum=max(STRENGTH_MAX, float(np.ceil(k)))))
+                session.set_defaults_photo(client, photo_path)
             # A new photo or depth: earlier renders in flight are stale, the focus is auto.
             session.set_view(client, key)
             try:
@@ -464,9 +465,10 @@ def build_app(device: str = "auto"):
         if not photo:
             return (gr.skip(),) * 11
         token = session.begin_upload(client, photo, settings)
-        if photo != source:
+        if photo != source or not session.has_defaults_of(client, photo):
             # A photo still loading: this load replaces its own, which set the photo's
             # blur defaults (the previous photo's strength, or its own-lens mode, stayed).
+            # Or one whose load failed (no depth): its defaults were never set.
             return _load(request, token, photo, depth_file, depth_kind, depth_model, settings, _display(photo), defaults=True)
         return (*_load(request, token, photo, depth_file, depth_kind, depth_model, settings), gr.skip(), gr.skip())
 

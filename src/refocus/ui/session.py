@@ -325,6 +325,7 @@ class _View:
     upload: int = 0  # the number of the tab's newest load (begin_upload)
     photo: str | None = None  # the photo of that load (None: removed)
     settings: tuple | None = None  # the controls' newest values (begin_upload, note_settings)
+    defaults_photo: str | None = None  # the photo whose blur defaults the controls were set to
 
 
 #: Browser tabs remembered (least recently seen dropped first).
@@ -424,6 +425,21 @@ def upload_is_current(client: str, token: int) -> bool:
     with _lock:
         v = _views.get(client)
         return v is not None and v.upload == token
+
+
+def set_defaults_photo(client: str, photo_path: str | None) -> None:
+    """Record that the tab's blur controls were set to ``photo_path``'s defaults."""
+    with _lock:
+        _view(client).defaults_photo = photo_path
+
+
+def has_defaults_of(client: str, photo_path: str | None) -> bool:
+    """Whether the tab's blur controls were set to this photo's defaults: not after a
+    load of it that failed (then the previous photo's own-lens mode and strength
+    stayed, and a depth map uploaded next rendered with them; found 2026-12-07)."""
+    with _lock:
+        v = _views.get(client)
+        return v is not None and photo_path is not None and v.defaults_photo == photo_path
 
 
 def tab_photo(client: str) -> str | None:
