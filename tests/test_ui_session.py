@@ -443,6 +443,22 @@ def test_blade_controls_only_enabled_for_the_blades_aperture(ui_app):
     assert interactive("custom") == [False, True, False]
 
 
+def test_the_slider_a_blur_mode_ignores_is_greyed_out(ui_app):
+    """Found 2026-12-07: in f-number mode the strength slider stayed live (a typed 70
+    re-rendered the same picture), and in strength mode the f-number slider."""
+    comps = {b.elem_id: b for b in ui_app.blocks.values() if getattr(b, "elem_id", None) in ("strength", "f-number")}
+    assert comps["f-number"].interactive is False and comps["strength"].interactive is not False  # strength mode at start
+    assert any(d.fn.__name__ == "on_blur_mode" for d in _dep(ui_app, "blur-mode", "change"))
+    on_blur_mode = _fn(ui_app, "on_blur_mode")
+    interactive = lambda mode: [u["interactive"] for u in on_blur_mode(mode)]  # noqa: E731  (strength, f-number)
+    from refocus.ui.app import FULL_FRAME_MODE, OWN_LENS_MODE
+
+    assert interactive("strength") == [True, False]
+    assert interactive("f-number") == [False, True]
+    assert interactive(FULL_FRAME_MODE) == [False, True]
+    assert interactive(OWN_LENS_MODE) == [False, False]
+
+
 def test_photo_gets_the_pipelines_default_blur(ui_app, files):
     """Trial D, defect 8: the UI started every photo at strength 15, while the CLI (no -k)
     uses the lens a Lens Blur photo states, else 1.5 % of the long side. A new photo

@@ -228,6 +228,9 @@ OWN_LENS_MODE = "the photo's own lens"
 #: The shape controls each aperture choice uses (:func:`_config` reads them); the
 #: others are disabled while it is chosen.
 APERTURE_CONTROLS = {"disc": (), "blades": ("blades", "rotation", "curvature"), "custom": ("rotation",)}
+#: The slider each "Blur set by" mode reads (the photo's own lens reads neither: its K
+#: is shown in the strength slider).
+BLUR_CONTROLS = {"strength": ("strength",), "f-number": ("f_number",), FULL_FRAME_MODE: ("f_number",), OWN_LENS_MODE: ()}
 #: The strength slider's range at least (a photo's default K may widen it).
 STRENGTH_MAX = 80
 #: The highlight boost slider's start: the renderer's own default.
@@ -558,6 +561,12 @@ def build_app(device: str = "auto"):
         uses = APERTURE_CONTROLS.get(shape, ())
         return tuple(gr.update(interactive=name in uses) for name in ("blades", "rotation", "curvature"))
 
+    def on_blur_mode(mode):
+        # The slider the mode ignores is greyed out: in f-number mode a typed strength
+        # re-rendered the same picture and the slider looked live (found 2026-12-07).
+        uses = BLUR_CONTROLS.get(mode, ())
+        return tuple(gr.update(interactive=name in uses) for name in ("strength", "f_number"))
+
     # Progress is found by a positional parameter's default: the settings are spelled out.
     def on_export(request: gr.Request, key, focus, fmt, engine, blur_mode, strength, f_number, aperture, blades, rotation, curvature,
                   custom, band, mask, deblur, boost, cats_eye, show, progress=gr.Progress()):
@@ -602,7 +611,8 @@ def build_app(device: str = "auto"):
                 # A new photo sets these two to the pipeline's default for it (session.default_blur).
                 blur_mode = gr.Radio(["strength", "f-number", FULL_FRAME_MODE, OWN_LENS_MODE], value="strength", label="Blur set by", elem_id="blur-mode")
                 strength = gr.Slider(0, STRENGTH_MAX, value=15, step=0.1, label="Strength K (px at full size)", elem_id="strength")
-                f_number = gr.Slider(0.95, 22, value=2.8, step=0.05, label="f-number (needs metric depth and EXIF)")
+                f_number = gr.Slider(0.95, 22, value=2.8, step=0.05, label="f-number (needs metric depth and EXIF)", interactive=False,
+                                     elem_id="f-number")
                 band = gr.Slider(
                     0, 0.5, value=0, step=0.01, label="In-focus depth band (0 = one plane; green in the CoC view)", elem_id="band"
                 )
@@ -678,6 +688,7 @@ def build_app(device: str = "auto"):
         # session.ask/may_show let only the newest click reach the screen.
         photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status], trigger_mode="multiple")
         aperture.change(on_aperture, [aperture], [blades, rotation, curvature], queue=False, show_progress="hidden")
+        blur_mode.change(on_blur_mode, [blur_mode], [strength, f_number], queue=False, show_progress="hidden")
         outputs = [result, depth_view, coc_view, status]
         for comp in settings:
             if isinstance(comp, gr.Slider):
