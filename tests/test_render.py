@@ -58,8 +58,10 @@ def test_point_in_front_is_rotated_180_degrees(radius):
     img = point_light()
     behind = render_linear(img, np.full(img.shape[:2], -radius, np.float32), cfg)[..., 0]
     front = render_linear(img, np.full(img.shape[:2], radius, np.float32), cfg)[..., 0]
-    # Exact at full resolution; within resampling error where the layer is downsampled.
-    tol = 1e-5 if radius < cfg.full_res_max_radius() else 0.1 * behind.max()
+    # Exact at full resolution; within resampling error where the layer is downsampled
+    # (at radius 14 drawn at half size, as "high" always drew it and "balanced" does
+    # for blades since 2026-12-07: 0.12 of the peak on a few rim pixels).
+    tol = 1e-5 if radius < cfg.full_res_max_radius() else 0.15 * behind.max()
     np.testing.assert_allclose(front, behind[::-1, ::-1], atol=tol)
     assert np.abs(front - behind).max() > 0.1 * behind.max(), "a 5-blade kernel is not symmetric under 180 degrees"
 
