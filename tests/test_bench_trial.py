@@ -241,14 +241,18 @@ def test_robustness_refuses_bad_options_before_the_run(tmp_path, capsys, monkeyp
     data = _fuzz_data(tmp_path)
     photo = data / "photos" / "bokehme-1.jpg"
     before = photo.read_bytes()
+    mine = tmp_path / "precious.json"
+    mine.write_text('{"my": "precious"}')
     for extra, msg in (
         (["--mutants", "0"], "--mutants"),
         (["--out", str(tmp_path)], "is a folder"),
         (["--out", str(photo)], "refusing to overwrite the input"),
+        # Found 2026-12-07: a user's file named as --out was replaced without a word.
+        (["--out", str(mine)], "is not from an earlier report"),
     ):
         code, err = _cli(["bench", "robustness", "--data", str(data), "--mutants", "2", *extra], capsys)
         assert code == 2 and msg in err, err
-    assert photo.read_bytes() == before
+    assert photo.read_bytes() == before and mine.read_text() == '{"my": "precious"}'
 
 
 def test_robustness_finds_the_shared_data_from_any_folder(tmp_path, monkeypatch, shared_data):

@@ -228,9 +228,20 @@ def default_sources(data_dir: Path) -> tuple[list[Path], Path | None]:
     return phone + photos + disp + corpus, (photo_for_depth if photo_for_depth.exists() else None)
 
 
-def write_json(runs: list[Run], path: Path, seed: int) -> Path:
+#: The keys of every report this command writes (how an earlier one is recognised).
+REPORT_KEYS = {"seed", "summary", "runs"}
+
+
+def write_json(runs: list[Run], path: Path, seed: int, mutants: int | None = None) -> Path:
+    import time
+
+    from refocus.bench.quality import _git_state
+    from refocus.bench.speed import machine_info
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"seed": seed, "summary": summarise(runs), "runs": [asdict(r) for r in runs]}
+    # Times and memory mean something only beside the machine and the code they came from.
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "git": _git_state(), "mutants": mutants}
+    doc = {"seed": seed, "meta": meta, "summary": summarise(runs), "runs": [asdict(r) for r in runs]}
     from refocus.io import atomic_write_bytes
 
     return atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
@@ -247,8 +258,12 @@ def data_dir_default() -> Path:
     return shared_data_dir() or Path("../shared/data")
 
 
-def check_out(out: Path, inputs: list[Path]) -> None:
-    """Refuse, before the run, an ``--out`` that cannot be written or that is one of the inputs."""
+def check_out(out: Path, inputs: list[Path], overwrite: bool = False) -> None:
+    """Refuse, before the run, an ``--out`` that cannot be written, that is one of the
+    inputs, or that holds anything but an earlier report of this command (without
+    ``overwrite``): a user's JSON or PNG named there was replaced without a word
+    (found 2026-12-07)."""
+    from refocus.bench.report import _json_keys
     from refocus.errors import RefocusError
     from refocus.io.image import check_output_folder, nearest_existing
     from refocus.io.outputs import check_outputs
@@ -260,3 +275,6 @@ def check_out(out: Path, inputs: list[Path]) -> None:
     # Missing folders are made at the end (write_json): check the nearest one that exists.
     check_output_folder(p / out.name if p.is_dir() else out)
     check_outputs([out], inputs)
+    if out.exists() and not overwrite and not REPORT_KEYS <= _json_keys(out):
+        raise RefocusError(f"{out} already exists and is not from an earlier report of this command; "
+                           "choose another --out or pass --overwrite")

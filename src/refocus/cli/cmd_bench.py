@@ -157,6 +157,7 @@ def robustness_cmd(
     mutants: int = typer.Option(300, "--mutants", help="How many mutated files to run."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the mutations."),
     out: Path = typer.Option(Path("bench-out/robustness.json"), "--out", help="JSON report (every run, and per-class medians/peaks)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an --out file that is not an earlier robustness report."),
 ) -> None:
     """Mutated photos and depth maps through info/depth: exit codes, time and peak memory per input class."""
     from rich.console import Console
@@ -171,7 +172,7 @@ def robustness_cmd(
     sources, photo = rb.default_sources(data_dir)
     if not sources:
         raise RefocusError(f"no input files under {data_dir} (phone-depth/, photos/)")
-    rb.check_out(out, sources + ([photo] if photo else []))
+    rb.check_out(out, sources + ([photo] if photo else []), overwrite)
     from refocus.cli import main
 
     runs = rb.run_fuzz(sources, mutants, seed, photo_for_depth=photo, cli_main=main)
@@ -182,7 +183,7 @@ def robustness_cmd(
         codes = " ".join(f"{c}:{n}" for c, n in sorted(r["exit_codes"].items()))
         table.add_row(key, str(r["runs"]), codes, f"{r['median_s']:.3f}", f"{r['max_s']:.3f}", f"{r['median_peak_mb']:.0f}", f"{r['peak_mb']:.0f}")
     Console().print(table)
-    Console(stderr=True).print(f"wrote {rb.write_json(runs, out, seed)}")
+    Console(stderr=True).print(f"wrote {rb.write_json(runs, out, seed, mutants)}")
 
 
 def register(app: typer.Typer) -> None:
