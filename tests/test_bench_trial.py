@@ -117,6 +117,16 @@ def test_case_too_small_to_score_is_refused_before_any_method_runs(tmp_path, mon
     assert calls == []
 
 
+@pytest.mark.parametrize("value", ["", ","])
+def test_an_empty_methods_list_is_refused(tmp_path, capsys, value):
+    """Found 2026-12-07: --methods "" ran every method, and "," said "none of
+    --methods  does the task deblur ()"."""
+    code, err = _cli(["bench", "quality", "--task", "deblur", "--data", "synthetic", "--methods", value,
+                      "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "empty --methods list" in err, err
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
 def test_methods_of_another_task_are_named_not_no_cases(tmp_path, monkeypatch):
     from refocus.bench.quality import run_quality
 

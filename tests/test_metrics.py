@@ -176,3 +176,13 @@ def test_bench_quality_without_data_says_what_is_missing(tmp_path, monkeypatch, 
     assert code == 2 and err.strip().startswith("error: nothing was scored") and "REFOCUS_SHARED" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "rep" / "report.md").exists(), "an empty report was written"
+
+
+def test_metrics_cli_prints_no_negative_zero(tmp_path, capsys):
+    """Found 2026-12-07: black against white printed "psnr": -0.0."""
+    from refocus.io import write_image
+
+    write_image(tmp_path / "black.png", np.zeros((16, 16, 3), np.float32))
+    write_image(tmp_path / "white.png", np.ones((16, 16, 3), np.float32))
+    code, out, _ = _cli(["metrics", str(tmp_path / "black.png"), str(tmp_path / "white.png"), "--no-lpips"], capsys)
+    assert code == 0 and '"psnr": 0.0' in out and "-0.0" not in out

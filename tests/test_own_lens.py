@@ -326,3 +326,14 @@ def test_a_lens_blur_depth_png_with_a_damaged_chunk_is_refused(tmp_path):
     damaged = W.gdepth_jpeg(np.full((h, w, 3), 128, np.uint8), bytes(png), "RangeInverse", NEAR, FAR)
     with pytest.raises(RefocusError, match="damaged"):
         read_gdepth(damaged)
+
+
+def test_bench_lensblur_finds_upper_case_jpeg_names(tmp_path):
+    """Found 2026-12-07: `--data lensblur:DIR` globbed "*.jp*g", so a camera's
+    MOTO.JPG was passed over without a word ("no Lens Blur JPEG ... found")."""
+    from refocus.bench.quality import build_cases
+
+    path, _, _ = _lens_blur_file(tmp_path)
+    path.rename(tmp_path / "MOTO.JPG")
+    cases, notes = build_cases(["deblur"], [f"lensblur:{tmp_path}"])
+    assert len(cases) == 1 and not notes

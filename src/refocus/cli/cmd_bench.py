@@ -43,7 +43,12 @@ def quality_cmd(
     specs = q.parse_data(data)
     # Before the run: a bad --out found after an hour of scoring loses the hour.
     check_quality_out(out, overwrite)
-    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    from refocus.errors import RefocusError
+
+    names = [m.strip() for m in methods.split(",") if m.strip()] if methods is not None else None
+    if names is not None and not names:
+        # "" ran every method and "," gave "none of --methods  does ..." (found 2026-12-07).
+        raise RefocusError("empty --methods list: name one or more methods, or leave --methods out for all")
     console = Console(stderr=True)
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with progress_bar(console, *cols) as prog:

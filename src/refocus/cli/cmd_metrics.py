@@ -33,4 +33,5 @@ def register(app: typer.Typer) -> None:
         img_a, _ = read_image(a)
         img_b, _ = read_image(b)
         result = compute_metrics(img_a, img_b, crop_px=crop, with_lpips=not no_lpips, lpips_weights=lpips_weights)
-        typer.echo(json.dumps({k: (round(v, 6) if v is not None else None) for k, v in result.items()}))
+        # "+ 0.0": black against white printed "psnr": -0.0 (found 2026-12-07).
+        typer.echo(json.dumps({k: (round(v, 6) + 0.0 if v is not None else None) for k, v in result.items()}))
