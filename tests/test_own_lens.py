@@ -214,7 +214,7 @@ def test_bench_lensblur_cases(tmp_path):
     cases, notes = build_cases(["deblur"], [f"lensblur:{tmp_path}"])
     assert [c.name for c in cases] == ["lensblur"] and not notes
     c = cases[0]
-    assert c.task == "deblur" and c.dataset == "lensblur"
+    assert c.task == "deblur" and c.dataset == f"lensblur:{tmp_path.name}" and c.meta["file"] == str(path)
     np.testing.assert_array_equal(c.target, original)
     assert c.strength == pytest.approx(BLUR * FOCAL * 160 * (1 / NEAR - 1 / FAR), rel=1e-4)
     quick, _ = build_cases(["deblur"], [f"lensblur:{tmp_path}"], quick=True)
@@ -337,3 +337,15 @@ def test_bench_lensblur_finds_upper_case_jpeg_names(tmp_path):
     path.rename(tmp_path / "MOTO.JPG")
     cases, notes = build_cases(["deblur"], [f"lensblur:{tmp_path}"])
     assert len(cases) == 1 and not notes
+
+
+def test_bench_lensblur_folders_are_separate_datasets(tmp_path):
+    """Found 2026-12-07: two lensblur:DIR sources were pooled into one "lensblur" row,
+    and a case's meta named no file."""
+    from refocus.bench.quality import build_cases
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        _lens_blur_file(tmp_path / sub)
+    cases, _ = build_cases(["deblur"], [f"lensblur:{tmp_path / 'a'}", f"lensblur:{tmp_path / 'b'}"])
+    assert sorted(c.dataset for c in cases) == ["lensblur:a", "lensblur:b"]

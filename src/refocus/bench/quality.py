@@ -285,10 +285,14 @@ def _lensblur_target(original: np.ndarray, disparity: np.ndarray, focus_disparit
     return np.clip(linear_to_srgb(out), 0.0, 1.0).astype(np.float32)
 
 
-def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress) -> tuple[list, list[str]]:
+def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress,
+                    label: str | None = None) -> tuple[list, list[str]]:
     """Cases from Lens Blur JPEGs. Deblur: the rendered photo -> the original it stores.
     Refocus: the rendered photo -> the original refocused behind the subject with the
-    file's lens (:func:`_lensblur_target`)."""
+    file's lens (:func:`_lensblur_target`). A ``lensblur:DIR`` source is its own dataset,
+    ``lensblur:<label>`` (:func:`folder_labels`), as paired and light-field folders are:
+    two folders were pooled into one "lensblur" row (found 2026-12-07)."""
+    dataset = f"lensblur:{label}" if spec != "lensblur" and label else "lensblur"
     from refocus.bench.methods import Case
     from refocus.pipeline import RefocusConfig, Refocuser
     from refocus.pipeline.photo import _resize
@@ -322,15 +326,15 @@ def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress
         meta = {"K": k, "focus_disparity": own.focus_disparity, "blur_at_infinity_px": own.blur_at_infinity_px,
                 "max_coc_px": float(np.abs(coc_map(disp, own.focus_disparity, k)).max())}
         if "deblur" in tasks:
-            cases.append(Case("deblur", "lensblur", f.stem, inp, tgt, disp, k, input_focus_disparity=own.focus_disparity,
-                              crop_px=8, meta=meta))
+            cases.append(Case("deblur", dataset, f.stem, inp, tgt, disp, k, input_focus_disparity=own.focus_disparity,
+                              crop_px=8, meta={**meta, "file": str(f)}))
         if "refocus" in tasks:
             for name, pct in LENSBLUR_REFOCUS_PERCENTILES.items():
                 progress.status(f"ground truth for refocus on {f.name} ({name})")
                 s2 = float(np.percentile(disp, pct))
-                cases.append(Case("refocus", "lensblur", f"{f.stem}-to-{name}", inp, _lensblur_target(tgt, disp, s2, k),
+                cases.append(Case("refocus", dataset, f"{f.stem}-to-{name}", inp, _lensblur_target(tgt, disp, s2, k),
                                   disp, k, focus_disparity=s2, input_focus_disparity=own.focus_disparity, crop_px=8,
-                                  meta={**meta, "to": name, "to_disparity": s2, "percentile": pct}))
+                                  meta={**meta, "file": str(f), "to": name, "to_disparity": s2, "percentile": pct}))
     if not cases:
         notes.append("lensblur: no Lens Blur JPEG with its original found (set REFOCUS_SHARED, or lensblur:DIR); skipped")
     return cases, notes
@@ -403,7 +407,7 @@ def build_cases(tasks: list[str], data: list[str], quick: bool = False, progress
         elif spec.startswith("paired:"):
             c, n = _paired_cases(spec, tasks, quick, labels.get(spec))
         elif spec == "lensblur" or spec.startswith("lensblur:"):
-            c, n = _lensblur_cases(spec, tasks, quick, progress)
+            c, n = _lensblur_cases(spec, tasks, quick, progress, labels.get(spec))
         else:
             raise RefocusError(f"unknown data source {spec!r}")
         cases += c
