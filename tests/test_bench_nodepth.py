@@ -63,3 +63,20 @@ def test_blur_depth_component_refuses_a_sharp_photo_in_one_line():
     with pytest.raises(RefocusError) as exc:
         stages.load_disparity_from_blur(img, None, RefocusConfig(), [])
     assert "in focus everywhere" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_coinciding_focus_planes_give_no_duplicate_or_empty_cases():
+    """Found 2026-12-07: a light field of a flat scene (disparity 1.0 everywhere) gave
+    near and far bokeh/deblur cases that were one case counted twice, and a near ->
+    far refocus that refocused nowhere and scored 100 dB for the input."""
+    from refocus.bench.lightfield import LightField
+
+    rng = np.random.default_rng(0)
+    views = np.repeat(np.repeat(rng.random((1, 1, 32, 32, 3)).astype(np.float32), 5, 0), 5, 1)
+    lf = LightField(views_linear=views, disparity=np.ones((32, 32), np.float32), name="wall")
+    notes: list[str] = []
+    bokeh = lightfield_cases(lf, "bokeh", radii=(2,), notes=notes)
+    assert [c.name for c in bokeh] == ["R2-near"]
+    assert lightfield_cases(lf, "refocus", radii=(2,), notes=notes) == []
+    assert any("far focus plane is the near one" in n for n in notes)
+    assert any("near -> far refocuses nowhere" in n for n in notes)

@@ -549,6 +549,7 @@ def lightfield_cases(
     refocus_pairs: tuple[tuple[str, str], ...] = REFOCUS_PAIRS,
     with_depth: bool = True,
     dataset: str | None = None,
+    notes: list[str] | None = None,
 ):
     """Benchmark cases of one task from a light field, following the protocol.
 
@@ -568,6 +569,10 @@ def lightfield_cases(
       no-depth track (``disparity`` None; the focus also as the point a user would
       click, ``meta["focus_xy"]``, :func:`click_point`).
 
+    Focus planes that coincide (a flat or nearly flat disparity: a wall, a test chart)
+    give one case, not two identical ones, and a refocus between them none (it scored
+    100 dB for doing nothing; found 2026-12-07); each is said in ``notes``.
+
     Returns
     -------
     list of :class:`refocus.bench.methods.Case`.
@@ -580,6 +585,16 @@ def lightfield_cases(
     d = lf.disparity
     focus = focus_disparities(d)
     dataset = dataset or f"lightfield:{lf.name}"
+    said: set[str] = set()
+
+    def skip(why: str) -> None:
+        if notes is not None and why not in said:
+            said.add(why)
+            notes.append(f"{task} / {dataset}: {why}; skipped")
+
+    firsts = {}
+    for fname in focus_names:
+        firsts.setdefault(focus[fname], fname)
     centre = lf.centre_view_srgb()
     cache: dict[tuple[float, str], np.ndarray] = {}
 
@@ -593,6 +608,9 @@ def lightfield_cases(
         if task in ("bokeh", "deblur"):
             for fname in focus_names:
                 s = focus[fname]
+                if firsts[s] != fname:
+                    skip(f"the {fname} focus plane is the {firsts[s]} one (disparity {s:.4g})")
+                    continue
                 meta = {"R": r, "focus": fname, "focus_disparity": s, "percentile": FOCUS_PERCENTILES[fname]}
                 crop = crop_border_px(r, d, s)
                 if task == "bokeh":
@@ -604,6 +622,9 @@ def lightfield_cases(
         elif task == "refocus":
             for src, dst in refocus_pairs:
                 s1, s2 = focus[src], focus[dst]
+                if s1 == s2:
+                    skip(f"{src} -> {dst} refocuses nowhere (both planes at disparity {s1:.4g})")
+                    continue
                 meta = {"R": r, "from": src, "to": dst, "from_disparity": s1, "to_disparity": s2, "depth": with_depth}
                 if not with_depth:
                     meta["focus_xy"] = click_point(d, s2)

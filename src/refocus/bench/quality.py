@@ -235,9 +235,10 @@ def _lightfield_cases(spec: str, tasks: list[str], quick: bool, progress: Progre
     cases = []
     for task in tasks:
         progress.status(f"ground truth for {task} on {lf.name}")
-        cases += lfm.lightfield_cases(lf, task, radii, focus_names, pairs, dataset=dataset)
+        cases += lfm.lightfield_cases(lf, task, radii, focus_names, pairs, dataset=dataset, notes=notes)
         if task == "refocus":
-            cases += lfm.lightfield_cases(lf, task, radii, focus_names, pairs, with_depth=False, dataset=dataset + " (no depth)")
+            cases += lfm.lightfield_cases(lf, task, radii, focus_names, pairs, with_depth=False, dataset=dataset + " (no depth)",
+                                          notes=notes)
     return cases, notes
 
 
