@@ -315,3 +315,13 @@ def test_speed_rows_from_two_machines_name_each_machine(tmp_path):
     rerun = {**deblur, "rows": [dict(r) for r in full["rows"]]}
     block = tb.render_blocks(tb.load_reports([paths[0], write_json(tmp_path / "all.json", rerun)]), "CMD")["speed:cpu"]
     assert "Intel Xeon" not in block.split("<sub>")[1] and "xeon.json" not in block
+
+
+def test_a_report_of_some_methods_says_so_in_its_command():
+    """Found 2026-12-07: a report run with --methods input said it came from
+    `refocus bench quality --task deblur --data ...`, a run of every method."""
+    from refocus.bench.tables import _quality_command
+
+    meta = {"tasks": ["deblur"], "data": ["paired:p/one"], "quick": False, "methods": ["input", "deblurnet"]}
+    assert _quality_command(meta).endswith("--methods input,deblurnet")
+    assert "--methods" not in _quality_command({**meta, "methods": None})

@@ -96,6 +96,7 @@ def test_folders_of_the_same_name_are_separate_datasets(tmp_path, monkeypatch):
     for c in run.cases:
         counts[c["dataset"]] = counts.get(c["dataset"], 0) + 1
     assert counts == {"paired:x/test_c": 2, "paired:y/test_c": 1}
+    assert run.meta["methods"] == ["input"]  # the report says which methods ran
     assert any("deblur cases only" in n for n in run.notes)
 
 

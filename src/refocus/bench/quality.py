@@ -507,6 +507,8 @@ def run_quality(
         "tasks": tasks,
         "data": data,
         "quick": quick,
+        # A report of some methods only said it came from a run of every method.
+        "methods": list(methods) if methods else None,
         "lpips_weights": str(weights) if weights else None,
         "machine": _machine(),
         "git": _git_state(),

@@ -302,6 +302,8 @@ def _quality_command(meta: dict) -> str:
             "--data", ",".join(meta.get("data") or []) or "?"]
     if meta.get("quick"):
         args.append("--quick")
+    if meta.get("methods"):
+        args += ["--methods", ",".join(meta["methods"])]
     return " ".join(shlex.quote(a) for a in args)
 
 
