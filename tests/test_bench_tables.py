@@ -325,3 +325,13 @@ def test_a_report_of_some_methods_says_so_in_its_command():
     meta = {"tasks": ["deblur"], "data": ["paired:p/one"], "quick": False, "methods": ["input", "deblurnet"]}
     assert _quality_command(meta).endswith("--methods input,deblurnet")
     assert "--methods" not in _quality_command({**meta, "methods": None})
+
+
+def test_a_quick_speed_report_is_flagged_in_the_table(tmp_path):
+    """Found 2026-12-07: a --quick smoke run (512x384, one repeat) went into a speed
+    table looking like a measurement; speed.json now says quick, date and git."""
+    data = {**fake_speed(), "quick": True, "date": "2026-12-07 19:00:00", "git": "abc1234"}
+    block = tb.render_blocks(tb.load_reports([write_json(tmp_path / "speed.json", data)]), "CMD")["speed:cpu"]
+    assert "quick mode: a smoke test" in block and "2026-12-07 19:00:00" in block and "git abc1234" in block
+    plain = tb.render_blocks(tb.load_reports([write_json(tmp_path / "s2.json", fake_speed())]), "CMD")["speed:cpu"]
+    assert "quick mode" not in plain

@@ -432,6 +432,7 @@ def provenance_speed(rows: list[tuple[SpeedReport, dict]], used: list[SpeedRepor
     missing = [w for k, w in (("date", "date"), ("git", "git state")) if not d.get(k)]
     text += f", {d['date']}" if d.get("date") else ""
     text += f", git {d['git']}" if d.get("git") else ""
+    text += "; **quick mode: a smoke test, not the protocol**" if any(r.data.get("quick") for r in used) else ""
     text += ")."
     text += (f" The speed report records no {' or '.join(missing)}, no memory targets and no BokehMe timings."
              if missing else " The speed report records no memory targets and no BokehMe timings.")
