@@ -133,10 +133,16 @@ def _photo_bank_cpu(photo_dirs: tuple[Path, ...]) -> tuple[torch.Tensor, ...]:
                     imgs.append(np.asarray(im))
             except Exception:
                 continue
+    # Decoded through a 256-entry table: torch's elementwise pow differs in the last
+    # bit with the number of threads it runs on, so the bank (and every scene made
+    # from it) depended on the thread count when it was first cached (found
+    # 2026-12-07: test_scenes_photos failed after test_formulas had generated scenes
+    # on one thread).
+    lut = _srgb_to_linear_t(torch.arange(256, dtype=torch.float32) / 255.0).numpy()
     out = []
     for a in imgs:
-        x = torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1).float() / 255.0
-        out.append(_srgb_to_linear_t(x).contiguous())
+        x = torch.from_numpy(lut[np.asarray(a, dtype=np.uint8)]).permute(2, 0, 1)
+        out.append(x.contiguous())
     return tuple(out)
 
 
