@@ -307,7 +307,8 @@ def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress
     else:
         folder = Path(spec.partition(":")[2])
     # Any case: a camera's MOTO.JPG was passed over without a word (found 2026-12-07).
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")) if folder is not None and folder.is_dir() else []
+    files = (sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg") and p.is_file())
+             if folder is not None and folder.is_dir() else [])
     cases, notes = [], []
     for f in files:
         progress.status(f"reading {f.name}")
