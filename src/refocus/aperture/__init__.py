@@ -156,8 +156,9 @@ def _crop_to_opening(g: np.ndarray) -> np.ndarray:
     frame maps onto the kernel, so a shape drawn off-centre on a larger canvas shifted
     every blurred region and blurred by less than the radius asked for (found
     2026-12-07: a 31 px disc at the left of a 91 x 31 canvas moved the blur by 10 px)."""
-    rows = np.flatnonzero((g > 0.01 * g.max()).any(axis=1))
-    cols = np.flatnonzero((g > 0.01 * g.max()).any(axis=0))
+    opening = g > 0.01 * g.max()
+    rows = np.flatnonzero(opening.any(axis=1))
+    cols = np.flatnonzero(opening.any(axis=0))
     return np.ascontiguousarray(g[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
 
 

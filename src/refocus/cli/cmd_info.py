@@ -75,8 +75,7 @@ def _decode_problem(image: Path) -> str | None:
             warnings.simplefilter("ignore")  # the commands say those; info lists the file's facts
             read_image(image)
     except RefocusError as exc:
-        msg = str(exc)
-        return msg.split(": ", 1)[1] if msg.startswith("cannot read") and ": " in msg else msg
+        return str(exc)
     return None
 
 

@@ -82,30 +82,6 @@ def _map_budget(data: bytes | None, max_pixels: int | None) -> int:
     return limit
 
 
-def _check_png_checksums(blob: bytes, what: str) -> None:
-    """Refuse an embedded PNG one of whose chunks fails its CRC-32. Pillow does not
-    check the pixel data's: a Lens Blur JPEG whose XMP was damaged (its checksum
-    noted as not matching, "used anyway") decoded to stripes and noise with values
-    far outside the intact map's range (found 2026-12-07)."""
-    import struct
-    import zlib
-
-    if not blob.startswith(b"\x89PNG\r\n\x1a\n"):
-        return
-    off, n = 8, len(blob)
-    while off + 12 <= n:
-        length, kind = struct.unpack(">I4s", blob[off : off + 8])
-        end = off + 12 + length
-        if end > n:
-            return  # truncated: the decoder says so in its own words
-        if zlib.crc32(blob[off + 4 : off + 8 + length]) != struct.unpack(">I", blob[off + 8 + length : end])[0]:
-            name = kind.decode("latin-1", "replace")
-            raise RefocusError(f"{what} is damaged (its PNG '{name}' chunk fails its checksum): refused")
-        if kind == b"IEND":
-            return
-        off = end
-
-
 def _decode_map(blob: bytes, what: str, max_pixels: int | None = None, notes: list | None = None) -> np.ndarray:
     """Decode an embedded PNG/JPEG depth image to values normalised to [0, 1].
 
@@ -115,10 +91,16 @@ def _decode_map(blob: bytes, what: str, max_pixels: int | None = None, notes: li
     and block-averaged when it has at most :data:`MAX_MAP_EXCESS` times the budget (a
     photo downscaled after capture keeps its full-size map), else refused.
     """
+    from refocus.io.image import png_bad_chunk
     from refocus.io.limits import max_pixels as budget, pillow_open
 
     limit = budget() if max_pixels is None else int(max_pixels)
-    _check_png_checksums(blob, what)
+    # A Lens Blur JPEG whose XMP was damaged (its checksum noted as not matching, "used
+    # anyway") decoded to stripes and noise far outside the intact map's range (found
+    # 2026-12-07): a PNG chunk failing its CRC-32 shows it.
+    bad = png_bad_chunk(blob) if blob.startswith(b"\x89PNG\r\n\x1a\n") else None
+    if bad is not None:
+        raise RefocusError(f"{what} is damaged (its PNG '{bad.decode('latin-1', 'replace')}' chunk fails its checksum): refused")
     try:
         with pillow_open(io.BytesIO(blob), what, budget()) as img:
             w, h = img.size

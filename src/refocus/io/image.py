@@ -377,23 +377,38 @@ def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
 
 
 def _png_walk(data: bytes):
-    """(type, body) of each chunk of a PNG file's bytes, in order, up to IEND."""
+    """(type, body, stored CRC-32 bytes) of each chunk of a PNG file's bytes, in order,
+    up to IEND (a truncated chunk's body and CRC are what is there)."""
     import struct
 
     pos = 8
     while pos + 8 <= len(data):
         (n,) = struct.unpack(">I", data[pos : pos + 4])
         tag = data[pos + 4 : pos + 8]
-        yield tag, data[pos + 8 : pos + 8 + n]
+        yield tag, data[pos + 8 : pos + 8 + n], data[pos + 8 + n : pos + 12 + n]
         if tag == b"IEND":
             return
         pos += 12 + n
 
 
+def png_bad_chunk(data: bytes) -> bytes | None:
+    """The type of the first chunk of a PNG file's bytes that fails its CRC-32, or None.
+    Pillow does not check the pixel data's; a truncated chunk is left to the decoder,
+    which says so in its own words."""
+    import zlib
+
+    for tag, body, crc in _png_walk(data):
+        if len(crc) < 4:
+            return None
+        if zlib.crc32(tag + body) != int.from_bytes(crc, "big"):
+            return tag
+    return None
+
+
 def _png_chunks(data: bytes, want: tuple[bytes, ...]) -> dict[bytes, bytes]:
     """The first chunk of each type in ``want`` of a PNG file's bytes."""
     found: dict[bytes, bytes] = {}
-    for tag, body in _png_walk(data):
+    for tag, body, _ in _png_walk(data):
         if tag in want and tag not in found:
             found[tag] = body
     return found
@@ -403,7 +418,7 @@ def _png_xmp(data: bytes) -> bytes | None:
     """The XMP packet of a PNG file's bytes (an uncompressed iTXt chunk before the
     pixels), or None."""
     key = _PNG_XMP_KEY.encode("latin-1") + b"\0"
-    for tag, body in _png_walk(data):
+    for tag, body, _ in _png_walk(data):
         if tag == b"iTXt" and body.startswith(key):
             body = body[len(key) :]
             if body[:1] != b"\0":  # compressed: rare for XMP, which must stay editable in place

@@ -79,8 +79,8 @@ SHARPEN_FROM_PX = 1.0
 #: and -21 with their disparity (focus values 0.3/0.5/0.7, K 20 and 60, no boost,
 #: |CoC| < 0.2, sharp input): of the pixels no blurred nearer side covers
 #: (297,273), 99.6 % of the weight is still put back (90 % of them differ by
-#: under 0.002 in 8 of the 9 renders, 0.015 in the ninth); of those it covers (4,262), 16 % instead of 57 %, each
-#: by at most this much.
+#: under 0.002 in 8 of the 9 renders, 0.015 in the ninth); of those it covers
+#: (4,262), 16 % instead of 57 %, each by at most this much.
 KEEP_AGREE_SRGB = 0.01
 #: ``all_in_focus_source`` of a Lens Blur file's stored original.
 STORED_ORIGINAL = "stored original"

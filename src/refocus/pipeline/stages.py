@@ -78,15 +78,14 @@ def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source:
     lo, hi = float(d.min()), float(d.max())
     if not hi > lo:
         return None
-    k_units = strength_from_lens_blur(lens.blur_at_infinity, lens.focal_distance, max(shape))
-    original = _original_of(lens, data, shape, notes)
-    focal_point = lens.focal_point
-    if focal_point is not None:
-        from refocus.depth.embedded import _orientation
-        from refocus.io.image import upright_fraction
+    from refocus.depth.embedded import _orientation
+    from refocus.io.image import upright_fraction
 
-        # GFocus gives the point in the stored frame; everything refocus reports is upright.
-        focal_point = upright_fraction(*focal_point, _orientation(data))
+    k_units = strength_from_lens_blur(lens.blur_at_infinity, lens.focal_distance, max(shape))
+    orientation = _orientation(data)
+    original = _original_of(lens, orientation, shape, notes)
+    # GFocus gives the point in the stored frame; everything refocus reports is upright.
+    focal_point = None if lens.focal_point is None else upright_fraction(*lens.focal_point, orientation)
     return OwnLens(
         focus_disparity=(1.0 / lens.focal_distance - lo) / (hi - lo),
         strength_px=strength_for_normalised_disparity(k_units, lo, hi),
@@ -104,23 +103,21 @@ def load_stored_original(image_path: Path | None, shape: tuple[int, int], notes:
     data = _lens_blur_bytes(image_path)
     if data is None:
         return None
-    from refocus.depth.embedded import read_lens_blur
+    from refocus.depth.embedded import _orientation, read_lens_blur
 
     try:
         lens = read_lens_blur(data)
     except RefocusError as exc:
         notes.append(f"Lens Blur's stored original not used: {exc}")
         return None
-    return _original_of(lens, data, shape, notes) if lens is not None else None
+    return _original_of(lens, _orientation(data), shape, notes) if lens is not None else None
 
 
-def _original_of(lens, data: bytes, shape: tuple[int, int], notes: list[str]) -> np.ndarray | None:
-    """The stored original of a parsed Lens Blur ``lens`` (from the file's bytes ``data``), decoded."""
-    from refocus.depth.embedded import _orientation
-
+def _original_of(lens, orientation: int, shape: tuple[int, int], notes: list[str]) -> np.ndarray | None:
+    """The stored original of a parsed Lens Blur ``lens`` (its file's EXIF ``orientation``), decoded."""
     if lens.original is None:
         return None
-    return _decode_original(lens.original, shape, _orientation(data), notes)
+    return _decode_original(lens.original, shape, orientation, notes)
 
 
 def _decode_original(blob: bytes, shape: tuple[int, int], orientation: int, notes: list[str]) -> np.ndarray | None:

@@ -66,9 +66,10 @@ class RenderConfig(BaseModel):
 
         "balanced" takes "high"'s 12 px for an aperture with a shape (blades, an
         image; a disc's cat's-eye is left at 6 px, which kept the UI's 1 MP preview at
-        0.23 s instead of 0.46 s): with kernels of 3-6 px at reduced resolution a 5-blade light of
-        radius 25 px came out a soft round blob and a triangle lost its notch (found
-        2026-12-07 on a real night photo); at 6-12 px they keep their shape. Cost
+        0.23 s instead of 0.46 s): with kernels of 3-6 px at reduced resolution a
+        5-blade light of radius 25 px came out a soft round blob and a triangle lost
+        its notch (found 2026-12-07 on a real night photo); at 6-12 px they keep their
+        shape. Cost
         measured on the iPhone pug HEIC (12 MP, K 40, max |CoC| 23 px, 6 blades, AMD
         EPYC 2 cores, three runs each): 3.3 / 3.3 / 3.8 s -> 3.7 / 3.9 / 4.4 s."""
         shaped = self.aperture.shape != "disc"

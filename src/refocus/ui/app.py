@@ -30,13 +30,13 @@ SLIDER_SETTLE_S = 0.3
 _dirs: dict[str, str] = {}
 
 
-
 def _user_error(exc: Exception) -> RefocusError:
     """The one line for any failure, as the command line gives it (:func:`as_user_error`);
     with REFOCUS_DEBUG=1 an unexpected one is raised, for its traceback."""
     if not isinstance(exc, RefocusError) and os.environ.get("REFOCUS_DEBUG") == "1":
         raise exc
     return as_user_error(exc)
+
 
 def ui_dirs() -> dict[str, str]:
     """This process's folders for uploads (Gradio's cache) and exports, under one
