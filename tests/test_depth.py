@@ -559,3 +559,68 @@ def test_a_depth_model_name_that_is_no_folder_is_refused_in_one_line(tmp_path, m
         resolve_model(str(a_file))
     (tmp_path / "models" / "depth").mkdir(parents=True)
     assert resolve_model("~/models/depth") == str(tmp_path / "models" / "depth")
+
+
+def _backlit_edge(h=64, w=96, step_at=48, depth_offset_px=2, soft_px=6):
+    """A bright subject (left) against a dark background (right), the colour edge at
+    ``step_at``; its disparity rises over ``soft_px`` px, ``depth_offset_px`` outside the
+    colour edge, as a monocular network's map does (bokehme-13)."""
+    rng = np.random.default_rng(3)
+    img = np.empty((h, w, 3), np.float32)
+    img[:, :step_at] = (0.9, 0.75, 0.4)
+    img[:, step_at:] = (0.15, 0.25, 0.3)
+    img = np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1).astype(np.float32)
+    x = np.arange(w, dtype=np.float32)
+    centre = step_at + depth_offset_px
+    ramp = np.clip((centre + soft_px / 2 - x) / soft_px, 0, 1)  # 1 on the subject's side
+    disp = np.tile(0.2 + 0.6 * ramp, (h, 1)).astype(np.float32)
+    return img, disp, step_at
+
+
+def test_snap_puts_a_soft_offset_depth_step_at_the_colour_edge():
+    """The glow around a backlit subject (bokehme-13): the map's soft step lies 2 px
+    outside the colour edge, so bright subject pixels got a middle CoC and spread over
+    the blurred background. Each pixel of the step takes one side's value, by colour."""
+    from refocus.depth.refine import snap_transitions
+
+    img, disp, edge = _backlit_edge()
+    out = snap_transitions(disp, img)
+    assert out.dtype == np.float32 and out.shape == disp.shape
+    assert out.min() >= disp.min() and out.max() <= disp.max()
+    np.testing.assert_allclose(out[:, :edge], 0.8, atol=1e-6)  # every subject pixel: the subject's
+    np.testing.assert_allclose(out[:, edge:], 0.2, atol=1e-6)  # every background pixel: the background's
+    before = np.abs(disp[:, edge - 3 : edge + 3] - np.where(np.arange(edge - 3, edge + 3) < edge, 0.8, 0.2)).max()
+    assert before > 0.2  # the map was wrong there
+
+
+def test_snap_leaves_slopes_narrow_planes_and_flat_colour_alone():
+    from refocus.depth.refine import snap_transitions
+
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 120, 3)).astype(np.float32)
+    ramp = np.tile(np.linspace(0.0, 1.0, 120, dtype=np.float32), (40, 1))  # a ground plane
+    np.testing.assert_array_equal(snap_transitions(ramp, img), ramp)
+    stairs = np.tile(np.repeat(np.arange(20, dtype=np.float32) / 19, 6), (40, 1))  # 6 px planes, steep as a whole
+    out = snap_transitions(stairs, img)
+    np.testing.assert_array_equal(out, stairs)  # each step is 1 px: no pixel lies between two sides
+    pole = np.full((40, 120), 0.0, np.float32)
+    pole[:, 50:70] = 1.0
+    pole[:, 58:62] = 0.5  # a pole between the wall and a nearer plane, 4 px wide
+    out = snap_transitions(pole, img)
+    np.testing.assert_array_equal(out[:, 58:62], 0.5)
+    flat = np.full((40, 120), 0.3, np.float32)
+    np.testing.assert_array_equal(snap_transitions(flat, img), flat)
+
+
+def test_upsampled_map_is_snapped_at_the_photo_size_too():
+    """A network's map (518 px) upsampled to a large photo keeps a soft step a few px
+    wide after the weighted median (the clamp's bound is bilinear from the working
+    resolution): upsample_to_guide settles it; snap=False is the former result."""
+    img, disp, edge = _backlit_edge(h=120, w=1600, step_at=800, depth_offset_px=0, soft_px=2)
+    low = _resize(disp, (12, 160))
+    soft = upsample_to_guide(low, img, snap=False, work_pixels=20_000)
+    snapped = upsample_to_guide(low, img, work_pixels=20_000)
+    mid = lambda m: int(((m > 0.3) & (m < 0.7))[:, edge - 20 : edge + 20].sum())  # noqa: E731
+    assert mid(soft) > 120  # at least one column of middle values on every row
+    assert mid(snapped) == 0
+    assert snapped[:, : edge - 1].min() > 0.7 and snapped[:, edge + 1 :].max() < 0.3
