@@ -1,21 +1,18 @@
-"""Trial, not used by refocus: a colour-guided snap of soft depth edges, against the glow
-a backlit subject gets when its depth edge is soft and off its colour edge.
+"""The glow a soft depth step puts around a bright subject, with and without
+``refocus.depth.refine.snap_transitions`` (docs/depth.md, "Snapping soft steps").
 
-Found 2026-12-07 (bokehme-13, focus 750,680, K 40): the subject's disparity rises from
-0.17 to 0.76 over 6 px, about 2 px outside the sunlit shoulder's colour edge, so bright
-subject pixels take a middle CoC (9-19 px) and spread a 15 px glow over the blurred
-water. The weighted-median alignment (``get_depth(..., refine=True)``) only softens it.
+Found 2026-12-07 on bokehme-13 (focus on the sunlit shoulder, 750,680, K 40): its
+predicted disparity rises from 0.17 to 0.76 over 6 px, about 2 px outside the colour
+edge, so bright subject pixels took a middle CoC and spread over the blurred water.
 
-Here every pixel of a steep transition (the disparity spans more than ``jump`` of its
-range within a (2r+1)^2 window, and the pixel lies in its middle 70 %) takes, one ring
-of neighbours at a time from both plateaus inwards, the disparity of the settled
-neighbour whose colour is closest: the transition ends at the colour edge. On
-bokehme-13 the glow is gone (0.85 s at 1 MP, 6,046 pixels moved). Not adopted: a map
-at the photo's size is "the user's word" and left alone (tests hold that), and it needs
-the quality benchmark (antinous, lytro1g, the Lens Blur photo) and a look at thin
-structures before it can be the default.
+The disparity is shrunk to the network's 518 px and brought back by
+``upsample_to_guide`` (what a photo without depth gets from Depth Anything), with
+``snap=False`` (the former result) and with the snap. The glow is the mean brightness
+(sRGB, /255) of the background 2-8 px outside the shoulder, above the same render of
+the background alone (the subject painted out with the far background's colour): what
+the subject adds there. ``SCALE`` > 1 upsamples the photo first (K scaled with it).
 
-    python tools/depth_edge_glow.py [OUT_DIR]   # writes before/after renders and a crop
+    python tools/depth_edge_glow.py [SCALE] [OUT_DIR]   # writes the crops side by side
 """
 
 from __future__ import annotations
@@ -28,67 +25,56 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from refocus.depth.refine import _resize, _resize_channels, upsample_to_guide
+from refocus.io import linear_to_srgb
+from refocus.io.color import srgb_to_linear
+from refocus.render import RenderConfig, coc_map, render_linear
 
-def colour_snap(disparity: np.ndarray, image_srgb: np.ndarray, radius_px: int = 4, jump: float = 0.15):
-    """(snapped disparity, mask of the transition pixels), ``disparity`` normalised to [0, 1]."""
-    d = disparity.astype(np.float32)
-    h, w = d.shape
-    size = 2 * radius_px + 1
-    hi = ndimage.maximum_filter(d, size, mode="nearest")
-    lo = ndimage.minimum_filter(d, size, mode="nearest")
-    span = hi - lo
-    band = (span > jump) & (d > lo + 0.15 * span) & (d < hi - 0.15 * span)
-    out, settled = d.copy(), ~band
-
-    def shifted(a, dy, dx, fill=None):
-        pad = ((1, 1), (1, 1)) + ((0, 0),) * (a.ndim - 2)
-        p = np.pad(a, pad, mode="edge") if fill is None else np.pad(a, pad, mode="constant", constant_values=fill)
-        return p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
-    for _ in range(2 * radius_px):
-        if not (band & ~settled).any():
-            break
-        best = np.full((h, w), np.inf, np.float32)
-        value = out.copy()
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                if dy == dx == 0:
-                    continue
-                near = shifted(settled, dy, dx, False)
-                dist = np.where(near, np.abs(shifted(image_srgb, dy, dx) - image_srgb).sum(-1), np.inf)
-                take = dist < best
-                best = np.where(take, dist, best)
-                value = np.where(take, shifted(out, dy, dx), value)
-        new = band & ~settled & np.isfinite(best)
-        out[new] = value[new]
-        settled |= new
-    return out, band
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
 
-def main(out_dir: str = "depth-edge-glow") -> None:
-    from refocus.io import linear_to_srgb
-    from refocus.io.color import srgb_to_linear
-    from refocus.render import RenderConfig, coc_map, render_linear
+def main(scale: int = 1, out_dir: str = "depth-edge-glow") -> None:
+    img = np.asarray(Image.open(PHOTOS / "bokehme-13.jpg").convert("RGB"), np.float32) / 255
+    d = np.asarray(Image.open(PHOTOS / "bokehme-13-disparity.png")).astype(np.float32)
+    d = (d - d.min()) / (d.max() - d.min())
+    h, w = img.shape[:2]
+    if scale > 1:
+        img = np.clip(_resize_channels(img, (h * scale, w * scale)), 0, 1)
+    small = _resize(d, (518, round(518 * w / h)))
+    fy, fx = 680 * scale, 750 * scale
+    box = (slice(500 * scale, 700 * scale), slice(600 * scale, 800 * scale))
+    roi = np.zeros(img.shape[:2], bool)
+    roi[box] = True
 
-    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+    def render(image, disp):
+        coc = coc_map(disp, float(disp[fy, fx]), 40.0 * scale)
+        return np.clip(linear_to_srgb(render_linear(srgb_to_linear(image), coc, RenderConfig())), 0, 1)
+
+    crops = [img[box]]
+    near = far = subject = None
+    for snap in (False, True):
+        t = time.perf_counter()
+        disp = upsample_to_guide(small, img, snap=snap)
+        took = time.perf_counter() - t
+        if subject is None:  # the same regions for both
+            subject = disp > 0.5
+            dist = ndimage.distance_transform_edt(~subject)
+            near = roi & (dist > 2 * scale) & (dist <= 8 * scale)
+            far = roi & (dist > 25 * scale) & (dist <= 40 * scale)
+            alone = img.copy()
+            alone[subject] = img[far].mean(axis=0)
+            base = render(alone, disp).mean(axis=2)[near].mean() * 255
+        res = render(img, disp)
+        crops.append(res[box])
+        glow = res.mean(axis=2)[near].mean() * 255 - base
+        print(f"snap={snap!s:5}: upsampling {took:.2f} s; background next to the shoulder +{glow:.1f}/255 "
+              "above the background rendered alone")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    img = np.asarray(Image.open(data / "bokehme-13.jpg").convert("RGB"), np.float32) / 255
-    d = np.asarray(Image.open(data / "bokehme-13-disparity.png")).astype(np.float32)
-    d = (d - d.min()) / (d.max() - d.min())
-    t = time.perf_counter()
-    snapped, band = colour_snap(d, img)
-    print(f"snap: {time.perf_counter() - t:.2f} s, {int(band.sum())} transition pixels")
-    crops = [img[500:700, 600:800]]
-    for name, disp in (("before", d), ("after", snapped)):
-        coc = coc_map(disp, float(d[680, 750]), 40.0)
-        res = np.clip(linear_to_srgb(render_linear(srgb_to_linear(img), coc, RenderConfig())), 0, 1)
-        Image.fromarray((res * 255 + 0.5).astype(np.uint8)).save(out / f"bokehme-13-{name}.png")
-        crops.append(res[500:700, 600:800])
-    strip = np.concatenate(crops, axis=1).repeat(3, 0).repeat(3, 1)
-    Image.fromarray((strip * 255 + 0.5).astype(np.uint8)).save(out / "crop-photo-before-after.png")
-    print(f"wrote {out}/bokehme-13-before.png, -after.png and crop-photo-before-after.png")
+    strip = np.concatenate(crops, axis=1)
+    Image.fromarray((strip * 255 + 0.5).astype(np.uint8)).save(out / f"bokehme-13-x{scale}.png")
+    print(f"wrote {out}/bokehme-13-x{scale}.png (photo | without the snap | with it)")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1, *sys.argv[2:3])
