@@ -366,48 +366,50 @@ def snap_transitions(
     t, b = top[ys // cell, xs // cell], bottom[ys // cell, xs // cell]
     v = d[ys, xs]
     margin = np.float32(SNAP_PLATEAU) * (t - b)
+    keep = (v > b + margin) & (v < t - margin)
+    ys, xs, v = ys[keep], xs[keep], v[keep]
     # ...and not flat itself: a narrow plane between two others (a pole, one step of
     # a staircase) lies inside its window's span too, and is not a transition.
     slope = np.float32(jump * (hi_v - lo_v) / (2 * radius_px + 1))
     steepest = np.zeros(ys.size, np.float32)
     for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
         np.maximum(steepest, np.abs(d[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)] - v), out=steepest)
-    keep = (v > b + margin) & (v < t - margin) & (steepest > slope)
+    keep = steepest > slope
     ys, xs = ys[keep], xs[keep]
     if ys.size == 0:
         return out
     band = np.zeros(h * w, bool)
     g = np.asarray(guide_rgb, dtype=np.float32).reshape(h * w, -1)
     flat = out.reshape(-1)
-    here = ys.astype(np.int64) * w + xs
+    idx = np.int64 if h * w >= 2**31 else np.int32
+    here = ys.astype(idx) * w + xs
     # Each step pixel's 8 neighbours (edge-clamped) and their colour distances, once.
-    nbr = np.empty((here.size, 8), np.int64)
+    nbr = np.empty((here.size, 8), idx)
     k = 0
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             if dy or dx:
-                nbr[:, k] = np.clip(ys + dy, 0, h - 1).astype(np.int64) * w + np.clip(xs + dx, 0, w - 1)
+                nbr[:, k] = np.clip(ys + dy, 0, h - 1).astype(idx) * w + np.clip(xs + dx, 0, w - 1)
                 k += 1
     dist = np.abs(g[nbr] - g[here][:, None, :]).sum(-1)
     band[here] = True
     settled = ~band
-    todo = np.arange(here.size)
     # Grown like a watershed on the colour differences: first across the most similar
     # neighbours, so that each side reaches the colour edge before the other side
     # crosses it (growing ring by ring, a step pixel next to the subject's plateau took
     # the subject's value whatever its colour, before the background got there).
+    todo = np.arange(here.size)
     for limit in SNAP_COLOUR_STEPS:
         for _ in range(2 * radius_px):
             if todo.size == 0:
                 return out
-            cost = np.where(settled[nbr[todo]], dist[todo], np.inf)
+            cost = np.where(settled[nbr[todo]], dist[todo], np.float32(np.inf))
             pick = np.argmin(cost, axis=1)
             ok = cost[np.arange(todo.size), pick] <= limit
             if not ok.any():
                 break
-            src = nbr[todo[ok], pick[ok]]
             # Read all, then write: a ring takes its values from the rings settled before it.
-            vals = flat[src]
+            vals = flat[nbr[todo[ok], pick[ok]]]
             flat[here[todo[ok]]] = vals
             settled[here[todo[ok]]] = True
             todo = todo[~ok]
