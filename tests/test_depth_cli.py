@@ -82,3 +82,48 @@ def test_info_command(tmp_path, capsys):
     code, text = _run(["info", str(_gdepth_photo(tmp_path))], capsys)
     assert "GDepth XMP (RangeInverse): metric depth, 30x20" in text
     assert "missing f-number" in text
+
+
+def _soft_map_photo(tmp_path):
+    """A bright subject (left) on a dark background and, beside it as PHOTO-disparity.npy,
+    a map at the photo's size whose step is soft and 2 px outside the colour edge."""
+    from test_depth import _backlit_edge
+
+    img, disp, edge = _backlit_edge(h=48, w=96)
+    photo = tmp_path / "p.png"
+    Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(photo)
+    np.save(tmp_path / "p-disparity.npy", disp)
+    return photo, disp, edge
+
+
+def test_align_depth_snaps_a_map_at_the_photos_size(tmp_path, capsys):
+    """A map at the photo's size is the user's word and used as it is; --align-depth
+    aligns it too (weighted median and the snap of soft steps), for a map whose outline
+    is soft or off the subject's (the glow of bokehme-13)."""
+    photo, disp, edge = _soft_map_photo(tmp_path)
+    as_is, aligned = tmp_path / "as-is.npy", tmp_path / "aligned.npy"
+    code, text = _run(["depth", str(photo), "-o", str(as_is), "--no-estimate"], capsys)
+    assert code in (0, None), text
+    np.testing.assert_array_equal(np.load(as_is), disp)
+    code, text = _run(["depth", str(photo), "-o", str(aligned), "--no-estimate", "--align-depth"], capsys)
+    assert code in (0, None), text
+    d = np.load(aligned)
+    assert d[:, : edge - 1].min() > 0.75 and d[:, edge + 1 :].max() < 0.25, d[0, edge - 4 : edge + 6]
+    code, text = _run(["depth", str(photo), "-o", str(tmp_path / "x.npy"), "--align-depth", "--no-refine"], capsys)
+    assert code == 2 and "not both" in text and "Traceback" not in text
+
+
+def test_refocus_align_depth_reaches_the_depth_stage(tmp_path):
+    from refocus.pipeline import stages
+    from refocus.pipeline.options import build_config
+
+    photo, disp, edge = _soft_map_photo(tmp_path)
+    from refocus.io import read_image
+
+    img, _ = read_image(photo)
+    for align, soft in ((False, True), (True, False)):
+        cfg = build_config(strength=10, focus_value=0.8, align_depth=align)
+        notes: list[str] = []
+        d = stages.load_disparity(img, photo, cfg, notes)[0]
+        middle = int(((d > 0.2) & (d < 0.8)).sum())
+        assert (middle > 0) == soft, (align, middle)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
+    ApertureOpt, BladesOpt, CatsEyeOpt, AlignDepthOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
     HighlightOpt, HighlightThresholdOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         depth: Optional[Path] = DepthOpt,
         depth_kind: Optional[str] = DepthKindOpt,
         depth_model: Optional[str] = DepthModelOpt,
+        align_depth: bool = AlignDepthOpt,
         no_deblur: bool = NoDeblurOpt,
         device: str = DeviceOpt,
         quality: str = QualityOpt,
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
         a, b = parse_endpoint(start), parse_endpoint(end)
         cfg = build_config(
             strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture, blades=blades, rotation=rotation,
-            curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur,
+            curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur,
             device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
         )
         console = stderr_console()

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
+    ApertureOpt, BladesOpt, CatsEyeOpt, AlignDepthOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
     FocusRangeOpt, FocusValueOpt, HighlightOpt, HighlightThresholdOpt, JpegQualityOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 from refocus.io.outputs import check_jpeg_quality
@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
         ),
         depth_kind: Optional[str] = DepthKindOpt,
         depth_model: Optional[str] = DepthModelOpt,
+        align_depth: bool = AlignDepthOpt,
         no_deblur: bool = NoDeblurOpt,
         device: str = DeviceOpt,
         quality: str = QualityOpt,
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
             raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
-            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind, depth_model=depth_model,
+            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth,
             no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold,
             max_megapixels=max_megapixels,
         )

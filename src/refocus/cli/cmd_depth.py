@@ -19,6 +19,7 @@ def depth_cmd(
     ),
     no_estimate: bool = typer.Option(False, "--no-estimate", help="Only use stored depth (file or embedded); never estimate."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Plain bilinear resize of a map of another size, instead of aligning its edges with the photo."),
+    align_depth: bool = typer.Option(False, "--align-depth", help="Align a map already at the photo's size with the photo's edges too (by default it is used as it is)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the depth network."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing OUTPUT-disparity.png and OUTPUT-preview.png."),
 ) -> None:
@@ -42,6 +43,8 @@ def depth_cmd(
     from refocus.pipeline.options import check_output, command_inputs
 
     console = stderr_console()
+    if no_refine and align_depth:
+        raise RefocusError("give either --no-refine or --align-depth, not both")
     if depth_kind is not None and depth_kind not in ("disparity", "depth"):
         raise RefocusError(f"--depth-kind must be disparity or depth, got {depth_kind!r}")
     protect = [p for p in command_inputs(image, depth) if p is not None]
@@ -54,7 +57,7 @@ def depth_cmd(
     with console.status("finding depth…"):
         res = get_depth(
             image, depth_path=depth, depth_kind=depth_kind, model=model,
-            allow_estimate=not no_estimate, refine=False if no_refine else None, device=device,
+            allow_estimate=not no_estimate, refine=False if no_refine else (True if align_depth else None), device=device,
         )
     for note in res.notes:
         console.print(f"[dim]- {escape(note)}[/]")

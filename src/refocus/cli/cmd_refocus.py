@@ -40,6 +40,11 @@ CurvatureOpt = typer.Option(0.0, "--curvature", help="Blade curvature, 0 (straig
 CatsEyeOpt = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1.")
 DepthOpt = typer.Option(None, "--depth", "-d", help="Depth or disparity map (.png, .npy, .pfm, .tif, .exr).")
 DepthKindOpt = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer) or depth (distance).")
+AlignDepthOpt = typer.Option(
+    False, "--align-depth",
+    help="Align a depth map already at the photo's size with the photo's edges too (maps of another size always are): "
+    "for a map whose outlines are soft or off the subject's, which makes a bright subject glow over the blur.",
+)
 DepthModelOpt = typer.Option(
     None, "--depth-model",
     help="Depth network for a photo without depth: a Hugging Face id or local folder (default "
@@ -97,6 +102,7 @@ def register(app: typer.Typer) -> None:
         depth: Optional[Path] = DepthOpt,
         depth_kind: Optional[str] = DepthKindOpt,
         depth_model: Optional[str] = DepthModelOpt,
+        align_depth: bool = AlignDepthOpt,
         no_deblur: bool = NoDeblurOpt,
         save_intermediate: Optional[Path] = typer.Option(
             None, "--save-intermediate", help="Folder for the all-in-focus image, depth and signed CoC map (PNG + .npy)."
@@ -157,8 +163,8 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
-            depth_kind=depth_kind, depth_model=depth_model, no_deblur=no_deblur, device=device, quality=quality,
-            highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
+            depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur, device=device,
+            quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
         )
         console = stderr_console()
         if gen is not None:

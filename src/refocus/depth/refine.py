@@ -302,6 +302,39 @@ def _cell_reduce(a: np.ndarray, cell: int, op) -> np.ndarray:
     return along(along(a, 0), 1)
 
 
+def _step_pixels(d: np.ndarray, radius_px: int, jump: float, lo_v: float, hi_v: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the pixels of soft steps (:func:`snap_transitions`'s rule)."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    h, w = d.shape
+    none = (np.zeros(0, np.intp), np.zeros(0, np.intp))
+    # The window's extremes on a grid of cells of `cell` px: a full-size max filter and
+    # the tests on every pixel cost 1 s at 12 MP, the cells 0.1 s. A cell's window
+    # reaches at least radius_px beyond each of its pixels.
+    cell = max(1, radius_px // 2)
+    reach = 2 * (-(-radius_px // cell)) + 1
+    top = maximum_filter(_cell_reduce(d, cell, np.maximum), reach, mode="nearest")
+    bottom = minimum_filter(_cell_reduce(d, cell, np.minimum), reach, mode="nearest")
+    steep = (top - bottom) > np.float32(jump * (hi_v - lo_v))
+    if not steep.any():
+        return none
+    cand = np.repeat(np.repeat(steep, cell, axis=0), cell, axis=1)[:h, :w]
+    ys, xs = np.nonzero(cand)
+    t, b = top[ys // cell, xs // cell], bottom[ys // cell, xs // cell]
+    v = d[ys, xs]
+    margin = np.float32(SNAP_PLATEAU) * (t - b)
+    keep = (v > b + margin) & (v < t - margin)
+    ys, xs, v = ys[keep], xs[keep], v[keep]
+    # ...and not flat itself: a narrow plane between two others (a pole, one step of
+    # a staircase) lies inside its window's span too, and is not a transition.
+    slope = np.float32(jump * (hi_v - lo_v) / (2 * radius_px + 1))
+    steepest = np.zeros(ys.size, np.float32)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        np.maximum(steepest, np.abs(d[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)] - v), out=steepest)
+    keep = steepest > slope
+    return ys[keep], xs[keep]
+
+
 def snap_transitions(
     depth: np.ndarray,
     guide_rgb: np.ndarray,
@@ -342,8 +375,6 @@ def snap_transitions(
     -------
     (H, W) float32, a new array.
     """
-    from scipy.ndimage import maximum_filter, minimum_filter
-
     d = np.asarray(depth, dtype=np.float32)
     h, w = d.shape
     lo_v, hi_v = value_range if value_range is not None else (float(d.min()), float(d.max()))
@@ -351,31 +382,7 @@ def snap_transitions(
     radius_px = int(radius_px)
     if not hi_v > lo_v or radius_px < 1:
         return out
-    # The window's extremes on a grid of cells of `cell` px: a full-size max filter and
-    # the tests on every pixel cost 1 s at 12 MP, the cells 0.1 s. A cell's window
-    # reaches at least radius_px beyond each of its pixels.
-    cell = max(1, radius_px // 2)
-    reach = 2 * (-(-radius_px // cell)) + 1
-    top = maximum_filter(_cell_reduce(d, cell, np.maximum), reach, mode="nearest")
-    bottom = minimum_filter(_cell_reduce(d, cell, np.minimum), reach, mode="nearest")
-    steep = (top - bottom) > np.float32(jump * (hi_v - lo_v))
-    if not steep.any():
-        return out
-    cand = np.repeat(np.repeat(steep, cell, axis=0), cell, axis=1)[:h, :w]
-    ys, xs = np.nonzero(cand)
-    t, b = top[ys // cell, xs // cell], bottom[ys // cell, xs // cell]
-    v = d[ys, xs]
-    margin = np.float32(SNAP_PLATEAU) * (t - b)
-    keep = (v > b + margin) & (v < t - margin)
-    ys, xs, v = ys[keep], xs[keep], v[keep]
-    # ...and not flat itself: a narrow plane between two others (a pole, one step of
-    # a staircase) lies inside its window's span too, and is not a transition.
-    slope = np.float32(jump * (hi_v - lo_v) / (2 * radius_px + 1))
-    steepest = np.zeros(ys.size, np.float32)
-    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-        np.maximum(steepest, np.abs(d[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)] - v), out=steepest)
-    keep = steepest > slope
-    ys, xs = ys[keep], xs[keep]
+    ys, xs = _step_pixels(d, radius_px, jump, lo_v, hi_v)
     if ys.size == 0:
         return out
     band = np.zeros(h * w, bool)

@@ -73,6 +73,11 @@ class RefocusConfig(BaseModel):
     depth_path, depth_kind:
         A depth/disparity map file (str or path) and what its values mean (``"disparity"``: larger
         = nearer, ``"depth"``: distance). Without a file the depth stage estimates one.
+    align_depth:
+        Align a depth map that already has the photo's size with the photo's edges
+        too (the weighted median and the snap of soft steps,
+        :func:`refocus.depth.refine.upsample_to_guide`); by default such a map is the
+        user's word and used as it is (maps of another size are always aligned).
     depth_model:
         The depth network (hub id or local folder) used when the photo has no depth;
         None: :data:`refocus.depth.estimate.DEFAULT_DEPTH_MODEL` (Depth Anything V2
@@ -117,6 +122,7 @@ class RefocusConfig(BaseModel):
     aperture: ApertureConfig = Field(default_factory=ApertureConfig)
     depth_path: str | None = None
     depth_kind: Literal["disparity", "depth"] | None = None
+    align_depth: bool = False
     depth_model: str | None = None
     deblur: Literal["auto", "always", "never"] = "auto"
     keep_sharp_px: float = Field(0.1, ge=0.0, le=10.0)
@@ -223,6 +229,7 @@ OPTION_OF = {
     "focus_range_m": "--focus-range (metres)",
     "focus_band": "focus band",
     "depth_kind": "--depth-kind",
+    "align_depth": "--align-depth",
     "depth_model": "--depth-model",
     "quality": "--quality",
     "highlight_gain": "--highlight-gain",

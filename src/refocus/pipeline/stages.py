@@ -197,6 +197,7 @@ def load_disparity(
                 model=cfg.depth_model,
                 allow_estimate=True,
                 image=image,
+                refine=True if cfg.align_depth else None,
                 device="cpu" if cfg.device == "auto" else cfg.device,
             )
             notes.extend(str(n) for n in getattr(res, "notes", []))
