@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, AlignDepthOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
+    AlignDepthOpt, ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
     HighlightOpt, HighlightThresholdOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 

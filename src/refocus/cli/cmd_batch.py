@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    ApertureOpt, BladesOpt, CatsEyeOpt, AlignDepthOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
+    AlignDepthOpt, ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
     FocusRangeOpt, FocusValueOpt, HighlightOpt, HighlightThresholdOpt, JpegQualityOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 from refocus.io.outputs import check_jpeg_quality

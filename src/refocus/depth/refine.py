@@ -8,7 +8,9 @@ edges with a colour-weighted median whose weights come from a guided filter (He,
 Sun and Tang, TPAMI 2013; Ma et al., CVPR 2013), used as a clamp on the bilinear
 map so that smooth or slanted surfaces keep their values and no photo texture is
 copied into the depth (a plain guided filter does both, and measured worse than
-bilinear on the HCI light field; see docs/depth.md).
+bilinear on the HCI light field; see docs/depth.md). What stays soft is then settled
+to one side or the other by colour (:func:`snap_transitions`): a pixel with a depth
+between a bright subject and its background otherwise glows over the blur.
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ from refocus.errors import RefocusError
 
 #: Working resolution of the weighted median (pixels); about 0.5 megapixels.
 DEFAULT_WORK_PIXELS = 500_000
+
+#: Half-width (px at the photo's size, at least) of the window in which a depth step
+#: counts as steep, and the most rings of pixels it is grown by from each side.
+#: Chosen on bokehme-13 (1 MP): its subject's edge rises over 6 px.
+SNAP_RADIUS_PX = 4
+#: A step is steep when the map spans more than this share of its range within the
+#: window: the soft outline of a subject against its background, not a slanted
+#: surface (a ground plane spans its range over hundreds of pixels).
+SNAP_JUMP = 0.15
+#: Colour differences (L1 over the sRGB channels) the growth crosses, in this order:
+#: noise first, then ever stronger edges (set by doubling, not tuned).
+SNAP_COLOUR_STEPS = (0.03, 0.06, 0.12, 0.25, 0.5, float("inf"))
+#: A pixel belongs to the transition when it lies this far inside the window's span
+#: from both of its ends; the rest are the plateaus the transition is grown from.
+SNAP_PLATEAU = 0.15
 
 
 def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -269,22 +286,6 @@ def upsample_to_guide(
     return out
 
 
-#: Half-width (px at the photo's size, at least) of the window in which a depth step
-#: counts as steep, and the most rings of pixels it is grown by from each side.
-#: Chosen on bokehme-13 (1 MP): its subject's edge rises over 6 px.
-SNAP_RADIUS_PX = 4
-#: A step is steep when the map spans more than this share of its range within the
-#: window: the soft outline of a subject against its background, not a slanted
-#: surface (a ground plane spans its range over hundreds of pixels).
-SNAP_JUMP = 0.15
-#: Colour differences (L1 over the sRGB channels) the growth crosses, in this order:
-#: noise first, then ever stronger edges.
-SNAP_COLOUR_STEPS = (0.03, 0.06, 0.12, 0.25, 0.5, float("inf"))
-#: A pixel belongs to the transition when it lies this far inside the window's span
-#: from both of its ends; the rest are the plateaus the transition is grown from.
-SNAP_PLATEAU = 0.15
-
-
 def _cell_reduce(a: np.ndarray, cell: int, op) -> np.ndarray:
     """``op`` (np.maximum or np.minimum) over cell x cell blocks of a 2-D array, the
     last row and column of cells partial; one axis at a time (a 4-D reduce over a
@@ -350,15 +351,15 @@ def snap_transitions(
     depth that is neither's: a bright subject's outline then gets a middle CoC and
     spreads a glow over the blurred background (bokehme-13: a 15 px glow around a
     sunlit shoulder, 2026-12-07). Here the pixels of every step steeper than ``jump``
-    of the map's range within a ``(2 radius_px + 1)`` window, and inside its span
-    (:data:`SNAP_PLATEAU` from either end), and not flat themselves (a neighbour
-    differs by more than ``jump`` of the range over the window's width), are settled ring by ring from both
-    plateaus inwards: each takes the value of its settled 8-neighbour of closest
-    colour (L1 in sRGB), crossing small colour differences before large ones
-    (:data:`SNAP_COLOUR_STEPS`, as a watershed floods), so the step ends at the
-    photo's colour edge. Smooth and
-    slanted surfaces are not steep and keep their values; values never leave the
-    map's range. Only the step's pixels are visited (about 1 % of a photo).
+    of the map's range within a ``(2 radius_px + 1)`` window, inside its span
+    (:data:`SNAP_PLATEAU` from either end) and not flat themselves (a neighbour differs
+    by more than ``jump`` of the range over the window's width), are settled from both
+    plateaus inwards: each takes the value of its settled 8-neighbour of closest colour
+    (L1 in sRGB), small colour differences crossed before large ones
+    (:data:`SNAP_COLOUR_STEPS`, as a watershed floods), so the step ends at the photo's
+    colour edge. Smooth and slanted surfaces are not steep and keep their values;
+    values never leave the map's range. Only the step's pixels are visited (about 1 %
+    of a photo).
 
     Parameters
     ----------
@@ -377,6 +378,8 @@ def snap_transitions(
     """
     d = np.asarray(depth, dtype=np.float32)
     h, w = d.shape
+    if np.shape(guide_rgb)[:2] != (h, w):
+        raise RefocusError(f"the guide photo is {np.shape(guide_rgb)[:2]}, the map {(h, w)}: they must be the same size")
     lo_v, hi_v = value_range if value_range is not None else (float(d.min()), float(d.max()))
     out = d.copy()
     radius_px = int(radius_px)
