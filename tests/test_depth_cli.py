@@ -84,12 +84,13 @@ def test_info_command(tmp_path, capsys):
     assert "missing f-number" in text
 
 
-def _soft_map_photo(tmp_path):
+def _soft_map_photo(tmp_path, depth_offset_px=2):
     """A bright subject (left) on a dark background and, beside it as PHOTO-disparity.npy,
-    a map at the photo's size whose step is soft and 2 px outside the colour edge."""
+    a map at the photo's size whose step is soft and ``depth_offset_px`` outside the
+    colour edge (negative: inside the subject)."""
     from test_depth import _backlit_edge
 
-    img, disp, edge = _backlit_edge(h=48, w=96)
+    img, disp, edge = _backlit_edge(h=48, w=96, depth_offset_px=depth_offset_px)
     photo = tmp_path / "p.png"
     Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(photo)
     np.save(tmp_path / "p-disparity.npy", disp)
@@ -127,3 +128,19 @@ def test_refocus_align_depth_reaches_the_depth_stage(tmp_path):
         d = stages.load_disparity(img, photo, cfg, notes)[0]
         middle = int(((d > 0.2) & (d < 0.8)).sum())
         assert (middle > 0) == soft, (align, middle)
+
+
+def test_render_align_depth(tmp_path, capsys):
+    """`refocus render` has --align-depth too: the soft step around the bright subject
+    no longer spreads it over the blurred background (the step inside the subject: its
+    bright outline had a middle depth)."""
+    photo, disp, edge = _soft_map_photo(tmp_path, depth_offset_px=-2)
+    outs = {}
+    for flag in ([], ["--align-depth"]):
+        out = tmp_path / f"r{len(flag)}.png"
+        code, text = _run(["render", str(photo), "--depth", str(tmp_path / "p-disparity.npy"), "-o", str(out),
+                           "-k", "20", "--focus-value", "1", "--highlight-gain", "0"] + flag, capsys)
+        assert code in (0, None), text
+        outs[len(flag)] = np.asarray(Image.open(out), np.float32).mean(axis=2)
+    background = slice(edge + 2, edge + 6)  # dark, blurred, next to the bright subject
+    assert outs[1][:, background].mean() < outs[0][:, background].mean() - 2, (outs[0][:, background].mean(), outs[1][:, background].mean())

@@ -31,6 +31,10 @@ def render_cmd(
         None, "--depth-kind",
         help="disparity (larger = nearer) or depth (distance); default: what the file records (a map refocus depth wrote), else disparity.",
     ),
+    align_depth: bool = typer.Option(
+        False, "--align-depth",
+        help="Align a map already at the photo's size with the photo's edges too (maps of another size always are).",
+    ),
     focus: Optional[str] = typer.Option(None, "--focus", help="Focus on the surface under pixel X,Y."),
     focus_value: Optional[float] = typer.Option(None, "--focus-value", help="Focus at this disparity (normalised 0..1 by default)."),
     strength: float = typer.Option(..., "--strength", "-k", help="K: CoC radius in px per unit of normalised disparity."),
@@ -102,7 +106,8 @@ def render_cmd(
     # and normalised by the range of the map as given.
     if depth_kind is None and not read_depth_meta(depth):
         depth_kind = "disparity"  # render's stated default for a map that records nothing: no hint to print
-    res = get_depth(image, depth_path=depth, depth_kind=depth_kind, allow_estimate=False, image=rgb, neighbour=False)
+    res = get_depth(image, depth_path=depth, depth_kind=depth_kind, allow_estimate=False, image=rgb, neighbour=False,
+                    refine=True if align_depth else None)
     print_notes(console, res.notes)
     disp = res.disparity() if not no_normalize else to_disparity(res.values, res.kind)
     t0 = time.perf_counter()
