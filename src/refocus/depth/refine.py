@@ -388,7 +388,6 @@ def snap_transitions(
     ys, xs = _step_pixels(d, radius_px, jump, lo_v, hi_v)
     if ys.size == 0:
         return out
-    band = np.zeros(h * w, bool)
     g = np.asarray(guide_rgb, dtype=np.float32).reshape(h * w, -1)
     flat = out.reshape(-1)
     idx = np.int64 if h * w >= 2**31 else np.int32
@@ -402,8 +401,8 @@ def snap_transitions(
                 nbr[:, k] = np.clip(ys + dy, 0, h - 1).astype(idx) * w + np.clip(xs + dx, 0, w - 1)
                 k += 1
     dist = np.abs(g[nbr] - g[here][:, None, :]).sum(-1)
-    band[here] = True
-    settled = ~band
+    settled = np.ones(h * w, bool)
+    settled[here] = False
     # Grown like a watershed on the colour differences: first across the most similar
     # neighbours, so that each side reaches the colour edge before the other side
     # crosses it (growing ring by ring, a step pixel next to the subject's plateau took

@@ -98,15 +98,14 @@ def check_outputs(
     """
     ins = [Path(p) for p in inputs if p is not None]
     unnamed = [Path(p) for p in unnamed]
-    named = [Path(p) for p in named if p is not None]
-    for out in named + unnamed:
+    outs = [Path(p) for p in named if p is not None] + unnamed
+    for out in outs:
         for p in ins:
             if same_file(out, p):
                 raise RefocusError(f"refusing to overwrite the input {p.name}; choose another output path")
     # An output that is also one of the files written beside it was replaced by that
     # file after being written (-o DIR/coc.png --save-intermediate DIR: exit 0, the
     # result lost).
-    outs = named + unnamed
     for i, a in enumerate(outs):
         for b in outs[i + 1 :]:
             if same_file(a, b):
