@@ -12,6 +12,14 @@ class RefocusError(Exception):
     exit_code = 2
 
 
+def debug_requested() -> bool:
+    """Whether ``REFOCUS_DEBUG=1`` asks for tracebacks instead of the one line (the
+    command line and the UI read it here)."""
+    import os
+
+    return os.environ.get("REFOCUS_DEBUG") == "1"
+
+
 def as_user_error(exc: BaseException) -> RefocusError:
     """Any exception as the one line a user sees, with the command line's exit code:
     a :class:`RefocusError` itself; a file-system fault (:func:`describe_os_error`,

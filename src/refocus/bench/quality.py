@@ -430,7 +430,7 @@ def _machine() -> dict:
     }
 
 
-def _git_state() -> str | None:
+def git_state() -> str | None:
     """``git describe --always --dirty`` of the checkout the code runs from (results of
     a dirty tree cannot be tied to a commit, so the report says so)."""
     import subprocess
@@ -512,7 +512,7 @@ def run_quality(
         "methods": list(methods) if methods else None,
         "lpips_weights": str(weights) if weights else None,
         "machine": _machine(),
-        "git": _git_state(),
+        "git": git_state(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "ground_truth_seconds": round(time.perf_counter() - t0, 2),
         "psnr_cap_db": 100.0,

@@ -59,7 +59,7 @@ def _first_line(path: Path) -> str:
         return ""
 
 
-def _json_keys(path: Path) -> set[str]:
+def json_keys(path: Path) -> set[str]:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -70,12 +70,12 @@ def _json_keys(path: Path) -> set[str]:
 def is_quality_report(folder: str | Path) -> bool:
     """Whether ``folder`` holds a report of an earlier ``refocus bench quality``."""
     folder = Path(folder)
-    return ({"meta", "summary", "cases"} <= _json_keys(folder / "report.json")
+    return ({"meta", "summary", "cases"} <= json_keys(folder / "report.json")
             or _first_line(folder / "report.md") == MD_TITLE)
 
 
 def _is_speed_report(folder: Path) -> bool:
-    return {"machine", "rows"} <= _json_keys(folder / "speed.json") or _first_line(folder / "speed.md") == SPEED_MD_TITLE
+    return {"machine", "rows"} <= json_keys(folder / "speed.json") or _first_line(folder / "speed.md") == SPEED_MD_TITLE
 
 
 def check_out_folder(out: str | Path, names: list[str], is_earlier_report: bool, overwrite: bool = False) -> None:

@@ -235,12 +235,12 @@ REPORT_KEYS = {"seed", "summary", "runs"}
 def write_json(runs: list[Run], path: Path, seed: int, mutants: int | None = None) -> Path:
     import time
 
-    from refocus.bench.quality import _git_state
+    from refocus.bench.quality import git_state
     from refocus.bench.speed import machine_info
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Times and memory mean something only beside the machine and the code they came from.
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "git": _git_state(), "mutants": mutants}
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(), "git": git_state(), "mutants": mutants}
     doc = {"seed": seed, "meta": meta, "summary": summarise(runs), "runs": [asdict(r) for r in runs]}
     from refocus.io import atomic_write_bytes
 
@@ -263,7 +263,7 @@ def check_out(out: Path, inputs: list[Path], overwrite: bool = False) -> None:
     inputs, or that holds anything but an earlier report of this command (without
     ``overwrite``): a user's JSON or PNG named there was replaced without a word
     (found 2026-12-07)."""
-    from refocus.bench.report import _json_keys
+    from refocus.bench.report import json_keys
     from refocus.errors import RefocusError
     from refocus.io.image import check_output_folder, nearest_existing
     from refocus.io.outputs import check_outputs
@@ -275,6 +275,6 @@ def check_out(out: Path, inputs: list[Path], overwrite: bool = False) -> None:
     # Missing folders are made at the end (write_json): check the nearest one that exists.
     check_output_folder(p / out.name if p.is_dir() else out)
     check_outputs([out], inputs)
-    if out.exists() and not overwrite and not REPORT_KEYS <= _json_keys(out):
+    if out.exists() and not overwrite and not REPORT_KEYS <= json_keys(out):
         raise RefocusError(f"{out} already exists and is not from an earlier report of this command; "
                            "choose another --out or pass --overwrite")

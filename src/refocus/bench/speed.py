@@ -355,12 +355,12 @@ def run_speed(
                 row["target_s"] = target
             rows.append(row)
             progress.advance(task)
-    from refocus.bench.quality import _git_state
+    from refocus.bench.quality import git_state
 
     # A --quick smoke run (small image, one repeat) went into tables unflagged, and no
     # report said when or from which code it came (found 2026-12-07).
     report = {"machine": machine_info(), "quality": quality, "repeats": repeats, "quick": quick,
-              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "git": _git_state(), "rows": rows}
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "git": git_state(), "rows": rows}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     from refocus.io import atomic_write_bytes

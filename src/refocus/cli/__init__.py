@@ -86,7 +86,7 @@ def fail(message: str, code: int = 2) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``refocus`` script."""
     from refocus.errors import (
-        as_user_error, install_interrupt_handler, interrupted, report_interrupt,
+        as_user_error, debug_requested, install_interrupt_handler, interrupted, report_interrupt,
         uninstall_interrupt_handler,
     )
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     restore_warnings = install_warning_format()
     from refocus.io.limits import ENV_VAR
 
-    debug = os.environ.get("REFOCUS_DEBUG") == "1"
+    debug = debug_requested()
     # --max-megapixels sets the budget through the environment (so batch workers get
     # it); restore it so that in-process callers (tests, the fuzz run) start clean.
     budget_before = os.environ.get(ENV_VAR)

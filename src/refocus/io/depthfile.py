@@ -294,10 +294,11 @@ def read_depth_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
+            from refocus.io.image import tiff_orientation
+
             with tifffile.TiffFile(path) as tf:
                 arr = tf.asarray()
-                tag = tf.pages[0].tags.get(274)
-                orientation = int(tag.value) if tag is not None else 1
+                orientation = tiff_orientation(tf.pages[0])
         elif suffix == ".exr":
             arr = _read_exr(path)  # its declared size was checked by check_file
         elif is_png16_multichannel(path):  # 16-bit grey + alpha or colour: Pillow reads only 8 bits

@@ -502,6 +502,12 @@ def _tifffile_colours(page) -> bool:
     return photometric == ph.YCBCR and page.compression == tifffile.COMPRESSION.JPEG
 
 
+def tiff_orientation(page) -> int:
+    """The EXIF orientation (tag 274) of a tifffile page, 1 when it states none."""
+    tag = page.tags.get(274)
+    return int(tag.value) if tag is not None else 1
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
     """TIFFs through tifffile (16-bit, float, grey + alpha, planar), which Pillow only
     partly supports; (None, ...) for what tifffile cannot read, for Pillow to try."""
@@ -524,7 +530,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
             try:
                 page = tf.pages[0]
                 tags = page.tags
-                orientation = int(tags[274].value) if 274 in tags else 1
+                orientation = tiff_orientation(page)
                 icc = bytes(tags[34675].value) if 34675 in tags else None
                 premultiplied = int((page.extrasamples or (0,))[0]) == 1  # associated alpha
                 xmp = bytes(tags[_XMP_TAG].value) if _XMP_TAG in tags else None

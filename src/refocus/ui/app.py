@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refocus.errors import RefocusError, as_user_error
+from refocus.errors import RefocusError, as_user_error, debug_requested
 from refocus.render.config import RenderConfig
 
 #: Upload size limit given to Gradio (per file; :func:`refocus.ui.session.check_request`
@@ -33,7 +33,7 @@ _dirs: dict[str, str] = {}
 def _user_error(exc: Exception) -> RefocusError:
     """The one line for any failure, as the command line gives it (:func:`as_user_error`);
     with REFOCUS_DEBUG=1 an unexpected one is raised, for its traceback."""
-    if not isinstance(exc, RefocusError) and os.environ.get("REFOCUS_DEBUG") == "1":
+    if not isinstance(exc, RefocusError) and debug_requested():
         raise exc
     return as_user_error(exc)
 
