@@ -79,7 +79,9 @@ def test_corpus_upright_sizes_and_hand_computed_k(shared_data):
 
 def test_info_says_when_the_pixels_cannot_be_decoded(tmp_path, capsys):
     """Found 2026-12-07: `info` read a truncated camera JPEG's header and printed its
-    facts without a word, and refocus then stopped with "truncated or damaged"."""
+    facts without a word, and refocus then stopped with "truncated or damaged". It also
+    exited 0, so a script checking a folder with `refocus info` passed the damaged file
+    (found 2026-12-07, later): the report is printed, then the one-line error, exit 2."""
     import numpy as np
 
     from refocus.cli import main
@@ -91,6 +93,9 @@ def test_info_says_when_the_pixels_cannot_be_decoded(tmp_path, capsys):
     for name, damaged in (("whole.jpg", False), ("cut.jpg", True)):
         with pytest.raises(SystemExit) as exc:
             main(["info", str(tmp_path / name)])
-        out = capsys.readouterr().out
-        assert exc.value.code in (0, None)
+        captured = capsys.readouterr()
+        out = captured.out
+        assert (exc.value.code or 0) == (2 if damaged else 0)
         assert ("truncated or damaged" in out) == damaged, out
+        assert "camera" in out  # the header's facts are still reported
+        assert ("error: cannot read image" in captured.err) == damaged, captured.err

@@ -62,9 +62,9 @@ def _f_number_words(cam, metric_depth: bool) -> str:
             "(e.g. apple/DepthPro-hf); --full-frame too")
 
 
-def _decode_problem(image: Path) -> str | None:
-    """Why the photo's pixels cannot be decoded as every command decodes them
-    (:func:`refocus.io.read_image`), or None when they can."""
+def _decode_problem(image: Path):
+    """The error every command raises on the photo's pixels
+    (:func:`refocus.io.read_image`), or None when they decode."""
     import warnings
 
     from refocus.errors import RefocusError
@@ -75,7 +75,7 @@ def _decode_problem(image: Path) -> str | None:
             warnings.simplefilter("ignore")  # the commands say those; info lists the file's facts
             read_image(image)
     except RefocusError as exc:
-        return str(exc)
+        return exc
     return None
 
 
@@ -111,7 +111,7 @@ def info_cmd(
     if damaged is not None:
         # The header reads, the pixels do not: info said nothing of it and refocus then
         # stopped (found 2026-12-07 on a truncated camera JPEG of the EXIF corpus).
-        t.add_row("pixels", f"[red]{escape(damaged)}[/red]: every command refuses this file")
+        t.add_row("pixels", f"[red]{escape(str(damaged))}[/red]: every command refuses this file")
     row("orientation", _orientation_words(cam.orientation))
     if cam.mode is not None:
         row("colour", _colour_words(cam.mode, cam.icc_name))
@@ -192,6 +192,10 @@ def info_cmd(
                 f"K {own.strength_px:.3g} px: --strength auto (the default for this photo) keeps it at a new focal plane")
             row("original", "stored: renders start from it, no deblurring" if own.original is not None else "not stored or not usable" + (f" ({notes[-1]})" if notes else ""))
     Console().print(t)
+    if damaged is not None:
+        # The report is printed for what the header still tells, but a script running
+        # `refocus info` over a folder learns of the damage from the exit status too.
+        raise damaged
 
 
 def register(app: typer.Typer) -> None:
