@@ -78,6 +78,17 @@ def test_paired_images_without_partner_are_noted(tmp_path):
     assert any("c.png" in n and "without a partner" in n for n in notes)
 
 
+def test_two_images_of_one_name_in_a_folder_are_refused(tmp_path):
+    """Found 2026-12-07: a.png and a.jpg in one folder paired whichever sorted last,
+    without a word."""
+    from refocus.bench.paired import find_pairs
+
+    root = _pairs(tmp_path / "d")
+    write_image(root / "target" / "a.jpg", np.zeros((40, 48, 3), np.float32))
+    with pytest.raises(RefocusError, match=r"target has several images named 'a' \(a.jpg, a.png\)"):
+        find_pairs(root)
+
+
 def test_one_folder_given_twice_is_scored_once(tmp_path):
     from refocus.bench.quality import parse_data
 

@@ -7,8 +7,8 @@ with images matched by file name (extension ignored, so ``0001.png`` pairs with
 ``blur``, ``blurred``, ``defocus``, ``defocused``), target folders by
 :data:`TARGET_DIRS` (``target``, ``gt``, ``groundtruth``, ``sharp``, ``aif``);
 ``DIR/test_c/`` (the DPDD archive's root) is looked into too. A pair whose two
-images differ in size is an error; images without a partner are left out with a
-note. Every format refocus reads is accepted (8/16-bit PNG, JPEG, TIFF, ...);
+images differ in size is an error, as are two images of one name in one folder
+(``a.jpg`` and ``a.png``); images without a partner are left out with a note. Every format refocus reads is accepted (8/16-bit PNG, JPEG, TIFF, ...);
 other files (a depth map beside the input, say) are ignored unless their name
 matches an image on the other side.
 
@@ -73,7 +73,17 @@ def find_pairs(folder: str | Path, notes: list[str] | None = None) -> list[tuple
         )
 
     def index(d: Path) -> dict[str, Path]:
-        return {p.stem: p for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() in _EXTS}
+        files: dict[str, list[Path]] = {}
+        for p in sorted(d.iterdir()):
+            if p.is_file() and p.suffix.lower() in _EXTS:
+                files.setdefault(p.stem, []).append(p)
+        twins = [found for found in files.values() if len(found) > 1]
+        if twins:
+            # Names pair without their extension: keeping the last of a.jpg and a.png, as
+            # this did, scored whichever sorted last, and said nothing.
+            raise RefocusError(f"{d} has several images named {twins[0][0].stem!r} "
+                               f"({', '.join(p.name for p in twins[0])}); keep one, since names pair without extensions")
+        return {stem: found[0] for stem, found in files.items()}
 
     a, b = index(src), index(tgt)
     for d, files in ((src, a), (tgt, b)):
