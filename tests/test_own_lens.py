@@ -220,7 +220,7 @@ def test_bench_lensblur_cases(tmp_path):
     quick, _ = build_cases(["deblur"], [f"lensblur:{tmp_path}"], quick=True)
     assert quick[0].input.shape == (30, 40, 3)
     none, notes = build_cases(["deblur"], [f"lensblur:{tmp_path / 'plain'}"])
-    assert not none and "no Lens Blur JPEG" in notes[0]
+    assert not none and "not a Lens Blur JPEG" in notes[0] and "no Lens Blur JPEG" in notes[-1]
 
 
 def test_bench_lensblur_refocus_cases(tmp_path):
@@ -337,6 +337,19 @@ def test_bench_lensblur_finds_upper_case_jpeg_names(tmp_path):
     path.rename(tmp_path / "MOTO.JPG")
     cases, notes = build_cases(["deblur"], [f"lensblur:{tmp_path}"])
     assert len(cases) == 1 and not notes
+
+
+def test_bench_lensblur_says_a_plain_jpeg_is_not_a_lens_blur_file(tmp_path):
+    """Found 2026-12-07: a camera JPEG in a lensblur:DIR folder went through the whole
+    depth stage and was skipped with advice to pass --depth, which bench does not take."""
+    from refocus.bench.quality import build_cases
+
+    _lens_blur_file(tmp_path)
+    rng = np.random.default_rng(3)
+    Image.fromarray((rng.random((30, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "camera.jpg")
+    cases, notes = build_cases(["deblur"], [f"lensblur:{tmp_path}"])
+    assert len(cases) == 1
+    assert notes == ["lensblur: camera.jpg: not a Lens Blur JPEG (no GFocus lens in its XMP); skipped"]
 
 
 def test_bench_lensblur_folders_are_separate_datasets(tmp_path):

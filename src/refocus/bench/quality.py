@@ -54,7 +54,7 @@ from typing import Callable
 
 import numpy as np
 
-from refocus.errors import RefocusError
+from refocus.errors import RefocusError, describe_os_error
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 HCI_NAME = "hci-antinous"
@@ -295,6 +295,7 @@ def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress
     two folders were pooled into one "lensblur" row (found 2026-12-07)."""
     dataset = f"lensblur:{label}" if spec != "lensblur" and label else "lensblur"
     from refocus.bench.methods import Case
+    from refocus.depth.embedded import read_lens_blur
     from refocus.pipeline import RefocusConfig, Refocuser
     from refocus.pipeline.photo import _resize
     from refocus.render import coc_map
@@ -313,7 +314,16 @@ def _lensblur_cases(spec: str, tasks: list[str], quick: bool, progress: Progress
     for f in files:
         progress.status(f"reading {f.name}")
         try:
+            # Only a file that states its lens is a case: any other JPEG was sent through
+            # the whole depth stage first, and a plain one ended in advice on --depth
+            # that does not apply here (found 2026-12-07).
+            if read_lens_blur(f.read_bytes()) is None:
+                notes.append(f"lensblur: {f.name}: not a Lens Blur JPEG (no GFocus lens in its XMP); skipped")
+                continue
             photo = Refocuser().prepare(f, RefocusConfig(deblur="never"))
+        except OSError as exc:
+            notes.append(f"lensblur: {describe_os_error(exc, f, 'read')}; skipped")
+            continue
         except RefocusError as exc:
             notes.append(f"lensblur: {f.name}: {exc}; skipped")
             continue

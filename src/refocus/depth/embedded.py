@@ -31,6 +31,7 @@ import numpy as np
 from refocus.io import jpeg as jp
 from refocus.depth import xmp as xm
 from refocus.depth.refine import align_orientation
+from refocus.io.image import exif_orientation
 from refocus.errors import RefocusError
 
 #: Near/Far and min/max values beyond this (metres or 1/m) are not a real scene's
@@ -186,16 +187,6 @@ def decode_range(dn: np.ndarray, fmt: str, near: float, far: float) -> np.ndarra
 _METRIC_UNITS = {"m": 1.0, "meters": 1.0, "metres": 1.0, "mm": 0.001, "millimeters": 0.001, "millimetres": 0.001}
 
 
-def _orientation(data: bytes) -> int:
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return int(img.getexif().get(0x0112, 1) or 1)
-    except Exception:
-        return 1
-
-
 def read_gdepth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth | None:
     """GDepth depth map of a JPEG, ``None`` when it has none.
 
@@ -314,7 +305,7 @@ def _range_map_result(d: np.ndarray, props: dict, data: bytes, source: str, note
     metric = units in _METRIC_UNITS
     if metric:
         d = d * np.float32(_METRIC_UNITS[units])
-    return EmbeddedDepth(align_orientation(d, _orientation(data)), "depth", metric, source, notes)
+    return EmbeddedDepth(align_orientation(d, exif_orientation(data)), "depth", metric, source, notes)
 
 
 def read_dynamic_depth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth | None:
@@ -423,7 +414,7 @@ def read_mpf_depth(data: bytes, max_pixels: int | None = None) -> EmbeddedDepth 
                     notes.append(APPROXIMATE_METRES)
         except (KeyError, ValueError):
             pass
-        d = align_orientation(dn.astype(np.float32), _orientation(data))
+        d = align_orientation(dn.astype(np.float32), exif_orientation(data))
         return EmbeddedDepth(d, kind, metric, f"iPhone JPEG {kind} (MPF image {e.index + 1})", notes)
     return None
 

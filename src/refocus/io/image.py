@@ -508,6 +508,18 @@ def tiff_orientation(page) -> int:
     return int(tag.value) if tag is not None else 1
 
 
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (tag 274) of an image file's bytes, 1 when it states none
+    or its header cannot be read (the embedded-depth readers align maps with it)."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:  # any damage means no stated turn; reading the pixels says why
+        return 1
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray | None, ImageInfo]:
     """TIFFs through tifffile (16-bit, float, grey + alpha, planar), which Pillow only
     partly supports; (None, ...) for what tifffile cannot read, for Pillow to try."""

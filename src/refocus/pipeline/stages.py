@@ -78,11 +78,10 @@ def load_own_lens(image_path: Path | None, shape: tuple[int, int], depth_source:
     lo, hi = float(d.min()), float(d.max())
     if not hi > lo:
         return None
-    from refocus.depth.embedded import _orientation
-    from refocus.io.image import upright_fraction
+    from refocus.io.image import exif_orientation, upright_fraction
 
     k_units = strength_from_lens_blur(lens.blur_at_infinity, lens.focal_distance, max(shape))
-    orientation = _orientation(data)
+    orientation = exif_orientation(data)
     original = _original_of(lens, orientation, shape, notes)
     # GFocus gives the point in the stored frame; everything refocus reports is upright.
     focal_point = None if lens.focal_point is None else upright_fraction(*lens.focal_point, orientation)
@@ -103,14 +102,15 @@ def load_stored_original(image_path: Path | None, shape: tuple[int, int], notes:
     data = _lens_blur_bytes(image_path)
     if data is None:
         return None
-    from refocus.depth.embedded import _orientation, read_lens_blur
+    from refocus.depth.embedded import read_lens_blur
+    from refocus.io.image import exif_orientation
 
     try:
         lens = read_lens_blur(data)
     except RefocusError as exc:
         notes.append(f"Lens Blur's stored original not used: {exc}")
         return None
-    return _original_of(lens, _orientation(data), shape, notes) if lens is not None else None
+    return _original_of(lens, exif_orientation(data), shape, notes) if lens is not None else None
 
 
 def _original_of(lens, orientation: int, shape: tuple[int, int], notes: list[str]) -> np.ndarray | None:
