@@ -151,6 +151,21 @@ def test_methods_of_another_task_are_named_not_no_cases(tmp_path, monkeypatch):
 # --- lightfield:DIR ------------------------------------------------------------
 
 
+def test_a_light_field_too_small_for_an_aperture_says_what_it_needs(tmp_path):
+    """Found 2026-12-07: a 3x3 grid was "too small for R = 2" without the size it
+    needs, and a 7x7 grid lost its R = 4 cases without a word."""
+    from refocus.bench.quality import build_cases
+
+    small = _lightfield(tmp_path / "small", grid=3, size=16)
+    cases, notes = build_cases(["bokeh"], [f"lightfield:{small}"])
+    assert not cases and "3x3 grid is too small" in notes[0] and "R = 2 needs 5x5 views" in notes[0]
+    assert "R = 4 needs 9x9 views" in notes[0]
+    seven = _lightfield(tmp_path / "seven", grid=7, size=16)
+    cases, notes = build_cases(["bokeh"], [f"lightfield:{seven}"])
+    assert cases and {c.meta["R"] for c in cases} == {2}
+    assert any("7x7 grid: R = 4 needs 9x9 views, left out" in n for n in notes), notes
+
+
 def test_lightfield_missing_view_is_named(tmp_path):
     from refocus.bench.lightfield import load_lightfield
 
