@@ -57,7 +57,7 @@ def test_boost_and_cats_eye_reach_the_render(lights):
 
     session._cache.clear()
     app = build_app("cpu")
-    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", "", *_settings())[0]
+    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", False, "", *_settings())[0]
     after = {}
     for name, s in {"plain": _settings(boost=0.0), "boost": _settings(boost=6.0),
                     "eye": _settings(boost=6.0, cats_eye=1.0)}.items():
@@ -93,7 +93,7 @@ def test_show_depth_reuses_the_render_and_the_status_names_boost_and_cats_eye(li
 
     session._cache.clear()
     app = build_app("cpu")
-    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", "", *_settings())[0]
+    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", False, "", *_settings())[0]
     calls = []
     render = session.render_result
     monkeypatch.setattr(session, "render_result", lambda *a, **k: calls.append(1) or render(*a, **k))
@@ -118,7 +118,7 @@ def test_the_status_says_what_the_blur_starts_from(lights):
 
     session._cache.clear()
     app = build_app("cpu")
-    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", "", *_settings())[0]
+    key = _fn(app, "on_photo")(_REQ, *lights, "disparity", False, "", *_settings())[0]
     s = list(_settings())
     ticked = _fn(app, "on_settings")(_REQ, key, (135, 100), *s)[3]
     s[10] = False  # Deblur first
@@ -139,7 +139,7 @@ def test_the_status_names_a_lens_blur_photos_stored_original(tmp_path):
     session._cache.clear()
     path, _, _ = _lens_blur_file(tmp_path)
     app = build_app("cpu")
-    out = _fn(app, "on_photo")(_REQ, str(path), None, "disparity", "", *_settings())
+    out = _fn(app, "on_photo")(_REQ, str(path), None, "disparity", False, "", *_settings())
     key, status = out[0], out[7]
     assert "from the photo as it is (no deblurring needed" in status, status
     s = list(_settings())

@@ -47,7 +47,7 @@ def test_the_deblur_box_decides_whether_deblurnet_output_is_used(files):
 
     session._cache.clear()
     app = build_app("cpu")
-    key = _fn(app, "on_photo")(_REQ, *files, "disparity", "", *_settings(True))[0]
+    key = _fn(app, "on_photo")(_REQ, *files, "disparity", False, "", *_settings(True))[0]
     entry = session.get(key)
     for p in {id(p): p for p in (entry.full, entry.preview, entry.draft)}.values():
         p.all_in_focus = np.zeros_like(p.image)

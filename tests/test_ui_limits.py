@@ -168,7 +168,7 @@ def test_bad_upload_gets_the_clis_message_not_gradios(tmp_path, kind):
     for elem in ("photo", "custom-aperture", "focus-mask"):
         comp = next(b for b in app.blocks.values() if isinstance(b, gr.Image) and b.elem_id == elem)
         assert comp.preprocess(FileData(path=str(bad), orig_name=bad.name)) == str(bad)
-    out = _fn(app, "on_photo")(_REQ, str(bad), None, "disparity", "", *_SETTINGS)
+    out = _fn(app, "on_photo")(_REQ, str(bad), None, "disparity", False, "", *_SETTINGS)
     status = out[7]
     cli = _cli_message(bad)
     assert out[0] is None and status.replace("\\", "") == "error: " + ui_message(cli, [str(bad)])
@@ -188,7 +188,7 @@ def test_bad_depth_file_is_named_as_uploaded_not_by_the_servers_path(files, tmp_
     depth = upload_dir / "my depth.png"
     depth.write_text("not a PNG")
     assert "my depth.png" in _cli_message(files[0], depth) and str(upload_dir) not in _cli_message(files[0], depth)
-    out = _fn(build_app("cpu"), "on_photo")(_REQ, files[0], str(depth), "disparity", "", *_SETTINGS)
+    out = _fn(build_app("cpu"), "on_photo")(_REQ, files[0], str(depth), "disparity", False, "", *_SETTINGS)
     status = out[7]
     assert out[0] is None and "my depth.png" in status and str(tmp_path) not in status and "/tmp" not in status
 
@@ -207,14 +207,14 @@ def test_an_unexpected_os_error_in_the_ui_is_one_line_as_on_the_command_line(tmp
     photo = tmp_path / "land.png"
     Image.fromarray((np.random.default_rng(0).random((60, 120, 3)) * 255).astype(np.uint8)).save(photo)
     on_photo = _fn(build_app("cpu"), "on_photo")
-    out = on_photo(_REQ, str(photo), None, "disparity", "x" * 300, *_SETTINGS)
+    out = on_photo(_REQ, str(photo), None, "disparity", False, "x" * 300, *_SETTINGS)
     assert out[0] is None and out[7].startswith("error: ") and "File name too long" in out[7] and "\n" not in out[7]
 
     def broken(*a, **k):
         raise PermissionError(13, "Permission denied", "/srv/cache/x")
 
     monkeypatch.setattr(s, "load", broken)
-    out = _fn(build_app("cpu"), "on_photo")(_REQ, str(photo), None, "disparity", "", *_SETTINGS)
+    out = _fn(build_app("cpu"), "on_photo")(_REQ, str(photo), None, "disparity", False, "", *_SETTINGS)
     assert out[7].replace("\\", "") == "error: cannot access /srv/cache/x: Permission denied"
     err = as_user_error(OSError(28, "No space left on device", "/out/x.png"))
     assert str(err) == "cannot access /out/x.png: No space left on device (the disk is full)" and err.exit_code == 2
@@ -235,9 +235,9 @@ def test_a_depth_map_after_a_failed_photo_load_sets_that_photos_blur_defaults(tm
     depth = str(tmp_path / "elsewhere.npy")
     app = build_app("cpu")
     req = SimpleNamespace(session_hash="tab-defaults-after-failure")
-    out = _fn(app, "on_photo")(req, photo, None, "disparity", "", *_SETTINGS)
+    out = _fn(app, "on_photo")(req, photo, None, "disparity", False, "", *_SETTINGS)
     assert out[0] is None and out[7].startswith("error: ")
-    out = _fn(app, "on_depth")(req, out[2], depth, "disparity", "", *_SETTINGS)
+    out = _fn(app, "on_depth")(req, out[2], depth, "disparity", False, "", *_SETTINGS)
     assert out[0] is not None, out[7]
     own, k = s.default_blur(out[0])
     assert not own and out[-2] == "strength" and out[-1]["value"] == pytest.approx(round(k, 1))

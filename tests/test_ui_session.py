@@ -202,8 +202,8 @@ def test_depth_view_marks_the_in_focus_band(files):
     upload = _fn(app, "on_photo")
     settings = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.2, None, True, 2.0, 0.0)
     session._cache.clear()
-    key, _, _, _, (before, after), depth_img, coc_img, status, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, False)[:9]
-    _, _, _, _, (_, shown), depth_img2, _, _, _ = upload(_REQ, files[0], files[1], "disparity", "", *settings, True)[:9]
+    key, _, _, _, (before, after), depth_img, coc_img, status, _ = upload(_REQ, files[0], files[1], "disparity", False, "", *settings, False)[:9]
+    _, _, _, _, (_, shown), depth_img2, _, _, _ = upload(_REQ, files[0], files[1], "disparity", False, "", *settings, True)[:9]
     assert depth_img.shape == before.shape and np.array_equal(depth_img, depth_img2)
     green = np.all(depth_img == np.round(BAND_RGB * 255).astype(np.uint8), axis=2)
     assert green.any() and not np.array_equal(after, shown)
@@ -255,14 +255,14 @@ def test_heic_photo_gets_an_upright_browser_viewable_stand_in(ui_app, files, tmp
     exif[0x0112] = 6  # shown rotated 90 degrees: 48 wide, 64 high
     pillow_heif.from_pillow(im).save(heic, quality=90, exif=exif.tobytes())
     np.save(tmp_path / "dh.npy", np.tile(np.linspace(0, 1, 48, dtype=np.float32), (64, 1)))
-    key, _, source, shown, *_ = _fn(ui_app, "on_photo")(_REQ, str(heic), str(tmp_path / "dh.npy"), "disparity", "", *_SETTINGS)
+    key, _, source, shown, *_ = _fn(ui_app, "on_photo")(_REQ, str(heic), str(tmp_path / "dh.npy"), "disparity", False, "", *_SETTINGS)
     assert key and source == str(heic) and isinstance(shown, str), "the panel kept the HEIC"
     ref, _ = read_image(heic)
     with Image.open(shown) as s:
         assert s.format in ("JPEG", "PNG") and s.size == (ref.shape[1], ref.shape[0])
     assert ref.shape[:2] == (64, 48) and session.get(key).full_shape == ref.shape[:2]
     # A photo the browser shows as it is keeps its panel.
-    out = _fn(ui_app, "on_photo")(_REQ, files[0], files[1], "disparity", "", *_SETTINGS)
+    out = _fn(ui_app, "on_photo")(_REQ, files[0], files[1], "disparity", False, "", *_SETTINGS)
     assert session.display_copy(files[0], tmp_path) is None and not isinstance(out[3], str)
 
 
@@ -273,7 +273,7 @@ def test_last_click_wins(ui_app, files):
 
     dep = _dep(ui_app, "photo", "select")[0]
     assert dep.trigger_mode != "once", "a click during a render is dropped"
-    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
     click = _fn(ui_app, "on_click")
     first = click(_REQ, key, *_SETTINGS, gr.SelectData(None, {"index": [5, 30], "value": None}))
     second = click(_REQ, key, *_SETTINGS, gr.SelectData(None, {"index": [75, 30], "value": None}))
@@ -296,7 +296,7 @@ def test_typed_slider_values_end_with_the_full_preview(ui_app, files):
     for elem in ("strength", "band"):
         deps = _dep(ui_app, elem, "change")
         assert any(getattr(d.fn, "__name__", "") in ("on_slider", "on_settings") for d in deps)
-    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
     settings = list(_SETTINGS)
     settings[1] = 20
     draft = _fn(ui_app, "on_drag")(_REQ, key, None, *settings)
@@ -310,12 +310,35 @@ def test_depth_kind_radio_reprepares(ui_app, files):
     """Trial C, defect 4: "the depth file holds" did nothing after the upload."""
     fn = _fn(ui_app, "on_depth_kind")
     assert any(d.fn is fn for d in _dep(ui_app, "depth-kind", "change"))
-    k1 = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
-    out = fn(_REQ, files[0], files[1], "depth", "", *_SETTINGS)
+    k1 = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
+    out = fn(_REQ, files[0], files[1], "depth", False, "", *_SETTINGS)
     assert out[0] != k1 and session.get(out[0]).depth_kind == "depth"
     assert "- preview" in out[7] and out[8] is None
     # Without a depth file the radio changes nothing.
-    assert all(isinstance(o, dict) for o in fn(_REQ, files[0], None, "disparity", "", *_SETTINGS))
+    assert all(isinstance(o, dict) for o in fn(_REQ, files[0], None, "disparity", False, "", *_SETTINGS))
+
+
+def test_align_depth_box_aligns_a_depth_file_at_the_photos_size(ui_app, tmp_path):
+    """The command line's --align-depth in the UI: a map at the photo's size with a soft
+    step is used as it is until the box is ticked, then snapped to the photo's edge (the
+    glow of a bright subject over its blurred background, bokehme-13)."""
+    from test_depth_cli import _soft_map_photo
+
+    photo, _, _ = _soft_map_photo(tmp_path)
+    depth = str(tmp_path / "p-disparity.npy")
+    fn = _fn(ui_app, "on_depth_kind")
+    assert any(d.fn is fn for d in _dep(ui_app, "align-depth", "change"))
+
+    def middle(key):
+        d = session.get(key).full.disparity
+        return int(((d > 0.2) & (d < 0.8)).sum())
+
+    plain = _fn(ui_app, "on_photo")(_REQ, str(photo), depth, "disparity", False, "", *_SETTINGS)
+    assert plain[0] is not None and not session.get(plain[0]).align_depth and middle(plain[0]) > 0, plain[7]
+    aligned = fn(_REQ, str(photo), depth, "disparity", True, "", *_SETTINGS)
+    assert aligned[0] != plain[0] and session.get(aligned[0]).align_depth and middle(aligned[0]) == 0, aligned[7]
+    # Without a depth file the box changes nothing.
+    assert all(isinstance(o, dict) for o in fn(_REQ, str(photo), None, "disparity", True, "", *_SETTINGS))
 
 
 def test_removed_depth_or_photo_is_not_used_and_new_photo_empties_download(ui_app, files, tmp_path):
@@ -323,9 +346,9 @@ def test_removed_depth_or_photo_is_not_used_and_new_photo_empties_download(ui_ap
     (status, renders, export); a new photo kept the previous export for download."""
     clears = {getattr(f.fn, "__name__", "") for e in ("photo", "depth") for f in _dep(ui_app, e, "clear")}
     assert {"on_photo_removed", "on_depth"} <= clears
-    out = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)
+    out = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)
     assert "d.npy" in out[7] and out[8] is None  # the Download panel is emptied
-    out = _fn(ui_app, "on_depth")(_REQ, files[0], None, "disparity", "", *_SETTINGS)
+    out = _fn(ui_app, "on_depth")(_REQ, files[0], None, "disparity", False, "", *_SETTINGS)
     # Here the photo alone is refused (sharp, no depth network): nothing stays live.
     assert (out[0] is None or session.get(out[0]).depth_path is None) and "d.npy" not in out[7] and out[8] is None
     out = _fn(ui_app, "on_photo_removed")(_REQ)
@@ -368,7 +391,7 @@ def test_messages_name_the_ui_controls_not_cli_options(ui_app, files, tmp_path):
     # In the handlers: the sharp photo alone is refused, in the UI's words.
     alone = tmp_path / "alone.jpg"
     alone.write_bytes(Path(files[0]).read_bytes())
-    out = _fn(ui_app, "on_photo")(_REQ, str(alone), None, "disparity", "", *_SETTINGS)
+    out = _fn(ui_app, "on_photo")(_REQ, str(alone), None, "disparity", False, "", *_SETTINGS)
     assert out[0] is None and "in focus everywhere" in out[7] and "Depth or disparity map" in out[7] and "--" not in out[7]
 
 
@@ -395,7 +418,7 @@ def test_a_click_under_a_mask_is_not_used_after_the_mask_is_removed(ui_app, file
     m = np.zeros((30, 40), np.uint8)
     m[10:20, 30:36] = 255
     Image.fromarray(m).save(tmp_path / "mask.png")
-    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
     click = _fn(ui_app, "on_click")
     list(click(_REQ, key, *_SETTINGS, gr.SelectData(None, {"index": [5, 30], "value": None})))
     masked = list(_SETTINGS)
@@ -413,7 +436,7 @@ def test_an_error_does_not_leave_the_old_preview_on_screen(ui_app, files, tmp_pa
     as if the new settings had made it. The panels are emptied and the status says why."""
     from refocus.ui.app import OWN_LENS_MODE
 
-    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
     settings = list(_SETTINGS)
     settings[1] = 12  # a preview on screen first
     assert _fn(ui_app, "on_settings")(_REQ, key, None, *settings)[0] is not None
@@ -466,7 +489,7 @@ def test_photo_gets_the_pipelines_default_blur(ui_app, files):
     from refocus.pipeline.refocuser import default_refocuser
     from refocus.ui.app import OWN_LENS_MODE
 
-    out = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)
+    out = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)
     cli_k = default_refocuser().prepare(files[0], RefocusConfig(depth_path=files[1])).strength(RefocusConfig(), 0.0)
     assert out[9] == "strength" and out[10]["value"] == pytest.approx(cli_k, abs=0.05)
     assert f"strength {cli_k:.1f} px" in out[7]
@@ -476,7 +499,7 @@ def test_photo_gets_the_pipelines_default_blur(ui_app, files):
     assert _skipped(_fn(ui_app, "on_settings")(_REQ, out[0], None, *settings))
     if not LENS_BLUR.exists():
         pytest.skip(f"{LENS_BLUR} not found (shared data)")
-    out = _fn(ui_app, "on_photo")(_REQ, str(LENS_BLUR), None, "disparity", "", *_SETTINGS)
+    out = _fn(ui_app, "on_photo")(_REQ, str(LENS_BLUR), None, "disparity", False, "", *_SETTINGS)
     own = default_refocuser().prepare(str(LENS_BLUR), RefocusConfig()).own_lens
     assert own is not None and out[9] == OWN_LENS_MODE
     assert out[10]["value"] == pytest.approx(own.strength_px, abs=0.05)

@@ -71,7 +71,7 @@ def test_a_photo_upload_takes_the_file_unprocessed(ui_app, tmp_path):
     bad.write_text("this is not a photo\n")
     payload = {"path": str(bad), "url": None, "size": None, "orig_name": bad.name, "mime_type": None, "is_stream": False,
                "meta": {"_type": "gradio.FileData"}}
-    out = _fn(ui_app, "on_photo")(_REQ, payload, None, "disparity", "", *_SETTINGS)
+    out = _fn(ui_app, "on_photo")(_REQ, payload, None, "disparity", False, "", *_SETTINGS)
     status = out[7]
     assert out[0] is None and status.startswith("error: cannot read image holiday.jpg") and "/tmp" not in status, status
 
@@ -83,7 +83,7 @@ def test_a_photo_upload_reads_raw_depth_and_mask_payloads(ui_app, files, tmp_pat
     Image.fromarray(m).save(tmp_path / "mask.png")
     settings = list(_SETTINGS)
     settings[9] = {"path": str(tmp_path / "mask.png"), "orig_name": "mask.png", "meta": {"_type": "gradio.FileData"}}
-    out = _fn(ui_app, "on_photo")(_REQ, {"path": files[0]}, {"path": files[1]}, "disparity", "", *settings)
+    out = _fn(ui_app, "on_photo")(_REQ, {"path": files[0]}, {"path": files[1]}, "disparity", False, "", *settings)
     assert out[0] is not None and out[7].startswith("focus mask"), out[7]
 
 
@@ -109,7 +109,7 @@ def test_export_errors_print_no_traceback(ui_app, files, case):
     key = None
     settings = list(_SETTINGS)
     if case == "bad setting":
-        key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+        key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
         settings[3] = "custom"  # no "Custom aperture shape" uploaded
     with pytest.raises(gr.Error) as exc:
         _fn(ui_app, "on_export")(_REQ, key, None, "png8", "physical", *settings)
@@ -123,7 +123,7 @@ def test_a_superseded_click_renders_no_preview(ui_app, files, monkeypatch):
     (eight quick clicks on a 1.4 MP photo took ~17 s to settle on 2 cores)."""
     import gradio as gr
 
-    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
     renders = []
     real = session.render
     monkeypatch.setattr(session, "render", lambda *a, **k: renders.append(k.get("draft", False)) or real(*a, **k))
@@ -145,7 +145,7 @@ def test_the_status_gives_the_photos_own_size(ui_app, files, monkeypatch):
     ... preview 866x1154 of 1224x1632" for a 1932x2576 photo: the point and K are in the
     photo's pixels, the size was the working copy's, as if the export would be that small."""
     monkeypatch.setattr(session, "WORK_PIXELS", 1200)
-    out = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", "", *_SETTINGS)
+    out = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)
     assert session.get(out[0]).full.scale < 1
     assert re.search(r"- preview \d+x\d+ of 80x60;", out[7]), out[7]
     assert "working copy" in out[7]  # the note says what the preview was made from
@@ -232,11 +232,11 @@ def test_a_photo_uploaded_while_another_loads_wins(ui_app, files, tmp_path, monk
 
     def load(path, *a, **k):
         if path == files[0] and not newer:  # the second upload comes, and ends, meanwhile
-            newer.append(on_photo(_REQ, str(other), files[1], "disparity", "", *_SETTINGS))
+            newer.append(on_photo(_REQ, str(other), files[1], "disparity", False, "", *_SETTINGS))
         return real(path, *a, **k)
 
     monkeypatch.setattr(session, "load", load)
-    late = on_photo(_REQ, *files, "disparity", "", *_SETTINGS)
+    late = on_photo(_REQ, *files, "disparity", False, "", *_SETTINGS)
     assert session.get(newer[0][0]).source_path == str(other)
     assert _skipped(late), "the overtaken load replaced the newer photo's result"
     assert session.view_focus(_REQ.session_hash, newer[0][0], None) is None  # the newer photo's view
@@ -251,11 +251,11 @@ def test_a_depth_map_uploaded_while_the_photo_loads_is_used(ui_app, files, monke
 
     def load(path, depth_path=None, *a, **k):
         if depth_path is None and not depth_event:  # the map arrives during the photo's load
-            depth_event.append(on_depth(_REQ, None, files[1], "disparity", "", *_SETTINGS))
+            depth_event.append(on_depth(_REQ, None, files[1], "disparity", False, "", *_SETTINGS))
         return real(path, depth_path, *a, **k)
 
     monkeypatch.setattr(session, "load", load)
-    first = _fn(ui_app, "on_photo")(_REQ, files[0], None, "disparity", "", *_SETTINGS)
+    first = _fn(ui_app, "on_photo")(_REQ, files[0], None, "disparity", False, "", *_SETTINGS)
     out = depth_event[0]
     assert isinstance(out[0], str), "the depth map uploaded during the photo's load was ignored"
     assert session.get(out[0]).depth_path == files[1], out[7]
@@ -283,7 +283,7 @@ def test_a_load_renders_the_controls_moved_while_it_ran(ui_app, files, monkeypat
     on_photo, on_settings = _fn(ui_app, "on_photo"), _fn(ui_app, "on_settings")
     key = None
     if load == "depth kind":
-        key = on_photo(_REQ, *files, "disparity", "", *_SETTINGS)[0]
+        key = on_photo(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
     real, moved = session.load, []
 
     def slow_load(*a, **k):
@@ -293,9 +293,9 @@ def test_a_load_renders_the_controls_moved_while_it_ran(ui_app, files, monkeypat
 
     monkeypatch.setattr(session, "load", slow_load)
     if load == "new photo":
-        out = on_photo(_REQ, *files, "disparity", "", *_SETTINGS)
+        out = on_photo(_REQ, *files, "disparity", False, "", *_SETTINGS)
     else:
-        out = _fn(ui_app, "on_depth_kind")(_REQ, files[0], files[1], "depth", "", *_SETTINGS)
+        out = _fn(ui_app, "on_depth_kind")(_REQ, files[0], files[1], "depth", False, "", *_SETTINGS)
     assert "sharp from disparity" in out[7], out[7]
     if load == "new photo":  # no photo ready yet: the status of the load stays
         assert _skipped(moved[0])
@@ -308,7 +308,7 @@ def test_a_photo_whose_first_render_fails_stays_loaded(ui_app, files):
     photo had to be uploaded again. It stays; the next setting renders it."""
     custom = list(_SETTINGS)
     custom[3] = "custom"
-    out = _fn(ui_app, "on_photo")(_REQ, files[0], files[1], "disparity", "", *custom)
+    out = _fn(ui_app, "on_photo")(_REQ, files[0], files[1], "disparity", False, "", *custom)
     assert out[7].startswith("error: ") and "Custom aperture shape" in out[7] and out[4] is None
     assert isinstance(out[0], str), "the loaded photo was dropped"
     fixed = _fn(ui_app, "on_settings")(_REQ, out[0], None, *_SETTINGS)
@@ -325,11 +325,11 @@ def test_a_depth_map_given_while_a_new_photo_loads_sets_the_photos_blur_defaults
 
     def load(path, depth_path=None, *a, **k):
         if depth_path is None and not depth_event:
-            depth_event.append(on_depth(_REQ, None, files[1], "disparity", "", *previous))
+            depth_event.append(on_depth(_REQ, None, files[1], "disparity", False, "", *previous))
         return real(path, depth_path, *a, **k)
 
     monkeypatch.setattr(session, "load", load)
-    _fn(ui_app, "on_photo")(_REQ, files[0], None, "disparity", "", *previous)
+    _fn(ui_app, "on_photo")(_REQ, files[0], None, "disparity", False, "", *previous)
     out = depth_event[0]
     assert len(out) == 11 and out[9] == "strength"
     own, k = session.default_blur(out[0])

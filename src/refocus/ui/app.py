@@ -383,7 +383,8 @@ def build_app(device: str = "auto"):
             return None  # the load says what is wrong with the file
         return None if copy is None else str(copy)
 
-    def _load(request, token, photo_path, depth_file, depth_kind, depth_model, settings, display=None, defaults=False, progress=None):
+    def _load(request, token, photo_path, depth_file, depth_kind, align_depth, depth_model, settings, display=None, defaults=False,
+              progress=None):
         """Prepare the photo (and depth) and render it. The outputs: key, focus, source
         photo, Photo panel, before/after, depth view, CoC view, status, Download; with
         ``defaults`` also the blur mode and strength, set to the pipeline's default
@@ -402,10 +403,10 @@ def build_app(device: str = "auto"):
         depth_path = payload_path(depth_file)
         settings = list(settings)
         try:
-            # The radio always has a value; it only means something for a depth file.
+            # The radio and the box always have a value; they only mean something for a depth file.
             say = None if progress is None else (lambda f, text: progress(f, desc=text))
             key = session.load(photo_path, depth_path, depth_kind if depth_path else None, device=device, depth_model=depth_model,
-                               progress=say)
+                               progress=say, align_depth=bool(align_depth and depth_path))
             if not session.upload_is_current(client, token):
                 return stale
             # The controls as they are now: a slider moved during the load (seconds, half
@@ -446,7 +447,8 @@ def build_app(device: str = "auto"):
         # The previous export belonged to other inputs: the Download panel is emptied.
         return key, None, photo_path, shown, slider, depth_img, coc_img, status, None, *keep
 
-    def on_photo(request: gr.Request, photo_path, depth_file, depth_kind, depth_model, *settings, progress=gr.Progress()):
+    def on_photo(request: gr.Request, photo_path, depth_file, depth_kind, align_depth, depth_model, *settings,
+                 progress=gr.Progress()):
         # Unprocessed payloads (the upload event's preprocess=False): file dicts to paths.
         photo_path = payload_path(photo_path)
         settings = tuple(payload_path(v) if isinstance(v, dict) else v for v in settings)
@@ -454,10 +456,10 @@ def build_app(device: str = "auto"):
         token = session.begin_upload(_client(request), photo_path, settings)
         # A browser cannot show every photo (HEIC): the panel gets a stand-in (_display).
         # A 12 MP HEIC takes 25-40 s to prepare: the photo panel shows what runs.
-        return _load(request, token, photo_path, depth_file, depth_kind, depth_model, settings, _display(photo_path), defaults=True,
-                     progress=progress)
+        return _load(request, token, photo_path, depth_file, depth_kind, align_depth, depth_model, settings, _display(photo_path),
+                     defaults=True, progress=progress)
 
-    def on_depth(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
+    def on_depth(request: gr.Request, source, depth_file, depth_kind, align_depth, depth_model, *settings):
         # The photo as uploaded (the panel may hold its stand-in); a depth file, its
         # removal or a new depth network re-prepares it.
         client = _client(request)
@@ -472,13 +474,15 @@ def build_app(device: str = "auto"):
             # A photo still loading: this load replaces its own, which set the photo's
             # blur defaults (the previous photo's strength, or its own-lens mode, stayed).
             # Or one whose load failed (no depth): its defaults were never set.
-            return _load(request, token, photo, depth_file, depth_kind, depth_model, settings, _display(photo), defaults=True)
-        return (*_load(request, token, photo, depth_file, depth_kind, depth_model, settings), gr.skip(), gr.skip())
+            return _load(request, token, photo, depth_file, depth_kind, align_depth, depth_model, settings, _display(photo),
+                         defaults=True)
+        return (*_load(request, token, photo, depth_file, depth_kind, align_depth, depth_model, settings), gr.skip(), gr.skip())
 
-    def on_depth_kind(request: gr.Request, source, depth_file, depth_kind, depth_model, *settings):
+    def on_depth_kind(request: gr.Request, source, depth_file, depth_kind, align_depth, depth_model, *settings):
+        # The radio and the align box: they mean nothing without a depth file.
         if not depth_file:
-            return (gr.skip(),) * 11  # the radio means nothing without a depth file
-        return on_depth(request, source, depth_file, depth_kind, depth_model, *settings)
+            return (gr.skip(),) * 11
+        return on_depth(request, source, depth_file, depth_kind, align_depth, depth_model, *settings)
 
     def on_photo_removed(request: gr.Request):
         session.begin_upload(_client(request), None)  # a load still running is for nothing now
@@ -604,6 +608,11 @@ def build_app(device: str = "auto"):
                     file_types=[".png", ".npy", ".pfm", ".tif", ".tiff", ".exr"], type="filepath", elem_id="depth",
                 )
                 depth_kind = gr.Radio(["disparity", "depth"], value="disparity", label="The depth file holds", elem_id="depth-kind")
+                align_depth = gr.Checkbox(
+                    False, label="Align the depth file with the photo's edges", elem_id="align-depth",
+                    info="a map smaller than the photo always is; tick for one at the photo's size whose steps are soft "
+                    "(the command line's --align-depth)",
+                )
                 depth_model = gr.Textbox(
                     label="Depth network for photos without depth (hub id or local folder; Enter reloads)",
                     placeholder=DEFAULT_DEPTH_MODEL, elem_id="depth-model",
@@ -669,7 +678,7 @@ def build_app(device: str = "auto"):
         # With the blur controls, which a new photo's load sets to its defaults (also a
         # depth map's load that replaces a new photo's own, see on_depth).
         loaded_defaults = [*loaded, blur_mode, strength]
-        depth_inputs = [source, depth_file, depth_kind, depth_model, *settings]
+        depth_inputs = [source, depth_file, depth_kind, align_depth, depth_model, *settings]
         # preprocess=False: the photo panel is an output too (see upload_image).
         # "multiple": with Gradio's default ("once") a photo or map uploaded while another
         # loaded was dropped, its panel showing it over the other's result; the loads now
@@ -677,12 +686,13 @@ def build_app(device: str = "auto"):
         # Said in the browser the moment the upload ends: the status kept the previous
         # photo's text (or the upload hint) through a first load of 26 s (the UI trial).
         photo.upload(None, None, [status], js=f"() => {json.dumps(LOADING)}", queue=False, show_progress="hidden")
-        photo.upload(on_photo, [photo, depth_file, depth_kind, depth_model, *settings], loaded_defaults, preprocess=False,
+        photo.upload(on_photo, [photo, depth_file, depth_kind, align_depth, depth_model, *settings], loaded_defaults, preprocess=False,
                      trigger_mode="multiple")
         photo.clear(on_photo_removed, None, loaded, trigger_mode="multiple")
         depth_file.upload(on_depth, depth_inputs, loaded_defaults, trigger_mode="multiple")
         depth_file.clear(on_depth, depth_inputs, loaded_defaults, trigger_mode="multiple")
         depth_kind.change(on_depth_kind, depth_inputs, loaded_defaults)
+        align_depth.change(on_depth_kind, depth_inputs, loaded_defaults)
         depth_model.submit(on_depth, depth_inputs, loaded_defaults, trigger_mode="multiple")
         # "multiple": with Gradio's default ("once") a click during a render was dropped;
         # session.ask/may_show let only the newest click reach the screen.

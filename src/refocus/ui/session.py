@@ -53,6 +53,7 @@ class Prepared:
     depth_path: str | None = None
     depth_kind: str | None = None
     depth_model: str | None = None  # the network for a photo without depth (None: the default)
+    align_depth: bool = False  # a map at the photo's size aligned with its edges too (--align-depth)
     full_shape: tuple[int, int] = (0, 0)  # (H, W) of the photo itself
     #: (the UI's settings, draft or not) of the last preview or draft, and its render
     #: (image, CoC, focal plane): reused when only an overlay changes.
@@ -84,8 +85,9 @@ def _digest(path: str | None) -> str:
     return h.hexdigest()
 
 
-def photo_key(photo_path: str, depth_path: str | None, depth_kind: str | None, depth_model: str | None = None) -> str:
-    return f"{_digest(photo_path)}:{_digest(depth_path)}:{depth_kind}:{depth_model or ''}"
+def photo_key(photo_path: str, depth_path: str | None, depth_kind: str | None, depth_model: str | None = None,
+              align_depth: bool = False) -> str:
+    return f"{_digest(photo_path)}:{_digest(depth_path)}:{depth_kind}:{depth_model or ''}:{'aligned' if align_depth else ''}"
 
 
 def check_request(paths, max_megapixels: float | None = None) -> None:
@@ -125,6 +127,7 @@ def load(
     device: str = "cpu",
     depth_model: str | None = None,
     progress=None,
+    align_depth: bool = False,
 ) -> str:
     """Prepare a photo (depth, DeblurNet once, on ``device``) and return its cache key.
 
@@ -134,19 +137,23 @@ def load(
     ``depth_model``: the depth network (hub id or folder) for a photo without depth;
     None or empty: the default (:data:`refocus.depth.estimate.DEFAULT_DEPTH_MODEL`).
 
+    ``align_depth``: align a depth map already at the photo's size with the photo's
+    edges too (the command line's ``--align-depth``); by default it is used as it is.
+
     A photo larger than :data:`WORK_PIXELS` is prepared on a working copy of that size.
     """
     if not photo_path:
         raise RefocusError("upload a photo first")
     check_request([photo_path, depth_path], max_megapixels)
     depth_model = (depth_model or "").strip() or None
-    key = photo_key(photo_path, depth_path, depth_kind, depth_model)
+    key = photo_key(photo_path, depth_path, depth_kind, depth_model, align_depth)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return key
     budget = {} if max_megapixels is None else {"max_megapixels": max_megapixels}
-    cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, device=device, **budget)
+    cfg = RefocusConfig.build(depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth,
+                              device=device, **budget)
     plain = default_refocuser()
     pipeline = plain if progress is None else reporting(plain, progress)
     if progress is not None:
@@ -161,7 +168,7 @@ def load(
     preview = replace(full.resized(PREVIEW_PIXELS), refocuser=preview_refocuser(plain))
     entry = Prepared(
         full=full, preview=preview, draft=preview.resized(DRAFT_PIXELS), source_path=str(photo_path),
-        depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, full_shape=full_shape,
+        depth_path=depth_path, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, full_shape=full_shape,
     )
     with _lock:
         _cache[key] = entry
@@ -264,13 +271,15 @@ def export(key: str, cfg: RefocusConfig, out_dir: str | Path, fmt: str = "png16"
         say(0.05, "full size: the generative engine (about a minute on a large GPU)")
         src = entry.source_path if entry.source_path is not None else entry.full.image
         res = reporting(genfocus_refocuser(GenfocusOptions.from_env()), say, "full size: ").refocus(
-            src, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind}))
+            src, cfg.model_copy(update={"depth_path": entry.depth_path, "depth_kind": entry.depth_kind,
+                                        "align_depth": entry.align_depth}))
         img, info = res.image, res.info
     elif entry.full.scale != 1.0 and entry.source_path is not None:
         # A working copy: the full size is rendered now, on demand, by the whole pipeline
         # (whose result carries the output metadata already).
         say(0.02, "full size: reading the photo")
-        upd = {"depth_path": entry.depth_path, "depth_kind": entry.depth_kind, "depth_model": entry.depth_model}
+        upd = {"depth_path": entry.depth_path, "depth_kind": entry.depth_kind, "depth_model": entry.depth_model,
+               "align_depth": entry.align_depth}
         res = reporting(entry.full.pipeline, say, "full size: ").refocus(entry.source_path, cfg.model_copy(update=upd))
         img, info = res.image, res.info
     else:
