@@ -64,6 +64,11 @@ from refocus.render.plan import (
     window_margin,
 )
 
+#: How far (px of CoC) the half-resolution splat of a 2 x 2 block's CoC may lie from
+#: the block's own mean before the block counts as beside a depth edge
+#: (:meth:`SparseLevels._half_sources`).
+SPLAT_REACH_PX = 0.1
+
 
 @dataclass
 class WindowJob:
@@ -293,6 +298,13 @@ class SparseLevels:
         side's colour went with it: a sharp bright subject's outline was blurred
         with the background and glowed around it (a 0.9 disc on 0.05 at CoC 16 px:
         the background next to it 0.074 instead of 0.060; 2026-12-07).
+
+        The splat reads 4 x 4 pixels, a pixel beyond the block on each side, so a
+        block is near an edge when its neighbours' CoC differs too: a block of
+        background beside the subject got a CoC and a colour partly the subject's,
+        which fell between two background layers and glowed (2.9/255 at CoC 18 px
+        with ``balanced``, 3.3/255 at 12 px with ``fast``; 2026-12-07, later). Such a
+        block takes its own 2 x 2 pixels' side, as a block across the edge does.
         """
         with self._lock:  # the two sweeps share them
             if self._half_src is None:
@@ -301,7 +313,9 @@ class SparseLevels:
                 avg = be.to_numpy(be.downsample(be.asarray(c[None]), 2))[0]
                 lo, hi = be.block_minmax(c, 2)
                 side = np.where(avg - lo < hi - avg, lo, hi)
-                straddle = hi - lo > 1.0
+                h2, w2 = lo.shape
+                box = c.reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+                straddle = (hi - lo > 1.0) | (np.abs(avg - box) > SPLAT_REACH_PX)
                 coc2 = np.where(straddle, side, avg).astype(np.float32)
                 x2 = x_at(2)
                 by, bx = np.nonzero(straddle)
