@@ -60,8 +60,9 @@ split into a dense coarse part and a per-window fine part so that it equals the 
 fill where the kernel reads it. Coarser layers (quarter resolution and below)
 take their weights from the tiles their tent band touches, evaluated on the
 half-resolution image and CoC, so no layer pays a full-resolution pass of its own (a
-2 x 2 block across a depth edge takes one side's CoC and that side's colour alone: with
-the block's mean colour a sharp bright subject glowed over the blurred background).
+2 x 2 block across a depth edge, or beside one within the splat's reach, takes one side's
+CoC and that side's colour alone: with the splat's mean colour a sharp bright subject
+glowed over the blurred background).
 A cat's-eye, whose kernel varies over the photo, is cut into cells
 (:class:`refocus.render.plan.CatsEyeCells`): a tile-sparse window takes the kernel
 of its tile's cell, a dense layer blurs each cell with its own (:mod:`refocus.render.dense`).
