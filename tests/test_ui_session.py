@@ -216,7 +216,7 @@ _REQ = SimpleNamespace(session_hash="tab-1")
 #: The UI's settings, in the order of app.build_app's list: blur mode, strength, f-number,
 #: aperture, blades, rotation, curvature, custom aperture, band, focus mask, deblur,
 #: highlight boost, cat's-eye, show depth.
-_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, 2.0, 0.0, False)
+_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, 2.0, 0.0, False, False)
 
 
 def _fn(app, name):
@@ -288,6 +288,30 @@ def test_last_click_wins(ui_app, files):
     settings[1] = 12
     out = _fn(ui_app, "on_settings")(_REQ, key, None, *settings)
     assert out[3].startswith("focus point (75, 30)")
+
+
+def test_grain_box_keeps_the_photos_grain_in_the_preview_and_the_export(ui_app, tmp_path):
+    """The command line's --grain in the UI: a noisy photo blurred behind its focal
+    plane keeps its grain there (the preview and the export), and the status says so."""
+    from test_grain import _hh_sigma, _two_planes
+
+    photo, img = _two_planes(tmp_path)
+    depth = str(tmp_path / "p-disparity.npy")
+    key = _fn(ui_app, "on_photo")(_REQ, str(photo), depth, "disparity", False, "", *_SETTINGS)[0]
+    assert any(d.fn.__name__ == "on_settings" for d in _dep(ui_app, "grain", "change"))
+    settings = list(_SETTINGS)
+    settings[1] = 12
+    shown = {}
+    for grain in (False, True):
+        settings[13] = grain
+        out = _fn(ui_app, "on_settings")(_REQ, key, (10, 80), *settings)
+        assert ("grain added back" in out[3]) == grain, out[3]
+        shown[grain] = np.asarray(out[0][1], np.float32)[8:-8, 140:-8, 1] / 255
+        path = _fn(ui_app, "on_export")(_REQ, key, (10, 80), "png8", "physical", *settings)
+        shown[grain, "export"] = np.asarray(Image.open(path), np.float32)[8:-8, 140:-8, 1] / 255
+    for k in (None, "export"):
+        plain, grainy = (shown[False] if k is None else shown[False, k]), (shown[True] if k is None else shown[True, k])
+        assert _hh_sigma(grainy) > 2 * _hh_sigma(plain), k
 
 
 def test_typed_slider_values_end_with_the_full_preview(ui_app, files):

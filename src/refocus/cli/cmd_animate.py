@@ -9,7 +9,7 @@ import typer
 
 from refocus.cli.cmd_refocus import (
     AlignDepthOpt, ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
-    HighlightOpt, HighlightThresholdOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+    HighlightOpt, HighlightThresholdOpt, MaxMpOpt, GrainOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
 
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         depth_model: Optional[str] = DepthModelOpt,
         align_depth: bool = AlignDepthOpt,
         no_deblur: bool = NoDeblurOpt,
+        grain: bool = GrainOpt,
         device: str = DeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
@@ -63,7 +64,7 @@ def register(app: typer.Typer) -> None:
         a, b = parse_endpoint(start), parse_endpoint(end)
         cfg = build_config(
             strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture, blades=blades, rotation=rotation,
-            curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur,
+            curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur, grain=grain,
             device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
         )
         console = stderr_console()

@@ -9,7 +9,7 @@ import typer
 
 from refocus.cli.cmd_refocus import (
     AlignDepthOpt, ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
-    FocusRangeOpt, FocusValueOpt, HighlightOpt, HighlightThresholdOpt, JpegQualityOpt, MaxMpOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
+    FocusRangeOpt, FocusValueOpt, HighlightOpt, HighlightThresholdOpt, JpegQualityOpt, MaxMpOpt, GrainOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 from refocus.io.outputs import check_jpeg_quality
 
@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
         depth_model: Optional[str] = DepthModelOpt,
         align_depth: bool = AlignDepthOpt,
         no_deblur: bool = NoDeblurOpt,
+        grain: bool = GrainOpt,
         device: str = DeviceOpt,
         quality: str = QualityOpt,
         highlight_gain: Optional[float] = HighlightOpt,
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth,
-            no_deblur=no_deblur, device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold,
+            no_deblur=no_deblur, grain=grain, device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold,
             max_megapixels=max_megapixels,
         )
         console = Console(stderr=True, soft_wrap=True)

@@ -52,6 +52,11 @@ DepthModelOpt = typer.Option(
     "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf).",
 )
 NoDeblurOpt = typer.Option(False, "--no-deblur", help="Render from the input photo as it is (skip DeblurNet).")
+GrainOpt = typer.Option(
+    False, "--grain",
+    help="Add back the photo's own noise where the new blur averaged it away, so blurred areas are as grainy as sharp ones "
+    "(a lens blurs before the sensor adds its noise).",
+)
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
 QualityOpt = typer.Option("balanced", "--quality", help="Renderer quality: fast (about half the time on a real photo: no summed render on smooth surfaces, coarser layers), balanced or high (larger blur at full resolution).")
 HighlightOpt = typer.Option(None, "--highlight-gain", help="Boost of small clipped highlights, the light sources (default 2; 0 = none).")
@@ -104,6 +109,7 @@ def register(app: typer.Typer) -> None:
         depth_model: Optional[str] = DepthModelOpt,
         align_depth: bool = AlignDepthOpt,
         no_deblur: bool = NoDeblurOpt,
+        grain: bool = GrainOpt,
         save_intermediate: Optional[Path] = typer.Option(
             None, "--save-intermediate", help="Folder for the all-in-focus image, depth and signed CoC map (PNG + .npy)."
         ),
@@ -163,7 +169,7 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
             blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
-            depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur, device=device,
+            depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur, grain=grain, device=device,
             quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
         )
         console = stderr_console()

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from refocus.cli import _genfocus as G
-from refocus.cli.cmd_refocus import QualityOpt
+from refocus.cli.cmd_refocus import GrainOpt, QualityOpt
 from refocus.errors import RefocusError
 from refocus.notes import collect_warnings
 
@@ -46,6 +46,7 @@ def render_cmd(
     highlight_gain: float = typer.Option(2.0, "--highlight-gain", help="Extra brightness of small clipped highlights, the light sources (0 = off)."),
     cats_eye: float = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1."),
     quality: str = QualityOpt,
+    grain: bool = GrainOpt,
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Use disparity values as they are (no min-max scaling)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (16: PNG/TIFF only; default: as the input)."),
     device: Optional[str] = G.GenfocusDeviceOpt,
@@ -130,6 +131,7 @@ def render_cmd(
             quality=quality,
             device=device,
             return_coc=True,
+            grain=grain,
         )
     for w in caught:
         console.print(f"[yellow]warning:[/] {escape(str(w.message))}")

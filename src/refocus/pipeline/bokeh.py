@@ -42,6 +42,7 @@ def render_bokeh(
     quality: Literal["fast", "balanced", "high"] = "balanced",
     device: str = "cpu",
     return_coc: bool = False,
+    grain: bool = False,
 ):
     """Render a new depth of field onto an all-in-focus photo.
 
@@ -67,6 +68,9 @@ def render_bokeh(
         See :class:`RenderConfig` and :class:`ApertureConfig`.
     return_coc:
         Also return the signed CoC map (px).
+    grain:
+        Add back the photo's noise where the blur averaged it away
+        (:mod:`refocus.render.grain`), so blurred areas are as grainy as sharp ones.
 
     Returns
     -------
@@ -122,5 +126,9 @@ def render_bokeh(
     threads = shared_threads()
     out_lin = render_linear(srgb_to_linear(img), coc, cfg, threads=threads)
     out = linear_to_srgb(out_lin, run_ranges=threads.run_ranges)
+    if grain:
+        from refocus.render.grain import add_grain, estimate_noise, grain_seed
+
+        out = add_grain(out, coc, estimate_noise(img), grain_seed(float(np.mean(focus_disparity)), strength))
     # Pixels exactly on the focal plane are returned bit-exact.
     return (out, coc) if return_coc else out

@@ -82,6 +82,10 @@ class RefocusConfig(BaseModel):
         The depth network (hub id or local folder) used when the photo has no depth;
         None: :data:`refocus.depth.estimate.DEFAULT_DEPTH_MODEL` (Depth Anything V2
         Small), falling back to the photo's blur when it cannot be had.
+    grain:
+        Add back the photo's own noise where the new blur averaged it away, as a
+        lens blurs before the sensor adds its noise (:mod:`refocus.render.grain`);
+        off by default, since it adds noise a reference image does not have.
     deblur:
         ``"auto"``: run DeblurNet where it can help, fall back to the input with a
         note when it is not installed; ``"always"``: require it; ``"never"``.
@@ -125,6 +129,7 @@ class RefocusConfig(BaseModel):
     align_depth: bool = False
     depth_model: str | None = None
     deblur: Literal["auto", "always", "never"] = "auto"
+    grain: bool = False
     keep_sharp_px: float = Field(0.1, ge=0.0, le=10.0)
     quality: Literal["fast", "balanced", "high"] = "balanced"
     highlight_gain: float | None = Field(None, ge=0.0, le=1000.0)
@@ -230,6 +235,7 @@ OPTION_OF = {
     "focus_band": "focus band",
     "depth_kind": "--depth-kind",
     "align_depth": "--align-depth",
+    "grain": "--grain",
     "depth_model": "--depth-model",
     "quality": "--quality",
     "highlight_gain": "--highlight-gain",

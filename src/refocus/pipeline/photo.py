@@ -122,6 +122,7 @@ class PreparedPhoto:
     all_in_focus_source: str = ""
     _linear: np.ndarray | None = field(default=None, repr=False)
     _aif_linear: np.ndarray | None = field(default=None, repr=False)
+    _noise: Any = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -132,6 +133,16 @@ class PreparedPhoto:
         if self._linear is None:
             self._linear = srgb_to_linear(self.image)
         return self._linear
+
+    @property
+    def noise(self):
+        """The photo's noise at this copy's size (:func:`refocus.render.grain.estimate_noise`),
+        measured once: what ``grain`` adds back."""
+        if self._noise is None:
+            from refocus.render.grain import estimate_noise
+
+            self._noise = estimate_noise(self.image)
+        return self._noise
 
     @property
     def aif_linear(self) -> np.ndarray | None:
@@ -327,6 +338,7 @@ class PreparedPhoto:
             notes=list(self.notes),
             _linear=None,
             _aif_linear=None,
+            _noise=None,  # a smaller copy is less noisy
             scale=self.scale * nw / w,
         )
 

@@ -569,7 +569,8 @@ class Refocuser:
             # A renderer of sRGB images that cannot add blur (BokehNet) gets the
             # all-in-focus image and the whole CoC, and no keep-sharp blend.
             base = photo.all_in_focus if use_all_in_focus and photo.all_in_focus is not None else photo.image
-            return np.clip(checked_render(self.renderer(base, coc, cfg), base.shape), 0, 1), coc
+            out = np.clip(checked_render(self.renderer(base, coc, cfg), base.shape), 0, 1)
+            return self._grain(out, coc, photo, cfg, fd, k), coc
         if use_all_in_focus and photo.aif_linear is not None:
             base, coc_eff = self._sharpened_base(photo, coc)
         else:
@@ -580,7 +581,19 @@ class Refocuser:
         from refocus.render.threads import shared_threads
 
         threads = getattr(self.renderer, "threads", None) or shared_threads()
-        return linear_to_srgb(out_lin, run_ranges=threads.run_ranges), coc
+        out = linear_to_srgb(out_lin, run_ranges=threads.run_ranges)
+        return self._grain(out, coc_eff, photo, cfg, fd, k), coc
+
+    @staticmethod
+    def _grain(out: np.ndarray, blur_px: np.ndarray, photo: PreparedPhoto, cfg: RefocusConfig, fd: float, k: float) -> np.ndarray:
+        """With ``cfg.grain``, the photo's noise added back where the render blurred it
+        by ``blur_px`` (what the renderer was given: where the input was already
+        blurred, only the blur added to it averaged its noise)."""
+        if not cfg.grain:
+            return out
+        from refocus.render.grain import add_grain, grain_seed
+
+        return add_grain(out, blur_px, photo.noise, grain_seed(fd, k))
 
     def _sharpened_base(self, photo: PreparedPhoto, coc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The image to render from and the CoC to render with, when an all-in-focus

@@ -238,7 +238,7 @@ BOOST_DEFAULT = float(RenderConfig.model_fields["highlight_gain"].default)
 
 
 def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, mask_path=None,
-            deblur: bool = True, boost: float = BOOST_DEFAULT, cats_eye: float = 0.0, device: str = "auto"):
+            deblur: bool = True, boost: float = BOOST_DEFAULT, cats_eye: float = 0.0, grain: bool = False, device: str = "auto"):
     from refocus.aperture import ApertureConfig, load_aperture_image
     from refocus.pipeline.config import RefocusConfig
 
@@ -262,7 +262,7 @@ def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, cu
         kw["strength"] = float(strength)
     # Unticked: the photo itself is blurred (the CLI's --no-deblur), never DeblurNet's output.
     return RefocusConfig.build(aperture=ap, device=device, focus_band=float(band or 0.0), deblur="auto" if deblur else "never",
-                               highlight_gain=float(boost), **kw)
+                               highlight_gain=float(boost), grain=bool(grain), **kw)
 
 
 def build_app(device: str = "auto"):
@@ -338,6 +338,8 @@ def build_app(device: str = "auto"):
         # tell whether they were applied).
         if cfg.aperture.cats_eye > 0:
             status += f"; cat's-eye {cfg.aperture.cats_eye:g}"
+        if cfg.grain:
+            status += "; grain added back where blurred"
         if cfg.highlight_gain is not None and cfg.highlight_gain != BOOST_DEFAULT:
             status += f"; highlight boost {cfg.highlight_gain:g}"
         if cfg.focus_band > 0:
@@ -492,8 +494,9 @@ def build_app(device: str = "auto"):
     # Gradio finds the event data by the annotation of a positional parameter, so
     # the settings are spelled out here.
     def on_click(request: gr.Request, key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur,
-                 boost, cats_eye, show, evt: gr.SelectData):
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye, show)
+                 boost, cats_eye, grain, show, evt: gr.SelectData):
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye, grain,
+                    show)
         if key is None:
             # A click needs a photo on the panel: this one is still loading or failed to
             # load. Said as a pop-up; the panels and the status (its error) stay.
@@ -573,11 +576,12 @@ def build_app(device: str = "auto"):
 
     # Progress is found by a positional parameter's default: the settings are spelled out.
     def on_export(request: gr.Request, key, focus, fmt, engine, blur_mode, strength, f_number, aperture, blades, rotation, curvature,
-                  custom, band, mask, deblur, boost, cats_eye, show, progress=gr.Progress()):
+                  custom, band, mask, deblur, boost, cats_eye, grain, show, progress=gr.Progress()):
         if key is None:
             raise gr.Error(NOT_READY, print_exception=False)
         focus = session.view_focus(_client(request), key, focus)
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye)
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye,
+                    grain)
         why = session.genfocus_unusable() if engine == "genfocus" else None
         if why is not None:  # the radio is disabled then; a request may still ask
             raise gr.Error(f"the generative engine (genfocus) {why}: export with the physical engine", print_exception=False)
@@ -649,6 +653,10 @@ def build_app(device: str = "auto"):
                     True, label="Deblur first (DeblurNet, where the photo is more blurred than asked)", elem_id="deblur",
                     info="untick to blur the photo as it is (the command line's --no-deblur)",
                 )
+                grain = gr.Checkbox(
+                    False, label="Keep the photo's grain in blurred areas", elem_id="grain",
+                    info="adds back the noise the blur averaged away, as a lens blurs before the sensor (--grain)",
+                )
             with gr.Column(scale=2):
                 result = gr.ImageSlider(label="Before / after (preview)", elem_id="result", interactive=False)
                 status = gr.Markdown("upload a photo, then click on it to set the focus", elem_id="status")
@@ -673,7 +681,7 @@ def build_app(device: str = "auto"):
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
         settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, deblur, boost,
-                    cats_eye, show_depth]
+                    cats_eye, grain, show_depth]
         loaded = [key, focus, source, photo, result, depth_view, coc_view, status, export_file]
         # With the blur controls, which a new photo's load sets to its defaults (also a
         # depth map's load that replaces a new photo's own, see on_depth).
