@@ -74,3 +74,16 @@ def test_bench_speed_times_the_quality_asked_for(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "refocus.cli", "bench", "speed", "--quality", "best", "--out", str(tmp_path / "b")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--quality must be" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bench_speed_times_the_grain(tmp_path):
+    """`--stages grain`: --grain's measurement and addition, a row with its own label."""
+    from refocus.bench.speed import _child_grain, run_speed
+    from refocus.bench.tables import _stage_label
+
+    res = _child_grain(48, 64, 2)
+    assert len(res["times_s"]) == 2 and all(t > 0 for t in res["times_s"]) and "measuring the noise" in res["note"]
+    report = run_speed(out_dir=tmp_path, device="cpu", quick=True, stages=("grain",))
+    (row,) = report["rows"]
+    assert row["stage"] == "grain" and row["median_s"] > 0 and "error" not in row
+    assert "--grain" in _stage_label(row)

@@ -206,6 +206,26 @@ def _child_interactive(device: str, repeats: int, draft: bool = False, cats_eye:
             "draft": draft, **({"cats_eye": cats_eye} if cats_eye > 0 else {})}
 
 
+def _child_grain(h: int, w: int, repeats: int) -> dict:
+    """``--grain``'s own cost: the photo's noise measured (:func:`refocus.render.grain.estimate_noise`)
+    and added back over a render blurred everywhere (the most pixels it touches)."""
+    from refocus.render.grain import add_grain, estimate_noise
+
+    rng = np.random.default_rng(6)
+    img = np.clip(smooth_disparity(h, w, seed=7)[..., None] * np.array([0.8, 0.6, 0.4], np.float32)
+                  + rng.normal(0, 0.01, (h, w, 3)).astype(np.float32), 0, 1).astype(np.float32)
+    coc = (16.0 * (smooth_disparity(h, w, seed=8) - 0.5)).astype(np.float32)
+    times, measure = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        noise = estimate_noise(img)
+        t1 = time.perf_counter()
+        add_grain(img, coc, noise)
+        times.append(time.perf_counter() - t0)
+        measure.append(t1 - t0)
+    return {"times_s": times, "note": f"of which measuring the noise {float(np.median(measure)):.2f} s"}
+
+
 def _child_pipeline(h: int, w: int, max_coc: float, device: str, repeats: int) -> dict:
     """The whole pipeline (depth from a file, DeblurNet where it helps, renderer) on files."""
     import tempfile
@@ -281,7 +301,7 @@ def run_speed(
     max_cocs: tuple[float, ...] | None = None,
     repeats: int | None = None,
     quality: str = "balanced",
-    stages: tuple[str, ...] = ("render", "deblur", "depth", "pipeline", "interactive"),
+    stages: tuple[str, ...] = ("render", "deblur", "depth", "pipeline", "interactive", "grain"),
 ) -> dict:
     """Time the stages; write ``speed.json`` and ``speed.md`` into ``out_dir``.
 
@@ -328,6 +348,8 @@ def run_speed(
     if "pipeline" in stages:
         for dev in devices:
             jobs.append(("pipeline", dev, 32.0, {"h": h, "w": w, "max_coc": 32.0, "device": dev, "repeats": 1}))
+    if "grain" in stages:  # numpy on the CPU whatever the device
+        jobs.append(("grain", "cpu", None, {"h": h, "w": w, "repeats": repeats}))
     if "interactive" in stages:
         for dev in devices:
             jobs.append(("interactive", dev, None, {"device": dev, "repeats": repeats}))

@@ -344,6 +344,8 @@ def _stage_label(row: dict) -> str:
         return "depth (Depth Anything V2 Small, random weights, + edge-aware upsampling)"
     if stage == "pipeline":
         return "whole pipeline (depth file → renderer)"
+    if stage == "grain":
+        return "--grain: the photo's noise measured and added back"
     if stage == "interactive":
         size = str(row.get("size_label", "")).split(" ")[0]
         what = "UI draft" if row.get("draft") else "UI re-render after a focus click, preview"

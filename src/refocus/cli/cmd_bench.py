@@ -94,12 +94,13 @@ def speed_cmd(
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes and few repeats (smoke test)."),
     stages: str = typer.Option(
-        "render,deblur,depth,pipeline,interactive", "--stages", help="Comma-separated: render, deblur, depth, pipeline, interactive."
+        "render,deblur,depth,pipeline,interactive,grain", "--stages",
+        help="Comma-separated: render, deblur, depth, pipeline, interactive, grain."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace speed.json or speed.md in --out that are not an earlier speed report's."),
     quality: str = typer.Option("balanced", "--quality", help="The renderer's quality for the render stage: fast, balanced or high."),
 ) -> None:
-    """Time the renderer, DeblurNet, the depth stage and the pipeline."""
+    """Time the renderer, DeblurNet, the depth stage, the pipeline, the UI's re-render and --grain."""
     from refocus.bench.report import check_speed_out
     from refocus.errors import RefocusError
 
@@ -110,7 +111,7 @@ def speed_cmd(
     except ImportError as exc:
         raise RefocusError(f"the speed benchmark is not available in this installation ({exc})") from None
     chosen = tuple(dict.fromkeys(s.strip() for s in stages.split(",") if s.strip()))
-    known = ("render", "deblur", "depth", "pipeline", "interactive")
+    known = ("render", "deblur", "depth", "pipeline", "interactive", "grain")
     if not chosen or any(s not in known for s in chosen):
         raise RefocusError(f"--stages must be a comma-separated list of {', '.join(known)}, got {stages!r}")
     if quality not in ("fast", "balanced", "high"):

@@ -31,8 +31,12 @@ import numpy as np
 NOISE_LEVELS = 6
 #: Fewest flat blocks that give a level its own estimate (else the photo's).
 MIN_BLOCKS = 400
+#: Most blocks read (evenly spaced over the photo's valid ones).
+MAX_BLOCKS = 400_000
 #: Share of each level's blocks, the flattest, the noise is read from.
 FLAT_SHARE = 0.3
+#: Levels of luma the noise's factor is tabulated at when it is added.
+LUT_STEPS = 64
 #: Blocks with a channel this close to 0 or 1 are clipped there: no noise to read.
 CLIP_MARGIN = 2.0 / 255.0
 #: The largest details dropped from each estimate (texture the flattest blocks
@@ -108,9 +112,18 @@ def estimate_noise(image: np.ndarray) -> NoiseModel:
     gy, gx = np.gradient(luma)
     texture = np.abs(gx) + np.abs(gy)
     hb, wb = mean.shape[:2]
-    blocks = img[: 2 * hb, : 2 * wb].reshape(hb, 2, wb, 2, 3)
-    ok = (blocks.min(axis=(1, 3, 4)) > CLIP_MARGIN) & (blocks.max(axis=(1, 3, 4)) < 1.0 - CLIP_MARGIN)
+    px = img[: 2 * hb, : 2 * wb]
+    # Channel by channel: a reduction over the last axis of an H x W x 3 array is slow.
+    lo = np.minimum(np.minimum(px[..., 0], px[..., 1]), px[..., 2])
+    hi = np.maximum(np.maximum(px[..., 0], px[..., 1]), px[..., 2])
+    lo = np.minimum(np.minimum(lo[0::2, 0::2], lo[0::2, 1::2]), np.minimum(lo[1::2, 0::2], lo[1::2, 1::2]))
+    hi = np.maximum(np.maximum(hi[0::2, 0::2], hi[0::2, 1::2]), np.maximum(hi[1::2, 0::2], hi[1::2, 1::2]))
+    ok = (lo > CLIP_MARGIN) & (hi < 1.0 - CLIP_MARGIN)
     d, l, t = diag[ok], luma[ok], texture[ok]
+    if d.shape[0] > MAX_BLOCKS:
+        # Enough blocks for the statistics; more only cost time (1.4 s at 12 MP).
+        step = -(-d.shape[0] // MAX_BLOCKS)
+        d, l, t = d[::step], l[::step], t[::step]
     if d.shape[0] < MIN_BLOCKS:
         return NoiseModel(np.zeros(1, np.float32), np.zeros((1, 3, 3)))
 
@@ -160,17 +173,17 @@ def add_grain(image: np.ndarray, coc_px: np.ndarray, noise: NoiseModel, seed: in
         return img.copy()
     rng = np.random.default_rng(seed)
     z = rng.standard_normal(img.shape, dtype=np.float32)
-    luma = img @ _LUMA
-    levels = noise.luma
-    n = np.zeros_like(img)
-    if levels.size == 1:
-        n = z @ noise.chol[0].T.astype(np.float32)
-    else:
-        # Linear interpolation between the two levels around each pixel's luma.
-        pos = np.interp(luma, levels, np.arange(levels.size, dtype=np.float32))
-        for k in range(levels.size):
-            w = np.clip(1.0 - np.abs(pos - k), 0.0, 1.0)
-            if w.any():
-                n += w[..., None] * (z @ noise.chol[k].T.astype(np.float32))
-    n *= added[..., None]
-    return np.clip(img + n, 0.0, 1.0)
+    # The factor at each pixel's luma, from a table of LUT_STEPS levels interpolated
+    # linearly between the measured ones (a product per level cost 4 s at 12 MP).
+    grid = np.linspace(0.0, 1.0, LUT_STEPS)
+    table = np.stack([np.stack([np.interp(grid, noise.luma, noise.chol[:, i, j]) for j in range(3)], -1)
+                      for i in range(3)], -2).astype(np.float32)  # (LUT_STEPS, 3, 3)
+    index = np.clip(np.rint((img @ _LUMA) * (LUT_STEPS - 1)), 0, LUT_STEPS - 1).astype(np.intp)
+    out = img.copy()
+    for i in range(3):
+        n = table[index, i, 0] * z[..., 0]
+        n += table[index, i, 1] * z[..., 1]
+        n += table[index, i, 2] * z[..., 2]
+        n *= added
+        out[..., i] += n
+    return np.clip(out, 0.0, 1.0, out=out)
