@@ -189,7 +189,7 @@ def test_bench_speed_wiring(tmp_path, monkeypatch, capsys):
         main(["bench", "speed", "--out", str(tmp_path), "--device", "cpu", "--quick"])
     assert exc.value.code == 0
     assert calls == [{"out_dir": tmp_path, "device": "cpu", "quick": True, "quality": "balanced",
-                      "stages": ("render", "deblur", "depth", "pipeline", "interactive")}]
+                      "stages": ("render", "deblur", "depth", "pipeline", "interactive", "grain")}]
     with pytest.raises(SystemExit) as exc:
         main(["bench", "speed", "--out", str(tmp_path), "--stages", "depth", "--quality", "fast"])
     assert exc.value.code == 0 and calls[-1]["stages"] == ("depth",) and calls[-1]["quality"] == "fast"

@@ -1,6 +1,7 @@
 """``refocus bench tables``: README tables from fake benchmark reports (no shared data)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,3 +336,17 @@ def test_a_quick_speed_report_is_flagged_in_the_table(tmp_path):
     assert "quick mode: a smoke test" in block and "2026-12-07 19:00:00" in block and "git abc1234" in block
     plain = tb.render_blocks(tb.load_reports([write_json(tmp_path / "s2.json", fake_speed())]), "CMD")["speed:cpu"]
     assert "quick mode" not in plain
+
+
+def test_every_report_describes_the_machine_alike():
+    """The quality report named no CPU model ("x86_64, 2 CPUs") while the speed report
+    did, each from its own function: one machine_info for both, and the lines that
+    print it name the model where a report has one (an older report: its architecture)."""
+    from refocus.bench.machine import cpu_words, machine_info
+
+    info = machine_info()
+    assert {"platform", "processor", "cpu_count", "python", "torch", "torch_threads"} <= set(info)
+    if Path("/proc/cpuinfo").exists():
+        assert info.get("cpu") and cpu_words(info) == info["cpu"]
+    assert cpu_words({"processor": "x86_64", "cpu_count": 2}) == "x86_64"
+    assert cpu_words({}) == "?"

@@ -46,7 +46,6 @@ tests, not for comparison with the full protocol.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ from typing import Callable
 
 import numpy as np
 
+from refocus.bench.machine import git_state, machine_info
 from refocus.errors import RefocusError, describe_os_error
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -436,32 +436,6 @@ def build_cases(tasks: list[str], data: list[str], quick: bool = False, progress
     return cases, notes
 
 
-def _machine() -> dict:
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
-def git_state() -> str | None:
-    """``git describe --always --dirty`` of the checkout the code runs from (results of
-    a dirty tree cannot be tied to a commit, so the report says so)."""
-    import subprocess
-
-    try:
-        res = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=_REPO_ROOT, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return res.stdout.strip() or None if res.returncode == 0 else None
-
-
 def run_quality(
     tasks: list[str],
     data: list[str],
@@ -530,7 +504,7 @@ def run_quality(
         # A report of some methods only said it came from a run of every method.
         "methods": list(methods) if methods else None,
         "lpips_weights": str(weights) if weights else None,
-        "machine": _machine(),
+        "machine": machine_info(),
         "git": git_state(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "ground_truth_seconds": round(time.perf_counter() - t0, 2),

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from refocus.bench.machine import cpu_words
 from refocus.bench.methods import TASKS
 from refocus.bench.quality import QualityRun, summarise
 
@@ -183,7 +184,7 @@ def render_markdown(run: QualityRun, summary: dict, sheet_names: list[str]) -> s
         "",
         f"- date: {m.get('date')}; tasks: {', '.join(m.get('tasks', []))}; data: {', '.join(m.get('data', []))}"
         + ("; **quick mode (smoke test, not the protocol)**" if m.get("quick") else ""),
-        f"- machine: {mach.get('processor')}, {mach.get('cpu_count')} CPUs, {mach.get('platform')}, "
+        f"- machine: {cpu_words(mach)}, {mach.get('cpu_count')} CPUs, {mach.get('platform')}, "
         f"python {mach.get('python')}, torch {mach.get('torch')} ({mach.get('torch_threads')} threads)",
         f"- code: git {m.get('git') or 'unknown'}",
         f"- time: {m.get('total_seconds')} s in all ({m.get('ground_truth_seconds')} s for ground truth)",

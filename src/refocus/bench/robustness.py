@@ -235,8 +235,7 @@ REPORT_KEYS = {"seed", "summary", "runs"}
 def write_json(runs: list[Run], path: Path, seed: int, mutants: int | None = None) -> Path:
     import time
 
-    from refocus.bench.quality import git_state
-    from refocus.bench.speed import machine_info
+    from refocus.bench.machine import git_state, machine_info
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Times and memory mean something only beside the machine and the code they came from.

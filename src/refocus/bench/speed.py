@@ -19,8 +19,6 @@ the edge-aware upsampling to the photo's size) is timed on the same image.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from refocus.bench.machine import cpu_words, git_state, machine_info
 from refocus.errors import RefocusError
 
 #: Targets from the issues (seconds; None where none was set), for the report.
@@ -271,28 +270,6 @@ def _run_child(kind: str, args: dict, timeout_s: float) -> dict:
     return {"error": err}
 
 
-def machine_info() -> dict:
-    """The machine the numbers came from."""
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    except Exception:
-        pass
-    return info
-
-
 def run_speed(
     out_dir: Path | str = "bench-out/speed",
     device: str = "auto",
@@ -377,8 +354,6 @@ def run_speed(
                 row["target_s"] = target
             rows.append(row)
             progress.advance(task)
-    from refocus.bench.quality import git_state
-
     # A --quick smoke run (small image, one repeat) went into tables unflagged, and no
     # report said when or from which code it came (found 2026-12-07).
     report = {"machine": machine_info(), "quality": quality, "repeats": repeats, "quick": quick,
@@ -391,7 +366,7 @@ def run_speed(
     lines = [
         "# refocus bench speed",
         "",
-        f"Machine: {report['machine'].get('cpu', '?')}, {report['machine']['cpu_count']} cores"
+        f"Machine: {cpu_words(report['machine'])}, {report['machine']['cpu_count']} cores"
         + (f", GPU {report['machine']['gpu']}" if "gpu" in report["machine"] else "")
         + f"; torch {report['machine'].get('torch', '?')}. Renderer quality: {quality}. Median of {repeats}.",
         "",

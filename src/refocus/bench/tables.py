@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from refocus.bench.machine import cpu_words
 from refocus.errors import RefocusError
 
 QUALITY_TASKS = ("bokeh", "refocus", "deblur")
@@ -313,7 +314,7 @@ def provenance_quality(reports: list[QualityReport], command: str) -> str:
     for rep in reports:
         m = rep.data["meta"]
         mach = m.get("machine", {})
-        machine = f"{mach.get('processor', '?')}, {mach.get('cpu_count', '?')} CPUs, torch {mach.get('torch', '?')}"
+        machine = f"{cpu_words(mach)}, {mach.get('cpu_count', '?')} CPUs, torch {mach.get('torch', '?')}"
         quick = "; **quick mode: a smoke test, not the protocol**" if m.get("quick") else ""
         parts.append(f"`{rep.path}` (`{_quality_command(m)}`, {m.get('date', 'date unknown')}, {machine}, "
                      f"git {m.get('git') or 'unknown'}{quick})")
@@ -400,7 +401,7 @@ def render_speed(reports: SpeedReport | list[SpeedReport], device: str, command:
 
 def _speed_machine(data: dict) -> str:
     mach = data.get("machine", {})
-    return (f"{mach.get('cpu', '?')}, {mach.get('cpu_count', '?')} cores" + (f", {mach['gpu']}" if mach.get("gpu") else "")
+    return (f"{cpu_words(mach)}, {mach.get('cpu_count', '?')} cores" + (f", {mach['gpu']}" if mach.get("gpu") else "")
             + f", torch {mach.get('torch', '?')}")
 
 
