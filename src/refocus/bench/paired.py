@@ -8,9 +8,10 @@ with images matched by file name (extension ignored, so ``0001.png`` pairs with
 :data:`TARGET_DIRS` (``target``, ``gt``, ``groundtruth``, ``sharp``, ``aif``);
 ``DIR/test_c/`` (the DPDD archive's root) is looked into too. A pair whose two
 images differ in size is an error, as are two images of one name in one folder
-(``a.jpg`` and ``a.png``); images without a partner are left out with a note. Every format refocus reads is accepted (8/16-bit PNG, JPEG, TIFF, ...);
-other files (a depth map beside the input, say) are ignored unless their name
-matches an image on the other side.
+(``a.jpg`` and ``a.png``); images without a partner are left out with a note.
+Every format refocus reads is accepted (8/16-bit PNG, JPEG, TIFF, ...); other
+files (a depth map beside the input, say) are ignored unless their name matches
+an image on the other side.
 
 These give deblur cases only: there is no disparity, and no focus to render.
 """
