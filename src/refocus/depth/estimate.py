@@ -321,7 +321,14 @@ def estimate_depth_network(
     r = int(min(img.shape[0], img.shape[1]) // (2 * _NETWORK_SHORT_SIDE_PX))
     if r >= 2:
         h, w = img.shape[0] // r * r, img.shape[1] // r * r
-        img = img[:h, :w].reshape(h // r, r, w // r, r, 3).mean(axis=(1, 3), dtype=np.float32)
+        # Strided adds, r x r of them: a reshape + mean over two axes took 0.46 s of
+        # the stage's 2 s at 12 MP, these 0.14 s.
+        acc = np.zeros((h // r, w // r, 3), np.float32)
+        for dy in range(r):
+            for dx in range(r):
+                acc += img[dy:h:r, dx:w:r, :3]
+        acc *= np.float32(1.0 / (r * r))
+        img = acc
     pil = Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), "RGB")
     try:
         inputs = processor(images=pil, return_tensors="pt")

@@ -313,8 +313,9 @@ class SparseLevels:
                 avg = be.to_numpy(be.downsample(be.asarray(c[None]), 2))[0]
                 lo, hi = be.block_minmax(c, 2)
                 side = np.where(avg - lo < hi - avg, lo, hi)
-                h2, w2 = lo.shape
-                box = c.reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+                # Strided adds: a reshape + mean over two axes took 0.09 s at 12 MP.
+                box = (c[0::2, 0::2] + c[0::2, 1::2]) + (c[1::2, 0::2] + c[1::2, 1::2])
+                box *= np.float32(0.25)
                 straddle = (hi - lo > 1.0) | (np.abs(avg - box) > SPLAT_REACH_PX)
                 coc2 = np.where(straddle, side, avg).astype(np.float32)
                 x2 = x_at(2)
