@@ -118,3 +118,22 @@ def test_grain_option_on_the_command_line(tmp_path, capsys):
             assert exc.value.code in (0, None), capsys.readouterr().err
             outs[cmd, bool(flag)] = read_image(out)[0][8:-8, 140:-8, 1]
         assert _hh_sigma(outs[cmd, True]) > 2 * _hh_sigma(outs[cmd, False]), cmd
+
+
+def test_info_reports_the_grain(tmp_path, capsys):
+    """`refocus info` says how grainy the photo is, so a user knows what --grain keeps."""
+    import re
+
+    from refocus.cli import main
+
+    for name, img, expect in (("noisy.png", _noisy(sigma=0.01), 2.55), ("flat.png", np.full((64, 64, 3), 0.5, np.float32), None)):
+        Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(tmp_path / name)
+        with pytest.raises(SystemExit) as exc:
+            main(["info", str(tmp_path / name)])
+        assert (exc.value.code or 0) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        if expect is None:
+            assert "grain none measurable" in out, out
+        else:
+            lo, hi = (float(v) for v in re.search(r"grain ([\d.]+)–([\d.]+)/255", out).groups())
+            assert 0.85 * expect < lo <= hi < 1.15 * expect, out

@@ -62,9 +62,9 @@ def _f_number_words(cam, metric_depth: bool) -> str:
             "(e.g. apple/DepthPro-hf); --full-frame too")
 
 
-def _decode_problem(image: Path):
-    """The error every command raises on the photo's pixels
-    (:func:`refocus.io.read_image`), or None when they decode."""
+def _decode(image: Path):
+    """(pixels, None) as every command decodes them (:func:`refocus.io.read_image`),
+    or (None, the error they raise)."""
     import warnings
 
     from refocus.errors import RefocusError
@@ -73,10 +73,22 @@ def _decode_problem(image: Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the commands say those; info lists the file's facts
-            read_image(image)
+            return read_image(image)[0], None
     except RefocusError as exc:
-        return exc
-    return None
+        return None, exc
+
+
+def _grain_words(pixels: np.ndarray) -> str:
+    """The photo's noise as --grain reads it (refocus.render.grain), in 8-bit levels."""
+    from refocus.render.grain import estimate_noise
+
+    sigma = estimate_noise(pixels).sigma()
+    if not sigma.any():
+        return "none measurable: --grain adds nothing"
+    lo, hi = float(sigma.min()) * 255, float(sigma.max()) * 255
+    spread = f"{lo:.1f}–{hi:.1f}" if hi - lo >= 0.1 else f"{hi:.1f}"
+    return (f"{spread}/255 (sRGB standard deviation in its flattest parts, by brightness and channel; fine texture "
+            "counts too): --grain keeps it where the new blur would smooth it away")
 
 
 def info_cmd(
@@ -107,7 +119,7 @@ def info_cmd(
     row("file", str(image))
     shape = "portrait" if cam.height_px > cam.width_px else "landscape" if cam.width_px > cam.height_px else "square"
     row("size", f"{cam.width_px}x{cam.height_px} px, {shape} (upright)")
-    damaged = _decode_problem(image)
+    pixels, damaged = _decode(image)
     if damaged is not None:
         # The header reads, the pixels do not: info said nothing of it and refocus then
         # stopped (found 2026-12-07 on a truncated camera JPEG of the EXIF corpus).
@@ -175,6 +187,8 @@ def info_cmd(
     else:
         row("blur gain K", "not computable: missing " + ", ".join(missing))
     row("--f-number", _f_number_words(cam, emb is not None and emb.metric))
+    if pixels is not None:
+        row("grain", _grain_words(pixels))
     if cam.rendered:
         row("rendered by refocus", cam.rendered)
     if near_far_m is not None:
