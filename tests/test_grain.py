@@ -137,3 +137,21 @@ def test_info_reports_the_grain(tmp_path, capsys):
         else:
             lo, hi = (float(v) for v in re.search(r"grain ([\d.]+)–([\d.]+)/255", out).groups())
             assert 0.85 * expect < lo <= hi < 1.15 * expect, out
+
+
+def test_each_frame_of_a_focus_pull_has_its_own_grain(tmp_path):
+    """A camera's noise changes from frame to frame; grain fixed to the pixels would
+    look like dirt on the lens as the focus moves."""
+    from refocus.pipeline import RefocusConfig, Refocuser
+    from refocus.pipeline.animate import focus_pull
+
+    photo_path, _ = _two_planes(tmp_path)
+    cfg = RefocusConfig(strength=12.0, deblur="never", grain=True)
+    photo = Refocuser().prepare(photo_path, cfg)
+    frames, fds = focus_pull(photo, cfg, {"focus_value": 1.0}, {"focus_value": 0.9}, frames=3, ease=False)
+    far = (slice(8, -8), slice(140, -8), 1)
+    assert len(set(np.round(fds, 6))) == 3
+    # Independent grain: the finest detail of a frame-to-frame difference is about
+    # sqrt(2) times a frame's (the same grain would cancel).
+    grain = _hh_sigma(frames[0][far])
+    assert _hh_sigma(frames[1][far] - frames[0][far]) > 1.2 * grain
