@@ -22,8 +22,8 @@ _REQ = SimpleNamespace(session_hash="deblur-tab")
 
 def _settings(deblur: bool):
     #: blur mode, strength, f-number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost,
-    #: cat's-eye, grain, show depth
-    return ("strength", 2, 2.8, "disc", 6, 0, 0, None, 0.0, None, deblur, 2.0, 0.0, False, False)
+    #: cat's-eye, rim, ring, grain, show depth
+    return ("strength", 2, 2.8, "disc", 6, 0, 0, None, 0.0, None, deblur, 2.0, 0.0, 0.0, 0.0, False, False)
 
 
 def _fn(app, name):

@@ -216,7 +216,7 @@ _REQ = SimpleNamespace(session_hash="tab-1")
 #: The UI's settings, in the order of app.build_app's list: blur mode, strength, f-number,
 #: aperture, blades, rotation, curvature, custom aperture, band, focus mask, deblur,
 #: highlight boost, cat's-eye, show depth.
-_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, 2.0, 0.0, False, False)
+_SETTINGS = ("strength", 8, 2.8, "disc", 6, 0, 0, None, 0.0, None, True, 2.0, 0.0, 0.0, 0.0, False, False)
 
 
 def _fn(app, name):
@@ -303,7 +303,7 @@ def test_grain_box_keeps_the_photos_grain_in_the_preview_and_the_export(ui_app, 
     settings[1] = 12
     shown = {}
     for grain in (False, True):
-        settings[13] = grain
+        settings[15] = grain
         out = _fn(ui_app, "on_settings")(_REQ, key, (10, 80), *settings)
         assert ("grain added back" in out[3]) == grain, out[3]
         shown[grain] = np.asarray(out[0][1], np.float32)[8:-8, 140:-8, 1] / 255
@@ -476,6 +476,20 @@ def test_an_error_does_not_leave_the_old_preview_on_screen(ui_app, files, tmp_pa
     assert not _skipped(_fn(ui_app, "on_settings")(_REQ, key, None, *settings))
 
 
+def test_rim_and_ring_sliders_shape_the_preview(ui_app, files):
+    """The command line's --rim and --ring in the UI: they reach the renderer (the
+    preview changes and the status names them)."""
+    key = _fn(ui_app, "on_photo")(_REQ, *files, "disparity", False, "", *_SETTINGS)[0]
+    shown = {}
+    for name, rim, ring in (("plain", 0.0, 0.0), ("rim", 1.0, 0.0), ("ring", 0.0, 0.6)):
+        settings = list(_SETTINGS)
+        settings[1], settings[13], settings[14] = 30, rim, ring
+        out = _fn(ui_app, "on_settings")(_REQ, key, (10, 30), *settings)
+        shown[name] = np.asarray(out[0][1], np.float32)
+        assert ("rim +1" in out[3]) == (name == "rim") and ("ring 0.6" in out[3]) == (name == "ring"), out[3]
+    assert np.abs(shown["rim"] - shown["plain"]).max() > 2 and np.abs(shown["ring"] - shown["plain"]).max() > 2
+
+
 def test_blade_controls_only_enabled_for_the_blades_aperture(ui_app):
     """Trial D, defect 7: Blades and Curvature could be moved with the disc aperture,
     where they do nothing."""
@@ -484,10 +498,11 @@ def test_blade_controls_only_enabled_for_the_blades_aperture(ui_app):
     assert all(c.interactive is False for c in comps.values()), "enabled with the default disc aperture"
     assert any(d.fn.__name__ == "on_aperture" for d in _dep(ui_app, "aperture", "change"))
     on_aperture = _fn(ui_app, "on_aperture")
-    interactive = lambda shape: [u["interactive"] for u in on_aperture(shape)]  # noqa: E731  (blades, rotation, curvature)
-    assert interactive("disc") == [False, False, False]
-    assert interactive("blades") == [True, True, True]
-    assert interactive("custom") == [False, True, False]
+    # (blades, rotation, curvature, rim, ring): a custom image carries its own rim and ring.
+    interactive = lambda shape: [u["interactive"] for u in on_aperture(shape)]  # noqa: E731
+    assert interactive("disc") == [False, False, False, True, True]
+    assert interactive("blades") == [True, True, True, True, True]
+    assert interactive("custom") == [False, True, False, False, False]
 
 
 def test_the_slider_a_blur_mode_ignores_is_greyed_out(ui_app):

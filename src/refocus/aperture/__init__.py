@@ -14,6 +14,17 @@ before reaching the sensor, those from a nearer point have not crossed yet.
 This matches light-field refocusing, where view ``(u, v)`` displaces a point of
 disparity ``d`` focused at ``s`` by ``(s - d) * (u, v)``.
 
+Rim and ring. Light is not spread evenly over a real lens's discs: with
+under-corrected spherical aberration (most fast lenses, strongly so in the soap-bubble
+lenses) a highlight behind the focal plane draws a disc with a bright rim and one in
+front of it a disc with a soft edge, and over-corrected lenses the reverse; a mirror
+lens's central obstruction draws rings (Lightroom's Lens Blur offers "Bubble" and
+"Ring" bokeh beside the circle and blades). ``rim`` weights the transmission by
+``1 + 4 rim rho^4`` (a rim up to 5 times the centre, ``rim`` > 0) or ``1 - |rim| rho^2``
+(an edge fading to 0 at ``rim`` = -1), ``rho`` the distance from the centre as a
+fraction of the shape's edge in that direction, with the sign of ``rim`` turned for
+points in front of the focal plane; ``ring`` blocks ``rho`` < ``ring``.
+
 Cat's-eye. Off-axis, the lens barrel clips the pupil; we model it as the
 intersection with a unit disc shifted towards the frame centre by
 ``cats_eye * rho`` (``rho`` = distance from the frame centre, 1 at the corners),
@@ -30,7 +41,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from refocus.errors import RefocusError
 
@@ -54,6 +65,13 @@ class ApertureConfig(BaseModel):
         Blade curvature: 0 = straight edges (a regular polygon), 1 = a disc.
     cats_eye:
         Strength of the cat's-eye clipping towards the frame corners, 0..1.
+    rim:
+        -1..1: > 0 bright rims behind the focal plane and soft edges in front (a lens
+        with under-corrected spherical aberration: soap-bubble bokeh), < 0 the
+        reverse, 0 an even disc (disc and polygon only; see the module docstring).
+    ring:
+        0..0.9: the central obstruction of a mirror lens, as a fraction of the
+        aperture's radius: ring-shaped discs (disc and polygon only).
     """
 
     # Non-finite numbers refused: a NaN rotation passed unchecked and drew a broken
@@ -65,6 +83,8 @@ class ApertureConfig(BaseModel):
     rotation_deg: float = 0.0
     curvature: float = Field(0.0, ge=0.0, le=1.0)
     cats_eye: float = Field(0.0, ge=0.0, le=1.0)
+    rim: float = Field(0.0, ge=-1.0, le=1.0)
+    ring: float = Field(0.0, ge=0.0, le=0.9)
     image_path: str | None = None
     image: np.ndarray | None = Field(default=None, exclude=True, repr=False)
 
@@ -83,12 +103,25 @@ class ApertureConfig(BaseModel):
         v.setflags(write=False)
         return v
 
+    @model_validator(mode="after")
+    def _profile_of_a_drawn_shape(self):
+        if self.shape == "custom" and (self.rim != 0.0 or self.ring != 0.0):
+            # An image's grey levels already are its transmission, rims and rings included.
+            raise ValueError("rim and ring shape a disc or polygon aperture; a custom image carries its own (paint it)")
+        return self
+
+    @property
+    def profiled(self) -> bool:
+        """Whether light is spread unevenly over the shape (a rim or a ring)."""
+        return self.rim != 0.0 or self.ring != 0.0
+
     def key(self) -> tuple:
         """Hashable identity, used to cache kernels."""
         img_key = None
         if self.image is not None:
             img_key = _image_key(self.image)
-        return (self.shape, self.blades, round(self.rotation_deg, 6), round(self.curvature, 6), self.image_path, img_key)
+        return (self.shape, self.blades, round(self.rotation_deg, 6), round(self.curvature, 6), self.image_path, img_key,
+                round(self.rim, 6), round(self.ring, 6))
 
 
 #: id(image) -> (weak reference to it, its identity): hashing a large custom image on
@@ -174,13 +207,15 @@ def aperture_from_spec(spec: str, **kwargs) -> ApertureConfig:
     return ApertureConfig(shape="custom", image=img, image_path=str(spec), **kwargs)
 
 
-def aperture_mask(cfg: ApertureConfig, u: np.ndarray, v: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
-    """Transmission in [0, 1] of the aperture at pupil coordinates (u, v).
+def aperture_mask(cfg: ApertureConfig, u: np.ndarray, v: np.ndarray, image: np.ndarray | None = None,
+                  front: bool = False) -> np.ndarray:
+    """Transmission (>= 0; at most 1 without a rim) of the aperture at pupil coordinates (u, v).
 
     ``u`` points right and ``v`` down; the circumscribed circle is the unit circle.
     A custom image's longer side spans [-1, 1], each of its pixels covering its own
     square of that frame (a 1 x 1 white image is a square aperture filling it);
     ``image`` replaces the config's (a reduced copy, see :func:`_rasterise`).
+    ``front``: for a point in front of the focal plane (the rim's sign turned).
     """
     u = np.asarray(u, dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
@@ -192,7 +227,7 @@ def aperture_mask(cfg: ApertureConfig, u: np.ndarray, v: np.ndarray, image: np.n
     vr = s * u + c * v
     r = np.hypot(ur, vr)
     if cfg.shape == "disc":
-        return (r <= 1.0).astype(np.float64)
+        return _profiled(cfg, r, 1.0, front)
     if cfg.shape == "polygon":
         n = cfg.blades
         # Angle measured with v up so that a vertex points up at rotation 0.
@@ -201,11 +236,25 @@ def aperture_mask(cfg: ApertureConfig, u: np.ndarray, v: np.ndarray, image: np.n
         local = np.mod(ang, sector) - sector / 2
         r_poly = np.cos(np.pi / n) / np.cos(local)
         r_edge = (1 - cfg.curvature) * r_poly + cfg.curvature * 1.0
-        return (r <= r_edge).astype(np.float64)
+        return _profiled(cfg, r, r_edge, front)
     if cfg.shape == "custom":
         img = image if image is not None else custom_image(cfg)
         return _sample_image(img, ur, vr)
     raise RefocusError(f"unknown aperture shape {cfg.shape!r}")
+
+
+def _profiled(cfg: ApertureConfig, r: np.ndarray, r_edge, front: bool) -> np.ndarray:
+    """Inside the edge ``r_edge``: 1, or the rim's and ring's profile over
+    ``rho = r / r_edge`` (module docstring)."""
+    inside = (r <= r_edge).astype(np.float64)
+    if not cfg.profiled:
+        return inside
+    rho = r / r_edge
+    rim = -cfg.rim if front else cfg.rim
+    weight = 1.0 + 4.0 * rim * rho**4 if rim > 0 else 1.0 + rim * rho**2
+    if cfg.ring > 0:
+        weight = weight * (rho >= cfg.ring)
+    return inside * weight
 
 
 def custom_image(cfg: ApertureConfig) -> np.ndarray:
@@ -315,13 +364,13 @@ _KERNEL_LOCK = threading.Lock()
 def _kernel_cached(key, cfg: ApertureConfig) -> np.ndarray:
     def make() -> np.ndarray:
         _, radius_px, front, offset = key
-        k = _rasterise(cfg, radius_px, offset)
+        k = _rasterise(cfg, radius_px, offset, front)
         return k[::-1, ::-1].copy() if front else k
 
     return _cached(_KERNEL_CACHE, key, 4096, make)
 
 
-def _rasterise(cfg: ApertureConfig, radius_px: float, offset: tuple[float, float]) -> np.ndarray:
+def _rasterise(cfg: ApertureConfig, radius_px: float, offset: tuple[float, float], front: bool = False) -> np.ndarray:
     if radius_px < 0.5:
         # The whole spot falls inside the centre pixel.
         return np.ones((1, 1), dtype=np.float32)
@@ -336,14 +385,14 @@ def _rasterise(cfg: ApertureConfig, radius_px: float, offset: tuple[float, float
     image = None
     if cfg.shape == "custom":  # no finer than the samples across the frame (2 radius_px ss)
         image = _reduced_image(custom_image(cfg), 2.0 * radius_px * ss)
-    m = aperture_mask(cfg, uu, vv, image=image)
+    m = aperture_mask(cfg, uu, vv, image=image, front=front)
     if offset != (0.0, 0.0):
         # The lens-shaped intersection is drawn centred on the point (aperture shifted
         # by -offset/2, clipping disc by +offset/2): left where the clip puts it, every
         # disc moved towards the frame centre by up to half its radius, which gathered
         # the blur's light there (a light at the centre of a wall dimmed by 20 %).
         ou, ov = offset
-        shifted = aperture_mask(cfg, uu + ou / 2, vv + ov / 2, image=image)
+        shifted = aperture_mask(cfg, uu + ou / 2, vv + ov / 2, image=image, front=front)
         clipped = shifted * _cats_eye_clip(uu, vv, (ou / 2, ov / 2))
         # An off-centre custom shape can be clipped away entirely near a corner: it
         # is drawn unclipped there, not as the sharp point the fallback below makes

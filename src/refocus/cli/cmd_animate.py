@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    AlignDepthOpt, ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
+    AlignDepthOpt, ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, RimOpt, RingOpt, DepthKindOpt, DepthModelOpt, DepthOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt,
     HighlightOpt, HighlightThresholdOpt, MaxMpOpt, GrainOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 
@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         rotation: float = RotationOpt,
         curvature: float = CurvatureOpt,
         cats_eye: float = CatsEyeOpt,
+        rim: float = RimOpt,
+        ring: float = RingOpt,
         depth: Optional[Path] = DepthOpt,
         depth_kind: Optional[str] = DepthKindOpt,
         depth_model: Optional[str] = DepthModelOpt,
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
         a, b = parse_endpoint(start), parse_endpoint(end)
         cfg = build_config(
             strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture, blades=blades, rotation=rotation,
-            curvature=curvature, cats_eye=cats_eye, depth=depth, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur, grain=grain,
+            curvature=curvature, cats_eye=cats_eye, rim=rim, ring=ring, depth=depth, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur, grain=grain,
             device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
         )
         console = stderr_console()

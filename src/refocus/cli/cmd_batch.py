@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from refocus.cli.cmd_refocus import (
-    AlignDepthOpt, ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
+    AlignDepthOpt, ApertureOpt, BladesOpt, CatsEyeOpt, CurvatureOpt, RimOpt, RingOpt, DepthKindOpt, DepthModelOpt, DeviceOpt, FNumberOpt, FullFrameOpt, SensorWidthOpt, FocusOpt,
     FocusRangeOpt, FocusValueOpt, HighlightOpt, HighlightThresholdOpt, JpegQualityOpt, MaxMpOpt, GrainOpt, NoDeblurOpt, QualityOpt, RotationOpt, StrengthOpt,
 )
 from refocus.io.outputs import check_jpeg_quality
@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
         rotation: float = RotationOpt,
         curvature: float = CurvatureOpt,
         cats_eye: float = CatsEyeOpt,
+        rim: float = RimOpt,
+        ring: float = RingOpt,
         depth_dir: Optional[Path] = typer.Option(
             None, "--depth-dir",
             help="Folder of depth maps (default: next to the photos). Given, every photo needs its map there: one without "
@@ -74,7 +76,7 @@ def register(app: typer.Typer) -> None:
             raise RefocusError(f"--depth-dir is not a folder: {depth_dir}")
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
-            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth,
+            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, rim=rim, ring=ring, depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth,
             no_deblur=no_deblur, grain=grain, device=device, quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold,
             max_megapixels=max_megapixels,
         )

@@ -38,6 +38,12 @@ BladesOpt = typer.Option(6, "--blades", help="Diaphragm blades (polygon), 3..16.
 RotationOpt = typer.Option(0.0, "--rotation", help="Aperture rotation, degrees counter-clockwise.")
 CurvatureOpt = typer.Option(0.0, "--curvature", help="Blade curvature, 0 (straight) .. 1 (disc).")
 CatsEyeOpt = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1.")
+RimOpt = typer.Option(
+    0.0, "--rim",
+    help="-1..1: > 0 bright-rimmed discs behind the focal plane and soft ones in front (soap-bubble bokeh, a lens with "
+    "under-corrected spherical aberration), < 0 the reverse (disc and polygon apertures).",
+)
+RingOpt = typer.Option(0.0, "--ring", help="0..0.9: a mirror lens's central obstruction, a fraction of the radius: ring-shaped discs.")
 DepthOpt = typer.Option(None, "--depth", "-d", help="Depth or disparity map (.png, .npy, .pfm, .tif, .exr).")
 DepthKindOpt = typer.Option(None, "--depth-kind", help="What --depth holds: disparity (larger = nearer) or depth (distance).")
 AlignDepthOpt = typer.Option(
@@ -104,6 +110,8 @@ def register(app: typer.Typer) -> None:
         rotation: float = RotationOpt,
         curvature: float = CurvatureOpt,
         cats_eye: float = CatsEyeOpt,
+        rim: float = RimOpt,
+        ring: float = RingOpt,
         depth: Optional[Path] = DepthOpt,
         depth_kind: Optional[str] = DepthKindOpt,
         depth_model: Optional[str] = DepthModelOpt,
@@ -168,7 +176,7 @@ def register(app: typer.Typer) -> None:
                      photo=image)
         cfg = build_config(
             focus=focus, focus_value=focus_value, focus_range=focus_range, strength=strength, f_number=f_number, full_frame=full_frame, sensor_width_mm=sensor_width, aperture=aperture,
-            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, depth=depth,
+            blades=blades, rotation=rotation, curvature=curvature, cats_eye=cats_eye, rim=rim, ring=ring, depth=depth,
             depth_kind=depth_kind, depth_model=depth_model, align_depth=align_depth, no_deblur=no_deblur, grain=grain, device=device,
             quality=quality, highlight_gain=highlight_gain, highlight_threshold=highlight_threshold, max_megapixels=max_megapixels,
         )

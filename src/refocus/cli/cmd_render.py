@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from refocus.cli import _genfocus as G
-from refocus.cli.cmd_refocus import GrainOpt, QualityOpt
+from refocus.cli.cmd_refocus import GrainOpt, QualityOpt, RimOpt, RingOpt
 from refocus.errors import RefocusError
 from refocus.notes import collect_warnings
 
@@ -45,6 +45,8 @@ def render_cmd(
     highlight_threshold: float = typer.Option(0.92, "--highlight-threshold", help="sRGB luminance treated as clipped, 0..1."),
     highlight_gain: float = typer.Option(2.0, "--highlight-gain", help="Extra brightness of small clipped highlights, the light sources (0 = off)."),
     cats_eye: float = typer.Option(0.0, "--cats-eye", help="Cat's-eye clipping towards the corners, 0..1."),
+    rim: float = RimOpt,
+    ring: float = RingOpt,
     quality: str = QualityOpt,
     grain: bool = GrainOpt,
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Use disparity values as they are (no min-max scaling)."),
@@ -100,7 +102,7 @@ def render_cmd(
         get_engine(gen).check_weights(["bokeh"])  # one line now rather than after the depth work
     from refocus.pipeline.options import build_aperture
 
-    aper = build_aperture(aperture, blades, rotation, curvature, cats_eye)
+    aper = build_aperture(aperture, blades, rotation, curvature, cats_eye, rim, ring)
     rgb, info = read_image(image)
     # The depth rule of every command (refocus.depth.get_depth): same aspect ratio or
     # an error, invalid values filled with a warning, a map of another size aligned,

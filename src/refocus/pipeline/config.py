@@ -247,6 +247,8 @@ OPTION_OF = {
     "rotation_deg": "--rotation",
     "curvature": "--curvature",
     "cats_eye": "--cats-eye",
+    "rim": "--rim",
+    "ring": "--ring",
 }
 
 

@@ -72,7 +72,8 @@ def parse_focus_value(value: str | float) -> dict:
     return {"focus_value": v}
 
 
-def build_aperture(aperture: str = "disc", blades: int = 6, rotation: float = 0.0, curvature: float = 0.0, cats_eye: float = 0.0):
+def build_aperture(aperture: str = "disc", blades: int = 6, rotation: float = 0.0, curvature: float = 0.0, cats_eye: float = 0.0,
+                   rim: float = 0.0, ring: float = 0.0):
     """``--aperture disc|polygon|PATH.png`` and its shape options -> ApertureConfig."""
     from refocus.aperture import aperture_from_spec
 
@@ -85,7 +86,7 @@ def build_aperture(aperture: str = "disc", blades: int = 6, rotation: float = 0.
                 raise RefocusError(f"--aperture image not found: {spec}")
             raise RefocusError(f"--aperture must be disc, polygon or an image file; {spec!r} is none of them")
     try:
-        return aperture_from_spec(spec, blades=blades, rotation_deg=rotation, curvature=curvature, cats_eye=cats_eye)
+        return aperture_from_spec(spec, blades=blades, rotation_deg=rotation, curvature=curvature, cats_eye=cats_eye, rim=rim, ring=ring)
     except ValidationError as exc:  # out-of-range blades, curvature, a NaN rotation...
         raise settings_error(exc) from None
 
@@ -127,6 +128,8 @@ def build_config(
     rotation: float = 0.0,
     curvature: float = 0.0,
     cats_eye: float = 0.0,
+    rim: float = 0.0,
+    ring: float = 0.0,
     depth: str | os.PathLike | None = None,
     depth_kind: str | None = None,
     depth_model: str | None = None,
@@ -175,7 +178,7 @@ def build_config(
         f_number=f_number,
         full_frame=full_frame,
         sensor_width_mm=sensor_width_mm,
-        aperture=build_aperture(aperture, blades, rotation, curvature, cats_eye),
+        aperture=build_aperture(aperture, blades, rotation, curvature, cats_eye, rim, ring),
         depth_path=None if depth is None else str(depth),
         depth_kind=depth_kind,
         depth_model=depth_model,

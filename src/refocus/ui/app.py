@@ -227,7 +227,7 @@ FULL_FRAME_MODE = "f-number, full-frame equivalent"
 OWN_LENS_MODE = "the photo's own lens"
 #: The shape controls each aperture choice uses (:func:`_config` reads them); the
 #: others are disabled while it is chosen.
-APERTURE_CONTROLS = {"disc": (), "blades": ("blades", "rotation", "curvature"), "custom": ("rotation",)}
+APERTURE_CONTROLS = {"disc": ("rim", "ring"), "blades": ("blades", "rotation", "curvature", "rim", "ring"), "custom": ("rotation",)}
 #: The slider each "Blur set by" mode reads (the photo's own lens reads neither: its K
 #: is shown in the strength slider).
 BLUR_CONTROLS = {"strength": ("strength",), "f-number": ("f_number",), FULL_FRAME_MODE: ("f_number",), OWN_LENS_MODE: ()}
@@ -238,19 +238,22 @@ BOOST_DEFAULT = float(RenderConfig.model_fields["highlight_gain"].default)
 
 
 def _config(focus, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom_path, band=0.0, mask_path=None,
-            deblur: bool = True, boost: float = BOOST_DEFAULT, cats_eye: float = 0.0, grain: bool = False, device: str = "auto"):
+            deblur: bool = True, boost: float = BOOST_DEFAULT, cats_eye: float = 0.0, rim: float = 0.0, ring: float = 0.0,
+            grain: bool = False, device: str = "auto"):
     from refocus.aperture import ApertureConfig, load_aperture_image
     from refocus.pipeline.config import RefocusConfig
 
     eye = {"cats_eye": float(cats_eye or 0.0)}
+    drawn = {"rim": float(rim or 0.0), "ring": float(ring or 0.0)}  # a custom image carries its own
     if aperture == "blades":
-        ap = ApertureConfig(shape="polygon", blades=int(blades), rotation_deg=float(rotation), curvature=float(curvature), **eye)
+        ap = ApertureConfig(shape="polygon", blades=int(blades), rotation_deg=float(rotation), curvature=float(curvature), **eye,
+                            **drawn)
     elif aperture == "custom":
         if not custom_path:
             raise RefocusError('upload an image in "Custom aperture shape" for the custom aperture')
         ap = ApertureConfig(shape="custom", image=load_aperture_image(custom_path), rotation_deg=float(rotation), **eye)
     else:
-        ap = ApertureConfig(**eye)
+        ap = ApertureConfig(**eye, **drawn)
     # An uploaded focus mask decides the focus until it is removed (a click then has no say).
     kw = {"focus_mask": str(mask_path)} if mask_path else {"focus_xy": tuple(focus)} if focus else {}
     if blur_mode in ("f-number", FULL_FRAME_MODE):
@@ -338,6 +341,10 @@ def build_app(device: str = "auto"):
         # tell whether they were applied).
         if cfg.aperture.cats_eye > 0:
             status += f"; cat's-eye {cfg.aperture.cats_eye:g}"
+        if cfg.aperture.rim:
+            status += f"; rim {cfg.aperture.rim:+g}"
+        if cfg.aperture.ring:
+            status += f"; ring {cfg.aperture.ring:g}"
         if cfg.grain:
             status += "; grain added back where blurred"
         if cfg.highlight_gain is not None and cfg.highlight_gain != BOOST_DEFAULT:
@@ -494,9 +501,9 @@ def build_app(device: str = "auto"):
     # Gradio finds the event data by the annotation of a positional parameter, so
     # the settings are spelled out here.
     def on_click(request: gr.Request, key, blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur,
-                 boost, cats_eye, grain, show, evt: gr.SelectData):
-        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye, grain,
-                    show)
+                 boost, cats_eye, rim, ring, grain, show, evt: gr.SelectData):
+        settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye, rim,
+                    ring, grain, show)
         if key is None:
             # A click needs a photo on the panel: this one is still loading or failed to
             # load. Said as a pop-up; the panels and the status (its error) stay.
@@ -566,7 +573,7 @@ def build_app(device: str = "auto"):
 
     def on_aperture(shape):
         uses = APERTURE_CONTROLS.get(shape, ())
-        return tuple(gr.update(interactive=name in uses) for name in ("blades", "rotation", "curvature"))
+        return tuple(gr.update(interactive=name in uses) for name in ("blades", "rotation", "curvature", "rim", "ring"))
 
     def on_blur_mode(mode):
         # The slider the mode ignores is greyed out: in f-number mode a typed strength
@@ -576,12 +583,12 @@ def build_app(device: str = "auto"):
 
     # Progress is found by a positional parameter's default: the settings are spelled out.
     def on_export(request: gr.Request, key, focus, fmt, engine, blur_mode, strength, f_number, aperture, blades, rotation, curvature,
-                  custom, band, mask, deblur, boost, cats_eye, grain, show, progress=gr.Progress()):
+                  custom, band, mask, deblur, boost, cats_eye, rim, ring, grain, show, progress=gr.Progress()):
         if key is None:
             raise gr.Error(NOT_READY, print_exception=False)
         focus = session.view_focus(_client(request), key, focus)
         settings = (blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, mask, deblur, boost, cats_eye,
-                    grain)
+                    rim, ring, grain)
         why = session.genfocus_unusable() if engine == "genfocus" else None
         if why is not None:  # the radio is disabled then; a request may still ask
             raise gr.Error(f"the generative engine (genfocus) {why}: export with the physical engine", print_exception=False)
@@ -637,6 +644,11 @@ def build_app(device: str = "auto"):
                 cats_eye = gr.Slider(
                     0, 1, value=0, step=0.05, label="Cat's-eye (lemon-shaped discs towards the corners, as a fast lens; slower preview)", elem_id="cats-eye"
                 )
+                rim = gr.Slider(
+                    -1, 1, value=0, step=0.05, elem_id="rim",
+                    label="Rim (> 0: bright-rimmed soap bubbles behind the focal plane, soft discs in front; < 0 the reverse)",
+                )
+                ring = gr.Slider(0, 0.9, value=0, step=0.05, label="Ring (a mirror lens's central obstruction)", elem_id="ring")
                 boost = gr.Slider(
                     0, 8, value=BOOST_DEFAULT, step=0.1, elem_id="boost",
                     label="Highlight boost (small clipped lights bloom into bright discs; 0 = off)",
@@ -681,7 +693,7 @@ def build_app(device: str = "auto"):
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
 
         settings = [blur_mode, strength, f_number, aperture, blades, rotation, curvature, custom, band, focus_mask, deblur, boost,
-                    cats_eye, grain, show_depth]
+                    cats_eye, rim, ring, grain, show_depth]
         loaded = [key, focus, source, photo, result, depth_view, coc_view, status, export_file]
         # With the blur controls, which a new photo's load sets to its defaults (also a
         # depth map's load that replaces a new photo's own, see on_depth).
@@ -705,7 +717,7 @@ def build_app(device: str = "auto"):
         # "multiple": with Gradio's default ("once") a click during a render was dropped;
         # session.ask/may_show let only the newest click reach the screen.
         photo.select(on_click, [key, *settings], [focus, result, depth_view, coc_view, status], trigger_mode="multiple")
-        aperture.change(on_aperture, [aperture], [blades, rotation, curvature], queue=False, show_progress="hidden")
+        aperture.change(on_aperture, [aperture], [blades, rotation, curvature, rim, ring], queue=False, show_progress="hidden")
         blur_mode.change(on_blur_mode, [blur_mode], [strength, f_number], queue=False, show_progress="hidden")
         outputs = [result, depth_view, coc_view, status]
         for comp in settings:
