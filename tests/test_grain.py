@@ -31,7 +31,7 @@ def test_noise_is_measured_within_ten_percent(sigma):
     quantised = np.hypot(sigma, 1 / 255 / np.sqrt(12))  # 8 bits add their own
     np.testing.assert_allclose(model.sigma(), quantised, rtol=0.1)
     # Luminance noise: the channels move together.
-    cov = model.chol[0] @ model.chol[0].T
+    cov = model.factor[0] @ model.factor[0].T
     corr = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
     assert corr > 0.9
 
@@ -52,8 +52,8 @@ def test_texture_and_clipped_areas_do_not_count_as_noise():
 
 def test_a_clean_or_tiny_photo_has_no_noise_to_add():
     flat = np.full((64, 64, 3), 0.5, np.float32)
-    assert not estimate_noise(flat).chol.any()
-    assert not estimate_noise(np.full((3, 3, 3), 0.5, np.float32)).chol.any()
+    assert not estimate_noise(flat).factor.any()
+    assert not estimate_noise(np.full((3, 3, 3), 0.5, np.float32)).factor.any()
     out = add_grain(flat, np.full((64, 64), 20.0, np.float32), estimate_noise(flat))
     np.testing.assert_array_equal(out, flat)
 

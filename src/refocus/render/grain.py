@@ -49,15 +49,15 @@ _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """The photo's noise: ``chol[k]`` a factor S (3 x 3, sRGB units) of the channels'
-    covariance S S^T at luma ``luma[k]`` (ascending)."""
+    """The photo's noise: ``factor[k]`` a matrix S (3 x 3, sRGB units) with the
+    channels' covariance S S^T at luma ``luma[k]`` (ascending)."""
 
     luma: np.ndarray
-    chol: np.ndarray
+    factor: np.ndarray
 
     def sigma(self) -> np.ndarray:
         """Per level, the three channels' standard deviations (sRGB, 0..1)."""
-        return np.sqrt(np.einsum("kij,kij->ki", self.chol, self.chol))
+        return np.sqrt(np.einsum("kij,kij->ki", self.factor, self.factor))
 
 
 def _haar(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +82,7 @@ def _robust_cov(d: np.ndarray) -> np.ndarray:
     for i in range(3):
         for j in range(i + 1, 3):
             cov[i, j] = cov[j, i] = 0.5 * (var(d[:, i] + d[:, j]) - cov[i, i] - cov[j, j])
-    # The medians need not give a positive semi-definite matrix.
+    # Three separate estimates need not make a positive semi-definite matrix.
     vals, vecs = np.linalg.eigh(cov)
     return (vecs * np.clip(vals, 0.0, None)) @ vecs.T
 
@@ -131,18 +131,18 @@ def estimate_noise(image: np.ndarray) -> NoiseModel:
         cut = np.quantile(t[sel], FLAT_SHARE)
         return sel & (t <= cut)
 
-    everywhere = _robust_cov(d[flattest(np.ones(d.shape[0], bool))])
     edges = np.quantile(l, np.linspace(0.0, 1.0, NOISE_LEVELS + 1))
-    levels, chols = [], []
+    levels, factors = [], []
     for k in range(NOISE_LEVELS):
         sel = (l >= edges[k]) & ((l < edges[k + 1]) if k + 1 < NOISE_LEVELS else (l <= edges[k + 1]))
         if sel.sum() * FLAT_SHARE < MIN_BLOCKS:
             continue
         levels.append(float(np.median(l[sel])))
-        chols.append(_factor(_robust_cov(d[flattest(sel)])))
-    if not levels:
+        factors.append(_factor(_robust_cov(d[flattest(sel)])))
+    if not levels:  # too few blocks to split: one estimate for the whole photo
+        everywhere = _robust_cov(d[flattest(np.ones(d.shape[0], bool))])
         return NoiseModel(np.array([float(np.median(l))], np.float32), _factor(everywhere)[None])
-    return NoiseModel(np.asarray(levels, np.float32), np.asarray(chols))
+    return NoiseModel(np.asarray(levels, np.float32), np.asarray(factors))
 
 
 def kept_variance(coc_px: np.ndarray) -> np.ndarray:
@@ -169,14 +169,14 @@ def add_grain(image: np.ndarray, coc_px: np.ndarray, noise: NoiseModel, seed: in
     """
     img = np.asarray(image, np.float32)
     added = np.sqrt(np.clip(1.0 - kept_variance(coc_px), 0.0, 1.0)).astype(np.float32)
-    if not noise.chol.any() or float(added.max()) <= 0.0:
+    if not noise.factor.any() or float(added.max()) <= 0.0:
         return img.copy()
     rng = np.random.default_rng(seed)
     z = rng.standard_normal(img.shape, dtype=np.float32)
     # The factor at each pixel's luma, from a table of LUT_STEPS levels interpolated
     # linearly between the measured ones (a product per level cost 4 s at 12 MP).
     grid = np.linspace(0.0, 1.0, LUT_STEPS)
-    table = np.stack([np.stack([np.interp(grid, noise.luma, noise.chol[:, i, j]) for j in range(3)], -1)
+    table = np.stack([np.stack([np.interp(grid, noise.luma, noise.factor[:, i, j]) for j in range(3)], -1)
                       for i in range(3)], -2).astype(np.float32)  # (LUT_STEPS, 3, 3)
     index = np.clip(np.rint((img @ _LUMA) * (LUT_STEPS - 1)), 0, LUT_STEPS - 1).astype(np.intp)
     out = img.copy()
