@@ -13,8 +13,9 @@ Noise model: per level of brightness, a 3 x 3 covariance of the three sRGB chann
 (the channels' noise is correlated after demosaicing: mostly luminance grain, some
 colour), read from the finest diagonal Haar details of the photo's flattest blocks
 (as Donoho & Johnstone 1994 read the noise of a wavelet transform, with a trimmed
-mean of absolute values in place of their median, which 8-bit data quantises). White in space: grain coarser than a pixel
-(a phone's denoised noise) is matched in its finest-scale strength only.
+mean of absolute values in place of their median, which 8-bit data quantises).
+White in space: grain coarser than a pixel (a phone's denoised noise) is matched in
+its finest-scale strength only.
 
 Conventions: sRGB images float32 H x W x 3 in [0, 1] (the noise is measured and
 added where the photo has it, after the tone curve); ``coc_px`` the signed radius
@@ -59,20 +60,31 @@ class NoiseModel:
         """Per level, the three channels' standard deviations (sRGB, 0..1)."""
         return np.sqrt(np.einsum("kij,kij->ki", self.factor, self.factor))
 
+    @classmethod
+    def none(cls) -> "NoiseModel":
+        """No measurable noise: adds nothing."""
+        return cls(np.zeros(1, np.float32), np.zeros((1, 3, 3)))
+
+
+def _quads(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The four pixels (top left, top right, bottom left, bottom right) of each whole
+    2 x 2 block of ``x``, as strided views."""
+    h, w = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
+    return x[0:h:2, 0:w:2], x[0:h:2, 1:w:2], x[1:h:2, 0:w:2], x[1:h:2, 1:w:2]
+
 
 def _haar(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per 2 x 2 block: the diagonal detail (H/2, W/2, 3), std sigma for white noise of
     std sigma, and the block mean."""
-    h, w = (img.shape[0] // 2) * 2, (img.shape[1] // 2) * 2
-    a, b = img[0:h:2, 0:w:2], img[0:h:2, 1:w:2]
-    c, d = img[1:h:2, 0:w:2], img[1:h:2, 1:w:2]
+    a, b, c, d = _quads(img)
     return (a - b - c + d) * 0.5, (a + b + c + d) * 0.25
 
 
 def _robust_cov(d: np.ndarray) -> np.ndarray:
     """3 x 3 covariance of rows of ``d`` (n, 3) from trimmed means of absolute values
     (a median of 8-bit data moves in steps of 0.003), with
-    var(x + y) = var x + var y + 2 cov(x, y)."""
+    var(x + y) = var x + var y + 2 cov(x, y); three separate estimates, so not always
+    positive semi-definite (:func:`_factor` drops what is not)."""
     def var(v):
         a = np.abs(v)
         kept = a[a <= np.quantile(a, 1.0 - TRIM)]
@@ -82,14 +94,13 @@ def _robust_cov(d: np.ndarray) -> np.ndarray:
     for i in range(3):
         for j in range(i + 1, 3):
             cov[i, j] = cov[j, i] = 0.5 * (var(d[:, i] + d[:, j]) - cov[i, i] - cov[j, j])
-    # Three separate estimates need not make a positive semi-definite matrix.
-    vals, vecs = np.linalg.eigh(cov)
-    return (vecs * np.clip(vals, 0.0, None)) @ vecs.T
+    return cov
 
 
 def _factor(cov: np.ndarray) -> np.ndarray:
-    """A matrix S with S S^T = ``cov`` (positive semi-definite): its symmetric square
-    root, which unlike a Cholesky factor needs no full rank (one channel noiseless)."""
+    """A matrix S with S S^T = ``cov`` with its negative eigenvalues dropped: its
+    symmetric square root, which unlike a Cholesky factor needs no full rank (one
+    channel noiseless)."""
     vals, vecs = np.linalg.eigh(cov)
     return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
 
@@ -105,19 +116,19 @@ def estimate_noise(image: np.ndarray) -> NoiseModel:
     img = np.asarray(image, np.float32)
     diag, mean = _haar(img)
     if min(diag.shape[:2]) < 2:
-        return NoiseModel(np.zeros(1, np.float32), np.zeros((1, 3, 3)))
+        return NoiseModel.none()
     # The coarse detail of each block's neighbourhood: texture and edges, barely
     # moved by pixel noise (averaged over 4 pixels).
     luma = mean @ _LUMA
     gy, gx = np.gradient(luma)
     texture = np.abs(gx) + np.abs(gy)
-    hb, wb = mean.shape[:2]
-    px = img[: 2 * hb, : 2 * wb]
     # Channel by channel: a reduction over the last axis of an H x W x 3 array is slow.
-    lo = np.minimum(np.minimum(px[..., 0], px[..., 1]), px[..., 2])
-    hi = np.maximum(np.maximum(px[..., 0], px[..., 1]), px[..., 2])
-    lo = np.minimum(np.minimum(lo[0::2, 0::2], lo[0::2, 1::2]), np.minimum(lo[1::2, 0::2], lo[1::2, 1::2]))
-    hi = np.maximum(np.maximum(hi[0::2, 0::2], hi[0::2, 1::2]), np.maximum(hi[1::2, 0::2], hi[1::2, 1::2]))
+    lo = np.minimum(np.minimum(img[..., 0], img[..., 1]), img[..., 2])
+    hi = np.maximum(np.maximum(img[..., 0], img[..., 1]), img[..., 2])
+    a, b, c, e = _quads(lo)
+    lo = np.minimum(np.minimum(a, b), np.minimum(c, e))
+    a, b, c, e = _quads(hi)
+    hi = np.maximum(np.maximum(a, b), np.maximum(c, e))
     ok = (lo > CLIP_MARGIN) & (hi < 1.0 - CLIP_MARGIN)
     d, l, t = diag[ok], luma[ok], texture[ok]
     if d.shape[0] > MAX_BLOCKS:
@@ -125,7 +136,7 @@ def estimate_noise(image: np.ndarray) -> NoiseModel:
         step = -(-d.shape[0] // MAX_BLOCKS)
         d, l, t = d[::step], l[::step], t[::step]
     if d.shape[0] < MIN_BLOCKS:
-        return NoiseModel(np.zeros(1, np.float32), np.zeros((1, 3, 3)))
+        return NoiseModel.none()
 
     def flattest(sel):
         cut = np.quantile(t[sel], FLAT_SHARE)

@@ -313,9 +313,7 @@ class SparseLevels:
                 avg = be.to_numpy(be.downsample(be.asarray(c[None]), 2))[0]
                 lo, hi = be.block_minmax(c, 2)
                 side = np.where(avg - lo < hi - avg, lo, hi)
-                # Strided adds: a reshape + mean over two axes took 0.09 s at 12 MP.
-                box = (c[0::2, 0::2] + c[0::2, 1::2]) + (c[1::2, 0::2] + c[1::2, 1::2])
-                box *= np.float32(0.25)
+                box = be.to_numpy(be.box_down2(be.asarray(c[None])))[0]
                 straddle = (hi - lo > 1.0) | (np.abs(avg - box) > SPLAT_REACH_PX)
                 coc2 = np.where(straddle, side, avg).astype(np.float32)
                 x2 = x_at(2)
